@@ -1,0 +1,55 @@
+/*
+ * internal.h - engine-private declarations shared by the files of src/engine.
+ * The handle owns one store provider, the management configuration and the last
+ * error message. Nothing here is visible to the binding or the CLI.
+ */
+#ifndef DUROX_ENGINE_INTERNAL_H
+#define DUROX_ENGINE_INTERNAL_H
+
+#include "durox.h"
+#include "store/provider.h"
+#include "util/arena.h"
+#include "util/json.h"
+
+struct durox {
+	store *st;
+	durox_config cfg;
+	char err[512];
+};
+
+/* Sets the handle's message and returns rc. */
+int dx_fail(durox *dx, int rc, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+/* Copies the provider's message for a failed provider call and returns rc. */
+int dx_store_fail(durox *dx, int rc);
+/* Clears the message (start of every public call). */
+void dx_clear(durox *dx);
+
+/* Deep-copies a summary's strings into a. Returns 0 or DUROX_ENOMEM. */
+int summary_copy(arena *a, durox_instance_summary *dst, const durox_instance_summary *src);
+
+/* Analysis of one execution's history (history.c). */
+typedef struct exec_analysis {
+	uint64_t execution_id;
+	int64_t first_ts, last_ts; /* DUROX_NO_TIME when no events */
+	int64_t started_ts;        /* OrchestrationStarted timestamp */
+	int64_t terminal_ts;       /* OrchestrationCompleted/Failed/ContinuedAsNew timestamp */
+	const char *input;         /* OrchestrationStarted input (arena) */
+	const char *can_input;     /* OrchestrationContinuedAsNew input (arena) */
+	const char *details_json;  /* OrchestrationFailed details (arena, compact JSON) */
+	int failure_kind;
+	uint64_t events;
+	durox_instance_statistics stats; /* counts for this execution */
+	double turn_time_sum;
+	/* pending work (filled when want_pending) */
+	durox_execution_details pending;
+} exec_analysis;
+
+/* Reads and analyses one execution's history into *ea (allocations from a). */
+int analyse_execution(durox *dx, arena *a, const char *instance_id, uint64_t execution_id, int want_pending,
+                      exec_analysis *ea);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * lx.h - helpers shared by the files of the Lua binding (src/lua): conversion of
+ * engine results to Lua tables and of Lua tables to engine requests, JSON <-> Lua,
+ * and "boxes" (userdata that own engine results so a Lua error never leaks them).
+ */
+#ifndef DUROX_LUA_LX_H
+#define DUROX_LUA_LX_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "durox.h"
+#include "util/json.h"
+
+#define LX_STORE "durox.Store"
+#define LX_ITER "durox.Iterator"
+#define LX_BOX "durox.Box"
+
+/* A box owns one engine object until it is freed explicitly or collected. */
+typedef struct lx_box {
+	void *p;
+	void (*fr)(void *);
+} lx_box;
+
+/* Pushes a new empty box (its metatable frees the object on __gc/__close). */
+lx_box *lx_newbox(lua_State *L);
+/* Frees the boxed object now (idempotent). */
+void lx_boxfree(lx_box *b);
+/* Pushes a box owning a fresh arena and returns the arena. */
+arena *lx_newarena(lua_State *L);
+
+/* The handle userdata. */
+typedef struct lx_store {
+	durox *dx; /* NULL once closed */
+} lx_store;
+
+/* Returns the open handle at idx or raises ("attempt to use a closed store"). */
+durox *lx_checkstore(lua_State *L, int idx);
+
+/* Returns `nil, message, code` for a failed call: pushes 3 values, returns 3. */
+int lx_fail(lua_State *L, durox *dx, int rc);
+
+/* Result pushers (each pushes one table). */
+void lx_push_summary(lua_State *L, const durox_instance_summary *s);
+void lx_push_summaries(lua_State *L, const durox_instance_list *l);
+void lx_push_time(lua_State *L, const char *field, int64_t t); /* sets t[field] on the table at top, nil skipped */
+void lx_push_event(lua_State *L, arena *scratch, const durox_event *e);
+void lx_push_statistics(lua_State *L, const durox_instance_statistics *s);
+/* Pushes a JSON value as Lua (integers stay integers, null -> durox.null). */
+void lx_push_json(lua_State *L, const json *v);
+/* Registers durox.null (a light userdata NULL) as the module's field at table idx. */
+
+/* Fills f from the filter table at idx (raises on misuse: unknown field, wrong type).
+ * idx may hold nil (no filter). If the table has a `predicate` function, its absolute
+ * index is stored in *pred_idx (else 0) - the caller keeps it on the stack. */
+void lx_check_filter(lua_State *L, int idx, durox_filter *f, int *pred_idx);
+
+/* Predicate plumbing: the engine callback runs the Lua function protected. */
+typedef struct lx_pred {
+	lua_State *L;
+	int fn_idx;   /* absolute stack index of the function */
+	int errored;  /* the function raised: its error value is at the top of L's stack */
+} lx_pred;
+int lx_predicate(void *ud, const durox_instance_summary *s);
+
+/* JSON encoding of a Lua value (sorted object keys, exact integers). Pushes the string
+ * or raises on a value JSON cannot hold. pretty: indent with two spaces. */
+void lx_encode_json(lua_State *L, int idx, int pretty);
+
+/* Embedded pure-Lua modules (generated at build time). */
+void lx_preload_embedded(lua_State *L);
+
+/* Opens the durox module table (pushes it). The entry point of both the loadable module
+ * and duroxlua. */
+int durox_luaopen(lua_State *L);
+
+#endif
