@@ -152,7 +152,7 @@ static int parse_string(parser *ps, const char **out, size_t *outlen)
 		case 'u': {
 			unsigned cp;
 			if (q - r < 4 || hex4(r, &cp) != 0) {
-				ps->p = r;
+				ps->p = r - 2; /* at the backslash */
 				fail(ps, "bad \\u escape");
 				return -1;
 			}
@@ -173,7 +173,7 @@ static int parse_string(parser *ps, const char **out, size_t *outlen)
 			break;
 		}
 		default:
-			ps->p = r - 1;
+			ps->p = r - 2; /* at the backslash */
 			fail(ps, "bad escape");
 			return -1;
 		}
