@@ -321,12 +321,14 @@ typedef struct durox_search_request {
 
 int durox_search_instances(durox *dx, const durox_search_request *req, durox_instance_list **out);
 
-/* Streaming iterator over any number of matches in constant memory: it reads keyset pages
- * of batch_size (0: 256) and holds no transaction between them. */
+/* Streaming iterator over any number of matches in constant memory: it reads keyset batches
+ * and holds no transaction between them. Batches are page_size rows, or by default 256 for
+ * InstanceId order (served by the primary key) and 2048 for the other orders (which sort
+ * the matches for every batch: prefer InstanceId to stream a large store). */
 typedef struct durox_instance_iter durox_instance_iter;
 
-/* Creates an iterator (the request's page_size is the batch size; its page_token and
- * want_total are ignored). The request's filter must outlive the iterator. */
+/* Creates an iterator (the request's page_size is the batch size, 0 for the default; its
+ * page_token and want_total are ignored). The request's filter must outlive the iterator. */
 int durox_instance_iter_new(durox *dx, const durox_list_request *req, durox_instance_iter **out);
 /* Sets *s to the next summary (valid until the next call or free) and returns 1, returns 0 at
  * the end, or a negative code on error. */

@@ -314,17 +314,13 @@ static void doREPL(lua_State *L)
 
 /* ---- subcommands ----------------------------------------------------------------- */
 
-/* Nonzero when durox.cli.<name> is an embedded subcommand. */
-static int is_subcommand(lua_State *L, const char *name)
+/* Nonzero when name is meant as a subcommand: a plain word (no '.', no '/') that is not an
+ * existing file. durox.cli.main then runs it or reports an unknown command. */
+static int is_subcommand(const char *name)
 {
-	if (name[0] == '-' || strchr(name, '.') != NULL || strchr(name, '/') != NULL)
+	if (name[0] == '-' || name[0] == '\0' || strchr(name, '.') != NULL || strchr(name, '/') != NULL)
 		return 0;
-	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-	lua_pushfstring(L, "durox.cli.%s", name);
-	lua_rawget(L, -2);
-	int found = !lua_isnil(L, -1);
-	lua_pop(L, 2);
-	return found;
+	return access(name, F_OK) != 0;
 }
 
 /* Runs durox.cli.main with the command name and its arguments; returns the exit code. */
@@ -499,7 +495,7 @@ static int pmain(lua_State *L)
 	lua_gc(L, LUA_GCGEN, 0, 0);
 
 	/* a subcommand takes over everything after it */
-	if (o->script < o->argc && !o->has_e && is_subcommand(L, o->argv[o->script]) &&
+	if (o->script < o->argc && !o->has_e && is_subcommand(o->argv[o->script]) &&
 	    strcmp(o->argv[o->script - 1], "--") != 0) {
 		*exit_code = run_subcommand(L, o->argv + o->script, o->argc - o->script, store);
 		return 0;

@@ -188,8 +188,11 @@ static uint64_t history_fingerprint(const durox_history_request *req, uint64_t e
 		token_put_str(&b, req->event_types[k]);
 	token_put_u64(&b, req->from_event_id);
 	token_put_u64(&b, req->to_event_id);
-	token_put_u64(&b, (uint64_t)req->from_time);
-	token_put_u64(&b, (uint64_t)req->to_time);
+	/* Time bounds are not part of the fingerprint: callers pass relative times ('-1h')
+	 * resolved per call, and event ids only grow, so a page continues correctly after
+	 * its last event id whatever the window has moved to. */
+	buf_addc(&b, req->from_time != DUROX_NO_TIME ? 1 : 0);
+	buf_addc(&b, req->to_time != DUROX_NO_TIME ? 1 : 0);
 	buf_addc(&b, req->include_payloads ? 1 : 0);
 	uint64_t h = fnv1a64(FNV1A64_INIT, b.data, b.len);
 	buf_free(&b);

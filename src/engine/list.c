@@ -18,7 +18,16 @@
 #include "engine/token.h"
 
 #define DEFAULT_PAGE 100
-#define DEFAULT_BATCH 256
+
+/* Rows per store round trip when the caller did not choose. Only InstanceId order is served
+ * by an index (the primary key); the other orders sort the matches on every batch, so their
+ * batches are larger to keep full scans few. */
+static uint32_t batch_for(int order_by, uint32_t requested)
+{
+	if (requested > 0)
+		return requested;
+	return order_by == DUROX_ORDER_INSTANCE_ID ? 256 : 2048;
+}
 
 /* ---- scanner -------------------------------------------------------------------- */
 
@@ -295,7 +304,7 @@ static int count_matches(durox *dx, const durox_list_request *req, int64_t *out)
 		return rc == DUROX_OK ? rc : dx_store_fail(dx, rc);
 	}
 	scan s;
-	scan_init(&s, dx, req, DEFAULT_BATCH);
+	scan_init(&s, dx, req, batch_for(req->order_by, 0));
 	const durox_instance_summary *r;
 	int rc;
 	while ((rc = scan_next(&s, &r)) == 1)
@@ -351,7 +360,8 @@ int durox_list_instances_paginated(durox *dx, const durox_list_request *req, dur
 done:
 	scan_free(&s);
 	if (rc != DUROX_OK) {
-		durox_instance_list_free(&lr->pub);
+		if (lr != NULL)
+			durox_instance_list_free(&lr->pub);
 		return rc;
 	}
 	*out = &lr->pub;
@@ -364,7 +374,7 @@ static int collect(durox *dx, const durox_list_request *req, uint32_t cap, int l
 {
 	*out = NULL;
 	scan s;
-	scan_init(&s, dx, req, DEFAULT_BATCH);
+	scan_init(&s, dx, req, batch_for(req->order_by, 0));
 	list_result *lr = result_new(64);
 	int rc;
 	if (lr == NULL) {
@@ -452,7 +462,7 @@ int durox_instance_iter_new(durox *dx, const durox_list_request *req, durox_inst
 	durox_instance_iter *it = calloc(1, sizeof *it);
 	if (it == NULL)
 		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
-	scan_init(&it->s, dx, req, req->page_size ? req->page_size : DEFAULT_BATCH);
+	scan_init(&it->s, dx, req, batch_for(req->order_by, req->page_size));
 	*out = it;
 	return DUROX_OK;
 }

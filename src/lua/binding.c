@@ -110,7 +110,7 @@ static void apply_config(lua_State *L, durox *dx, int t)
 /* durox.open(url [, options]) -> handle | nil, message, code */
 static int l_open(lua_State *L)
 {
-	const char *url = luaL_checkstring(L, 1);
+	const char *url = lx_checktext(L, 1);
 	lua_settop(L, 2);
 	durox_open_options o = {0};
 	if (!lua_isnoneornil(L, 2)) {
@@ -397,7 +397,9 @@ static int l_search(lua_State *L)
 		static const char *const known[] = {"text", "filter", "limit", "predicate", NULL};
 		check_keys(L, 2, "search", known);
 		lua_getfield(L, 2, "text");
-		req.text = luaL_checkstring(L, -1); /* anchored in the query table */
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "search field 'text' expects a string, got %s", luaL_typename(L, -1));
+		req.text = lx_checktext(L, -1); /* anchored in the query table */
 		lua_pop(L, 1);
 		lua_Integer lim = opt_int_field(L, 2, "limit", 0);
 		if (lim < 0)
@@ -486,11 +488,16 @@ static int l_instances(lua_State *L)
 	durox_filter *f = check_filter(L, 2, 0, &pred_idx); /* pushes the filter box at 4 */
 	durox_list_request req = {0};
 	req.filter = f;
+	req.order_by = DUROX_ORDER_INSTANCE_ID; /* the order an index serves: any number of rows streams in O(n) */
 	if (!lua_isnil(L, 3)) {
 		luaL_checktype(L, 3, LUA_TTABLE);
 		static const char *const known[] = {"order_by", "direction", "batch_size", NULL};
 		check_keys(L, 3, "iterator option", known);
-		req.order_by = check_order(L, 3);
+		lua_getfield(L, 3, "order_by");
+		int has_order = !lua_isnil(L, -1);
+		lua_pop(L, 1);
+		if (has_order)
+			req.order_by = check_order(L, 3);
 		req.direction = check_direction(L, 3);
 		lua_Integer bs = opt_int_field(L, 3, "batch_size", 0);
 		if (bs < 0 || bs > 100000)
@@ -535,7 +542,7 @@ static void status_free_box(void *p) { durox_orchestration_status_free(p); }
 static int l_get_status(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
-	const char *id = luaL_checkstring(L, 2);
+	const char *id = lx_checktext(L, 2);
 	lx_box *b = lx_newbox(L);
 	durox_orchestration_status *s;
 	int rc = durox_get_orchestration_status(dx, id, &s);
@@ -578,7 +585,7 @@ static void desc_free_box(void *p) { durox_descriptor_free(p); }
 static int l_get_descriptor(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
-	const char *id = luaL_checkstring(L, 2);
+	const char *id = lx_checktext(L, 2);
 	lx_box *b = lx_newbox(L);
 	durox_descriptor *d;
 	int rc = durox_get_orchestration_descriptor(dx, id, &d);
@@ -609,7 +616,7 @@ static void idlist_free_box(void *p) { durox_id_list_free(p); }
 static int l_list_executions(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
-	const char *id = luaL_checkstring(L, 2);
+	const char *id = lx_checktext(L, 2);
 	lx_box *b = lx_newbox(L);
 	durox_id_list *l;
 	int rc = durox_list_executions(dx, id, &l);
@@ -647,7 +654,10 @@ static int l_get_instances_status(lua_State *L)
 		if (lua_type(L, -1) != LUA_TSTRING)
 			luaL_error(L, "bad argument #1 to 'get_instances_status' (instance id #%d is a %s, not a string)",
 			           (int)k, luaL_typename(L, -1));
-		ids[k - 1] = lua_tostring(L, -1); /* anchored in the argument table */
+		size_t idlen;
+		ids[k - 1] = lua_tolstring(L, -1, &idlen); /* anchored in the argument table */
+		if (strlen(ids[k - 1]) != idlen)
+			luaL_error(L, "bad argument #1 to 'get_instances_status' (instance id #%d contains a NUL byte)", (int)k);
 		lua_pop(L, 1);
 	}
 	lx_box *b = lx_newbox(L);
@@ -726,7 +736,9 @@ static int l_history_filtered(lua_State *L)
 	check_keys(L, 2, "history request", known);
 	durox_history_request req;
 	lua_getfield(L, 2, "instance_id");
-	durox_history_request_init(&req, luaL_checkstring(L, -1));
+	if (lua_type(L, -1) != LUA_TSTRING)
+		luaL_error(L, "history request field 'instance_id' expects a string, got %s", luaL_typename(L, -1));
+	durox_history_request_init(&req, lx_checktext(L, -1));
 	lua_pop(L, 1);
 	req.execution_id = (uint64_t)check_u64_field(L, 2, "execution_id");
 	req.from_event_id = (uint64_t)check_u64_field(L, 2, "from_event_id");
@@ -795,7 +807,7 @@ static int l_history_filtered(lua_State *L)
 static int l_read_history(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
-	const char *id = luaL_checkstring(L, 2);
+	const char *id = lx_checktext(L, 2);
 	lua_Integer exec = luaL_optinteger(L, 3, 0);
 	luaL_argcheck(L, exec >= 0, 3, "execution id must not be negative");
 	lx_box *b = lx_newbox(L);
@@ -901,7 +913,7 @@ static void push_execution_details(lua_State *L, const durox_execution_details *
 static int l_get_details(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
-	const char *id = luaL_checkstring(L, 2);
+	const char *id = lx_checktext(L, 2);
 	lx_box *b = lx_newbox(L);
 	durox_instance_details *d;
 	int rc = durox_get_instance_details(dx, id, &d);
@@ -957,7 +969,7 @@ static int l_get_details(lua_State *L)
 static int l_get_statistics(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
-	const char *id = luaL_checkstring(L, 2);
+	const char *id = lx_checktext(L, 2);
 	durox_instance_statistics s;
 	int rc = durox_get_instance_statistics(dx, id, &s);
 	if (rc != DUROX_OK)
@@ -1011,11 +1023,13 @@ static int l_parse_time(lua_State *L)
 	return 1;
 }
 
-/* durox.format_time(ms) -> 'YYYY-MM-DDTHH:MM:SS.mmmZ' */
+/* durox.format_time(ms) -> 'YYYY-MM-DDTHH:MM:SS.mmmZ' (years 0..9999) */
 static int l_format_time(lua_State *L)
 {
 	char out[40];
-	time_format_iso((int64_t)luaL_checkinteger(L, 1), out, sizeof out);
+	lua_Integer ms = luaL_checkinteger(L, 1);
+	luaL_argcheck(L, ms >= -62167219200000LL && ms <= 253402300799999LL, 1, "time out of range (years 0 to 9999)");
+	time_format_iso((int64_t)ms, out, sizeof out);
 	lua_pushstring(L, out);
 	return 1;
 }

@@ -60,6 +60,15 @@ arena *lx_newarena(lua_State *L)
 	return a;
 }
 
+const char *lx_checktext(lua_State *L, int idx)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, idx, &n);
+	if (strlen(s) != n)
+		luaL_argerror(L, idx, "string contains a NUL byte");
+	return s;
+}
+
 int lx_fail(lua_State *L, durox *dx, int rc)
 {
 	lua_pushnil(L);
@@ -209,10 +218,14 @@ static durox_value lua_value(lua_State *L, int idx, const char *key)
 {
 	durox_value v = {.type = DUROX_VAL_NULL};
 	switch (lua_type(L, idx)) {
-	case LUA_TSTRING:
+	case LUA_TSTRING: {
+		size_t n;
 		v.type = DUROX_VAL_TEXT;
-		v.text = lua_tostring(L, idx);
+		v.text = lua_tolstring(L, idx, &n);
+		if (strlen(v.text) != n)
+			luaL_error(L, "filter field '%s' contains a NUL byte", key);
 		break;
+	}
 	case LUA_TNUMBER:
 		if (!lua_isinteger(L, idx))
 			luaL_error(L, "filter field '%s' expects an integer, got a float", key);
@@ -245,7 +258,10 @@ static void add_set(lua_State *L, durox_filter *f, int field, int idx, const cha
 			lua_rawgeti(L, idx, k);
 			if (lua_type(L, -1) != LUA_TSTRING)
 				luaL_error(L, "filter field '%s' expects strings, got %s at [%d]", key, luaL_typename(L, -1), (int)k);
-			vals[k - 1] = (durox_value){.type = DUROX_VAL_TEXT, .text = lua_tostring(L, -1)};
+			size_t len;
+			vals[k - 1] = (durox_value){.type = DUROX_VAL_TEXT, .text = lua_tolstring(L, -1, &len)};
+			if (strlen(vals[k - 1].text) != len)
+				luaL_error(L, "filter field '%s' contains a NUL byte", key);
 			lua_pop(L, 1); /* the string stays alive: it is referenced by the table */
 		}
 		add_or_raise(L, f, durox_expr_in(f, field, vals, (size_t)n));
@@ -385,7 +401,18 @@ static int is_array(lua_State *L, int idx, lua_Integer *n)
 	return count == max;
 }
 
-static int cmp_keys(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+typedef struct lkey {
+	const char *s;
+	size_t len;
+} lkey;
+
+/* byte order, shorter first on a common prefix; keys may contain NUL */
+static int cmp_keys(const void *a, const void *b)
+{
+	const lkey *x = a, *y = b;
+	int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+}
 
 /* The output buffer is owned by a box, so a Lua error raised mid-encoding cannot leak it.
  * (A luaL_Buffer cannot be used: encoding keeps values on the stack between appends.) */
@@ -459,10 +486,10 @@ static void encode(lua_State *L, buf *b, int idx, int pretty, int depth)
 			lua_pushvalue(L, -1);
 			lua_rawseti(L, keys, ++nk);
 		}
-		const char **sorted = lua_newuserdatauv(L, (size_t)nk * sizeof(char *) + 1, 0);
+		lkey *sorted = lua_newuserdatauv(L, (size_t)nk * sizeof(lkey) + 1, 0);
 		for (lua_Integer k = 1; k <= nk; k++) {
 			lua_rawgeti(L, keys, k);
-			sorted[k - 1] = lua_tostring(L, -1); /* anchored in the keys table */
+			sorted[k - 1].s = lua_tolstring(L, -1, &sorted[k - 1].len); /* anchored in the keys table */
 			lua_pop(L, 1);
 		}
 		qsort(sorted, (size_t)nk, sizeof *sorted, cmp_keys);
@@ -471,9 +498,10 @@ static void encode(lua_State *L, buf *b, int idx, int pretty, int depth)
 			if (k > 0)
 				buf_addc(b, ',');
 			indent(b, pretty, depth + 1);
-			buf_add_json_string(b, sorted[k], strlen(sorted[k]));
+			buf_add_json_string(b, sorted[k].s, sorted[k].len);
 			buf_adds(b, pretty ? ": " : ":");
-			lua_getfield(L, idx, sorted[k]);
+			lua_pushlstring(L, sorted[k].s, sorted[k].len);
+			lua_rawget(L, idx);
 			encode(L, b, lua_absindex(L, -1), pretty, depth + 1);
 			lua_pop(L, 1);
 		}

@@ -37,6 +37,9 @@ typedef struct lx_store {
 /* Returns the open handle at idx or raises ("attempt to use a closed store"). */
 durox *lx_checkstore(lua_State *L, int idx);
 
+/* luaL_checkstring that also rejects embedded NUL bytes (ids and URLs are C strings). */
+const char *lx_checktext(lua_State *L, int idx);
+
 /* Returns `nil, message, code` for a failed call: pushes 3 values, returns 3. */
 int lx_fail(lua_State *L, durox *dx, int rc);
 

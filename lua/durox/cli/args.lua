@@ -1,0 +1,195 @@
+-- durox.cli.args: the option parser and help-text builder shared by every duroxlua command
+-- (durox.cli and the durox.cli.<command> modules). Options are described by a spec; parse
+-- errors are one-line messages the dispatcher prints with exit code 2.
+local durox = require "durox"
+
+local M = {}
+
+--[[ A spec is a list of entries, each either a section title { section = "Filters" } or an
+option:
+  { "name-prefix",          long name (the result key is "name_prefix")
+    short = "n",            one-letter alias (-n)
+    arg = "TEXT",           takes a value (else it is a flag: true when given)
+    multi = true,           repeatable: the values are collected in a list
+    split = true,           with multi: "a,b" counts as two values
+    type = "count"|"time",  value check: a non-negative integer (converted) or a time
+                            (durox.parse_time must accept it; the text is kept)
+    min = 1, max = 1000,    bounds of a count
+    choices = {"a", "b"},   the accepted values
+    group = "dir",          at most one option of the same group may be given
+    key = "asc",            result key when it differs from the name
+    help = "..." }          one line for --help
+]]
+
+-- The options every command has.
+M.COMMON = {
+  { section = "Common options" },
+  { "json", help = "print one JSON document instead of text" },
+  { "store", arg = "URL", help = "the store to read (default: the global --store, then $DUROX_STORE)" },
+  { "help", short = "h", help = "show this help" },
+}
+
+-- Result key of an option entry.
+local function key_of(opt)
+  return opt.key or (opt[1]:gsub("-", "_"))
+end
+
+-- Checks and converts one option value; returns the value or nil, message.
+local function convert(opt, text)
+  if opt.type == "count" then
+    local n = text:match("^%d+$") and math.tointeger(tonumber(text))
+    if not n then
+      return nil, ("option '--%s' expects a non-negative integer, got '%s'"):format(opt[1], text)
+    end
+    if opt.min and n < opt.min then return nil, ("option '--%s' must be at least %d"):format(opt[1], opt.min) end
+    if opt.max and n > opt.max then return nil, ("option '--%s' must be at most %d"):format(opt[1], opt.max) end
+    return n
+  elseif opt.type == "time" then
+    local ok, msg = durox.parse_time(text)
+    if not ok then return nil, ("option '--%s': %s"):format(opt[1], msg) end
+  end
+  if opt.choices then
+    for _, c in ipairs(opt.choices) do
+      if c == text then return text end
+    end
+    local list = table.concat(opt.choices, ", "):gsub(", ([^,]*)$", " or %1")
+    return nil, ("option '--%s' expects %s, got '%s'"):format(opt[1], list, text)
+  end
+  return text
+end
+
+-- Stores a value for opt in result r; returns nil, message on a conflict.
+local function store(r, opt, value, seen_group)
+  local k = key_of(opt)
+  if opt.group then
+    local prev = seen_group[opt.group]
+    if prev and prev ~= opt then
+      return nil, ("options '--%s' and '--%s' cannot be combined"):format(prev[1], opt[1])
+    end
+    seen_group[opt.group] = opt
+  end
+  if opt.multi then
+    local list = r[k] or {}
+    r[k] = list
+    if opt.split then
+      local before = #list
+      for part in (value .. ","):gmatch("(.-),") do
+        if part ~= "" then list[#list + 1] = part end
+      end
+      if #list == before then return nil, ("option '--%s' needs a value (%s)"):format(opt[1], opt.arg) end
+    else
+      list[#list + 1] = value
+    end
+  else
+    r[k] = value
+  end
+  return true
+end
+
+-- Parses argv[first..] against the spec (plus M.COMMON). Returns a table with the options
+-- under their keys and the positional arguments at 1..n, or nil and a one-line message.
+function M.parse(argv, first, spec)
+  local long, short = {}, {}
+  for _, list in ipairs { spec, M.COMMON } do
+    for _, opt in ipairs(list) do
+      if opt[1] then
+        long[opt[1]] = opt
+        if opt.short then short[opt.short] = opt end
+      end
+    end
+  end
+  local r, seen_group = {}, {}
+  local i, n = first or 1, #argv
+  while i <= n do
+    local a = argv[i]
+    if a == "--" then
+      for k = i + 1, n do r[#r + 1] = argv[k] end
+      break
+    elseif a:sub(1, 2) == "--" then
+      local name, value = a:match("^%-%-([^=]+)=(.*)$")
+      name = name or a:sub(3)
+      local opt = long[name]
+      if not opt then return nil, ("unknown option '--%s'"):format(name) end
+      if opt.arg then
+        if value == nil then
+          i = i + 1
+          value = argv[i]
+          if value == nil then return nil, ("option '--%s' needs a value (%s)"):format(name, opt.arg) end
+        end
+      elseif value ~= nil then
+        return nil, ("option '--%s' takes no value"):format(name)
+      else
+        value = true
+      end
+      local v, msg = value
+      if opt.arg then
+        v, msg = convert(opt, value)
+        if v == nil then return nil, msg end
+      end
+      local ok, err = store(r, opt, v, seen_group)
+      if not ok then return nil, err end
+    elseif a:sub(1, 1) == "-" and #a > 1 then
+      -- -x, -x VALUE, -xVALUE, or bundled flags -xy
+      local k = 2
+      while k <= #a do
+        local c = a:sub(k, k)
+        local opt = short[c]
+        if not opt then return nil, ("unknown option '-%s'"):format(c) end
+        local v, msg = true
+        if opt.arg then
+          local value = a:sub(k + 1)
+          if value == "" then
+            i = i + 1
+            value = argv[i]
+            if value == nil then return nil, ("option '-%s' needs a value (%s)"):format(c, opt.arg) end
+          end
+          v, msg = convert(opt, value)
+          if v == nil then return nil, msg end
+          k = #a
+        end
+        local ok, err = store(r, opt, v, seen_group)
+        if not ok then return nil, err end
+        k = k + 1
+      end
+    else
+      r[#r + 1] = a
+    end
+    i = i + 1
+  end
+  return r
+end
+
+-- The --help text of a command: usage line(s), description, then the options of spec and
+-- M.COMMON in aligned sections.
+function M.help(usage, description, spec)
+  local lines = {}
+  for u in (usage .. "\n"):gmatch("(.-)\n") do
+    lines[#lines + 1] = (#lines == 0 and "usage: " or "       ") .. u
+  end
+  lines[#lines + 1] = ""
+  for d in (description .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = d end
+  local entries = {}
+  for _, list in ipairs { spec, M.COMMON } do
+    for _, opt in ipairs(list) do entries[#entries + 1] = opt end
+  end
+  local left, width = {}, 0
+  for i, opt in ipairs(entries) do
+    if opt[1] then
+      local l = (opt.short and ("-%s, "):format(opt.short) or "    ") .. "--" .. opt[1]
+      if opt.arg then l = l .. " " .. opt.arg end
+      left[i] = l
+      if #l > width then width = #l end
+    end
+  end
+  for i, opt in ipairs(entries) do
+    if opt.section then
+      lines[#lines + 1] = ""
+      lines[#lines + 1] = opt.section .. ":"
+    else
+      lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format(left[i], opt.help or "")
+    end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+return M

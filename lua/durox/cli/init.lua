@@ -1,0 +1,160 @@
+-- durox.cli: the dispatcher of duroxlua's subcommands. src/cli/main.c calls
+-- main({command, args...}, store_url) for `duroxlua [--store URL] <command> ...` and exits
+-- with the returned code. Each command is a module durox.cli.<name> exporting summary,
+-- help, options (an args spec) and run(args, ctx) -> exit code.
+local durox = require "durox"
+local args = require "durox.cli.args"
+local format = require "durox.format"
+
+local M = {}
+
+-- Exit codes: success, a failure (store, not found), a usage error.
+M.OK, M.FAILURE, M.USAGE = 0, 1, 2
+
+-- The command module for name (an embedded or loaded durox.cli.<name> with run), or nil.
+function M.command(name)
+  if type(name) ~= "string" or not name:match("^[%w_-]+$") then return nil end
+  local modname = "durox.cli." .. name
+  if package.loaded[modname] == nil and package.preload[modname] == nil then return nil end
+  local mod = require(modname)
+  if type(mod) == "table" and type(mod.run) == "function" then return mod end
+  return nil
+end
+
+-- Sorted names of every available command (embedded durox.cli.<name> modules with run).
+function M.commands()
+  local names = {}
+  for key in pairs(package.preload) do
+    local name = type(key) == "string" and key:match("^durox%.cli%.([%w_-]+)$")
+    if name and M.command(name) then names[#names + 1] = name end
+  end
+  table.sort(names)
+  return names
+end
+
+-- The overall usage text (`duroxlua help`).
+function M.usage()
+  local lines = {
+    "usage: duroxlua [--store URL] <command> [options] [args]",
+    "       duroxlua [--store URL] [script [args]]   (a Lua 5.4 interpreter; no script: the REPL)",
+    "",
+    "Commands:",
+  }
+  local names = M.commands()
+  local width = 0
+  for _, name in ipairs(names) do width = math.max(width, #name) end
+  for _, name in ipairs(names) do
+    lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format(name, M.command(name).summary or "")
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Every command takes --store URL, --json and -h/--help."
+  lines[#lines + 1] = "Run 'duroxlua <command> --help' for the options of a command."
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- ---- the context handed to a command ----------------------------------------------------
+
+local Ctx = {}
+Ctx.__index = Ctx
+
+-- Prints "duroxlua <command>: message" on stderr and returns code (default 1).
+function Ctx:fail(message, code)
+  io.stderr:write(("duroxlua %s: %s\n"):format(self.command, format.oneline(message)))
+  return code or M.FAILURE
+end
+
+-- Writes text to stdout.
+function Ctx:out(text)
+  io.stdout:write(text)
+end
+
+-- Prints v as one pretty JSON document on stdout.
+function Ctx:print_json(v)
+  io.stdout:write(durox.encode_json(v, true), "\n")
+end
+
+-- Opens the store read-only. Returns the handle, or nil and the exit code after reporting
+-- "duroxlua: <message>" on stderr.
+function Ctx:open()
+  if not self.store_url then
+    io.stderr:write("duroxlua: no store given (use --store URL or set DUROX_STORE)\n")
+    return nil, M.USAGE
+  end
+  local dx, msg = durox.open(self.store_url, { readonly = true })
+  if not dx then
+    io.stderr:write(("duroxlua: %s\n"):format(format.oneline(msg)))
+    return nil, M.FAILURE
+  end
+  self.dx = dx
+  return dx
+end
+
+-- Calls handle method `method` with the arguments, protected. Returns its result, or nil
+-- and an exit code after reporting the failure: a raised error (a malformed filter or
+-- request built from the command line) and INVALID are usage errors (2), others 1.
+function Ctx:call(method, ...)
+  local ok, res, msg, code = pcall(self.dx[method], self.dx, ...)
+  if not ok then
+    return nil, self:fail(tostring(res):gsub("^[^:\n]+:%d+: ", ""), M.USAGE)
+  end
+  if res == nil then
+    return nil, self:fail(msg or "failed", code == "INVALID" and M.USAGE or M.FAILURE)
+  end
+  return res
+end
+
+-- Width available to tables: nil (no limit) with --wide, else the terminal's.
+function Ctx:width()
+  if self.args.wide then return nil end
+  return format.term_width()
+end
+
+-- ---- main --------------------------------------------------------------------------------
+
+-- Error handler: the message, plus a traceback when $DUROX_DEBUG is set.
+local function handler(err)
+  local msg = tostring(err)
+  if os.getenv("DUROX_DEBUG") then msg = debug.traceback(msg, 2) end
+  return msg
+end
+
+-- Runs argv = { command, args... } with the global store URL (or nil); returns the exit code.
+function M.main(argv, store_url)
+  local name = argv[1]
+  if name == nil or name == "-h" or name == "--help" then
+    io.stdout:write(M.usage())
+    return M.OK
+  end
+  local cmd = M.command(name)
+  if not cmd then
+    io.stderr:write(("duroxlua: unknown command '%s' (see 'duroxlua help')\n"):format(format.oneline(name)))
+    return M.USAGE
+  end
+  local parsed, err = args.parse(argv, 2, cmd.options or {})
+  if not parsed then
+    io.stderr:write(("duroxlua %s: %s\n"):format(name, format.oneline(err)))
+    return M.USAGE
+  end
+  if parsed.help then
+    io.stdout:write(cmd.help or M.usage())
+    return M.OK
+  end
+  local ctx = setmetatable({
+    command = name,
+    args = parsed,
+    json = parsed.json == true,
+    store_url = parsed.store or store_url,
+    now = durox.now(),
+  }, Ctx)
+  if ctx.store_url == "" then ctx.store_url = nil end
+  local ok, code = xpcall(cmd.run, handler, parsed, ctx)
+  if ctx.dx then ctx.dx:close() end
+  io.stdout:flush()
+  if not ok then
+    io.stderr:write(("duroxlua %s: %s\n"):format(name, code))
+    return M.FAILURE
+  end
+  return math.tointeger(code) or M.OK
+end
+
+return M

@@ -1,0 +1,187 @@
+-- durox.cli.list: `duroxlua list`, instances matching filter flags (one per filter field)
+-- as an aligned table, a page at a time (--page-token) or all of them streamed (--all).
+-- Run by the dispatcher (durox.cli); uses the handle's list_instances_paginated/instances.
+local durox = require "durox"
+local args = require "durox.cli.args"
+local format = require "durox.format"
+
+local M = {}
+
+M.summary = "list instances (newest first) with filters and paging"
+
+M.options = {
+  { section = "Filters" },
+  { "status", short = "s", arg = "S", multi = true, split = true,
+    help = "Running, Completed, Failed, ContinuedAsNew, Unknown (repeatable; a,b)" },
+  { "name", arg = "NAME", help = "orchestration name" },
+  { "name-prefix", arg = "P", help = "orchestration name starts with P" },
+  { "version", arg = "V", help = "orchestration version" },
+  { "id-prefix", arg = "P", help = "instance id starts with P" },
+  { "parent", arg = "ID", help = "sub-orchestrations of instance ID" },
+  { "roots", group = "parent", help = "only instances without a parent" },
+  { "children", group = "parent", help = "only sub-orchestrations" },
+  { "created-after", arg = "T", type = "time", help = "created after T (ISO-8601, ms, or relative like -24h)" },
+  { "created-before", arg = "T", type = "time", help = "created before T" },
+  { "updated-after", arg = "T", type = "time", help = "updated after T" },
+  { "updated-before", arg = "T", type = "time", help = "updated before T" },
+  { "completed-after", arg = "T", type = "time", help = "completed after T" },
+  { "completed-before", arg = "T", type = "time", help = "completed before T" },
+  { "failure-kind", arg = "K", multi = true, split = true,
+    help = "application, cancelled, poison, nondeterminism, infrastructure, configuration" },
+  { "custom-status", arg = "TEXT", help = "custom status equals TEXT" },
+  { "custom-status-prefix", arg = "P", help = "custom status starts with P" },
+  { "min-executions", arg = "N", type = "count", help = "at least N executions" },
+  { "max-executions", arg = "N", type = "count", help = "at most N executions" },
+  { "text", arg = "TEXT", help = "id, name, custom status, input or output contains TEXT (any case)" },
+  { section = "Paging and order" },
+  { "limit", short = "n", arg = "N", type = "count", min = 1, max = 1000000, help = "page size (default 50)" },
+  { "page-token", arg = "TOKEN", help = "continue after a previous page (same filters and order)" },
+  { "order", arg = "KEY", choices = { "created", "updated", "id", "name" },
+    help = "created (default), updated, id or name" },
+  { "asc", group = "dir", help = "ascending (default for id and name)" },
+  { "desc", group = "dir", help = "descending (default for created and updated)" },
+  { "all", help = "stream every match instead of one page" },
+  { "count", help = "also count all matches" },
+  { section = "Output" },
+  { "ids", help = "print only the instance ids, one per line" },
+  { "wide", short = "w", help = "do not truncate cells to the terminal width" },
+}
+
+M.help = args.help("duroxlua list [options]",
+  "Lists the instances of the store that match every filter given, newest first, one page\n" ..
+  "at a time. A page ends with the token of the next one; pass it with the same filters\n" ..
+  "and order. With --json: {\"instances\": [...], \"next_page_token\": ..., \"total_count\": ...}.",
+  M.options)
+
+local DEFAULT_LIMIT = 50
+local ORDER = { created = "CreatedAt", updated = "UpdatedAt", id = "InstanceId", name = "OrchestrationName" }
+
+-- filter field <- option key, for the options that map straight through
+local DIRECT = {
+  { "status", "status" },
+  { "orchestration_name", "name" },
+  { "name_prefix", "name_prefix" },
+  { "version", "version" },
+  { "instance_id_prefix", "id_prefix" },
+  { "parent_instance", "parent" },
+  { "created_after", "created_after" },
+  { "created_before", "created_before" },
+  { "updated_after", "updated_after" },
+  { "updated_before", "updated_before" },
+  { "completed_after", "completed_after" },
+  { "completed_before", "completed_before" },
+  { "failure_kind", "failure_kind" },
+  { "custom_status", "custom_status" },
+  { "custom_status_prefix", "custom_status_prefix" },
+  { "min_executions", "min_executions" },
+  { "max_executions", "max_executions" },
+  { "text", "text" },
+}
+
+-- The filter table for the parsed options (times stay text, so that a relative time like
+-- -24h describes the same filter on every page and page tokens stay valid).
+function M.filter(a)
+  local f = {}
+  for _, m in ipairs(DIRECT) do f[m[1]] = a[m[2]] end
+  if a.roots then f.has_parent = false elseif a.children then f.has_parent = true end
+  return f
+end
+
+M.COLUMNS = format.SUMMARY_COLUMNS
+
+-- Prints one page (the paginated request) as a table or JSON; returns the exit code.
+local function list_page(a, ctx, filter)
+  local res, code = ctx:call("list_instances_paginated", {
+    filter = filter,
+    page_size = a.limit or DEFAULT_LIMIT,
+    page_token = a.page_token,
+    order_by = ORDER[a.order or "created"],
+    direction = a.asc and "asc" or a.desc and "desc" or nil,
+    total_count = a.count or nil,
+  })
+  if not res then return code end
+  local items = res.instances
+  if ctx.json then
+    ctx:print_json {
+      instances = items,
+      next_page_token = res.next_page_token or durox.null,
+      total_count = res.total_count or durox.null,
+    }
+    return 0
+  end
+  if a.ids then
+    for _, s in ipairs(items) do ctx:out(s.instance_id .. "\n") end
+    return 0
+  end
+  local rows = {}
+  for i, s in ipairs(items) do rows[i] = format.summary_cells(s) end
+  if #rows > 0 then ctx:out(format.table(M.COLUMNS, rows, ctx:width())) end
+  local shown = res.total_count
+      and ("%d of %s shown"):format(#items, format.count(res.total_count, "instance"))
+      or format.count(#items, "instance") .. " shown"
+  if res.next_page_token then
+    shown = ("%s; more with --page-token %s"):format(shown, res.next_page_token)
+  end
+  ctx:out(shown .. "\n")
+  return 0
+end
+
+local STREAM_BATCH = 256
+
+-- Streams every match (the iterator) as a table, ids or one JSON document; returns the
+-- exit code. The table's column widths come from the first batch of rows (with --wide a
+-- longer cell later is printed whole, out of line).
+local function list_all(a, ctx, filter)
+  local ok, iter, state, init, closer = pcall(ctx.dx.instances, ctx.dx, filter, {
+    order_by = ORDER[a.order or "created"],
+    direction = a.asc and "asc" or a.desc and "desc" or nil,
+    batch_size = STREAM_BATCH,
+  })
+  if not ok then return ctx:fail(tostring(iter):gsub("^[^:\n]+:%d+: ", ""), 2) end
+  if iter == nil then return ctx:fail(state or "failed", closer == "INVALID" and 2 or 1) end
+  local n = 0
+  local width = ctx:width()
+  local pending, widths = {}, nil
+  -- prints the buffered rows, fixing the column widths on the first call
+  local function flush()
+    if not widths then
+      if #pending == 0 then return end
+      widths = format.layout(M.COLUMNS, pending, width)
+      ctx:out(format.header(M.COLUMNS, widths) .. "\n")
+    end
+    for _, row in ipairs(pending) do ctx:out(format.row(M.COLUMNS, widths, row, width == nil) .. "\n") end
+    pending = {}
+  end
+  if ctx.json then ctx:out('{\n  "instances": [') end
+  for s in iter, state, init, closer do
+    n = n + 1
+    if ctx.json then
+      ctx:out((n > 1 and ",\n    " or "\n    ") .. durox.encode_json(s, true):gsub("\n", "\n    "))
+    elseif a.ids then
+      ctx:out(s.instance_id .. "\n")
+    else
+      pending[#pending + 1] = format.summary_cells(s)
+      if #pending >= STREAM_BATCH then flush() end
+    end
+  end
+  if ctx.json then
+    ctx:out(("%s],\n  \"next_page_token\": null,\n  \"total_count\": %d\n}\n"):format(n > 0 and "\n  " or "", n))
+  elseif not a.ids then
+    flush()
+    ctx:out(format.count(n, "instance") .. " shown\n")
+  end
+  return 0
+end
+
+-- Runs `duroxlua list`.
+function M.run(a, ctx)
+  if a[1] then return ctx:fail(("unexpected argument '%s'"):format(a[1]), 2) end
+  if a.all and a.page_token then return ctx:fail("options '--all' and '--page-token' cannot be combined", 2) end
+  local dx, code = ctx:open()
+  if not dx then return code end
+  local filter = M.filter(a)
+  if a.all then return list_all(a, ctx, filter) end
+  return list_page(a, ctx, filter)
+end
+
+return M

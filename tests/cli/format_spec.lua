@@ -1,0 +1,230 @@
+-- format_spec.lua - busted spec of the pure-Lua helpers behind the duroxlua commands:
+-- durox.format (times, durations, UTF-8 width and truncation, tables), durox.cli.args (the
+-- option parser) and durox.pretty (the REPL printer), run in-process. Needs the durox
+-- module: run it with duroxlua, or with lua5.4 and build/durox.so on package.cpath.
+local BIN = os.getenv("DUROXLUA") or "build/duroxlua"
+if not pcall(require, "durox") then
+  package.cpath = (BIN:match("^(.*)/[^/]*$") or ".") .. "/?.so;" .. package.cpath
+end
+local durox = require "durox"
+local format = require "durox.format"
+local args = require "durox.cli.args"
+local pretty = require "durox.pretty"
+
+describe("durox.format", function()
+  it("renders times in ISO-8601 UTC", function()
+    assert.are.equal("2024-01-31T12:00:05Z", format.iso(1706702405250))
+    assert.are.equal("2024-01-31T12:00:05.250Z", format.iso_ms(1706702405250))
+    assert.are.equal("1970-01-01T00:00:00Z", format.iso(0))
+    assert.are.equal("-", format.iso(nil))
+    assert.are.equal("-", format.iso_ms(nil))
+  end)
+
+  it("renders durations and relative times", function()
+    assert.are.equal("250ms", format.duration(250))
+    assert.are.equal("3s", format.duration(3000))
+    assert.are.equal("3m 20s", format.duration(200000))
+    assert.are.equal("59m", format.duration(59 * 60000 + 59000))
+    assert.are.equal("2h", format.duration(7200000))
+    assert.are.equal("2h 5m", format.duration(7500000))
+    assert.are.equal("15h", format.duration(15 * 3600000 + 60000))
+    assert.are.equal("3d 4h", format.duration((3 * 24 + 4) * 3600000))
+    assert.are.equal("12d", format.duration(12 * 86400000 + 3600000))
+    local now = 1706702405000
+    assert.are.equal("3m ago", format.relative(now - 180000, now))
+    assert.are.equal("in 2h", format.relative(now + 7200000, now))
+    assert.are.equal("now", format.relative(now + 400, now))
+  end)
+
+  it("counts characters and display columns in UTF-8", function()
+    assert.are.equal(8, format.len("ünï-日本-✓"))
+    assert.are.equal(10, format.width("ünï-日本-✓")) -- 日 and 本 take two columns
+    assert.are.equal(3, format.width("e\u{301}x\u{200B}y")) -- combining accent and zero-width space
+    assert.are.equal(3, format.len("a\xffb")) -- an invalid byte counts as one character
+    assert.are.equal(3, format.width("a\xffb"))
+  end)
+
+  it("truncates by display width with an ellipsis, never splitting a character", function()
+    assert.are.equal("abc", format.truncate("abc", 3))
+    assert.are.equal("ab…", format.truncate("abcd", 3))
+    assert.are.equal("ünï…", format.truncate("ünïcode", 4))
+    assert.are.equal("a日…", format.truncate("a日本語", 4))
+    assert.are.equal("a…", format.truncate("a日本語", 3)) -- 日 would not fit beside the ellipsis
+    assert.are.equal("…", format.truncate("abc", 1))
+    assert.are.equal("", format.truncate("abc", 0))
+    assert.are.equal("a…", format.truncate("a\xff\xfeb", 2))
+  end)
+
+  it("escapes control characters onto one line", function()
+    assert.are.equal("a\\nb\\tc\\x1b", format.oneline("a\nb\tc\27"))
+    assert.are.equal("日本", format.oneline("日本"))
+  end)
+
+  it("pluralises counts", function()
+    assert.are.equal("1 instance", format.count(1, "instance"))
+    assert.are.equal("0 instances", format.count(0, "instance"))
+    assert.are.equal("2 activities", format.count(2, "activity", "activities"))
+  end)
+
+  it("aligns tables by display width and shrinks them to fit", function()
+    local cols = { { title = "ID" }, { title = "N", align = "right" }, { title = "NOTE" } }
+    local rows = { { "日本", "1", "x" }, { "abcdef", "100", "a long note here" } }
+    assert.are.equal(table.concat({
+      "ID        N  NOTE",
+      "日本      1  x",
+      "abcdef  100  a long note here",
+    }, "\n") .. "\n", format.table(cols, rows))
+    -- 20 columns: NOTE (the widest) shrinks first
+    assert.are.equal(table.concat({
+      "ID        N  NOTE",
+      "日本      1  x",
+      "abcdef  100  a long…",
+    }, "\n") .. "\n", format.table(cols, rows, 20))
+    -- a higher shrink priority goes first, down to its minimum
+    cols[1].shrink, cols[1].min = 2, 3
+    assert.are.equal(table.concat({
+      "ID     N  NOTE",
+      "日…    1  x",
+      "ab…  100  a long note h…",
+    }, "\n") .. "\n", format.table(cols, rows, 24))
+  end)
+
+  it("renders instance summaries", function()
+    local s = { instance_id = "a", orchestration_name = "N", status = "Failed", failure_kind = "cancelled",
+                created_at = 0, updated_at = 1000, execution_count = 2, parent_instance = "p" }
+    assert.are.same({ "a", "N", "-", "Failed (cancelled)", "1970-01-01T00:00:00Z", "1970-01-01T00:00:01Z", "2", "p" },
+      format.summary_cells(s))
+  end)
+end)
+
+describe("durox.cli.args", function()
+  local spec = {
+    { "status", short = "s", arg = "S", multi = true, split = true },
+    { "limit", short = "n", arg = "N", type = "count", min = 1 },
+    { "since", arg = "T", type = "time" },
+    { "order", arg = "K", choices = { "a", "b" } },
+    { "all" },
+    { "wide", short = "w" },
+    { "asc", group = "dir" },
+    { "desc", group = "dir" },
+  }
+
+  it("parses long and short options, values, repeats and positionals", function()
+    local r = assert(args.parse({ "cmd", "x", "--status", "A,B", "-s", "C", "--limit=5", "-wn7", "--all",
+      "--since", "-24h", "--", "--not-an-option" }, 2, spec))
+    assert.are.same({ "A", "B", "C" }, r.status)
+    assert.are.equal(7, r.limit)
+    assert.is_true(r.wide)
+    assert.is_true(r.all)
+    assert.are.equal("-24h", r.since)
+    assert.are.same({ "x", "--not-an-option" }, { r[1], r[2] })
+    r = assert(args.parse({ "--json", "--store", "sqlite::memory:", "-h" }, 1, spec))
+    assert.is_true(r.json)
+    assert.is_true(r.help)
+    assert.are.equal("sqlite::memory:", r.store)
+  end)
+
+  it("reports every error as one line", function()
+    local function err(argv) return select(2, args.parse(argv, 1, spec)) end
+    assert.are.equal("unknown option '--nope'", err { "--nope" })
+    assert.are.equal("unknown option '-q'", err { "-wq" })
+    assert.are.equal("option '--limit' needs a value (N)", err { "--limit" })
+    assert.are.equal("option '-n' needs a value (N)", err { "-n" })
+    assert.are.equal("option '--limit' expects a non-negative integer, got '1.5'", err { "--limit", "1.5" })
+    assert.are.equal("option '--limit' must be at least 1", err { "-n0" })
+    assert.are.equal("option '--all' takes no value", err { "--all=1" })
+    assert.are.equal("option '--order' expects a or b, got 'c'", err { "--order", "c" })
+    assert.are.equal("options '--asc' and '--desc' cannot be combined", err { "--asc", "--desc" })
+    assert.truthy(err { "--since", "soon" }:find("^option '%-%-since': invalid time 'soon'"))
+  end)
+
+  it("builds the help text from the spec", function()
+    local help = args.help("duroxlua x [options] ID", "Does x.", {
+      { section = "Things" },
+      { "limit", short = "n", arg = "N", help = "at most N" },
+      { "all", help = "everything" },
+    })
+    assert.are.equal(table.concat({
+      "usage: duroxlua x [options] ID",
+      "",
+      "Does x.",
+      "",
+      "Things:",
+      "  -n, --limit N    at most N",
+      "      --all        everything",
+      "",
+      "Common options:",
+      "      --json       print one JSON document instead of text",
+      "      --store URL  the store to read (default: the global --store, then $DUROX_STORE)",
+      "  -h, --help       show this help",
+    }, "\n") .. "\n", help)
+  end)
+end)
+
+describe("durox.pretty", function()
+  it("prints scalars like print, strings unquoted at the top", function()
+    assert.are.equal("plain", pretty.tostring("plain"))
+    assert.are.equal("42", pretty.tostring(42))
+    assert.are.equal("1.5", pretty.tostring(1.5))
+    assert.are.equal("nil", pretty.tostring(nil))
+    assert.are.equal("null", pretty.tostring(durox.null))
+  end)
+
+  it("prints tables as sorted trees with quoted strings and annotated timestamps", function()
+    assert.are.equal('{ 1, "two", 3.0 }', pretty.tostring({ 1, "two", 3.0 }, 80))
+    assert.are.equal(table.concat({
+      "{",
+      "  true,",
+      '  ["a b"] = "x\\ny",',
+      '  ["end"] = 1,',
+      "  fire_at = 1706702405250, -- 2024-01-31T12:00:05.250Z",
+      "  nested = { k = false },",
+      "  z = {},",
+      "}",
+    }, "\n"), pretty.tostring({ [1] = true, ["a b"] = "x\ny", ["end"] = 1, fire_at = 1706702405250,
+      nested = { k = false }, z = {} }, 80))
+    -- durations ending in _ms are not taken for timestamps
+    assert.are.equal("{ delay_ms = 3600000 }", pretty.tostring({ delay_ms = 3600000 }, 80))
+  end)
+
+  it("guards cycles and depth", function()
+    local t = { name = "t" }
+    t.me = t
+    assert.are.equal('{\n  me = <cycle>,\n  name = "t",\n}', pretty.tostring(t, 80))
+    local deep = {}
+    local cur = deep
+    for _ = 1, 12 do
+      cur.next = { v = 1 }
+      cur = cur.next
+    end
+    local text = pretty.tostring(deep, 80)
+    assert.truthy(text:find("{...} --[[2 items]]", 1, true))
+  end)
+
+  it("limits long strings and long tables", function()
+    local long = ("x"):rep(pretty.max_string + 10)
+    local text = pretty.tostring({ long }, 80)
+    assert.truthy(text:find(("--[[%d bytes]]"):format(#long), 1, true))
+    local big = {}
+    for i = 1, pretty.max_items + 5 do big[i] = { i = i } end
+    local out = pretty.tostring(big, 80)
+    assert.are.equal("\n  -- ... 5 more\n}", out:sub(-#"\n  -- ... 5 more\n}"))
+    assert.truthy(out:find("\n  { i = 200 },\n", 1, true))
+    assert.falsy(out:find("\n  { i = 201 },\n", 1, true))
+  end)
+
+  it("prints a list of instance summaries as an aligned table", function()
+    local list = {
+      { instance_id = "a", orchestration_name = "N", version = "1", status = "Running",
+        created_at = 0, updated_at = 0, execution_count = 1 },
+      { instance_id = "bb", orchestration_name = "M", version = "1", status = "Failed", failure_kind = "poison",
+        created_at = 0, updated_at = 0, execution_count = 2, parent_instance = "a" },
+    }
+    assert.are.equal(table.concat({
+      "INSTANCE  NAME  VERSION  STATUS           CREATED               UPDATED               EXECS  PARENT",
+      "a         N     1        Running          1970-01-01T00:00:00Z  1970-01-01T00:00:00Z      1  -",
+      "bb        M     1        Failed (poison)  1970-01-01T00:00:00Z  1970-01-01T00:00:00Z      2  a",
+      "-- 2 instances",
+    }, "\n"), pretty.tostring(list, 200))
+  end)
+end)
