@@ -1074,6 +1074,7 @@ int durox_luaopen(lua_State *L)
 {
 	if (luaL_newmetatable(L, LX_STORE)) {
 		luaL_newlib(L, store_methods);
+		/* method groups defined in other files of the binding add themselves here */
 		lua_setfield(L, -2, "__index");
 		lua_pushcfunction(L, store_close);
 		lua_setfield(L, -2, "__gc");

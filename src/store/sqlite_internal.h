@@ -1,0 +1,94 @@
+/*
+ * sqlite_internal.h - what the files of the SQLite provider share: the connection struct
+ * with its statement cache, error mapping, column readers, the filter-to-SQL compiler and
+ * the summary query. Private to src/store/sqlite*.c.
+ */
+#ifndef DUROX_STORE_SQLITE_INTERNAL_H
+#define DUROX_STORE_SQLITE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "store/provider.h"
+#include "util/buf.h"
+
+#define CACHE_SIZE 48
+
+typedef struct cached_stmt {
+	char *sql;
+	sqlite3_stmt *stmt;
+	uint64_t used; /* LRU clock */
+} cached_stmt;
+
+typedef struct sqlite_store {
+	store base;
+	sqlite3 *db;
+	char *location;
+	char *schema_version;
+	int busy_timeout_ms;
+	cached_stmt cache[CACHE_SIZE];
+	uint64_t clock;
+	int last_rc; /* durox code of the last sq_fail, for callers of sq_stmt */
+} sqlite_store;
+
+/* Maps a SQLite result code to a durox code, sets the message ("<what> failed: ...") and
+ * returns the code. */
+int sq_fail(sqlite_store *s, int src, const char *what);
+/* The durox code for a NULL from sq_stmt. */
+int sq_stmt_err(sqlite_store *s);
+/* A cached prepared statement for sql, reset and unbound; NULL on error (message set). The
+ * caller must call sq_done on it before returning, on every path. */
+sqlite3_stmt *sq_stmt(sqlite_store *s, const char *sql);
+/* Resets st (ending its read transaction) and clears its bindings. */
+void sq_done(sqlite3_stmt *st);
+/* Column i as ms, DUROX_NO_TIME when NULL (the column must hold durox_ms(...) output). */
+int64_t sq_col_time(sqlite3_stmt *st, int i);
+const char *sq_col_text(sqlite3_stmt *st, int i);
+
+/* ---- filter compilation (sqlite_filter.c) ---- */
+
+typedef struct binds {
+	durox_value v[512];
+	size_t n;
+	int overflow;
+} binds;
+
+typedef struct sqlgen {
+	sqlite_store *s;
+	buf sql;
+	binds *b;
+} sqlgen;
+
+/* Filters run over `instances i` joined with its current execution `e`. */
+#define CURRENT_EXEC "h.instance_id=i.instance_id AND h.execution_id=i.current_execution_id"
+
+/* Appends '?' and records v as its value. */
+void sq_bind_push(sqlgen *g, const durox_value *v);
+/* The SQL expression of a field over `instances i` and current execution `e`. */
+const char *sq_field_sql(sqlite_store *s, int field);
+/* Appends the WHERE condition of f ("1" when empty). */
+void sq_gen_where(sqlgen *g, const durox_filter *f);
+/* " FROM instances i [LEFT] JOIN executions e ..." for filter f (inner join when f needs e). */
+const char *sq_from_current(const durox_filter *f);
+/* Binds every recorded value from parameter index first on. */
+int sq_bind_all(sqlite_store *s, sqlite3_stmt *st, const binds *b, int first);
+
+/* ---- summaries (sqlite_read.c) ---- */
+
+/* Appends "SELECT <summary columns>" (see sq_read_summary for their order). */
+void sq_add_summary_columns(sqlite_store *s, buf *b);
+/* Reads the summary columns of the current row (pointers valid until the next step). */
+void sq_read_summary(sqlite3_stmt *st, durox_instance_summary *s);
+/* Steps st, handing each summary to cb; resets st. */
+int sq_run_summaries(sqlite_store *s, sqlite3_stmt *st, store_summary_cb cb, void *ud);
+
+/* ---- the read queries behind the vtable (sqlite_read.c) ---- */
+
+int sq_list(store *base, const store_list_query *q, store_summary_cb cb, void *ud);
+int sq_count(store *base, const durox_filter *f, int64_t *out);
+int sq_summaries_by_id(store *base, const char *const *ids, size_t n, store_summary_cb cb, void *ud);
+int sq_executions(store *base, const char *instance_id, store_exec_cb cb, void *ud);
+int sq_history(store *base, const store_history_query *q, store_event_cb cb, void *ud);
+int sq_instance_exists(store *base, const char *instance_id, int *exists, uint64_t *current);
+int sq_latest_execution(store *base, const char *instance_id, uint64_t *out);
+
+#endif
