@@ -206,3 +206,40 @@ describe("files that are not Duroxide stores", function()
     assert.are.equal("INVALID", code)
   end)
 end)
+
+describe("a live store's checkpoints", function()
+  -- A read transaction left open would stop the runtime's WAL checkpoints (the WAL then grows
+  -- without bound). PRAGMA wal_checkpoint(TRUNCATE) reports busy=1 while any reader holds a
+  -- snapshot, so running it from another process in the middle of our calls proves we hold none.
+  local path
+  setup(function()
+    path = copy_with("CREATE TABLE durox_test_wal(x); INSERT INTO durox_test_wal VALUES (1);")
+  end)
+  teardown(function() cleanup(path) end)
+
+  local function checkpoint()
+    assert(os.execute(("sqlite3 %s 'INSERT INTO durox_test_wal VALUES (2)'"):format(path)))
+    local p = assert(io.popen(("sqlite3 %s 'PRAGMA wal_checkpoint(TRUNCATE)'"):format(path)))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+
+  it("are never blocked while a predicate runs or between iterator batches", function()
+    local dx = assert(durox.open("sqlite:" .. path))
+    local results = {}
+    local r = assert(dx:list_instances_paginated({ page_size = 5, predicate = function(s)
+      if #results < 3 then results[#results + 1] = checkpoint() end
+      return true
+    end }))
+    assert.are.equal(5, #r.instances)
+    local n = 0
+    for _ in dx:instances(nil, { batch_size = 10 }) do
+      n = n + 1
+      if n % 10 == 5 and n < 40 then results[#results + 1] = checkpoint() end
+    end
+    assert.are.equal(7, #results)
+    for _, out in ipairs(results) do assert.are.equal("0|0|0\n", out) end
+    dx:close()
+  end)
+end)
