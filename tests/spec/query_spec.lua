@@ -183,6 +183,15 @@ describe("constructs only the query language has", function()
     end)
   end
 
+  it("values are data, never SQL", function()
+    -- each of these is one string value; as SQL text they would match everything
+    assert.are.same({}, list_ids("id = 'x'' OR ''1''=''1'"))
+    assert.are.same({}, list_ids("name = 'Echo'') OR 1=1 --'"))
+    assert.are.same({}, list_ids("id IN ('x''); DROP TABLE instances; --')"))
+    assert.are.same({ "quote'single-1" }, list_ids("id LIKE 'quote''%'"))
+    assert.are.equal(#all, #list_ids("created_at > 0"))
+  end)
+
   it("a table's query field is ANDed with its other fields", function()
     assert.are.same(where(function(s)
       return s.status == "Running" and (s.orchestration_name == "WaitApprove" or s.orchestration_name == "TreeNode")
