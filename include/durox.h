@@ -205,8 +205,9 @@ typedef enum durox_op {
 	DUROX_OP_LE,
 	DUROX_OP_GT,
 	DUROX_OP_GE,
-	DUROX_OP_PREFIX,   /* string starts with (no wildcards) */
-	DUROX_OP_LIKE,     /* SQL LIKE pattern: % and _ wildcards, \ escapes, case-sensitive */
+	DUROX_OP_PREFIX,   /* string starts with (no wildcards; case-sensitive) */
+	DUROX_OP_LIKE,     /* SQL LIKE pattern: % and _ wildcards, \ escapes the next character; ASCII
+	                    * case-insensitive, as SQLite's LIKE (a provider must match this) */
 	DUROX_OP_CONTAINS, /* substring, ASCII case-insensitive */
 	DUROX_OP_IS_NULL,
 	DUROX_OP_NOT_NULL
@@ -241,8 +242,38 @@ durox_expr *durox_expr_not(durox_filter *f, durox_expr *a);
 int durox_filter_add(durox_filter *f, durox_expr *e);
 /* Message of the first construction error ("" if none). */
 const char *durox_filter_error(const durox_filter *f);
-/* Canonical text of the filter (stable; used to bind page tokens to it). Owned by f. */
+/* Canonical text of the filter (stable; used to bind page tokens to it). Owned by f. It is
+ * written in the query language and parses back to the same tree (durox_filter_parse), as
+ * long as it stays within the query length limit. */
 const char *durox_filter_describe(durox_filter *f);
+
+/* ---- the query language (docs/query-language.md) --------------------------------------- */
+
+/*
+ * Parses a query such as
+ *     status IN ('Failed', 'Running') AND name = 'Order' AND created_at > now() - 1h
+ * into a new filter: the same tree the node constructors above build, so a query string and
+ * the equivalent Lua-table filter select the same instances and have the same canonical text.
+ * Values become bound parameters of the store's query, never SQL text. Keywords and field
+ * names are ASCII case-insensitive. Relative times (now() - 1h, '-30m') are resolved against
+ * the current time and keep their text in the canonical description, so the same query
+ * describes the same filter on every call (page tokens stay valid while 'now' moves on).
+ *
+ * On success *out is a new filter owned by the caller (free it with durox_filter_free). On
+ * failure *out is NULL, the result is DUROX_EINVALID (malformed, or beyond a limit: 8192
+ * bytes of text, 256 conditions, 500 values in one IN list, 16 levels of nesting where each
+ * NOT and each AND/OR group inside another is a level, 64 nested parentheses) or
+ * DUROX_ENOMEM, and when errbuf is not NULL a one-line message is written there (truncated to
+ * errlen; 512 bytes always hold it): "query error at position N: <what was expected and what
+ * was found>", N being the 1-based byte offset in text of the offending token (text+1 for
+ * the end of the query). text NULL is DUROX_EINVALID.
+ */
+int durox_filter_parse(const char *text, durox_filter **out, char *errbuf, size_t errlen);
+
+/* Parses text as durox_filter_parse does and ANDs it into f's root (after what f holds).
+ * Returns DUROX_OK, DUROX_EINVALID or DUROX_ENOMEM with the message in errbuf; on failure f
+ * matches what it matched before and durox_filter_error(f) is unchanged. */
+int durox_filter_add_query(durox_filter *f, const char *text, char *errbuf, size_t errlen);
 
 /* A predicate applied after the part of the filter the store evaluates: return 1 to keep the
  * instance, 0 to drop it, or a negative DUROX_E* code to stop the operation with that code

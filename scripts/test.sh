@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh - the whole test suite on a fresh machine: installs what is needed, builds,
 # creates the fixtures with the real Duroxide runtime, runs every test, then rebuilds with
-# AddressSanitizer/UBSan and runs every test again (same fixtures).
+# AddressSanitizer/UBSan and runs every test again (same fixtures), then fuzzes the query
+# parser for a bounded time (DUROX_FUZZ_SECONDS, default 30) with clang-14's libFuzzer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -15,4 +16,12 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDUROX_SANITIZE=ON -DDUROX_FI
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ctest --output-on-failure)
-echo "test.sh: all tests passed (normal and sanitizer builds)"
+
+# The query parser's libFuzzer target, for a bounded time (a crash or a broken invariant
+# fails the script). New inputs go to a scratch corpus; the seeds stay as committed.
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang-14 -DCMAKE_BUILD_TYPE=Debug -DDUROX_FUZZ=ON -DDUROX_TESTS=OFF
+cmake --build build-fuzz -j"$jobs" --target fuzz_query
+mkdir -p build-fuzz/corpus-query
+build-fuzz/tests/fuzz/fuzz_query -max_total_time="${DUROX_FUZZ_SECONDS:-30}" -timeout=10 -rss_limit_mb=2048 \
+  -print_final_stats=1 -dict=tests/fuzz/query.dict build-fuzz/corpus-query tests/fuzz/corpus/query
+echo "test.sh: all tests passed (normal and sanitizer builds, fuzzing)"

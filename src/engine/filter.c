@@ -2,7 +2,7 @@
  * filter.c - construction, validation and canonical text of instance filters.
  * A filter is an AND/OR/NOT tree of field tests (provider.h); values are validated and
  * normalised here (status names, failure kinds, times) so providers only compile.
- * Used by the binding's Lua-table filters and, later, by the query language parser.
+ * Used by the binding's Lua-table filters and by the query language parser (query.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
@@ -307,6 +307,20 @@ static void describe_value(buf *b, const durox_value *v)
 	}
 }
 
+static void describe(buf *b, const durox_expr *e);
+
+/* The operands of an AND/OR chain: a left child of the same kind shares the parentheses,
+ * so "(a AND b AND c)" is the left-nested tree the query parser builds for that text. */
+static void describe_chain(buf *b, const durox_expr *e)
+{
+	if (e->a->kind == e->kind)
+		describe_chain(b, e->a);
+	else
+		describe(b, e->a);
+	buf_adds(b, e->kind == EXPR_AND ? " AND " : " OR ");
+	describe(b, e->b);
+}
+
 static void describe(buf *b, const durox_expr *e)
 {
 	static const char *const ops[] = {"=", "!=", "<", "<=", ">", ">=", "STARTS_WITH", "LIKE", "CONTAINS",
@@ -315,9 +329,7 @@ static void describe(buf *b, const durox_expr *e)
 	case EXPR_AND:
 	case EXPR_OR:
 		buf_addc(b, '(');
-		describe(b, e->a);
-		buf_adds(b, e->kind == EXPR_AND ? " AND " : " OR ");
-		describe(b, e->b);
+		describe_chain(b, e);
 		buf_addc(b, ')');
 		return;
 	case EXPR_NOT:

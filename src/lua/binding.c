@@ -205,7 +205,8 @@ static int l_config(lua_State *L)
 
 static void filter_free_box(void *p) { durox_filter_free(p); }
 
-/* Pushes a box owning a filter built from the table at idx (nil: no filter). Returns the
+/* Pushes a box owning a filter built from the table or query string at idx (nil: no
+ * filter; a malformed query raises its "query error at position N: ..."). Returns the
  * filter and sets *pred_idx to the predicate's stack index (0 if none); pred_arg, if not
  * 0, is a stack index that may hold a predicate function given as a separate argument. */
 static durox_filter *check_filter(lua_State *L, int idx, int pred_arg, int *pred_idx)
@@ -217,8 +218,8 @@ static durox_filter *check_filter(lua_State *L, int idx, int pred_arg, int *pred
 		luaL_error(L, "out of memory");
 	b->p = f;
 	b->fr = filter_free_box;
-	if (!lua_isnoneornil(L, idx) && lua_type(L, idx) != LUA_TTABLE)
-		luaL_typeerror(L, idx, "filter table or nil");
+	if (!lua_isnoneornil(L, idx) && lua_type(L, idx) != LUA_TTABLE && lua_type(L, idx) != LUA_TSTRING)
+		luaL_typeerror(L, idx, "filter table, query string or nil");
 	lx_check_filter(L, idx, f, pred_idx);
 	if (pred_arg != 0 && !lua_isnoneornil(L, pred_arg)) {
 		luaL_checktype(L, pred_arg, LUA_TFUNCTION);
@@ -1097,6 +1098,7 @@ int durox_luaopen(lua_State *L)
 	lua_pop(L, 1);
 	lx_preload_embedded(L);
 	luaL_newlib(L, module_functions);
+	lx_open_query(L);
 	lua_pushlightuserdata(L, NULL);
 	lua_setfield(L, -2, "null");
 	lua_pushliteral(L, DUROX_VERSION);

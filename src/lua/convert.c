@@ -1,6 +1,6 @@
 /*
  * convert.c - conversions between engine structs and Lua values for the binding:
- * result tables (summaries, events, statistics), filter tables -> durox_filter,
+ * result tables (summaries, events, statistics), filter tables and query strings -> durox_filter,
  * JSON <-> Lua, and the boxes that own engine results while they are converted.
  * Relies on the engine's public API (durox.h) and util/json. Used by binding.c.
  */
@@ -271,12 +271,32 @@ static void add_set(lua_State *L, durox_filter *f, int field, int idx, const cha
 	}
 }
 
+/* ANDs the query string at idx into f, or raises "query error at position N: ..." (the
+ * message is formatted into a Lua string before the jump: nothing is leaked). */
+static void add_query(lua_State *L, durox_filter *f, int idx)
+{
+	size_t n;
+	const char *q = lua_tolstring(L, idx, &n);
+	if (strlen(q) != n)
+		luaL_error(L, "query contains a NUL byte");
+	char err[512];
+	int rc = durox_filter_add_query(f, q, err, sizeof err);
+	if (rc == DUROX_ENOMEM)
+		luaL_error(L, "out of memory");
+	if (rc != DUROX_OK)
+		luaL_error(L, "%s", err);
+}
+
 void lx_check_filter(lua_State *L, int idx, durox_filter *f, int *pred_idx)
 {
 	*pred_idx = 0;
 	if (lua_isnoneornil(L, idx))
 		return;
 	idx = lua_absindex(L, idx);
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		add_query(L, f, idx);
+		return;
+	}
 	luaL_checktype(L, idx, LUA_TTABLE);
 	static const struct {
 		const char *key;
@@ -311,7 +331,7 @@ void lx_check_filter(lua_State *L, int idx, durox_filter *f, int *pred_idx)
 			luaL_error(L, "filter keys must be field names, got %s", luaL_typename(L, -1));
 		const char *key = lua_tostring(L, -1);
 		int known = strcmp(key, "status") == 0 || strcmp(key, "failure_kind") == 0 || strcmp(key, "has_parent") == 0 ||
-		            strcmp(key, "predicate") == 0;
+		            strcmp(key, "predicate") == 0 || strcmp(key, "query") == 0;
 		for (size_t k = 0; !known && k < sizeof simple / sizeof simple[0]; k++)
 			known = strcmp(key, simple[k].key) == 0;
 		if (!known)
@@ -342,6 +362,14 @@ void lx_check_filter(lua_State *L, int idx, durox_filter *f, int *pred_idx)
 		}
 		lua_pop(L, 1);
 	}
+	/* a query string in the table is ANDed after the fields above */
+	lua_getfield(L, idx, "query");
+	if (!lua_isnil(L, -1)) {
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "filter field 'query' expects a string, got %s", luaL_typename(L, -1));
+		add_query(L, f, -1);
+	}
+	lua_pop(L, 1);
 	lua_getfield(L, idx, "predicate");
 	if (lua_isnil(L, -1)) {
 		lua_pop(L, 1);

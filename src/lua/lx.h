@@ -53,10 +53,15 @@ void lx_push_statistics(lua_State *L, const durox_instance_statistics *s);
 void lx_push_json(lua_State *L, const json *v);
 /* Registers durox.null (a light userdata NULL) as the module's field at table idx. */
 
-/* Fills f from the filter table at idx (raises on misuse: unknown field, wrong type).
- * idx may hold nil (no filter). If the table has a `predicate` function, its absolute
- * index is stored in *pred_idx (else 0) - the caller keeps it on the stack. */
+/* Fills f from the filter table or query string at idx (raises on misuse: unknown field,
+ * wrong type, a malformed query with its "query error at position N: ..." message).
+ * idx may hold nil (no filter). A table's `query` string is ANDed with its other fields. If
+ * the table has a `predicate` function, its absolute index is stored in *pred_idx (else 0)
+ * - the caller keeps it on the stack. */
 void lx_check_filter(lua_State *L, int idx, durox_filter *f, int *pred_idx);
+
+/* Adds durox.parse_query to the module table at the top of the stack (binding_query.c). */
+void lx_open_query(lua_State *L);
 
 /* Predicate plumbing: the engine callback runs the Lua function protected. */
 typedef struct lx_pred {

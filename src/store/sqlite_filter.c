@@ -108,22 +108,34 @@ static void gen_cmp(sqlgen *g, const durox_expr *e)
 	}
 }
 
+/* The operands of an AND/OR chain without nested parentheses for a left child of the same
+ * kind: a query of many ORs must not nest SQLite's parser stack (about 90 open parentheses). */
+static void gen_chain(sqlgen *g, const durox_expr *e)
+{
+	if (e->a->kind == e->kind)
+		gen_chain(g, e->a);
+	else
+		gen_expr(g, e->a);
+	buf_adds(&g->sql, e->kind == EXPR_AND ? " AND " : " OR ");
+	gen_expr(g, e->b);
+}
+
 static void gen_expr(sqlgen *g, const durox_expr *e)
 {
 	switch (e->kind) {
 	case EXPR_AND:
 	case EXPR_OR:
 		buf_addc(&g->sql, '(');
-		gen_expr(g, e->a);
-		buf_adds(&g->sql, e->kind == EXPR_AND ? " AND " : " OR ");
-		gen_expr(g, e->b);
+		gen_chain(g, e);
 		buf_addc(&g->sql, ')');
 		return;
 	case EXPR_NOT:
-		/* COALESCE: NOT of an unknown (NULL) comparison is true, as users expect */
-		buf_adds(&g->sql, "(NOT COALESCE(");
+		/* NOT of an unknown (NULL) comparison is true, as users expect. Every node compiles
+		 * to a truth value (0, 1 or NULL), so "IS NOT 1" is NOT COALESCE(x,0) with one level
+		 * of SQLite's parser stack instead of four. */
+		buf_addc(&g->sql, '(');
 		gen_expr(g, e->a);
-		buf_adds(&g->sql, ",0))");
+		buf_adds(&g->sql, " IS NOT 1)");
 		return;
 	case EXPR_CMP: gen_cmp(g, e); return;
 	case EXPR_IN:

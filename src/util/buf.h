@@ -29,7 +29,11 @@ void buf_addf(buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)))
 #endif
 	;
-void buf_addvf(buf *b, const char *fmt, va_list ap);
+void buf_addvf(buf *b, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 0)))
+#endif
+	;
 void buf_addi64(buf *b, int64_t v);
 /* Appends s as a JSON string literal (with quotes), escaping per RFC 8259. */
 void buf_add_json_string(buf *b, const char *s, size_t n);

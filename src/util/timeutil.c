@@ -238,8 +238,10 @@ int time_parse_user(const char *s, int64_t now, int64_t *ms, char *err, size_t e
 		while (q < end && *q == ' ')
 			q++;
 		int64_t d;
-		if (time_parse_duration(q, (size_t)(end - q), &d) == 0) {
-			*ms = base + sign * d;
+		/* d >= 0; a result outside the int64 range is not a time */
+		if (time_parse_duration(q, (size_t)(end - q), &d) == 0 &&
+		    (sign > 0 ? base <= INT64_MAX - d : base >= INT64_MIN + d)) {
+			*ms = sign > 0 ? base + d : base - d;
 			return 0;
 		}
 	}

@@ -111,7 +111,7 @@ TEST(filter_validation)
 	durox_value vals[2] = {{.type = DUROX_VAL_TEXT, .text = "Order"}, {.type = DUROX_VAL_TEXT, .text = "it's"}};
 	EQ_INT(durox_filter_add(f, durox_expr_not(f, durox_expr_in(f, DUROX_FIELD_ORCHESTRATION_NAME, vals, 2))), DUROX_OK);
 	/* status names are normalised; relative times keep their text; quotes are doubled */
-	EQ_STR(durox_filter_describe(f), "((status = 'Running' AND created_at > '-24h') AND NOT orchestration_name IN "
+	EQ_STR(durox_filter_describe(f), "(status = 'Running' AND created_at > '-24h' AND NOT orchestration_name IN "
 	                                 "('Order', 'it''s'))");
 	durox_filter_free(f);
 

@@ -24,7 +24,16 @@ const char *t_current = "";
 	T(empty_memory_store)                                                                                  \
 	T(filter_validation)                                                                                   \
 	T(page_tokens)                                                                                         \
-	T(names)
+	T(names)                                                                                               \
+	T(query_constructs)                                                                                    \
+	T(query_precedence)                                                                                    \
+	T(query_keywords_any_case)                                                                             \
+	T(query_quoting)                                                                                       \
+	T(query_times)                                                                                         \
+	T(query_errors)                                                                                        \
+	T(query_limits)                                                                                        \
+	T(query_public_api)                                                                                    \
+	T(query_roundtrip)
 TESTS
 #undef T
 

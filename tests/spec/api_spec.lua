@@ -292,7 +292,9 @@ describe("filters", function()
     assert.has_error(function() dx:list_instances({ created_after = "last tuesday" }) end)
     assert.has_error(function() dx:list_instances({ has_parent = "yes" }) end,
       "filter field 'has_parent' expects a boolean, got string")
-    assert.has_error(function() dx:list_instances("status = 'Failed'") end)
+    assert.has_error(function() dx:list_instances("status = ") end,
+      "query error at position 10: expected a value after '=' but found end of query")
+    assert.has_error(function() dx:list_instances(42) end)
   end)
 end)
 

@@ -1,4 +1,4 @@
--- durox.cli.list: `duroxlua list`, instances matching filter flags (one per filter field)
+-- durox.cli.list: `duroxlua list`, instances matching filter flags (one per filter field, and --query)
 -- as an aligned table, a page at a time (--page-token) or all of them streamed (--all).
 -- Run by the dispatcher (durox.cli); uses the handle's list_instances_paginated/instances.
 local durox = require "durox"
@@ -11,6 +11,8 @@ M.summary = "list instances (newest first) with filters and paging"
 
 M.options = {
   { section = "Filters" },
+  { "query", short = "q", arg = "QUERY",
+    help = "a query in the query language, ANDed with the other filters" },
   { "status", short = "s", arg = "S", multi = true, split = true,
     help = "Running, Completed, Failed, ContinuedAsNew, Unknown (repeatable; a,b)" },
   { "name", arg = "NAME", help = "orchestration name" },
@@ -50,7 +52,14 @@ M.options = {
 M.help = args.help("duroxlua list [options]",
   "Lists the instances of the store that match every filter given, newest first, one page\n" ..
   "at a time. A page ends with the token of the next one; pass it with the same filters\n" ..
-  "and order. With --json: {\"instances\": [...], \"next_page_token\": ..., \"total_count\": ...}.",
+  "and order. With --json: {\"instances\": [...], \"next_page_token\": ..., \"total_count\": ...}.\n" ..
+  "\n" ..
+  "--query takes the query language (docs/query-language.md), for example\n" ..
+  "  --query \"status IN ('Failed','Running') AND name STARTS_WITH 'Order' AND created_at > now() - 1h\"\n" ..
+  "Fields: status, failure_kind, orchestration_name (name), version, instance_id (id),\n" ..
+  "parent_instance (parent), has_parent, created_at, updated_at, completed_at, custom_status,\n" ..
+  "execution_count, text. Operators: = != < <= > >= IN, NOT IN, BETWEEN x AND y, STARTS_WITH,\n" ..
+  "LIKE, CONTAINS, IS [NOT] NULL, with AND, OR, NOT and parentheses. Quote text and times.",
   M.options)
 
 local DEFAULT_LIMIT = 50
@@ -84,6 +93,7 @@ function M.filter(a)
   local f = {}
   for _, m in ipairs(DIRECT) do f[m[1]] = a[m[2]] end
   if a.roots then f.has_parent = false elseif a.children then f.has_parent = true end
+  f.query = a.query -- parsed by the engine and ANDed with the fields above
   return f
 end
 
