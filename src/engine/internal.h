@@ -11,11 +11,17 @@
 #include "util/arena.h"
 #include "util/json.h"
 
+typedef struct metrics_cache metrics_cache; /* metrics.c */
+
 struct durox {
 	store *st;
 	durox_config cfg;
 	char err[512];
+	metrics_cache *metrics; /* cached digests (metrics.c), created on first use */
 };
+
+/* Frees the handle's metrics cache (metrics.c); accepts NULL. */
+void metrics_cache_free(metrics_cache *c);
 
 /* Sets the handle's message and returns rc. */
 int dx_fail(durox *dx, int rc, const char *fmt, ...)

@@ -346,6 +346,7 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 		return DUROX_ENOMEM;
 	}
 	s->base.vt = &sqlite_vtable;
+	s->base.mvt = &sq_metrics_vtable;
 	s->base.info.provider = "sqlite";
 	s->base.info.location = s->location;
 	s->base.info.readonly = readonly;
@@ -383,6 +384,7 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	                        fn_event_ts, NULL, NULL);
 	sqlite3_create_function(s->db, "durox_failure_kind", 2,
 	                        SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL, fn_failure_kind, NULL, NULL);
+	sq_metrics_attach(s);
 	if (memory) {
 		char *msg = NULL;
 		if (sqlite3_exec(s->db, memory_schema, NULL, NULL, &msg) != SQLITE_OK) {
