@@ -202,10 +202,10 @@ int durox_get_runtime_metrics(durox *dx, const durox_metrics_request *req, durox
 	int rc = metrics_begin(dx, req, &m);
 	if (rc != DUROX_OK)
 		return rc;
-	const store_instance_digest *in;
-	const store_history_digest *h;
-	const store_meta *meta;
-	const store_queue_snapshot *q;
+	const store_instance_digest *in = NULL;
+	const store_history_digest *h = NULL;
+	const store_meta *meta = NULL;
+	const store_queue_snapshot *q = NULL;
 	store_queue_snapshot scratch;
 	store_queue_params qp;
 	if ((rc = metrics_instances(&m, &in)) != DUROX_OK || (rc = metrics_history(&m, &h)) != DUROX_OK ||
@@ -229,7 +229,7 @@ int durox_get_runtime_metrics(durox *dx, const durox_metrics_request *req, durox
 	if (h->durations > 0)
 		out->average_orchestration_duration_ms = h->duration_ms / (double)h->durations;
 	memcpy(out->failed_by_kind, h->failed_by_kind, sizeof out->failed_by_kind);
-	out->store_created_at = meta->created_at != DUROX_NO_TIME ? meta->created_at : in->oldest_created_at;
+	out->store_created_at = meta->created_at;
 	out->last_activity_at = meta->last_history_ts;
 	if (meta->newest_lock_at != DUROX_NO_TIME &&
 	    (out->last_activity_at == DUROX_NO_TIME || meta->newest_lock_at > out->last_activity_at))
@@ -301,9 +301,9 @@ int durox_get_queue_metrics(durox *dx, const durox_metrics_request *req, durox_q
 	int rc = metrics_begin(dx, req, &m);
 	if (rc != DUROX_OK)
 		return rc;
-	const store_queue_snapshot *q;
+	const store_queue_snapshot *q = NULL;
 	store_queue_snapshot scratch;
-	const store_history_digest *h;
+	const store_history_digest *h = NULL;
 	store_queue_params qp;
 	if ((rc = get_queues(&m, &scratch, &q, &qp)) != DUROX_OK || (rc = metrics_history(&m, &h)) != DUROX_OK)
 		return rc;
@@ -387,8 +387,8 @@ int durox_get_orchestration_metrics(durox *dx, const durox_metrics_request *req,
 	int rc = metrics_begin(dx, req, &m);
 	if (rc != DUROX_OK)
 		return rc;
-	const store_instance_digest *in;
-	const store_history_digest *h;
+	const store_instance_digest *in = NULL;
+	const store_history_digest *h = NULL;
 	if ((rc = metrics_instances(&m, &in)) != DUROX_OK || (rc = metrics_history(&m, &h)) != DUROX_OK)
 		return rc;
 	int merge = req != NULL && req->merge_versions;

@@ -59,7 +59,6 @@ typedef struct store_instance_digest {
 	size_t n;
 	store_instance_group *groups; /* sorted by name, then version (NULL first) */
 	uint64_t executions;          /* executions rows */
-	int64_t oldest_created_at;    /* min instances.created_at (ms), DUROX_NO_TIME when empty */
 } store_instance_digest;
 
 /* Instance durations of one (name, version): the version of the execution that ended. */
@@ -85,7 +84,7 @@ typedef struct store_history_digest {
 
 /* Facts about the store as a whole. */
 typedef struct store_meta {
-	int64_t created_at;       /* earliest migration install time, DUROX_NO_TIME when unknown */
+	int64_t created_at;       /* earliest migration install time, else the oldest instance; DUROX_NO_TIME when unknown */
 	int64_t last_history_ts;  /* timestamp of the most recently written history row */
 	int64_t newest_lock_at;   /* max instance_locks.locked_at */
 } store_meta;

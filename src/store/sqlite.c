@@ -271,7 +271,7 @@ static int detect_schema(sqlite_store *s)
 	    (rc = probe(s, "orchestrator_queue", "attempt_count", &in->has_attempt_count)) != DUROX_OK ||
 	    (rc = probe(s, "worker_queue", "activity_id", &in->has_worker_identity)) != DUROX_OK)
 		return rc;
-	int has_migrations;
+	int has_migrations = 0;
 	if ((rc = probe(s, "_sqlx_migrations", NULL, &has_migrations)) != DUROX_OK)
 		return rc;
 	char version[32] = "create_schema";

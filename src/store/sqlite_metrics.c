@@ -124,19 +124,35 @@ static int trace_cb(unsigned type, void *ctx, void *p, void *x)
 
 /* ---- timestamps and fields inside event JSON ----------------------------------------- */
 
-/* Duroxide writes the common fields first and escapes every quote inside strings, so the
- * first '"<key>":' is the top-level member (see durox_event_ts in sqlite.c). */
-static int int_member(const char *t, const char *key, size_t keylen, int64_t *out)
+/* The first occurrence of needle (at least 2 bytes) in hay[0..n), or NULL. A plain loop on
+ * the first two bytes: the keys searched for sit near the start of an event. */
+static const char *find(const char *hay, size_t n, const char *needle, size_t nn)
 {
-	const char *p = strstr(t, key);
+	if (nn < 2 || n < nn)
+		return NULL;
+	const char c0 = needle[0], c1 = needle[1];
+	const char *end = hay + n - nn;
+	for (const char *p = hay; p <= end; p++)
+		if (p[0] == c0 && p[1] == c1 && memcmp(p + 2, needle + 2, nn - 2) == 0)
+			return p;
+	return NULL;
+}
+
+/* Duroxide writes the common fields first and escapes every quote inside strings, so the
+ * first '"<key>":' is the top-level member (see durox_event_ts in sqlite.c). Values are read
+ * from the column's bytes in place (sqlite3_value_blob: no copy to add a terminator). */
+static int int_member(const char *t, size_t n, const char *key, size_t keylen, int64_t *out)
+{
+	const char *p = find(t, n, key, keylen);
 	if (p == NULL)
 		return 0;
+	const char *end = t + n;
 	p += keylen;
-	while (*p == ' ')
+	while (p < end && *p == ' ')
 		p++;
 	int64_t v = 0;
 	int digits = 0;
-	while (*p >= '0' && *p <= '9' && digits < 19) {
+	while (p < end && *p >= '0' && *p <= '9' && digits < 19) {
 		v = v * 10 + (*p++ - '0');
 		digits++;
 	}
@@ -149,33 +165,34 @@ static int int_member(const char *t, const char *key, size_t keylen, int64_t *ou
 #define TS_KEY "\"timestamp_ms\":"
 #define SRC_KEY "\"source_event_id\":"
 
-/* The text of JSON string member `key` found after `from` in t, when it has no escapes:
- * sets *s and *n and returns 1; returns 0 when absent, not a string, or escaped (the caller
- * then parses the event). *is_null is set for a JSON null. */
-static int str_member(const char *from, const char *key, const char **s, size_t *n, int *is_null)
+/* The text of JSON string member `key` found in [from, end), when it has no escapes: sets *s
+ * and *n and returns 1; returns 0 when absent, not a string, or escaped (the caller then
+ * parses the event). *is_null is set for a JSON null. */
+static int str_member(const char *from, const char *end, const char *key, const char **s, size_t *n, int *is_null)
 {
 	*is_null = 0;
-	const char *p = strstr(from, key);
+	size_t kl = strlen(key);
+	const char *p = find(from, (size_t)(end - from), key, kl);
 	if (p == NULL)
 		return 0;
-	p += strlen(key);
-	while (*p == ' ')
+	p += kl;
+	while (p < end && *p == ' ')
 		p++;
-	if (strncmp(p, "null", 4) == 0) {
+	if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
 		*is_null = 1;
 		*s = NULL;
 		*n = 0;
 		return 1;
 	}
-	if (*p != '"')
+	if (p >= end || *p != '"')
 		return 0;
 	const char *b = ++p;
-	while (*p != '"' && *p != '\0') {
+	while (p < end && *p != '"') {
 		if (*p == '\\')
 			return 0;
 		p++;
 	}
-	if (*p != '"')
+	if (p >= end)
 		return 0;
 	*s = b;
 	*n = (size_t)(p - b);
@@ -286,10 +303,12 @@ static void fn_igroup(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		sqlite3_result_error(ctx, "durox_igroup: no state", -1);
 		return;
 	}
-	const char *name = (const char *)sqlite3_value_text(argv[1]);
+	const char *name = (const char *)sqlite3_value_blob(argv[1]);
 	int nlen = sqlite3_value_bytes(argv[1]);
-	const char *version = (const char *)sqlite3_value_text(argv[2]);
+	const char *version = sqlite3_value_type(argv[2]) == SQLITE_NULL ? NULL : (const char *)sqlite3_value_blob(argv[2]);
 	int vlen = sqlite3_value_bytes(argv[2]);
+	if (version == NULL && sqlite3_value_type(argv[2]) != SQLITE_NULL)
+		version = ""; /* an empty string, not NULL */
 	const char *status = (const char *)sqlite3_value_text(argv[3]);
 	int64_t gi = group_of(gs, name ? name : "", name ? (size_t)nlen : 0, version, (size_t)vlen);
 	if (gi < 0) {
@@ -318,11 +337,10 @@ static int sq_instance_digest(store *base, store_instance_digest *out)
 	sqlite_store *s = (sqlite_store *)base;
 	memset(out, 0, sizeof *out);
 	arena_init(&out->mem);
-	out->oldest_created_at = DUROX_NO_TIME;
 	group_set gs;
 	groups_init(&gs, &out->mem);
 	int rc = DUROX_OK;
-	sqlite3_stmt *st = sq_stmt(s, "SELECT count(*), min(durox_ms(i.created_at)),"
+	sqlite3_stmt *st = sq_stmt(s, "SELECT count(*),"
 	                              " sum(durox_igroup(?1, i.orchestration_name, i.orchestration_version, e.status))"
 	                              " FROM instances i LEFT JOIN executions e ON e.instance_id=i.instance_id AND"
 	                              " e.execution_id=i.current_execution_id");
@@ -332,8 +350,6 @@ static int sq_instance_digest(store *base, store_instance_digest *out)
 	}
 	sqlite3_bind_pointer(st, 1, &gs, "durox_group_set", NULL);
 	int r = sqlite3_step(st);
-	if (r == SQLITE_ROW)
-		out->oldest_created_at = sq_col_time(st, 1);
 	sq_done(st);
 	if (gs.oom) {
 		rc = store_fail(base, DUROX_ENOMEM, "out of memory");
@@ -379,16 +395,35 @@ done:
 typedef struct hist_state {
 	store_history_digest *d;
 	group_set groups;
-	hmap types;    /* event type name -> store_event_type */
 	hmap pending;  /* "<instance>\0<execution>\0<event id>" of ActivityScheduled -> a = ts */
 	hmap started;  /* instance id -> a = first start ts, b = group of the latest start */
 	int oom;
 } hist_state;
 
-static int hist_type(hist_state *hs, const char *t, size_t n)
+/* The counted type of an event_type value, or -1: a switch on the length, then at most
+ * three comparisons (this runs for every history row). */
+static int event_type_of(const char *t, size_t n)
 {
-	hmap_entry *e = hmap_get(&hs->types, t, n);
-	return e != NULL ? (int)e->a : -1;
+	static signed char by_len[40][4];
+	static int ready;
+	if (!ready) {
+		memset(by_len, -1, sizeof by_len);
+		for (int k = 0; k < EV__COUNT; k++) {
+			size_t len = strlen(store_event_type_names[k]);
+			for (int j = 0; j < 4; j++)
+				if (by_len[len][j] < 0) {
+					by_len[len][j] = (signed char)k;
+					break;
+				}
+		}
+		ready = 1;
+	}
+	if (n >= 40)
+		return -1;
+	for (int j = 0; j < 4 && by_len[n][j] >= 0; j++)
+		if (memcmp(store_event_type_names[by_len[n][j]], t, n) == 0)
+			return by_len[n][j];
+	return -1;
 }
 
 static size_t act_key(char *key, size_t cap, const char *inst, size_t ilen, int64_t exec, int64_t id)
@@ -418,8 +453,8 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	store_history_digest *d = hs->d;
 	d->rows++;
 	sqlite3_result_int(ctx, 0);
-	const char *type = (const char *)sqlite3_value_text(argv[1]);
-	int t = type != NULL ? hist_type(hs, type, (size_t)sqlite3_value_bytes(argv[1])) : -1;
+	const char *type = (const char *)sqlite3_value_blob(argv[1]);
+	int t = type != NULL ? event_type_of(type, (size_t)sqlite3_value_bytes(argv[1])) : -1;
 	if (t < 0) {
 		d->other_types++;
 		return;
@@ -429,11 +464,11 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	    t != EV_ACTIVITY_CANCEL_REQUESTED && t != EV_ORCHESTRATION_STARTED && t != EV_ORCHESTRATION_COMPLETED &&
 	    t != EV_ORCHESTRATION_FAILED)
 		return;
-	const char *inst = (const char *)sqlite3_value_text(argv[2]);
+	const char *inst = (const char *)sqlite3_value_blob(argv[2]);
 	size_t ilen = (size_t)sqlite3_value_bytes(argv[2]);
 	int64_t exec = sqlite3_value_int64(argv[3]);
 	int64_t id = sqlite3_value_int64(argv[4]);
-	const char *data = (const char *)sqlite3_value_text(argv[5]);
+	const char *data = (const char *)sqlite3_value_blob(argv[5]);
 	size_t dlen = (size_t)sqlite3_value_bytes(argv[5]);
 	if (inst == NULL || data == NULL)
 		return;
@@ -443,7 +478,7 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		if (kind > 0 && kind < DUROX_FAILURE__COUNT)
 			d->failed_by_kind[kind]++;
 	}
-	if (!int_member(data, TS_KEY, sizeof TS_KEY - 1, &ts))
+	if (!int_member(data, dlen, TS_KEY, sizeof TS_KEY - 1, &ts))
 		return;
 	char key[512];
 	size_t klen;
@@ -461,7 +496,7 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	case EV_ACTIVITY_FAILED:
 	case EV_ACTIVITY_CANCEL_REQUESTED: {
 		int64_t src;
-		if (!int_member(data, SRC_KEY, sizeof SRC_KEY - 1, &src))
+		if (!int_member(data, dlen, SRC_KEY, sizeof SRC_KEY - 1, &src))
 			return;
 		if ((klen = act_key(key, sizeof key, inst, ilen, exec, src)) == 0)
 			return;
@@ -474,13 +509,14 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	}
 	case EV_ORCHESTRATION_STARTED: {
 		/* the group is the started execution's name and version */
-		const char *tp = strstr(data, "\"type\":");
+		const char *dend = data + dlen;
+		const char *tp = find(data, dlen, "\"type\":", 7);
 		const char *name = NULL, *version = NULL;
 		size_t nlen = 0, vlen = 0;
 		int nnull, vnull;
 		int64_t gi = -1;
-		if (tp != NULL && str_member(tp, "\"name\":", &name, &nlen, &nnull) && !nnull &&
-		    str_member(tp, "\"version\":", &version, &vlen, &vnull)) {
+		if (tp != NULL && str_member(tp, dend, "\"name\":", &name, &nlen, &nnull) && !nnull &&
+		    str_member(tp, dend, "\"version\":", &version, &vlen, &vnull)) {
 			gi = group_of(&hs->groups, name, nlen, version, vlen);
 		} else {
 			/* escaped or unusual: parse the whole event */
@@ -529,19 +565,9 @@ static int sq_history_digest(store *base, store_history_digest *out)
 	memset(&hs, 0, sizeof hs);
 	hs.d = out;
 	groups_init(&hs.groups, &out->mem);
-	hmap_init(&hs.types);
 	hmap_init(&hs.pending);
 	hmap_init(&hs.started);
 	int rc = DUROX_OK;
-	for (int t = 0; t < EV__COUNT; t++) {
-		int created;
-		hmap_entry *e = hmap_put(&hs.types, store_event_type_names[t], strlen(store_event_type_names[t]), &created);
-		if (e == NULL) {
-			rc = store_fail(base, DUROX_ENOMEM, "out of memory");
-			goto done;
-		}
-		e->a = t;
-	}
 	sqlite3_stmt *st = sq_stmt(s, "SELECT sum(durox_hdigest(?1, event_type, instance_id, execution_id, event_id,"
 	                              " event_data)) FROM history");
 	if (st == NULL) {
@@ -572,7 +598,6 @@ static int sq_history_digest(store *base, store_history_digest *out)
 	out->ngroups = hs.groups.n;
 done:
 	groups_free(&hs.groups);
-	hmap_free(&hs.types);
 	hmap_free(&hs.pending);
 	hmap_free(&hs.started);
 	if (rc != DUROX_OK)
@@ -625,6 +650,14 @@ static int sq_meta(store *base, store_meta *out)
 	if (found) {
 		if ((rc = one_int(s, "SELECT min(durox_ms(installed_on)) FROM _sqlx_migrations", "reading migrations", &v,
 		                  &isnull)) != DUROX_OK)
+			return rc;
+		if (!isnull)
+			out->created_at = v;
+	}
+	if (out->created_at == DUROX_NO_TIME) {
+		/* a store made without migrations: its oldest instance (a full scan, rarely needed) */
+		if ((rc = one_int(s, "SELECT min(durox_ms(created_at)) FROM instances", "reading instances", &v, &isnull)) !=
+		    DUROX_OK)
 			return rc;
 		if (!isnull)
 			out->created_at = v;
@@ -1001,4 +1034,8 @@ void sq_metrics_attach(sqlite_store *s)
 	sqlite3_create_function(s->db, "durox_hdigest", 6, SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL, fn_hdigest, NULL,
 	                        NULL);
 	sqlite3_trace_v2(s->db, SQLITE_TRACE_STMT | SQLITE_TRACE_PROFILE, trace_cb, s);
+	/* Read pages through a memory map (up to SQLite's compile-time cap): a full scan of a
+	 * large history then costs no read() call per page. Duroxide never shrinks its store
+	 * file (no VACUUM, no auto_vacuum), the case where a mapping would fault. */
+	sqlite3_exec(s->db, "PRAGMA mmap_size=2147418112", NULL, NULL, NULL);
 }

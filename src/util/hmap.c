@@ -24,10 +24,24 @@ void hmap_init(hmap *m)
 	m->cap = m->count = 0;
 }
 
+static void free_key(hmap_entry *e)
+{
+	if (e->key != NULL && e->key != e->inl)
+		free(e->key);
+}
+
+/* Moves an entry to another slot (an inline key must follow it). */
+static void move_entry(hmap_entry *dst, hmap_entry *src)
+{
+	*dst = *src;
+	if (src->key == src->inl)
+		dst->key = dst->inl;
+}
+
 void hmap_free(hmap *m)
 {
 	for (size_t i = 0; i < m->cap; i++)
-		free(m->slots[i].key);
+		free_key(&m->slots[i]);
 	free(m->slots);
 	hmap_init(m);
 }
@@ -65,7 +79,7 @@ static int grow(hmap *m)
 		size_t j = e->hash & (ncap - 1);
 		while (ns[j].key != NULL)
 			j = (j + 1) & (ncap - 1);
-		ns[j] = *e;
+		move_entry(&ns[j], e);
 	}
 	free(m->slots);
 	m->slots = ns;
@@ -82,12 +96,15 @@ hmap_entry *hmap_put(hmap *m, const void *key, size_t len, int *created)
 	hmap_entry *e = find(m, key, len, h);
 	if (e->key != NULL)
 		return e;
-	char *k = malloc(len + 1);
+	char *k = len < HMAP_INLINE ? e->inl : malloc(len + 1);
 	if (k == NULL)
 		return NULL;
 	memcpy(k, key, len);
 	k[len] = '\0';
-	*e = (hmap_entry){k, (uint32_t)len, h, 0, 0};
+	e->key = k;
+	e->klen = (uint32_t)len;
+	e->hash = h;
+	e->a = e->b = 0;
 	m->count++;
 	*created = 1;
 	return e;
@@ -98,7 +115,7 @@ int hmap_del(hmap *m, const void *key, size_t len)
 	hmap_entry *e = find(m, key, len, hash_bytes(key, len));
 	if (e == NULL || e->key == NULL)
 		return 0;
-	free(e->key);
+	free_key(e);
 	size_t mask = m->cap - 1;
 	size_t hole = (size_t)(e - m->slots);
 	/* shift back the entries of the cluster that would not be found across the hole */
@@ -106,7 +123,7 @@ int hmap_del(hmap *m, const void *key, size_t len)
 		size_t home = m->slots[i].hash & mask;
 		/* distance from home to i vs from home to hole (cyclic) */
 		if (((i - home) & mask) >= ((i - hole) & mask)) {
-			m->slots[hole] = m->slots[i];
+			move_entry(&m->slots[hole], &m->slots[i]);
 			hole = i;
 		}
 	}

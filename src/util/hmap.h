@@ -2,7 +2,7 @@
  * hmap.h - a hash map from byte-string keys to two int64 values, with linear probing and
  * backward-shift deletion (no tombstones), for the one-pass aggregates of the metrics code
  * (pairing events while scanning history, grouping rows in C instead of sorting them).
- * Keys are copied (malloc) and freed on deletion. Used by src/store/sqlite_metrics.c.
+ * Keys are copied (into the entry when short, else malloc'd) and freed on deletion. Used by src/store/sqlite_metrics.c.
  */
 #ifndef DUROX_UTIL_HMAP_H
 #define DUROX_UTIL_HMAP_H
@@ -10,11 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define HMAP_INLINE 40 /* keys up to this size live in the entry (no allocation) */
+
 typedef struct hmap_entry {
-	char *key; /* NULL: empty slot */
+	char *key; /* NULL: empty slot; else points to inl or to a malloc'd copy */
 	uint32_t klen;
 	uint32_t hash;
 	int64_t a, b; /* the values */
+	char inl[HMAP_INLINE];
 } hmap_entry;
 
 typedef struct hmap {
