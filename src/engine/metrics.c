@@ -66,7 +66,7 @@ int metrics_begin(durox *dx, const durox_metrics_request *req, metrics_ctx *m)
 	m->dx = dx;
 	m->explicit_now = req != NULL && req->now != DUROX_NO_TIME;
 	m->now = m->explicit_now ? req->now : time_now_ms();
-	m->fresh = req != NULL && req->fresh;
+	m->fresh = (req != NULL && req->fresh) || m->explicit_now;
 	m->collected_at = INT64_MAX;
 	return DUROX_OK;
 }
@@ -183,11 +183,11 @@ static int get_queues(metrics_ctx *m, store_queue_snapshot *scratch, const store
 		c->queue_params = p;
 		c->has_queue = 1;
 		c->queue_mono = time_mono_ms();
-		c->queue_at = m->now;
+		c->queue_at = time_now_ms();
 		*out = &c->queue;
 	}
 	*used = p;
-	seen(m, m->now);
+	seen(m, m->explicit_now ? time_now_ms() : m->now);
 	return DUROX_OK;
 }
 
@@ -271,7 +271,7 @@ int durox_get_provider_diagnostics(durox *dx, const durox_metrics_request *req, 
 	}
 	rc = dx->st->mvt->diagnostics(dx->st, out);
 	out->provider_type = dx->st->info.provider;
-	out->collected_at = m.now;
+	out->collected_at = time_now_ms();
 	if (rc != DUROX_OK) {
 		/* an unhealthy connection is a result, not a failure of this call */
 		out->connection_healthy = 0;

@@ -461,8 +461,7 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	}
 	d->by_type[t]++;
 	if (t != EV_ACTIVITY_SCHEDULED && t != EV_ACTIVITY_COMPLETED && t != EV_ACTIVITY_FAILED &&
-	    t != EV_ACTIVITY_CANCEL_REQUESTED && t != EV_ORCHESTRATION_STARTED && t != EV_ORCHESTRATION_COMPLETED &&
-	    t != EV_ORCHESTRATION_FAILED)
+	    t != EV_ORCHESTRATION_STARTED && t != EV_ORCHESTRATION_COMPLETED && t != EV_ORCHESTRATION_FAILED)
 		return;
 	const char *inst = (const char *)sqlite3_value_blob(argv[2]);
 	size_t ilen = (size_t)sqlite3_value_bytes(argv[2]);
@@ -493,18 +492,17 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		e->a = ts;
 		return;
 	case EV_ACTIVITY_COMPLETED:
-	case EV_ACTIVITY_FAILED:
-	case EV_ACTIVITY_CANCEL_REQUESTED: {
+	case EV_ACTIVITY_FAILED: {
 		int64_t src;
 		if (!int_member(data, dlen, SRC_KEY, sizeof SRC_KEY - 1, &src))
 			return;
 		if ((klen = act_key(key, sizeof key, inst, ilen, exec, src)) == 0)
 			return;
-		if (t != EV_ACTIVITY_CANCEL_REQUESTED && (e = hmap_get(&hs->pending, key, klen)) != NULL) {
+		if ((e = hmap_get(&hs->pending, key, klen)) != NULL) {
 			d->round_trips++;
 			d->round_trip_ms += (double)(ts - e->a);
+			hmap_del(&hs->pending, key, klen);
 		}
-		hmap_del(&hs->pending, key, klen);
 		return;
 	}
 	case EV_ORCHESTRATION_STARTED: {
