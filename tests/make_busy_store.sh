@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make_busy_store.sh DIR - a store caught mid-flight, for the metrics tests: a --demo store
 # on which the real runtime (live.js) is busy with newly started work (activities, short and
-# long timers, slow activities holding worker locks, event waits, an unregistered
+# long timers, timers due while it is blocked, slow activities holding worker locks, event waits, an unregistered
 # orchestration retried with backoff, a turn that holds its instance lock, an event raised to an instance that does not exist)
 # when it is killed (SIGKILL: locks, in-flight queue rows and stale lock tokens stay as a
 # crash leaves them). Then Duroxide's own answers on it (busy-oracle.json). Reuses a
@@ -25,10 +25,14 @@ for i in $(seq 1 40); do echo "{\"id\":\"busy-seq-$i\",\"name\":\"Sequence\",\"i
 for i in $(seq 1 12); do echo "{\"id\":\"busy-slow-$i\",\"name\":\"SlowActivity\",\"input\":\"{\\\"ms\\\":600000}\"}" >>"$starts"; done
 for i in $(seq 1 15); do echo "{\"id\":\"busy-nap-$i\",\"name\":\"Sleeper\",\"input\":\"{\\\"ms\\\":2500}\"}" >>"$starts"; done
 for i in $(seq 1 10); do echo "{\"id\":\"busy-sleep-$i\",\"name\":\"Sleeper\",\"input\":\"{\\\"ms\\\":3600000}\"}" >>"$starts"; done
+# timers that fall due while the runtime is blocked (below): overdue in the snapshot
+for i in $(seq 1 6); do echo "{\"id\":\"busy-due-$i\",\"name\":\"Sleeper\",\"input\":\"{\\\"ms\\\":4200}\"}" >>"$starts"; done
 for i in $(seq 1 15); do echo "{\"id\":\"busy-wait-$i\",\"name\":\"WaitApprove\",\"input\":\"null\"}" >>"$starts"; done
 for i in $(seq 1 3); do echo "{\"id\":\"busy-unreg-$i\",\"name\":\"NoSuchOrchestration\",\"input\":\"null\"}" >>"$starts"; done
-# a turn that runs for 10 s: the kill catches its instance lock
-echo '{"id":"busy-turn-1","name":"SlowTurn","input":"{\"ms\":10000}"}' >>"$starts"
+# a turn that runs for 10 s, started last: the kill catches its instance lock (it also blocks
+# node, so the runtime makes no progress after it starts)
+turn="$dir/busy-turn.jsonl"
+echo '{"id":"busy-turn-1","name":"SlowTurn","input":"{\"ms\":10000}"}' >"$turn"
 
 out="$dir/busy.live.out"
 node "$h/live.js" "$db" >"$out" 2>"$dir/busy.live.log" &
@@ -40,7 +44,10 @@ for _ in $(seq 1 200); do
 done
 grep -qx ready "$out" || { echo "busy fixture: live.js did not start" >&2; exit 1; }
 node "$h/client.js" "$db" start-many "$starts" >/dev/null
-sleep 4
+# long enough for the unregistered starts to be retried twice (backoff 1 s, then 2 s)
+sleep 3.5
+node "$h/client.js" "$db" start-many "$turn" >/dev/null
+sleep 1.5
 # an event for an instance that does not exist: on SQLite it blocks the orchestrator queue
 node "$h/client.js" "$db" raise ghost-1 Approve '"x"' >/dev/null
 sleep 0.5

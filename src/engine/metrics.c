@@ -187,7 +187,7 @@ static int get_queues(metrics_ctx *m, store_queue_snapshot *scratch, const store
 		*out = &c->queue;
 	}
 	*used = p;
-	seen(m, m->explicit_now ? time_now_ms() : m->now);
+	seen(m, m->explicit_now ? time_now_ms() : c->queue_at);
 	return DUROX_OK;
 }
 
