@@ -105,7 +105,7 @@ function M.bars(values, height, ascii)
       end
     end
     local label = row == height and M.int(max) or (row == 1 and "0" or "")
-    lines[#lines + 1] = format.pad(label, label_w, "right") .. " │" .. table.concat(cells)
+    lines[#lines + 1] = format.pad(label, label_w, "right") .. (ascii and " |" or " │") .. table.concat(cells)
   end
   return lines, label_w
 end
