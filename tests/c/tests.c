@@ -24,7 +24,11 @@ const char *t_current = "";
 	T(empty_memory_store)                                                                                  \
 	T(filter_validation)                                                                                   \
 	T(page_tokens)                                                                                         \
-	T(names)
+	T(names)                                                                                               \
+	T(hmap_put_get_del)                                                                                    \
+	T(metrics_empty_store)                                                                                 \
+	T(metrics_disabled_and_config)                                                                         \
+	T(metrics_names)
 TESTS
 #undef T
 
