@@ -435,7 +435,8 @@ int durox_get_orchestration_metrics(durox *dx, const durox_metrics_request *req,
 		r->success_rate = done ? (double)r->total_completed / (double)done : NAN;
 		r->failure_rate = done ? (double)r->total_failed / (double)done : NAN;
 	}
-	qsort(items, n, sizeof *items, cmp_item);
+	if (n > 1)
+		qsort(items, n, sizeof *items, cmp_item);
 	res->items = items;
 	res->count = n;
 	res->collected_at = metrics_collected_at(&m);

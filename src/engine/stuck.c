@@ -392,7 +392,8 @@ int durox_find_stuck_instances(durox *dx, const durox_stuck_request *req, durox_
 	}
 	if ((rc = check_event_waits(&c, wait_ms)) != DUROX_OK)
 		goto fail;
-	qsort(c.accs, c.n, sizeof *c.accs, cmp_acc);
+	if (c.n > 1)
+		qsort(c.accs, c.n, sizeof *c.accs, cmp_acc);
 	size_t n = c.n > limit ? limit : c.n;
 	durox_stuck_instance *items = arena_calloc(&res->mem, n ? n : 1, sizeof *items);
 	if (items == NULL) {

@@ -372,7 +372,8 @@ static int sq_instance_digest(store *base, store_instance_digest *out)
 		rc = sq_fail(s, r, "counting executions");
 		goto done;
 	}
-	qsort(gs.g, gs.n, sizeof *gs.g, cmp_acc);
+	if (gs.n > 1)
+		qsort(gs.g, gs.n, sizeof *gs.g, cmp_acc);
 	out->groups = arena_calloc(&out->mem, gs.n ? gs.n : 1, sizeof *out->groups);
 	if (out->groups == NULL) {
 		rc = store_fail(base, DUROX_ENOMEM, "out of memory");
@@ -583,7 +584,8 @@ static int sq_history_digest(store *base, store_history_digest *out)
 		rc = sq_fail(s, r, "reading history");
 		goto done;
 	}
-	qsort(hs.groups.g, hs.groups.n, sizeof *hs.groups.g, cmp_acc);
+	if (hs.groups.n > 1)
+		qsort(hs.groups.g, hs.groups.n, sizeof *hs.groups.g, cmp_acc);
 	out->groups = arena_calloc(&out->mem, hs.groups.n ? hs.groups.n : 1, sizeof *out->groups);
 	if (out->groups == NULL) {
 		rc = store_fail(base, DUROX_ENOMEM, "out of memory");
