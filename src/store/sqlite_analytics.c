@@ -68,8 +68,9 @@ int sq_query_instances(store *base, const store_group_query *q, store_group_cb c
 	                                 DUROX_AGG_P99_DURATION)) != 0;
 	int want_pct = (q->aggregates & (DUROX_AGG_P50_DURATION | DUROX_AGG_P95_DURATION | DUROX_AGG_P99_DURATION)) != 0;
 
-	/* d: one row per matching instance, materialized once */
-	buf_adds(&g.sql, "WITH d AS MATERIALIZED (SELECT ");
+	/* d: one row per matching instance; materialized once when the percentiles read it a second
+	 * time, else flattened into the grouping (no temporary table) */
+	buf_adds(&g.sql, want_pct ? "WITH d AS MATERIALIZED (SELECT " : "WITH d AS (SELECT ");
 	for (size_t k = 0; k < nk; k++)
 		buf_addf(&g.sql, "%s AS k%zu, ", group_key_sql(s, q->group_by[k]), k + 1);
 	buf_addf(&g.sql, "COALESCE(e.status,'Unknown') AS st, %s AS dur", want_dur ? DURATION_SQL : "NULL");
