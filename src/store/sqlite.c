@@ -301,6 +301,7 @@ static void sq_close(store *base)
 	sqlite_store *s = (sqlite_store *)base;
 	if (s == NULL)
 		return;
+	sq_metrics_detach(s);
 	for (int i = 0; i < CACHE_SIZE; i++) {
 		if (s->cache[i].sql != NULL) {
 			sqlite3_finalize(s->cache[i].stmt);

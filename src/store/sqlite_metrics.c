@@ -57,18 +57,38 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Transaction control statements count as writes: our reads never open a transaction. */
-static int is_txn_control(const char *sql)
+/* Whether a statement is a write. Transaction control belongs to what it controls: BEGIN
+ * IMMEDIATE/EXCLUSIVE and the COMMIT/ROLLBACK/END/SAVEPOINT/RELEASE inside such a transaction
+ * are writes; a plain BEGIN and its COMMIT (a read snapshot) are reads. PRAGMAs set connection
+ * options (foreign_keys at open): reads. Everything else: what sqlite3_stmt_readonly says. */
+static int is_write(sqlite_store *s, sqlite3_stmt *st)
 {
-	static const char *const words[] = {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"};
+	const char *sql = sqlite3_sql(st);
+	if (sql == NULL)
+		return !sqlite3_stmt_readonly(st);
 	while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r')
 		sql++;
-	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
-		size_t n = strlen(words[i]);
-		if (strncasecmp(sql, words[i], n) == 0 && (sql[n] == '\0' || sql[n] == ' ' || sql[n] == ';'))
-			return 1;
+	if (strncasecmp(sql, "PRAGMA", 6) == 0)
+		return 0;
+	if (strncasecmp(sql, "BEGIN", 5) == 0) {
+		const char *p = sql + 5;
+		while (*p == ' ')
+			p++;
+		s->in_write_txn = strncasecmp(p, "IMMEDIATE", 9) == 0 || strncasecmp(p, "EXCLUSIVE", 9) == 0;
+		return s->in_write_txn;
 	}
-	return 0;
+	static const char *const ends[] = {"COMMIT", "END", "ROLLBACK"};
+	for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+		if (strncasecmp(sql, ends[i], strlen(ends[i])) == 0) {
+			int w = s->in_write_txn;
+			if (strncasecmp(sql, "ROLLBACK TO", 11) != 0)
+				s->in_write_txn = 0;
+			return w;
+		}
+	}
+	if (strncasecmp(sql, "SAVEPOINT", 9) == 0 || strncasecmp(sql, "RELEASE", 7) == 0)
+		return s->in_write_txn;
+	return !sqlite3_stmt_readonly(st);
 }
 
 /* SQLITE_TRACE_STMT fires when a statement starts running (its first step after a prepare or
@@ -101,11 +121,7 @@ static int trace_cb(unsigned type, void *ctx, void *p, void *x)
 				continue;
 			double ms = (double)(mono_ns() - s->timing[i].t0_ns) / 1e6;
 			s->timing[i].stmt = NULL;
-			sqlite3_stmt *st = p;
-			const char *sql = sqlite3_sql(st);
-			/* PRAGMAs set connection options (foreign_keys at open): reads, not writes */
-			int pragma = sql != NULL && strncasecmp(sql, "PRAGMA", 6) == 0;
-			if ((!sqlite3_stmt_readonly(st) && !pragma) || (sql != NULL && is_txn_control(sql))) {
+			if (is_write(s, p)) {
 				s->writes++;
 				s->write_ms += ms;
 				if (ms > s->max_write_ms)
@@ -198,6 +214,8 @@ static int str_member(const char *from, const char *end, const char *key, const 
 	*n = (size_t)(p - b);
 	return 1;
 }
+
+static int one_int(sqlite_store *s, const char *sql, const char *what, int64_t *out, int *isnull);
 
 /* ---- grouping in C ------------------------------------------------------------------ */
 
@@ -555,54 +573,224 @@ oom:
 	sqlite3_result_error_nomem(ctx);
 }
 
+/* The history digest persists on the connection between calls: the next call reads only the
+ * rows added since (rowid > the last one read), when the store shows that nothing was
+ * deleted: the row count is what was read plus the new rows, and the last row read is still
+ * the same row. Otherwise (a purge, a prune) it reads everything again. Rows are never
+ * updated by the runtime, so this gives exactly what a full pass gives. */
+struct hist_inc {
+	hist_state hs;            /* the pairing maps and the groups */
+	arena mem;                /* group names */
+	store_history_digest acc; /* the counters (its groups and mem are unused) */
+	int64_t max_rowid;        /* the last row read */
+	uint64_t rows;            /* rows read in all */
+	char *last_id;            /* identity of the last row: its key and a hash of its data */
+	size_t last_len;
+	uint64_t last_hash;
+	int valid;
+};
+
+static void hist_inc_reset(hist_inc *h)
+{
+	groups_free(&h->hs.groups);
+	hmap_free(&h->hs.pending);
+	hmap_free(&h->hs.started);
+	arena_release(&h->mem);
+	free(h->last_id);
+	memset(h, 0, sizeof *h);
+	arena_init(&h->mem);
+	h->hs.d = &h->acc;
+	groups_init(&h->hs.groups, &h->mem);
+	hmap_init(&h->hs.pending);
+	hmap_init(&h->hs.started);
+	h->max_rowid = INT64_MIN;
+}
+
+void sq_metrics_detach(sqlite_store *s)
+{
+	if (s->hist != NULL) {
+		hist_inc_reset(s->hist);
+		arena_release(&s->hist->mem);
+		free(s->hist);
+		s->hist = NULL;
+	}
+}
+
+static uint64_t fnv64(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+/* The identity of the row at rowid: "<instance>\0<execution>\0<event id>" and a hash of its
+ * data; *found = 0 when there is no such row. key is malloc'd. */
+static int row_identity(sqlite_store *s, int64_t rowid, int *found, char **key, size_t *klen, uint64_t *hash)
+{
+	*found = 0;
+	*key = NULL;
+	sqlite3_stmt *st = sq_stmt(s, "SELECT instance_id, execution_id, event_id, event_data FROM history WHERE rowid=?1");
+	if (st == NULL)
+		return sq_stmt_err(s);
+	sqlite3_bind_int64(st, 1, rowid);
+	int r = sqlite3_step(st);
+	int rc = DUROX_OK;
+	if (r == SQLITE_ROW) {
+		const char *inst = sqlite3_column_blob(st, 0);
+		size_t ilen = (size_t)sqlite3_column_bytes(st, 0);
+		char kbuf[512];
+		size_t n = act_key(kbuf, sizeof kbuf, inst ? inst : "", inst ? ilen : 0, sqlite3_column_int64(st, 1),
+		                   sqlite3_column_int64(st, 2));
+		if (n == 0) { /* a very long id: its hash stands for it */
+			uint64_t hid = fnv64(inst, ilen);
+			n = act_key(kbuf, sizeof kbuf, (const char *)&hid, sizeof hid, sqlite3_column_int64(st, 1),
+			            sqlite3_column_int64(st, 2));
+		}
+		*key = malloc(n);
+		if (*key == NULL) {
+			rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+		} else {
+			memcpy(*key, kbuf, n);
+			*klen = n;
+			*hash = fnv64(sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
+			*found = 1;
+		}
+	} else if (r != SQLITE_DONE) {
+		rc = sq_fail(s, r, "reading history");
+	}
+	sq_done(st);
+	return rc;
+}
+
+/* Reads the rows after h->max_rowid into h; sets *n to how many and moves max_rowid. */
+static int hist_scan(sqlite_store *s, hist_inc *h, uint64_t *n)
+{
+	*n = 0;
+	sqlite3_stmt *st = sq_stmt(s, "SELECT max(rowid), count(*), sum(durox_hdigest(?1, event_type, instance_id,"
+	                              " execution_id, event_id, event_data)) FROM history WHERE rowid > ?2");
+	if (st == NULL)
+		return sq_stmt_err(s);
+	sqlite3_bind_pointer(st, 1, &h->hs, "durox_hist_state", NULL);
+	sqlite3_bind_int64(st, 2, h->max_rowid);
+	int r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		*n = (uint64_t)sqlite3_column_int64(st, 1);
+		if (*n > 0)
+			h->max_rowid = sqlite3_column_int64(st, 0);
+	}
+	sq_done(st);
+	if (h->hs.oom || h->hs.groups.oom)
+		return store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+	return r == SQLITE_ROW ? DUROX_OK : sq_fail(s, r, "reading history");
+}
+
+static int remember_last(sqlite_store *s, hist_inc *h)
+{
+	free(h->last_id);
+	h->last_id = NULL;
+	if (h->rows == 0)
+		return DUROX_OK;
+	int found;
+	int rc = row_identity(s, h->max_rowid, &found, &h->last_id, &h->last_len, &h->last_hash);
+	if (rc == DUROX_OK && !found)
+		h->valid = 0; /* deleted meanwhile: the next call reads everything */
+	return rc;
+}
+
+/* Brings the persistent digest up to date: incrementally when it can, else from scratch. */
+static int hist_refresh(sqlite_store *s)
+{
+	hist_inc *h = s->hist;
+	int rc;
+	if (h != NULL && h->valid) {
+		/* one read transaction: the checks and the new rows see the same snapshot */
+		sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+		int same = 1, found = 0;
+		char *key = NULL;
+		size_t klen = 0;
+		uint64_t hash = 0;
+		uint64_t n = 0;
+		int64_t total = 0;
+		if (h->rows > 0) {
+			rc = row_identity(s, h->max_rowid, &found, &key, &klen, &hash);
+			same = rc == DUROX_OK && found && klen == h->last_len && memcmp(key, h->last_id, klen) == 0 &&
+			       hash == h->last_hash;
+			free(key);
+		}
+		if (same) {
+			int64_t before = h->max_rowid;
+			rc = hist_scan(s, h, &n);
+			same = rc == DUROX_OK && one_int(s, "SELECT count(*) FROM history", "counting history", &total, NULL) ==
+			                             DUROX_OK && (uint64_t)total == h->rows + n;
+			if (!same)
+				h->max_rowid = before;
+		}
+		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+		if (same) {
+			h->rows += n;
+			return n > 0 ? remember_last(s, h) : DUROX_OK;
+		}
+		h->valid = 0;
+	}
+	if (h == NULL) {
+		if ((h = calloc(1, sizeof *h)) == NULL)
+			return store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+		s->hist = h;
+	}
+	hist_inc_reset(h);
+	uint64_t n;
+	if ((rc = hist_scan(s, h, &n)) != DUROX_OK) {
+		hist_inc_reset(h);
+		return rc;
+	}
+	h->rows = n;
+	h->valid = 1;
+	return remember_last(s, h);
+}
+
 static int sq_history_digest(store *base, store_history_digest *out)
 {
 	sqlite_store *s = (sqlite_store *)base;
 	memset(out, 0, sizeof *out);
 	arena_init(&out->mem);
-	hist_state hs;
-	memset(&hs, 0, sizeof hs);
-	hs.d = out;
-	groups_init(&hs.groups, &out->mem);
-	hmap_init(&hs.pending);
-	hmap_init(&hs.started);
-	int rc = DUROX_OK;
-	sqlite3_stmt *st = sq_stmt(s, "SELECT sum(durox_hdigest(?1, event_type, instance_id, execution_id, event_id,"
-	                              " event_data)) FROM history");
-	if (st == NULL) {
-		rc = sq_stmt_err(s);
-		goto done;
-	}
-	sqlite3_bind_pointer(st, 1, &hs, "durox_hist_state", NULL);
-	int r = sqlite3_step(st);
-	sq_done(st);
-	if (hs.oom || hs.groups.oom) {
-		rc = store_fail(base, DUROX_ENOMEM, "out of memory");
-		goto done;
-	}
-	if (r != SQLITE_ROW) {
-		rc = sq_fail(s, r, "reading history");
-		goto done;
-	}
-	if (hs.groups.n > 1)
-		qsort(hs.groups.g, hs.groups.n, sizeof *hs.groups.g, cmp_acc);
-	out->groups = arena_calloc(&out->mem, hs.groups.n ? hs.groups.n : 1, sizeof *out->groups);
-	if (out->groups == NULL) {
-		rc = store_fail(base, DUROX_ENOMEM, "out of memory");
-		goto done;
-	}
-	for (size_t k = 0; k < hs.groups.n; k++) {
-		struct group_acc *g = &hs.groups.g[k];
-		out->groups[k] = (store_duration_group){g->name, g->version, g->dn, g->dsum};
-	}
-	out->ngroups = hs.groups.n;
-done:
-	groups_free(&hs.groups);
-	hmap_free(&hs.pending);
-	hmap_free(&hs.started);
+	int rc = hist_refresh(s);
 	if (rc != DUROX_OK)
+		return rc;
+	hist_inc *h = s->hist;
+	/* a copy of the counters and of the groups, sorted (the live groups keep their indices) */
+	*out = h->acc;
+	arena_init(&out->mem);
+	out->groups = NULL;
+	out->ngroups = 0;
+	size_t ng = h->hs.groups.n;
+	struct group_acc *sorted = malloc((ng ? ng : 1) * sizeof *sorted);
+	out->groups = arena_calloc(&out->mem, ng ? ng : 1, sizeof *out->groups);
+	if (sorted == NULL || out->groups == NULL) {
+		free(sorted);
 		store_history_digest_free(out);
-	return rc;
+		return store_fail(base, DUROX_ENOMEM, "out of memory");
+	}
+	if (ng)
+		memcpy(sorted, h->hs.groups.g, ng * sizeof *sorted);
+	if (ng > 1)
+		qsort(sorted, ng, sizeof *sorted, cmp_acc);
+	for (size_t k = 0; k < ng; k++) {
+		const char *name = arena_strdup(&out->mem, sorted[k].name);
+		const char *version = sorted[k].version ? arena_strdup(&out->mem, sorted[k].version) : NULL;
+		if (name == NULL || (sorted[k].version && version == NULL)) {
+			free(sorted);
+			store_history_digest_free(out);
+			return store_fail(base, DUROX_ENOMEM, "out of memory");
+		}
+		out->groups[k] = (store_duration_group){name, version, sorted[k].dn, sorted[k].dsum};
+	}
+	out->ngroups = ng;
+	free(sorted);
+	return DUROX_OK;
 }
 
 /* ---- small helpers -------------------------------------------------------------------- */
