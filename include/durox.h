@@ -564,7 +564,9 @@ int durox_get_instance_statistics(durox *dx, const char *instance_id, durox_inst
  *
  * Metric calls fail with DUROX_EDENIED when the configuration has enable_metrics = 0. Their
  * results are cached per handle for cache_ttl_seconds (collected_at tells when a result was
- * computed); a request with fresh = 1 or an explicit now bypasses the cache. */
+ * computed); a request with fresh = 1 or an explicit now bypasses the cache. A recomputation
+ * reads only the history rows added since the handle's previous pass, unless rows were
+ * deleted meanwhile (then all of them): the result is always that of a full pass. */
 
 typedef struct durox_metrics_request {
 	int64_t now;       /* evaluate as of this time (ms); DUROX_NO_TIME: the current time */
