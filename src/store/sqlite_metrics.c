@@ -1222,8 +1222,4 @@ void sq_metrics_attach(sqlite_store *s)
 	sqlite3_create_function(s->db, "durox_hdigest", 6, SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL, fn_hdigest, NULL,
 	                        NULL);
 	sqlite3_trace_v2(s->db, SQLITE_TRACE_STMT | SQLITE_TRACE_PROFILE, trace_cb, s);
-	/* Read pages through a memory map (up to SQLite's compile-time cap): a full scan of a
-	 * large history then costs no read() call per page. Duroxide never shrinks its store
-	 * file (no VACUUM, no auto_vacuum), the case where a mapping would fault. */
-	sqlite3_exec(s->db, "PRAGMA mmap_size=2147418112", NULL, NULL, NULL);
 }
