@@ -496,7 +496,12 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		if (kind > 0 && kind < DUROX_FAILURE__COUNT)
 			d->failed_by_kind[kind]++;
 	}
-	if (!int_member(data, dlen, TS_KEY, sizeof TS_KEY - 1, &ts))
+	/* Duroxide writes {"event_id":N,"source_event_id":N|null,"instance_id":"<id>",
+	 * "execution_id":N,"timestamp_ms":N,...: timestamp_ms cannot start before byte 68 + the
+	 * id's length, so the search starts there (and from the start if the layout differs) */
+	size_t skip = 66 + ilen < dlen ? 66 + ilen : 0;
+	if (!int_member(data + skip, dlen - skip, TS_KEY, sizeof TS_KEY - 1, &ts) &&
+	    (skip == 0 || !int_member(data, dlen, TS_KEY, sizeof TS_KEY - 1, &ts)))
 		return;
 	char key[512];
 	size_t klen;
@@ -527,7 +532,9 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	case EV_ORCHESTRATION_STARTED: {
 		/* the group is the started execution's name and version */
 		const char *dend = data + dlen;
-		const char *tp = find(data, dlen, "\"type\":", 7);
+		const char *tp = find(data + skip, dlen - skip, "\"type\":", 7); /* after timestamp_ms */
+		if (tp == NULL)
+			tp = find(data, dlen, "\"type\":", 7);
 		const char *name = NULL, *version = NULL;
 		size_t nlen = 0, vlen = 0;
 		int nnull, vnull;
@@ -707,8 +714,9 @@ static int hist_refresh(sqlite_store *s)
 	hist_inc *h = s->hist;
 	int rc;
 	if (h != NULL && h->valid) {
-		/* one read transaction: the checks and the new rows see the same snapshot */
-		sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+		/* one read transaction: the checks and the new rows see the same snapshot (unless the
+		 * caller has one open already: then that one serves, and it is not ours to end) */
+		int own = sqlite3_get_autocommit(s->db) && sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
 		int same = 1, found = 0;
 		char *key = NULL;
 		size_t klen = 0;
@@ -729,7 +737,8 @@ static int hist_refresh(sqlite_store *s)
 			if (!same)
 				h->max_rowid = before;
 		}
-		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+		if (own)
+			sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 		if (same) {
 			h->rows += n;
 			return n > 0 ? remember_last(s, h) : DUROX_OK;
