@@ -892,8 +892,8 @@ typedef struct durox_stuck_evidence {
 
 typedef struct durox_stuck_instance {
 	const char *instance_id;
-	const char *orchestration_name; /* NULL when the instance does not exist */
-	int status;                     /* RUNNING, or NOT_FOUND */
+	const char *orchestration_name; /* for an instance not created yet, the name its queued start asks for; else NULL */
+	int status;                     /* RUNNING (or CONTINUED_AS_NEW), or NOT_FOUND */
 	int64_t since;                  /* the earliest since of its evidence */
 	size_t n_reasons;
 	durox_stuck_evidence *reasons;

@@ -146,10 +146,11 @@ oom:
 	return -1;
 }
 
-/* The work item's variant and, for activities, its name and tag. */
-static void item_kind(arena *scratch, const char *work_item, const char **kind, const char **activity, const char **tag)
+/* The work item's variant; for activities their name and tag; for a start, the orchestration. */
+static void item_kind(arena *scratch, const char *work_item, const char **kind, const char **activity, const char **tag,
+                      const char **orchestration)
 {
-	*kind = *activity = *tag = NULL;
+	*kind = *activity = *tag = *orchestration = NULL;
 	json *root = json_parse(scratch, work_item, strlen(work_item), NULL, 0);
 	const json *v = json_first(root);
 	if (v == NULL)
@@ -158,6 +159,8 @@ static void item_kind(arena *scratch, const char *work_item, const char **kind, 
 	if (v->keylen == 15 && memcmp(v->key, "ActivityExecute", 15) == 0) {
 		*activity = json_get_str(v, "name");
 		*tag = json_get_str(v, "tag");
+	} else if (v->keylen == 18 && memcmp(v->key, "StartOrchestration", 18) == 0) {
+		*orchestration = json_get_str(v, "orchestration");
 	}
 }
 
@@ -174,8 +177,10 @@ static int item_cb(void *ud, const store_queue_item *it)
 		return 0;
 	arena scratch;
 	arena_init(&scratch);
-	const char *kind, *activity, *tag;
-	item_kind(&scratch, it->work_item, &kind, &activity, &tag);
+	const char *kind, *activity, *tag, *orchestration;
+	item_kind(&scratch, it->work_item, &kind, &activity, &tag, &orchestration);
+	/* an instance not created yet (its start queued): the name its start asks for */
+	const char *name = it->orchestration_name ? it->orchestration_name : orchestration;
 	const char *queue = it->worker ? "worker" : "orchestrator";
 	char what[300], msg[512], d1[48];
 	if (activity)
@@ -204,7 +209,7 @@ static int item_cb(void *ud, const store_queue_item *it)
 		else
 			snprintf(msg, sizeof msg, "%s was fetched %lld times (poisoned after %u)", what,
 			         (long long)it->attempt_count, (unsigned)c->max_attempts);
-		rc = add_evidence(c, it->instance_id, it->orchestration_name, status, &ev);
+		rc = add_evidence(c, it->instance_id, name, status, &ev);
 	}
 	if (rc == 0 && (it->flags & QF_EXPIRED_LOCK)) {
 		ev.reason = DUROX_STUCK_EXPIRED_LOCK;
@@ -215,14 +220,14 @@ static int item_cb(void *ud, const store_queue_item *it)
 		else
 			snprintf(msg, sizeof msg, "its instance lock expired %s ago with %s unprocessed (the turn was interrupted)",
 			         d1, what);
-		rc = add_evidence(c, it->instance_id, it->orchestration_name, status, &ev);
+		rc = add_evidence(c, it->instance_id, name, status, &ev);
 	}
 	if (rc == 0 && (it->flags & QF_OVERDUE_TIMER)) {
 		ev.reason = DUROX_STUCK_OVERDUE_TIMER;
 		ev.since = it->visible_at;
 		fmt_dur(d1, sizeof d1, c->now - it->visible_at);
 		snprintf(msg, sizeof msg, "timer (orchestrator item %lld) due %s ago has not fired", (long long)it->id, d1);
-		rc = add_evidence(c, it->instance_id, it->orchestration_name, status, &ev);
+		rc = add_evidence(c, it->instance_id, name, status, &ev);
 	}
 	if (rc == 0 && (it->flags & QF_STALLED)) {
 		int64_t avail = it->visible_at;
@@ -237,7 +242,7 @@ static int item_cb(void *ud, const store_queue_item *it)
 			ev.reason = DUROX_STUCK_STALLED_MESSAGES;
 			snprintf(msg, sizeof msg, "%s has waited %s for the orchestrator", what, d1);
 		}
-		rc = add_evidence(c, it->instance_id, it->orchestration_name, status, &ev);
+		rc = add_evidence(c, it->instance_id, name, status, &ev);
 	}
 	arena_release(&scratch);
 	return rc;

@@ -196,6 +196,9 @@ describe("find_stuck_instances on the busy store", function()
     local found = 0
     for _, s in ipairs(res.instances) do
       if s.instance_id:match("^busy%-unreg%-") then
+        -- not created yet: the name comes from its queued start
+        assert.are.equal("NotFound", s.status)
+        assert.are.equal("NoSuchOrchestration", s.orchestration_name)
         for _, r in ipairs(s.reasons) do
           if r.reason == "poison_risk" then
             found = found + 1
