@@ -269,6 +269,18 @@ describe("duroxlua metrics commands on real stores", function()
     assert.truthy(r.out:find(" %- refresh 2\n"))
   end)
 
+  it("top refreshes until interrupted and then exits 0", function()
+    local out = os.tmpname()
+    local cmd = ("env -u DUROX_STORE COLUMNS=120 timeout --preserve-status -s INT 1.5 %s --store %s top -i 200ms"
+      .. " --no-clear >%s 2>&1 </dev/null"):format(sh(BIN), sh("sqlite:" .. BUSY_DB), sh(out))
+    local ok, how, code = os.execute(cmd)
+    local text = read_file(out)
+    os.remove(out)
+    assert.is_true(ok == true, ("%s %s: %s"):format(how, code, text))
+    local frames = select(2, text:gsub("\nhealth: ", ""))
+    assert.is_true(frames >= 3, text)
+  end)
+
   it("take the configuration from --config, per command or global, and $DUROX_CONFIG", function()
     local path = os.tmpname()
     write_file(path, "return { enable_metrics = false }\n")
