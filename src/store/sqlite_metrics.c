@@ -416,27 +416,27 @@ typedef struct hist_state {
 	group_set groups;
 	hmap pending;  /* "<instance>\0<execution>\0<event id>" of ActivityScheduled -> a = ts */
 	hmap started;  /* instance id -> a = first start ts, b = group of the latest start */
+	signed char by_len[40][4]; /* types_by_length */
 	int oom;
 } hist_state;
 
-/* The counted type of an event_type value, or -1: a switch on the length, then at most
- * three comparisons (this runs for every history row). */
-static int event_type_of(const char *t, size_t n)
+/* Candidates for the counted type of an event_type value by its length: the type is then
+ * found with at most four comparisons (this runs for every history row). */
+static void types_by_length(signed char by_len[40][4])
 {
-	static signed char by_len[40][4];
-	static int ready;
-	if (!ready) {
-		memset(by_len, -1, sizeof by_len);
-		for (int k = 0; k < EV__COUNT; k++) {
-			size_t len = strlen(store_event_type_names[k]);
-			for (int j = 0; j < 4; j++)
-				if (by_len[len][j] < 0) {
-					by_len[len][j] = (signed char)k;
-					break;
-				}
-		}
-		ready = 1;
+	memset(by_len, -1, 40 * 4);
+	for (int k = 0; k < EV__COUNT; k++) {
+		size_t len = strlen(store_event_type_names[k]);
+		for (int j = 0; j < 4; j++)
+			if (by_len[len][j] < 0) {
+				by_len[len][j] = (signed char)k;
+				break;
+			}
 	}
+}
+
+static int event_type_of(signed char by_len[40][4], const char *t, size_t n)
+{
 	if (n >= 40)
 		return -1;
 	for (int j = 0; j < 4 && by_len[n][j] >= 0; j++)
@@ -473,7 +473,7 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	d->rows++;
 	sqlite3_result_int(ctx, 0);
 	const char *type = (const char *)sqlite3_value_blob(argv[1]);
-	int t = type != NULL ? event_type_of(type, (size_t)sqlite3_value_bytes(argv[1])) : -1;
+	int t = type != NULL ? event_type_of(hs->by_len, type, (size_t)sqlite3_value_bytes(argv[1])) : -1;
 	if (t < 0) {
 		d->other_types++;
 		return;
@@ -610,6 +610,7 @@ static void hist_inc_reset(hist_inc *h)
 	groups_init(&h->hs.groups, &h->mem);
 	hmap_init(&h->hs.pending);
 	hmap_init(&h->hs.started);
+	types_by_length(h->hs.by_len);
 	h->max_rowid = INT64_MIN;
 }
 
