@@ -57,5 +57,8 @@ typedef struct exec_analysis {
 /* Reads and analyses one execution's history into *ea (allocations from a). */
 int analyse_execution(durox *dx, arena *a, const char *instance_id, uint64_t execution_id, int want_pending,
                       exec_analysis *ea);
+/* The same over rows the caller already read (the execution's events in event_id order). */
+int analyse_rows(durox *dx, arena *a, const char *instance_id, uint64_t execution_id, const store_event_row *rows,
+                 size_t n, int want_pending, exec_analysis *ea);
 
 #endif

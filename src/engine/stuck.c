@@ -269,80 +269,203 @@ static int lock_cb(void *ud, const store_lock_row *l)
 	return add_evidence(c, l->instance_id, l->orchestration_name, status, &ev);
 }
 
-/* Candidates whose last event is old: report the subscriptions open for longer than the wait,
- * unless a pending timer will wake the instance. */
-typedef struct idle_list {
-	arena mem;
-	store_idle_row *rows;
-	size_t n, cap;
-	int rc;
-} idle_list;
+/* Event waits. The store streams every event of the running instances whose last event is
+ * older than the wait, an instance's events together; each instance is analysed as its events
+ * end (as get_instance_details would) and reported for every subscription open longer than the
+ * wait, unless a pending timer will wake it. Should the rows of an instance not come together
+ * or in order, its verdict is dropped and it is read again on its own afterwards. */
+typedef struct wait_verdict {
+	char *id, *name, *event;
+	int64_t since;
+	int queue;
+} wait_verdict;
 
-static int idle_cb(void *ud, const store_idle_row *r)
+typedef struct wait_scan {
+	collector *c;
+	int64_t wait_ms;
+	arena rows_mem;          /* the current instance's rows */
+	store_event_row *rows;
+	size_t n, cap;
+	char *id, *name;         /* the current instance (malloc'd) */
+	uint64_t execution_id;
+	uint64_t last_event_id;
+	int out_of_order;
+	hmap seen;               /* instances analysed; b = 1 when they must be read again */
+	wait_verdict *v;         /* verdicts, applied once the scan is over */
+	size_t nv, capv;
+	int rc;
+} wait_scan;
+
+/* Records the verdicts of one analysed instance. */
+static int judge_waits(wait_scan *w, const char *id, const char *name, exec_analysis *ea)
 {
-	idle_list *l = ud;
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 64;
-		store_idle_row *nr = arena_alloc(&l->mem, ncap * sizeof *nr);
-		if (nr == NULL) {
-			l->rc = DUROX_ENOMEM;
+	int64_t now = w->c->now;
+	for (size_t t = 0; t < ea->pending.n_pending_timers; t++)
+		if (ea->pending.pending_timers[t].fire_at > now)
+			return DUROX_OK;
+	for (size_t e = 0; e < ea->pending.n_pending_events; e++) {
+		const durox_pending_event *pe = &ea->pending.pending_events[e];
+		if (pe->subscribed_at > now - w->wait_ms)
+			continue;
+		if (w->nv == w->capv) {
+			size_t ncap = w->capv ? w->capv * 2 : 64;
+			wait_verdict *nv = realloc(w->v, ncap * sizeof *nv);
+			if (nv == NULL)
+				return DUROX_ENOMEM;
+			w->v = nv;
+			w->capv = ncap;
+		}
+		wait_verdict *v = &w->v[w->nv];
+		v->id = strdup(id);
+		v->name = name ? strdup(name) : NULL;
+		v->event = strdup(pe->name ? pe->name : "");
+		v->since = pe->subscribed_at;
+		v->queue = pe->queue;
+		if (v->id == NULL || (name && v->name == NULL) || v->event == NULL) {
+			free(v->id);
+			free(v->name);
+			free(v->event);
+			return DUROX_ENOMEM;
+		}
+		w->nv++;
+	}
+	return DUROX_OK;
+}
+
+/* Analyses the buffered instance (or marks it to be read again). */
+static int flush_instance(wait_scan *w)
+{
+	if (w->id == NULL)
+		return DUROX_OK;
+	int rc = DUROX_OK, created;
+	hmap_entry *e = hmap_put(&w->seen, w->id, strlen(w->id), &created);
+	if (e == NULL) {
+		rc = DUROX_ENOMEM;
+	} else if (!created || w->out_of_order) {
+		e->b = 1; /* rows in two runs, or out of order: read it again on its own */
+	} else {
+		arena a;
+		arena_init(&a);
+		exec_analysis ea;
+		rc = analyse_rows(w->c->dx, &a, w->id, w->execution_id, w->rows, w->n, 1, &ea);
+		if (rc == DUROX_OK)
+			rc = judge_waits(w, w->id, w->name, &ea);
+		arena_release(&a);
+	}
+	free(w->id);
+	free(w->name);
+	w->id = w->name = NULL;
+	arena_release(&w->rows_mem);
+	w->rows = NULL;
+	w->n = w->cap = 0;
+	w->out_of_order = 0;
+	return rc;
+}
+
+static int wait_row_cb(void *ud, const store_idle_row *r, const store_event_row *ev)
+{
+	wait_scan *w = ud;
+	if (w->id == NULL || strcmp(w->id, r->instance_id) != 0) {
+		if ((w->rc = flush_instance(w)) != DUROX_OK)
+			return -1;
+		w->id = strdup(r->instance_id);
+		w->name = r->orchestration_name ? strdup(r->orchestration_name) : NULL;
+		if (w->id == NULL || (r->orchestration_name && w->name == NULL)) {
+			w->rc = DUROX_ENOMEM;
 			return -1;
 		}
-		if (l->n)
-			memcpy(nr, l->rows, l->n * sizeof *nr);
-		l->rows = nr;
-		l->cap = ncap;
+		w->execution_id = r->execution_id;
+		w->last_event_id = 0;
 	}
-	store_idle_row *d = &l->rows[l->n++];
-	*d = *r;
-	d->instance_id = arena_strdup(&l->mem, r->instance_id);
-	d->orchestration_name = r->orchestration_name ? arena_strdup(&l->mem, r->orchestration_name) : NULL;
-	if (d->instance_id == NULL || (r->orchestration_name && d->orchestration_name == NULL)) {
-		l->rc = DUROX_ENOMEM;
+	if (ev->event_id <= w->last_event_id)
+		w->out_of_order = 1;
+	w->last_event_id = ev->event_id;
+	if (w->n == w->cap) {
+		size_t ncap = w->cap ? w->cap * 2 : 32;
+		store_event_row *nr = arena_alloc(&w->rows_mem, ncap * sizeof *nr);
+		if (nr == NULL) {
+			w->rc = DUROX_ENOMEM;
+			return -1;
+		}
+		if (w->n)
+			memcpy(nr, w->rows, w->n * sizeof *nr);
+		w->rows = nr;
+		w->cap = ncap;
+	}
+	store_event_row *d = &w->rows[w->n++];
+	*d = *ev;
+	d->event_type = ev->event_type ? arena_strdup(&w->rows_mem, ev->event_type) : NULL;
+	d->data = arena_strndup(&w->rows_mem, ev->data, ev->data_len);
+	if (d->data == NULL || (ev->event_type && d->event_type == NULL)) {
+		w->rc = DUROX_ENOMEM;
 		return -1;
 	}
 	return 0;
 }
 
+static int add_wait(collector *c, const char *id, const char *name, const char *event, int64_t since, int queue)
+{
+	char msg[300], d1[48];
+	fmt_dur(d1, sizeof d1, c->now - since);
+	snprintf(msg, sizeof msg, "has waited %s for %s '%s'", d1, queue ? "a message on queue" : "event", event);
+	durox_stuck_evidence ev = {DUROX_STUCK_WAITING_EVENT, msg, since, NULL, -1, -1, event, 0};
+	return add_evidence(c, id, name, DUROX_STATUS_RUNNING, &ev) == 0 ? DUROX_OK : c->rc;
+}
+
 static int check_event_waits(collector *c, int64_t wait_ms)
 {
-	idle_list l;
-	memset(&l, 0, sizeof l);
-	arena_init(&l.mem);
-	int rc = c->dx->st->mvt->idle_running(c->dx->st, c->now - wait_ms, idle_cb, &l);
-	if (rc != DUROX_OK || l.rc != DUROX_OK) {
-		arena_release(&l.mem);
-		return l.rc != DUROX_OK ? dx_fail(c->dx, l.rc, "out of memory") : dx_store_fail(c->dx, rc);
+	wait_scan w;
+	memset(&w, 0, sizeof w);
+	w.c = c;
+	w.wait_ms = wait_ms;
+	arena_init(&w.rows_mem);
+	hmap_init(&w.seen);
+	int rc = c->dx->st->mvt->idle_running(c->dx->st, c->now - wait_ms, wait_row_cb, &w);
+	if (rc == DUROX_OK && w.rc == DUROX_OK)
+		w.rc = flush_instance(&w);
+	if (rc != DUROX_OK || w.rc != DUROX_OK)
+		rc = w.rc != DUROX_OK ? dx_fail(c->dx, w.rc, "out of memory") : dx_store_fail(c->dx, rc);
+	/* the verdicts of the instances read in one piece */
+	for (size_t k = 0; k < w.nv && rc == DUROX_OK; k++) {
+		hmap_entry *e = hmap_get(&w.seen, w.v[k].id, strlen(w.v[k].id));
+		if (e != NULL && e->b)
+			continue;
+		rc = add_wait(c, w.v[k].id, w.v[k].name, w.v[k].event, w.v[k].since, w.v[k].queue);
 	}
-	for (size_t k = 0; k < l.n && rc == DUROX_OK; k++) {
+	/* the others, one by one */
+	for (size_t i = 0; i < w.seen.cap && rc == DUROX_OK; i++) {
+		hmap_entry *e = &w.seen.slots[i];
+		if (e->key == NULL || !e->b)
+			continue;
+		int exists;
+		uint64_t current;
+		if ((rc = c->dx->st->vt->instance_exists(c->dx->st, e->key, &exists, &current)) != DUROX_OK) {
+			rc = dx_store_fail(c->dx, rc);
+			break;
+		}
+		if (!exists)
+			continue;
 		arena a;
 		arena_init(&a);
 		exec_analysis ea;
-		rc = analyse_execution(c->dx, &a, l.rows[k].instance_id, l.rows[k].execution_id, 1, &ea);
-		if (rc == DUROX_OK) {
-			int timer_pending = 0;
-			for (size_t t = 0; t < ea.pending.n_pending_timers; t++)
-				if (ea.pending.pending_timers[t].fire_at > c->now)
-					timer_pending = 1;
-			for (size_t e = 0; e < ea.pending.n_pending_events && !timer_pending; e++) {
-				const durox_pending_event *pe = &ea.pending.pending_events[e];
-				if (pe->subscribed_at > c->now - wait_ms)
-					continue;
-				char msg[300], d1[48];
-				fmt_dur(d1, sizeof d1, c->now - pe->subscribed_at);
-				snprintf(msg, sizeof msg, "has waited %s for %s '%s'", d1, pe->queue ? "a message on queue" : "event",
-				         pe->name ? pe->name : "");
-				durox_stuck_evidence ev = {DUROX_STUCK_WAITING_EVENT, msg, pe->subscribed_at, NULL, -1, -1, pe->name, 0};
-				if (add_evidence(c, l.rows[k].instance_id, l.rows[k].orchestration_name, DUROX_STATUS_RUNNING, &ev) != 0)
-					rc = c->rc;
-			}
-		} else if (rc == DUROX_ENOTFOUND) {
-			rc = DUROX_OK; /* deleted meanwhile */
-			dx_clear(c->dx);
-		}
+		size_t before = w.nv;
+		rc = analyse_execution(c->dx, &a, e->key, current, 1, &ea);
+		if (rc == DUROX_OK)
+			rc = judge_waits(&w, e->key, NULL, &ea);
+		for (size_t k = before; k < w.nv && rc == DUROX_OK; k++)
+			rc = add_wait(c, w.v[k].id, w.v[k].name, w.v[k].event, w.v[k].since, w.v[k].queue);
 		arena_release(&a);
 	}
-	arena_release(&l.mem);
+	for (size_t k = 0; k < w.nv; k++) {
+		free(w.v[k].id);
+		free(w.v[k].name);
+		free(w.v[k].event);
+	}
+	free(w.v);
+	free(w.id);
+	free(w.name);
+	arena_release(&w.rows_mem);
+	hmap_free(&w.seen);
 	return rc;
 }
 

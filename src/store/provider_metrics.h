@@ -157,7 +157,8 @@ typedef struct store_idle_row {
 	int64_t last_event_ts;
 } store_idle_row;
 
-typedef int (*store_idle_cb)(void *ud, const store_idle_row *r);
+/* One event of such an instance's current execution (strings transient). */
+typedef int (*store_idle_cb)(void *ud, const store_idle_row *r, const store_event_row *ev);
 
 /* ---- analytics ---------------------------------------------------------------------- */
 
@@ -201,6 +202,8 @@ typedef struct store_metrics_vtable {
 	int (*problem_items)(store *st, const store_queue_params *p, store_queue_item_cb cb, void *ud);
 	/* instance_locks rows with locked_until <= before. */
 	int (*expired_locks)(store *st, int64_t before, store_lock_cb cb, void *ud);
+	/* Every event of the current execution of every running instance whose last event is older
+	 * than older_than, in one statement: an instance's events come together, by event_id. */
 	int (*idle_running)(store *st, int64_t older_than, store_idle_cb cb, void *ud);
 	int (*query_instances)(store *st, const store_group_query *q, store_group_cb cb, void *ud);
 	/* Adds the window's figures into buckets[0..n) (bucket i starts at from + i * bucket_ms). */

@@ -1185,12 +1185,16 @@ static int sq_expired_locks(store *base, int64_t before, store_lock_cb cb, void 
 static int sq_idle_running(store *base, int64_t older_than, store_idle_cb cb, void *ud)
 {
 	sqlite_store *s = (sqlite_store *)base;
-	sqlite3_stmt *st = sq_stmt(s, "SELECT * FROM (SELECT i.instance_id, i.orchestration_name, i.current_execution_id,"
-	                              " (SELECT durox_event_ts(h.event_data, h.created_at) FROM history h WHERE"
-	                              " h.instance_id=i.instance_id AND h.execution_id=i.current_execution_id"
-	                              " ORDER BY h.event_id DESC LIMIT 1) AS last FROM executions e CROSS JOIN instances i"
-	                              " ON i.instance_id=e.instance_id AND i.current_execution_id=e.execution_id"
-	                              " WHERE e.status='Running') WHERE last < ?1 ORDER BY last, instance_id");
+	/* the candidates, sorted by id, drive an index walk of their history (one statement) */
+	sqlite3_stmt *st = sq_stmt(
+		s, "WITH c AS MATERIALIZED (SELECT i.instance_id AS id, i.orchestration_name AS name,"
+		   " i.current_execution_id AS ex, (SELECT durox_event_ts(h.event_data, h.created_at) FROM history h WHERE"
+		   " h.instance_id=i.instance_id AND h.execution_id=i.current_execution_id ORDER BY h.event_id DESC LIMIT 1)"
+		   " AS last FROM executions e CROSS JOIN instances i ON i.instance_id=e.instance_id AND"
+		   " i.current_execution_id=e.execution_id WHERE e.status='Running')"
+		   " SELECT c.id, c.name, c.ex, c.last, h.execution_id, h.event_id, h.event_type, h.event_data,"
+		   " durox_ms(h.created_at) FROM (SELECT * FROM c WHERE last < ?1 ORDER BY id) c CROSS JOIN history h"
+		   " ON h.instance_id=c.id AND h.execution_id=c.ex");
 	if (st == NULL)
 		return sq_stmt_err(s);
 	sqlite3_bind_int64(st, 1, older_than);
@@ -1198,9 +1202,16 @@ static int sq_idle_running(store *base, int64_t older_than, store_idle_cb cb, vo
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		store_idle_row row = {sq_col_text(st, 0), sq_col_text(st, 1), (uint64_t)sqlite3_column_int64(st, 2),
 		                      sqlite3_column_int64(st, 3)};
+		store_event_row ev = {(uint64_t)sqlite3_column_int64(st, 4), (uint64_t)sqlite3_column_int64(st, 5),
+		                      sq_col_text(st, 6), sq_col_text(st, 7), (size_t)sqlite3_column_bytes(st, 7),
+		                      sq_col_time(st, 8)};
 		if (row.instance_id == NULL)
 			continue;
-		int x = cb(ud, &row);
+		if (ev.data == NULL) {
+			ev.data = "";
+			ev.data_len = 0;
+		}
+		int x = cb(ud, &row, &ev);
 		if (x != 0) {
 			sq_done(st);
 			return x > 0 ? DUROX_OK : x;
