@@ -248,7 +248,7 @@ describe("duroxlua metrics commands on real stores", function()
   end)
 
   it("top --once prints one overview; -n and --json print one object per refresh", function()
-    local r = run { "--store", "sqlite:" .. BUSY_DB, "top", "--once" }
+    local r = run { "--store", "sqlite:" .. BUSY_DB, "top", "--once", "--now", tostring(busy_now) }
     expect(r, 0, nil, "")
     local l = lines(r.out)
     assert.truthy(l[1]:find("^duroxlua top %- sqlite:" .. BUSY_DB:gsub("%p", "%%%0") .. " %- %d%d%d%d%-"))

@@ -19,6 +19,7 @@ M.options = {
   { "once", help = "print one overview and exit (same as -n 1)" },
   { "no-clear", help = "do not clear the screen between refreshes" },
   { "top", arg = "N", type = "count", min = 1, max = 1000, help = "orchestration types shown (default 10)" },
+  { "now", arg = "T", type = "time", help = "judge health and ages as of time T (every refresh)" },
   { "wide", short = "w", help = "do not truncate table cells to the terminal width" },
 }
 
@@ -104,14 +105,15 @@ function M.run(a, ctx)
     while true do
       n = n + 1
       local rt, q, types
-      rt, code = ctx:call("get_runtime_metrics")
+      local at = a.now and { now = a.now } or nil
+      rt, code = ctx:call("get_runtime_metrics", at)
       if not rt then return end
-      q, code = ctx:call("get_queue_metrics")
+      q, code = ctx:call("get_queue_metrics", at)
       if not q then return end
       types, code = ctx:call("get_orchestration_metrics")
       if not types then return end
       code = 0
-      local now = durox.now()
+      local now = a.now and durox.parse_time(a.now) or durox.now()
       if ctx.json then
         ctx:out(durox.encode_json({ runtime = rt, queues = q, orchestrations = types }) .. "\n")
       else
