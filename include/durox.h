@@ -136,12 +136,19 @@ typedef struct durox_config {
 	uint32_t max_list_instances;      /* cap of durox_list_instances and of page_size; default 10000 */
 	uint32_t max_bulk_operations;     /* ceiling of bulk max_instances; default 1000 */
 	uint32_t metrics_retention_hours; /* default 24 */
-	uint32_t cache_ttl_seconds;       /* default 5 */
+	uint32_t cache_ttl_seconds;       /* metrics cache lifetime; default 5, 0 disables the cache */
+	/* beyond the proposal: the thresholds of the health and stuck-work judgements (docs/metrics.md) */
+	uint32_t stall_threshold_ms;      /* visible work untouched this long is stalled; default 60000 */
+	uint32_t timer_overdue_ms;        /* a due timer unprocessed this long is overdue; default 60000 */
+	uint32_t event_wait_threshold_ms; /* find_stuck_instances: event waits longer than this; default 86400000 */
+	uint32_t max_attempts;            /* the runtime's poison limit (RuntimeOptions.max_attempts); default 10 */
+	uint32_t near_poison_attempts;    /* attempt_count from which a queue item is near poison; default 5 */
 } durox_config;
 
 /* Copies the handle's configuration into *cfg. */
 void durox_get_config(durox *dx, durox_config *cfg);
-/* Replaces the configuration; DUROX_EINVALID when max_list_instances or max_bulk_operations is 0. */
+/* Replaces the configuration; DUROX_EINVALID when max_list_instances, max_bulk_operations,
+ * max_attempts or near_poison_attempts is 0, or near_poison_attempts exceeds max_attempts. */
 int durox_set_config(durox *dx, const durox_config *cfg);
 
 /* ---- instance summaries ---------------------------------------------------------- */
@@ -570,6 +577,382 @@ void durox_instance_details_free(durox_instance_details *d);
 int durox_get_instance_details(durox *dx, const char *instance_id, durox_instance_details **out);
 /* DUROX_ENOTFOUND for an unknown instance. */
 int durox_get_instance_statistics(durox *dx, const char *instance_id, durox_instance_statistics *out);
+
+/* ---- metrics (the proposal's "Runtime Diagnostics & Metrics") ----------------------- */
+
+/* Every figure below is derived from what the store holds; docs/metrics.md defines each one
+ * precisely. Shared definitions:
+ * - the duration of an instance: timestamp_ms of the terminal event (OrchestrationCompleted
+ *   or OrchestrationFailed) of its current execution minus timestamp_ms of the
+ *   OrchestrationStarted event of its first stored execution; defined only for instances
+ *   whose current execution is Completed or Failed.
+ * - "visible": a queue row's visible_at <= now. "Stalled": visible and not being processed for
+ *   longer than stall_threshold_ms. Orchestrator rows are "in progress" when their instance
+ *   holds an unexpired lock (instance_locks.locked_until > now) whose token they carry (the
+ *   row's own lock_token alone means nothing: SQLite leaves stale tokens behind).
+ * Figures that are averages or rates are NaN when nothing qualifies (Lua: nil); optional ages
+ * and times are -1 / DUROX_NO_TIME when there is nothing to measure.
+ *
+ * Metric calls fail with DUROX_EDENIED when the configuration has enable_metrics = 0. Their
+ * results are cached per handle for cache_ttl_seconds (collected_at tells when a result was
+ * computed); a request with fresh = 1 or an explicit now bypasses the cache. A recomputation
+ * reads only the history rows added since the handle's previous pass, unless rows were
+ * deleted meanwhile (then all of them): the result is always that of a full pass. */
+
+typedef struct durox_metrics_request {
+	int64_t now;       /* evaluate as of this time (ms); DUROX_NO_TIME: the current time */
+	int fresh;         /* nonzero: recompute instead of using the cache */
+	int merge_versions; /* get_orchestration_metrics: one row per name instead of per (name, version) */
+} durox_metrics_request;
+
+/* Initialises a request with the defaults (now = DUROX_NO_TIME). */
+void durox_metrics_request_init(durox_metrics_request *r);
+
+/* RuntimeMetrics. */
+typedef struct durox_runtime_metrics {
+	uint64_t uptime_seconds;            /* now - store_created_at (the store cannot tell a process's uptime) */
+	uint64_t total_instances_started;   /* instances rows */
+	uint64_t total_instances_completed; /* current execution Completed */
+	uint64_t total_instances_failed;    /* current execution Failed (cancellations included) */
+	uint64_t active_instances;          /* current execution Running */
+	uint64_t total_activities_executed; /* ActivityCompleted + ActivityFailed history events */
+	uint64_t total_timers_fired;        /* TimerFired history events */
+	uint64_t total_events_raised;       /* ExternalEvent + ExternalEventPersistent history events */
+	double average_orchestration_duration_ms; /* mean instance duration; NaN when none */
+	int orchestrator_dispatcher_healthy; /* no stalled orchestrator work, expired lock or blocking orphan */
+	int worker_dispatcher_healthy;       /* no stalled worker item */
+	int timer_dispatcher_healthy;        /* no overdue timer */
+	/* beyond the proposal */
+	int64_t collected_at;     /* when these figures were computed (ms) */
+	int64_t store_created_at; /* first migration applied (_sqlx_migrations), else the oldest instance; DUROX_NO_TIME if none */
+	int64_t last_activity_at; /* latest of: the most recently written history event, the newest instance lock */
+	uint64_t total_executions;
+	uint64_t total_history_events;
+	uint64_t continued_as_new_instances; /* current execution ContinuedAsNew (between two executions) */
+	uint64_t unknown_instances;          /* current execution row missing */
+	uint64_t failed_by_kind[DUROX_FAILURE__COUNT]; /* OrchestrationFailed events by durox_failure_kind */
+	uint64_t durations_counted;          /* instances with a duration (the average's denominator) */
+	/* the evidence behind the health flags */
+	uint64_t stalled_orchestrator_items; /* visible, not in progress, not waiting on a lock, visible for > stall_threshold_ms */
+	uint64_t stalled_worker_items;       /* available to workers for > stall_threshold_ms */
+	uint64_t overdue_timers;             /* due TimerFired rows not in progress for > timer_overdue_ms */
+	uint64_t expired_instance_locks;     /* instance_locks rows expired for > stall_threshold_ms */
+	uint64_t blocking_orphan_items;      /* visible rows for instances that do not exist (they block SQLite's orchestrator queue) */
+} durox_runtime_metrics;
+
+/* get_runtime_metrics. req may be NULL (defaults). */
+int durox_get_runtime_metrics(durox *dx, const durox_metrics_request *req, durox_runtime_metrics *out);
+
+/* ProviderDiagnostics. Strings are owned by the handle and valid until it is closed. */
+typedef struct durox_provider_diagnostics {
+	const char *provider_type; /* "sqlite" */
+	int connection_healthy;    /* a read of the schema succeeded just now */
+	uint64_t total_instances_stored;
+	uint64_t total_history_events;
+	double average_read_latency_ms;  /* over this handle's statements that only read; NaN before the first */
+	double average_write_latency_ms; /* over statements that write or control a write transaction; NaN before the first */
+	int64_t storage_size_bytes;      /* page_count * page_size + the WAL file's size; -1 unknown (in-memory) */
+	/* beyond the proposal */
+	int64_t collected_at;
+	const char *location;
+	const char *schema_version;
+	const char *journal_mode;
+	const char *health_error; /* why the connection is unhealthy, else "" */
+	uint64_t total_executions_stored;
+	uint64_t orchestrator_queue_rows;
+	uint64_t worker_queue_rows;
+	uint64_t read_calls, write_calls;     /* statements measured */
+	double max_read_latency_ms, max_write_latency_ms;
+	int64_t page_size, page_count, freelist_count;
+	int64_t wal_size_bytes; /* -1 when there is no WAL file */
+} durox_provider_diagnostics;
+
+int durox_get_provider_diagnostics(durox *dx, const durox_metrics_request *req, durox_provider_diagnostics *out);
+
+/* The state of one queue (beyond the proposal's sizes). */
+typedef struct durox_queue_detail {
+	uint64_t available;         /* visible and free to fetch now */
+	uint64_t in_progress;       /* held by an unexpired lock */
+	uint64_t waiting_on_lock;   /* orchestrator: visible, arrived while its instance was locked */
+	uint64_t delayed;           /* visible_at in the future (backoff), timers excluded */
+	uint64_t stalled;           /* available for longer than stall_threshold_ms */
+	uint64_t expired_locks;     /* orchestrator: instance_locks rows expired; worker: rows whose lock expired */
+	uint64_t near_poison;       /* attempt_count >= near_poison_attempts */
+	uint64_t at_poison_limit;   /* attempt_count >= max_attempts: the next fetch poisons it */
+	int64_t max_attempt_count;  /* -1 when the queue is empty */
+	uint64_t stale_lock_tokens; /* orchestrator: rows carrying a lock_token of no live lock */
+	uint64_t orphans;           /* orchestrator: rows for instances that do not exist and have no start queued */
+	uint64_t orphans_blocking;  /* the visible ones (SQLite: they stop the whole orchestrator queue) */
+	uint64_t unlocked_rows;     /* rows with lock_token IS NULL (what Duroxide's SQLite getQueueDepths counts) */
+} durox_queue_detail;
+
+/* QueueMetrics. */
+typedef struct durox_queue_metrics {
+	uint64_t orchestrator_queue_size; /* orchestrator_queue rows except pending timers */
+	uint64_t worker_queue_size;       /* worker_queue rows */
+	uint64_t timer_queue_size;        /* TimerFired rows not yet visible (pending timers) */
+	int64_t orchestrator_queue_oldest_item_age_ms; /* now - min(visible_at) of visible rows; -1 when none */
+	int64_t worker_queue_oldest_item_age_ms;       /* same over worker rows */
+	int64_t timer_queue_oldest_item_age_ms;        /* now - created_at of the oldest pending timer; -1 when none */
+	uint64_t total_items_processed;   /* orchestrator_items_processed + worker_items_processed */
+	double average_processing_time_ms; /* mean activity round trip; NaN when none */
+	/* beyond the proposal */
+	int64_t collected_at;
+	durox_queue_detail orchestrator, worker;
+	uint64_t overdue_timers;        /* due TimerFired rows not in progress for > timer_overdue_ms */
+	int64_t next_timer_at;          /* earliest pending timer's fire time; DUROX_NO_TIME when none */
+	uint64_t orchestrator_items_processed; /* history events that record a consumed orchestrator message */
+	uint64_t worker_items_processed;       /* ActivityCompleted + ActivityFailed events */
+	uint64_t activity_round_trips;         /* the average's denominator */
+	/* the thresholds used */
+	uint32_t stall_threshold_ms, timer_overdue_ms, max_attempts, near_poison_attempts;
+} durox_queue_metrics;
+
+int durox_get_queue_metrics(durox *dx, const durox_metrics_request *req, durox_queue_metrics *out);
+
+/* OrchestrationTypeMetrics, one per (orchestration name, version). */
+typedef struct durox_orchestration_type_metrics {
+	const char *orchestration_name;
+	const char *version; /* NULL when merged over versions or when the store holds none */
+	uint64_t total_started;   /* instances rows */
+	uint64_t total_completed; /* current execution Completed */
+	uint64_t total_failed;    /* current execution Failed */
+	uint64_t active_count;    /* current execution Running */
+	double average_duration_ms; /* mean instance duration; NaN when none */
+	double success_rate;        /* completed / (completed + failed); NaN when both are 0 */
+	/* beyond the proposal */
+	double failure_rate;        /* failed / (completed + failed) */
+	uint64_t continued_as_new;  /* current execution ContinuedAsNew */
+	uint64_t unknown;           /* current execution row missing */
+	uint64_t durations_counted;
+} durox_orchestration_type_metrics;
+
+typedef struct durox_orchestration_metrics {
+	size_t count;
+	durox_orchestration_type_metrics *items; /* by name, then version */
+	int64_t collected_at;
+} durox_orchestration_metrics;
+
+void durox_orchestration_metrics_free(durox_orchestration_metrics *m);
+int durox_get_orchestration_metrics(durox *dx, const durox_metrics_request *req, durox_orchestration_metrics **out);
+
+/* ---- analytics ------------------------------------------------------------------ */
+
+/* GroupByField. CreatedDate buckets by UTC day, CreatedHour by UTC hour. */
+typedef enum durox_group_field {
+	DUROX_GROUP_ORCHESTRATION_NAME, /* "OrchestrationName" */
+	DUROX_GROUP_STATUS,             /* "Status" */
+	DUROX_GROUP_CREATED_DATE,       /* "CreatedDate" (day) */
+	DUROX_GROUP_CREATED_HOUR,       /* "CreatedHour" */
+	DUROX_GROUP_PARENT_INSTANCE,    /* "ParentInstance" */
+	DUROX_GROUP_VERSION,            /* "Version" */
+	DUROX_GROUP__COUNT
+} durox_group_field;
+
+const char *durox_group_field_name(int g);
+int durox_group_field_parse(const char *name); /* -1 if unknown; also "CreatedDay" */
+
+/* AggregateFunction, as bits. */
+typedef enum durox_aggregate {
+	DUROX_AGG_COUNT = 1 << 0,            /* "Count" */
+	DUROX_AGG_AVERAGE_DURATION = 1 << 1, /* "AverageDuration" */
+	DUROX_AGG_SUCCESS_RATE = 1 << 2,     /* "SuccessRate" */
+	DUROX_AGG_FAILURE_RATE = 1 << 3,     /* "FailureRate" */
+	DUROX_AGG_P50_DURATION = 1 << 4,     /* "P50Duration" (nearest rank) */
+	DUROX_AGG_P95_DURATION = 1 << 5,     /* "P95Duration" */
+	DUROX_AGG_P99_DURATION = 1 << 6,     /* "P99Duration" */
+	DUROX_AGG_ALL = (1 << 7) - 1
+} durox_aggregate;
+
+const char *durox_aggregate_name(unsigned bit);
+int durox_aggregate_parse(const char *name); /* the bit, or -1 */
+
+/* InstanceQuery: the same filter as listing, groups, aggregates, limit. */
+typedef struct durox_instance_query {
+	const durox_filter *filter; /* NULL: every instance */
+	int group_by[DUROX_GROUP__COUNT];
+	size_t n_group_by;          /* 0: one group of every match */
+	unsigned aggregates;        /* durox_aggregate bits; 0: all */
+	uint32_t limit;             /* groups returned; 0: 1000; capped at max_list_instances */
+} durox_instance_query;
+
+/* One group. A key is meaningful only when the query groups by it (a grouped key that is NULL
+ * is a group of its own: roots for ParentInstance, no version for Version). Aggregates not
+ * requested are NaN. */
+typedef struct durox_query_group {
+	const char *orchestration_name;
+	const char *status;
+	int64_t created_date; /* start of the UTC day or hour (ms) */
+	const char *parent_instance;
+	const char *version;
+	uint64_t count;
+	double average_duration_ms;
+	double success_rate; /* completed / (completed + failed) in the group */
+	double failure_rate; /* failed / (completed + failed) */
+	double p50_duration_ms, p95_duration_ms, p99_duration_ms;
+	/* the counts behind the rates */
+	uint64_t completed, failed, durations_counted;
+} durox_query_group;
+
+/* QueryResponse. Groups by count descending, then by their keys ascending. */
+typedef struct durox_query_response {
+	size_t count;
+	durox_query_group *groups;
+	uint64_t total_groups;    /* groups before the limit */
+	uint64_t total_instances; /* instances matching the filter */
+	int group_by[DUROX_GROUP__COUNT];
+	size_t n_group_by;
+	unsigned aggregates;
+} durox_query_response;
+
+void durox_query_response_free(durox_query_response *r);
+/* query_instances. DUROX_EINVALID for a repeated or unknown group field or unknown aggregate bits. */
+int durox_query_instances(durox *dx, const durox_instance_query *q, durox_query_response **out);
+
+/* Series of get_time_series_metrics, as bits. */
+typedef enum durox_series {
+	DUROX_SERIES_INSTANCES_STARTED = 1 << 0,   /* "instances_started": instances.created_at in the bucket */
+	DUROX_SERIES_INSTANCES_COMPLETED = 1 << 1, /* "instances_completed": OrchestrationCompleted events */
+	DUROX_SERIES_INSTANCES_FAILED = 1 << 2,    /* "instances_failed": OrchestrationFailed events, cancellations excluded */
+	DUROX_SERIES_INSTANCES_CANCELLED = 1 << 3, /* "instances_cancelled": OrchestrationFailed events of kind cancelled */
+	DUROX_SERIES_ACTIVITIES_COMPLETED = 1 << 4, /* "activities_completed": ActivityCompleted events */
+	DUROX_SERIES_ACTIVITIES_FAILED = 1 << 5,    /* "activities_failed": ActivityFailed events */
+	DUROX_SERIES_AVERAGE_DURATION = 1 << 6,     /* "average_duration_ms": of instances that ended in the bucket */
+	DUROX_SERIES_ALL = (1 << 7) - 1
+} durox_series;
+
+const char *durox_series_name(unsigned bit);
+int durox_series_parse(const char *name); /* the bit, or -1 */
+
+/* TimeSeriesRequest. Buckets are [start, start + bucket_ms), aligned to multiples of bucket_ms
+ * since the epoch; the window is [from, to). Events are placed by their timestamp_ms. */
+typedef struct durox_time_series_request {
+	int64_t from;       /* DUROX_NO_TIME: to - metrics_retention_hours */
+	int64_t to;         /* DUROX_NO_TIME: now */
+	int64_t bucket_ms;  /* 0: chosen so that the window has at most 60 buckets (a round unit) */
+	unsigned series;    /* durox_series bits; 0: all */
+	const char *orchestration_name; /* NULL: every orchestration */
+} durox_time_series_request;
+
+typedef struct durox_time_bucket {
+	int64_t start;
+	uint64_t instances_started, instances_completed, instances_failed, instances_cancelled;
+	uint64_t activities_completed, activities_failed;
+	double average_duration_ms; /* NaN when no instance ended in the bucket */
+	uint64_t durations_counted;
+} durox_time_bucket;
+
+/* TimeSeriesResponse. Every bucket of the window is present (zeros included). */
+typedef struct durox_time_series {
+	int64_t from, to, bucket_ms;
+	unsigned series;
+	size_t count;
+	durox_time_bucket *buckets;
+	durox_time_bucket totals; /* over the whole window (start = from) */
+} durox_time_series;
+
+void durox_time_series_free(durox_time_series *t);
+/* get_time_series_metrics. DUROX_EINVALID for from >= to or a bucket < 1000 ms; DUROX_ELIMIT for
+ * more than 10000 buckets; DUROX_EDENIED when metrics are disabled. */
+int durox_get_time_series_metrics(durox *dx, const durox_time_series_request *req, durox_time_series **out);
+
+/* A node of a dependency graph. */
+typedef struct durox_child_instance {
+	const char *instance_id;
+	const char *orchestration_name;
+	int status;
+	uint64_t child_count;        /* its direct children (all of them, whatever the depth limit) */
+	uint32_t depth;              /* 1 for direct children of the root instance */
+	const char *parent_instance;
+	size_t first_child, n_children; /* its listed children: nodes[first_child .. first_child + n_children) */
+} durox_child_instance;
+
+typedef struct durox_parent_instance {
+	const char *instance_id;
+	const char *orchestration_name;
+	int status;
+} durox_parent_instance;
+
+/* DependencyGraph. */
+typedef struct durox_dependency_graph {
+	const char *root_instance; /* the instance asked about */
+	const char *orchestration_name;
+	int status;
+	durox_parent_instance *parent; /* NULL for a root */
+	const char *tree_root;         /* the topmost ancestor (root_instance itself for a root) */
+	size_t n_children;             /* direct children = nodes[0 .. n_children) */
+	durox_child_instance *children;
+	size_t n_nodes;                /* every listed descendant, by depth, then creation, then id */
+	durox_child_instance *nodes;
+	uint64_t total_descendants;    /* every descendant, whatever the depth limit */
+	uint32_t max_depth;            /* the depth limit applied (0: none) */
+	int truncated;                 /* descendants exist beyond the limit or the node cap */
+} durox_dependency_graph;
+
+void durox_dependency_graph_free(durox_dependency_graph *g);
+/* get_instance_dependencies: descendants down to max_depth levels (0: no limit), at most
+ * max_list_instances nodes. DUROX_ENOTFOUND for an unknown instance. */
+int durox_get_instance_dependencies(durox *dx, const char *instance_id, uint32_t max_depth,
+                                    durox_dependency_graph **out);
+
+/* ---- stuck and blocked work (beyond the proposal) ------------------------------------ */
+
+typedef enum durox_stuck_reason {
+	DUROX_STUCK_POISON_RISK,       /* "poison_risk": a queue item's attempt_count >= near_poison_attempts */
+	DUROX_STUCK_EXPIRED_LOCK,      /* "expired_lock": its instance lock or an activity lock expired */
+	DUROX_STUCK_OVERDUE_TIMER,     /* "overdue_timer": a due timer unprocessed for > timer_overdue_ms */
+	DUROX_STUCK_UNPICKED_ACTIVITY, /* "unpicked_activity": an activity available to workers for > stall */
+	DUROX_STUCK_STALLED_MESSAGES,  /* "stalled_messages": orchestrator messages available for > stall */
+	DUROX_STUCK_WAITING_EVENT,     /* "waiting_on_event": an open event subscription older than event_wait */
+	DUROX_STUCK_ORPHAN_MESSAGES,   /* "orphan_messages": messages for an instance that does not exist */
+	DUROX_STUCK__COUNT
+} durox_stuck_reason;
+
+const char *durox_stuck_reason_name(int reason);
+
+typedef struct durox_stuck_evidence {
+	int reason;
+	const char *message;  /* one line */
+	int64_t since;        /* when the condition began (ms) */
+	const char *queue;    /* "orchestrator", "worker" or NULL */
+	int64_t queue_id;     /* the queue row, -1 when none */
+	int64_t attempt_count; /* -1 when not relevant */
+	const char *detail;   /* the work item kind, activity or event name; may be NULL */
+	int blocks_queue;     /* orphan messages that stop SQLite's orchestrator dispatcher */
+} durox_stuck_evidence;
+
+typedef struct durox_stuck_instance {
+	const char *instance_id;
+	const char *orchestration_name; /* for an instance not created yet, the name its queued start asks for; else NULL */
+	int status;                     /* RUNNING (or CONTINUED_AS_NEW), or NOT_FOUND */
+	int64_t since;                  /* the earliest since of its evidence */
+	size_t n_reasons;
+	durox_stuck_evidence *reasons;
+} durox_stuck_instance;
+
+typedef struct durox_stuck_list {
+	size_t count;
+	durox_stuck_instance *items; /* oldest since first */
+	int truncated;               /* more than limit instances qualified */
+	int64_t now;
+} durox_stuck_list;
+
+/* Thresholds: a negative value (or 0 for the attempt counts) takes the handle's configuration. */
+typedef struct durox_stuck_request {
+	int64_t now; /* DUROX_NO_TIME: the current time */
+	int64_t stall_threshold_ms;
+	int64_t timer_overdue_ms;
+	int64_t event_wait_threshold_ms;
+	uint32_t near_poison_attempts;
+	uint32_t max_attempts;
+	uint32_t limit; /* 0: max_list_instances */
+} durox_stuck_request;
+
+void durox_stuck_request_init(durox_stuck_request *r);
+void durox_stuck_list_free(durox_stuck_list *l);
+/* find_stuck_instances: running instances (and instances that do not exist but have queued
+ * messages) that make no progress, each with the evidence. */
+int durox_find_stuck_instances(durox *dx, const durox_stuck_request *req, durox_stuck_list **out);
 
 #ifdef __cplusplus
 }

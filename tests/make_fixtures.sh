@@ -7,7 +7,9 @@ dir=${1:?usage: make_fixtures.sh DIR}
 here="$(cd "$(dirname "$0")" && pwd)"
 mkdir -p "$dir"
 db="$dir/scenarios.db"
-if [ -s "$db.manifest.json" ] && [ -s "$dir/oracle.json" ]; then
+# Reuse only fresh fixtures: scenarios depend on time (sleep-1h-1's timer fires after an hour,
+# and tests run the runtime on copies).
+if [ -s "$db.manifest.json" ] && [ -s "$dir/oracle.json" ] && [ -z "$(find "$db.manifest.json" -mmin +45)" ]; then
   echo "fixtures: reusing $db"
   exit 0
 fi

@@ -2,7 +2,7 @@
  * main.c - duroxlua: a Lua 5.4 interpreter with the durox module preloaded, a REPL that
  * pretty-prints results, and ready-made subcommands written in Lua (lua/durox/cli).
  *
- *   duroxlua [--store URL] [options] [script [args]]      like `lua`
+ *   duroxlua [--store URL] [--config FILE] [options] [script [args]]      like `lua`
  *   duroxlua [--store URL] <subcommand> [args]            e.g. list, show, history
  *
  * Like lua.c it runs everything inside a protected pmain with a traceback handler and
@@ -33,6 +33,7 @@ static void usage(FILE *out)
 	        "       %s [--store URL] <command> [args]   (commands: run '%s help')\n"
 	        "Options:\n"
 	        "  --store URL  open this Duroxide store as the global 'dx' (default: $DUROX_STORE)\n"
+	        "  --config FILE  ManagementConfig file for the store (default: $DUROX_CONFIG)\n"
 	        "  -e stat      execute string 'stat'\n"
 	        "  -i           enter interactive mode after executing 'script'\n"
 	        "  -l mod       require library 'mod' into global 'mod'\n"
@@ -324,7 +325,7 @@ static int is_subcommand(const char *name)
 }
 
 /* Runs durox.cli.main with the command name and its arguments; returns the exit code. */
-static int run_subcommand(lua_State *L, char **argv, int argc, const char *store_url)
+static int run_subcommand(lua_State *L, char **argv, int argc, const char *store_url, const char *config_file)
 {
 	lua_getglobal(L, "require");
 	lua_pushliteral(L, "durox.cli");
@@ -343,7 +344,11 @@ static int run_subcommand(lua_State *L, char **argv, int argc, const char *store
 		lua_pushstring(L, store_url);
 	else
 		lua_pushnil(L);
-	status = docall(L, 2, 1);
+	if (config_file != NULL)
+		lua_pushstring(L, config_file);
+	else
+		lua_pushnil(L);
+	status = docall(L, 3, 1);
 	if (status != LUA_OK) {
 		report(L, status);
 		return 1;
@@ -363,6 +368,7 @@ typedef struct opts {
 	int ignore_env;
 	int warnings;
 	const char *store;
+	const char *config;
 	int help;
 	int bad;        /* index of a bad option */
 } opts;
@@ -393,6 +399,14 @@ static void parse_args(opts *o)
 			o->store = argv[i];
 		} else if (strncmp(a, "--store=", 8) == 0) {
 			o->store = a + 8;
+		} else if (strcmp(a, "--config") == 0) {
+			if (++i >= o->argc) {
+				o->bad = i - 1;
+				return;
+			}
+			o->config = argv[i];
+		} else if (strncmp(a, "--config=", 9) == 0) {
+			o->config = a + 9;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			o->help = 1;
 		} else if (strcmp(a, "-i") == 0) {
@@ -426,7 +440,7 @@ static int runargs(lua_State *L, opts *o)
 {
 	for (int i = 1; i < o->script; i++) {
 		char *a = o->argv[i];
-		if (strcmp(a, "--store") == 0) {
+		if (strcmp(a, "--store") == 0 || strcmp(a, "--config") == 0) {
 			i++;
 			continue;
 		}
@@ -442,12 +456,19 @@ static int runargs(lua_State *L, opts *o)
 	return 1;
 }
 
-static int open_store_global(lua_State *L, const char *url)
+static int open_store_global(lua_State *L, const char *url, const char *config_file)
 {
 	lua_getglobal(L, "durox");
 	lua_getfield(L, -1, "open");
 	lua_pushstring(L, url);
-	if (docall(L, 1, 3) != LUA_OK) {
+	int nargs = 1;
+	if (config_file != NULL) {
+		lua_createtable(L, 0, 1);
+		lua_pushstring(L, config_file);
+		lua_setfield(L, -2, "config_file");
+		nargs = 2;
+	}
+	if (docall(L, nargs, 3) != LUA_OK) {
 		report(L, LUA_ERRRUN);
 		return 0;
 	}
@@ -490,6 +511,11 @@ static int pmain(lua_State *L)
 		store = getenv("DUROX_STORE");
 	if (store != NULL && store[0] == '\0')
 		store = NULL;
+	const char *config = o->config;
+	if (config == NULL && !o->ignore_env)
+		config = getenv("DUROX_CONFIG");
+	if (config != NULL && config[0] == '\0')
+		config = NULL;
 	createargtable(L, o->argv, o->argc, o->script);
 	lua_gc(L, LUA_GCRESTART);
 	lua_gc(L, LUA_GCGEN, 0, 0);
@@ -497,12 +523,12 @@ static int pmain(lua_State *L)
 	/* a subcommand takes over everything after it */
 	if (o->script < o->argc && !o->has_e && is_subcommand(o->argv[o->script]) &&
 	    strcmp(o->argv[o->script - 1], "--") != 0) {
-		*exit_code = run_subcommand(L, o->argv + o->script, o->argc - o->script, store);
+		*exit_code = run_subcommand(L, o->argv + o->script, o->argc - o->script, store, config);
 		return 0;
 	}
 	if (o->version)
 		fprintf(stdout, "duroxlua %s (%s)\n", DUROX_VERSION, LUA_RELEASE);
-	if (store != NULL && !open_store_global(L, store)) {
+	if (store != NULL && !open_store_global(L, store, config)) {
 		*exit_code = 1;
 		return 0;
 	}

@@ -185,7 +185,7 @@ int durox_open(const char *url, const durox_open_options *opts, durox **out, cha
 		return DUROX_ENOMEM;
 	}
 	dx->st = st;
-	dx->cfg = (durox_config){1, 1, 10000, 1000, 24, 5};
+	dx->cfg = (durox_config){1, 1, 10000, 1000, 24, 5, 60000, 60000, 86400000, 10, 5};
 	*out = dx;
 	return DUROX_OK;
 }
@@ -194,6 +194,7 @@ void durox_close(durox *dx)
 {
 	if (dx == NULL)
 		return;
+	metrics_cache_free(dx->metrics);
 	dx->st->vt->close(dx->st);
 	free(dx);
 }
@@ -211,6 +212,11 @@ int durox_set_config(durox *dx, const durox_config *cfg)
 		return dx_fail(dx, DUROX_EINVALID, "max_list_instances must be at least 1");
 	if (cfg->max_bulk_operations == 0)
 		return dx_fail(dx, DUROX_EINVALID, "max_bulk_operations must be at least 1");
+	if (cfg->max_attempts == 0)
+		return dx_fail(dx, DUROX_EINVALID, "max_attempts must be at least 1");
+	if (cfg->near_poison_attempts == 0 || cfg->near_poison_attempts > cfg->max_attempts)
+		return dx_fail(dx, DUROX_EINVALID, "near_poison_attempts must be between 1 and max_attempts (%u)",
+		               (unsigned)cfg->max_attempts);
 	dx->cfg = *cfg;
 	return DUROX_OK;
 }

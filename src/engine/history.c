@@ -604,20 +604,49 @@ static int collect_pending(analyser *an)
 	return DUROX_OK;
 }
 
-int analyse_execution(durox *dx, arena *a, const char *instance_id, uint64_t execution_id, int want_pending,
-                      exec_analysis *ea)
+static void analyse_start(analyser *an, durox *dx, arena *a, const char *instance_id, uint64_t execution_id,
+                          exec_analysis *ea)
 {
 	memset(ea, 0, sizeof *ea);
 	ea->execution_id = execution_id;
 	ea->first_ts = ea->last_ts = ea->started_ts = ea->terminal_ts = DUROX_NO_TIME;
-	analyser an = {.dx = dx, .a = a, .ea = ea, .instance_id = instance_id, .rc = DUROX_OK};
-	arena_init(&an.scratch);
+	*an = (analyser){.dx = dx, .a = a, .ea = ea, .instance_id = instance_id, .rc = DUROX_OK};
+	arena_init(&an->scratch);
+}
+
+static int analyse_finish(analyser *an, int rc, int want_pending);
+
+int analyse_execution(durox *dx, arena *a, const char *instance_id, uint64_t execution_id, int want_pending,
+                      exec_analysis *ea)
+{
+	analyser an;
+	analyse_start(&an, dx, a, instance_id, execution_id, ea);
 	store_history_query q = {instance_id, execution_id, 0, 0, NULL, 0, DUROX_NO_TIME, DUROX_NO_TIME, 0, 1};
 	int rc = dx->st->vt->history(dx->st, &q, analyse_cb, &an);
 	if (rc != DUROX_OK)
 		rc = an.rc != DUROX_OK ? dx_fail(dx, an.rc, "out of memory") : dx_store_fail(dx, rc);
-	if (rc == DUROX_OK && an.in_turn) {
-		ea->turn_time_sum += (double)(an.turn_last - an.turn_first);
+	return analyse_finish(&an, rc, want_pending);
+}
+
+int analyse_rows(durox *dx, arena *a, const char *instance_id, uint64_t execution_id, const store_event_row *rows,
+                 size_t n, int want_pending, exec_analysis *ea)
+{
+	analyser an;
+	analyse_start(&an, dx, a, instance_id, execution_id, ea);
+	int rc = DUROX_OK;
+	for (size_t k = 0; k < n && rc == DUROX_OK; k++)
+		if (analyse_cb(&an, &rows[k]) != 0)
+			rc = dx_fail(dx, an.rc != DUROX_OK ? an.rc : DUROX_ENOMEM, "out of memory");
+	return analyse_finish(&an, rc, want_pending);
+}
+
+static int analyse_finish(analyser *an, int rc, int want_pending)
+{
+	durox *dx = an->dx;
+	exec_analysis *ea = an->ea;
+	uint64_t execution_id = ea->execution_id;
+	if (rc == DUROX_OK && an->in_turn) {
+		ea->turn_time_sum += (double)(an->turn_last - an->turn_first);
 		ea->stats.total_turns++;
 	}
 	ea->stats.total_history_events = ea->events;
@@ -626,15 +655,15 @@ int analyse_execution(durox *dx, arena *a, const char *instance_id, uint64_t exe
 		if (end > ea->started_ts)
 			ea->stats.total_execution_time_ms = (uint64_t)(end - ea->started_ts);
 	}
-	if (rc == DUROX_OK && want_pending && collect_pending(&an) != DUROX_OK)
+	if (rc == DUROX_OK && want_pending && collect_pending(an) != DUROX_OK)
 		rc = dx_fail(dx, DUROX_ENOMEM, "out of memory");
 	if (rc == DUROX_OK) {
 		ea->pending.execution_id = execution_id;
 		ea->pending.completed_activities = ea->stats.total_activities_completed;
 		ea->pending.failed_activities = ea->stats.total_activities_failed;
 	}
-	arena_release(&an.scratch);
-	free(an.recs);
-	free(an.names);
+	arena_release(&an->scratch);
+	free(an->recs);
+	free(an->names);
 	return rc;
 }

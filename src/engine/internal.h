@@ -11,11 +11,17 @@
 #include "util/arena.h"
 #include "util/json.h"
 
+typedef struct metrics_cache metrics_cache; /* metrics.c */
+
 struct durox {
 	store *st;
 	durox_config cfg;
 	char err[512];
+	metrics_cache *metrics; /* cached digests (metrics.c), created on first use */
 };
+
+/* Frees the handle's metrics cache (metrics.c); accepts NULL. */
+void metrics_cache_free(metrics_cache *c);
 
 /* Sets the handle's message and returns rc. */
 int dx_fail(durox *dx, int rc, const char *fmt, ...)
@@ -51,5 +57,8 @@ typedef struct exec_analysis {
 /* Reads and analyses one execution's history into *ea (allocations from a). */
 int analyse_execution(durox *dx, arena *a, const char *instance_id, uint64_t execution_id, int want_pending,
                       exec_analysis *ea);
+/* The same over rows the caller already read (the execution's events in event_id order). */
+int analyse_rows(durox *dx, arena *a, const char *instance_id, uint64_t execution_id, const store_event_row *rows,
+                 size_t n, int want_pending, exec_analysis *ea);
 
 #endif

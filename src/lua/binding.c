@@ -77,7 +77,9 @@ static int opt_bool_field(lua_State *L, int t, const char *k, int def)
 static void apply_config(lua_State *L, durox *dx, int t)
 {
 	static const char *const known[] = {"enable_metrics",       "enable_streaming",   "max_list_instances",
-	                                    "max_bulk_operations",  "metrics_retention_hours", "cache_ttl_seconds", NULL};
+	                                    "max_bulk_operations",  "metrics_retention_hours", "cache_ttl_seconds",
+	                                    "stall_threshold_ms",   "timer_overdue_ms",   "event_wait_threshold_ms",
+	                                    "max_attempts",         "near_poison_attempts", NULL};
 	lua_pushnil(L);
 	while (lua_next(L, t) != 0) {
 		lua_pop(L, 1);
@@ -102,9 +104,34 @@ static void apply_config(lua_State *L, durox *dx, int t)
 	U32(max_bulk_operations)
 	U32(metrics_retention_hours)
 	U32(cache_ttl_seconds)
+	U32(stall_threshold_ms)
+	U32(timer_overdue_ms)
+	U32(event_wait_threshold_ms)
+	U32(max_attempts)
+	U32(near_poison_attempts)
 #undef U32
 	if (durox_set_config(dx, &c) != DUROX_OK)
 		luaL_error(L, "%s", durox_errmsg(dx));
+}
+
+static int l_apply_config(lua_State *L)
+{
+	apply_config(L, lua_touserdata(L, 1), 2);
+	return 0;
+}
+
+/* Applies the config table at t (read from path); returns 1, or 0 with the message pushed. */
+static int apply_config_protected(lua_State *L, durox *dx, int t, const char *path)
+{
+	lua_pushcfunction(L, l_apply_config);
+	lua_pushlightuserdata(L, dx);
+	lua_pushvalue(L, t);
+	if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+		lua_pushfstring(L, "configuration file %s: %s", path, lua_tostring(L, -1));
+		lua_remove(L, -2);
+		return 0;
+	}
+	return 1;
 }
 
 /* durox.open(url [, options]) -> handle | nil, message, code */
@@ -121,8 +148,9 @@ static int l_open(lua_State *L)
 		while (lua_next(L, 2) != 0) {
 			lua_pop(L, 1);
 			const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
-			if (strcmp(k, "readonly") && strcmp(k, "busy_timeout_ms") && strcmp(k, "config"))
-				luaL_error(L, "unknown option '%s' (expected readonly, busy_timeout_ms, config)", k);
+			if (strcmp(k, "readonly") && strcmp(k, "busy_timeout_ms") && strcmp(k, "config") &&
+			    strcmp(k, "config_file"))
+				luaL_error(L, "unknown option '%s' (expected readonly, busy_timeout_ms, config, config_file)", k);
 		}
 	}
 	/* create the (closed) handle first, then open into it */
@@ -138,6 +166,23 @@ static int l_open(lua_State *L)
 		return 3;
 	}
 	if (!lua_isnoneornil(L, 2)) {
+		/* the file first, so that options.config overrides it */
+		lua_getfield(L, 2, "config_file");
+		if (!lua_isnil(L, -1)) {
+			const char *path = lx_checktext(L, -1);
+			if (!lx_read_config_file(L, path) || !apply_config_protected(L, h->dx, lua_absindex(L, -1), path)) {
+				/* a bad file is an expected failure: nil, message, INVALID (and no handle) */
+				lua_pushfstring(L, "%s", lua_tostring(L, -1));
+				durox_close(h->dx);
+				h->dx = NULL;
+				lua_pushnil(L);
+				lua_insert(L, -2);
+				lua_pushstring(L, "INVALID");
+				return 3;
+			}
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
 		lua_getfield(L, 2, "config");
 		if (!lua_isnil(L, -1)) {
 			luaL_checktype(L, -1, LUA_TTABLE);
@@ -198,6 +243,16 @@ static int l_config(lua_State *L)
 	lua_setfield(L, -2, "metrics_retention_hours");
 	lua_pushinteger(L, c.cache_ttl_seconds);
 	lua_setfield(L, -2, "cache_ttl_seconds");
+	lua_pushinteger(L, c.stall_threshold_ms);
+	lua_setfield(L, -2, "stall_threshold_ms");
+	lua_pushinteger(L, c.timer_overdue_ms);
+	lua_setfield(L, -2, "timer_overdue_ms");
+	lua_pushinteger(L, c.event_wait_threshold_ms);
+	lua_setfield(L, -2, "event_wait_threshold_ms");
+	lua_pushinteger(L, c.max_attempts);
+	lua_setfield(L, -2, "max_attempts");
+	lua_pushinteger(L, c.near_poison_attempts);
+	lua_setfield(L, -2, "near_poison_attempts");
 	return 1;
 }
 
@@ -229,6 +284,8 @@ static durox_filter *check_filter(lua_State *L, int idx, int pred_arg, int *pred
 	}
 	return f;
 }
+
+durox_filter *lx_filter_arg(lua_State *L, int idx, int *pred_idx) { return check_filter(L, idx, 0, pred_idx); }
 
 /* After an engine call that ran a predicate: raise its error if it raised one. */
 static void rethrow_predicate(lua_State *L, const lx_pred *p)
@@ -1076,6 +1133,7 @@ int durox_luaopen(lua_State *L)
 	if (luaL_newmetatable(L, LX_STORE)) {
 		luaL_newlib(L, store_methods);
 		/* method groups defined in other files of the binding add themselves here */
+		lx_open_metrics(L);
 		lua_setfield(L, -2, "__index");
 		lua_pushcfunction(L, store_close);
 		lua_setfield(L, -2, "__gc");

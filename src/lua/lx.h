@@ -75,6 +75,19 @@ int lx_predicate(void *ud, const durox_instance_summary *s);
  * or raises on a value JSON cannot hold. pretty: indent with two spaces. */
 void lx_encode_json(lua_State *L, int idx, int pretty);
 
+/* Pushes a box owning a filter built from the filter table at idx (nil: none) and returns
+ * the filter; *pred_idx is set as by lx_check_filter (binding.c). */
+durox_filter *lx_filter_arg(lua_State *L, int idx, int *pred_idx);
+
+/* Metrics, analytics and stuck-work methods: adds them to the method table at the top of the
+ * stack (binding_metrics.c). */
+void lx_open_metrics(lua_State *L);
+
+/* Runs the ManagementConfig file at path (a Lua chunk, text only, with an empty environment,
+ * returning a table or assigning fields) and pushes the table (returns 1), or pushes a
+ * one-line message (returns 0). Never raises for the file's faults. */
+int lx_read_config_file(lua_State *L, const char *path);
+
 /* Embedded pure-Lua modules (generated at build time). */
 void lx_preload_embedded(lua_State *L);
 

@@ -122,8 +122,11 @@ typedef struct store_vtable {
 	int (*latest_execution)(store *st, const char *instance_id, uint64_t *out);
 } store_vtable;
 
+typedef struct store_metrics_vtable store_metrics_vtable; /* provider_metrics.h */
+
 struct store {
 	const store_vtable *vt;
+	const store_metrics_vtable *mvt; /* metrics and analytics; NULL when the provider has none */
 	durox_store_info info;
 	char err[512]; /* message of the last failure */
 };

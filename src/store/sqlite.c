@@ -271,7 +271,7 @@ static int detect_schema(sqlite_store *s)
 	    (rc = probe(s, "orchestrator_queue", "attempt_count", &in->has_attempt_count)) != DUROX_OK ||
 	    (rc = probe(s, "worker_queue", "activity_id", &in->has_worker_identity)) != DUROX_OK)
 		return rc;
-	int has_migrations;
+	int has_migrations = 0;
 	if ((rc = probe(s, "_sqlx_migrations", NULL, &has_migrations)) != DUROX_OK)
 		return rc;
 	char version[32] = "create_schema";
@@ -301,6 +301,7 @@ static void sq_close(store *base)
 	sqlite_store *s = (sqlite_store *)base;
 	if (s == NULL)
 		return;
+	sq_metrics_detach(s);
 	for (int i = 0; i < CACHE_SIZE; i++) {
 		if (s->cache[i].sql != NULL) {
 			sqlite3_finalize(s->cache[i].stmt);
@@ -346,6 +347,7 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 		return DUROX_ENOMEM;
 	}
 	s->base.vt = &sqlite_vtable;
+	s->base.mvt = &sq_metrics_vtable;
 	s->base.info.provider = "sqlite";
 	s->base.info.location = s->location;
 	s->base.info.readonly = readonly;
@@ -383,6 +385,7 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	                        fn_event_ts, NULL, NULL);
 	sqlite3_create_function(s->db, "durox_failure_kind", 2,
 	                        SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL, fn_failure_kind, NULL, NULL);
+	sq_metrics_attach(s);
 	if (memory) {
 		char *msg = NULL;
 		if (sqlite3_exec(s->db, memory_schema, NULL, NULL, &msg) != SQLITE_OK) {

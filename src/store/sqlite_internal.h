@@ -28,6 +28,16 @@ typedef struct sqlite_store {
 	cached_stmt cache[CACHE_SIZE];
 	uint64_t clock;
 	int last_rc; /* durox code of the last sq_fail, for callers of sq_stmt */
+	/* statement timing and diagnostics (sqlite_metrics.c) */
+	struct sq_timing {
+		const void *stmt;
+		int64_t t0_ns;
+	} timing[8];
+	uint64_t reads, writes;
+	double read_ms, write_ms, max_read_ms, max_write_ms;
+	char journal_mode[16];
+	struct hist_inc *hist; /* the persistent history digest (sqlite_metrics.c) */
+	int in_write_txn;      /* a BEGIN IMMEDIATE/EXCLUSIVE is open (for the write/read split) */
 } sqlite_store;
 
 /* Maps a SQLite result code to a durox code, sets the message ("<what> failed: ...") and
@@ -90,5 +100,16 @@ int sq_executions(store *base, const char *instance_id, store_exec_cb cb, void *
 int sq_history(store *base, const store_history_query *q, store_event_cb cb, void *ud);
 int sq_instance_exists(store *base, const char *instance_id, int *exists, uint64_t *current);
 int sq_latest_execution(store *base, const char *instance_id, uint64_t *out);
+
+/* ---- metrics and analytics (sqlite_metrics.c, sqlite_analytics.c) ---- */
+
+typedef struct hist_inc hist_inc;
+
+/* Registers the metrics SQL functions and the statement timer on a new connection. */
+void sq_metrics_attach(sqlite_store *s);
+/* Frees what sq_metrics_attach and the metrics reads keep on the connection. */
+void sq_metrics_detach(sqlite_store *s);
+/* The provider's metrics vtable (provider_metrics.h). */
+extern const struct store_metrics_vtable sq_metrics_vtable;
 
 #endif

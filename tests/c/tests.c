@@ -33,7 +33,11 @@ const char *t_current = "";
 	T(query_errors)                                                                                        \
 	T(query_limits)                                                                                        \
 	T(query_public_api)                                                                                    \
-	T(query_roundtrip)
+	T(query_roundtrip)                                                                                     \
+	T(hmap_put_get_del)                                                                                    \
+	T(metrics_empty_store)                                                                                 \
+	T(metrics_disabled_and_config)                                                                         \
+	T(metrics_names)
 TESTS
 #undef T
 

@@ -150,13 +150,14 @@ describe("durox.cli.args", function()
       "Does x.",
       "",
       "Things:",
-      "  -n, --limit N    at most N",
-      "      --all        everything",
+      "  -n, --limit N      at most N",
+      "      --all          everything",
       "",
       "Common options:",
-      "      --json       print one JSON document instead of text",
-      "      --store URL  the store to read (default: the global --store, then $DUROX_STORE)",
-      "  -h, --help       show this help",
+      "      --json         print one JSON document instead of text",
+      "      --store URL    the store to read (default: the global --store, then $DUROX_STORE)",
+      "      --config FILE  ManagementConfig file (default: the global --config, then $DUROX_CONFIG)",
+      "  -h, --help         show this help",
     }, "\n") .. "\n", help)
   end)
 end)

@@ -26,6 +26,10 @@ const USAGE = `usage: node client.js <db-path> <command> args...
   kv <id>                                     getKvAllValues
   cancel-many <file-with-ids> [reason]        cancelInstance for each id (one per line), sequentially; prints elapsed ms
   status-page <status> <n>                    listInstancesByStatus + getInstanceInfo of the first n; prints elapsed ms + count
+  start-many <file.jsonl>                     startOrchestration for each line {"id","name","input"[,"version"]}
+                                              (input is raw text); prints {"count","elapsed_ms"}
+  metrics-timed [n]                           getSystemMetrics + getQueueDepths n times (default 3); prints each
+                                              call's in-process time in ms and the last answers
 `;
 
 class UsageError extends Error {}
@@ -124,6 +128,37 @@ async function run(client, cmd, args) {
       for (const id of ids.slice(0, n)) infos.push(await client.getInstanceInfo(id));
       const elapsed = Number(process.hrtime.bigint() - t0) / 1e6;
       return { status: args[0], total: ids.length, count: infos.length, elapsed_ms: Math.round(elapsed * 1000) / 1000 };
+    }
+    case 'start-many': {
+      need(args, 1, '<file.jsonl>');
+      const lines = readIds(args[0]);
+      const t0 = process.hrtime.bigint();
+      for (const line of lines) {
+        const o = JSON.parse(line);
+        if (o.version !== undefined) await client.startOrchestrationVersioned(o.id, o.name, o.input, o.version);
+        else await client.startOrchestration(o.id, o.name, o.input);
+      }
+      const elapsed = Number(process.hrtime.bigint() - t0) / 1e6;
+      return { count: lines.length, elapsed_ms: Math.round(elapsed * 1000) / 1000 };
+    }
+    case 'metrics-timed': {
+      const n = args[0] === undefined ? 3 : Number(args[0]);
+      if (!Number.isInteger(n) || n < 1) throw new UsageError(`bad n ${args[0]}`);
+      const runs = [];
+      let last = null;
+      for (let i = 0; i < n; i++) {
+        const t0 = process.hrtime.bigint();
+        const systemMetrics = await client.getSystemMetrics();
+        const t1 = process.hrtime.bigint();
+        const queueDepths = await client.getQueueDepths();
+        const t2 = process.hrtime.bigint();
+        runs.push({
+          system_metrics_ms: Math.round(Number(t1 - t0) / 1e3) / 1e3,
+          queue_depths_ms: Math.round(Number(t2 - t1) / 1e3) / 1e3,
+        });
+        last = { systemMetrics, queueDepths };
+      }
+      return { runs, ...last };
     }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);

@@ -170,6 +170,19 @@ const orchestrations = {
     return r;
   },
 
+  /**
+   * Busy-waits input.ms (default 8000) inside its turn, then sleeps 10 ms: while the turn runs the
+   * runtime holds the instance lock (and node is blocked), so a kill meanwhile leaves the lock behind.
+   */
+  SlowTurn: function* (ctx, input) {
+    const until = Date.now() + ((input && input.ms) || 8000);
+    while (Date.now() < until) {
+      /* busy */
+    }
+    yield ctx.timer(10);
+    return 'done';
+  },
+
   /** Runs SlowWork (input.ms) then completes. */
   SlowActivity: function* (ctx, input) {
     return yield ctx.activity('SlowWork', { ms: (input && input.ms) || 1000 });

@@ -30,13 +30,14 @@ function H.open(opts)
   return assert(durox.open("sqlite:" .. H.db, opts))
 end
 
--- Runs SQL through the sqlite3 command-line tool (read-only) and returns its rows.
-function H.sql(query)
+-- Runs SQL through the sqlite3 command-line tool (read-only) and returns its rows; db
+-- defaults to the scenario store.
+function H.sql(query, db)
   local tmp = os.tmpname()
   local f = assert(io.open(tmp, "wb"))
   f:write(query)
   f:close()
-  local p = assert(io.popen(string.format("sqlite3 -readonly -json 'file:%s?mode=ro' < %s", H.db, tmp)))
+  local p = assert(io.popen(string.format("sqlite3 -readonly -json 'file:%s?mode=ro' < %s", db or H.db, tmp)))
   local out = p:read("a")
   p:close()
   os.remove(tmp)
@@ -91,5 +92,11 @@ function H.deep_equal(a, b)
 end
 
 H.skip = not (H.db and H.oracle_path)
+
+-- The store caught mid-flight (tests/make_busy_store.sh) and Duroxide's answers on it.
+H.busy_db = os.getenv("DUROX_BUSY_DB")
+H.busy_oracle_path = os.getenv("DUROX_BUSY_ORACLE")
+H.busy_info_path = os.getenv("DUROX_BUSY_INFO")
+H.busy_skip = not (H.busy_db and H.busy_oracle_path and H.busy_info_path)
 
 return H

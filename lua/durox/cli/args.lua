@@ -26,6 +26,7 @@ M.COMMON = {
   { section = "Common options" },
   { "json", help = "print one JSON document instead of text" },
   { "store", arg = "URL", help = "the store to read (default: the global --store, then $DUROX_STORE)" },
+  { "config", arg = "FILE", help = "ManagementConfig file (default: the global --config, then $DUROX_CONFIG)" },
   { "help", short = "h", help = "show this help" },
 }
 

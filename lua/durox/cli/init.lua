@@ -1,5 +1,5 @@
 -- durox.cli: the dispatcher of duroxlua's subcommands. src/cli/main.c calls
--- main({command, args...}, store_url) for `duroxlua [--store URL] <command> ...` and exits
+-- main({command, args...}, store_url, config_file) for `duroxlua [--store URL] <command> ...` and exits
 -- with the returned code. Each command is a module durox.cli.<name> exporting summary,
 -- help, options (an args spec) and run(args, ctx) -> exit code.
 local durox = require "durox"
@@ -47,7 +47,7 @@ function M.usage()
     lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format(name, M.command(name).summary or "")
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "Every command takes --store URL, --json and -h/--help."
+  lines[#lines + 1] = "Every command takes --store URL, --config FILE, --json and -h/--help."
   lines[#lines + 1] = "Run 'duroxlua <command> --help' for the options of a command."
   return table.concat(lines, "\n") .. "\n"
 end
@@ -80,7 +80,7 @@ function Ctx:open()
     io.stderr:write("duroxlua: no store given (use --store URL or set DUROX_STORE)\n")
     return nil, M.USAGE
   end
-  local dx, msg = durox.open(self.store_url, { readonly = true })
+  local dx, msg = durox.open(self.store_url, { readonly = true, config_file = self.config_file })
   if not dx then
     io.stderr:write(("duroxlua: %s\n"):format(format.oneline(msg)))
     return nil, M.FAILURE
@@ -118,8 +118,9 @@ local function handler(err)
   return msg
 end
 
--- Runs argv = { command, args... } with the global store URL (or nil); returns the exit code.
-function M.main(argv, store_url)
+-- Runs argv = { command, args... } with the global store URL and configuration file (or nil);
+-- returns the exit code.
+function M.main(argv, store_url, config_file)
   local name = argv[1]
   if name == nil or name == "-h" or name == "--help" then
     io.stdout:write(M.usage())
@@ -144,9 +145,11 @@ function M.main(argv, store_url)
     args = parsed,
     json = parsed.json == true,
     store_url = parsed.store or store_url,
+    config_file = parsed.config or config_file,
     now = durox.now(),
   }, Ctx)
   if ctx.store_url == "" then ctx.store_url = nil end
+  if ctx.config_file == "" then ctx.config_file = nil end
   local ok, code = xpcall(cmd.run, handler, parsed, ctx)
   if ctx.dx then ctx.dx:close() end
   io.stdout:flush()

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# make_busy_store.sh DIR - a store caught mid-flight, for the metrics tests: a --demo store
+# on which the real runtime (live.js) is busy with newly started work (activities, short and
+# long timers, timers due while it is blocked, slow activities holding worker locks, event waits, an unregistered
+# orchestration retried with backoff, a turn that holds its instance lock, an event raised to an instance that does not exist)
+# when it is killed (SIGKILL: locks, in-flight queue rows and stale lock tokens stay as a
+# crash leaves them). Then Duroxide's own answers on it (busy-oracle.json). Reuses a
+# complete set; rebuilds a partial one. Everything in it was written by the real runtime.
+set -euo pipefail
+dir=${1:?usage: make_busy_store.sh DIR}
+here="$(cd "$(dirname "$0")" && pwd)"
+h="$here/harness"
+mkdir -p "$dir"
+db="$dir/busy.db"
+if [ -s "$dir/busy-oracle.json" ] && [ -s "$dir/busy.info.json" ]; then
+  echo "busy fixture: reusing $db"
+  exit 0
+fi
+rm -f "$db" "$db-wal" "$db-shm" "$db.manifest.json" "$dir/busy-oracle.json" "$dir/busy.info.json"
+node "$h/scenarios.js" create "$db" --demo 40 --seed 7 >/dev/null 2>"$dir/busy.scenarios.log"
+
+starts="$dir/busy-starts.jsonl"
+: >"$starts"
+for i in $(seq 1 40); do echo "{\"id\":\"busy-seq-$i\",\"name\":\"Sequence\",\"input\":\"{\\\"value\\\":$i}\"}" >>"$starts"; done
+for i in $(seq 1 12); do echo "{\"id\":\"busy-slow-$i\",\"name\":\"SlowActivity\",\"input\":\"{\\\"ms\\\":600000}\"}" >>"$starts"; done
+for i in $(seq 1 15); do echo "{\"id\":\"busy-nap-$i\",\"name\":\"Sleeper\",\"input\":\"{\\\"ms\\\":2500}\"}" >>"$starts"; done
+for i in $(seq 1 10); do echo "{\"id\":\"busy-sleep-$i\",\"name\":\"Sleeper\",\"input\":\"{\\\"ms\\\":3600000}\"}" >>"$starts"; done
+# timers that fall due while the runtime is blocked (below): overdue in the snapshot
+for i in $(seq 1 6); do echo "{\"id\":\"busy-due-$i\",\"name\":\"Sleeper\",\"input\":\"{\\\"ms\\\":4200}\"}" >>"$starts"; done
+for i in $(seq 1 15); do echo "{\"id\":\"busy-wait-$i\",\"name\":\"WaitApprove\",\"input\":\"null\"}" >>"$starts"; done
+for i in $(seq 1 3); do echo "{\"id\":\"busy-unreg-$i\",\"name\":\"NoSuchOrchestration\",\"input\":\"null\"}" >>"$starts"; done
+# a turn that runs for 10 s, started last: the kill catches its instance lock (it also blocks
+# node, so the runtime makes no progress after it starts)
+turn="$dir/busy-turn.jsonl"
+echo '{"id":"busy-turn-1","name":"SlowTurn","input":"{\"ms\":10000}"}' >"$turn"
+
+out="$dir/busy.live.out"
+node "$h/live.js" "$db" >"$out" 2>"$dir/busy.live.log" &
+pid=$!
+trap 'kill -KILL $pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 200); do
+  grep -qx ready "$out" 2>/dev/null && break
+  sleep 0.05
+done
+grep -qx ready "$out" || { echo "busy fixture: live.js did not start" >&2; exit 1; }
+node "$h/client.js" "$db" start-many "$starts" >/dev/null
+# long enough for the unregistered starts to be retried twice (backoff 1 s, then 2 s)
+sleep 3.5
+node "$h/client.js" "$db" start-many "$turn" >/dev/null
+sleep 1.5
+# an event for an instance that does not exist: on SQLite it blocks the orchestrator queue
+node "$h/client.js" "$db" raise ghost-1 Approve '"x"' >/dev/null
+sleep 0.5
+kill -KILL $pid
+wait $pid 2>/dev/null || true
+trap - EXIT
+killed_at=$(date +%s%3N)
+node "$h/oracle.js" "$db" >"$dir/busy-oracle.json.tmp"
+mv "$dir/busy-oracle.json.tmp" "$dir/busy-oracle.json"
+echo "{\"killed_at_ms\":$killed_at}" >"$dir/busy.info.json"
+echo "busy fixture: created $db"

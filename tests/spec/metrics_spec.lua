@@ -1,0 +1,560 @@
+-- metrics_spec.lua - get_runtime_metrics, get_queue_metrics, get_provider_diagnostics and
+-- get_orchestration_metrics on two stores the real runtime wrote: the scenario store (quiet)
+-- and the busy store (tests/make_busy_store.sh: the runtime killed mid-flight, with locks,
+-- in-flight rows, stale lock tokens, due timers and an orphan message). Figures that Duroxide
+-- also reports are compared with its own answers (oracle.js); where Duroxide counts
+-- differently the difference is asserted and explained; every other figure is compared with
+-- a value computed here from the store with the sqlite3 tool and Lua, following the
+-- definitions of docs/metrics.md - never with our own code.
+local durox = require "durox"
+local H = require "helpers"
+
+if H.skip or H.busy_skip then
+  describe("metrics", function() pending("the scenario and busy fixtures are not set") end)
+  return
+end
+
+local CFG = { stall = 60000, overdue = 60000, near = 5, max = 10 }
+
+-- The two stores, each with an explicit evaluation time: the scenario store 10 minutes after
+-- it was made (its 1 h timer still pending, its untaggable activity long stalled), the busy
+-- store 2 minutes after the kill (locks expired, short timers overdue).
+local manifest = H.manifest()
+local busy_info = assert(durox.decode_json(H.read_file(H.busy_info_path)))
+local STORES = {
+  { name = "scenario store", db = H.db, oracle = H.oracle(), now = manifest.created_at_ms + 600000 },
+  { name = "busy store", db = H.busy_db, oracle = assert(durox.decode_json(H.read_file(H.busy_oracle_path))),
+    now = busy_info.killed_at_ms + 120000 },
+}
+
+-- H.sql with JSON nulls as nil.
+local function sql(query, db)
+  local rows = H.sql(query, db)
+  for _, r in ipairs(rows) do
+    for k, v in pairs(r) do
+      if v == durox.null then r[k] = nil end
+    end
+  end
+  return rows
+end
+
+local function ms(text_col) return ("CAST(strftime('%%s', %s) AS INTEGER) * 1000"):format(text_col) end
+
+-- ---- independent computations (SQL through the sqlite3 tool, classification in Lua) --------
+
+-- Per instance: name, version, status, duration (docs/metrics.md) from json_extract.
+local function instances_of(db)
+  return sql([[
+    SELECT i.instance_id AS id, i.orchestration_name AS name, i.orchestration_version AS version,
+      COALESCE(e.status, 'Unknown') AS status, i.parent_instance_id AS parent, ]] .. ms("i.created_at") .. [[ AS created,
+      (SELECT json_extract(t.event_data, '$.timestamp_ms') FROM history t WHERE t.instance_id = i.instance_id
+         AND t.execution_id = i.current_execution_id AND t.event_type IN ('OrchestrationCompleted', 'OrchestrationFailed')
+         ORDER BY t.event_id DESC LIMIT 1) AS end_ts,
+      (SELECT json_extract(f.event_data, '$.timestamp_ms') FROM history f WHERE f.instance_id = i.instance_id
+         AND f.event_type = 'OrchestrationStarted' ORDER BY f.execution_id, f.event_id LIMIT 1) AS start_ts
+    FROM instances i LEFT JOIN executions e ON e.instance_id = i.instance_id
+      AND e.execution_id = i.current_execution_id]], db)
+end
+
+local function duration(r)
+  if (r.status == "Completed" or r.status == "Failed") and r.end_ts and r.start_ts then
+    return r.end_ts - r.start_ts
+  end
+end
+
+local function type_counts(db)
+  local c = setmetatable({}, { __index = function() return 0 end })
+  for _, r in ipairs(sql("SELECT event_type AS t, count(*) AS n FROM history GROUP BY event_type", db)) do
+    c[r.t] = r.n
+  end
+  return c
+end
+
+-- Failure kinds of OrchestrationFailed events, from the ErrorDetails with SQLite's JSON functions.
+local function failure_kinds(db)
+  local k = { application = 0, cancelled = 0, poison = 0, nondeterminism = 0, infrastructure = 0, configuration = 0 }
+  for _, r in ipairs(sql([[
+    SELECT CASE
+      WHEN json_type(event_data, '$.details.Application.kind.Cancelled') IS NOT NULL THEN 'cancelled'
+      WHEN json_type(event_data, '$.details.Application') IS NOT NULL THEN 'application'
+      WHEN json_type(event_data, '$.details.Poison') IS NOT NULL THEN 'poison'
+      WHEN json_extract(event_data, '$.details.Configuration.kind') = 'Nondeterminism' THEN 'nondeterminism'
+      WHEN json_type(event_data, '$.details.Configuration') IS NOT NULL THEN 'configuration'
+      WHEN json_type(event_data, '$.details.Infrastructure') IS NOT NULL THEN 'infrastructure' END AS kind,
+      count(*) AS n FROM history WHERE event_type = 'OrchestrationFailed' GROUP BY kind]], db)) do
+    k[r.kind] = r.n
+  end
+  return k
+end
+
+-- Queue rows with what they need for the definitions.
+local function orchestrator_rows(db)
+  return sql([[
+    SELECT q.id, q.instance_id AS inst, q.work_item LIKE '{"TimerFired":%' AS tm,
+      q.work_item LIKE '{"QueueMessage":%' AS qm, q.visible_at AS vis, q.lock_token AS token,
+      q.attempt_count AS attempts, ]] .. ms("q.created_at") .. [[ AS created,
+      l.lock_token AS lock_token, l.locked_until AS locked_until,
+      (SELECT count(*) FROM instances i WHERE i.instance_id = q.instance_id) AS has_instance,
+      (SELECT count(*) FROM orchestrator_queue s WHERE s.instance_id = q.instance_id
+         AND s.work_item LIKE '{"StartOrchestration":%') AS starts
+    FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id = q.instance_id ORDER BY q.id]], db)
+end
+
+local function worker_rows(db)
+  return sql("SELECT id, visible_at AS vis, lock_token AS token, locked_until AS lu, attempt_count AS attempts"
+    .. " FROM worker_queue ORDER BY id", db)
+end
+
+-- The queue figures of docs/metrics.md, computed in Lua from the rows.
+local function expected_queues(db, now)
+  local o = { available = 0, in_progress = 0, waiting_on_lock = 0, delayed = 0, stalled = 0, near_poison = 0,
+              at_poison_limit = 0, stale_lock_tokens = 0, orphans = 0, orphans_blocking = 0, unlocked_rows = 0 }
+  local e = { pending_timers = 0, overdue = 0, rows = 0 }
+  local oldest_visible, oldest_timer, next_timer, max_attempts
+  for _, r in ipairs(orchestrator_rows(db)) do
+    e.rows = e.rows + 1
+    local locked = r.locked_until ~= nil and r.locked_until > now
+    local pending_timer = r.tm == 1 and r.vis > now
+    local held = locked and r.token == r.lock_token
+    if r.token == nil then o.unlocked_rows = o.unlocked_rows + 1 end
+    if r.token ~= nil and not held then o.stale_lock_tokens = o.stale_lock_tokens + 1 end
+    if pending_timer then
+      e.pending_timers = e.pending_timers + 1
+      oldest_timer = math.min(oldest_timer or math.huge, r.created)
+      next_timer = math.min(next_timer or math.huge, r.vis)
+    elseif held then
+      o.in_progress = o.in_progress + 1
+    elseif locked then
+      o.waiting_on_lock = o.waiting_on_lock + 1
+    elseif r.vis > now then
+      o.delayed = o.delayed + 1
+    else
+      o.available = o.available + 1
+      if r.tm == 0 and r.vis <= now - CFG.stall then o.stalled = o.stalled + 1 end
+      if r.tm == 1 and r.vis <= now - CFG.overdue then e.overdue = e.overdue + 1 end
+    end
+    if not pending_timer and r.vis <= now then oldest_visible = math.min(oldest_visible or math.huge, r.vis) end
+    if r.attempts >= CFG.near then o.near_poison = o.near_poison + 1 end
+    if r.attempts >= CFG.max then o.at_poison_limit = o.at_poison_limit + 1 end
+    max_attempts = math.max(max_attempts or -1, r.attempts)
+    if r.has_instance == 0 and r.starts == 0 then
+      o.orphans = o.orphans + 1
+      if r.vis <= now and r.qm == 0 then o.orphans_blocking = o.orphans_blocking + 1 end
+    end
+  end
+  o.max_attempt_count = max_attempts
+  local w = { available = 0, in_progress = 0, expired_locks = 0, delayed = 0, stalled = 0, near_poison = 0,
+              at_poison_limit = 0, unlocked_rows = 0 }
+  local wrows, w_oldest, w_max = 0, nil, nil
+  for _, r in ipairs(worker_rows(db)) do
+    wrows = wrows + 1
+    if r.token == nil then w.unlocked_rows = w.unlocked_rows + 1 end
+    local held = r.token ~= nil and r.lu > now
+    local expired = r.token ~= nil and not held
+    if expired then w.expired_locks = w.expired_locks + 1 end
+    if held then
+      w.in_progress = w.in_progress + 1
+    elseif r.vis > now then
+      w.delayed = w.delayed + 1
+    else
+      w.available = w.available + 1
+      local since = expired and math.max(r.vis, r.lu) or r.vis
+      if since <= now - CFG.stall then w.stalled = w.stalled + 1 end
+    end
+    if r.vis <= now then w_oldest = math.min(w_oldest or math.huge, r.vis) end
+    if r.attempts >= CFG.near then w.near_poison = w.near_poison + 1 end
+    if r.attempts >= CFG.max then w.at_poison_limit = w.at_poison_limit + 1 end
+    w_max = math.max(w_max or -1, r.attempts)
+  end
+  w.max_attempt_count = w_max
+  local locks = sql("SELECT count(*) AS n, total(locked_until <= " .. now .. ") AS expired, total(locked_until <= "
+    .. (now - CFG.stall) .. ") AS long_expired FROM instance_locks", db)[1]
+  o.expired_locks = math.tointeger(locks.expired)
+  return {
+    orchestrator = o, worker = w, rows = e.rows, pending_timers = e.pending_timers, overdue = e.overdue,
+    worker_rows = wrows, oldest_visible = oldest_visible, worker_oldest = w_oldest, oldest_timer = oldest_timer,
+    next_timer = next_timer, long_expired_locks = math.tointeger(locks.long_expired),
+  }
+end
+
+-- The history events that record a consumed orchestrator message.
+local CONSUMED = { "OrchestrationStarted", "ActivityCompleted", "ActivityFailed", "TimerFired", "ExternalEvent",
+                   "ExternalEventPersistent", "SubOrchestrationCompleted", "SubOrchestrationFailed",
+                   "OrchestrationCancelRequested" }
+
+local function close(a, b)
+  if a == nil or b == nil then return a == b end
+  return math.abs(a - b) <= 1e-6 * math.max(1, math.abs(b))
+end
+
+for _, S in ipairs(STORES) do
+  describe("metrics on the " .. S.name, function()
+    local dx = assert(durox.open("sqlite:" .. S.db, { readonly = true }))
+    local sys = S.oracle.systemMetrics
+    local depths = S.oracle.queueDepths
+    local rows = instances_of(S.db)
+    local types = type_counts(S.db)
+
+    describe("get_runtime_metrics", function()
+      local before = durox.now()
+      local m = assert(dx:get_runtime_metrics { now = S.now })
+      local after = durox.now()
+
+      it("agrees with Duroxide's getSystemMetrics on every field they share", function()
+        assert.are.equal(sys.totalInstances, m.total_instances_started)
+        assert.are.equal(sys.completedInstances, m.total_instances_completed)
+        assert.are.equal(sys.failedInstances, m.total_instances_failed)
+        assert.are.equal(sys.runningInstances, m.active_instances)
+        assert.are.equal(sys.totalExecutions, m.total_executions)
+        assert.are.equal(sys.totalEvents, m.total_history_events)
+      end)
+
+      it("counts activities, timers and events from history", function()
+        assert.are.equal(types.ActivityCompleted + types.ActivityFailed, m.total_activities_executed)
+        assert.are.equal(types.TimerFired, m.total_timers_fired)
+        assert.are.equal(types.ExternalEvent + types.ExternalEventPersistent, m.total_events_raised)
+        assert.is_true(m.total_activities_executed > 0)
+      end)
+
+      it("averages instance durations as defined", function()
+        local n, sum, cans, unknown = 0, 0, 0, 0
+        for _, r in ipairs(rows) do
+          local d = duration(r)
+          if d then n, sum = n + 1, sum + d end
+          if r.status == "ContinuedAsNew" then cans = cans + 1 end
+          if r.status == "Unknown" then unknown = unknown + 1 end
+        end
+        assert.is_true(n > 0)
+        assert.are.equal(n, m.durations_counted)
+        assert.is_true(close(m.average_orchestration_duration_ms, sum / n),
+          ("%s vs %s"):format(m.average_orchestration_duration_ms, sum / n))
+        assert.are.equal(cans, m.continued_as_new_instances)
+        assert.are.equal(unknown, m.unknown_instances)
+      end)
+
+      it("classifies failures by kind", function()
+        assert.are.same(failure_kinds(S.db), m.failed_by_kind)
+      end)
+
+      it("dates the store by its first migration and reports the last activity", function()
+        local created = sql("SELECT " .. ms("min(installed_on)") .. " AS t FROM _sqlx_migrations", S.db)[1].t
+        assert.are.equal(created, m.store_created_at)
+        assert.are.equal((S.now - created) // 1000, m.uptime_seconds)
+        local last = sql("SELECT json_extract(event_data, '$.timestamp_ms') AS t FROM history ORDER BY rowid DESC"
+          .. " LIMIT 1", S.db)[1].t
+        local lock = sql("SELECT max(locked_at) AS t FROM instance_locks", S.db)[1].t
+        assert.are.equal(math.max(last, lock or last), m.last_activity_at)
+      end)
+
+      it("judges the dispatchers from the queues", function()
+        local q = expected_queues(S.db, S.now)
+        assert.are.equal(q.orchestrator.stalled, m.stalled_orchestrator_items)
+        assert.are.equal(q.worker.stalled, m.stalled_worker_items)
+        assert.are.equal(q.overdue, m.overdue_timers)
+        assert.are.equal(q.long_expired_locks, m.expired_instance_locks)
+        assert.are.equal(q.orchestrator.orphans_blocking, m.blocking_orphan_items)
+        assert.are.equal(q.orchestrator.stalled == 0 and q.long_expired_locks == 0 and q.orchestrator.orphans_blocking == 0,
+          m.orchestrator_dispatcher_healthy)
+        assert.are.equal(q.worker.stalled == 0, m.worker_dispatcher_healthy)
+        assert.are.equal(q.overdue == 0, m.timer_dispatcher_healthy)
+        -- collected_at is when the store was read, whatever `now` the judgement assumed
+        assert.is_true(m.collected_at >= before and m.collected_at <= after)
+      end)
+    end)
+
+    describe("get_queue_metrics", function()
+      local m = assert(dx:get_queue_metrics { now = S.now })
+      local q = expected_queues(S.db, S.now)
+
+      it("agrees with Duroxide's getQueueDepths where the figures correspond", function()
+        -- Duroxide's SQLite provider counts rows whose lock_token IS NULL: it includes pending
+        -- timers and backed-off rows and excludes rows that carry a stale token. Our rows with a
+        -- NULL token are exactly its figure.
+        assert.are.equal(depths.orchestratorQueue, m.orchestrator.unlocked_rows)
+        assert.are.equal(depths.workerQueue, m.worker.unlocked_rows)
+        -- its timerQueue is hard-coded to 0: pending timers live in the orchestrator queue
+        assert.are.equal(0, depths.timerQueue)
+        assert.are.equal(q.pending_timers, m.timer_queue_size)
+        -- so its orchestrator figure = our orchestrator + timer sizes, minus every row that
+        -- carries a token (held by a live lock or stale)
+        local tokens = sql("SELECT count(*) AS n FROM orchestrator_queue WHERE lock_token IS NOT NULL", S.db)[1].n
+        assert.are.equal(depths.orchestratorQueue, m.orchestrator_queue_size + m.timer_queue_size - tokens)
+      end)
+
+      it("sizes and ages the queues as defined", function()
+        assert.are.equal(q.rows - q.pending_timers, m.orchestrator_queue_size)
+        assert.are.equal(q.worker_rows, m.worker_queue_size)
+        assert.are.equal(q.oldest_visible and S.now - q.oldest_visible, m.orchestrator_queue_oldest_item_age_ms)
+        assert.are.equal(q.worker_oldest and S.now - q.worker_oldest, m.worker_queue_oldest_item_age_ms)
+        assert.are.equal(q.oldest_timer and S.now - q.oldest_timer, m.timer_queue_oldest_item_age_ms)
+        assert.are.equal(q.next_timer, m.next_timer_at)
+        assert.are.equal(q.overdue, m.overdue_timers)
+      end)
+
+      it("details every queue's state", function()
+        assert.are.same(q.orchestrator, m.orchestrator)
+        assert.are.same(q.worker, m.worker)
+      end)
+
+      it("derives processed items and processing time from history", function()
+        local orch = 0
+        for _, t in ipairs(CONSUMED) do orch = orch + types[t] end
+        assert.are.equal(orch, m.orchestrator_items_processed)
+        assert.are.equal(types.ActivityCompleted + types.ActivityFailed, m.worker_items_processed)
+        assert.are.equal(orch + m.worker_items_processed, m.total_items_processed)
+        local rt = sql([[
+          SELECT count(*) AS n, total(json_extract(c.event_data, '$.timestamp_ms')
+            - json_extract(s.event_data, '$.timestamp_ms')) AS sum
+          FROM history c JOIN history s ON s.instance_id = c.instance_id AND s.execution_id = c.execution_id
+            AND s.event_id = json_extract(c.event_data, '$.source_event_id') AND s.event_type = 'ActivityScheduled'
+          WHERE c.event_type IN ('ActivityCompleted', 'ActivityFailed')]], S.db)[1]
+        assert.is_true(rt.n > 0)
+        assert.are.equal(rt.n, m.activity_round_trips)
+        assert.is_true(close(m.average_processing_time_ms, rt.sum / rt.n))
+      end)
+
+      it("reports the thresholds it used", function()
+        assert.are.same({ stall_threshold_ms = CFG.stall, timer_overdue_ms = CFG.overdue, max_attempts = CFG.max,
+                          near_poison_attempts = CFG.near }, m.thresholds)
+      end)
+    end)
+
+    describe("get_orchestration_metrics", function()
+      local list = assert(dx:get_orchestration_metrics())
+
+      local function expected(merge)
+        local groups, order = {}, {}
+        for _, r in ipairs(rows) do
+          local key = r.name .. "\0" .. ((not merge and r.version) or "")
+          local g = groups[key]
+          if not g then
+            g = { orchestration_name = r.name, version = (not merge) and r.version or nil, total_started = 0,
+                  total_completed = 0, total_failed = 0, active_count = 0, continued_as_new = 0, unknown = 0,
+                  durations_counted = 0, sum = 0 }
+            groups[key] = g
+            order[#order + 1] = key
+          end
+          g.total_started = g.total_started + 1
+          if r.status == "Completed" then g.total_completed = g.total_completed + 1 end
+          if r.status == "Failed" then g.total_failed = g.total_failed + 1 end
+          if r.status == "Running" then g.active_count = g.active_count + 1 end
+          if r.status == "ContinuedAsNew" then g.continued_as_new = g.continued_as_new + 1 end
+          if r.status == "Unknown" then g.unknown = g.unknown + 1 end
+          local d = duration(r)
+          if d then g.durations_counted, g.sum = g.durations_counted + 1, g.sum + d end
+        end
+        table.sort(order)
+        local out = {}
+        for i, key in ipairs(order) do
+          local g = groups[key]
+          local done = g.total_completed + g.total_failed
+          if g.durations_counted > 0 then g.average_duration_ms = g.sum / g.durations_counted end
+          if done > 0 then
+            g.success_rate = g.total_completed / done
+            g.failure_rate = g.total_failed / done
+          end
+          g.sum = nil
+          out[i] = g
+        end
+        return out
+      end
+
+      local function same_rows(exp, got)
+        assert.are.equal(#exp, #got)
+        for i, e in ipairs(exp) do
+          local g = got[i]
+          for k, v in pairs(e) do
+            if type(v) == "number" and math.type(v) == "float" then
+              assert.is_true(close(g[k], v), ("%s.%s: %s vs %s"):format(e.orchestration_name, k, g[k], v))
+            else
+              assert.are.equal(v, g[k], e.orchestration_name .. "." .. k)
+            end
+          end
+          for k in pairs(g) do assert(e[k] ~= nil, "unexpected field " .. k) end
+        end
+      end
+
+      it("has one row per orchestration name and version, as computed from the store", function()
+        same_rows(expected(false), list)
+      end)
+
+      it("merges versions on request", function()
+        same_rows(expected(true), assert(dx:get_orchestration_metrics { merge_versions = true }))
+      end)
+
+      it("sums to the runtime totals", function()
+        local m = assert(dx:get_runtime_metrics())
+        local started, done = 0, 0
+        for _, o in ipairs(list) do
+          started = started + o.total_started
+          done = done + o.durations_counted
+        end
+        assert.are.equal(m.total_instances_started, started)
+        assert.are.equal(m.durations_counted, done)
+      end)
+    end)
+
+    describe("get_provider_diagnostics", function()
+      local d = assert(dx:get_provider_diagnostics { fresh = true })
+
+      it("counts what the store holds", function()
+        assert.are.equal("sqlite", d.provider_type)
+        assert.is_true(d.connection_healthy)
+        assert.are.equal(sys.totalInstances, d.total_instances_stored)
+        assert.are.equal(sys.totalEvents, d.total_history_events)
+        assert.are.equal(sys.totalExecutions, d.total_executions_stored)
+        local c = sql("SELECT (SELECT count(*) FROM orchestrator_queue) AS o, (SELECT count(*) FROM worker_queue) AS w",
+          S.db)[1]
+        assert.are.equal(c.o, d.orchestrator_queue_rows)
+        assert.are.equal(c.w, d.worker_queue_rows)
+        assert.are.equal("wal", d.journal_mode)
+      end)
+
+      it("sizes the storage as pages plus the WAL", function()
+        local p = sql("SELECT page_count * page_size AS b FROM pragma_page_count(), pragma_page_size()", S.db)[1].b
+        local f = io.open(S.db .. "-wal", "rb")
+        local wal = f and f:seek("end") or nil
+        if f then f:close() end
+        assert.are.equal(p + (wal or 0), d.storage_size_bytes)
+        assert.are.equal(wal, d.wal_size_bytes)
+      end)
+
+      it("measures this handle's own reads", function()
+        assert.is_true(d.read_calls > 0)
+        assert.is_true(d.average_read_latency_ms > 0 and d.average_read_latency_ms <= d.max_read_latency_ms)
+        -- a read-only handle writes nothing
+        assert.are.equal(0, d.write_calls)
+        assert.is_nil(d.average_write_latency_ms)
+        assert(dx:list_instances_paginated { page_size = 5 })
+        local d2 = assert(dx:get_provider_diagnostics { fresh = true })
+        assert.is_true(d2.read_calls > d.read_calls)
+      end)
+    end)
+  end)
+end
+
+describe("metrics configuration", function()
+  -- statements run by the handle so far (a fresh diagnostics call runs the same ones each time)
+  local function reads(dx) return assert(dx:get_provider_diagnostics { fresh = true }).read_calls end
+
+  it("caches results for cache_ttl_seconds and recomputes on request", function()
+    local dx = H.open({ readonly = true, config = { cache_ttl_seconds = 3600 } })
+    local a = assert(dx:get_runtime_metrics())
+    local r1 = reads(dx)
+    local r2 = reads(dx)
+    local b = assert(dx:get_runtime_metrics()) -- from the cache: no statement runs
+    local r3 = reads(dx)
+    assert.are.equal(r2 - r1, r3 - r2)
+    assert.are.equal(a.collected_at, b.collected_at)
+    assert.are.same(a, b)
+    local c = assert(dx:get_runtime_metrics { fresh = true })
+    assert.is_true(reads(dx) - r3 > r3 - r2)
+    assert.is_true(c.collected_at >= a.collected_at)
+    dx:close()
+  end)
+
+  it("does not cache with cache_ttl_seconds = 0", function()
+    local dx = H.open({ readonly = true, config = { cache_ttl_seconds = 0 } })
+    local r1 = reads(dx)
+    local r2 = reads(dx)
+    assert(dx:get_queue_metrics())
+    local r3 = reads(dx)
+    assert(dx:get_queue_metrics())
+    local r4 = reads(dx)
+    -- every call reads the store (the second reads only what history gained: nothing here)
+    assert.is_true(r3 - r2 > r2 - r1)
+    assert.is_true(r4 - r3 > r2 - r1)
+    dx:close()
+  end)
+
+  it("fails every metric call clearly when enable_metrics is false", function()
+    local dx = H.open({ readonly = true, config = { enable_metrics = false } })
+    for _, call in ipairs({ "get_runtime_metrics", "get_queue_metrics", "get_provider_diagnostics",
+                            "get_orchestration_metrics", "get_time_series_metrics" }) do
+      local r, msg, code = dx[call](dx)
+      assert.is_nil(r)
+      assert.are.equal("metrics are disabled (enable_metrics = false in the ManagementConfig)", msg)
+      assert.are.equal("DENIED", code)
+    end
+    -- analytics are not metrics
+    assert(dx:query_instances { group_by = "Status" })
+    dx:config { enable_metrics = true }
+    assert(dx:get_runtime_metrics())
+    dx:close()
+  end)
+
+  it("uses the configured thresholds", function()
+    local dx = H.open({ readonly = true, config = { stall_threshold_ms = 1, max_attempts = 3, near_poison_attempts = 1 } })
+    local q = assert(dx:get_queue_metrics { now = STORES[1].now })
+    assert.are.same({ stall_threshold_ms = 1, timer_overdue_ms = 60000, max_attempts = 3, near_poison_attempts = 1 },
+      q.thresholds)
+    dx:close()
+  end)
+
+  it("validates the thresholds", function()
+    local dx = H.open({ readonly = true })
+    assert.has_error(function() dx:config { near_poison_attempts = 11 } end,
+      "near_poison_attempts must be between 1 and max_attempts (10)")
+    assert.has_error(function() dx:config { max_attempts = 0 } end, "max_attempts must be at least 1")
+    assert.has_error(function() dx:config { stall_threshold = 5 } end, "unknown config field 'stall_threshold'")
+    assert.are.equal(10, dx:config().max_attempts)
+    dx:close()
+  end)
+end)
+
+describe("configuration files", function()
+  local function write(text)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+    return path
+  end
+
+  it("reads a file that returns a table", function()
+    local path = write("return { cache_ttl_seconds = 30, enable_metrics = false, stall_threshold_ms = 120000 }\n")
+    local dx = assert(durox.open("sqlite:" .. H.db, { readonly = true, config_file = path }))
+    local c = dx:config()
+    assert.are.equal(30, c.cache_ttl_seconds)
+    assert.is_false(c.enable_metrics)
+    assert.are.equal(120000, c.stall_threshold_ms)
+    dx:close()
+    os.remove(path)
+  end)
+
+  it("reads a file of assignments, and options.config overrides it", function()
+    local path = write("-- ops settings\nmax_list_instances = 500\nmax_attempts = 20\n")
+    local dx = assert(durox.open("sqlite:" .. H.db, { readonly = true, config_file = path,
+                                                       config = { max_list_instances = 50 } }))
+    local c = dx:config()
+    assert.are.equal(50, c.max_list_instances)
+    assert.are.equal(20, c.max_attempts)
+    dx:close()
+    os.remove(path)
+  end)
+
+  it("refuses bad files with nil, message, INVALID", function()
+    local cases = {
+      { "return { cache_ttl = 1 }", "configuration file %s: unknown config field 'cache_ttl'" },
+      { "return { max_list_instances = 'many' }",
+        "configuration file %s: option 'max_list_instances' expects an integer, got string" },
+      { "return 42", "configuration file %s: returns a number (expected a table, or nothing and assignments)" },
+      { "x = ", nil },
+      { "os.exit(1)", nil },
+      { "while true do end", nil },
+    }
+    for _, c in ipairs(cases) do
+      local path = write(c[1])
+      local dx, msg, code = durox.open("sqlite:" .. H.db, { readonly = true, config_file = path })
+      assert.is_nil(dx)
+      assert.are.equal("INVALID", code)
+      if c[2] then assert.are.equal(c[2]:format(path), msg) else assert.is_truthy(msg:find(path, 1, true)) end
+      os.remove(path)
+    end
+    local dx, msg, code = durox.open("sqlite:" .. H.db, { config_file = "/nonexistent/durox.conf" })
+    assert.is_nil(dx)
+    assert.are.equal("INVALID", code)
+    assert.are.equal("cannot read configuration file: cannot open /nonexistent/durox.conf: No such file or directory",
+      msg)
+  end)
+end)

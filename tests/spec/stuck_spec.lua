@@ -1,0 +1,233 @@
+-- stuck_spec.lua - find_stuck_instances on the scenario store (checked against what the
+-- generator's manifest says each instance waits on) and on the busy store (the runtime killed
+-- mid-flight: expired locks, overdue timers, activities nobody picks up, an unregistered
+-- orchestration retried towards poison, an event for an instance that does not exist). The
+-- expected evidence is recomputed here from queue rows read with the sqlite3 tool.
+local durox = require "durox"
+local H = require "helpers"
+
+if H.skip or H.busy_skip then
+  describe("stuck", function() pending("the scenario and busy fixtures are not set") end)
+  return
+end
+
+local function sql(query, db)
+  local rows = H.sql(query, db)
+  for _, r in ipairs(rows) do
+    for k, v in pairs(r) do
+      if v == durox.null then r[k] = nil end
+    end
+  end
+  return rows
+end
+
+-- "instance/reason" strings of a result, sorted
+local function pairs_of(res)
+  local out = {}
+  for _, s in ipairs(res.instances) do
+    for _, r in ipairs(s.reasons) do out[#out + 1] = s.instance_id .. "/" .. r.reason end
+  end
+  table.sort(out)
+  return out
+end
+
+local function uniq_sorted(list)
+  local seen, out = {}, {}
+  for _, v in ipairs(list) do
+    if not seen[v] then seen[v], out[#out + 1] = true, v end
+  end
+  table.sort(out)
+  return out
+end
+
+describe("find_stuck_instances on the scenario store", function()
+  local dx = H.open({ readonly = true })
+  local m = H.manifest()
+  local now = m.created_at_ms + 600000
+
+  it("finds the instances the manifest says wait on events or on an activity nobody runs", function()
+    local res = assert(dx:find_stuck_instances { now = now, event_wait_threshold_ms = "1m" })
+    local want = {}
+    for id, inst in pairs(m.instances) do
+      local w = inst.waiting_on
+      if inst.status == "Running" and w then
+        if w:match("^event:") or w:match("^queue:") then want[#want + 1] = id .. "/waiting_on_event" end
+        if w:match("^activity:") then want[#want + 1] = id .. "/unpicked_activity" end
+      end
+    end
+    table.sort(want)
+    assert.are.same(want, pairs_of(res))
+    assert.is_false(res.truncated)
+    assert.are.equal(now, res.now)
+    for _, s in ipairs(res.instances) do
+      assert.are.equal("Running", s.status)
+      assert.are.equal(m.instances[s.instance_id].name, s.orchestration_name)
+      for _, r in ipairs(s.reasons) do
+        if r.reason == "waiting_on_event" then
+          assert.are.equal(m.instances[s.instance_id].waiting_on:match(":(.*)$"), r.detail)
+        else
+          assert.are.equal("worker", r.queue)
+          assert.are.equal("GpuRender", r.detail)
+          assert.are.equal("activity 'GpuRender' (worker item " .. r.queue_id .. ", tag gpu) has waited "
+            .. (r.message:match("waited (.-) for") or "?") .. " for a worker", r.message)
+        end
+      end
+    end
+    -- oldest first
+    for i = 2, #res.instances do assert.is_true(res.instances[i - 1].since <= res.instances[i].since) end
+  end)
+
+  it("ignores event waits shorter than the threshold and caps the list", function()
+    local res = assert(dx:find_stuck_instances { now = now, event_wait_threshold_ms = 24 * 3600000 })
+    assert.are.same({ "pending-activity-1/unpicked_activity" }, pairs_of(res))
+    local capped = assert(dx:find_stuck_instances { now = now, event_wait_threshold_ms = 1000, limit = 2 })
+    assert.are.equal(2, #capped.instances)
+    assert.is_true(capped.truncated)
+  end)
+
+  it("sees nothing stalled right after the store was made", function()
+    local res = assert(dx:find_stuck_instances { now = m.created_at_ms + 20000, event_wait_threshold_ms = "1h" })
+    assert.are.same({}, res.instances)
+  end)
+end)
+
+describe("find_stuck_instances on the busy store", function()
+  local info = assert(durox.decode_json(H.read_file(H.busy_info_path)))
+  local db = H.busy_db
+  local dx = assert(durox.open("sqlite:" .. db, { readonly = true }))
+  local now = info.killed_at_ms + 120000
+  local T = { stall = 60000, overdue = 60000, near = 2, wait = 30000 }
+  local res = assert(dx:find_stuck_instances { now = now, stall_threshold_ms = T.stall, timer_overdue_ms = T.overdue,
+                                               near_poison_attempts = T.near, event_wait_threshold_ms = T.wait })
+
+  -- the evidence of docs/metrics.md recomputed from the rows
+  local function expected()
+    local out = {}
+    local function add(id, reason) out[#out + 1] = id .. "/" .. reason end
+    local live = function(status) return status == nil or status == "Running" or status == "ContinuedAsNew" end
+    for _, r in ipairs(sql([[
+      SELECT q.instance_id AS id, q.work_item LIKE '{"TimerFired":%' AS tm, q.work_item LIKE '{"QueueMessage":%' AS qm,
+        q.visible_at AS vis, q.attempt_count AS attempts, l.locked_until AS lu, q.lock_token IS l.lock_token AS mine,
+        i.instance_id IS NOT NULL AS exists_, e.status AS status,
+        (SELECT count(*) FROM orchestrator_queue s WHERE s.instance_id = q.instance_id
+           AND s.work_item LIKE '{"StartOrchestration":%') AS starts
+      FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id = q.instance_id
+        LEFT JOIN instances i ON i.instance_id = q.instance_id
+        LEFT JOIN executions e ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id]], db)) do
+      if r.exists_ == 0 or live(r.status) then
+        local locked = r.lu ~= nil and r.lu > now
+        if r.exists_ == 0 and r.starts == 0 then add(r.id, "orphan_messages") end
+        if r.attempts >= T.near then add(r.id, "poison_risk") end
+        if r.lu ~= nil and r.lu <= now - T.stall then add(r.id, "expired_lock") end
+        if r.tm == 1 and not locked and r.vis <= now - T.overdue then add(r.id, "overdue_timer") end
+        if r.tm == 0 and not locked and r.vis <= now - T.stall then add(r.id, "stalled_messages") end
+      end
+    end
+    for _, r in ipairs(sql([[
+      SELECT w.instance_id AS id, w.visible_at AS vis, w.lock_token AS token, w.locked_until AS lu,
+        w.attempt_count AS attempts, i.instance_id IS NOT NULL AS exists_, e.status AS status
+      FROM worker_queue w LEFT JOIN instances i ON i.instance_id = w.instance_id
+        LEFT JOIN executions e ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id]], db)) do
+      if r.exists_ == 0 or live(r.status) then
+        local held = r.token ~= nil and r.lu > now
+        if r.attempts >= T.near then add(r.id, "poison_risk") end
+        if r.token ~= nil and r.lu <= now - T.stall then add(r.id, "expired_lock") end
+        local since = (r.token ~= nil and not held) and math.max(r.vis, r.lu) or r.vis
+        if not held and since <= now - T.stall then add(r.id, "unpicked_activity") end
+      end
+    end
+    for _, r in ipairs(sql([[
+      SELECT l.instance_id AS id FROM instance_locks l JOIN instances i ON i.instance_id = l.instance_id
+        JOIN executions e ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id
+      WHERE l.locked_until <= ]] .. (now - T.stall) .. " AND e.status IN ('Running', 'ContinuedAsNew')", db)) do
+      add(r.id, "expired_lock")
+    end
+    -- running instances whose last event is a subscription older than the wait, with no
+    -- timer due in the future
+    for _, r in ipairs(sql([[
+      SELECT i.instance_id AS id, (SELECT h.event_type FROM history h WHERE h.instance_id = i.instance_id
+          AND h.execution_id = i.current_execution_id ORDER BY h.event_id DESC LIMIT 1) AS last_type,
+        (SELECT json_extract(h.event_data, '$.timestamp_ms') FROM history h WHERE h.instance_id = i.instance_id
+          AND h.execution_id = i.current_execution_id ORDER BY h.event_id DESC LIMIT 1) AS last_ts,
+        (SELECT count(*) FROM history t WHERE t.instance_id = i.instance_id AND t.execution_id = i.current_execution_id
+          AND t.event_type = 'TimerCreated' AND json_extract(t.event_data, '$.fire_at_ms') > ]] .. now .. [[
+          AND NOT EXISTS (SELECT 1 FROM history f WHERE f.instance_id = t.instance_id AND f.execution_id = t.execution_id
+            AND f.event_type = 'TimerFired' AND json_extract(f.event_data, '$.source_event_id') = t.event_id)) AS timers
+      FROM instances i JOIN executions e ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id
+      WHERE e.status = 'Running']], db)) do
+      if (r.last_type == "ExternalSubscribed" or r.last_type == "ExternalSubscribedPersistent")
+         and r.last_ts < now - T.wait and r.timers == 0 then
+        add(r.id, "waiting_on_event")
+      end
+    end
+    return uniq_sorted(out)
+  end
+
+  it("finds every piece of evidence the rows show, and nothing else", function()
+    local exp = expected()
+    assert.are.same(exp, pairs_of(res))
+    -- the fixture really has each kind of trouble
+    local kinds = {}
+    for _, p in ipairs(exp) do kinds[p:match("/(.*)$")] = true end
+    for _, k in ipairs({ "orphan_messages", "poison_risk", "expired_lock", "overdue_timer", "unpicked_activity",
+                         "waiting_on_event" }) do
+      assert(kinds[k], "the busy store shows no " .. k)
+    end
+  end)
+
+  it("explains the orphan message that blocks the orchestrator queue", function()
+    local ghost
+    for _, s in ipairs(res.instances) do if s.instance_id == "ghost-1" then ghost = s end end
+    assert(ghost)
+    assert.are.equal("NotFound", ghost.status)
+    assert.is_nil(ghost.orchestration_name)
+    local r = ghost.reasons[1]
+    assert.are.equal("orphan_messages", r.reason)
+    assert.is_true(r.blocks_queue)
+    assert.are.equal("orchestrator", r.queue)
+    assert.are.equal("ExternalRaised", r.detail)
+    local id = sql("SELECT id FROM orchestrator_queue WHERE instance_id = 'ghost-1'", db)[1].id
+    assert.are.equal(id, r.queue_id)
+    assert.are.equal(("ExternalRaised (orchestrator item %d) is addressed to an instance that does not exist; it"
+      .. " blocks the orchestrator queue"):format(id), r.message)
+  end)
+
+  it("reports the unregistered orchestration's retries as poison risk", function()
+    local found = 0
+    for _, s in ipairs(res.instances) do
+      if s.instance_id:match("^busy%-unreg%-") then
+        -- not created yet: the name comes from its queued start
+        assert.are.equal("NotFound", s.status)
+        assert.are.equal("NoSuchOrchestration", s.orchestration_name)
+        for _, r in ipairs(s.reasons) do
+          if r.reason == "poison_risk" then
+            found = found + 1
+            assert.are.equal("StartOrchestration", r.detail)
+            assert.is_true(r.attempt_count >= T.near)
+            assert.are.equal(("StartOrchestration (orchestrator item %d) was fetched %d times (poisoned after 10)")
+              :format(r.queue_id, r.attempt_count), r.message)
+          end
+        end
+      end
+    end
+    assert.is_true(found > 0)
+  end)
+
+  it("judges with the handle's configuration by default", function()
+    local dx2 = assert(durox.open("sqlite:" .. db, { readonly = true, config = {
+      stall_threshold_ms = T.stall, timer_overdue_ms = T.overdue, near_poison_attempts = T.near,
+      event_wait_threshold_ms = T.wait } }))
+    assert.are.same(pairs_of(res), pairs_of(assert(dx2:find_stuck_instances { now = now })))
+    dx2:close()
+  end)
+
+  it("refuses inconsistent thresholds", function()
+    local r, msg, code = dx:find_stuck_instances { near_poison_attempts = 20 }
+    assert.is_nil(r)
+    assert.are.equal("near_poison_attempts (20) exceeds max_attempts (10)", msg)
+    assert.are.equal("INVALID", code)
+    assert.has_error(function() dx:find_stuck_instances { stall_threshold_ms = "soon" } end)
+    assert.has_error(function() dx:find_stuck_instances { stalled = 1 } end,
+      "unknown find_stuck_instances option field 'stalled'")
+  end)
+end)
