@@ -122,8 +122,11 @@ typedef struct store_vtable {
 	int (*latest_execution)(store *st, const char *instance_id, uint64_t *out);
 } store_vtable;
 
+struct store_ops_vtable; /* writes and the job journal: store/ops.h */
+
 struct store {
 	const store_vtable *vt;
+	const struct store_ops_vtable *ops; /* NULL when the provider cannot write */
 	durox_store_info info;
 	char err[512]; /* message of the last failure */
 };

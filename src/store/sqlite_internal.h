@@ -91,4 +91,8 @@ int sq_history(store *base, const store_history_query *q, store_event_cb cb, voi
 int sq_instance_exists(store *base, const char *instance_id, int *exists, uint64_t *current);
 int sq_latest_execution(store *base, const char *instance_id, uint64_t *out);
 
+/* ---- writes and the job journal (sqlite_ops.c, sqlite_jobs.c) ---- */
+
+extern const struct store_ops_vtable sq_ops_vtable;
+
 #endif
