@@ -1075,6 +1075,7 @@ int durox_luaopen(lua_State *L)
 	if (luaL_newmetatable(L, LX_STORE)) {
 		luaL_newlib(L, store_methods);
 		/* method groups defined in other files of the binding add themselves here */
+		lx_open_ops(L);
 		lua_setfield(L, -2, "__index");
 		lua_pushcfunction(L, store_close);
 		lua_setfield(L, -2, "__gc");
@@ -1097,6 +1098,7 @@ int durox_luaopen(lua_State *L)
 	lua_pop(L, 1);
 	lx_preload_embedded(L);
 	luaL_newlib(L, module_functions);
+	lx_open_ops_module(L);
 	lua_pushlightuserdata(L, NULL);
 	lua_setfield(L, -2, "null");
 	lua_pushliteral(L, DUROX_VERSION);

@@ -70,6 +70,11 @@ int lx_predicate(void *ud, const durox_instance_summary *s);
  * or raises on a value JSON cannot hold. pretty: indent with two spaces. */
 void lx_encode_json(lua_State *L, int idx, int pretty);
 
+/* Adds the write, bulk and job methods (binding_ops.c) to the method table at the top. */
+void lx_open_ops(lua_State *L);
+/* Adds durox.sleep and durox.isatty to the module table at the top. */
+void lx_open_ops_module(lua_State *L);
+
 /* Embedded pure-Lua modules (generated at build time). */
 void lx_preload_embedded(lua_State *L);
 
