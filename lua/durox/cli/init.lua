@@ -73,14 +73,14 @@ function Ctx:print_json(v)
   io.stdout:write(durox.encode_json(v, true), "\n")
 end
 
--- Opens the store read-only. Returns the handle, or nil and the exit code after reporting
--- "duroxlua: <message>" on stderr.
-function Ctx:open()
+-- Opens the store, read-only unless write is true. Returns the handle, or nil and the exit
+-- code after reporting "duroxlua: <message>" on stderr.
+function Ctx:open(write)
   if not self.store_url then
     io.stderr:write("duroxlua: no store given (use --store URL or set DUROX_STORE)\n")
     return nil, M.USAGE
   end
-  local dx, msg = durox.open(self.store_url, { readonly = true })
+  local dx, msg = durox.open(self.store_url, { readonly = not write })
   if not dx then
     io.stderr:write(("duroxlua: %s\n"):format(format.oneline(msg)))
     return nil, M.FAILURE
