@@ -395,6 +395,10 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	}
 	/* Foreign keys as the runtime has them, so a purge can never orphan a child. */
 	sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+	/* The durability the runtime's own connections have (its "synchronous = WAL" is read by
+	 * SQLite as NORMAL): in WAL mode a commit then holds the write lock without an fsync. */
+	if (!readonly && !memory)
+		sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
 	rc = detect_schema(s);
 	if (rc != DUROX_OK) {
 		if (rc == DUROX_ECORRUPT && strstr(s->base.err, "not a database") != NULL)

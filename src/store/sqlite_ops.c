@@ -8,9 +8,11 @@
  * sqlite_jobs.c.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/ops.h"
 #include "store/sqlite_internal.h"
@@ -30,13 +32,61 @@ static int exec_cached(sqlite_store *s, const char *sql, const char *what)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? DUROX_OK : sq_fail(s, rc, what);
 }
 
+/* ---- write transactions and pacing --------------------------------------------------
+ *
+ * The runtime's SQLite provider acks a turn in a DEFERRED transaction that reads before it
+ * writes; SQLite cannot wait for the write lock in that upgrade, so the ack fails at once
+ * whenever another connection holds the lock at that moment. The runtime retries 5 times
+ * (10 to 160 ms apart) and then FAILS the orchestration with an infrastructure error. A
+ * writer that holds the lock back to back (a bulk job, or a script starting instances in a
+ * loop) can therefore fail the runtime's instances. So we pace our write transactions:
+ * before a new one, we leave the lock free for WRITE_GAP_FACTOR times as long as we held
+ * it last time, which keeps our share of the lock at 1/(1+WRITE_GAP_FACTOR) and the chance
+ * of six straight collisions negligible (0.1^6). */
+#define WRITE_GAP_FACTOR 9
+#define WRITE_GAP_MAX_US 200000
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void pace(sqlite_store *s)
+{
+	if (s->w_end_us == 0)
+		return;
+	int64_t gap = (s->w_end_us - s->w_begin_us) * WRITE_GAP_FACTOR;
+	if (gap > WRITE_GAP_MAX_US)
+		gap = WRITE_GAP_MAX_US;
+	int64_t wait = s->w_end_us + gap - mono_us();
+	if (wait <= 0)
+		return;
+	struct timespec ts = {(time_t)(wait / 1000000), (long)(wait % 1000000) * 1000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
+}
+
+static void tx_ended(sqlite_store *s)
+{
+	s->w_end_us = mono_us();
+	if (s->w_end_us == s->w_begin_us)
+		s->w_end_us++;
+}
+
 static int sq_begin(store *base)
 {
 	sqlite_store *s = (sqlite_store *)base;
 	if (!sqlite3_get_autocommit(s->db))
 		return store_fail(base, DUROX_EINVALID, "a write transaction is already open");
+	pace(s);
 	/* Waits for the write lock up to the busy timeout (the busy handler retries). */
-	return exec_cached(s, "BEGIN IMMEDIATE", "starting a write transaction");
+	int rc = exec_cached(s, "BEGIN IMMEDIATE", "starting a write transaction");
+	s->w_begin_us = mono_us();
+	if (rc != DUROX_OK)
+		tx_ended(s);
+	return rc;
 }
 
 static int sq_commit(store *base)
@@ -45,6 +95,7 @@ static int sq_commit(store *base)
 	int rc = exec_cached(s, "COMMIT", "committing");
 	if (rc != DUROX_OK && !sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	tx_ended(s);
 	return rc;
 }
 
@@ -53,6 +104,7 @@ static void sq_rollback(store *base)
 	sqlite_store *s = (sqlite_store *)base;
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	tx_ended(s);
 }
 
 static int status_of(const char *t)
