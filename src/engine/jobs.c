@@ -61,7 +61,19 @@ static int owner_alive(const char *owner, int64_t heartbeat, int64_t now)
 		return 0;
 	if (pid == (long)getpid())
 		return 1;
-	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+	if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
+		return 0;
+	/* a zombie (killed, not yet reaped by its parent) is dead too */
+	char path[64], st[512];
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 1;
+	size_t n = fread(st, 1, sizeof st - 1, f);
+	fclose(f);
+	st[n] = '\0';
+	const char *paren = strrchr(st, ')');
+	return !(paren != NULL && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
 }
 
 static int is_self(const char *owner)
