@@ -92,18 +92,26 @@ function L.stop_runtime(rt)
   end
 end
 
--- The runtime's log lines that are errors: level ERROR, a failed ack (the runtime then fails
--- the orchestration), or an infrastructure failure. Its benign retryable "database is
--- locked" fetch warnings and application failures are not counted (tests/harness/README.md).
+-- The runtime's log lines that are errors: level ERROR, an ack that failed for good (the
+-- runtime then fails the orchestration with an infrastructure error), messages it could not
+-- deliver. Its benign retryable "database is locked" warnings (a fetch backing off, an ack
+-- retried) and application failures are not counted (tests/harness/README.md).
 function L.log_errors(rt)
   local bad = {}
   for line in ((L.read(rt.err) or "") .. "\n"):gmatch("([^\n]*)\n") do
     if line:match('"level":"ERROR"') or line:match("Failed to ack") or line:match("failing orchestration")
-        or line:match("ack_orchestration_item failed") or line:match("infrastructure") then
+        or line:match("after max retries") or line:match("infrastructure") or line:match("orphan") then
       bad[#bad + 1] = line
     end
   end
   return bad
+end
+
+-- How many retryable "database is locked" warnings the runtime logged (fetch and ack).
+function L.log_lock_warnings(rt)
+  local n = 0
+  for _ in (L.read(rt.err) or ""):gmatch("database is locked") do n = n + 1 end
+  return n
 end
 
 -- ---- Duroxide's own client and the sqlite3 tool -------------------------------------------
