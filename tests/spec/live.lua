@@ -51,7 +51,12 @@ function L.tmpdir()
   return (out:gsub("%s+$", ""))
 end
 
+-- Removes dir (kept when $DUROX_KEEP_TMP is set, for post-mortems).
 function L.cleanup(dir)
+  if os.getenv("DUROX_KEEP_TMP") then
+    io.stderr:write("kept ", dir, "\n")
+    return
+  end
   if dir and dir:match("^/tmp/duroxlua%-ops%.") then os.execute("rm -rf " .. q(dir)) end
 end
 
