@@ -24,7 +24,10 @@ const char *t_current = "";
 	T(empty_memory_store)                                                                                  \
 	T(filter_validation)                                                                                   \
 	T(page_tokens)                                                                                         \
-	T(names)
+	T(names)                                                                                               \
+	T(ops_single_writes)                                                                                   \
+	T(ops_bulk_jobs)                                                                                       \
+	T(ops_waits)
 TESTS
 #undef T
 
