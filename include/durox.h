@@ -93,6 +93,12 @@ typedef struct durox durox;
 typedef struct durox_open_options {
 	int readonly;        /* nonzero: open read-only; every write fails with DUROX_EDENIED */
 	int busy_timeout_ms; /* how long to wait for a locked store; 0 means 5000 */
+	/* The largest share of wall time our write transactions may hold the store's write lock
+	 * (0 means 0.1). Between two write transactions the handle waits long enough to keep
+	 * to it, because the runtime's SQLite provider fails an orchestration when its ack keeps
+	 * finding the lock taken (see docs/operations.md). 1 turns pacing off: only for a store
+	 * no runtime is working on. */
+	double max_write_share;
 } durox_open_options;
 
 /*

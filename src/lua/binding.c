@@ -117,12 +117,20 @@ static int l_open(lua_State *L)
 		luaL_checktype(L, 2, LUA_TTABLE);
 		o.readonly = opt_bool_field(L, 2, "readonly", 0);
 		o.busy_timeout_ms = opt_int_field(L, 2, "busy_timeout_ms", 0);
+		lua_getfield(L, 2, "max_write_share");
+		if (!lua_isnil(L, -1)) {
+			if (!lua_isnumber(L, -1))
+				luaL_error(L, "option 'max_write_share' expects a number, got %s", luaL_typename(L, -1));
+			o.max_write_share = (double)lua_tonumber(L, -1);
+		}
+		lua_pop(L, 1);
 		lua_pushnil(L);
 		while (lua_next(L, 2) != 0) {
 			lua_pop(L, 1);
 			const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
-			if (strcmp(k, "readonly") && strcmp(k, "busy_timeout_ms") && strcmp(k, "config"))
-				luaL_error(L, "unknown option '%s' (expected readonly, busy_timeout_ms, config)", k);
+			if (strcmp(k, "readonly") && strcmp(k, "busy_timeout_ms") && strcmp(k, "config") &&
+			    strcmp(k, "max_write_share"))
+				luaL_error(L, "unknown option '%s' (expected readonly, busy_timeout_ms, max_write_share, config)", k);
 		}
 	}
 	/* create the (closed) handle first, then open into it */

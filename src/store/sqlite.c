@@ -351,6 +351,13 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	s->base.info.location = s->location;
 	s->base.info.readonly = readonly;
 	s->busy_timeout_ms = opts != NULL && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
+	if (opts != NULL && (opts->max_write_share < 0 || opts->max_write_share > 1)) {
+		snprintf(err, errlen, "max_write_share must be between 0 and 1");
+		sq_close(&s->base);
+		return DUROX_EINVALID;
+	}
+	double share = opts != NULL && opts->max_write_share > 0 ? opts->max_write_share : 0.1;
+	s->w_gap_factor = (1.0 - share) / share;
 	memory = strcmp(s->location, ":memory:") == 0;
 
 	if (!memory) {

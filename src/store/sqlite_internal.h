@@ -28,8 +28,10 @@ typedef struct sqlite_store {
 	cached_stmt cache[CACHE_SIZE];
 	uint64_t clock;
 	int last_rc; /* durox code of the last sq_fail, for callers of sq_stmt */
-	/* write pacing (sqlite_ops.c): when our last write transaction began and ended (us) */
+	/* write pacing (sqlite_ops.c): when our last write transaction began and ended (us), and
+	 * how many times as long as it held the lock the next one waits */
 	int64_t w_begin_us, w_end_us;
+	double w_gap_factor;
 } sqlite_store;
 
 /* Maps a SQLite result code to a durox code, sets the message ("<what> failed: ...") and

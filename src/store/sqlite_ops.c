@@ -40,10 +40,8 @@ static int exec_cached(sqlite_store *s, const char *sql, const char *what)
  * (10 to 160 ms apart) and then FAILS the orchestration with an infrastructure error. A
  * writer that holds the lock back to back (a bulk job, or a script starting instances in a
  * loop) can therefore fail the runtime's instances. So we pace our write transactions:
- * before a new one, we leave the lock free for WRITE_GAP_FACTOR times as long as we held
- * it last time, which keeps our share of the lock at 1/(1+WRITE_GAP_FACTOR) and the chance
- * of six straight collisions negligible (0.1^6). */
-#define WRITE_GAP_FACTOR 9
+ * before a new one, we leave the lock free w_gap_factor times as long as we held it last
+ * time (9 by default: a 10% share of the lock, and 0.1^6 odds of six straight collisions). */
 #define WRITE_GAP_MAX_US 200000
 
 static int64_t mono_us(void)
@@ -57,7 +55,9 @@ static void pace(sqlite_store *s)
 {
 	if (s->w_end_us == 0)
 		return;
-	int64_t gap = (s->w_end_us - s->w_begin_us) * WRITE_GAP_FACTOR;
+	if (s->w_gap_factor <= 0)
+		return;
+	int64_t gap = (int64_t)((double)(s->w_end_us - s->w_begin_us) * s->w_gap_factor);
 	if (gap > WRITE_GAP_MAX_US)
 		gap = WRITE_GAP_MAX_US;
 	int64_t wait = s->w_end_us + gap - mono_us();

@@ -16,7 +16,7 @@ static durox *memory_store(int readonly)
 {
 	durox *dx = NULL;
 	char err[256];
-	durox_open_options o = {readonly, 0};
+	durox_open_options o = {.readonly = readonly};
 	EQ_INT(durox_open("sqlite::memory:", &o, &dx, err, sizeof err), DUROX_OK);
 	return dx;
 }

@@ -22,6 +22,7 @@ M.RUN_OPTIONS = {
   { "yes", short = "y", help = "act without asking (required when standard input is not a terminal)" },
   { "rate", arg = "N", type = "count", min = 1, help = "at most N operations per second" },
   { "batch", arg = "N", type = "count", min = 1, max = 100000, help = "targets per transaction (default 200)" },
+  { "no-pacing", help = "hold the write lock back to back (only when no runtime works on the store)" },
   { "quiet", short = "q", help = "no progress bar" },
   { "verbose", short = "v", help = "list every instance in the summary, not only the first 20 of each group" },
 }
@@ -199,7 +200,7 @@ end
 function M.execute(a, ctx, spec)
   local req, err = M.targets(a, spec.first)
   if not req then return ctx:fail(err, 2) end
-  local dx, code = ctx:open(not a.dry_run)
+  local dx, code = ctx:open(not a.dry_run, { max_write_share = a.no_pacing and 1 or nil })
   if not dx then return code end
   for k, v in pairs(spec.fields or {}) do req[k] = v end
   M.apply_max(dx, a, req)
