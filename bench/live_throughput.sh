@@ -102,9 +102,13 @@ phase() { # name
   local acted="-"
   if [ -s "$db.job" ]; then
     acted=$("$bin" -e 'local durox = require "durox"
-      local last
-      for line in io.lines("'"$db.job"'") do if line:match("^{") then last = line end end
-      local r = last and durox.decode_json(last) or {}
+      local text = io.open("'"$db.job"'"):read("a")
+      local r = durox.decode_json(text)
+      if not r then -- the JSON line after any other output
+        local last
+        for line in text:gmatch("[^\n]+") do if line:match("^{") then last = line end end
+        r = last and durox.decode_json(last) or {}
+      end
       local n = r.purged_instances and #r.purged_instances or r.cancelled_instances and #r.cancelled_instances
         or r.result and r.result.instancesDeleted or r.count
       print(n or "?")')

@@ -638,7 +638,7 @@ const char *durox_outcome_name(int outcome);
 
 typedef struct durox_bulk_progress {
 	int64_t job_id;     /* 0 in a dry run and while targets are being resolved */
-	const char *kind;   /* "cancel", "raise", "enqueue", "purge", "prune", "restart" */
+	const char *kind;   /* "cancel", "raise", "enqueue", "purge", "prune", "restart"; "wait" */
 	const char *phase;  /* "resolving" (matching targets) or "running" */
 	uint64_t total;     /* targets (while resolving: matched so far) */
 	uint64_t done, failed, no_subscription;

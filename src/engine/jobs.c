@@ -1007,7 +1007,8 @@ static int bulk(durox *dx, const op_params *p, const durox_bulk_options *o, duro
 	*out = NULL;
 	dx_clear(dx);
 	uint32_t limit;
-	int r = check_options(dx, o, &limit);
+	int r = dx->st->ops == NULL ? dx_fail(dx, DUROX_EUNSUPPORTED, "the %s provider cannot write", dx->st->info.provider)
+	                            : check_options(dx, o, &limit);
 	if (r == DUROX_OK)
 		r = op_check_params(dx, p);
 	if (r == DUROX_OK && !o->dry_run)
