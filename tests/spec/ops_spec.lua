@@ -415,6 +415,35 @@ describe("jobs", function()
     dx:close()
   end)
 
+  it("stop_job stops a job another process runs, after its current batch", function()
+    local dx, db = fresh()
+    -- the 6 running WaitApprove instances of the scenario store: 1 per batch, 2 per second
+    local p = L.spawn(("%s support/raise_worker.lua %s start 2 1"):format(L.q(L.bin), L.q(db)))
+    local job = L.wait_until(function()
+      local j = assert(dx:list_jobs())[1]
+      return j and j.state == "running" and j.done >= 1 and j
+    end, 20000, "the worker's job to run")
+    assert.is_true(job.active)
+    assert.truthy(job.owner:match(":%d+$"))
+    local r, msg, code = dx:resume_job(job.job_id)
+    assert.are.same({ nil, "CONFLICT" }, { r, code })
+    assert.truthy(msg:find("is running in process", 1, true))
+    assert.are.equal("stopping", assert(dx:stop_job(job.job_id)))
+    L.wait_exit(p)
+    job = assert(dx:get_job(job.job_id))
+    assert.are.equal("stopped", job.state)
+    assert.is_true(job.pending > 0)
+    r = assert(dx:resume_job(job.job_id))
+    assert.are.equal("completed", r.state)
+    assert.are.equal(6, r.total_matched)
+    assert.are.equal(6, #r.delivered_instances)
+    local rows = L.sql(db, "SELECT instance_id, count(*) AS n FROM orchestrator_queue WHERE work_item LIKE"
+      .. " '{\"ExternalRaised\"%' GROUP BY 1")
+    assert.are.equal(6, #rows)
+    for _, row in ipairs(rows) do assert.are.equal(1, row.n, row.instance_id) end
+    dx:close()
+  end)
+
   it("classify denied targets through authorize", function()
     local dx = fresh()
     local r = assert(dx:cancel_instances { filter = { status = "Running" }, reason = "a",
