@@ -244,6 +244,27 @@ describe("write commands on a copy of the scenario store", function()
     assert.are.equal("duroxlua jobs: job 7 not found\n", r.err)
   end)
 
+  it("Ctrl-C interrupts a job between batches; jobs resume finishes it", function()
+    local out, err = os.tmpname(), os.tmpname()
+    local script = ("env -u DUROX_STORE %s --store %s cancel --status Running --yes --rate 4 --batch 1 >%s 2>%s </dev/null &"
+      .. " pid=$!; sleep 1; kill -INT $pid; wait $pid; echo $?"):format(sh(BIN), sh(url), sh(out), sh(err))
+    local p = assert(io.popen("sh -c " .. sh(script)))
+    local code = tonumber(p:read("a"))
+    p:close()
+    assert.are.equal(130, code)
+    assert.are.equal("duroxlua cancel: interrupted; job 1 can be resumed with 'duroxlua jobs resume 1'\n",
+      read_file(err))
+    os.remove(out)
+    os.remove(err)
+    local r = run { "--store", url, "jobs", "--json" }
+    local job = assert(durox.decode_json(r.out)).jobs[1]
+    assert.are.equal("interrupted", job.state)
+    assert.is_true(job.done >= 1 and job.done < 21)
+    r = run { "--store", url, "jobs", "resume", "1" }
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("job 1 completed: 21 instances matched: 21 cancelled\n", r.out)
+  end)
+
   it("refuse writes on a read-only store", function()
     local r = run { "--store", url .. "?mode=ro", "cancel", "wait-approve-1", "--yes" }
     assert.are.equal(1, r.code)
