@@ -6,7 +6,8 @@
 #   alone               nothing else writes
 #   duroxlua purge      a bulk purge of the completed instances runs meanwhile (pure write
 #                       load: the runtime has nothing to do for them)
-#   client purge        Duroxide's own deleteInstanceBulk of the same instances
+#   client purge        Duroxide's own deleteInstanceBulk of the same instances (against a busy
+#                       runtime it may stop with "Database locked": acted shows what it did)
 #   duroxlua unpaced    the bulk purge with --no-pacing (what pacing protects against)
 #   duroxlua cancel     a bulk cancel of C (default 1000) waiting instances (the runtime then
 #                       also works through C cancellations)
@@ -112,7 +113,18 @@ phase() { # name
       local n = r.purged_instances and #r.purged_instances or r.cancelled_instances and #r.cancelled_instances
         or r.result and r.result.instancesDeleted or r.count
       print(n or "?")')
+    if [ "$acted" = "?" ]; then
+      echo "phase $name: the job failed:" >&2
+      head -c 600 "$db.job" >&2
+      echo >&2
+      acted="ERROR"
+    fi
   fi
+  local left
+  case $name in *purge*|*unpaced*) # what is gone, whatever the job said
+    left=$(sqlite3 "$db" "SELECT count(*) FROM instances WHERE orchestration_name = 'Echo' AND instance_id NOT LIKE 'tp-%'")
+    acted="$acted/$((np - left))" ;;
+  esac
   local err=$db.err
   local retried failed fetch infra
   retried=$(grep -c "ack_orchestration_item failed; retrying" "$err" || true)
@@ -127,7 +139,7 @@ phase() { # name
   fi
   fetch=$(grep -c "Error fetching" "$err" || true)
   infra=$(sqlite3 "$db" "SELECT count(*) FROM executions WHERE output LIKE 'infrastructure:%'")
-  RES[$name]=$(printf '%-18s %9d ms %9.1f/s %13s %6s %10s %10s %8s %6s' "$name" $((t1 - t0)) \
+  RES[$name]=$(printf '%-18s %9d ms %9.1f/s %13s %10s %10s %10s %8s %6s' "$name" $((t1 - t0)) \
     "$(echo "$K * 1000 / ($t1 - $t0)" | bc -l)" "${job_ms:--}${job_ms:+ ms}" "$acted" "$retried" "$failed" "$fetch" "$infra")
 }
 
@@ -137,11 +149,12 @@ for p in "${PHASES[@]}"; do phase "$p"; done
 printf '\nlive runtime: %d Echo instances to complete; meanwhile %d completed instances purged or %d waiting\n' \
   "$K" "$np" "$nc"
 printf 'instances cancelled (jobs start with the runtime)\n'
-printf '%-18s %12s %11s %13s %6s %10s %10s %8s %6s\n' "phase" "K done in" "throughput" "job done in" "acted" \
+printf '%-18s %12s %11s %13s %10s %10s %10s %8s %6s\n' "phase" "K done in" "throughput" "job done in" "acted" \
   "ack retry" "ack FAILED" "fetch" "infra"
 for p in "${PHASES[@]}"; do echo "${RES[$p]}"; done
 printf '(job done in: from the runtime start until the job had written everything; acted: instances\n'
-printf ' the job purged or cancelled; a cancel job is followed by the runtime working through the\n'
+printf ' the job purged or cancelled as it reported (ERROR: it failed), for purges /instances gone;\n'
+printf ' a cancel job is followed by the runtime working through the\n'
 printf ' cancellations, which the K wait behind; infra: instances the runtime failed because an ack\n'
 printf ' kept finding the write lock taken; ack FAILED (n): n of them while the job was writing;\n'
 printf ' numbers vary by about +-25%% from run to run)\n'
