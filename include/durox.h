@@ -42,6 +42,9 @@ extern "C" {
 #define DUROX_EUNSUPPORTED (-8) /* not a Duroxide store, unknown schema, or not supported by this provider */
 #define DUROX_ECORRUPT (-9)     /* a stored row is not what Duroxide writes (unparseable JSON...) */
 #define DUROX_EABORT (-10)      /* a caller callback asked to stop */
+#define DUROX_ECONFLICT (-11)   /* the instance or job is not in a state that allows the operation
+                                   (already terminal, still running, already exists...) */
+#define DUROX_ETIMEOUT (-12)    /* a wait ended before its condition was met */
 
 /* Short upper-case name of a result code ("NOTFOUND", "BUSY", ...); "OK" for 0, "UNKNOWN" otherwise. */
 const char *durox_code_name(int rc);
@@ -90,6 +93,12 @@ typedef struct durox durox;
 typedef struct durox_open_options {
 	int readonly;        /* nonzero: open read-only; every write fails with DUROX_EDENIED */
 	int busy_timeout_ms; /* how long to wait for a locked store; 0 means 5000 */
+	/* The largest share of wall time our write transactions may hold the store's write lock
+	 * (0 means 0.1). Between two write transactions the handle waits long enough to keep
+	 * to it, because the runtime's SQLite provider fails an orchestration when its ack keeps
+	 * finding the lock taken (see docs/operations.md). 1 turns pacing off: only for a store
+	 * no runtime is working on. */
+	double max_write_share;
 } durox_open_options;
 
 /*
@@ -953,6 +962,332 @@ void durox_stuck_list_free(durox_stuck_list *l);
 /* find_stuck_instances: running instances (and instances that do not exist but have queued
  * messages) that make no progress, each with the evidence. */
 int durox_find_stuck_instances(durox *dx, const durox_stuck_request *req, durox_stuck_list **out);
+/* ---- writes: single-instance operations ---------------------------------------------
+ *
+ * Every write looks to the runtime exactly like the write of Duroxide's own client: one
+ * row INSERTed into orchestrator_queue (instance_id, work_item, visible_at = now in ms)
+ * with the work item in the compact serde JSON Duroxide writes, in a short BEGIN
+ * IMMEDIATE transaction (waiting up to the handle's busy timeout, then DUROX_EBUSY). The
+ * target is checked in the same transaction, so nothing is written for an instance that
+ * cannot take it: a cancel or raise addressed to an unknown instance would, on SQLite,
+ * block the runtime's whole orchestrator queue.
+ *
+ * An instance "exists" when it has an instances row, or when a StartOrchestration work
+ * item for it is queued (the runtime creates the row on its first turn): such a pending
+ * instance counts as running.
+ * Common errors: DUROX_EDENIED on a read-only handle; DUROX_ENOTFOUND for an instance that
+ * does not exist; DUROX_ECONFLICT when its state refuses the operation; DUROX_EINVALID for
+ * an empty id or name, or text that is not valid UTF-8. Strings are NUL-terminated UTF-8.
+ */
+
+/*
+ * start_orchestration: queues WorkItem::StartOrchestration{instance, orchestration = name,
+ * input, version (NULL: null, i.e. the latest registered version), parent_instance null,
+ * parent_id null, execution_id 1}. input is the raw input string (JSON text by
+ * convention; NULL means "null"). Duroxide's client would also queue a start for an
+ * instance that exists, which the runtime then ignores; we refuse it: DUROX_ECONFLICT when
+ * the instance exists (any status) or its start is already queued.
+ */
+int durox_start_orchestration(durox *dx, const char *instance_id, const char *name, const char *input,
+                              const char *version);
+
+/*
+ * raise_event: queues WorkItem::ExternalRaised{instance, name, data} (data NULL: "null").
+ * Refused for an unknown instance (DUROX_ENOTFOUND) and for a terminal one (Completed or
+ * Failed: DUROX_ECONFLICT; the runtime would drop the message). Like Duroxide's client it
+ * does not check for a subscription: an event that arrives while no subscription of its
+ * name is open is recorded in history but never delivered (raise_event_bulk classifies
+ * such targets instead of writing to them).
+ */
+int durox_raise_event(durox *dx, const char *instance_id, const char *event_name, const char *data);
+
+/* enqueue_event: queues WorkItem::QueueMessage{instance, name = queue, data} for
+ * dequeue_event subscribers (messages wait in the instance's queue until dequeued). Same
+ * refusals as durox_raise_event. */
+int durox_enqueue_event(durox *dx, const char *instance_id, const char *queue, const char *data);
+
+/*
+ * cancel_instance: queues WorkItem::CancelInstance{instance, reason} (reason NULL: "", as
+ * Duroxide's client writes for a missing reason). The runtime then fails the instance with
+ * Application/Cancelled{reason} (status Failed, output "canceled: <reason>") and cancels
+ * its running sub-orchestrations with reason "parent canceled". DUROX_ENOTFOUND for an
+ * unknown instance, DUROX_ECONFLICT for a terminal one (Completed or Failed) or one whose
+ * current execution row is missing (status Unknown).
+ */
+int durox_cancel_instance(durox *dx, const char *instance_id, const char *reason);
+
+/*
+ * wait_for_orchestration: polls until the instance is terminal (its current execution is
+ * Completed or Failed; ContinuedAsNew is not terminal) and returns its client status
+ * (as durox_get_orchestration_status) in *out. timeout_ms < 0 waits forever, 0 checks once;
+ * poll_ms 0 means 200. DUROX_ENOTFOUND when the instance does not exist when the wait
+ * starts; DUROX_ETIMEOUT (and *out NULL) when it is still not terminal at the deadline.
+ */
+int durox_wait_for_orchestration(durox *dx, const char *instance_id, int64_t timeout_ms, int64_t poll_ms,
+                                 durox_orchestration_status **out);
+
+/* ---- bulk operations and jobs ------------------------------------------------------
+ *
+ * A bulk write resolves its targets (ids, or the instances a filter and predicate match
+ * when it starts), records them in a job journal in the store (our own tables, prefixed
+ * durox_), then processes them in batches: each batch - the checks, the writes for every
+ * target and the journal entries saying so - is ONE short BEGIN IMMEDIATE transaction.
+ * A process killed at any point leaves every target either acted on and journaled, or
+ * neither; durox_job_resume continues with the rest, so every target is acted on exactly
+ * once. A target's state is checked again when its batch runs (it may have finished
+ * since it was matched).
+ */
+
+/* What happened (or, in a dry run, would happen) to one target. */
+typedef enum durox_outcome {
+	DUROX_OUTCOME_PENDING = 0,     /* not processed yet (a stopped or interrupted job) */
+	DUROX_OUTCOME_DONE,            /* acted on: cancelled, raised, purged, pruned, restarted */
+	DUROX_OUTCOME_FAILED,          /* refused; code and message say why */
+	DUROX_OUTCOME_NO_SUBSCRIPTION  /* raise: running, but no open subscription for the event */
+} durox_outcome;
+
+/* "pending", "done", "failed", "no_subscription"; NULL when out of range. */
+const char *durox_outcome_name(int outcome);
+
+typedef struct durox_bulk_progress {
+	int64_t job_id;     /* 0 in a dry run and while targets are being resolved */
+	const char *kind;   /* "cancel", "raise", "enqueue", "purge", "prune", "restart"; "wait" */
+	const char *phase;  /* "resolving" (matching targets) or "running" */
+	uint64_t total;     /* targets (while resolving: matched so far) */
+	uint64_t done, failed, no_subscription;
+	int64_t elapsed_ms; /* since this call started */
+} durox_bulk_progress;
+
+/* Progress callback, called after every batch (and during resolution and rate-limit
+ * pauses at least every 250 ms). Return 0 to continue, 1 to stop the job (it ends in state
+ * "stopped" and can be resumed), or a negative DUROX_E* code to abort the call with that
+ * code (the job is left "interrupted", resumable). Never called inside a transaction. */
+typedef int (*durox_progress_fn)(void *ud, const durox_bulk_progress *p);
+
+/* Authorization callback, called once per target while targets are resolved (outside any
+ * transaction) with the target's summary: return 1 to allow, 0 to deny (the target is
+ * recorded as failed with DUROX_EDENIED and *reason, if set, as its message; *reason must
+ * stay valid until the callback is called again), or a negative code to abort. */
+typedef int (*durox_authorize_fn)(void *ud, const durox_instance_summary *s, const char **reason);
+
+/* Targets and execution options shared by every bulk request. Exactly one of instances
+ * (n_instances ids, duplicates removed, order kept) and filter (every instance matching
+ * filter and predicate when the call starts, in instance_id order) must be given; an empty
+ * filter (durox_filter_new()) targets every instance. */
+typedef struct durox_bulk_options {
+	const char *const *instances;
+	size_t n_instances;
+	const durox_filter *filter;
+	durox_predicate_fn predicate;
+	void *predicate_ud;
+	durox_authorize_fn authorize; /* NULL: everything allowed */
+	void *authorize_ud;
+	uint32_t max_instances; /* safety limit: 0 means max_bulk_operations; more than that is DUROX_ELIMIT */
+	int dry_run;            /* classify the targets without writing anything (allowed on read-only handles) */
+	uint32_t batch_size;    /* targets per transaction; 0 means 200 */
+	double rate;            /* operations (targets processed) per second; 0 means unlimited */
+	durox_progress_fn progress;
+	void *progress_ud;
+} durox_bulk_options;
+
+/* BulkCancelRequest: cancel_instance for every target (same refusals). */
+typedef struct durox_bulk_cancel_request {
+	durox_bulk_options opts;
+	const char *reason; /* NULL: "" */
+} durox_bulk_cancel_request;
+
+/* BulkEventRequest: raise_event (or, with queue, enqueue_event) for every target.
+ * Positional events (queue 0) are written only to targets with an OPEN subscription for
+ * event_name in their current execution: more ExternalSubscribed events of that name, not
+ * cancelled by ExternalSubscribedCancelled, than ExternalEvents of that name delivered to
+ * them (an event recorded while no subscription was open was never delivered and does not
+ * count) plus ExternalRaised work items of that name already queued for the instance (they
+ * will take the open subscriptions first). The other running targets are classified
+ * NO_SUBSCRIPTION and nothing is written for them, because Duroxide would record the event
+ * and never deliver it. Queue messages (queue 1) are written to every running target: they
+ * wait in the instance's queue until dequeued. */
+typedef struct durox_bulk_event_request {
+	durox_bulk_options opts;
+	const char *event_name;
+	const char *event_data; /* NULL: "null" */
+	int queue;
+} durox_bulk_event_request;
+
+/* Purge: Duroxide's delete_instance for every target. A target must be a root instance
+ * (a sub-orchestration is refused with DUROX_ECONFLICT: purge its root; with a filter,
+ * sub-orchestrations are skipped while targets are resolved). Its whole tree (the root and
+ * every descendant through instances.parent_instance_id) is deleted in one transaction
+ * from history, executions, orchestrator_queue, worker_queue, instance_locks, kv_store,
+ * kv_delta and instances (sessions are left alone, as Duroxide does). Without force the
+ * target is refused (DUROX_ECONFLICT) when any instance of the tree is Running, and
+ * (DUROX_EBUSY) when the runtime holds a live lock on one of them. */
+typedef struct durox_purge_request {
+	durox_bulk_options opts;
+	int force;
+} durox_purge_request;
+
+/* Prune: Duroxide's prune_executions for every target: deletes the executions (and their
+ * history) that are not the current one and not Running, optionally keeping the keep_last
+ * newest execution ids (the current one always stays) and only those completed before
+ * completed_before. */
+typedef struct durox_prune_request {
+	durox_bulk_options opts;
+	int has_keep_last;
+	uint32_t keep_last;
+	int64_t completed_before; /* DUROX_NO_TIME: no bound */
+} durox_prune_request;
+
+/* Restart: for every Failed root target (cancelled ones included), starts a new instance
+ * with the name, version and input of the target's current execution (its
+ * OrchestrationStarted event). The new id is "<base>~r<N>": base is the target's id
+ * without a trailing "~r<digits>", N the smallest number from 1 whose id is free. With
+ * latest_version the start carries version null (the latest registered version runs)
+ * instead of the recorded version. Completed, running and sub-orchestration targets are
+ * refused (DUROX_ECONFLICT); with a filter, sub-orchestrations are skipped. */
+typedef struct durox_restart_request {
+	durox_bulk_options opts;
+	int latest_version;
+} durox_restart_request;
+
+typedef struct durox_bulk_item {
+	const char *instance_id;
+	int outcome;          /* durox_outcome */
+	int code;             /* FAILED: the DUROX_E* code (NOTFOUND, CONFLICT, DENIED, BUSY...) */
+	const char *message;  /* FAILED and NO_SUBSCRIPTION: why; else NULL */
+	const char *new_instance_id; /* restart: the id of the new instance */
+	/* purge and prune: what was deleted for this target */
+	uint64_t instances_deleted, executions_deleted, events_deleted, queue_messages_deleted;
+} durox_bulk_item;
+
+/* The response of every bulk write. The proposal's lists are the items by outcome:
+ * BulkCancelResponse.cancelled_instances = DONE, BulkEventResponse.delivered_instances = DONE,
+ * no_subscription_instances = NO_SUBSCRIPTION, failed_instances = FAILED (id, message);
+ * total_matched = count. */
+typedef struct durox_bulk_response {
+	int64_t job_id;    /* 0 for a dry run */
+	const char *kind;  /* as in durox_bulk_progress */
+	const char *state; /* the job's state: "completed", "stopped", "interrupted"; "dry_run" */
+	int dry_run;
+	uint64_t total_matched;
+	size_t count;
+	durox_bulk_item *items; /* every target, in processing order */
+	uint64_t done, failed, no_subscription, pending;
+	/* purge/prune totals over the items */
+	uint64_t instances_deleted, executions_deleted, events_deleted, queue_messages_deleted;
+	int64_t elapsed_ms; /* this call */
+} durox_bulk_response;
+
+void durox_bulk_response_free(durox_bulk_response *r);
+
+/*
+ * The bulk writes. On success *out holds the response (also when some targets failed, and
+ * when the job was stopped through the progress callback or durox_job_stop: state then
+ * says so and the unprocessed targets are PENDING). Errors before any target is processed:
+ * DUROX_EINVALID (bad request), DUROX_ELIMIT (more targets than max_instances, or
+ * max_instances above max_bulk_operations), DUROX_EDENIED (read-only handle, unless dry
+ * run), the predicate's or callback's code. A store failure while processing (e.g.
+ * DUROX_EBUSY after retries) or a negative progress return leaves the job "interrupted"
+ * and returns that code; durox_job_resume continues it.
+ */
+int durox_cancel_instances(durox *dx, const durox_bulk_cancel_request *req, durox_bulk_response **out);
+int durox_raise_event_bulk(durox *dx, const durox_bulk_event_request *req, durox_bulk_response **out);
+int durox_purge_instances(durox *dx, const durox_purge_request *req, durox_bulk_response **out);
+int durox_prune_executions(durox *dx, const durox_prune_request *req, durox_bulk_response **out);
+int durox_restart_instances(durox *dx, const durox_restart_request *req, durox_bulk_response **out);
+
+/* ---- bulk wait ---------------------------------------------------------------------- */
+
+typedef enum durox_wait_mode {
+	DUROX_WAIT_ALL = 0, /* until every target is terminal (or not found) */
+	DUROX_WAIT_ANY,     /* until at least one target is terminal */
+	DUROX_WAIT_FIRST    /* until at least `count` targets are terminal */
+} durox_wait_mode;
+
+/* BulkWaitRequest. Targets as in durox_bulk_options (only its target fields and
+ * max_instances and progress are used). Every polling round reads the status of all
+ * still-unfinished targets with ONE query. */
+typedef struct durox_bulk_wait_request {
+	durox_bulk_options opts;
+	int64_t timeout_ms;       /* < 0: no timeout; 0: check once */
+	int64_t poll_interval_ms; /* 0: 200 */
+	int mode;                 /* durox_wait_mode */
+	uint32_t count;           /* DUROX_WAIT_FIRST: how many */
+} durox_bulk_wait_request;
+
+typedef struct durox_wait_item {
+	const char *instance_id;
+	int status;         /* last status seen: the current execution's (NOT_FOUND, RUNNING for a queued start, ...) */
+	int finished;       /* terminal (Completed/Failed) when the wait ended */
+	const char *output; /* Completed: executions.output */
+	const char *error;  /* Failed: the error Duroxide stored */
+	int failure_kind;
+	int64_t finished_after_ms; /* when it was first seen terminal, ms after the call started; -1 if not */
+} durox_wait_item;
+
+/* BulkWaitResponse: items in target order. satisfied: the mode's condition was met;
+ * timed_out: the wait ended at the deadline without it. */
+typedef struct durox_bulk_wait_response {
+	size_t count;
+	durox_wait_item *items;
+	uint64_t total_matched, completed, failed, not_found, unfinished;
+	int satisfied;
+	int timed_out;
+	int64_t elapsed_ms;
+	uint32_t polls;
+} durox_bulk_wait_response;
+
+void durox_bulk_wait_response_free(durox_bulk_wait_response *r);
+/* Unknown ids are finished at once with status NOT_FOUND (they never become terminal) and
+ * do not count towards ANY/FIRST. A timeout is not an error: see timed_out. */
+int durox_wait_for_instances(durox *dx, const durox_bulk_wait_request *req, durox_bulk_wait_response **out);
+
+/* ---- the job journal ---------------------------------------------------------------- */
+
+/* A job as journaled. state: "resolving" (targets being recorded; if its process died,
+ * nothing was done and the job is "abandoned" on resume), "running", "stopped", "completed",
+ * "interrupted", "abandoned". A "running" job whose process is gone (same host and its pid
+ * is dead, or no heartbeat for 60 s) is reported as "interrupted". */
+typedef struct durox_job {
+	int64_t job_id;
+	const char *kind;
+	const char *state;
+	const char *description; /* the targets: "ids (N)" or the filter's canonical text */
+	const char *request;     /* the operation's parameters as JSON (reason, event, ...) */
+	uint64_t total, done, failed, no_subscription, pending;
+	double rate;
+	uint32_t batch_size;
+	const char *owner;     /* "host:pid" of the process that last ran it */
+	int active;            /* its process is alive and running it */
+	int stop_requested;
+	int64_t created_at, started_at, finished_at, heartbeat_at; /* ms; DUROX_NO_TIME when not set */
+	const char *last_error;
+} durox_job;
+
+typedef struct durox_job_list {
+	size_t count;
+	durox_job *items;
+} durox_job_list;
+
+void durox_job_list_free(durox_job_list *l);
+/* Jobs newest first, at most limit (0: 100), optionally only of one state and/or kind
+ * (NULL: any). An empty list when the store has no journal yet. */
+int durox_job_list_jobs(durox *dx, const char *state, const char *kind, uint32_t limit, durox_job_list **out);
+/* One job (a list of one); DUROX_ENOTFOUND when unknown. */
+int durox_job_get(durox *dx, int64_t job_id, durox_job_list **out);
+/* The job's targets and outcomes so far, as a response (no processing). */
+int durox_job_report(durox *dx, int64_t job_id, durox_bulk_response **out);
+
+/* Continues a job that is interrupted, stopped or whose process died: the targets not yet
+ * processed are processed as in the original call (progress, rate and batch_size from
+ * opts when nonzero, else as journaled; opts may be NULL). A completed job is returned
+ * as is. DUROX_ECONFLICT when another live process runs it, or when it was abandoned
+ * while resolving (nothing was done: start the operation again). */
+int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, durox_bulk_response **out);
+
+/* Asks a job to stop: a job run by a live process stops after its current batch; any other
+ * unfinished job is marked "stopped" at once. Sets *state (may be NULL) to the resulting
+ * state name (a static string). DUROX_ECONFLICT when the job already ended. */
+int durox_job_stop(durox *dx, int64_t job_id, const char **state);
 
 #ifdef __cplusplus
 }

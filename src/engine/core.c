@@ -59,6 +59,8 @@ const char *durox_code_name(int rc)
 	case DUROX_EUNSUPPORTED: return "UNSUPPORTED";
 	case DUROX_ECORRUPT: return "CORRUPT";
 	case DUROX_EABORT: return "ABORT";
+	case DUROX_ECONFLICT: return "CONFLICT";
+	case DUROX_ETIMEOUT: return "TIMEOUT";
 	default: return "UNKNOWN";
 	}
 }

@@ -144,13 +144,23 @@ static int l_open(lua_State *L)
 		luaL_checktype(L, 2, LUA_TTABLE);
 		o.readonly = opt_bool_field(L, 2, "readonly", 0);
 		o.busy_timeout_ms = opt_int_field(L, 2, "busy_timeout_ms", 0);
+		lua_getfield(L, 2, "max_write_share");
+		if (!lua_isnil(L, -1)) {
+			if (!lua_isnumber(L, -1))
+				luaL_error(L, "option 'max_write_share' expects a number, got %s", luaL_typename(L, -1));
+			o.max_write_share = (double)lua_tonumber(L, -1);
+		}
+		lua_pop(L, 1);
 		lua_pushnil(L);
 		while (lua_next(L, 2) != 0) {
 			lua_pop(L, 1);
 			const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
 			if (strcmp(k, "readonly") && strcmp(k, "busy_timeout_ms") && strcmp(k, "config") &&
-			    strcmp(k, "config_file"))
-				luaL_error(L, "unknown option '%s' (expected readonly, busy_timeout_ms, config, config_file)", k);
+			    strcmp(k, "config_file") && strcmp(k, "max_write_share"))
+				luaL_error(L,
+				           "unknown option '%s' (expected readonly, busy_timeout_ms, max_write_share, config, "
+				           "config_file)",
+				           k);
 		}
 	}
 	/* create the (closed) handle first, then open into it */
@@ -1134,6 +1144,7 @@ int durox_luaopen(lua_State *L)
 		luaL_newlib(L, store_methods);
 		/* method groups defined in other files of the binding add themselves here */
 		lx_open_metrics(L);
+		lx_open_ops(L);
 		lua_setfield(L, -2, "__index");
 		lua_pushcfunction(L, store_close);
 		lua_setfield(L, -2, "__gc");
@@ -1157,6 +1168,7 @@ int durox_luaopen(lua_State *L)
 	lx_preload_embedded(L);
 	luaL_newlib(L, module_functions);
 	lx_open_query(L);
+	lx_open_ops_module(L);
 	lua_pushlightuserdata(L, NULL);
 	lua_setfield(L, -2, "null");
 	lua_pushliteral(L, DUROX_VERSION);

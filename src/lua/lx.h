@@ -87,6 +87,10 @@ void lx_open_metrics(lua_State *L);
  * returning a table or assigning fields) and pushes the table (returns 1), or pushes a
  * one-line message (returns 0). Never raises for the file's faults. */
 int lx_read_config_file(lua_State *L, const char *path);
+/* Adds the write, bulk and job methods (binding_ops.c) to the method table at the top. */
+void lx_open_ops(lua_State *L);
+/* Adds durox.sleep and durox.isatty to the module table at the top. */
+void lx_open_ops_module(lua_State *L);
 
 /* Embedded pure-Lua modules (generated at build time). */
 void lx_preload_embedded(lua_State *L);

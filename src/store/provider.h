@@ -123,10 +123,12 @@ typedef struct store_vtable {
 } store_vtable;
 
 typedef struct store_metrics_vtable store_metrics_vtable; /* provider_metrics.h */
+struct store_ops_vtable;                                   /* writes and the job journal: store/ops.h */
 
 struct store {
 	const store_vtable *vt;
-	const store_metrics_vtable *mvt; /* metrics and analytics; NULL when the provider has none */
+	const store_metrics_vtable *mvt;    /* metrics and analytics; NULL when the provider has none */
+	const struct store_ops_vtable *ops; /* NULL when the provider cannot write */
 	durox_store_info info;
 	char err[512]; /* message of the last failure */
 };

@@ -348,10 +348,18 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	}
 	s->base.vt = &sqlite_vtable;
 	s->base.mvt = &sq_metrics_vtable;
+	s->base.ops = &sq_ops_vtable;
 	s->base.info.provider = "sqlite";
 	s->base.info.location = s->location;
 	s->base.info.readonly = readonly;
 	s->busy_timeout_ms = opts != NULL && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
+	if (opts != NULL && (opts->max_write_share < 0 || opts->max_write_share > 1)) {
+		snprintf(err, errlen, "max_write_share must be between 0 and 1");
+		sq_close(&s->base);
+		return DUROX_EINVALID;
+	}
+	double share = opts != NULL && opts->max_write_share > 0 ? opts->max_write_share : 0.1;
+	s->w_gap_factor = (1.0 - share) / share;
 	memory = strcmp(s->location, ":memory:") == 0;
 
 	if (!memory) {
@@ -397,6 +405,10 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	}
 	/* Foreign keys as the runtime has them, so a purge can never orphan a child. */
 	sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+	/* The durability the runtime's own connections have (its "synchronous = WAL" is read by
+	 * SQLite as NORMAL): in WAL mode a commit then holds the write lock without an fsync. */
+	if (!readonly && !memory)
+		sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
 	rc = detect_schema(s);
 	if (rc != DUROX_OK) {
 		if (rc == DUROX_ECORRUPT && strstr(s->base.err, "not a database") != NULL)

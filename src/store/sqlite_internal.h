@@ -38,6 +38,10 @@ typedef struct sqlite_store {
 	char journal_mode[16];
 	struct hist_inc *hist; /* the persistent history digest (sqlite_metrics.c) */
 	int in_write_txn;      /* a BEGIN IMMEDIATE/EXCLUSIVE is open (for the write/read split) */
+	/* write pacing (sqlite_ops.c): when our last write transaction began and ended (us), and
+	 * how many times as long as it held the lock the next one waits */
+	int64_t w_begin_us, w_end_us;
+	double w_gap_factor;
 } sqlite_store;
 
 /* Maps a SQLite result code to a durox code, sets the message ("<what> failed: ...") and
@@ -111,5 +115,8 @@ void sq_metrics_attach(sqlite_store *s);
 void sq_metrics_detach(sqlite_store *s);
 /* The provider's metrics vtable (provider_metrics.h). */
 extern const struct store_metrics_vtable sq_metrics_vtable;
+/* ---- writes and the job journal (sqlite_ops.c, sqlite_jobs.c) ---- */
+
+extern const struct store_ops_vtable sq_ops_vtable;
 
 #endif

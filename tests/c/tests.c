@@ -37,7 +37,10 @@ const char *t_current = "";
 	T(hmap_put_get_del)                                                                                    \
 	T(metrics_empty_store)                                                                                 \
 	T(metrics_disabled_and_config)                                                                         \
-	T(metrics_names)
+	T(metrics_names)                                                                                      \
+	T(ops_single_writes)                                                                                   \
+	T(ops_bulk_jobs)                                                                                       \
+	T(ops_waits)
 TESTS
 #undef T
 

@@ -73,14 +73,16 @@ function Ctx:print_json(v)
   io.stdout:write(durox.encode_json(v, true), "\n")
 end
 
--- Opens the store read-only. Returns the handle, or nil and the exit code after reporting
--- "duroxlua: <message>" on stderr.
-function Ctx:open()
+-- Opens the store, read-only unless write is true (extra: more durox.open options). Returns
+-- the handle, or nil and the exit code after reporting "duroxlua: <message>" on stderr.
+function Ctx:open(write, extra)
   if not self.store_url then
     io.stderr:write("duroxlua: no store given (use --store URL or set DUROX_STORE)\n")
     return nil, M.USAGE
   end
-  local dx, msg = durox.open(self.store_url, { readonly = true, config_file = self.config_file })
+  local opts = { readonly = not write, config_file = self.config_file }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  local dx, msg = durox.open(self.store_url, opts)
   if not dx then
     io.stderr:write(("duroxlua: %s\n"):format(format.oneline(msg)))
     return nil, M.FAILURE

@@ -3,38 +3,14 @@
 -- Run by the dispatcher (durox.cli); uses the handle's list_instances_paginated/instances.
 local durox = require "durox"
 local args = require "durox.cli.args"
+local filters = require "durox.cli.filters"
 local format = require "durox.format"
 
 local M = {}
 
 M.summary = "list instances (newest first) with filters and paging"
 
-M.options = {
-  { section = "Filters" },
-  { "query", short = "q", arg = "QUERY",
-    help = "a query in the query language, ANDed with the other filters" },
-  { "status", short = "s", arg = "S", multi = true, split = true,
-    help = "Running, Completed, Failed, ContinuedAsNew, Unknown (repeatable; a,b)" },
-  { "name", arg = "NAME", help = "orchestration name" },
-  { "name-prefix", arg = "P", help = "orchestration name starts with P" },
-  { "version", arg = "V", help = "orchestration version" },
-  { "id-prefix", arg = "P", help = "instance id starts with P" },
-  { "parent", arg = "ID", help = "sub-orchestrations of instance ID" },
-  { "roots", group = "parent", help = "only instances without a parent" },
-  { "children", group = "parent", help = "only sub-orchestrations" },
-  { "created-after", arg = "T", type = "time", help = "created after T (ISO-8601, ms, or relative like -24h)" },
-  { "created-before", arg = "T", type = "time", help = "created before T" },
-  { "updated-after", arg = "T", type = "time", help = "updated after T" },
-  { "updated-before", arg = "T", type = "time", help = "updated before T" },
-  { "completed-after", arg = "T", type = "time", help = "completed after T" },
-  { "completed-before", arg = "T", type = "time", help = "completed before T" },
-  { "failure-kind", arg = "K", multi = true, split = true,
-    help = "application, cancelled, poison, nondeterminism, infrastructure, configuration" },
-  { "custom-status", arg = "TEXT", help = "custom status equals TEXT" },
-  { "custom-status-prefix", arg = "P", help = "custom status starts with P" },
-  { "min-executions", arg = "N", type = "count", help = "at least N executions" },
-  { "max-executions", arg = "N", type = "count", help = "at most N executions" },
-  { "text", arg = "TEXT", help = "id, name, custom status, input or output contains TEXT (any case)" },
+M.options = filters.spec(filters.OPTIONS, {
   { section = "Paging and order" },
   { "limit", short = "n", arg = "N", type = "count", min = 1, max = 1000000, help = "page size (default 50)" },
   { "page-token", arg = "TOKEN", help = "continue after a previous page (same filters and order)" },
@@ -47,7 +23,7 @@ M.options = {
   { section = "Output" },
   { "ids", help = "print only the instance ids, one per line" },
   { "wide", short = "w", help = "do not truncate cells to the terminal width" },
-}
+})
 
 M.help = args.help("duroxlua list [options]",
   "Lists the instances of the store that match every filter given, newest first, one page\n" ..
@@ -65,37 +41,8 @@ M.help = args.help("duroxlua list [options]",
 local DEFAULT_LIMIT = 50
 local ORDER = { created = "CreatedAt", updated = "UpdatedAt", id = "InstanceId", name = "OrchestrationName" }
 
--- filter field <- option key, for the options that map straight through
-local DIRECT = {
-  { "status", "status" },
-  { "orchestration_name", "name" },
-  { "name_prefix", "name_prefix" },
-  { "version", "version" },
-  { "instance_id_prefix", "id_prefix" },
-  { "parent_instance", "parent" },
-  { "created_after", "created_after" },
-  { "created_before", "created_before" },
-  { "updated_after", "updated_after" },
-  { "updated_before", "updated_before" },
-  { "completed_after", "completed_after" },
-  { "completed_before", "completed_before" },
-  { "failure_kind", "failure_kind" },
-  { "custom_status", "custom_status" },
-  { "custom_status_prefix", "custom_status_prefix" },
-  { "min_executions", "min_executions" },
-  { "max_executions", "max_executions" },
-  { "text", "text" },
-}
-
--- The filter table for the parsed options (times stay text, so that a relative time like
--- -24h describes the same filter on every page and page tokens stay valid).
-function M.filter(a)
-  local f = {}
-  for _, m in ipairs(DIRECT) do f[m[1]] = a[m[2]] end
-  if a.roots then f.has_parent = false elseif a.children then f.has_parent = true end
-  f.query = a.query -- parsed by the engine and ANDed with the fields above
-  return f
-end
+-- The filter table for the parsed options (shared with the other commands: durox.cli.filters).
+M.filter = filters.filter
 
 M.COLUMNS = format.SUMMARY_COLUMNS
 

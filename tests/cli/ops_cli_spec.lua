@@ -1,0 +1,273 @@
+-- ops_cli_spec.lua - busted spec of the built duroxlua binary's write commands (start,
+-- raise, cancel, wait, purge, restart, jobs) on copies of the scenario store: help texts,
+-- target and option errors, dry runs, the confirmation rule (refused without a terminal
+-- unless --yes), --json, exit codes, and the job commands. Binary: $DUROXLUA.
+local BIN = os.getenv("DUROXLUA") or "build/duroxlua"
+local SCENARIO_DB = os.getenv("DUROX_SCENARIO_DB")
+
+local ok_durox, durox = pcall(require, "durox")
+if not ok_durox then
+  package.cpath = (BIN:match("^(.*)/[^/]*$") or ".") .. "/?.so;" .. package.cpath
+  durox = require "durox"
+end
+
+local function read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function sh(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- Runs the binary with argv; returns {out=, err=, code=}. stdin is /dev/null (not a
+-- terminal) unless opts.stdin gives its text.
+local function run(argv, opts)
+  opts = opts or {}
+  local errf = os.tmpname()
+  local parts = { "env", "-u", "DUROX_STORE", "COLUMNS=200", sh(BIN) }
+  for _, a in ipairs(argv) do parts[#parts + 1] = sh(a) end
+  local inf
+  if opts.stdin then
+    inf = os.tmpname()
+    write_file(inf, opts.stdin)
+  end
+  local cmd = table.concat(parts, " ") .. " 2>" .. sh(errf) .. " <" .. sh(inf or "/dev/null")
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  local _, how, code = p:close()
+  local err = read_file(errf)
+  os.remove(errf)
+  if inf then os.remove(inf) end
+  return { out = out, err = err, code = how == "exit" and code or 128 + code }
+end
+
+local COMMANDS = { "start", "raise", "cancel", "wait", "purge", "restart", "jobs" }
+
+describe("write commands", function()
+  it("have --help", function()
+    for _, c in ipairs(COMMANDS) do
+      local r = run { c, "--help" }
+      assert.are.equal(0, r.code, c)
+      assert.are.equal("", r.err)
+      assert.truthy(r.out:find("^usage: duroxlua " .. c), c)
+    end
+    local r = run { "cancel", "--help" }
+    for _, opt in ipairs { "--reason", "--dry-run", "--yes", "--ids-file", "--max", "--rate", "--status", "--all" } do
+      assert.truthy(r.out:find(opt, 1, true), opt)
+    end
+    r = run { "help" }
+    for _, c in ipairs(COMMANDS) do assert.truthy(r.out:find("\n  " .. c .. " ", 1, true), c) end
+  end)
+
+  it("refuse bad targets and options", function()
+    local r = run { "--store", "sqlite::memory:", "cancel" }
+    assert.are.equal(2, r.code)
+    assert.are.equal("duroxlua cancel: no targets: give instance ids, --ids-file FILE, filter options (see --help)"
+      .. " or --all\n", r.err)
+    r = run { "--store", "sqlite::memory:", "cancel", "a", "--status", "Running" }
+    assert.are.equal(2, r.code)
+    assert.truthy(r.err:find("give instance ids or filter options (or --all), not both", 1, true))
+    r = run { "--store", "sqlite::memory:", "raise" }
+    assert.are.equal(2, r.code)
+    assert.truthy(r.err:find("missing EVENT", 1, true))
+    r = run { "--store", "sqlite::memory:", "jobs", "show", "x" }
+    assert.are.equal(2, r.code)
+    r = run { "--store", "sqlite::memory:", "purge", "--keep-last", "2", "a" }
+    assert.are.equal(2, r.code)
+    r = run { "cancel", "a", "--yes" }
+    assert.are.equal(2, r.code)
+    assert.truthy(r.err:find("no store given", 1, true))
+  end)
+end)
+
+if not SCENARIO_DB then
+  describe("write commands on a store", function() pending("DUROX_SCENARIO_DB is not set") end)
+  return
+end
+
+describe("write commands on a copy of the scenario store", function()
+  local tmp = os.tmpname()
+  local db = tmp .. ".db"
+  local url = "sqlite:" .. db
+
+  before_each(function()
+    os.remove(db .. "-wal")
+    os.remove(db .. "-shm")
+    assert(os.execute(("cp %s %s"):format(sh(SCENARIO_DB), sh(db))))
+  end)
+
+  teardown(function()
+    for _, s in ipairs { "", ".db", ".db-wal", ".db-shm" } do os.remove(tmp .. s) end
+  end)
+
+  local function queue_count()
+    local dx = assert(durox.open(url, { readonly = true }))
+    local n = 0
+    local p = assert(io.popen(("sqlite3 %s 'SELECT count(*) FROM orchestrator_queue'"):format(sh(db))))
+    n = tonumber(p:read("a"))
+    p:close()
+    dx:close()
+    return n
+  end
+
+  it("cancel: a dry run, the refusal without a terminal, then --yes", function()
+    local before = queue_count()
+    local r = run { "--store", url, "cancel", "--status", "Running", "--dry-run" }
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("dry run: 21 instances matched: 21 would be cancelled\n", r.out)
+    r = run { "--store", url, "cancel", "--status", "Running", "--reason", "cli" }
+    assert.are.equal(2, r.code)
+    assert.are.equal("cancel: 21 instances matched: 21 would be cancelled\n"
+      .. "duroxlua cancel: refusing to cancel 21 instances without confirmation: standard input is not a terminal;"
+      .. " pass --yes to go ahead (or --dry-run to see what would be done)\n", r.err)
+    assert.are.equal(before, queue_count())
+    r = run { "--store", url, "cancel", "--status", "Running", "--reason", "cli", "--yes", "--json" }
+    assert.are.equal(0, r.code, r.err)
+    local res = assert(durox.decode_json(r.out))
+    assert.are.equal(21, #res.cancelled_instances)
+    assert.are.equal("completed", res.state)
+    assert.is_number(res.job_id)
+    assert.are.equal(before + 21, queue_count())
+    -- the same again: every instance now has a cancel queued -> all refused, exit 1
+    r = run { "--store", url, "cancel", "--status", "Running", "--yes" }
+    assert.are.equal(1, r.code)
+    assert.truthy(r.out:find("^job %d+ completed: 21 instances matched: 0 cancelled, 21 failed\nfailed:\n"))
+    assert.truthy(r.out:find("is being cancelled (a cancel is queued)", 1, true))
+  end)
+
+  it("cancel: ids from arguments and from a file, unknown ones reported", function()
+    local ids = os.tmpname()
+    write_file(ids, "wait-approve-1\n\nnope\n")
+    local r = run { "--store", url, "cancel", "pctX1", "--ids-file", ids, "--yes" }
+    os.remove(ids)
+    assert.are.equal(1, r.code)
+    assert.are.equal("job 1 completed: 3 instances matched: 2 cancelled, 1 failed\nfailed:\n"
+      .. "  nope  NOTFOUND  instance 'nope' not found\n", r.out)
+    r = run { "--store", url, "cancel", "--ids-file", "-", "--status", "Running" }
+    assert.are.equal(2, r.code)
+  end)
+
+  it("raise: delivers to open subscriptions only", function()
+    local r = run { "--store", url, "raise", "Approve", "--name", "WaitApprove", "--data", '"cli"', "--dry-run" }
+    assert.are.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("would be delivered", 1, true))
+    local data = os.tmpname()
+    write_file(data, '{"from":"file"}')
+    r = run { "--store", url, "raise", "Approve", "wait-approve-1", "sleep-1h-1", "--data-file", data, "--yes", "--json" }
+    os.remove(data)
+    assert.are.equal(0, r.code, r.err)
+    local res = assert(durox.decode_json(r.out))
+    assert.are.same({ "wait-approve-1" }, res.delivered_instances)
+    assert.are.same({ "sleep-1h-1" }, res.no_subscription_instances)
+    local p = assert(io.popen(("sqlite3 %s %s"):format(sh(db),
+      sh("SELECT work_item FROM orchestrator_queue WHERE instance_id = 'wait-approve-1'"))))
+    local item = p:read("a")
+    p:close()
+    assert.are.equal('{"ExternalRaised":{"instance":"wait-approve-1","name":"Approve","data":"{\\"from\\":\\"file\\"}"}}\n',
+      item)
+  end)
+
+  it("start, and a duplicate refused", function()
+    local r = run { "--store", url, "start", "cli-1", "Echo", '{"a":1}' }
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("started cli-1 (Echo)\n", r.out)
+    r = run { "--store", url, "start", "cli-1", "Echo", "1" }
+    assert.are.equal(1, r.code)
+    assert.are.equal("duroxlua start: instance 'cli-1' already exists (its start is queued)\n", r.err)
+    r = run { "--store", url, "start", "cli-2", "Versioned", "--version", "1.0.0", "--json" }
+    assert.are.equal(0, r.code, r.err)
+    assert.are.same({ instance_id = "cli-2" }, durox.decode_json(r.out))
+  end)
+
+  it("wait: final states and a timeout", function()
+    local r = run { "--store", url, "wait", "completed-seq-1", "failed-throw-1", "nope" }
+    assert.are.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("completed%-seq%-1%s+Completed"))
+    assert.truthy(r.out:find("failed%-throw%-1%s+Failed %(application%)"))
+    assert.truthy(r.out:find("nope%s+NotFound"))
+    assert.truthy(r.out:find("1 completed, 1 failed, 1 not found, 0 still running", 1, true))
+    r = run { "--store", url, "wait", "wait-approve-1", "--timeout", "300ms", "--json" }
+    assert.are.equal(1, r.code)
+    local res = assert(durox.decode_json(r.out))
+    assert.is_true(res.timed_out)
+    assert.are.same({ "wait-approve-1" }, res.timed_out_instances)
+  end)
+
+  it("purge, prune and restart", function()
+    local r = run { "--store", url, "purge", "completed-seq-1", "tree-done-1", "failed-parent-1::sub::2", "--yes" }
+    assert.are.equal(1, r.code)
+    assert.truthy(r.out:find("^job 1 completed: 3 instances matched: 2 purged, 1 failed\n"
+      .. "deleted 17 instances, 17 executions, %d+ history events, 0 queue messages\nfailed:\n"
+      .. "  failed%-parent%-1::sub::2  CONFLICT  instance 'failed%-parent%-1::sub::2' is a sub%-orchestration;"))
+    r = run { "--store", url, "purge", "--executions", "--keep-last", "1", "can-done-1", "--yes" }
+    assert.are.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("deleted 3 executions", 1, true))
+    r = run { "--store", url, "restart", "--failure-kind", "cancelled", "--yes" }
+    assert.are.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("  cancel-waiting-1 -> cancel-waiting-1~r1\n", 1, true))
+    assert.truthy(r.out:find("  cancel-parent-1 -> cancel-parent-1~r1\n", 1, true))
+    assert.is_nil(r.out:find("cancel-parent-1::sub::2", 1, true)) -- sub-orchestrations are skipped
+  end)
+
+  it("jobs: list, show, stop, resume", function()
+    assert.are.equal(0, run { "--store", url, "jobs" }.code)
+    assert.are.equal("no jobs\n", run { "--store", url, "jobs" }.out)
+    local r = run { "--store", url, "cancel", "nope", "--yes" }
+    assert.are.equal(1, r.code)
+    r = run { "--store", url, "jobs", "list" }
+    assert.are.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("^JOB%s+KIND%s+STATE"))
+    assert.truthy(r.out:find("\n%s+1%s+cancel%s+completed%s+1%s+0%s+1%s+0%s+0"))
+    r = run { "--store", url, "jobs", "show", "1" }
+    assert.are.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("state:%s+completed"))
+    assert.truthy(r.out:find("  nope  NOTFOUND  instance 'nope' not found", 1, true))
+    r = run { "--store", url, "jobs", "--json", "--state", "completed" }
+    assert.are.equal(1, #assert(durox.decode_json(r.out)).jobs)
+    r = run { "--store", url, "jobs", "stop", "1" }
+    assert.are.equal(1, r.code)
+    assert.are.equal("duroxlua jobs: job 1 already ended (completed)\n", r.err)
+    r = run { "--store", url, "jobs", "resume", "1" }
+    assert.are.equal(1, r.code) -- its one target failed
+    assert.truthy(r.out:find("^job 1 completed"))
+    r = run { "--store", url, "jobs", "show", "7" }
+    assert.are.equal(1, r.code)
+    assert.are.equal("duroxlua jobs: job 7 not found\n", r.err)
+  end)
+
+  it("Ctrl-C interrupts a job between batches; jobs resume finishes it", function()
+    local out, err = os.tmpname(), os.tmpname()
+    local script = ("env -u DUROX_STORE %s --store %s cancel --status Running --yes --rate 4 --batch 1 >%s 2>%s </dev/null &"
+      .. " pid=$!; sleep 1; kill -INT $pid; wait $pid; echo $?"):format(sh(BIN), sh(url), sh(out), sh(err))
+    local p = assert(io.popen("sh -c " .. sh(script)))
+    local code = tonumber(p:read("a"))
+    p:close()
+    assert.are.equal(130, code)
+    assert.are.equal("duroxlua cancel: interrupted; job 1 can be resumed with 'duroxlua jobs resume 1'\n",
+      read_file(err))
+    os.remove(out)
+    os.remove(err)
+    local r = run { "--store", url, "jobs", "--json" }
+    local job = assert(durox.decode_json(r.out)).jobs[1]
+    assert.are.equal("interrupted", job.state)
+    assert.is_true(job.done >= 1 and job.done < 21)
+    r = run { "--store", url, "jobs", "resume", "1" }
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("job 1 completed: 21 instances matched: 21 cancelled\n", r.out)
+  end)
+
+  it("refuse writes on a read-only store", function()
+    local r = run { "--store", url .. "?mode=ro", "cancel", "wait-approve-1", "--yes" }
+    assert.are.equal(1, r.code)
+    assert.truthy(r.err:find("read-only", 1, true))
+  end)
+end)

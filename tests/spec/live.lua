@@ -1,0 +1,183 @@
+-- live.lua - shared by the specs that run the REAL Duroxide runtime (ops_spec, ops_live_spec,
+-- ops_crash_spec): temporary stores, tests/harness/live.js started with --stdin-eof through a
+-- pipe this process holds (closing it stops the runtime, and if this process dies the pipe
+-- closes and the runtime stops too), Duroxide's own client (client.js), the sqlite3 tool
+-- for independent reads, and background processes for kill tests.
+local durox = require "durox"
+
+local L = {}
+
+L.harness = os.getenv("DUROX_HARNESS")
+L.bin = os.getenv("DUROXLUA")
+L.scenario_db = os.getenv("DUROX_SCENARIO_DB")
+L.skip = not (L.harness and L.bin and L.scenario_db)
+
+-- A shell word.
+function L.q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+local q = L.q
+
+-- Runs a shell command; returns stdout, the exit code and stderr.
+function L.run(cmd)
+  local errf = os.tmpname()
+  local p = assert(io.popen(cmd .. " 2>" .. q(errf) .. " </dev/null", "r"))
+  local out = p:read("a")
+  local _, how, code = p:close()
+  local f = io.open(errf, "rb")
+  local err = f and f:read("a") or ""
+  if f then f:close() end
+  os.remove(errf)
+  return out, how == "exit" and code or 128 + code, err
+end
+
+function L.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function L.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+-- A new temporary directory (removed by L.cleanup).
+function L.tmpdir()
+  local out = L.run("mktemp -d /tmp/duroxlua-ops.XXXXXX")
+  return (out:gsub("%s+$", ""))
+end
+
+-- Removes dir (kept when $DUROX_KEEP_TMP is set, for post-mortems).
+function L.cleanup(dir)
+  if os.getenv("DUROX_KEEP_TMP") then
+    io.stderr:write("kept ", dir, "\n")
+    return
+  end
+  if dir and dir:match("^/tmp/duroxlua%-ops%.") then os.execute("rm -rf " .. q(dir)) end
+end
+
+-- Copies the (checkpointed) scenario store to path.
+function L.copy_scenarios(path)
+  assert(os.execute(("cp %s %s"):format(q(L.scenario_db), q(path))))
+  return path
+end
+
+-- Polls fn() every step ms until it returns a true value (returned) or timeout_ms passes
+-- (then raises with what).
+function L.wait_until(fn, timeout_ms, what, step)
+  local deadline = durox.now() + timeout_ms
+  while true do
+    local v = fn()
+    if v then return v end
+    if durox.now() > deadline then error(("timed out after %d ms waiting for %s"):format(timeout_ms, what), 2) end
+    durox.sleep(step or 100)
+  end
+end
+
+-- ---- the live runtime ----------------------------------------------------------------------
+
+-- Starts tests/harness/live.js on db (created if missing) and waits for "ready".
+function L.start_runtime(db)
+  local rt = { db = db, out = db .. ".live.out", err = db .. ".live.err" }
+  rt.pipe = assert(io.popen(("exec node %s %s --stdin-eof >%s 2>%s"):format(q(L.harness .. "/live.js"), q(db),
+    q(rt.out), q(rt.err)), "w"))
+  L.wait_until(function() return (L.read(rt.out) or ""):match("ready") end, 30000, "live.js to print ready", 50)
+  return rt
+end
+
+-- Stops the runtime (closing its stdin; waits for it to exit). Idempotent.
+function L.stop_runtime(rt)
+  if rt and rt.pipe then
+    rt.pipe:close()
+    rt.pipe = nil
+  end
+end
+
+-- The runtime's log lines that are errors: level ERROR, an ack that failed for good (the
+-- runtime then fails the orchestration with an infrastructure error), messages it could not
+-- deliver. Its benign retryable "database is locked" warnings (a fetch backing off, an ack
+-- retried) and application failures are not counted (tests/harness/README.md).
+function L.log_errors(rt)
+  local bad = {}
+  for line in ((L.read(rt.err) or "") .. "\n"):gmatch("([^\n]*)\n") do
+    if line:match('"level":"ERROR"') or line:match("Failed to ack") or line:match("failing orchestration")
+        or line:match("after max retries") or line:match("infrastructure") or line:match("orphan") then
+      bad[#bad + 1] = line
+    end
+  end
+  return bad
+end
+
+-- How many retryable "database is locked" warnings the runtime logged (fetch and ack).
+function L.log_lock_warnings(rt)
+  local n = 0
+  for _ in (L.read(rt.err) or ""):gmatch("database is locked") do n = n + 1 end
+  return n
+end
+
+-- ---- Duroxide's own client and the sqlite3 tool -------------------------------------------
+
+-- node client.js db args...: the decoded JSON result, or nil and the error text.
+function L.client(db, ...)
+  local parts = { "node", q(L.harness .. "/client.js"), q(db) }
+  for _, a in ipairs { ... } do parts[#parts + 1] = q(a) end
+  local out, code, err = L.run(table.concat(parts, " "))
+  if code ~= 0 then return nil, err end
+  return assert(durox.decode_json(out))
+end
+
+-- Rows of a query run by the sqlite3 tool (independent of our code).
+function L.sql(db, query)
+  local out, code, err = L.run(("sqlite3 -json -cmd '.timeout 10000' %s %s"):format(q(db), q(query)))
+  assert(code == 0, "sqlite3 failed: " .. err)
+  if not out:match("%S") then return {} end
+  return assert(durox.decode_json(out))
+end
+
+function L.sql_value(db, query)
+  local rows = L.sql(db, query)
+  if #rows == 0 then return nil end
+  local _, v = next(rows[1])
+  return v
+end
+
+-- SQL string literal.
+function L.lit(s)
+  return "'" .. s:gsub("'", "''") .. "'"
+end
+
+-- ---- background processes ---------------------------------------------------------------
+
+-- Starts a shell command in the background under a shell that waits for it (so it never
+-- lingers as a zombie); returns a process handle {pid}.
+function L.spawn(cmd)
+  local script = cmd .. " </dev/null >/dev/null 2>&1 & echo $!; wait"
+  local p = assert(io.popen("sh -c " .. q(script), "r"))
+  local pid = tonumber(p:read("l"))
+  return { pid = assert(pid, "no pid"), pipe = p }
+end
+
+-- Whether the process still runs (a zombie does not).
+function L.alive(proc)
+  local out = L.run("ps -o stat= -p " .. proc.pid)
+  return out:match("%S") ~= nil and not out:match("^%s*Z")
+end
+
+function L.kill(proc, sig)
+  os.execute(("kill -%s %d 2>/dev/null"):format(sig or "KILL", proc.pid))
+end
+
+-- Waits until the process has exited; returns its shell's exit status.
+function L.wait_exit(proc)
+  if not proc.pipe then return end
+  proc.pipe:read("a")
+  local ok = proc.pipe:close()
+  proc.pipe = nil
+  return ok
+end
+
+return L
