@@ -42,9 +42,10 @@ extern "C" {
 #define DUROX_EUNSUPPORTED (-8) /* not a Duroxide store, unknown schema, or not supported by this provider */
 #define DUROX_ECORRUPT (-9)     /* a stored row is not what Duroxide writes (unparseable JSON...) */
 #define DUROX_EABORT (-10)      /* a caller callback asked to stop */
-#define DUROX_ECONFLICT (-11)   /* the instance or job is not in a state that allows the operation
-                                   (already terminal, still running, already exists...) */
-#define DUROX_ETIMEOUT (-12)    /* a wait ended before its condition was met */
+#define DUROX_ECONFLICT                                                                                                \
+	(-11)                /* the instance or job is not in a state that allows the operation                        \
+	                        (already terminal, still running, already exists...) */
+#define DUROX_ETIMEOUT (-12) /* a wait ended before its condition was met */
 
 /* Short upper-case name of a result code ("NOTFOUND", "BUSY", ...); "OK" for 0, "UNKNOWN" otherwise. */
 const char *durox_code_name(int rc);
@@ -55,12 +56,12 @@ const char *durox_code_name(int rc);
 
 /* Status of an instance = status of its current execution, with Duroxide's names. */
 typedef enum durox_status {
-	DUROX_STATUS_NOT_FOUND = 0, /* "NotFound" */
-	DUROX_STATUS_RUNNING,       /* "Running" */
-	DUROX_STATUS_COMPLETED,     /* "Completed" */
-	DUROX_STATUS_FAILED,        /* "Failed" (cancellation is a failure in Duroxide) */
+	DUROX_STATUS_NOT_FOUND = 0,    /* "NotFound" */
+	DUROX_STATUS_RUNNING,          /* "Running" */
+	DUROX_STATUS_COMPLETED,        /* "Completed" */
+	DUROX_STATUS_FAILED,           /* "Failed" (cancellation is a failure in Duroxide) */
 	DUROX_STATUS_CONTINUED_AS_NEW, /* "ContinuedAsNew": between an execution's end and the next one's start */
-	DUROX_STATUS_UNKNOWN,       /* "Unknown": the instance row exists but its current execution row does not */
+	DUROX_STATUS_UNKNOWN,          /* "Unknown": the instance row exists but its current execution row does not */
 	DUROX_STATUS__COUNT
 } durox_status;
 
@@ -75,7 +76,8 @@ typedef enum durox_failure_kind {
 	DUROX_FAILURE_APPLICATION,    /* "application": orchestration or activity code failed (incl. panics) */
 	DUROX_FAILURE_CANCELLED,      /* "cancelled": cancel_instance (Application/Cancelled) */
 	DUROX_FAILURE_POISON,         /* "poison": a message exceeded the runtime's max attempts */
-	DUROX_FAILURE_NONDETERMINISM, /* "nondeterminism": replay did not match history (Configuration/Nondeterminism) */
+	DUROX_FAILURE_NONDETERMINISM, /* "nondeterminism": replay did not match history (Configuration/Nondeterminism)
+	                               */
 	DUROX_FAILURE_INFRASTRUCTURE, /* "infrastructure": provider or data errors */
 	DUROX_FAILURE_CONFIGURATION,  /* "configuration": other configuration errors */
 	DUROX_FAILURE__COUNT
@@ -211,7 +213,8 @@ typedef enum durox_field {
 } durox_field;
 
 const char *durox_field_name(int field);
-/* Field from its name or alias ("name" = orchestration_name, "id" = instance_id, "parent" = parent_instance); -1 if unknown. */
+/* Field from its name or alias ("name" = orchestration_name, "id" = instance_id, "parent" = parent_instance); -1 if
+ * unknown. */
 int durox_field_parse(const char *name);
 
 typedef enum durox_op {
@@ -299,16 +302,16 @@ typedef int (*durox_predicate_fn)(void *ud, const durox_instance_summary *s);
 /* Sets the handle's error message (for callbacks that abort). */
 void durox_set_error(durox *dx, const char *fmt, ...)
 #if defined(__GNUC__)
-	__attribute__((format(printf, 2, 3)))
+        __attribute__((format(printf, 2, 3)))
 #endif
-	;
+        ;
 
 /* ---- listing ---------------------------------------------------------------------- */
 
 typedef enum durox_order_by {
-	DUROX_ORDER_CREATED_AT = 0, /* "CreatedAt" (default direction: newest first) */
-	DUROX_ORDER_UPDATED_AT,     /* "UpdatedAt" (default: newest first) */
-	DUROX_ORDER_INSTANCE_ID,    /* "InstanceId" (default: ascending) */
+	DUROX_ORDER_CREATED_AT = 0,    /* "CreatedAt" (default direction: newest first) */
+	DUROX_ORDER_UPDATED_AT,        /* "UpdatedAt" (default: newest first) */
+	DUROX_ORDER_INSTANCE_ID,       /* "InstanceId" (default: ascending) */
 	DUROX_ORDER_ORCHESTRATION_NAME /* "OrchestrationName" (default: ascending) */
 } durox_order_by;
 
@@ -563,7 +566,8 @@ typedef struct durox_instance_statistics {
 	uint64_t total_timers_fired;
 	uint64_t total_events_subscribed; /* ExternalSubscribed + queue subscriptions */
 	uint64_t total_events_received;   /* ExternalEvent + queue events */
-	uint64_t total_execution_time_ms; /* sum over executions of (end - start); end of a running execution = its last event */
+	uint64_t total_execution_time_ms; /* sum over executions of (end - start); end of a running execution = its last
+	                                     event */
 	double average_turn_duration_ms;  /* mean of (last - first event timestamp) per turn */
 	/* beyond the proposal */
 	uint64_t total_turns;
@@ -609,8 +613,8 @@ int durox_get_instance_statistics(durox *dx, const char *instance_id, durox_inst
  * deleted meanwhile (then all of them): the result is always that of a full pass. */
 
 typedef struct durox_metrics_request {
-	int64_t now;       /* evaluate as of this time (ms); DUROX_NO_TIME: the current time */
-	int fresh;         /* nonzero: recompute instead of using the cache */
+	int64_t now;        /* evaluate as of this time (ms); DUROX_NO_TIME: the current time */
+	int fresh;          /* nonzero: recompute instead of using the cache */
 	int merge_versions; /* get_orchestration_metrics: one row per name instead of per (name, version) */
 } durox_metrics_request;
 
@@ -628,25 +632,28 @@ typedef struct durox_runtime_metrics {
 	uint64_t total_timers_fired;        /* TimerFired history events */
 	uint64_t total_events_raised;       /* ExternalEvent + ExternalEventPersistent history events */
 	double average_orchestration_duration_ms; /* mean instance duration; NaN when none */
-	int orchestrator_dispatcher_healthy; /* no stalled orchestrator work, expired lock or blocking orphan */
-	int worker_dispatcher_healthy;       /* no stalled worker item */
-	int timer_dispatcher_healthy;        /* no overdue timer */
+	int orchestrator_dispatcher_healthy;      /* no stalled orchestrator work, expired lock or blocking orphan */
+	int worker_dispatcher_healthy;            /* no stalled worker item */
+	int timer_dispatcher_healthy;             /* no overdue timer */
 	/* beyond the proposal */
 	int64_t collected_at;     /* when these figures were computed (ms) */
-	int64_t store_created_at; /* first migration applied (_sqlx_migrations), else the oldest instance; DUROX_NO_TIME if none */
+	int64_t store_created_at; /* first migration applied (_sqlx_migrations), else the oldest instance; DUROX_NO_TIME
+	                             if none */
 	int64_t last_activity_at; /* latest of: the most recently written history event, the newest instance lock */
 	uint64_t total_executions;
 	uint64_t total_history_events;
-	uint64_t continued_as_new_instances; /* current execution ContinuedAsNew (between two executions) */
-	uint64_t unknown_instances;          /* current execution row missing */
+	uint64_t continued_as_new_instances;           /* current execution ContinuedAsNew (between two executions) */
+	uint64_t unknown_instances;                    /* current execution row missing */
 	uint64_t failed_by_kind[DUROX_FAILURE__COUNT]; /* OrchestrationFailed events by durox_failure_kind */
-	uint64_t durations_counted;          /* instances with a duration (the average's denominator) */
+	uint64_t durations_counted;                    /* instances with a duration (the average's denominator) */
 	/* the evidence behind the health flags */
-	uint64_t stalled_orchestrator_items; /* visible, not in progress, not waiting on a lock, visible for > stall_threshold_ms */
+	uint64_t stalled_orchestrator_items; /* visible, not in progress, not waiting on a lock, visible for >
+	                                        stall_threshold_ms */
 	uint64_t stalled_worker_items;       /* available to workers for > stall_threshold_ms */
 	uint64_t overdue_timers;             /* due TimerFired rows not in progress for > timer_overdue_ms */
 	uint64_t expired_instance_locks;     /* instance_locks rows expired for > stall_threshold_ms */
-	uint64_t blocking_orphan_items;      /* visible rows for instances that do not exist (they block SQLite's orchestrator queue) */
+	uint64_t blocking_orphan_items;      /* visible rows for instances that do not exist (they block SQLite's
+	                                        orchestrator queue) */
 } durox_runtime_metrics;
 
 /* get_runtime_metrics. req may be NULL (defaults). */
@@ -659,7 +666,8 @@ typedef struct durox_provider_diagnostics {
 	uint64_t total_instances_stored;
 	uint64_t total_history_events;
 	double average_read_latency_ms;  /* over this handle's statements that only read; NaN before the first */
-	double average_write_latency_ms; /* over statements that write or control a write transaction; NaN before the first */
+	double average_write_latency_ms; /* over statements that write or control a write transaction; NaN before the
+	                                    first */
 	int64_t storage_size_bytes;      /* page_count * page_size + the WAL file's size; -1 unknown (in-memory) */
 	/* beyond the proposal */
 	int64_t collected_at;
@@ -670,7 +678,7 @@ typedef struct durox_provider_diagnostics {
 	uint64_t total_executions_stored;
 	uint64_t orchestrator_queue_rows;
 	uint64_t worker_queue_rows;
-	uint64_t read_calls, write_calls;     /* statements measured */
+	uint64_t read_calls, write_calls; /* statements measured */
 	double max_read_latency_ms, max_write_latency_ms;
 	int64_t page_size, page_count, freelist_count;
 	int64_t wal_size_bytes; /* -1 when there is no WAL file */
@@ -697,19 +705,19 @@ typedef struct durox_queue_detail {
 
 /* QueueMetrics. */
 typedef struct durox_queue_metrics {
-	uint64_t orchestrator_queue_size; /* orchestrator_queue rows except pending timers */
-	uint64_t worker_queue_size;       /* worker_queue rows */
-	uint64_t timer_queue_size;        /* TimerFired rows not yet visible (pending timers) */
+	uint64_t orchestrator_queue_size;              /* orchestrator_queue rows except pending timers */
+	uint64_t worker_queue_size;                    /* worker_queue rows */
+	uint64_t timer_queue_size;                     /* TimerFired rows not yet visible (pending timers) */
 	int64_t orchestrator_queue_oldest_item_age_ms; /* now - min(visible_at) of visible rows; -1 when none */
 	int64_t worker_queue_oldest_item_age_ms;       /* same over worker rows */
 	int64_t timer_queue_oldest_item_age_ms;        /* now - created_at of the oldest pending timer; -1 when none */
-	uint64_t total_items_processed;   /* orchestrator_items_processed + worker_items_processed */
-	double average_processing_time_ms; /* mean activity round trip; NaN when none */
+	uint64_t total_items_processed;                /* orchestrator_items_processed + worker_items_processed */
+	double average_processing_time_ms;             /* mean activity round trip; NaN when none */
 	/* beyond the proposal */
 	int64_t collected_at;
 	durox_queue_detail orchestrator, worker;
-	uint64_t overdue_timers;        /* due TimerFired rows not in progress for > timer_overdue_ms */
-	int64_t next_timer_at;          /* earliest pending timer's fire time; DUROX_NO_TIME when none */
+	uint64_t overdue_timers;               /* due TimerFired rows not in progress for > timer_overdue_ms */
+	int64_t next_timer_at;                 /* earliest pending timer's fire time; DUROX_NO_TIME when none */
 	uint64_t orchestrator_items_processed; /* history events that record a consumed orchestrator message */
 	uint64_t worker_items_processed;       /* ActivityCompleted + ActivityFailed events */
 	uint64_t activity_round_trips;         /* the average's denominator */
@@ -722,17 +730,17 @@ int durox_get_queue_metrics(durox *dx, const durox_metrics_request *req, durox_q
 /* OrchestrationTypeMetrics, one per (orchestration name, version). */
 typedef struct durox_orchestration_type_metrics {
 	const char *orchestration_name;
-	const char *version; /* NULL when merged over versions or when the store holds none */
-	uint64_t total_started;   /* instances rows */
-	uint64_t total_completed; /* current execution Completed */
-	uint64_t total_failed;    /* current execution Failed */
-	uint64_t active_count;    /* current execution Running */
+	const char *version;        /* NULL when merged over versions or when the store holds none */
+	uint64_t total_started;     /* instances rows */
+	uint64_t total_completed;   /* current execution Completed */
+	uint64_t total_failed;      /* current execution Failed */
+	uint64_t active_count;      /* current execution Running */
 	double average_duration_ms; /* mean instance duration; NaN when none */
 	double success_rate;        /* completed / (completed + failed); NaN when both are 0 */
 	/* beyond the proposal */
-	double failure_rate;        /* failed / (completed + failed) */
-	uint64_t continued_as_new;  /* current execution ContinuedAsNew */
-	uint64_t unknown;           /* current execution row missing */
+	double failure_rate;       /* failed / (completed + failed) */
+	uint64_t continued_as_new; /* current execution ContinuedAsNew */
+	uint64_t unknown;          /* current execution row missing */
 	uint64_t durations_counted;
 } durox_orchestration_type_metrics;
 
@@ -780,9 +788,9 @@ int durox_aggregate_parse(const char *name); /* the bit, or -1 */
 typedef struct durox_instance_query {
 	const durox_filter *filter; /* NULL: every instance */
 	int group_by[DUROX_GROUP__COUNT];
-	size_t n_group_by;          /* 0: one group of every match */
-	unsigned aggregates;        /* durox_aggregate bits; 0: all */
-	uint32_t limit;             /* groups returned; 0: 1000; capped at max_list_instances */
+	size_t n_group_by;   /* 0: one group of every match */
+	unsigned aggregates; /* durox_aggregate bits; 0: all */
+	uint32_t limit;      /* groups returned; 0: 1000; capped at max_list_instances */
 } durox_instance_query;
 
 /* One group. A key is meaningful only when the query groups by it (a grouped key that is NULL
@@ -822,8 +830,10 @@ int durox_query_instances(durox *dx, const durox_instance_query *q, durox_query_
 typedef enum durox_series {
 	DUROX_SERIES_INSTANCES_STARTED = 1 << 0,   /* "instances_started": instances.created_at in the bucket */
 	DUROX_SERIES_INSTANCES_COMPLETED = 1 << 1, /* "instances_completed": OrchestrationCompleted events */
-	DUROX_SERIES_INSTANCES_FAILED = 1 << 2,    /* "instances_failed": OrchestrationFailed events, cancellations excluded */
-	DUROX_SERIES_INSTANCES_CANCELLED = 1 << 3, /* "instances_cancelled": OrchestrationFailed events of kind cancelled */
+	DUROX_SERIES_INSTANCES_FAILED =
+	        1 << 2, /* "instances_failed": OrchestrationFailed events, cancellations excluded */
+	DUROX_SERIES_INSTANCES_CANCELLED =
+	        1 << 3, /* "instances_cancelled": OrchestrationFailed events of kind cancelled */
 	DUROX_SERIES_ACTIVITIES_COMPLETED = 1 << 4, /* "activities_completed": ActivityCompleted events */
 	DUROX_SERIES_ACTIVITIES_FAILED = 1 << 5,    /* "activities_failed": ActivityFailed events */
 	DUROX_SERIES_AVERAGE_DURATION = 1 << 6,     /* "average_duration_ms": of instances that ended in the bucket */
@@ -836,10 +846,10 @@ int durox_series_parse(const char *name); /* the bit, or -1 */
 /* TimeSeriesRequest. Buckets are [start, start + bucket_ms), aligned to multiples of bucket_ms
  * since the epoch; the window is [from, to). Events are placed by their timestamp_ms. */
 typedef struct durox_time_series_request {
-	int64_t from;       /* DUROX_NO_TIME: to - metrics_retention_hours */
-	int64_t to;         /* DUROX_NO_TIME: now */
-	int64_t bucket_ms;  /* 0: chosen so that the window has at most 60 buckets (a round unit) */
-	unsigned series;    /* durox_series bits; 0: all */
+	int64_t from;                   /* DUROX_NO_TIME: to - metrics_retention_hours */
+	int64_t to;                     /* DUROX_NO_TIME: now */
+	int64_t bucket_ms;              /* 0: chosen so that the window has at most 60 buckets (a round unit) */
+	unsigned series;                /* durox_series bits; 0: all */
 	const char *orchestration_name; /* NULL: every orchestration */
 } durox_time_series_request;
 
@@ -870,8 +880,8 @@ typedef struct durox_child_instance {
 	const char *instance_id;
 	const char *orchestration_name;
 	int status;
-	uint64_t child_count;        /* its direct children (all of them, whatever the depth limit) */
-	uint32_t depth;              /* 1 for direct children of the root instance */
+	uint64_t child_count; /* its direct children (all of them, whatever the depth limit) */
+	uint32_t depth;       /* 1 for direct children of the root instance */
 	const char *parent_instance;
 	size_t first_child, n_children; /* its listed children: nodes[first_child .. first_child + n_children) */
 } durox_child_instance;
@@ -891,11 +901,11 @@ typedef struct durox_dependency_graph {
 	const char *tree_root;         /* the topmost ancestor (root_instance itself for a root) */
 	size_t n_children;             /* direct children = nodes[0 .. n_children) */
 	durox_child_instance *children;
-	size_t n_nodes;                /* every listed descendant, by depth, then creation, then id */
+	size_t n_nodes; /* every listed descendant, by depth, then creation, then id */
 	durox_child_instance *nodes;
-	uint64_t total_descendants;    /* every descendant, whatever the depth limit */
-	uint32_t max_depth;            /* the depth limit applied (0: none) */
-	int truncated;                 /* descendants exist beyond the limit or the node cap */
+	uint64_t total_descendants; /* every descendant, whatever the depth limit */
+	uint32_t max_depth;         /* the depth limit applied (0: none) */
+	int truncated;              /* descendants exist beyond the limit or the node cap */
 } durox_dependency_graph;
 
 void durox_dependency_graph_free(durox_dependency_graph *g);
@@ -921,20 +931,21 @@ const char *durox_stuck_reason_name(int reason);
 
 typedef struct durox_stuck_evidence {
 	int reason;
-	const char *message;  /* one line */
-	int64_t since;        /* when the condition began (ms) */
-	const char *queue;    /* "orchestrator", "worker" or NULL */
-	int64_t queue_id;     /* the queue row, -1 when none */
+	const char *message;   /* one line */
+	int64_t since;         /* when the condition began (ms) */
+	const char *queue;     /* "orchestrator", "worker" or NULL */
+	int64_t queue_id;      /* the queue row, -1 when none */
 	int64_t attempt_count; /* -1 when not relevant */
-	const char *detail;   /* the work item kind, activity or event name; may be NULL */
-	int blocks_queue;     /* orphan messages that stop SQLite's orchestrator dispatcher */
+	const char *detail;    /* the work item kind, activity or event name; may be NULL */
+	int blocks_queue;      /* orphan messages that stop SQLite's orchestrator dispatcher */
 } durox_stuck_evidence;
 
 typedef struct durox_stuck_instance {
 	const char *instance_id;
-	const char *orchestration_name; /* for an instance not created yet, the name its queued start asks for; else NULL */
-	int status;                     /* RUNNING (or CONTINUED_AS_NEW), or NOT_FOUND */
-	int64_t since;                  /* the earliest since of its evidence */
+	const char *
+	        orchestration_name; /* for an instance not created yet, the name its queued start asks for; else NULL */
+	int status;                 /* RUNNING (or CONTINUED_AS_NEW), or NOT_FOUND */
+	int64_t since;              /* the earliest since of its evidence */
 	size_t n_reasons;
 	durox_stuck_evidence *reasons;
 } durox_stuck_instance;
@@ -1040,20 +1051,20 @@ int durox_wait_for_orchestration(durox *dx, const char *instance_id, int64_t tim
 
 /* What happened (or, in a dry run, would happen) to one target. */
 typedef enum durox_outcome {
-	DUROX_OUTCOME_PENDING = 0,     /* not processed yet (a stopped or interrupted job) */
-	DUROX_OUTCOME_DONE,            /* acted on: cancelled, raised, purged, pruned, restarted */
-	DUROX_OUTCOME_FAILED,          /* refused; code and message say why */
-	DUROX_OUTCOME_NO_SUBSCRIPTION  /* raise: running, but no open subscription for the event */
+	DUROX_OUTCOME_PENDING = 0,    /* not processed yet (a stopped or interrupted job) */
+	DUROX_OUTCOME_DONE,           /* acted on: cancelled, raised, purged, pruned, restarted */
+	DUROX_OUTCOME_FAILED,         /* refused; code and message say why */
+	DUROX_OUTCOME_NO_SUBSCRIPTION /* raise: running, but no open subscription for the event */
 } durox_outcome;
 
 /* "pending", "done", "failed", "no_subscription"; NULL when out of range. */
 const char *durox_outcome_name(int outcome);
 
 typedef struct durox_bulk_progress {
-	int64_t job_id;     /* 0 in a dry run and while targets are being resolved */
-	const char *kind;   /* "cancel", "raise", "enqueue", "purge", "prune", "restart"; "wait" */
-	const char *phase;  /* "resolving" (matching targets) or "running" */
-	uint64_t total;     /* targets (while resolving: matched so far) */
+	int64_t job_id;    /* 0 in a dry run and while targets are being resolved */
+	const char *kind;  /* "cancel", "raise", "enqueue", "purge", "prune", "restart"; "wait" */
+	const char *phase; /* "resolving" (matching targets) or "running" */
+	uint64_t total;    /* targets (while resolving: matched so far) */
 	uint64_t done, failed, no_subscription;
 	int64_t elapsed_ms; /* since this call started */
 } durox_bulk_progress;
@@ -1151,9 +1162,9 @@ typedef struct durox_restart_request {
 
 typedef struct durox_bulk_item {
 	const char *instance_id;
-	int outcome;          /* durox_outcome */
-	int code;             /* FAILED: the DUROX_E* code (NOTFOUND, CONFLICT, DENIED, BUSY...) */
-	const char *message;  /* FAILED and NO_SUBSCRIPTION: why; else NULL */
+	int outcome;                 /* durox_outcome */
+	int code;                    /* FAILED: the DUROX_E* code (NOTFOUND, CONFLICT, DENIED, BUSY...) */
+	const char *message;         /* FAILED and NO_SUBSCRIPTION: why; else NULL */
 	const char *new_instance_id; /* restart: the id of the new instance */
 	/* purge and prune: what was deleted for this target */
 	uint64_t instances_deleted, executions_deleted, events_deleted, queue_messages_deleted;
@@ -1256,8 +1267,8 @@ typedef struct durox_job {
 	uint64_t total, done, failed, no_subscription, pending;
 	double rate;
 	uint32_t batch_size;
-	const char *owner;     /* "host:pid" of the process that last ran it */
-	int active;            /* its process is alive and running it */
+	const char *owner; /* "host:pid" of the process that last ran it */
+	int active;        /* its process is alive and running it */
 	int stop_requested;
 	int64_t created_at, started_at, finished_at, heartbeat_at; /* ms; DUROX_NO_TIME when not set */
 	const char *last_error;

@@ -361,7 +361,7 @@ static int run_subcommand(lua_State *L, char **argv, int argc, const char *store
 typedef struct opts {
 	int argc;
 	char **argv;
-	int script;     /* index of the script or subcommand, or argc */
+	int script; /* index of the script or subcommand, or argc */
 	int interactive;
 	int version;
 	int has_e;
@@ -370,7 +370,7 @@ typedef struct opts {
 	const char *store;
 	const char *config;
 	int help;
-	int bad;        /* index of a bad option */
+	int bad; /* index of a bad option */
 } opts;
 
 static void parse_args(opts *o)
@@ -545,7 +545,8 @@ static int pmain(lua_State *L)
 	} else if (o->script == o->argc && !o->has_e && !o->version) {
 		if (isatty(STDIN_FILENO)) {
 			fprintf(stdout, "duroxlua %s (%s)%s\n", DUROX_VERSION, LUA_RELEASE,
-			        lua_getglobal(L, "dx") != LUA_TNIL ? " - store open as 'dx'" : " - no store (use --store URL)");
+			        lua_getglobal(L, "dx") != LUA_TNIL ? " - store open as 'dx'"
+			                                           : " - no store (use --store URL)");
 			lua_pop(L, 1);
 			doREPL(L);
 		} else if (dochunk(L, luaL_loadfile(L, NULL)) != LUA_OK) {

@@ -51,8 +51,8 @@ int durox_aggregate_parse(const char *name)
 	return -1;
 }
 
-static const char *const series_names[] = {"instances_started",    "instances_completed",  "instances_failed",
-                                           "instances_cancelled",  "activities_completed", "activities_failed",
+static const char *const series_names[] = {"instances_started",   "instances_completed",  "instances_failed",
+                                           "instances_cancelled", "activities_completed", "activities_failed",
                                            "average_duration_ms"};
 
 const char *durox_series_name(unsigned bit)
@@ -219,8 +219,8 @@ void durox_time_series_free(durox_time_series *t) { result_free(t, sizeof *t); }
 /* The smallest round bucket that splits span into at most 60 buckets. */
 static int64_t auto_bucket(int64_t span)
 {
-	static const int64_t units[] = {1000,    5000,     10000,    30000,    60000,    300000,   600000,  900000,
-	                                1800000, 3600000,  7200000,  10800000, 21600000, 43200000, 86400000, 604800000};
+	static const int64_t units[] = {1000,    5000,    10000,   30000,    60000,    300000,   600000,   900000,
+	                                1800000, 3600000, 7200000, 10800000, 21600000, 43200000, 86400000, 604800000};
 	for (size_t k = 0; k < sizeof units / sizeof units[0]; k++)
 		if ((span + units[k] - 1) / units[k] <= 60)
 			return units[k];
@@ -258,8 +258,8 @@ int durox_get_time_series_metrics(durox *dx, const durox_time_series_request *re
 	int64_t start = floor_div(from, bucket) * bucket;
 	int64_t nb = (to - start + bucket - 1) / bucket;
 	if (nb > MAX_BUCKETS)
-		return dx_fail(dx, DUROX_ELIMIT, "%lld buckets of %lld ms: at most %d (use a larger bucket)", (long long)nb,
-		               (long long)bucket, MAX_BUCKETS);
+		return dx_fail(dx, DUROX_ELIMIT, "%lld buckets of %lld ms: at most %d (use a larger bucket)",
+		               (long long)nb, (long long)bucket, MAX_BUCKETS);
 	arena *a;
 	durox_time_series *res = result_new(sizeof *res, &a);
 	if (res == NULL)
@@ -288,7 +288,8 @@ int durox_get_time_series_metrics(durox *dx, const durox_time_series_request *re
 		t->activities_failed += bk->activities_failed;
 		t->average_duration_ms += bk->average_duration_ms; /* sums until divided */
 		t->durations_counted += bk->durations_counted;
-		bk->average_duration_ms = bk->durations_counted ? bk->average_duration_ms / (double)bk->durations_counted : NAN;
+		bk->average_duration_ms =
+		        bk->durations_counted ? bk->average_duration_ms / (double)bk->durations_counted : NAN;
 	}
 	t->average_duration_ms = t->durations_counted ? t->average_duration_ms / (double)t->durations_counted : NAN;
 	res->from = start;
@@ -383,8 +384,8 @@ static int link_nodes(durox_child_instance *nodes, size_t n, arena *a)
 			qsort(keys + level_start, k - level_start, sizeof *keys, cmp_node_key);
 			for (size_t j = level_start; j < k; j++) {
 				int created;
-				hmap_entry *e = hmap_put(&pos, nodes[keys[j].pos].instance_id, strlen(nodes[keys[j].pos].instance_id),
-				                         &created);
+				hmap_entry *e = hmap_put(&pos, nodes[keys[j].pos].instance_id,
+				                         strlen(nodes[keys[j].pos].instance_id), &created);
 				if (e == NULL) {
 					rc = DUROX_ENOMEM;
 					goto done;
@@ -394,8 +395,8 @@ static int link_nodes(durox_child_instance *nodes, size_t n, arena *a)
 			level_start = k;
 		}
 		hmap_entry *p = nodes[k].parent_instance
-		                    ? hmap_get(&pos, nodes[k].parent_instance, strlen(nodes[k].parent_instance))
-		                    : NULL;
+		                        ? hmap_get(&pos, nodes[k].parent_instance, strlen(nodes[k].parent_instance))
+		                        : NULL;
 		keys[k] = (node_key){nodes[k].depth, p ? (size_t)p->a : 0, k};
 	}
 	qsort(keys + level_start, n - level_start, sizeof *keys, cmp_node_key);
@@ -451,7 +452,8 @@ int durox_get_instance_dependencies(durox *dx, const char *instance_id, uint32_t
 	if (instance_id == NULL)
 		return dx_fail(dx, DUROX_EINVALID, "no instance id given");
 	if (dx->st->mvt == NULL)
-		return dx_fail(dx, DUROX_EUNSUPPORTED, "the %s provider does not support dependencies", dx->st->info.provider);
+		return dx_fail(dx, DUROX_EUNSUPPORTED, "the %s provider does not support dependencies",
+		               dx->st->info.provider);
 	arena *a;
 	durox_dependency_graph *g = result_new(sizeof *g, &a);
 	if (g == NULL)

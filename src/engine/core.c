@@ -80,8 +80,8 @@ int durox_status_parse(const char *name)
 	return -1;
 }
 
-static const char *const kind_names[] = {"",           "application",    "cancelled",     "poison",
-                                         "nondeterminism", "infrastructure", "configuration"};
+static const char *const kind_names[] = {
+        "", "application", "cancelled", "poison", "nondeterminism", "infrastructure", "configuration"};
 
 const char *durox_failure_kind_name(int kind)
 {
@@ -98,15 +98,11 @@ int durox_failure_kind_parse(const char *name)
 	return -1;
 }
 
-static const char *const field_names[] = {"status",        "orchestration_name", "version",
-                                          "instance_id",   "parent_instance",    "created_at",
-                                          "updated_at",    "completed_at",       "custom_status",
-                                          "execution_count", "failure_kind",     "text"};
+static const char *const field_names[] = {"status",          "orchestration_name", "version",      "instance_id",
+                                          "parent_instance", "created_at",         "updated_at",   "completed_at",
+                                          "custom_status",   "execution_count",    "failure_kind", "text"};
 
-const char *durox_field_name(int field)
-{
-	return field >= 0 && field < DUROX_FIELD__COUNT ? field_names[field] : NULL;
-}
+const char *durox_field_name(int field) { return field >= 0 && field < DUROX_FIELD__COUNT ? field_names[field] : NULL; }
 
 int durox_field_parse(const char *name)
 {
@@ -226,8 +222,8 @@ int durox_set_config(durox *dx, const durox_config *cfg)
 int summary_copy(arena *a, durox_instance_summary *dst, const durox_instance_summary *src)
 {
 	*dst = *src;
-#define DUP(f)                                                                                                 \
-	if (src->f != NULL && (dst->f = arena_strdup(a, src->f)) == NULL)                                    \
+#define DUP(f)                                                                                                         \
+	if (src->f != NULL && (dst->f = arena_strdup(a, src->f)) == NULL)                                              \
 		return DUROX_ENOMEM;
 	DUP(instance_id)
 	DUP(orchestration_name)

@@ -362,7 +362,8 @@ void durox_instance_details_free(durox_instance_details *d)
 
 static int is_terminal(int status)
 {
-	return status == DUROX_STATUS_COMPLETED || status == DUROX_STATUS_FAILED || status == DUROX_STATUS_CONTINUED_AS_NEW;
+	return status == DUROX_STATUS_COMPLETED || status == DUROX_STATUS_FAILED ||
+	       status == DUROX_STATUS_CONTINUED_AS_NEW;
 }
 
 /* Loads summary, executions and their analyses into d (allocating from a). */

@@ -37,9 +37,9 @@ const char *durox_filter_error(const durox_filter *f) { return f->err; }
 
 static durox_expr *ferr(durox_filter *f, const char *fmt, ...)
 #if defined(__GNUC__)
-	__attribute__((format(printf, 2, 3)))
+        __attribute__((format(printf, 2, 3)))
 #endif
-	;
+        ;
 
 /* Records the first construction error; returns NULL so constructors can `return ferr(...)`. */
 static durox_expr *ferr(durox_filter *f, const char *fmt, ...)
@@ -323,8 +323,8 @@ static void describe_chain(buf *b, const durox_expr *e)
 
 static void describe(buf *b, const durox_expr *e)
 {
-	static const char *const ops[] = {"=", "!=", "<", "<=", ">", ">=", "STARTS_WITH", "LIKE", "CONTAINS",
-	                                  "IS NULL", "IS NOT NULL"};
+	static const char *const ops[] = {
+	        "=", "!=", "<", "<=", ">", ">=", "STARTS_WITH", "LIKE", "CONTAINS", "IS NULL", "IS NOT NULL"};
 	switch (e->kind) {
 	case EXPR_AND:
 	case EXPR_OR:

@@ -214,8 +214,16 @@ int durox_get_execution_history_filtered(durox *dx, const durox_history_request 
 	int rc = resolve_execution(dx, req->instance_id, &exec);
 	if (rc != DUROX_OK)
 		return rc;
-	store_history_query q = {req->instance_id, exec,       req->from_event_id, req->to_event_id, req->event_types,
-	                         req->n_event_types, req->from_time, req->to_time,   0,                 1};
+	store_history_query q = {req->instance_id,
+	                         exec,
+	                         req->from_event_id,
+	                         req->to_event_id,
+	                         req->event_types,
+	                         req->n_event_types,
+	                         req->from_time,
+	                         req->to_time,
+	                         0,
+	                         1};
 	uint64_t fp = history_fingerprint(req, exec);
 	if (req->page_token != NULL && req->page_token[0] != '\0') {
 		buf raw;
@@ -231,7 +239,8 @@ int durox_get_execution_history_filtered(durox *dx, const durox_history_request 
 			if (!bad && token_reader_done(&r) && tfp != fp) {
 				buf_free(&raw);
 				return dx_fail(dx, DUROX_EINVALID,
-				               "page token was issued for a different history request; repeat the first request "
+				               "page token was issued for a different history request; repeat the "
+				               "first request "
 				               "without a token");
 			}
 			bad = bad || !token_reader_done(&r);
@@ -315,7 +324,7 @@ typedef struct analyser {
 	size_t nrecs;
 	name_slot *names;
 	size_t nnames, capnames;
-	int in_turn;        /* a turn is open */
+	int in_turn; /* a turn is open */
 	int last_was_trigger;
 	int64_t turn_first, turn_last;
 	int rc;
@@ -359,10 +368,16 @@ static name_slot *slot_for(analyser *an, const char *name, int queue)
 
 static int is_trigger(const char *t)
 {
-	static const char *const triggers[] = {"OrchestrationStarted", "ActivityCompleted", "ActivityFailed",
-	                                       "TimerFired", "ExternalEvent", "ExternalEventPersistent",
-	                                       "SubOrchestrationCompleted", "SubOrchestrationFailed",
-	                                       "OrchestrationCancelRequested", NULL};
+	static const char *const triggers[] = {"OrchestrationStarted",
+	                                       "ActivityCompleted",
+	                                       "ActivityFailed",
+	                                       "TimerFired",
+	                                       "ExternalEvent",
+	                                       "ExternalEventPersistent",
+	                                       "SubOrchestrationCompleted",
+	                                       "SubOrchestrationFailed",
+	                                       "OrchestrationCancelRequested",
+	                                       NULL};
 	for (const char *const *p = triggers; *p; p++)
 		if (strcmp(t, *p) == 0)
 			return 1;
@@ -570,17 +585,16 @@ static int collect_pending(analyser *an)
 			continue;
 		switch (r->kind) {
 		case R_ACTIVITY:
-			d->pending_activities[d->n_pending_activities++] =
-				(durox_pending_activity){id, r->name ? r->name : "", r->input ? r->input : "", r->ts, r->tag,
-			                             r->session};
+			d->pending_activities[d->n_pending_activities++] = (durox_pending_activity){
+			        id, r->name ? r->name : "", r->input ? r->input : "", r->ts, r->tag, r->session};
 			break;
 		case R_TIMER:
 			d->pending_timers[d->n_pending_timers++] = (durox_pending_timer){
-				id, r->fire_at > r->ts ? (uint64_t)(r->fire_at - r->ts) : 0, r->ts, r->fire_at};
+			        id, r->fire_at > r->ts ? (uint64_t)(r->fire_at - r->ts) : 0, r->ts, r->fire_at};
 			break;
 		case R_CHILD:
 			d->pending_children[d->n_pending_children++] =
-				(durox_pending_child){id, r->name ? r->name : "", r->child ? r->child : "", r->ts};
+			        (durox_pending_child){id, r->name ? r->name : "", r->child ? r->child : "", r->ts};
 			break;
 		case R_SUB:
 		case R_QSUB: {
@@ -592,7 +606,7 @@ static int collect_pending(analyser *an)
 			uint64_t index = s->active++;
 			if (index >= s->arrivals)
 				d->pending_events[d->n_pending_events++] =
-					(durox_pending_event){id, r->name ? r->name : "", r->ts, r->kind == R_QSUB};
+				        (durox_pending_event){id, r->name ? r->name : "", r->ts, r->kind == R_QSUB};
 			break;
 		}
 		default: break;

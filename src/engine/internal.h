@@ -26,9 +26,9 @@ void metrics_cache_free(metrics_cache *c);
 /* Sets the handle's message and returns rc. */
 int dx_fail(durox *dx, int rc, const char *fmt, ...)
 #if defined(__GNUC__)
-	__attribute__((format(printf, 3, 4)))
+        __attribute__((format(printf, 3, 4)))
 #endif
-	;
+        ;
 /* Copies the provider's message for a failed provider call and returns rc. */
 int dx_store_fail(durox *dx, int rc);
 /* Clears the message (start of every public call). */

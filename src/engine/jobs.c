@@ -117,9 +117,9 @@ static int copy_job_cb(void *ud, const store_job *j)
 {
 	job_copy *c = ud;
 	c->j = *j;
-#define DUP(f)                                                                                                 \
-	if (j->f != NULL && (c->j.f = arena_strdup(&c->mem, j->f)) == NULL) {                                  \
-		c->rc = DUROX_ENOMEM;                                                                                \
+#define DUP(f)                                                                                                         \
+	if (j->f != NULL && (c->j.f = arena_strdup(&c->mem, j->f)) == NULL) {                                          \
+		c->rc = DUROX_ENOMEM;                                                                                  \
 		return -1;                                                                                             \
 	}
 	DUP(kind)
@@ -309,9 +309,10 @@ static int resolve_ids(runctx *rc, targets *ts, uint32_t limit)
 		if (pos != (size_t)-1)
 			continue;
 		if (ts->n >= limit)
-			return dx_fail(dx, DUROX_ELIMIT,
-			               "more than %u instances given (max_instances); split the list or raise max_instances",
-			               (unsigned)limit);
+			return dx_fail(
+			        dx, DUROX_ELIMIT,
+			        "more than %u instances given (max_instances); split the list or raise max_instances",
+			        (unsigned)limit);
 		if (targets_push(ts, id) != DUROX_OK)
 			return dx_fail(dx, DUROX_ENOMEM, "out of memory");
 		ts->slots[slot] = ts->n;
@@ -342,7 +343,8 @@ static int resolve_ids(runctx *rc, targets *ts, uint32_t limit)
 		if (r != DUROX_OK)
 			return r;
 		if ((r = report(rc, 0)) != 0)
-			return r < 0 ? r : dx_fail(dx, DUROX_EABORT, "stopped while resolving targets; nothing was done");
+			return r < 0 ? r
+			             : dx_fail(dx, DUROX_EABORT, "stopped while resolving targets; nothing was done");
 	}
 	return DUROX_OK;
 }
@@ -381,7 +383,8 @@ static int resolve_filter(runctx *rc, targets *ts, uint32_t limit)
 	while ((r = durox_instance_iter_next(it, &s)) == 1) {
 		if (ts->n >= limit) {
 			r = dx_fail(dx, DUROX_ELIMIT,
-			            "more than %u instances match (max_instances); narrow the filter or raise max_instances",
+			            "more than %u instances match (max_instances); narrow the filter or raise "
+			            "max_instances",
 			            (unsigned)limit);
 			break;
 		}
@@ -558,11 +561,12 @@ static int build_report(durox *dx, const store_job *j, int64_t elapsed, durox_bu
 	report_ctx c = {br, {0}, DUROX_OK};
 	arena_init(&c.scratch);
 	int rc = br->pub.kind == NULL || br->pub.state == NULL
-	             ? DUROX_ENOMEM
-	             : dx->st->ops->job_targets(dx->st, j->job_id, 0, 0, 0, report_target_cb, &c);
+	                 ? DUROX_ENOMEM
+	                 : dx->st->ops->job_targets(dx->st, j->job_id, 0, 0, 0, report_target_cb, &c);
 	arena_release(&c.scratch);
 	if (rc != DUROX_OK || c.rc != DUROX_OK) {
-		rc = c.rc != DUROX_OK || rc == DUROX_ENOMEM ? dx_fail(dx, DUROX_ENOMEM, "out of memory") : dx_store_fail(dx, rc);
+		rc = c.rc != DUROX_OK || rc == DUROX_ENOMEM ? dx_fail(dx, DUROX_ENOMEM, "out of memory")
+		                                            : dx_store_fail(dx, rc);
 		durox_bulk_response_free(&br->pub);
 		return rc;
 	}
@@ -700,7 +704,8 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 		if ((r = load_job(dx, job_id, &jc)) != DUROX_OK || !jc.found) {
 			dx->st->ops->rollback(dx->st);
 			if (r == DUROX_OK)
-				r = dx_fail(dx, DUROX_ENOTFOUND, "job %lld vanished from the journal", (long long)job_id);
+				r = dx_fail(dx, DUROX_ENOTFOUND, "job %lld vanished from the journal",
+				            (long long)job_id);
 			break;
 		}
 		if (!is_self(jc.j.owner) || strcmp(jc.j.state, "running") != 0) {
@@ -765,9 +770,12 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 			r = op_apply(dx, p, b.v[k].id, now, 1, &res);
 			if (r != DUROX_OK)
 				break;
-			store_target t = {b.v[k].seq, b.v[k].id, durox_outcome_name(res.outcome),
+			store_target t = {b.v[k].seq,
+			                  b.v[k].id,
+			                  durox_outcome_name(res.outcome),
 			                  res.outcome == DUROX_OUTCOME_FAILED ? durox_code_name(res.code) : NULL,
-			                  res.message.len > 0 ? res.message.data : NULL, result_json(p, &res, &rj)};
+			                  res.message.len > 0 ? res.message.data : NULL,
+			                  result_json(p, &res, &rj)};
 			if (buf_oom(&res.message) || buf_oom(&rj)) {
 				r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
 				break;
@@ -860,7 +868,8 @@ static int check_options(durox *dx, const durox_bulk_options *o, uint32_t *limit
 	uint32_t ceiling = dx->cfg.max_bulk_operations;
 	if (o->max_instances > ceiling)
 		return dx_fail(dx, DUROX_ELIMIT,
-		               "max_instances %u exceeds the configured max_bulk_operations %u; raise max_bulk_operations first",
+		               "max_instances %u exceeds the configured max_bulk_operations %u; raise "
+		               "max_bulk_operations first",
 		               (unsigned)o->max_instances, (unsigned)ceiling);
 	*limit = o->max_instances > 0 ? o->max_instances : ceiling;
 	return DUROX_OK;
@@ -903,7 +912,8 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 	j.started_at = now;
 	j.finished_at = DUROX_NO_TIME;
 	store_target *chunk = calloc(RECORD_CHUNK, sizeof *chunk);
-	int r = buf_oom(&req) || buf_oom(&desc) || chunk == NULL ? dx_fail(dx, DUROX_ENOMEM, "out of memory") : DUROX_OK;
+	int r = buf_oom(&req) || buf_oom(&desc) || chunk == NULL ? dx_fail(dx, DUROX_ENOMEM, "out of memory")
+	                                                         : DUROX_OK;
 	size_t next = 0;
 	int first = 1;
 	while (r == DUROX_OK && (first || next < ts->n)) {
@@ -921,8 +931,12 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 		size_t n = ts->n - next < RECORD_CHUNK ? ts->n - next : RECORD_CHUNK;
 		for (size_t k = 0; k < n; k++) {
 			const target *t = &ts->v[next + k];
-			chunk[k] = (store_target){next + k + 1, t->id, t->deny ? "failed" : "pending",
-			                          t->deny ? durox_code_name(DUROX_EDENIED) : NULL, t->deny, NULL};
+			chunk[k] = (store_target){next + k + 1,
+			                          t->id,
+			                          t->deny ? "failed" : "pending",
+			                          t->deny ? durox_code_name(DUROX_EDENIED) : NULL,
+			                          t->deny,
+			                          NULL};
 		}
 		if (r == DUROX_OK)
 			r = dx->st->ops->job_add_targets(dx->st, *job_id, next + 1, chunk, n);
@@ -944,8 +958,9 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 		rc->pr.job_id = *job_id;
 		int s = report(rc, 0);
 		if (s != 0 && !last) {
-			r = s < 0 ? s : dx_fail(dx, DUROX_EABORT, "stopped while recording job %lld; nothing was done",
-			                        (long long)*job_id);
+			r = s < 0 ? s
+			          : dx_fail(dx, DUROX_EABORT, "stopped while recording job %lld; nothing was done",
+			                    (long long)*job_id);
 			break;
 		}
 	}
@@ -1018,8 +1033,9 @@ static int bulk(durox *dx, const op_params *p, const durox_bulk_options *o, duro
 	*out = NULL;
 	dx_clear(dx);
 	uint32_t limit = 0;
-	int r = dx->st->ops == NULL ? dx_fail(dx, DUROX_EUNSUPPORTED, "the %s provider cannot write", dx->st->info.provider)
-	                            : check_options(dx, o, &limit);
+	int r = dx->st->ops == NULL
+	                ? dx_fail(dx, DUROX_EUNSUPPORTED, "the %s provider cannot write", dx->st->info.provider)
+	                : check_options(dx, o, &limit);
 	if (r == DUROX_OK)
 		r = op_check_params(dx, p);
 	if (r == DUROX_OK && !o->dry_run)
@@ -1149,8 +1165,8 @@ static int list_cb(void *ud, const store_job *j)
 	o->started_at = j->started_at;
 	o->finished_at = j->finished_at;
 	o->heartbeat_at = j->heartbeat_at;
-#define DUP(dst, src)                                                                                          \
-	if ((src) != NULL && ((dst) = arena_strdup(&r->mem, (src))) == NULL)                                   \
+#define DUP(dst, src)                                                                                                  \
+	if ((src) != NULL && ((dst) = arena_strdup(&r->mem, (src))) == NULL)                                           \
 		goto oom;
 	DUP(o->kind, j->kind)
 	DUP(o->state, state)
@@ -1230,7 +1246,8 @@ int durox_job_report(durox *dx, int64_t job_id, durox_bulk_response **out)
 	if (rc != DUROX_OK)
 		return rc;
 	if (!exists)
-		return dx_fail(dx, DUROX_ENOTFOUND, "job %lld not found (the store has no job journal)", (long long)job_id);
+		return dx_fail(dx, DUROX_ENOTFOUND, "job %lld not found (the store has no job journal)",
+		               (long long)job_id);
 	job_copy jc = {{0}, {0}, 0, DUROX_OK};
 	arena_init(&jc.mem);
 	rc = load_job(dx, job_id, &jc);
@@ -1253,7 +1270,8 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
 	if (rc == DUROX_OK)
 		rc = journal_ready(dx, &exists);
 	if (rc == DUROX_OK && !exists)
-		rc = dx_fail(dx, DUROX_ENOTFOUND, "job %lld not found (the store has no job journal)", (long long)job_id);
+		rc = dx_fail(dx, DUROX_ENOTFOUND, "job %lld not found (the store has no job journal)",
+		             (long long)job_id);
 	if (rc == DUROX_OK && (!(opts->rate >= 0) || isinf(opts->rate) || opts->batch_size > 100000))
 		rc = dx_fail(dx, DUROX_EINVALID, "rate or batch_size out of range");
 	if (rc != DUROX_OK)
@@ -1279,19 +1297,22 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
 			finished = 1;
 		} else if (strcmp(j->state, "abandoned") == 0) {
 			rc = dx_fail(dx, DUROX_ECONFLICT,
-			             "job %lld was interrupted while its targets were being recorded; nothing was done; start "
+			             "job %lld was interrupted while its targets were being recorded; nothing was "
+			             "done; start "
 			             "the operation again",
 			             (long long)job_id);
 		} else if (strcmp(j->state, "resolving") == 0) {
 			if (alive) {
-				rc = dx_fail(dx, DUROX_ECONFLICT, "job %lld is still recording its targets in process %s",
-				             (long long)job_id, j->owner);
+				rc = dx_fail(dx, DUROX_ECONFLICT,
+				             "job %lld is still recording its targets in process %s", (long long)job_id,
+				             j->owner);
 			} else {
 				jc.j.state = "abandoned";
 				jc.j.finished_at = now;
 				commit = dx->st->ops->job_update(dx->st, &jc.j) == DUROX_OK;
 				rc = dx_fail(dx, DUROX_ECONFLICT,
-				             "job %lld was interrupted while its targets were being recorded; nothing was done; "
+				             "job %lld was interrupted while its targets were being recorded; nothing "
+				             "was done; "
 				             "start the operation again",
 				             (long long)job_id);
 			}
@@ -1299,7 +1320,8 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
 			rc = dx_fail(dx, DUROX_ECONFLICT, "job %lld is running in process %s; stop it or wait for it",
 			             (long long)job_id, j->owner);
 		} else if (op_params_from_json(&pmem, j->kind, j->request, &p) != 0) {
-			rc = dx_fail(dx, DUROX_ECORRUPT, "job %lld has an unreadable request in the journal", (long long)job_id);
+			rc = dx_fail(dx, DUROX_ECORRUPT, "job %lld has an unreadable request in the journal",
+			             (long long)job_id);
 		} else {
 			char owner[200];
 			self_owner(owner, sizeof owner);
@@ -1355,7 +1377,8 @@ int durox_job_stop(durox *dx, int64_t job_id, const char **state)
 	if (rc == DUROX_OK)
 		rc = journal_ready(dx, &exists);
 	if (rc == DUROX_OK && !exists)
-		rc = dx_fail(dx, DUROX_ENOTFOUND, "job %lld not found (the store has no job journal)", (long long)job_id);
+		rc = dx_fail(dx, DUROX_ENOTFOUND, "job %lld not found (the store has no job journal)",
+		             (long long)job_id);
 	if (rc != DUROX_OK)
 		return rc;
 	rc = dx->st->ops->begin(dx->st);

@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "engine/internal.h"
+#include "engine/token.h"
 #include "util/buf.h"
 #include "util/codec.h"
-#include "engine/token.h"
 
 #define DEFAULT_PAGE 100
 
@@ -53,8 +53,9 @@ static void scan_init(scan *s, durox *dx, const durox_list_request *req, uint32_
 	s->q.order_by = req->order_by;
 	int dir = req->direction;
 	if (dir == DUROX_DIR_DEFAULT)
-		dir = req->order_by == DUROX_ORDER_CREATED_AT || req->order_by == DUROX_ORDER_UPDATED_AT ? DUROX_DIR_DESC
-		                                                                                         : DUROX_DIR_ASC;
+		dir = req->order_by == DUROX_ORDER_CREATED_AT || req->order_by == DUROX_ORDER_UPDATED_AT
+		              ? DUROX_DIR_DESC
+		              : DUROX_DIR_ASC;
 	s->q.descending = dir == DUROX_DIR_DESC;
 	s->pred = req->predicate;
 	s->ud = req->predicate_ud;
@@ -210,7 +211,8 @@ static int decode_page_token(scan *s, uint64_t fp, const char *token)
 	uint64_t tfp = token_get_u64(&r);
 	if (r.bad || order != s->q.order_by || desc != s->q.descending || tfp != fp) {
 		dx_fail(s->dx, DUROX_EINVALID,
-		        "page token was issued for a different filter or order; repeat the first request without a token");
+		        "page token was issued for a different filter or order; repeat the first request without a "
+		        "token");
 		goto done;
 	}
 	durox_instance_summary pos = {0};
@@ -290,7 +292,8 @@ static int result_push(list_result *lr, const durox_instance_summary *r)
 static int check_request(durox *dx, const durox_list_request *req)
 {
 	if (req->order_by < DUROX_ORDER_CREATED_AT || req->order_by > DUROX_ORDER_ORCHESTRATION_NAME)
-		return dx_fail(dx, DUROX_EINVALID, "unknown order_by (expected CreatedAt, UpdatedAt, InstanceId or OrchestrationName)");
+		return dx_fail(dx, DUROX_EINVALID,
+		               "unknown order_by (expected CreatedAt, UpdatedAt, InstanceId or OrchestrationName)");
 	if (req->direction < DUROX_DIR_DEFAULT || req->direction > DUROX_DIR_DESC)
 		return dx_fail(dx, DUROX_EINVALID, "unknown direction");
 	return DUROX_OK;
@@ -330,7 +333,8 @@ int durox_list_instances_paginated(durox *dx, const durox_list_request *req, dur
 	scan_init(&s, dx, req, batch);
 	uint64_t fp = fingerprint(req, NULL);
 	list_result *lr = NULL;
-	if (req->page_token != NULL && req->page_token[0] != '\0' && (rc = decode_page_token(&s, fp, req->page_token)) != DUROX_OK)
+	if (req->page_token != NULL && req->page_token[0] != '\0' &&
+	    (rc = decode_page_token(&s, fp, req->page_token)) != DUROX_OK)
 		goto done;
 	lr = result_new(size + 1);
 	if (lr == NULL) {
@@ -385,10 +389,11 @@ static int collect(durox *dx, const durox_list_request *req, uint32_t cap, int l
 	while ((rc = scan_next(&s, &r)) == 1) {
 		if (lr->pub.count >= cap) {
 			if (limit_is_error) {
-				rc = dx_fail(dx, DUROX_ELIMIT,
-				             "more than %u instances match (max_list_instances); narrow the filter or use "
-				             "list_instances_paginated or the instances() iterator",
-				             (unsigned)cap);
+				rc = dx_fail(
+				        dx, DUROX_ELIMIT,
+				        "more than %u instances match (max_list_instances); narrow the filter or use "
+				        "list_instances_paginated or the instances() iterator",
+				        (unsigned)cap);
 			} else {
 				rc = DUROX_OK;
 			}
@@ -413,7 +418,8 @@ int durox_list_instances(durox *dx, const durox_filter *filter, durox_predicate_
 {
 	*out = NULL;
 	dx_clear(dx);
-	durox_list_request req = {.filter = filter, .predicate = pred, .predicate_ud = ud, .order_by = DUROX_ORDER_CREATED_AT};
+	durox_list_request req = {
+	        .filter = filter, .predicate = pred, .predicate_ud = ud, .order_by = DUROX_ORDER_CREATED_AT};
 	return collect(dx, &req, dx->cfg.max_list_instances, 1, out);
 }
 
@@ -439,7 +445,9 @@ int durox_search_instances(durox *dx, const durox_search_request *req, durox_ins
 	uint32_t limit = req->limit ? req->limit : dx->cfg.max_list_instances;
 	if (limit > dx->cfg.max_list_instances)
 		limit = dx->cfg.max_list_instances;
-	durox_list_request lr = {.filter = f, .predicate = req->predicate, .predicate_ud = req->predicate_ud,
+	durox_list_request lr = {.filter = f,
+	                         .predicate = req->predicate,
+	                         .predicate_ud = req->predicate_ud,
 	                         .order_by = DUROX_ORDER_CREATED_AT};
 	rc = collect(dx, &lr, limit, 0, out);
 	durox_filter_free(f);

@@ -58,7 +58,8 @@ int metrics_begin(durox *dx, const durox_metrics_request *req, metrics_ctx *m)
 	dx_clear(dx);
 	memset(m, 0, sizeof *m);
 	if (!dx->cfg.enable_metrics)
-		return dx_fail(dx, DUROX_EDENIED, "metrics are disabled (enable_metrics = false in the ManagementConfig)");
+		return dx_fail(dx, DUROX_EDENIED,
+		               "metrics are disabled (enable_metrics = false in the ManagementConfig)");
 	if (dx->st->mvt == NULL)
 		return dx_fail(dx, DUROX_EUNSUPPORTED, "the %s provider has no metrics", dx->st->info.provider);
 	if (dx->metrics == NULL && (dx->metrics = calloc(1, sizeof *dx->metrics)) == NULL)
@@ -162,8 +163,8 @@ static int get_queues(metrics_ctx *m, store_queue_snapshot *scratch, const store
 	store_queue_params p;
 	metrics_queue_params(m->dx, m->now, &p);
 	int same = c->has_queue && c->queue_params.stall_ms == p.stall_ms &&
-	           c->queue_params.timer_overdue_ms == p.timer_overdue_ms && c->queue_params.near_poison == p.near_poison &&
-	           c->queue_params.max_attempts == p.max_attempts;
+	           c->queue_params.timer_overdue_ms == p.timer_overdue_ms &&
+	           c->queue_params.near_poison == p.near_poison && c->queue_params.max_attempts == p.max_attempts;
 	if (!m->explicit_now && same && usable(m, 1, c->queue_mono)) {
 		seen(m, c->queue_at);
 		*out = &c->queue;
@@ -241,8 +242,8 @@ int durox_get_runtime_metrics(durox *dx, const durox_metrics_request *req, durox
 	out->overdue_timers = q->overdue_timers;
 	out->expired_instance_locks = q->long_expired_instance_locks;
 	out->blocking_orphan_items = q->orchestrator.orphans_blocking;
-	out->orchestrator_dispatcher_healthy =
-		q->orchestrator.stalled == 0 && q->long_expired_instance_locks == 0 && q->orchestrator.orphans_blocking == 0;
+	out->orchestrator_dispatcher_healthy = q->orchestrator.stalled == 0 && q->long_expired_instance_locks == 0 &&
+	                                       q->orchestrator.orphans_blocking == 0;
 	out->worker_dispatcher_healthy = q->worker.stalled == 0;
 	out->timer_dispatcher_healthy = q->overdue_timers == 0;
 	out->collected_at = metrics_collected_at(&m);
@@ -295,7 +296,7 @@ int durox_get_queue_metrics(durox *dx, const durox_metrics_request *req, durox_q
 	memset(out, 0, sizeof *out);
 	out->average_processing_time_ms = NAN;
 	out->orchestrator_queue_oldest_item_age_ms = out->worker_queue_oldest_item_age_ms =
-		out->timer_queue_oldest_item_age_ms = -1;
+	        out->timer_queue_oldest_item_age_ms = -1;
 	out->next_timer_at = DUROX_NO_TIME;
 	metrics_ctx m;
 	int rc = metrics_begin(dx, req, &m);
@@ -322,9 +323,14 @@ int durox_get_queue_metrics(durox *dx, const durox_metrics_request *req, durox_q
 	out->overdue_timers = q->overdue_timers;
 	out->next_timer_at = q->next_timer_at;
 	/* every event that records a message the orchestrator consumed */
-	static const int consumed[] = {EV_ORCHESTRATION_STARTED,      EV_ACTIVITY_COMPLETED,   EV_ACTIVITY_FAILED,
-	                               EV_TIMER_FIRED,                EV_EXTERNAL_EVENT,       EV_QUEUE_EVENT,
-	                               EV_SUB_ORCHESTRATION_COMPLETED, EV_SUB_ORCHESTRATION_FAILED,
+	static const int consumed[] = {EV_ORCHESTRATION_STARTED,
+	                               EV_ACTIVITY_COMPLETED,
+	                               EV_ACTIVITY_FAILED,
+	                               EV_TIMER_FIRED,
+	                               EV_EXTERNAL_EVENT,
+	                               EV_QUEUE_EVENT,
+	                               EV_SUB_ORCHESTRATION_COMPLETED,
+	                               EV_SUB_ORCHESTRATION_FAILED,
 	                               EV_ORCHESTRATION_CANCEL_REQUESTED};
 	for (size_t k = 0; k < sizeof consumed / sizeof consumed[0]; k++)
 		out->orchestrator_items_processed += h->by_type[consumed[k]];
@@ -430,7 +436,8 @@ int durox_get_orchestration_metrics(durox *dx, const durox_metrics_request *req,
 	for (size_t k = 0; k < n; k++) {
 		durox_orchestration_type_metrics *r = &items[k];
 		/* average_duration_ms held the sum */
-		r->average_duration_ms = r->durations_counted ? r->average_duration_ms / (double)r->durations_counted : NAN;
+		r->average_duration_ms =
+		        r->durations_counted ? r->average_duration_ms / (double)r->durations_counted : NAN;
 		uint64_t done = r->total_completed + r->total_failed;
 		r->success_rate = done ? (double)r->total_completed / (double)done : NAN;
 		r->failure_rate = done ? (double)r->total_failed / (double)done : NAN;

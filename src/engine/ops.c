@@ -74,7 +74,8 @@ int op_valid_utf8(const char *s)
 				return 0;
 			cp = (cp << 6) | (p[k] & 0x3F);
 		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
 			return 0;
 		p += n + 1;
 	}
@@ -107,9 +108,9 @@ void op_result_free(op_result *r)
 
 static int refuse(op_result *r, int code, const char *fmt, ...)
 #if defined(__GNUC__)
-	__attribute__((format(printf, 3, 4)))
+        __attribute__((format(printf, 3, 4)))
 #endif
-	;
+        ;
 
 /* Records a refusal (outcome FAILED) and returns DUROX_OK: the call itself succeeded. */
 static int refuse(op_result *r, int code, const char *fmt, ...)
@@ -183,7 +184,8 @@ int op_check_writable(durox *dx)
 	if (dx->st->ops == NULL)
 		return dx_fail(dx, DUROX_EUNSUPPORTED, "the %s provider cannot write", dx->st->info.provider);
 	if (dx->st->info.readonly)
-		return dx_fail(dx, DUROX_EDENIED, "store '%s' is open read-only; writes are refused (open it without readonly)",
+		return dx_fail(dx, DUROX_EDENIED,
+		               "store '%s' is open read-only; writes are refused (open it without readonly)",
 		               dx->st->info.location);
 	return DUROX_OK;
 }
@@ -324,9 +326,11 @@ static int apply_restart(durox *dx, const op_params *p, const char *id, const st
                          op_result *res)
 {
 	if (is->is_child)
-		return refuse(res, DUROX_ECONFLICT, "instance '%s' is a sub-orchestration; restart its root instead", id);
+		return refuse(res, DUROX_ECONFLICT, "instance '%s' is a sub-orchestration; restart its root instead",
+		              id);
 	if (is->status != DUROX_STATUS_FAILED)
-		return refuse(res, DUROX_ECONFLICT, "instance '%s' is %s; only failed or cancelled instances are restarted", id,
+		return refuse(res, DUROX_ECONFLICT,
+		              "instance '%s' is %s; only failed or cancelled instances are restarted", id,
 		              durox_status_name(is->status));
 	arena a;
 	arena_init(&a);
@@ -340,8 +344,9 @@ static int apply_restart(durox *dx, const op_params *p, const char *id, const st
 	}
 	if (!ss.found) {
 		arena_release(&a);
-		return refuse(res, DUROX_ECORRUPT, "instance '%s' has no readable OrchestrationStarted event in execution %llu",
-		              id, (unsigned long long)is->current_execution);
+		return refuse(res, DUROX_ECORRUPT,
+		              "instance '%s' has no readable OrchestrationStarted event in execution %llu", id,
+		              (unsigned long long)is->current_execution);
 	}
 	/* the first free "<base>~r<N>" */
 	size_t base = restart_base_len(id);
@@ -433,10 +438,12 @@ static int apply_purge(durox *dx, const op_params *p, const char *id, const stor
 	}
 	if (!p->force && t.running != NULL) {
 		if (strcmp(t.running, id) == 0)
-			rc = refuse(res, DUROX_ECONFLICT, "instance '%s' is still running; cancel it first or use force", id);
+			rc = refuse(res, DUROX_ECONFLICT,
+			            "instance '%s' is still running; cancel it first or use force", id);
 		else
 			rc = refuse(res, DUROX_ECONFLICT,
-			            "sub-orchestration '%s' of instance '%s' is still running; cancel it first or use force",
+			            "sub-orchestration '%s' of instance '%s' is still running; cancel it first or use "
+			            "force",
 			            t.running, id);
 	} else if (!p->force && t.locked != NULL) {
 		rc = refuse(res, DUROX_EBUSY, "instance '%s' is being processed by the runtime (locked); retry later",
@@ -476,7 +483,8 @@ int op_apply(durox *dx, const op_params *p, const char *id, int64_t now, int wri
 		if (is.status == DUROX_STATUS_COMPLETED || is.status == DUROX_STATUS_FAILED)
 			return refuse(res, DUROX_ECONFLICT, "instance '%s' is already terminal (%s)", id, st);
 		if (is.status == DUROX_STATUS_UNKNOWN)
-			return refuse(res, DUROX_ECONFLICT, "instance '%s' has no current execution (status Unknown)", id);
+			return refuse(res, DUROX_ECONFLICT, "instance '%s' has no current execution (status Unknown)",
+			              id);
 		/* what is already queued for it: a cancel ends it first; queued events take
 		 * the open subscriptions first */
 		queued_scan q;
@@ -484,24 +492,29 @@ int op_apply(durox *dx, const op_params *p, const char *id, int64_t now, int wri
 		if ((rc = scan_queued(dx, id, check ? p->event_name : NULL, &q)) != DUROX_OK)
 			return rc;
 		if (q.cancels > 0)
-			return refuse(res, DUROX_ECONFLICT, "instance '%s' is being cancelled (a cancel is queued)", id);
+			return refuse(res, DUROX_ECONFLICT, "instance '%s' is being cancelled (a cancel is queued)",
+			              id);
 		if (check) {
 			int64_t open = 0;
-			if (is.exists && (rc = open_subscriptions(dx, id, is.current_execution, p->event_name, &open)) != DUROX_OK)
+			if (is.exists &&
+			    (rc = open_subscriptions(dx, id, is.current_execution, p->event_name, &open)) != DUROX_OK)
 				return rc;
 			open -= (int64_t)q.events;
 			if (open <= 0) {
 				res->outcome = DUROX_OUTCOME_NO_SUBSCRIPTION;
 				if (!is.exists)
-					buf_addf(&res->message, "instance '%s' has not started yet: no subscription for event '%s' is open",
+					buf_addf(&res->message,
+					         "instance '%s' has not started yet: no subscription for event '%s' is "
+					         "open",
 					         id, p->event_name);
 				else if (q.events > 0)
 					buf_addf(&res->message,
-					         "instance '%s' has no open subscription for event '%s' left (events already queued take them)",
+					         "instance '%s' has no open subscription for event '%s' left (events "
+					         "already queued take them)",
 					         id, p->event_name);
 				else
-					buf_addf(&res->message, "instance '%s' has no open subscription for event '%s'", id,
-					         p->event_name);
+					buf_addf(&res->message, "instance '%s' has no open subscription for event '%s'",
+					         id, p->event_name);
 				return DUROX_OK;
 			}
 		}
@@ -524,7 +537,8 @@ int op_apply(durox *dx, const op_params *p, const char *id, int64_t now, int wri
 	case OP_PURGE: return apply_purge(dx, p, id, &is, now, write, res);
 	case OP_PRUNE: {
 		if (write) {
-			rc = dx->st->ops->prune(dx->st, id, p->has_keep_last, p->keep_last, p->completed_before, &res->counts);
+			rc = dx->st->ops->prune(dx->st, id, p->has_keep_last, p->keep_last, p->completed_before,
+			                        &res->counts);
 			if (rc != DUROX_OK)
 				return store_err(dx, rc);
 		}
@@ -563,7 +577,8 @@ static int single(durox *dx, const op_params *p, const char *id)
 	} else {
 		dx->st->ops->rollback(dx->st);
 		if (rc == DUROX_OK)
-			rc = dx_fail(dx, res.code != DUROX_OK ? res.code : DUROX_ECONFLICT, "%s", buf_str(&res.message));
+			rc = dx_fail(dx, res.code != DUROX_OK ? res.code : DUROX_ECONFLICT, "%s",
+			             buf_str(&res.message));
 	}
 	op_result_free(&res);
 	return rc;

@@ -33,10 +33,10 @@ typedef struct op_params {
 /* The outcome of op_apply for one target. Buffers are owned by the caller (op_result_init /
  * op_result_free) and reused across targets. */
 typedef struct op_result {
-	int outcome;   /* durox_outcome */
-	int code;      /* FAILED: DUROX_E* */
-	buf message;   /* FAILED / NO_SUBSCRIPTION: why */
-	buf new_id;    /* restart */
+	int outcome; /* durox_outcome */
+	int code;    /* FAILED: DUROX_E* */
+	buf message; /* FAILED / NO_SUBSCRIPTION: why */
+	buf new_id;  /* restart */
 	store_delete_counts counts;
 } op_result;
 

@@ -59,16 +59,17 @@ typedef struct parser {
 	size_t errlen;
 } parser;
 
-#define LEVELS_MSG "conditions nest more than %d levels deep (each NOT, and each AND or OR group inside another, is a level)"
-#define FIELDS                                                                                              \
-	"status, failure_kind, orchestration_name (or name), version, instance_id (or id), parent_instance (or " \
+#define LEVELS_MSG                                                                                                     \
+	"conditions nest more than %d levels deep (each NOT, and each AND or OR group inside another, is a level)"
+#define FIELDS                                                                                                         \
+	"status, failure_kind, orchestration_name (or name), version, instance_id (or id), parent_instance (or "       \
 	"parent), has_parent, created_at, updated_at, completed_at, custom_status, execution_count, text"
 
 static void fail(parser *p, size_t pos, const char *fmt, ...)
 #if defined(__GNUC__)
-	__attribute__((format(printf, 3, 4)))
+        __attribute__((format(printf, 3, 4)))
 #endif
-	;
+        ;
 
 /* Records the first error: "query error at position <pos+1>: <message>". */
 static void fail(parser *p, size_t pos, const char *fmt, ...)
@@ -309,8 +310,8 @@ static int kw(const parser *p, const tok *t, const char *w)
 
 static int reserved(const parser *p, const tok *t)
 {
-	static const char *const words[] = {"AND",      "OR", "NOT",  "IN",   "BETWEEN", "LIKE", "STARTS_WITH",
-	                                    "CONTAINS", "IS", "NULL", "TRUE", "FALSE"};
+	static const char *const words[] = {"AND",         "OR",       "NOT", "IN",   "BETWEEN", "LIKE",
+	                                    "STARTS_WITH", "CONTAINS", "IS",  "NULL", "TRUE",    "FALSE"};
 	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
 		if (kw(p, t, words[i]))
 			return 1;
@@ -343,7 +344,8 @@ static int string_value(parser *p, int field, const tok *t, qval *out)
 		int64_t ms;
 		if (time_parse_user(s, p->now, &ms, NULL, 0) != 0) {
 			fail(p, t->pos,
-			     "invalid time %s for %s (expected an ISO-8601 time like '2026-01-31T12:00:00Z' or '2026-01-31', "
+			     "invalid time %s for %s (expected an ISO-8601 time like '2026-01-31T12:00:00Z' or "
+			     "'2026-01-31', "
 			     "milliseconds since the epoch, or a relative time like '-30m')",
 			     snip(sn, sizeof sn, p->src + t->pos, t->len), fname);
 			return -1;
@@ -397,7 +399,8 @@ static int int_value(parser *p, int field, const tok *n, int neg, size_t pos, qv
 		return -1;
 	}
 	if (durox_field_type(field) == FT_TEXT) {
-		fail(p, pos, "%s is text, so the value must be quoted: '%s%s'", durox_field_name(field), neg ? "-" : "", sn);
+		fail(p, pos, "%s is text, so the value must be quoted: '%s%s'", durox_field_name(field), neg ? "-" : "",
+		     sn);
 		return -1;
 	}
 	int64_t v = neg ? (int64_t)(0 - n->num) : (int64_t)n->num; /* 0 - 2^63 wraps to INT64_MIN */
@@ -523,7 +526,8 @@ static int parse_value(parser *p, int field, const char *after, const char *null
 		}
 		if (!reserved(p, &t)) {
 			snip(sn, sizeof sn, p->src + t.pos, t.len);
-			fail(p, t.pos, "expected a value after %s but found '%s' (text values are quoted: '%s')", after, sn, sn);
+			fail(p, t.pos, "expected a value after %s but found '%s' (text values are quoted: '%s')", after,
+			     sn, sn);
 			return -1;
 		}
 		break;
@@ -596,7 +600,8 @@ static durox_expr *parse_in(parser *p, int field)
 			return NULL;
 		}
 		qval v;
-		if (parse_value(p, field, n == 0 ? "'('" : "','", "NULL is not allowed in an IN list (use IS NULL)", &v) != 0)
+		if (parse_value(p, field, n == 0 ? "'('" : "','", "NULL is not allowed in an IN list (use IS NULL)",
+		                &v) != 0)
 			return NULL;
 		vals[n++] = v.v;
 		if (p->t.kind == T_COMMA) {
@@ -626,7 +631,8 @@ static durox_expr *parse_between(parser *p, int field)
 	if (parse_value(p, field, "BETWEEN", "NULL is not allowed in BETWEEN", &lo) != 0)
 		return NULL;
 	if (!kw(p, &p->t, "AND")) {
-		fail(p, p->t.pos, "expected AND after the first value of BETWEEN but found %s", tok_desc(p, &p->t, d, sizeof d));
+		fail(p, p->t.pos, "expected AND after the first value of BETWEEN but found %s",
+		     tok_desc(p, &p->t, d, sizeof d));
 		return NULL;
 	}
 	next(p);
@@ -691,13 +697,14 @@ static durox_expr *parse_has_parent(parser *p)
 	tok v = p->t;
 	int yes = kw(p, &v, "TRUE");
 	if (!yes && !kw(p, &v, "FALSE")) {
-		fail(p, v.pos, "expected true or false after '%s' but found %s", snip(sn, sizeof sn, p->src + op.pos, op.len),
-		     tok_desc(p, &v, d, sizeof d));
+		fail(p, v.pos, "expected true or false after '%s' but found %s",
+		     snip(sn, sizeof sn, p->src + op.pos, op.len), tok_desc(p, &v, d, sizeof d));
 		return NULL;
 	}
 	next(p);
 	int has = (op.kind == T_EQ) == yes;
-	durox_expr *e = durox_expr_cmp(p->f, DUROX_FIELD_PARENT_INSTANCE, has ? DUROX_OP_NOT_NULL : DUROX_OP_IS_NULL, NULL);
+	durox_expr *e =
+	        durox_expr_cmp(p->f, DUROX_FIELD_PARENT_INSTANCE, has ? DUROX_OP_NOT_NULL : DUROX_OP_IS_NULL, NULL);
 	return e != NULL ? e : construct_fail(p, v.pos);
 }
 
@@ -709,7 +716,8 @@ static durox_expr *parse_condition(parser *p, const char *after, int *lv)
 	*lv = 0;
 	if (ft.kind != T_WORD || reserved(p, &ft)) {
 		if (after != NULL)
-			fail(p, ft.pos, "expected a condition after %s but found %s", after, tok_desc(p, &ft, d, sizeof d));
+			fail(p, ft.pos, "expected a condition after %s but found %s", after,
+			     tok_desc(p, &ft, d, sizeof d));
 		else
 			fail(p, ft.pos, "expected a condition but found %s", tok_desc(p, &ft, d, sizeof d));
 		return NULL;
@@ -767,7 +775,8 @@ static durox_expr *parse_condition(parser *p, const char *after, int *lv)
 			e = parse_is(p, field);
 		else {
 			fail(p, p->t.pos,
-			     "expected an operator after '%s' (=, !=, <, <=, >, >=, IN, BETWEEN, STARTS_WITH, LIKE, CONTAINS or "
+			     "expected an operator after '%s' (=, !=, <, <=, >, >=, IN, BETWEEN, STARTS_WITH, LIKE, "
+			     "CONTAINS or "
 			     "IS NULL) but found %s",
 			     sn, tok_desc(p, &p->t, d, sizeof d));
 			return NULL;

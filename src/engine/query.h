@@ -12,11 +12,11 @@
 
 #include "durox.h"
 
-#define QUERY_MAX_LEN 8192      /* bytes of query text */
+#define QUERY_MAX_LEN 8192       /* bytes of query text */
 #define QUERY_MAX_CONDITIONS 256 /* field tests in one query */
-#define QUERY_MAX_LEVELS 16     /* nesting levels of the tree (see query.c); 20 is the most SQLite parses */
-#define QUERY_MAX_PARENS 64     /* nested parentheses in the text (redundant ones included) */
-#define QUERY_MAX_IN 500        /* values in one IN list */
+#define QUERY_MAX_LEVELS 16      /* nesting levels of the tree (see query.c); 20 is the most SQLite parses */
+#define QUERY_MAX_PARENS 64      /* nested parentheses in the text (redundant ones included) */
+#define QUERY_MAX_IN 500         /* values in one IN list */
 
 /* Parses text and ANDs the result into f's root, resolving relative times against now (ms).
  * Returns DUROX_OK, DUROX_EINVALID (message in errbuf: "query error at position N: ...")

@@ -17,8 +17,8 @@
 #include "util/timeutil.h"
 
 static const char *const reason_names[DUROX_STUCK__COUNT] = {
-	"poison_risk", "expired_lock", "overdue_timer", "unpicked_activity", "stalled_messages", "waiting_on_event",
-	"orphan_messages"};
+        "poison_risk",      "expired_lock",     "overdue_timer",  "unpicked_activity",
+        "stalled_messages", "waiting_on_event", "orphan_messages"};
 
 const char *durox_stuck_reason_name(int reason)
 {
@@ -168,8 +168,9 @@ static int item_cb(void *ud, const store_queue_item *it)
 {
 	collector *c = ud;
 	const char *status_text = it->status;
-	int status = status_text ? durox_status_parse(status_text)
-	                         : it->instance_exists ? DUROX_STATUS_UNKNOWN : DUROX_STATUS_NOT_FOUND;
+	int status = status_text           ? durox_status_parse(status_text)
+	             : it->instance_exists ? DUROX_STATUS_UNKNOWN
+	                                   : DUROX_STATUS_NOT_FOUND;
 	if (status < 0)
 		status = DUROX_STATUS_UNKNOWN;
 	/* the messages of finished instances are acknowledged without processing: not stuck */
@@ -204,7 +205,8 @@ static int item_cb(void *ud, const store_queue_item *it)
 		ev.blocks_queue = 0;
 		ev.since = it->created_at != DUROX_NO_TIME ? it->created_at : it->visible_at;
 		if ((uint64_t)it->attempt_count >= c->max_attempts)
-			snprintf(msg, sizeof msg, "%s was fetched %lld times: its next delivery poisons it (max_attempts %u)", what,
+			snprintf(msg, sizeof msg,
+			         "%s was fetched %lld times: its next delivery poisons it (max_attempts %u)", what,
 			         (long long)it->attempt_count, (unsigned)c->max_attempts);
 		else
 			snprintf(msg, sizeof msg, "%s was fetched %lld times (poisoned after %u)", what,
@@ -218,15 +220,17 @@ static int item_cb(void *ud, const store_queue_item *it)
 		if (it->worker)
 			snprintf(msg, sizeof msg, "the lock on %s expired %s ago (its worker stopped)", what, d1);
 		else
-			snprintf(msg, sizeof msg, "its instance lock expired %s ago with %s unprocessed (the turn was interrupted)",
-			         d1, what);
+			snprintf(msg, sizeof msg,
+			         "its instance lock expired %s ago with %s unprocessed (the turn was interrupted)", d1,
+			         what);
 		rc = add_evidence(c, it->instance_id, name, status, &ev);
 	}
 	if (rc == 0 && (it->flags & QF_OVERDUE_TIMER)) {
 		ev.reason = DUROX_STUCK_OVERDUE_TIMER;
 		ev.since = it->visible_at;
 		fmt_dur(d1, sizeof d1, c->now - it->visible_at);
-		snprintf(msg, sizeof msg, "timer (orchestrator item %lld) due %s ago has not fired", (long long)it->id, d1);
+		snprintf(msg, sizeof msg, "timer (orchestrator item %lld) due %s ago has not fired", (long long)it->id,
+		         d1);
 		rc = add_evidence(c, it->instance_id, name, status, &ev);
 	}
 	if (rc == 0 && (it->flags & QF_STALLED)) {
@@ -283,15 +287,15 @@ typedef struct wait_verdict {
 typedef struct wait_scan {
 	collector *c;
 	int64_t wait_ms;
-	arena rows_mem;          /* the current instance's rows */
+	arena rows_mem; /* the current instance's rows */
 	store_event_row *rows;
 	size_t n, cap;
-	char *id, *name;         /* the current instance (malloc'd) */
+	char *id, *name; /* the current instance (malloc'd) */
 	uint64_t execution_id;
 	uint64_t last_event_id;
 	int out_of_order;
-	hmap seen;               /* instances analysed; b = 1 when they must be read again */
-	wait_verdict *v;         /* verdicts, applied once the scan is over */
+	hmap seen;       /* instances analysed; b = 1 when they must be read again */
+	wait_verdict *v; /* verdicts, applied once the scan is over */
 	size_t nv, capv;
 	int rc;
 } wait_scan;

@@ -20,7 +20,8 @@ void token_put_u64(buf *b, uint64_t v)
 void token_put_str(buf *b, const char *s)
 {
 	uint32_t n = (uint32_t)strlen(s);
-	unsigned char x[4] = {(unsigned char)n, (unsigned char)(n >> 8), (unsigned char)(n >> 16), (unsigned char)(n >> 24)};
+	unsigned char x[4] = {(unsigned char)n, (unsigned char)(n >> 8), (unsigned char)(n >> 16),
+	                      (unsigned char)(n >> 24)};
 	buf_add(b, x, 4);
 	buf_add(b, s, n);
 }

@@ -33,7 +33,7 @@ void durox_bulk_wait_response_free(durox_bulk_wait_response *r)
 typedef struct wait_state {
 	durox *dx;
 	wait_result *w;
-	size_t *index;   /* open addressing: position + 1 of each item by id */
+	size_t *index; /* open addressing: position + 1 of each item by id */
 	size_t nindex;
 	int64_t t0;
 	int rc;
@@ -128,7 +128,8 @@ int durox_wait_for_instances(durox *dx, const durox_bulk_wait_request *req, duro
 	if (dx->st->ops == NULL)
 		return dx_fail(dx, DUROX_EUNSUPPORTED, "the %s provider cannot poll statuses", dx->st->info.provider);
 	if ((o->instances != NULL) == (o->filter != NULL))
-		return dx_fail(dx, DUROX_EINVALID, "give either instances or a filter (an empty filter targets every instance)");
+		return dx_fail(dx, DUROX_EINVALID,
+		               "give either instances or a filter (an empty filter targets every instance)");
 	if (o->predicate != NULL && o->filter == NULL)
 		return dx_fail(dx, DUROX_EINVALID, "a predicate needs a filter");
 	if (req->mode < DUROX_WAIT_ALL || req->mode > DUROX_WAIT_FIRST)
@@ -181,7 +182,8 @@ int durox_wait_for_instances(durox *dx, const durox_bulk_wait_request *req, duro
 			while ((r = durox_instance_iter_next(it, &s)) == 1) {
 				if (ids.n >= limit) {
 					r = dx_fail(dx, DUROX_ELIMIT,
-					            "more than %u instances match (max_instances); narrow the filter or raise max_instances",
+					            "more than %u instances match (max_instances); narrow the filter "
+					            "or raise max_instances",
 					            (unsigned)limit);
 					break;
 				}
@@ -211,9 +213,10 @@ int durox_wait_for_instances(durox *dx, const durox_bulk_wait_request *req, duro
 		if (add_item(&ws, ids.v[k]) != DUROX_OK)
 			rc = dx_fail(dx, DUROX_ENOMEM, "out of memory");
 		else if (w->pub.count > before && w->pub.count > limit)
-			rc = dx_fail(dx, DUROX_ELIMIT,
-			             "more than %u instances given (max_instances); split the list or raise max_instances",
-			             (unsigned)limit);
+			rc = dx_fail(
+			        dx, DUROX_ELIMIT,
+			        "more than %u instances given (max_instances); split the list or raise max_instances",
+			        (unsigned)limit);
 	}
 	if (rc != DUROX_OK)
 		goto done;
@@ -247,9 +250,9 @@ int durox_wait_for_instances(durox *dx, const durox_bulk_wait_request *req, duro
 			finished += it->finished;
 			terminal += it->finished && it->status != DUROX_STATUS_NOT_FOUND;
 		}
-		int satisfied = req->mode == DUROX_WAIT_ALL     ? finished == w->pub.count
-		                : req->mode == DUROX_WAIT_ANY   ? terminal >= 1
-		                                                : terminal >= req->count;
+		int satisfied = req->mode == DUROX_WAIT_ALL   ? finished == w->pub.count
+		                : req->mode == DUROX_WAIT_ANY ? terminal >= 1
+		                                              : terminal >= req->count;
 		if (satisfied) {
 			w->pub.satisfied = 1;
 			break;

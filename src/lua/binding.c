@@ -76,10 +76,10 @@ static int opt_bool_field(lua_State *L, int t, const char *k, int def)
 /* Applies the ManagementConfig fields of table t to dx; raises on misuse. */
 static void apply_config(lua_State *L, durox *dx, int t)
 {
-	static const char *const known[] = {"enable_metrics",       "enable_streaming",   "max_list_instances",
-	                                    "max_bulk_operations",  "metrics_retention_hours", "cache_ttl_seconds",
-	                                    "stall_threshold_ms",   "timer_overdue_ms",   "event_wait_threshold_ms",
-	                                    "max_attempts",         "near_poison_attempts", NULL};
+	static const char *const known[] = {"enable_metrics",      "enable_streaming",        "max_list_instances",
+	                                    "max_bulk_operations", "metrics_retention_hours", "cache_ttl_seconds",
+	                                    "stall_threshold_ms",  "timer_overdue_ms",        "event_wait_threshold_ms",
+	                                    "max_attempts",        "near_poison_attempts",    NULL};
 	lua_pushnil(L);
 	while (lua_next(L, t) != 0) {
 		lua_pop(L, 1);
@@ -95,10 +95,10 @@ static void apply_config(lua_State *L, durox *dx, int t)
 	c.enable_metrics = opt_bool_field(L, t, "enable_metrics", c.enable_metrics);
 	c.enable_streaming = opt_bool_field(L, t, "enable_streaming", c.enable_streaming);
 	lua_Integer v;
-#define U32(name)                                                                                                  \
-	v = opt_int_field(L, t, #name, c.name);                                                                    \
-	if (v < 0 || v > 0x7fffffff)                                                                               \
-		luaL_error(L, "config field '" #name "' out of range");                                            \
+#define U32(name)                                                                                                      \
+	v = opt_int_field(L, t, #name, c.name);                                                                        \
+	if (v < 0 || v > 0x7fffffff)                                                                                   \
+		luaL_error(L, "config field '" #name "' out of range");                                                \
 	c.name = (uint32_t)v;
 	U32(max_list_instances)
 	U32(max_bulk_operations)
@@ -147,7 +147,8 @@ static int l_open(lua_State *L)
 		lua_getfield(L, 2, "max_write_share");
 		if (!lua_isnil(L, -1)) {
 			if (!lua_isnumber(L, -1))
-				luaL_error(L, "option 'max_write_share' expects a number, got %s", luaL_typename(L, -1));
+				luaL_error(L, "option 'max_write_share' expects a number, got %s",
+				           luaL_typename(L, -1));
 			o.max_write_share = (double)lua_tonumber(L, -1);
 		}
 		lua_pop(L, 1);
@@ -158,7 +159,8 @@ static int l_open(lua_State *L)
 			if (strcmp(k, "readonly") && strcmp(k, "busy_timeout_ms") && strcmp(k, "config") &&
 			    strcmp(k, "config_file") && strcmp(k, "max_write_share"))
 				luaL_error(L,
-				           "unknown option '%s' (expected readonly, busy_timeout_ms, max_write_share, config, "
+				           "unknown option '%s' (expected readonly, busy_timeout_ms, max_write_share, "
+				           "config, "
 				           "config_file)",
 				           k);
 		}
@@ -180,7 +182,8 @@ static int l_open(lua_State *L)
 		lua_getfield(L, 2, "config_file");
 		if (!lua_isnil(L, -1)) {
 			const char *path = lx_checktext(L, -1);
-			if (!lx_read_config_file(L, path) || !apply_config_protected(L, h->dx, lua_absindex(L, -1), path)) {
+			if (!lx_read_config_file(L, path) ||
+			    !apply_config_protected(L, h->dx, lua_absindex(L, -1), path)) {
 				/* a bad file is an expected failure: nil, message, INVALID (and no handle) */
 				lua_pushfstring(L, "%s", lua_tostring(L, -1));
 				durox_close(h->dx);
@@ -216,8 +219,8 @@ static int l_info(lua_State *L)
 	lua_setfield(L, -2, "location");
 	lua_pushstring(L, in.schema_version);
 	lua_setfield(L, -2, "schema_version");
-#define B(f)                                                                                                   \
-	lua_pushboolean(L, in.f);                                                                                  \
+#define B(f)                                                                                                           \
+	lua_pushboolean(L, in.f);                                                                                      \
 	lua_setfield(L, -2, #f);
 	B(readonly)
 	B(has_custom_status)
@@ -336,7 +339,10 @@ static int check_order(lua_State *L, int t)
 		const char *s = luaL_checkstring(L, -1);
 		order = durox_order_parse(s);
 		if (order < 0)
-			luaL_error(L, "unknown order_by '%s' (expected CreatedAt, UpdatedAt, InstanceId or OrchestrationName)", s);
+			luaL_error(L,
+			           "unknown order_by '%s' (expected CreatedAt, UpdatedAt, InstanceId or "
+			           "OrchestrationName)",
+			           s);
 	}
 	lua_pop(L, 1);
 	return order;
@@ -377,7 +383,7 @@ static void check_keys(lua_State *L, int t, const char *what, const char *const 
  * direction, total_count). Pushes the filter box. */
 static void check_list_request(lua_State *L, int t, durox_list_request *req, int *pred_idx, int iterator)
 {
-	static const char *const known[] = {"filter", "page_size", "page_token", "order_by", "direction",
+	static const char *const known[] = {"filter",      "page_size", "page_token", "order_by", "direction",
 	                                    "total_count", "predicate", "batch_size", NULL};
 	check_keys(L, t, "request", known);
 	memset(req, 0, sizeof *req);
@@ -720,12 +726,14 @@ static int l_get_instances_status(lua_State *L)
 	for (lua_Integer k = 1; k <= n; k++) {
 		lua_rawgeti(L, 2, k);
 		if (lua_type(L, -1) != LUA_TSTRING)
-			luaL_error(L, "bad argument #1 to 'get_instances_status' (instance id #%d is a %s, not a string)",
+			luaL_error(L,
+			           "bad argument #1 to 'get_instances_status' (instance id #%d is a %s, not a string)",
 			           (int)k, luaL_typename(L, -1));
 		size_t idlen;
 		ids[k - 1] = lua_tolstring(L, -1, &idlen); /* anchored in the argument table */
 		if (strlen(ids[k - 1]) != idlen)
-			luaL_error(L, "bad argument #1 to 'get_instances_status' (instance id #%d contains a NUL byte)", (int)k);
+			luaL_error(L, "bad argument #1 to 'get_instances_status' (instance id #%d contains a NUL byte)",
+			           (int)k);
 		lua_pop(L, 1);
 	}
 	lx_box *b = lx_newbox(L);
@@ -798,8 +806,8 @@ static int l_history_filtered(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
 	luaL_checktype(L, 2, LUA_TTABLE);
-	static const char *const known[] = {"instance_id", "execution_id", "event_types", "from_event_id",
-	                                    "to_event_id", "from_time",    "to_time",     "page_size",
+	static const char *const known[] = {"instance_id", "execution_id",     "event_types", "from_event_id",
+	                                    "to_event_id", "from_time",        "to_time",     "page_size",
 	                                    "page_token",  "include_payloads", NULL};
 	check_keys(L, 2, "history request", known);
 	durox_history_request req;
@@ -1110,32 +1118,32 @@ static int l_now(lua_State *L)
 }
 
 static const luaL_Reg store_methods[] = {
-	{"close", store_close},
-	{"info", l_info},
-	{"config", l_config},
-	{"get_orchestration_status", l_get_status},
-	{"get_orchestration_descriptor", l_get_descriptor},
-	{"list_executions", l_list_executions},
-	{"read_execution_history", l_read_history},
-	{"list_instances", l_list_instances},
-	{"list_instances_paginated", l_list_paginated},
-	{"search_instances", l_search},
-	{"instances", l_instances},
-	{"get_instance_details", l_get_details},
-	{"get_instances_status", l_get_instances_status},
-	{"get_execution_history_filtered", l_history_filtered},
-	{"get_instance_statistics", l_get_statistics},
-	{NULL, NULL},
+        {"close", store_close},
+        {"info", l_info},
+        {"config", l_config},
+        {"get_orchestration_status", l_get_status},
+        {"get_orchestration_descriptor", l_get_descriptor},
+        {"list_executions", l_list_executions},
+        {"read_execution_history", l_read_history},
+        {"list_instances", l_list_instances},
+        {"list_instances_paginated", l_list_paginated},
+        {"search_instances", l_search},
+        {"instances", l_instances},
+        {"get_instance_details", l_get_details},
+        {"get_instances_status", l_get_instances_status},
+        {"get_execution_history_filtered", l_history_filtered},
+        {"get_instance_statistics", l_get_statistics},
+        {NULL, NULL},
 };
 
 static const luaL_Reg module_functions[] = {
-	{"open", l_open},
-	{"encode_json", l_encode_json},
-	{"decode_json", l_decode_json},
-	{"parse_time", l_parse_time},
-	{"format_time", l_format_time},
-	{"now", l_now},
-	{NULL, NULL},
+        {"open", l_open},
+        {"encode_json", l_encode_json},
+        {"decode_json", l_decode_json},
+        {"parse_time", l_parse_time},
+        {"format_time", l_format_time},
+        {"now", l_now},
+        {NULL, NULL},
 };
 
 int durox_luaopen(lua_State *L)

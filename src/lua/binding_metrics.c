@@ -102,7 +102,8 @@ static int64_t opt_duration(lua_State *L, int t, const char *k, int64_t def)
 		if (time_parse_duration(s, n, &v) != 0)
 			luaL_error(L, "'%s': '%s' is not a duration (e.g. 500ms, 30s, 5m, 2h, 1d)", k, s);
 	} else if (!lua_isnil(L, -1)) {
-		luaL_error(L, "'%s' expects a duration (integer ms or a string like \"5m\"), got %s", k, luaL_typename(L, -1));
+		luaL_error(L, "'%s' expects a duration (integer ms or a string like \"5m\"), got %s", k,
+		           luaL_typename(L, -1));
 	}
 	lua_pop(L, 1);
 	return v;
@@ -384,8 +385,10 @@ static int l_query_instances(lua_State *L)
 	for (int k = 0; k < n; k++) {
 		int g = durox_group_field_parse(names[k]);
 		if (g < 0)
-			luaL_error(L, "unknown group_by field '%s' (expected OrchestrationName, Status, CreatedDate, CreatedHour,"
-			              " ParentInstance or Version)",
+			luaL_error(L,
+			           "unknown group_by field '%s' (expected OrchestrationName, Status, CreatedDate, "
+			           "CreatedHour,"
+			           " ParentInstance or Version)",
 			           names[k]);
 		for (size_t j = 0; j < q.n_group_by; j++)
 			if (q.group_by[j] == g)
@@ -399,8 +402,9 @@ static int l_query_instances(lua_State *L)
 	for (int k = 0; k < n; k++) {
 		int a = durox_aggregate_parse(names[k]);
 		if (a < 0)
-			luaL_error(L, "unknown aggregate '%s' (expected Count, AverageDuration, SuccessRate, FailureRate,"
-			              " P50Duration, P95Duration or P99Duration)",
+			luaL_error(L,
+			           "unknown aggregate '%s' (expected Count, AverageDuration, SuccessRate, FailureRate,"
+			           " P50Duration, P95Duration or P99Duration)",
 			           names[k]);
 		q.aggregates |= (unsigned)a;
 	}
@@ -427,10 +431,22 @@ static int l_query_instances(lua_State *L)
 			const char *v = NULL;
 			const char *key = NULL;
 			switch (r->group_by[j]) {
-			case DUROX_GROUP_ORCHESTRATION_NAME: key = "orchestration_name"; v = g->orchestration_name; break;
-			case DUROX_GROUP_STATUS: key = "status"; v = g->status; break;
-			case DUROX_GROUP_PARENT_INSTANCE: key = "parent_instance"; v = g->parent_instance; break;
-			case DUROX_GROUP_VERSION: key = "version"; v = g->version; break;
+			case DUROX_GROUP_ORCHESTRATION_NAME:
+				key = "orchestration_name";
+				v = g->orchestration_name;
+				break;
+			case DUROX_GROUP_STATUS:
+				key = "status";
+				v = g->status;
+				break;
+			case DUROX_GROUP_PARENT_INSTANCE:
+				key = "parent_instance";
+				v = g->parent_instance;
+				break;
+			case DUROX_GROUP_VERSION:
+				key = "version";
+				v = g->version;
+				break;
 			default: key = "created_date"; break;
 			}
 			if (r->group_by[j] == DUROX_GROUP_CREATED_DATE || r->group_by[j] == DUROX_GROUP_CREATED_HOUR)
@@ -510,8 +526,8 @@ static int l_time_series(lua_State *L)
 	}
 	luaL_checktype(L, 2, LUA_TTABLE);
 	lua_settop(L, 2);
-	static const char *const known[] = {"from", "to", "bucket", "bucket_ms", "series", "orchestration_name", "name",
-	                                    NULL};
+	static const char *const known[] = {"from", "to", "bucket", "bucket_ms", "series", "orchestration_name",
+	                                    "name", NULL};
 	check_keys(L, 2, "time series request", known);
 	durox_time_series_request r = {DUROX_NO_TIME, DUROX_NO_TIME, 0, 0, NULL};
 	r.from = opt_time(L, 2, "from");
@@ -525,9 +541,12 @@ static int l_time_series(lua_State *L)
 	for (int k = 0; k < n; k++) {
 		int s = durox_series_parse(names[k]);
 		if (s < 0)
-			luaL_error(L, "unknown series '%s' (expected instances_started, instances_completed, instances_failed,"
-			              " instances_cancelled, activities_completed, activities_failed or average_duration_ms)",
-			           names[k]);
+			luaL_error(
+			        L,
+			        "unknown series '%s' (expected instances_started, instances_completed, "
+			        "instances_failed,"
+			        " instances_cancelled, activities_completed, activities_failed or average_duration_ms)",
+			        names[k]);
 		r.series |= (unsigned)s;
 	}
 	lua_getfield(L, 2, "orchestration_name");
@@ -650,9 +669,14 @@ static int l_find_stuck(lua_State *L)
 	durox_stuck_request_init(&r);
 	if (!lua_isnoneornil(L, 2)) {
 		luaL_checktype(L, 2, LUA_TTABLE);
-		static const char *const known[] = {"now",          "stall_threshold_ms",   "timer_overdue_ms",
-		                                    "event_wait_threshold_ms", "near_poison_attempts", "max_attempts",
-		                                    "limit",        NULL};
+		static const char *const known[] = {"now",
+		                                    "stall_threshold_ms",
+		                                    "timer_overdue_ms",
+		                                    "event_wait_threshold_ms",
+		                                    "near_poison_attempts",
+		                                    "max_attempts",
+		                                    "limit",
+		                                    NULL};
 		check_keys(L, 2, "find_stuck_instances option", known);
 		r.now = opt_time(L, 2, "now");
 		r.stall_threshold_ms = opt_duration(L, 2, "stall_threshold_ms", -1);
@@ -740,8 +764,8 @@ int lx_read_config_file(lua_State *L, const char *path)
 	} else if (lua_isnil(L, -1)) {
 		lua_pop(L, 1); /* assignments: the environment table */
 	} else {
-		lua_pushfstring(L, "configuration file %s: returns a %s (expected a table, or nothing and assignments)", path,
-		                luaL_typename(L, -1));
+		lua_pushfstring(L, "configuration file %s: returns a %s (expected a table, or nothing and assignments)",
+		                path, luaL_typename(L, -1));
 		lua_replace(L, top + 1);
 		lua_settop(L, top + 1);
 		return 0;
@@ -753,15 +777,15 @@ int lx_read_config_file(lua_State *L, const char *path)
 /* ---- registration ---------------------------------------------------------------------- */
 
 static const luaL_Reg metrics_methods[] = {
-	{"get_runtime_metrics", l_runtime_metrics},
-	{"get_provider_diagnostics", l_provider_diagnostics},
-	{"get_queue_metrics", l_queue_metrics},
-	{"get_orchestration_metrics", l_orchestration_metrics},
-	{"query_instances", l_query_instances},
-	{"get_time_series_metrics", l_time_series},
-	{"get_instance_dependencies", l_dependencies},
-	{"find_stuck_instances", l_find_stuck},
-	{NULL, NULL},
+        {"get_runtime_metrics", l_runtime_metrics},
+        {"get_provider_diagnostics", l_provider_diagnostics},
+        {"get_queue_metrics", l_queue_metrics},
+        {"get_orchestration_metrics", l_orchestration_metrics},
+        {"query_instances", l_query_instances},
+        {"get_time_series_metrics", l_time_series},
+        {"get_instance_dependencies", l_dependencies},
+        {"find_stuck_instances", l_find_stuck},
+        {NULL, NULL},
 };
 
 void lx_open_metrics(lua_State *L) { luaL_setfuncs(L, metrics_methods, 0); }

@@ -326,8 +326,8 @@ static int l_wait_one(lua_State *L)
 		return lx_fail(L, dx, DUROX_ENOTFOUND);
 	}
 	if (!it->finished) {
-		durox_set_error(dx, "instance '%s' is still %s after waiting %lld ms", id, durox_status_name(it->status),
-		                (long long)r->elapsed_ms);
+		durox_set_error(dx, "instance '%s' is still %s after waiting %lld ms", id,
+		                durox_status_name(it->status), (long long)r->elapsed_ms);
 		return lx_fail(L, dx, DUROX_ETIMEOUT);
 	}
 	lx_boxfree(b);
@@ -433,7 +433,8 @@ static void check_bulk(lua_State *L, int t, const char *const *extra, durox_bulk
 	if (!lua_isnil(L, ids) && !lua_isnil(L, fidx))
 		luaL_error(L, "give either request.instances or request.filter, not both");
 	if (lua_isnil(L, ids) && lua_isnil(L, fidx))
-		luaL_error(L, "request needs instances (a list of ids) or a filter (use filter = {} to target every instance)");
+		luaL_error(L, "request needs instances (a list of ids) or a filter (use filter = {} to target every "
+		              "instance)");
 	if (!lua_isnil(L, ids)) {
 		if (lua_type(L, ids) == LUA_TSTRING) { /* one id */
 			lua_createtable(L, 1, 0);
@@ -455,7 +456,8 @@ static void check_bulk(lua_State *L, int t, const char *const *extra, durox_bulk
 		for (lua_Integer k = 1; k <= n; k++) {
 			lua_rawgeti(L, ids, k);
 			if (lua_type(L, -1) != LUA_TSTRING)
-				luaL_error(L, "request.instances[%d] is a %s, not an instance id", (int)k, luaL_typename(L, -1));
+				luaL_error(L, "request.instances[%d] is a %s, not an instance id", (int)k,
+				           luaL_typename(L, -1));
 			size_t len;
 			v[k - 1] = lua_tolstring(L, -1, &len); /* anchored in the list */
 			if (strlen(v[k - 1]) != len)
@@ -760,7 +762,7 @@ static int l_wait_instances(lua_State *L)
 	durox *dx = lx_checkstore(L, 1);
 	lua_settop(L, 2);
 	static const char *const extra[] = {"timeout", "timeout_ms", "poll_interval_ms", "poll_interval", "mode",
-	                                    "count", NULL};
+	                                    "count",   NULL};
 	durox_bulk_wait_request req = {0};
 	lx_calls c;
 	check_bulk(L, 2, extra, &req.opts, &c);
@@ -1018,28 +1020,28 @@ static int l_isatty(lua_State *L)
 }
 
 static const luaL_Reg ops_methods[] = {
-	{"start_orchestration", l_start},
-	{"raise_event", l_raise},
-	{"enqueue_event", l_enqueue},
-	{"cancel_instance", l_cancel},
-	{"wait_for_orchestration", l_wait_one},
-	{"cancel_instances", l_cancel_instances},
-	{"raise_event_bulk", l_raise_bulk},
-	{"wait_for_instances", l_wait_instances},
-	{"purge_instances", l_purge},
-	{"prune_executions", l_prune},
-	{"restart_instances", l_restart},
-	{"list_jobs", l_list_jobs},
-	{"get_job", l_get_job},
-	{"resume_job", l_resume_job},
-	{"stop_job", l_stop_job},
-	{NULL, NULL},
+        {"start_orchestration", l_start},
+        {"raise_event", l_raise},
+        {"enqueue_event", l_enqueue},
+        {"cancel_instance", l_cancel},
+        {"wait_for_orchestration", l_wait_one},
+        {"cancel_instances", l_cancel_instances},
+        {"raise_event_bulk", l_raise_bulk},
+        {"wait_for_instances", l_wait_instances},
+        {"purge_instances", l_purge},
+        {"prune_executions", l_prune},
+        {"restart_instances", l_restart},
+        {"list_jobs", l_list_jobs},
+        {"get_job", l_get_job},
+        {"resume_job", l_resume_job},
+        {"stop_job", l_stop_job},
+        {NULL, NULL},
 };
 
 static const luaL_Reg ops_module[] = {
-	{"sleep", l_sleep},
-	{"isatty", l_isatty},
-	{NULL, NULL},
+        {"sleep", l_sleep},
+        {"isatty", l_isatty},
+        {NULL, NULL},
 };
 
 void lx_open_ops(lua_State *L) { luaL_setfuncs(L, ops_methods, 0); }

@@ -5,8 +5,8 @@
  * Relies on the engine's public API (durox.h) and util/json. Used by binding.c.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lua/lx.h"
@@ -232,8 +232,7 @@ static durox_value lua_value(lua_State *L, int idx, const char *key)
 		v.type = DUROX_VAL_INT;
 		v.i = (int64_t)lua_tointeger(L, idx);
 		break;
-	default:
-		luaL_error(L, "filter field '%s' expects a string or an integer, got %s", key, luaL_typename(L, idx));
+	default: luaL_error(L, "filter field '%s' expects a string or an integer, got %s", key, luaL_typename(L, idx));
 	}
 	return v;
 }
@@ -257,7 +256,8 @@ static void add_set(lua_State *L, durox_filter *f, int field, int idx, const cha
 		for (lua_Integer k = 1; k <= n; k++) {
 			lua_rawgeti(L, idx, k);
 			if (lua_type(L, -1) != LUA_TSTRING)
-				luaL_error(L, "filter field '%s' expects strings, got %s at [%d]", key, luaL_typename(L, -1), (int)k);
+				luaL_error(L, "filter field '%s' expects strings, got %s at [%d]", key,
+				           luaL_typename(L, -1), (int)k);
 			size_t len;
 			vals[k - 1] = (durox_value){.type = DUROX_VAL_TEXT, .text = lua_tolstring(L, -1, &len)};
 			if (strlen(vals[k - 1].text) != len)
@@ -303,25 +303,25 @@ void lx_check_filter(lua_State *L, int idx, durox_filter *f, int *pred_idx)
 		int field;
 		int op;
 	} simple[] = {
-		{"orchestration_name", DUROX_FIELD_ORCHESTRATION_NAME, DUROX_OP_EQ},
-		{"name", DUROX_FIELD_ORCHESTRATION_NAME, DUROX_OP_EQ},
-		{"name_prefix", DUROX_FIELD_ORCHESTRATION_NAME, DUROX_OP_PREFIX},
-		{"version", DUROX_FIELD_VERSION, DUROX_OP_EQ},
-		{"instance_id", DUROX_FIELD_INSTANCE_ID, DUROX_OP_EQ},
-		{"instance_id_prefix", DUROX_FIELD_INSTANCE_ID, DUROX_OP_PREFIX},
-		{"id_prefix", DUROX_FIELD_INSTANCE_ID, DUROX_OP_PREFIX},
-		{"parent_instance", DUROX_FIELD_PARENT_INSTANCE, DUROX_OP_EQ},
-		{"created_after", DUROX_FIELD_CREATED_AT, DUROX_OP_GT},
-		{"created_before", DUROX_FIELD_CREATED_AT, DUROX_OP_LT},
-		{"updated_after", DUROX_FIELD_UPDATED_AT, DUROX_OP_GT},
-		{"updated_before", DUROX_FIELD_UPDATED_AT, DUROX_OP_LT},
-		{"completed_after", DUROX_FIELD_COMPLETED_AT, DUROX_OP_GT},
-		{"completed_before", DUROX_FIELD_COMPLETED_AT, DUROX_OP_LT},
-		{"custom_status", DUROX_FIELD_CUSTOM_STATUS, DUROX_OP_EQ},
-		{"custom_status_prefix", DUROX_FIELD_CUSTOM_STATUS, DUROX_OP_PREFIX},
-		{"text", DUROX_FIELD_TEXT, DUROX_OP_CONTAINS},
-		{"min_executions", DUROX_FIELD_EXECUTION_COUNT, DUROX_OP_GE},
-		{"max_executions", DUROX_FIELD_EXECUTION_COUNT, DUROX_OP_LE},
+	        {"orchestration_name", DUROX_FIELD_ORCHESTRATION_NAME, DUROX_OP_EQ},
+	        {"name", DUROX_FIELD_ORCHESTRATION_NAME, DUROX_OP_EQ},
+	        {"name_prefix", DUROX_FIELD_ORCHESTRATION_NAME, DUROX_OP_PREFIX},
+	        {"version", DUROX_FIELD_VERSION, DUROX_OP_EQ},
+	        {"instance_id", DUROX_FIELD_INSTANCE_ID, DUROX_OP_EQ},
+	        {"instance_id_prefix", DUROX_FIELD_INSTANCE_ID, DUROX_OP_PREFIX},
+	        {"id_prefix", DUROX_FIELD_INSTANCE_ID, DUROX_OP_PREFIX},
+	        {"parent_instance", DUROX_FIELD_PARENT_INSTANCE, DUROX_OP_EQ},
+	        {"created_after", DUROX_FIELD_CREATED_AT, DUROX_OP_GT},
+	        {"created_before", DUROX_FIELD_CREATED_AT, DUROX_OP_LT},
+	        {"updated_after", DUROX_FIELD_UPDATED_AT, DUROX_OP_GT},
+	        {"updated_before", DUROX_FIELD_UPDATED_AT, DUROX_OP_LT},
+	        {"completed_after", DUROX_FIELD_COMPLETED_AT, DUROX_OP_GT},
+	        {"completed_before", DUROX_FIELD_COMPLETED_AT, DUROX_OP_LT},
+	        {"custom_status", DUROX_FIELD_CUSTOM_STATUS, DUROX_OP_EQ},
+	        {"custom_status_prefix", DUROX_FIELD_CUSTOM_STATUS, DUROX_OP_PREFIX},
+	        {"text", DUROX_FIELD_TEXT, DUROX_OP_CONTAINS},
+	        {"min_executions", DUROX_FIELD_EXECUTION_COUNT, DUROX_OP_GE},
+	        {"max_executions", DUROX_FIELD_EXECUTION_COUNT, DUROX_OP_LE},
 	};
 	/* iterate in a fixed order so the filter's canonical text (and page tokens) are stable */
 	lua_pushnil(L);
@@ -330,8 +330,9 @@ void lx_check_filter(lua_State *L, int idx, durox_filter *f, int *pred_idx)
 		if (lua_type(L, -1) != LUA_TSTRING)
 			luaL_error(L, "filter keys must be field names, got %s", luaL_typename(L, -1));
 		const char *key = lua_tostring(L, -1);
-		int known = strcmp(key, "status") == 0 || strcmp(key, "failure_kind") == 0 || strcmp(key, "has_parent") == 0 ||
-		            strcmp(key, "predicate") == 0 || strcmp(key, "query") == 0;
+		int known = strcmp(key, "status") == 0 || strcmp(key, "failure_kind") == 0 ||
+		            strcmp(key, "has_parent") == 0 || strcmp(key, "predicate") == 0 ||
+		            strcmp(key, "query") == 0;
 		for (size_t k = 0; !known && k < sizeof simple / sizeof simple[0]; k++)
 			known = strcmp(key, simple[k].key) == 0;
 		if (!known)
@@ -510,7 +511,8 @@ static void encode(lua_State *L, buf *b, int idx, int pretty, int depth)
 		while (lua_next(L, idx) != 0) {
 			lua_pop(L, 1);
 			if (lua_type(L, -1) != LUA_TSTRING)
-				luaL_error(L, "cannot encode a table with %s keys as a JSON object", luaL_typename(L, -1));
+				luaL_error(L, "cannot encode a table with %s keys as a JSON object",
+				           luaL_typename(L, -1));
 			lua_pushvalue(L, -1);
 			lua_rawseti(L, keys, ++nk);
 		}

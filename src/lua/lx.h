@@ -66,8 +66,8 @@ void lx_open_query(lua_State *L);
 /* Predicate plumbing: the engine callback runs the Lua function protected. */
 typedef struct lx_pred {
 	lua_State *L;
-	int fn_idx;   /* absolute stack index of the function */
-	int errored;  /* the function raised: its error value is at the top of L's stack */
+	int fn_idx;  /* absolute stack index of the function */
+	int errored; /* the function raised: its error value is at the top of L's stack */
 } lx_pred;
 int lx_predicate(void *ud, const durox_instance_summary *s);
 

@@ -19,18 +19,18 @@
 
 /* What the engine needs to know about one instance before it writes. */
 typedef struct store_instance_state {
-	int exists;             /* the instances row exists */
-	int pending_start;      /* no row, but a StartOrchestration work item is queued for the id */
-	int status;             /* durox_status of the current execution (UNKNOWN when its row is missing) */
+	int exists;        /* the instances row exists */
+	int pending_start; /* no row, but a StartOrchestration work item is queued for the id */
+	int status;        /* durox_status of the current execution (UNKNOWN when its row is missing) */
 	uint64_t current_execution;
-	int is_child;           /* parent_instance_id is set */
-	int locked;             /* the runtime holds a live instance lock (instance_locks.locked_until > now) */
+	int is_child; /* parent_instance_id is set */
+	int locked;   /* the runtime holds a live instance lock (instance_locks.locked_until > now) */
 } store_instance_state;
 
 /* One instance of a tree (delete). */
 typedef struct store_tree_row {
 	const char *instance_id;
-	int status;   /* durox_status of its current execution */
+	int status; /* durox_status of its current execution */
 	int locked;
 } store_tree_row;
 typedef int (*store_tree_cb)(void *ud, const store_tree_row *r);

@@ -79,7 +79,7 @@ typedef int (*store_exec_cb)(void *ud, const store_exec_row *r);
 
 typedef struct store_history_query {
 	const char *instance_id;
-	uint64_t execution_id; /* must be resolved (> 0) */
+	uint64_t execution_id;               /* must be resolved (> 0) */
 	uint64_t from_event_id, to_event_id; /* inclusive, 0: unbounded */
 	const char *const *types;
 	size_t ntypes;
@@ -123,7 +123,7 @@ typedef struct store_vtable {
 } store_vtable;
 
 typedef struct store_metrics_vtable store_metrics_vtable; /* provider_metrics.h */
-struct store_ops_vtable;                                   /* writes and the job journal: store/ops.h */
+struct store_ops_vtable;                                  /* writes and the job journal: store/ops.h */
 
 struct store {
 	const store_vtable *vt;
@@ -136,9 +136,9 @@ struct store {
 /* Sets st->err from a format and returns rc, so providers can `return store_fail(...)`. */
 int store_fail(store *st, int rc, const char *fmt, ...)
 #if defined(__GNUC__)
-	__attribute__((format(printf, 3, 4)))
+        __attribute__((format(printf, 3, 4)))
 #endif
-	;
+        ;
 
 /* Opens a SQLite store (url already stripped of "sqlite:"). See durox_open for semantics. */
 int store_sqlite_open(const char *location, const durox_open_options *opts, store **out, char *err, size_t errlen);

@@ -29,8 +29,8 @@ typedef enum store_event_type {
 	EV_EXTERNAL_SUBSCRIBED,
 	EV_EXTERNAL_EVENT,
 	EV_EXTERNAL_SUBSCRIBED_CANCELLED,
-	EV_QUEUE_SUBSCRIBED,           /* ExternalSubscribedPersistent */
-	EV_QUEUE_EVENT,                /* ExternalEventPersistent */
+	EV_QUEUE_SUBSCRIBED,             /* ExternalSubscribedPersistent */
+	EV_QUEUE_EVENT,                  /* ExternalEventPersistent */
 	EV_QUEUE_SUBSCRIPTION_CANCELLED, /* ExternalSubscribedPersistentCancelled */
 	EV_SUB_ORCHESTRATION_SCHEDULED,
 	EV_SUB_ORCHESTRATION_COMPLETED,
@@ -74,19 +74,19 @@ typedef struct store_history_digest {
 	uint64_t by_type[EV__COUNT];
 	uint64_t other_types;
 	uint64_t failed_by_kind[DUROX_FAILURE__COUNT]; /* OrchestrationFailed events */
-	uint64_t round_trips;   /* activity results paired with their ActivityScheduled */
-	double round_trip_ms;   /* sum of (result ts - scheduled ts) */
-	uint64_t durations;     /* instances whose start and terminal events were both seen */
-	double duration_ms;     /* sum of their durations */
+	uint64_t round_trips;                          /* activity results paired with their ActivityScheduled */
+	double round_trip_ms;                          /* sum of (result ts - scheduled ts) */
+	uint64_t durations;                            /* instances whose start and terminal events were both seen */
+	double duration_ms;                            /* sum of their durations */
 	size_t ngroups;
 	store_duration_group *groups; /* sorted by name, then version */
 } store_history_digest;
 
 /* Facts about the store as a whole. */
 typedef struct store_meta {
-	int64_t created_at;       /* earliest migration install time, else the oldest instance; DUROX_NO_TIME when unknown */
-	int64_t last_history_ts;  /* timestamp of the most recently written history row */
-	int64_t newest_lock_at;   /* max instance_locks.locked_at */
+	int64_t created_at; /* earliest migration install time, else the oldest instance; DUROX_NO_TIME when unknown */
+	int64_t last_history_ts; /* timestamp of the most recently written history row */
+	int64_t newest_lock_at;  /* max instance_locks.locked_at */
 } store_meta;
 
 /* ---- queues -------------------------------------------------------------------------- */
@@ -121,20 +121,20 @@ enum {
 };
 
 typedef struct store_queue_item {
-	unsigned flags;           /* QF_* */
-	int64_t created_at;       /* the row's created_at (ms, whole seconds on SQLite) */
-	int worker;               /* 0: orchestrator_queue, 1: worker_queue */
+	unsigned flags;     /* QF_* */
+	int64_t created_at; /* the row's created_at (ms, whole seconds on SQLite) */
+	int worker;         /* 0: orchestrator_queue, 1: worker_queue */
 	int64_t id;
 	const char *instance_id;
-	const char *work_item;    /* the JSON as stored */
+	const char *work_item; /* the JSON as stored */
 	int64_t visible_at;
-	int64_t locked_until;     /* worker rows: their lock; orchestrator rows: the instance lock; NO_TIME when none */
+	int64_t locked_until; /* worker rows: their lock; orchestrator rows: the instance lock; NO_TIME when none */
 	int64_t attempt_count;
-	int lock_state;           /* store_lock_state */
+	int lock_state; /* store_lock_state */
 	int instance_exists;
-	const char *status;       /* its current execution's status as stored; NULL when none */
+	const char *status;             /* its current execution's status as stored; NULL when none */
 	const char *orchestration_name; /* NULL when the instance does not exist */
-	int start_queued;         /* a StartOrchestration for the instance is queued */
+	int start_queued;               /* a StartOrchestration for the instance is queued */
 } store_queue_item;
 
 typedef int (*store_queue_item_cb)(void *ud, const store_queue_item *it);
@@ -174,9 +174,9 @@ typedef struct store_group_query {
 typedef int (*store_group_cb)(void *ud, const durox_query_group *g, uint64_t total_groups, uint64_t total_instances);
 
 typedef struct store_series_query {
-	int64_t from, to;   /* window [from, to), from aligned to bucket_ms */
+	int64_t from, to; /* window [from, to), from aligned to bucket_ms */
 	int64_t bucket_ms;
-	unsigned series;    /* durox_series bits */
+	unsigned series; /* durox_series bits */
 	const char *orchestration_name;
 } store_series_query;
 

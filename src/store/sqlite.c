@@ -37,8 +37,9 @@ int sq_fail(sqlite_store *s, int src, const char *what)
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		s->last_rc = DUROX_EBUSY;
-		return store_fail(&s->base, DUROX_EBUSY, "store is busy: %s stayed locked for more than %d ms; retry later",
-		                  s->location, s->busy_timeout_ms);
+		return store_fail(&s->base, DUROX_EBUSY,
+		                  "store is busy: %s stayed locked for more than %d ms; retry later", s->location,
+		                  s->busy_timeout_ms);
 	case SQLITE_NOMEM: rc = DUROX_ENOMEM; break;
 	case SQLITE_READONLY: rc = DUROX_EDENIED; break;
 	case SQLITE_CORRUPT:
@@ -189,37 +190,41 @@ static void fn_failure_kind(sqlite3_context *ctx, int argc, sqlite3_value **argv
 
 /* The schema Duroxide's SQLite provider creates for in-memory stores (create_schema). */
 static const char memory_schema[] =
-	"CREATE TABLE instances (instance_id TEXT PRIMARY KEY, orchestration_name TEXT NOT NULL,"
-	" orchestration_version TEXT, current_execution_id INTEGER NOT NULL DEFAULT 1, custom_status TEXT,"
-	" custom_status_version INTEGER NOT NULL DEFAULT 0, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,"
-	" updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, parent_instance_id TEXT REFERENCES instances(instance_id));"
-	"CREATE INDEX idx_instances_parent ON instances(parent_instance_id);"
-	"CREATE TABLE executions (instance_id TEXT NOT NULL, execution_id INTEGER NOT NULL,"
-	" status TEXT NOT NULL DEFAULT 'Running', output TEXT, duroxide_version_major INTEGER,"
-	" duroxide_version_minor INTEGER, duroxide_version_patch INTEGER, started_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,"
-	" completed_at TIMESTAMP, PRIMARY KEY (instance_id, execution_id));"
-	"CREATE TABLE history (instance_id TEXT NOT NULL, execution_id INTEGER NOT NULL, event_id INTEGER NOT NULL,"
-	" event_type TEXT NOT NULL, event_data TEXT NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,"
-	" PRIMARY KEY (instance_id, execution_id, event_id));"
-	"CREATE TABLE orchestrator_queue (id INTEGER PRIMARY KEY AUTOINCREMENT, instance_id TEXT NOT NULL,"
-	" work_item TEXT NOT NULL, visible_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, lock_token TEXT, locked_until TIMESTAMP,"
-	" attempt_count INTEGER NOT NULL DEFAULT 0 CHECK(attempt_count >= 0), created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);"
-	"CREATE TABLE worker_queue (id INTEGER PRIMARY KEY AUTOINCREMENT, work_item TEXT NOT NULL,"
-	" visible_at INTEGER NOT NULL DEFAULT 0, lock_token TEXT, locked_until TIMESTAMP,"
-	" attempt_count INTEGER NOT NULL DEFAULT 0 CHECK(attempt_count >= 0), created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,"
-	" instance_id TEXT, execution_id TEXT, activity_id INTEGER, session_id TEXT, tag TEXT);"
-	"CREATE TABLE instance_locks (instance_id TEXT PRIMARY KEY, lock_token TEXT NOT NULL,"
-	" locked_until INTEGER NOT NULL, locked_at INTEGER NOT NULL);"
-	"CREATE INDEX idx_orch_visible ON orchestrator_queue(visible_at, lock_token);"
-	"CREATE INDEX idx_orch_instance ON orchestrator_queue(instance_id);"
-	"CREATE INDEX idx_orch_lock ON orchestrator_queue(lock_token);"
-	"CREATE INDEX idx_worker_available ON worker_queue(lock_token, id);"
-	"CREATE TABLE sessions (session_id TEXT PRIMARY KEY, worker_id TEXT NOT NULL, locked_until INTEGER NOT NULL,"
-	" last_activity_at INTEGER NOT NULL);"
-	"CREATE TABLE kv_store (instance_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
-	" last_updated_at_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (instance_id, key));"
-	"CREATE TABLE kv_delta (instance_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT,"
-	" last_updated_at_ms INTEGER NOT NULL, PRIMARY KEY (instance_id, key));";
+        "CREATE TABLE instances (instance_id TEXT PRIMARY KEY, orchestration_name TEXT NOT NULL,"
+        " orchestration_version TEXT, current_execution_id INTEGER NOT NULL DEFAULT 1, custom_status TEXT,"
+        " custom_status_version INTEGER NOT NULL DEFAULT 0, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,"
+        " updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, parent_instance_id TEXT REFERENCES instances(instance_id));"
+        "CREATE INDEX idx_instances_parent ON instances(parent_instance_id);"
+        "CREATE TABLE executions (instance_id TEXT NOT NULL, execution_id INTEGER NOT NULL,"
+        " status TEXT NOT NULL DEFAULT 'Running', output TEXT, duroxide_version_major INTEGER,"
+        " duroxide_version_minor INTEGER, duroxide_version_patch INTEGER, started_at TIMESTAMP DEFAULT "
+        "CURRENT_TIMESTAMP,"
+        " completed_at TIMESTAMP, PRIMARY KEY (instance_id, execution_id));"
+        "CREATE TABLE history (instance_id TEXT NOT NULL, execution_id INTEGER NOT NULL, event_id INTEGER NOT NULL,"
+        " event_type TEXT NOT NULL, event_data TEXT NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,"
+        " PRIMARY KEY (instance_id, execution_id, event_id));"
+        "CREATE TABLE orchestrator_queue (id INTEGER PRIMARY KEY AUTOINCREMENT, instance_id TEXT NOT NULL,"
+        " work_item TEXT NOT NULL, visible_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, lock_token TEXT, locked_until "
+        "TIMESTAMP,"
+        " attempt_count INTEGER NOT NULL DEFAULT 0 CHECK(attempt_count >= 0), created_at TIMESTAMP DEFAULT "
+        "CURRENT_TIMESTAMP);"
+        "CREATE TABLE worker_queue (id INTEGER PRIMARY KEY AUTOINCREMENT, work_item TEXT NOT NULL,"
+        " visible_at INTEGER NOT NULL DEFAULT 0, lock_token TEXT, locked_until TIMESTAMP,"
+        " attempt_count INTEGER NOT NULL DEFAULT 0 CHECK(attempt_count >= 0), created_at TIMESTAMP DEFAULT "
+        "CURRENT_TIMESTAMP,"
+        " instance_id TEXT, execution_id TEXT, activity_id INTEGER, session_id TEXT, tag TEXT);"
+        "CREATE TABLE instance_locks (instance_id TEXT PRIMARY KEY, lock_token TEXT NOT NULL,"
+        " locked_until INTEGER NOT NULL, locked_at INTEGER NOT NULL);"
+        "CREATE INDEX idx_orch_visible ON orchestrator_queue(visible_at, lock_token);"
+        "CREATE INDEX idx_orch_instance ON orchestrator_queue(instance_id);"
+        "CREATE INDEX idx_orch_lock ON orchestrator_queue(lock_token);"
+        "CREATE INDEX idx_worker_available ON worker_queue(lock_token, id);"
+        "CREATE TABLE sessions (session_id TEXT PRIMARY KEY, worker_id TEXT NOT NULL, locked_until INTEGER NOT NULL,"
+        " last_activity_at INTEGER NOT NULL);"
+        "CREATE TABLE kv_store (instance_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+        " last_updated_at_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (instance_id, key));"
+        "CREATE TABLE kv_delta (instance_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT,"
+        " last_updated_at_ms INTEGER NOT NULL, PRIMARY KEY (instance_id, key));";
 
 /* Sets *found when table has column (or, with column NULL, when the table exists). */
 static int probe(sqlite_store *s, const char *table, const char *column, int *found)
@@ -242,20 +247,26 @@ static int probe(sqlite_store *s, const char *table, const char *column, int *fo
 static int detect_schema(sqlite_store *s)
 {
 	static const char *const required[][2] = {
-		{"instances", "instance_id"},        {"instances", "orchestration_name"},
-		{"instances", "current_execution_id"}, {"instances", "created_at"},
-		{"executions", "execution_id"},      {"executions", "status"},
-		{"executions", "output"},            {"history", "event_data"},
-		{"history", "event_type"},           {"orchestrator_queue", "work_item"},
-		{"worker_queue", "work_item"},
+	        {"instances", "instance_id"},
+	        {"instances", "orchestration_name"},
+	        {"instances", "current_execution_id"},
+	        {"instances", "created_at"},
+	        {"executions", "execution_id"},
+	        {"executions", "status"},
+	        {"executions", "output"},
+	        {"history", "event_data"},
+	        {"history", "event_type"},
+	        {"orchestrator_queue", "work_item"},
+	        {"worker_queue", "work_item"},
 	};
 	int found, rc;
 	for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
 		if ((rc = probe(s, required[i][0], NULL, &found)) != DUROX_OK)
 			return rc;
 		if (!found)
-			return store_fail(&s->base, DUROX_EUNSUPPORTED, "'%s' is not a Duroxide store (it has no table '%s')",
-			                  s->location, required[i][0]);
+			return store_fail(&s->base, DUROX_EUNSUPPORTED,
+			                  "'%s' is not a Duroxide store (it has no table '%s')", s->location,
+			                  required[i][0]);
 		if ((rc = probe(s, required[i][0], required[i][1], &found)) != DUROX_OK)
 			return rc;
 		if (!found)
@@ -293,7 +304,6 @@ static int detect_schema(sqlite_store *s)
 	return DUROX_OK;
 }
 
-
 /* ---- open/close ----------------------------------------------------------------- */
 
 static void sq_close(store *base)
@@ -315,8 +325,8 @@ static void sq_close(store *base)
 }
 
 static const store_vtable sqlite_vtable = {
-	sq_close, sq_list, sq_count, sq_summaries_by_id, sq_executions, sq_history, sq_instance_exists,
-	sq_latest_execution,
+        sq_close,      sq_list,    sq_count,           sq_summaries_by_id,
+        sq_executions, sq_history, sq_instance_exists, sq_latest_execution,
 };
 
 int store_sqlite_open(const char *location, const durox_open_options *opts, store **out, char *err, size_t errlen)
@@ -332,7 +342,8 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 		if (strcmp(q, "?mode=ro") == 0)
 			readonly = 1;
 		else if (strcmp(q, "?mode=rw") != 0 && strcmp(q, "?mode=rwc") != 0) {
-			snprintf(err, errlen, "unsupported option '%s' in store URL (expected ?mode=ro or ?mode=rw)", q);
+			snprintf(err, errlen, "unsupported option '%s' in store URL (expected ?mode=ro or ?mode=rw)",
+			         q);
 			return DUROX_EINVALID;
 		}
 	}
@@ -391,8 +402,8 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	                        fn_ms, NULL, NULL);
 	sqlite3_create_function(s->db, "durox_event_ts", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
 	                        fn_event_ts, NULL, NULL);
-	sqlite3_create_function(s->db, "durox_failure_kind", 2,
-	                        SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL, fn_failure_kind, NULL, NULL);
+	sqlite3_create_function(s->db, "durox_failure_kind", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+	                        NULL, fn_failure_kind, NULL, NULL);
 	sq_metrics_attach(s);
 	if (memory) {
 		char *msg = NULL;

@@ -23,17 +23,17 @@ int sq_ancestors(store *st, const char *id, store_node_cb cb, void *ud);
 
 /* The timestamp of an instance's first start: the OrchestrationStarted of its first stored
  * execution (the primary key index serves the ORDER BY); X is the instances alias. */
-#define FIRST_START(X)                                                                                        \
-	"(SELECT durox_event_ts(f.event_data, f.created_at) FROM history f WHERE f.instance_id=" X ".instance_id" \
+#define FIRST_START(X)                                                                                                 \
+	"(SELECT durox_event_ts(f.event_data, f.created_at) FROM history f WHERE f.instance_id=" X ".instance_id"      \
 	" AND f.event_type='OrchestrationStarted' ORDER BY f.execution_id, f.event_id LIMIT 1)"
 
 /* An instance's duration (docs/metrics.md): terminal event of the current execution minus
  * its first start, for Completed and Failed instances. */
-#define DURATION_SQL                                                                                          \
-	"CASE WHEN e.status IN ('Completed','Failed') THEN (SELECT durox_event_ts(t.event_data, t.created_at)"    \
-	" FROM history t WHERE t.instance_id=i.instance_id AND t.execution_id=i.current_execution_id AND"         \
-	" t.event_type IN ('OrchestrationCompleted','OrchestrationFailed') ORDER BY t.event_id DESC LIMIT 1) - "   \
-	FIRST_START("i") " END"
+#define DURATION_SQL                                                                                                   \
+	"CASE WHEN e.status IN ('Completed','Failed') THEN (SELECT durox_event_ts(t.event_data, t.created_at)"         \
+	" FROM history t WHERE t.instance_id=i.instance_id AND t.execution_id=i.current_execution_id AND"              \
+	" t.event_type IN ('OrchestrationCompleted','OrchestrationFailed') ORDER BY t.event_id DESC LIMIT 1) "         \
+	"- " FIRST_START("i") " END"
 
 static const char *group_key_sql(sqlite_store *s, int g)
 {
@@ -66,7 +66,8 @@ int sq_query_instances(store *base, const store_group_query *q, store_group_cb c
 	size_t nk = q->n_group_by;
 	int want_dur = (q->aggregates & (DUROX_AGG_AVERAGE_DURATION | DUROX_AGG_P50_DURATION | DUROX_AGG_P95_DURATION |
 	                                 DUROX_AGG_P99_DURATION)) != 0;
-	int want_pct = (q->aggregates & (DUROX_AGG_P50_DURATION | DUROX_AGG_P95_DURATION | DUROX_AGG_P99_DURATION)) != 0;
+	int want_pct =
+	        (q->aggregates & (DUROX_AGG_P50_DURATION | DUROX_AGG_P95_DURATION | DUROX_AGG_P99_DURATION)) != 0;
 
 	/* d: one row per matching instance; materialized once when the percentiles read it a second
 	 * time, else flattened into the grouping (no temporary table) */
@@ -138,7 +139,8 @@ int sq_query_instances(store *base, const store_group_query *q, store_group_cb c
 	if (buf_oom(&g.sql))
 		rc = store_fail(base, DUROX_ENOMEM, "out of memory");
 	else if (b->overflow)
-		rc = store_fail(base, DUROX_ELIMIT, "filter too large (more than %zu values)", sizeof b->v / sizeof b->v[0]);
+		rc = store_fail(base, DUROX_ELIMIT, "filter too large (more than %zu values)",
+		                sizeof b->v / sizeof b->v[0]);
 	else if ((st = sq_stmt(s, buf_str(&g.sql))) == NULL)
 		rc = sq_stmt_err(s);
 	else if ((rc = sq_bind_all(s, st, b, 1)) == DUROX_OK) {
@@ -149,7 +151,9 @@ int sq_query_instances(store *base, const store_group_query *q, store_group_cb c
 			for (size_t k = 0; k < nk; k++) {
 				int col = (int)k;
 				switch (q->group_by[k]) {
-				case DUROX_GROUP_ORCHESTRATION_NAME: grp.orchestration_name = sq_col_text(st, col); break;
+				case DUROX_GROUP_ORCHESTRATION_NAME:
+					grp.orchestration_name = sq_col_text(st, col);
+					break;
 				case DUROX_GROUP_STATUS: grp.status = sq_col_text(st, col); break;
 				case DUROX_GROUP_CREATED_DATE:
 				case DUROX_GROUP_CREATED_HOUR: grp.created_date = sqlite3_column_int64(st, col); break;
@@ -161,11 +165,14 @@ int sq_query_instances(store *base, const store_group_query *q, store_group_cb c
 			grp.count = (uint64_t)sqlite3_column_int64(st, c);
 			grp.completed = (uint64_t)sqlite3_column_int64(st, c + 1);
 			grp.failed = (uint64_t)sqlite3_column_int64(st, c + 2);
-			grp.average_duration_ms = sqlite3_column_type(st, c + 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, c + 3);
+			grp.average_duration_ms =
+			        sqlite3_column_type(st, c + 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, c + 3);
 			grp.durations_counted = (uint64_t)sqlite3_column_int64(st, c + 4);
 			double *pct[3] = {&grp.p50_duration_ms, &grp.p95_duration_ms, &grp.p99_duration_ms};
 			for (int k = 0; k < 3; k++)
-				*pct[k] = sqlite3_column_type(st, c + 5 + k) == SQLITE_NULL ? NAN : sqlite3_column_double(st, c + 5 + k);
+				*pct[k] = sqlite3_column_type(st, c + 5 + k) == SQLITE_NULL
+				                  ? NAN
+				                  : sqlite3_column_double(st, c + 5 + k);
 			uint64_t total_groups = (uint64_t)sqlite3_column_int64(st, c + 8);
 			uint64_t total_instances = (uint64_t)sqlite3_column_int64(st, c + 9);
 			int x = cb(ud, &grp, total_groups, total_instances);
@@ -241,8 +248,8 @@ int sq_time_series(store *base, const store_series_query *q, durox_time_bucket *
 	                  : "NULL",
 	         types,
 	         q->orchestration_name != NULL
-	             ? " AND h.instance_id IN (SELECT i.instance_id FROM instances i WHERE i.orchestration_name=?4)"
-	             : "");
+	                 ? " AND h.instance_id IN (SELECT i.instance_id FROM instances i WHERE i.orchestration_name=?4)"
+	                 : "");
 	sqlite3_stmt *st = sq_stmt(s, sql);
 	if (st == NULL)
 		return sq_stmt_err(s);
@@ -280,8 +287,12 @@ static int run_nodes(sqlite_store *s, sqlite3_stmt *st, store_node_cb cb, void *
 {
 	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		store_node nd = {sq_col_text(st, 0), sq_col_text(st, 1), sq_col_text(st, 2), sq_col_text(st, 3),
-		                 (uint32_t)sqlite3_column_int64(st, 4), (uint64_t)sqlite3_column_int64(st, 5)};
+		store_node nd = {sq_col_text(st, 0),
+		                 sq_col_text(st, 1),
+		                 sq_col_text(st, 2),
+		                 sq_col_text(st, 3),
+		                 (uint32_t)sqlite3_column_int64(st, 4),
+		                 (uint64_t)sqlite3_column_int64(st, 5)};
 		if (nd.instance_id == NULL)
 			continue;
 		if (nd.orchestration_name == NULL)
@@ -302,13 +313,14 @@ int sq_descendants(store *base, const char *root, uint32_t max_depth, uint32_t l
 	if (!s->base.info.has_parent_instance)
 		return DUROX_OK;
 	sqlite3_stmt *st = sq_stmt(
-		s, "WITH RECURSIVE t(id, parent, depth) AS (SELECT instance_id, parent_instance_id, 1 FROM instances"
-		   " WHERE parent_instance_id=?1 UNION ALL SELECT c.instance_id, c.parent_instance_id, t.depth + 1 FROM t"
-		   " JOIN instances c ON c.parent_instance_id=t.id WHERE (?2 = 0 OR t.depth < ?2) AND t.depth < 1000)"
-		   " SELECT t.id, t.parent, i.orchestration_name, COALESCE(e.status,'Unknown'), t.depth,"
-		   " (SELECT count(*) FROM instances x WHERE x.parent_instance_id=t.id)"
-		   " FROM t JOIN instances i ON i.instance_id=t.id LEFT JOIN executions e ON e.instance_id=i.instance_id"
-		   " AND e.execution_id=i.current_execution_id ORDER BY t.depth, durox_ms(i.created_at), t.id LIMIT ?3");
+	        s,
+	        "WITH RECURSIVE t(id, parent, depth) AS (SELECT instance_id, parent_instance_id, 1 FROM instances"
+	        " WHERE parent_instance_id=?1 UNION ALL SELECT c.instance_id, c.parent_instance_id, t.depth + 1 FROM t"
+	        " JOIN instances c ON c.parent_instance_id=t.id WHERE (?2 = 0 OR t.depth < ?2) AND t.depth < 1000)"
+	        " SELECT t.id, t.parent, i.orchestration_name, COALESCE(e.status,'Unknown'), t.depth,"
+	        " (SELECT count(*) FROM instances x WHERE x.parent_instance_id=t.id)"
+	        " FROM t JOIN instances i ON i.instance_id=t.id LEFT JOIN executions e ON e.instance_id=i.instance_id"
+	        " AND e.execution_id=i.current_execution_id ORDER BY t.depth, durox_ms(i.created_at), t.id LIMIT ?3");
 	if (st == NULL)
 		return sq_stmt_err(s);
 	sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC);
@@ -343,12 +355,13 @@ int sq_ancestors(store *base, const char *id, store_node_cb cb, void *ud)
 	if (!s->base.info.has_parent_instance)
 		return DUROX_OK;
 	sqlite3_stmt *st = sq_stmt(
-		s, "WITH RECURSIVE a(id, depth) AS (SELECT parent_instance_id, 1 FROM instances WHERE instance_id=?1"
-		   " UNION ALL SELECT i.parent_instance_id, a.depth + 1 FROM a JOIN instances i ON i.instance_id=a.id"
-		   " WHERE a.depth < 1000)"
-		   " SELECT a.id, i.parent_instance_id, i.orchestration_name, COALESCE(e.status,'Unknown'), a.depth, 0"
-		   " FROM a JOIN instances i ON i.instance_id=a.id LEFT JOIN executions e ON e.instance_id=i.instance_id"
-		   " AND e.execution_id=i.current_execution_id ORDER BY a.depth");
+	        s,
+	        "WITH RECURSIVE a(id, depth) AS (SELECT parent_instance_id, 1 FROM instances WHERE instance_id=?1"
+	        " UNION ALL SELECT i.parent_instance_id, a.depth + 1 FROM a JOIN instances i ON i.instance_id=a.id"
+	        " WHERE a.depth < 1000)"
+	        " SELECT a.id, i.parent_instance_id, i.orchestration_name, COALESCE(e.status,'Unknown'), a.depth, 0"
+	        " FROM a JOIN instances i ON i.instance_id=a.id LEFT JOIN executions e ON e.instance_id=i.instance_id"
+	        " AND e.execution_id=i.current_execution_id ORDER BY a.depth");
 	if (st == NULL)
 		return sq_stmt_err(s);
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);

@@ -20,7 +20,6 @@ void sq_bind_push(sqlgen *g, const durox_value *v)
 	buf_addc(&g->sql, '?');
 }
 
-
 /* The SQL expression of a field over `instances i LEFT JOIN executions e` (current execution). */
 const char *sq_field_sql(sqlite_store *s, int field)
 {
@@ -33,22 +32,24 @@ const char *sq_field_sql(sqlite_store *s, int field)
 	case DUROX_FIELD_CREATED_AT: return "COALESCE(durox_ms(i.created_at),0)";
 	case DUROX_FIELD_UPDATED_AT:
 		return "MAX(COALESCE(durox_ms(i.updated_at),0),COALESCE(durox_ms(e.started_at),0),"
-		       "COALESCE(durox_ms(e.completed_at),0),COALESCE((SELECT durox_event_ts(h.event_data,h.created_at) FROM history h"
+		       "COALESCE(durox_ms(e.completed_at),0),COALESCE((SELECT "
+		       "durox_event_ts(h.event_data,h.created_at) FROM history h"
 		       " WHERE " CURRENT_EXEC " ORDER BY h.event_id DESC LIMIT 1),0))";
 	case DUROX_FIELD_COMPLETED_AT: return "durox_ms(e.completed_at)";
 	case DUROX_FIELD_CUSTOM_STATUS: return s->base.info.has_custom_status ? "i.custom_status" : "NULL";
 	case DUROX_FIELD_EXECUTION_COUNT: return "i.current_execution_id";
 	case DUROX_FIELD_FAILURE_KIND:
-		return "(CASE WHEN e.status='Failed' THEN durox_failure_kind((SELECT h.event_data FROM history h WHERE "
-		       CURRENT_EXEC " AND h.event_type='OrchestrationFailed' ORDER BY h.event_id DESC LIMIT 1),"
+		return "(CASE WHEN e.status='Failed' THEN durox_failure_kind((SELECT h.event_data FROM history h "
+		       "WHERE " CURRENT_EXEC
+		       " AND h.event_type='OrchestrationFailed' ORDER BY h.event_id DESC LIMIT 1),"
 		       "e.output) END)";
 	default: return NULL;
 	}
 }
 
 /* The input of the current execution (from its OrchestrationStarted event). */
-#define INPUT_SQL                                                                                              \
-	"(SELECT CASE WHEN json_valid(h.event_data) THEN json_extract(h.event_data,'$.input') END FROM history h" \
+#define INPUT_SQL                                                                                                      \
+	"(SELECT CASE WHEN json_valid(h.event_data) THEN json_extract(h.event_data,'$.input') END FROM history h"      \
 	" WHERE " CURRENT_EXEC " AND h.event_id=1)"
 
 static void gen_expr(sqlgen *g, const durox_expr *e);
@@ -57,8 +58,8 @@ static void gen_cmp(sqlgen *g, const durox_expr *e)
 {
 	if (e->field == DUROX_FIELD_TEXT) {
 		/* substring of id, name, custom status, input or output, ASCII case-insensitive */
-		const char *cols[] = {"i.instance_id", "i.orchestration_name", sq_field_sql(g->s, DUROX_FIELD_CUSTOM_STATUS),
-		                      INPUT_SQL, "e.output"};
+		const char *cols[] = {"i.instance_id", "i.orchestration_name",
+		                      sq_field_sql(g->s, DUROX_FIELD_CUSTOM_STATUS), INPUT_SQL, "e.output"};
 		buf_adds(&g->sql, e->op == DUROX_OP_NE ? "NOT (" : "(");
 		for (size_t k = 0; k < 5; k++) {
 			if (k > 0)
@@ -99,8 +100,11 @@ static void gen_cmp(sqlgen *g, const durox_expr *e)
 		buf_addc(&g->sql, ')');
 		return;
 	default: {
-		static const char *const ops[] = {[DUROX_OP_EQ] = "=", [DUROX_OP_LT] = "<", [DUROX_OP_LE] = "<=",
-		                                  [DUROX_OP_GT] = ">", [DUROX_OP_GE] = ">="};
+		static const char *const ops[] = {[DUROX_OP_EQ] = "=",
+		                                  [DUROX_OP_LT] = "<",
+		                                  [DUROX_OP_LE] = "<=",
+		                                  [DUROX_OP_GT] = ">",
+		                                  [DUROX_OP_GE] = ">="};
 		buf_addf(&g->sql, "(%s %s ", f, ops[e->op]);
 		sq_bind_push(g, &e->vals[0]);
 		buf_addc(&g->sql, ')');
@@ -192,10 +196,10 @@ static int needs_execution(const durox_expr *e)
 const char *sq_from_current(const durox_filter *f)
 {
 	return f != NULL && needs_execution(f->root)
-	           ? " FROM instances i JOIN executions e ON e.instance_id=i.instance_id AND "
-	             "e.execution_id=i.current_execution_id"
-	           : " FROM instances i LEFT JOIN executions e ON e.instance_id=i.instance_id AND "
-	             "e.execution_id=i.current_execution_id";
+	               ? " FROM instances i JOIN executions e ON e.instance_id=i.instance_id AND "
+	                 "e.execution_id=i.current_execution_id"
+	               : " FROM instances i LEFT JOIN executions e ON e.instance_id=i.instance_id AND "
+	                 "e.execution_id=i.current_execution_id";
 }
 
 void sq_gen_where(sqlgen *g, const durox_filter *f)
@@ -222,4 +226,3 @@ int sq_bind_all(sqlite_store *s, sqlite3_stmt *st, const binds *b, int first)
 	}
 	return DUROX_OK;
 }
-

@@ -36,9 +36,9 @@ typedef struct sqlite_store {
 	uint64_t reads, writes;
 	double read_ms, write_ms, max_read_ms, max_write_ms;
 	char journal_mode[16];
-	struct hist_inc *hist; /* the persistent history digest (sqlite_metrics.c) */
+	struct hist_inc *hist;   /* the persistent history digest (sqlite_metrics.c) */
 	struct inst_cache *inst; /* the last instance digest and the data version it was read at */
-	int in_write_txn;      /* a BEGIN IMMEDIATE/EXCLUSIVE is open (for the write/read split) */
+	int in_write_txn;        /* a BEGIN IMMEDIATE/EXCLUSIVE is open (for the write/read split) */
 	/* write pacing (sqlite_ops.c): when our last write transaction began and ended (us), and
 	 * how many times as long as it held the lock the next one waits */
 	int64_t w_begin_us, w_end_us;

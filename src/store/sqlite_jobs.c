@@ -12,37 +12,37 @@
 #include "store/sqlite_jobs.h"
 
 static const char journal_schema[] =
-	"CREATE TABLE IF NOT EXISTS durox_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-	"INSERT OR IGNORE INTO durox_meta (key, value) VALUES ('journal_version', '1');"
-	"CREATE TABLE IF NOT EXISTS durox_jobs ("
-	" job_id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" kind TEXT NOT NULL,"
-	" state TEXT NOT NULL,"
-	" request TEXT NOT NULL,"
-	" description TEXT NOT NULL DEFAULT '',"
-	" total INTEGER NOT NULL DEFAULT 0,"
-	" done INTEGER NOT NULL DEFAULT 0,"
-	" failed INTEGER NOT NULL DEFAULT 0,"
-	" no_subscription INTEGER NOT NULL DEFAULT 0,"
-	" rate REAL NOT NULL DEFAULT 0,"
-	" batch_size INTEGER NOT NULL DEFAULT 0,"
-	" owner TEXT,"
-	" heartbeat_at INTEGER,"
-	" stop_requested INTEGER NOT NULL DEFAULT 0,"
-	" created_at INTEGER NOT NULL,"
-	" started_at INTEGER,"
-	" finished_at INTEGER,"
-	" last_error TEXT);"
-	"CREATE TABLE IF NOT EXISTS durox_job_targets ("
-	" job_id INTEGER NOT NULL,"
-	" seq INTEGER NOT NULL,"
-	" instance_id TEXT NOT NULL,"
-	" state TEXT NOT NULL DEFAULT 'pending',"
-	" code TEXT,"
-	" message TEXT,"
-	" result TEXT,"
-	" done_at INTEGER,"
-	" PRIMARY KEY (job_id, seq)) WITHOUT ROWID;";
+        "CREATE TABLE IF NOT EXISTS durox_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT OR IGNORE INTO durox_meta (key, value) VALUES ('journal_version', '1');"
+        "CREATE TABLE IF NOT EXISTS durox_jobs ("
+        " job_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " kind TEXT NOT NULL,"
+        " state TEXT NOT NULL,"
+        " request TEXT NOT NULL,"
+        " description TEXT NOT NULL DEFAULT '',"
+        " total INTEGER NOT NULL DEFAULT 0,"
+        " done INTEGER NOT NULL DEFAULT 0,"
+        " failed INTEGER NOT NULL DEFAULT 0,"
+        " no_subscription INTEGER NOT NULL DEFAULT 0,"
+        " rate REAL NOT NULL DEFAULT 0,"
+        " batch_size INTEGER NOT NULL DEFAULT 0,"
+        " owner TEXT,"
+        " heartbeat_at INTEGER,"
+        " stop_requested INTEGER NOT NULL DEFAULT 0,"
+        " created_at INTEGER NOT NULL,"
+        " started_at INTEGER,"
+        " finished_at INTEGER,"
+        " last_error TEXT);"
+        "CREATE TABLE IF NOT EXISTS durox_job_targets ("
+        " job_id INTEGER NOT NULL,"
+        " seq INTEGER NOT NULL,"
+        " instance_id TEXT NOT NULL,"
+        " state TEXT NOT NULL DEFAULT 'pending',"
+        " code TEXT,"
+        " message TEXT,"
+        " result TEXT,"
+        " done_at INTEGER,"
+        " PRIMARY KEY (job_id, seq)) WITHOUT ROWID;";
 
 int sqj_create(store *base)
 {
@@ -217,15 +217,15 @@ int sqj_list(store *base, int64_t job_id, const char *state, const char *kind, u
 	return rc == SQLITE_DONE ? DUROX_OK : sq_fail(s, rc, "reading jobs");
 }
 
-int sqj_targets(store *base, int64_t job_id, uint64_t after_seq, uint32_t limit, int pending_only,
-                store_target_cb cb, void *ud)
+int sqj_targets(store *base, int64_t job_id, uint64_t after_seq, uint32_t limit, int pending_only, store_target_cb cb,
+                void *ud)
 {
 	sqlite_store *s = (sqlite_store *)base;
-	sqlite3_stmt *st = sq_stmt(s, pending_only
-	                                  ? "SELECT seq, instance_id, state, code, message, result FROM durox_job_targets"
-	                                    " WHERE job_id=?1 AND seq>?2 AND state='pending' ORDER BY seq LIMIT ?3"
-	                                  : "SELECT seq, instance_id, state, code, message, result FROM durox_job_targets"
-	                                    " WHERE job_id=?1 AND seq>?2 ORDER BY seq LIMIT ?3");
+	sqlite3_stmt *st =
+	        sq_stmt(s, pending_only ? "SELECT seq, instance_id, state, code, message, result FROM durox_job_targets"
+	                                  " WHERE job_id=?1 AND seq>?2 AND state='pending' ORDER BY seq LIMIT ?3"
+	                                : "SELECT seq, instance_id, state, code, message, result FROM durox_job_targets"
+	                                  " WHERE job_id=?1 AND seq>?2 ORDER BY seq LIMIT ?3");
 	if (st == NULL)
 		return sq_stmt_err(s);
 	sqlite3_bind_int64(st, 1, job_id);
@@ -233,8 +233,12 @@ int sqj_targets(store *base, int64_t job_id, uint64_t after_seq, uint32_t limit,
 	sqlite3_bind_int64(st, 3, limit > 0 ? (sqlite3_int64)limit : -1);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		store_target t = {(uint64_t)sqlite3_column_int64(st, 0), sq_col_text(st, 1), sq_col_text(st, 2),
-		                  sq_col_text(st, 3), sq_col_text(st, 4), sq_col_text(st, 5)};
+		store_target t = {(uint64_t)sqlite3_column_int64(st, 0),
+		                  sq_col_text(st, 1),
+		                  sq_col_text(st, 2),
+		                  sq_col_text(st, 3),
+		                  sq_col_text(st, 4),
+		                  sq_col_text(st, 5)};
 		if (t.instance_id == NULL || t.state == NULL)
 			continue;
 		int x = cb(ud, &t);

@@ -14,8 +14,8 @@ int sqj_add_targets(store *base, int64_t job_id, uint64_t first_seq, const store
 int sqj_update(store *base, const store_job *j);
 int sqj_list(store *base, int64_t job_id, const char *state, const char *kind, uint32_t limit, store_job_cb cb,
              void *ud);
-int sqj_targets(store *base, int64_t job_id, uint64_t after_seq, uint32_t limit, int pending_only,
-                store_target_cb cb, void *ud);
+int sqj_targets(store *base, int64_t job_id, uint64_t after_seq, uint32_t limit, int pending_only, store_target_cb cb,
+                void *ud);
 int sqj_set_target(store *base, int64_t job_id, uint64_t seq, const store_target *t, int64_t done_at);
 
 #endif

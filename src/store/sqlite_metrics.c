@@ -21,15 +21,32 @@
 #include "util/hmap.h"
 
 const char *const store_event_type_names[EV__COUNT] = {
-	"OrchestrationStarted",     "OrchestrationCompleted",  "OrchestrationFailed",
-	"OrchestrationContinuedAsNew", "OrchestrationCancelRequested", "OrchestrationChained",
-	"ActivityScheduled",        "ActivityCompleted",       "ActivityFailed",
-	"ActivityCancelRequested",  "TimerCreated",            "TimerFired",
-	"ExternalSubscribed",       "ExternalEvent",           "ExternalSubscribedCancelled",
-	"ExternalSubscribedPersistent", "ExternalEventPersistent", "ExternalSubscribedPersistentCancelled",
-	"SubOrchestrationScheduled", "SubOrchestrationCompleted", "SubOrchestrationFailed",
-	"SubOrchestrationCancelRequested", "CustomStatusUpdated", "KeyValueSet",
-	"KeyValueCleared",          "KeyValuesCleared",
+        "OrchestrationStarted",
+        "OrchestrationCompleted",
+        "OrchestrationFailed",
+        "OrchestrationContinuedAsNew",
+        "OrchestrationCancelRequested",
+        "OrchestrationChained",
+        "ActivityScheduled",
+        "ActivityCompleted",
+        "ActivityFailed",
+        "ActivityCancelRequested",
+        "TimerCreated",
+        "TimerFired",
+        "ExternalSubscribed",
+        "ExternalEvent",
+        "ExternalSubscribedCancelled",
+        "ExternalSubscribedPersistent",
+        "ExternalEventPersistent",
+        "ExternalSubscribedPersistentCancelled",
+        "SubOrchestrationScheduled",
+        "SubOrchestrationCompleted",
+        "SubOrchestrationFailed",
+        "SubOrchestrationCancelRequested",
+        "CustomStatusUpdated",
+        "KeyValueSet",
+        "KeyValueCleared",
+        "KeyValuesCleared",
 };
 
 void store_instance_digest_free(store_instance_digest *d)
@@ -229,7 +246,7 @@ typedef struct group_set {
 		uint64_t c[6]; /* instances, running, completed, failed, continued_as_new, unknown */
 		uint64_t dn;
 		double dsum;
-	} *g;
+	} * g;
 	int oom;
 } group_set;
 
@@ -323,7 +340,8 @@ static void fn_igroup(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	}
 	const char *name = (const char *)sqlite3_value_blob(argv[1]);
 	int nlen = sqlite3_value_bytes(argv[1]);
-	const char *version = sqlite3_value_type(argv[2]) == SQLITE_NULL ? NULL : (const char *)sqlite3_value_blob(argv[2]);
+	const char *version =
+	        sqlite3_value_type(argv[2]) == SQLITE_NULL ? NULL : (const char *)sqlite3_value_blob(argv[2]);
 	int vlen = sqlite3_value_bytes(argv[2]);
 	if (version == NULL && sqlite3_value_type(argv[2]) != SQLITE_NULL)
 		version = ""; /* an empty string, not NULL */
@@ -379,7 +397,8 @@ static int instance_digest_copy(store_instance_digest *dst, const store_instance
 	for (size_t k = 0; k < src->n; k++) {
 		dst->groups[k] = src->groups[k];
 		dst->groups[k].name = arena_strdup(&dst->mem, src->groups[k].name);
-		dst->groups[k].version = src->groups[k].version ? arena_strdup(&dst->mem, src->groups[k].version) : NULL;
+		dst->groups[k].version =
+		        src->groups[k].version ? arena_strdup(&dst->mem, src->groups[k].version) : NULL;
 		if (dst->groups[k].name == NULL || (src->groups[k].version && dst->groups[k].version == NULL))
 			return DUROX_ENOMEM;
 	}
@@ -470,7 +489,8 @@ static int instance_digest_read(sqlite_store *s, store_instance_digest *out)
 	}
 	for (size_t k = 0; k < gs.n; k++) {
 		struct group_acc *g = &gs.g[k];
-		out->groups[k] = (store_instance_group){g->name, g->version, g->c[0], g->c[1], g->c[2], g->c[3], g->c[4], g->c[5]};
+		out->groups[k] = (store_instance_group){g->name, g->version, g->c[0], g->c[1],
+		                                        g->c[2], g->c[3],    g->c[4], g->c[5]};
 	}
 	out->n = gs.n;
 done:
@@ -485,8 +505,8 @@ done:
 typedef struct hist_state {
 	store_history_digest *d;
 	group_set groups;
-	hmap pending;  /* "<instance>\0<execution>\0<event id>" of ActivityScheduled -> a = ts */
-	hmap started;  /* instance id -> a = first start ts, b = group of the latest start */
+	hmap pending;              /* "<instance>\0<execution>\0<event id>" of ActivityScheduled -> a = ts */
+	hmap started;              /* instance id -> a = first start ts, b = group of the latest start */
 	signed char by_len[40][4]; /* types_by_length */
 	int oom;
 } hist_state;
@@ -715,7 +735,8 @@ static int row_identity(sqlite_store *s, int64_t rowid, int *found, char **key, 
 {
 	*found = 0;
 	*key = NULL;
-	sqlite3_stmt *st = sq_stmt(s, "SELECT instance_id, execution_id, event_id, event_data FROM history WHERE rowid=?1");
+	sqlite3_stmt *st =
+	        sq_stmt(s, "SELECT instance_id, execution_id, event_id, event_data FROM history WHERE rowid=?1");
 	if (st == NULL)
 		return sq_stmt_err(s);
 	sqlite3_bind_int64(st, 1, rowid);
@@ -815,8 +836,10 @@ static int hist_refresh(sqlite_store *s)
 		if (same) {
 			int64_t before = h->max_rowid;
 			rc = hist_scan(s, h, &n);
-			same = rc == DUROX_OK && one_int(s, "SELECT count(*) FROM history", "counting history", &total, NULL) ==
-			                             DUROX_OK && (uint64_t)total == h->rows + n;
+			same = rc == DUROX_OK &&
+			       one_int(s, "SELECT count(*) FROM history", "counting history", &total, NULL) ==
+			               DUROX_OK &&
+			       (uint64_t)total == h->rows + n;
 			if (!same)
 				h->max_rowid = before;
 		}
@@ -932,16 +955,16 @@ static int sq_meta(store *base, store_meta *out)
 	if ((rc = table_exists(s, "_sqlx_migrations", &found)) != DUROX_OK)
 		return rc;
 	if (found) {
-		if ((rc = one_int(s, "SELECT min(durox_ms(installed_on)) FROM _sqlx_migrations", "reading migrations", &v,
-		                  &isnull)) != DUROX_OK)
+		if ((rc = one_int(s, "SELECT min(durox_ms(installed_on)) FROM _sqlx_migrations", "reading migrations",
+		                  &v, &isnull)) != DUROX_OK)
 			return rc;
 		if (!isnull)
 			out->created_at = v;
 	}
 	if (out->created_at == DUROX_NO_TIME) {
 		/* a store made without migrations: its oldest instance (a full scan, rarely needed) */
-		if ((rc = one_int(s, "SELECT min(durox_ms(created_at)) FROM instances", "reading instances", &v, &isnull)) !=
-		    DUROX_OK)
+		if ((rc = one_int(s, "SELECT min(durox_ms(created_at)) FROM instances", "reading instances", &v,
+		                  &isnull)) != DUROX_OK)
 			return rc;
 		if (!isnull)
 			out->created_at = v;
@@ -978,15 +1001,16 @@ static int sq_diagnostics(store *base, durox_provider_diagnostics *out)
 		const char *sql, *what;
 		size_t off;
 	} counts[] = {
-		{"SELECT count(*) FROM instances", "counting instances",
-		 offsetof(durox_provider_diagnostics, total_instances_stored)},
-		{"SELECT count(*) FROM executions", "counting executions",
-		 offsetof(durox_provider_diagnostics, total_executions_stored)},
-		{"SELECT count(*) FROM history", "counting history", offsetof(durox_provider_diagnostics, total_history_events)},
-		{"SELECT count(*) FROM orchestrator_queue", "counting the orchestrator queue",
-		 offsetof(durox_provider_diagnostics, orchestrator_queue_rows)},
-		{"SELECT count(*) FROM worker_queue", "counting the worker queue",
-		 offsetof(durox_provider_diagnostics, worker_queue_rows)},
+	        {"SELECT count(*) FROM instances", "counting instances",
+	         offsetof(durox_provider_diagnostics, total_instances_stored)},
+	        {"SELECT count(*) FROM executions", "counting executions",
+	         offsetof(durox_provider_diagnostics, total_executions_stored)},
+	        {"SELECT count(*) FROM history", "counting history",
+	         offsetof(durox_provider_diagnostics, total_history_events)},
+	        {"SELECT count(*) FROM orchestrator_queue", "counting the orchestrator queue",
+	         offsetof(durox_provider_diagnostics, orchestrator_queue_rows)},
+	        {"SELECT count(*) FROM worker_queue", "counting the worker queue",
+	         offsetof(durox_provider_diagnostics, worker_queue_rows)},
 	};
 	for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
 		if ((rc = one_int(s, counts[k].sql, counts[k].what, &v, NULL)) != DUROX_OK)
@@ -1036,23 +1060,23 @@ static int sq_diagnostics(store *base, durox_provider_diagnostics *out)
  * tm: a TimerFired item; pt: a pending timer; st: 0 free, 1 in progress (held by its
  * instance's live lock), 2 waiting (its instance is locked by a turn it is not part of);
  * orphan: no instance and no StartOrchestration queued for it. */
-#define ORCH_ROWS(attempts)                                                                                  \
-	"SELECT q.id AS id, q.instance_id AS instance_id, q.work_item AS work_item,"                             \
-	" durox_ms(q.visible_at) AS vis, durox_ms(q.created_at) AS created, " attempts " AS attempts,"           \
-	" q.lock_token AS token, l.locked_until AS lu,"                                                           \
-	" substr(q.work_item,1,14)='{\"TimerFired\":' AS tm,"                                                    \
-	" CASE WHEN l.instance_id IS NULL OR l.locked_until <= ?1 THEN 0 WHEN q.lock_token IS l.lock_token THEN 1" \
-	" ELSE 2 END AS st,"                                                                                      \
-	" (NOT EXISTS (SELECT 1 FROM instances x WHERE x.instance_id=q.instance_id) AND NOT EXISTS (SELECT 1 FROM" \
-	" orchestrator_queue y WHERE y.instance_id=q.instance_id AND substr(y.work_item,1,22)="                  \
-	"'{\"StartOrchestration\":')) AS orphan"                                                                 \
+#define ORCH_ROWS(attempts)                                                                                            \
+	"SELECT q.id AS id, q.instance_id AS instance_id, q.work_item AS work_item,"                                   \
+	" durox_ms(q.visible_at) AS vis, durox_ms(q.created_at) AS created, " attempts " AS attempts,"                 \
+	" q.lock_token AS token, l.locked_until AS lu,"                                                                \
+	" substr(q.work_item,1,14)='{\"TimerFired\":' AS tm,"                                                          \
+	" CASE WHEN l.instance_id IS NULL OR l.locked_until <= ?1 THEN 0 WHEN q.lock_token IS l.lock_token THEN 1"     \
+	" ELSE 2 END AS st,"                                                                                           \
+	" (NOT EXISTS (SELECT 1 FROM instances x WHERE x.instance_id=q.instance_id) AND NOT EXISTS (SELECT 1 FROM"     \
+	" orchestrator_queue y WHERE y.instance_id=q.instance_id AND substr(y.work_item,1,22)="                        \
+	"'{\"StartOrchestration\":')) AS orphan"                                                                       \
 	" FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id=q.instance_id"
 
-#define WORKER_ROWS(attempts)                                                                                \
-	"SELECT w.id AS id, w.instance_id AS instance_id, w.work_item AS work_item,"                             \
-	" durox_ms(w.visible_at) AS vis, durox_ms(w.created_at) AS created, " attempts " AS attempts,"           \
-	" durox_ms(w.locked_until) AS lu,"                                                                        \
-	" CASE WHEN w.lock_token IS NULL THEN 0 WHEN durox_ms(w.locked_until) > ?1 THEN 1 ELSE 3 END AS st"     \
+#define WORKER_ROWS(attempts)                                                                                          \
+	"SELECT w.id AS id, w.instance_id AS instance_id, w.work_item AS work_item,"                                   \
+	" durox_ms(w.visible_at) AS vis, durox_ms(w.created_at) AS created, " attempts " AS attempts,"                 \
+	" durox_ms(w.locked_until) AS lu,"                                                                             \
+	" CASE WHEN w.lock_token IS NULL THEN 0 WHEN durox_ms(w.locked_until) > ?1 THEN 1 ELSE 3 END AS st"            \
 	" FROM worker_queue w"
 
 static int sq_queue_snapshot(store *base, const store_queue_params *p, store_queue_snapshot *out)
@@ -1064,9 +1088,10 @@ static int sq_queue_snapshot(store *base, const store_queue_params *p, store_que
 	out->oldest_timer_created = out->next_timer_at = DUROX_NO_TIME;
 	int has_attempts = s->base.info.has_attempt_count;
 	const char *orch_sql =
-		has_attempts
-			? "WITH r AS MATERIALIZED (" ORCH_ROWS("q.attempt_count") "), c AS (SELECT *, tm AND vis > ?1 AS pt FROM r)"
-			: "WITH r AS MATERIALIZED (" ORCH_ROWS("0") "), c AS (SELECT *, tm AND vis > ?1 AS pt FROM r)";
+	        has_attempts
+	                ? "WITH r AS MATERIALIZED (" ORCH_ROWS(
+	                          "q.attempt_count") "), c AS (SELECT *, tm AND vis > ?1 AS pt FROM r)"
+	                : "WITH r AS MATERIALIZED (" ORCH_ROWS("0") "), c AS (SELECT *, tm AND vis > ?1 AS pt FROM r)";
 	char sql[4096];
 	snprintf(sql, sizeof sql,
 	         "%s SELECT count(*), total(pt), total(NOT pt AND st=1), total(NOT pt AND st=2),"
@@ -1114,7 +1139,8 @@ static int sq_queue_snapshot(store *base, const store_queue_params *p, store_que
 
 	snprintf(sql, sizeof sql,
 	         "WITH c AS MATERIALIZED (%s) SELECT count(*), total(st=1), total(st=3), total(st<>1 AND vis > ?1),"
-	         " total(st<>1 AND vis <= ?1), total(st<>1 AND max(vis, CASE WHEN st=3 THEN lu ELSE vis END) <= ?1 - ?2),"
+	         " total(st<>1 AND vis <= ?1), total(st<>1 AND max(vis, CASE WHEN st=3 THEN lu ELSE vis END) <= ?1 - "
+	         "?2),"
 	         " min(CASE WHEN vis <= ?1 THEN vis END), total(attempts >= ?4), total(attempts >= ?5), max(attempts),"
 	         " total(st=0) FROM c",
 	         has_attempts ? WORKER_ROWS("w.attempt_count") : WORKER_ROWS("0"));
@@ -1169,11 +1195,12 @@ static int sq_problem_items(store *base, const store_queue_params *p, store_queu
 	/* flags: 1 poison risk, 2 expired lock, 4 overdue timer, 8 stalled, 16 orphan, 32 blocking */
 	snprintf(sql, sizeof sql,
 	         "WITH c AS (%s), f AS (SELECT c.*, (attempts >= ?4)"
-	          " | (CASE WHEN st=0 AND lu IS NOT NULL AND lu <= ?1 - ?2 THEN 2 ELSE 0 END)"
+	         " | (CASE WHEN st=0 AND lu IS NOT NULL AND lu <= ?1 - ?2 THEN 2 ELSE 0 END)"
 	         " | (CASE WHEN tm AND st=0 AND vis <= ?1 - ?3 THEN 4 ELSE 0 END)"
 	         " | (CASE WHEN NOT tm AND st=0 AND vis <= ?1 - ?2 THEN 8 ELSE 0 END)"
 	         " | (CASE WHEN orphan THEN 16 ELSE 0 END)"
-	         " | (CASE WHEN orphan AND vis <= ?1 AND substr(work_item,1,16) <> '{\"QueueMessage\":' THEN 32 ELSE 0 END)"
+	         " | (CASE WHEN orphan AND vis <= ?1 AND substr(work_item,1,16) <> '{\"QueueMessage\":' THEN 32 ELSE 0 "
+	         "END)"
 	         " AS flags FROM c)"
 	         " SELECT 0, f.id, f.instance_id, f.work_item, f.vis, f.lu, f.attempts, f.st, f.flags, f.created,"
 	         " i.instance_id IS NOT NULL, e.status, i.orchestration_name,"
@@ -1185,17 +1212,21 @@ static int sq_problem_items(store *base, const store_queue_params *p, store_queu
 	         has_attempts ? ORCH_ROWS("q.attempt_count") : ORCH_ROWS("0"));
 	for (int q = 0; q < 2; q++) {
 		if (q == 1)
-			snprintf(sql, sizeof sql,
-			         "WITH c AS (%s), f AS (SELECT c.*, (attempts >= ?4)"
-			          " | (CASE WHEN st=3 AND lu <= ?1 - ?2 THEN 2 ELSE 0 END)"
-			         " | (CASE WHEN st<>1 AND max(vis, CASE WHEN st=3 THEN lu ELSE vis END) <= ?1 - ?2 THEN 8 ELSE 0 END)"
-			         " AS flags FROM c)"
-			         " SELECT 1, f.id, f.instance_id, f.work_item, f.vis, f.lu, f.attempts, f.st, f.flags, f.created,"
-			         " i.instance_id IS NOT NULL, e.status, i.orchestration_name, 0"
-			         " FROM f LEFT JOIN instances i ON i.instance_id=f.instance_id LEFT JOIN executions e ON"
-			         " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id WHERE f.flags <> 0"
-			         " ORDER BY f.id",
-			         has_attempts ? WORKER_ROWS("w.attempt_count") : WORKER_ROWS("0"));
+			snprintf(
+			        sql, sizeof sql,
+			        "WITH c AS (%s), f AS (SELECT c.*, (attempts >= ?4)"
+			        " | (CASE WHEN st=3 AND lu <= ?1 - ?2 THEN 2 ELSE 0 END)"
+			        " | (CASE WHEN st<>1 AND max(vis, CASE WHEN st=3 THEN lu ELSE vis END) <= ?1 - ?2 THEN "
+			        "8 ELSE 0 END)"
+			        " AS flags FROM c)"
+			        " SELECT 1, f.id, f.instance_id, f.work_item, f.vis, f.lu, f.attempts, f.st, f.flags, "
+			        "f.created,"
+			        " i.instance_id IS NOT NULL, e.status, i.orchestration_name, 0"
+			        " FROM f LEFT JOIN instances i ON i.instance_id=f.instance_id LEFT JOIN executions e ON"
+			        " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id WHERE f.flags "
+			        "<> 0"
+			        " ORDER BY f.id",
+			        has_attempts ? WORKER_ROWS("w.attempt_count") : WORKER_ROWS("0"));
 		sqlite3_stmt *st = sq_stmt(s, sql);
 		if (st == NULL)
 			return sq_stmt_err(s);
@@ -1209,20 +1240,20 @@ static int sq_problem_items(store *base, const store_queue_params *p, store_queu
 			static const int lock_states[] = {LOCK_FREE, LOCK_IN_PROGRESS, LOCK_WAITING, LOCK_EXPIRED};
 			int lk = sqlite3_column_int(st, 7);
 			store_queue_item it = {
-				.flags = (unsigned)sqlite3_column_int(st, 8),
-				.created_at = sq_col_time(st, 9),
-				.worker = sqlite3_column_int(st, 0),
-				.id = sqlite3_column_int64(st, 1),
-				.instance_id = sq_col_text(st, 2),
-				.work_item = sq_col_text(st, 3),
-				.visible_at = sq_col_time(st, 4),
-				.locked_until = sq_col_time(st, 5),
-				.attempt_count = sqlite3_column_int64(st, 6),
-				.lock_state = lk >= 0 && lk <= 3 ? lock_states[lk] : LOCK_FREE,
-				.instance_exists = sqlite3_column_int(st, 10),
-				.status = sq_col_text(st, 11),
-				.orchestration_name = sq_col_text(st, 12),
-				.start_queued = sqlite3_column_int(st, 13),
+			        .flags = (unsigned)sqlite3_column_int(st, 8),
+			        .created_at = sq_col_time(st, 9),
+			        .worker = sqlite3_column_int(st, 0),
+			        .id = sqlite3_column_int64(st, 1),
+			        .instance_id = sq_col_text(st, 2),
+			        .work_item = sq_col_text(st, 3),
+			        .visible_at = sq_col_time(st, 4),
+			        .locked_until = sq_col_time(st, 5),
+			        .attempt_count = sqlite3_column_int64(st, 6),
+			        .lock_state = lk >= 0 && lk <= 3 ? lock_states[lk] : LOCK_FREE,
+			        .instance_exists = sqlite3_column_int(st, 10),
+			        .status = sq_col_text(st, 11),
+			        .orchestration_name = sq_col_text(st, 12),
+			        .start_queued = sqlite3_column_int(st, 13),
 			};
 			if (it.instance_id == NULL)
 				it.instance_id = "";
@@ -1245,7 +1276,7 @@ static int sq_expired_locks(store *base, int64_t before, store_lock_cb cb, void 
 {
 	sqlite_store *s = (sqlite_store *)base;
 	sqlite3_stmt *st = sq_stmt(s, "SELECT l.instance_id, durox_ms(l.locked_until), durox_ms(l.locked_at),"
-	                               " e.status, i.orchestration_name FROM instance_locks l"
+	                              " e.status, i.orchestration_name FROM instance_locks l"
 	                              " LEFT JOIN instances i ON i.instance_id=l.instance_id LEFT JOIN executions e ON"
 	                              " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id"
 	                              " WHERE durox_ms(l.locked_until) <= ?1 ORDER BY l.instance_id");
@@ -1273,14 +1304,16 @@ static int sq_idle_running(store *base, int64_t older_than, store_idle_cb cb, vo
 	sqlite_store *s = (sqlite_store *)base;
 	/* the candidates, sorted by id, drive an index walk of their history (one statement) */
 	sqlite3_stmt *st = sq_stmt(
-		s, "WITH c AS MATERIALIZED (SELECT i.instance_id AS id, i.orchestration_name AS name,"
-		   " i.current_execution_id AS ex, (SELECT durox_event_ts(h.event_data, h.created_at) FROM history h WHERE"
-		   " h.instance_id=i.instance_id AND h.execution_id=i.current_execution_id ORDER BY h.event_id DESC LIMIT 1)"
-		   " AS last FROM executions e CROSS JOIN instances i ON i.instance_id=e.instance_id AND"
-		   " i.current_execution_id=e.execution_id WHERE e.status='Running')"
-		   " SELECT c.id, c.name, c.ex, c.last, h.execution_id, h.event_id, h.event_type, h.event_data,"
-		   " durox_ms(h.created_at) FROM (SELECT * FROM c WHERE last < ?1 ORDER BY id) c CROSS JOIN history h"
-		   " ON h.instance_id=c.id AND h.execution_id=c.ex");
+	        s,
+	        "WITH c AS MATERIALIZED (SELECT i.instance_id AS id, i.orchestration_name AS name,"
+	        " i.current_execution_id AS ex, (SELECT durox_event_ts(h.event_data, h.created_at) FROM history h WHERE"
+	        " h.instance_id=i.instance_id AND h.execution_id=i.current_execution_id ORDER BY h.event_id DESC LIMIT "
+	        "1)"
+	        " AS last FROM executions e CROSS JOIN instances i ON i.instance_id=e.instance_id AND"
+	        " i.current_execution_id=e.execution_id WHERE e.status='Running')"
+	        " SELECT c.id, c.name, c.ex, c.last, h.execution_id, h.event_id, h.event_type, h.event_data,"
+	        " durox_ms(h.created_at) FROM (SELECT * FROM c WHERE last < ?1 ORDER BY id) c CROSS JOIN history h"
+	        " ON h.instance_id=c.id AND h.execution_id=c.ex");
 	if (st == NULL)
 		return sq_stmt_err(s);
 	sqlite3_bind_int64(st, 1, older_than);
@@ -1288,8 +1321,11 @@ static int sq_idle_running(store *base, int64_t older_than, store_idle_cb cb, vo
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		store_idle_row row = {sq_col_text(st, 0), sq_col_text(st, 1), (uint64_t)sqlite3_column_int64(st, 2),
 		                      sqlite3_column_int64(st, 3)};
-		store_event_row ev = {(uint64_t)sqlite3_column_int64(st, 4), (uint64_t)sqlite3_column_int64(st, 5),
-		                      sq_col_text(st, 6), sq_col_text(st, 7), (size_t)sqlite3_column_bytes(st, 7),
+		store_event_row ev = {(uint64_t)sqlite3_column_int64(st, 4),
+		                      (uint64_t)sqlite3_column_int64(st, 5),
+		                      sq_col_text(st, 6),
+		                      sq_col_text(st, 7),
+		                      (size_t)sqlite3_column_bytes(st, 7),
 		                      sq_col_time(st, 8)};
 		if (row.instance_id == NULL)
 			continue;
@@ -1317,9 +1353,9 @@ int sq_count_descendants(store *st, const char *root, uint64_t *out);
 int sq_ancestors(store *st, const char *id, store_node_cb cb, void *ud);
 
 const store_metrics_vtable sq_metrics_vtable = {
-	sq_instance_digest, sq_history_digest, sq_meta,           sq_diagnostics,     sq_queue_snapshot,
-	sq_problem_items,   sq_expired_locks,  sq_idle_running,   sq_query_instances, sq_time_series,
-	sq_descendants,     sq_count_descendants, sq_ancestors,
+        sq_instance_digest, sq_history_digest,    sq_meta,         sq_diagnostics,     sq_queue_snapshot,
+        sq_problem_items,   sq_expired_locks,     sq_idle_running, sq_query_instances, sq_time_series,
+        sq_descendants,     sq_count_descendants, sq_ancestors,
 };
 
 void sq_metrics_attach(sqlite_store *s)

@@ -119,14 +119,19 @@ static int sq_instance_state(store *base, const char *instance_id, int64_t now_m
 	memset(out, 0, sizeof *out);
 	out->status = DUROX_STATUS_NOT_FOUND;
 	sqlite3_stmt *st = sq_stmt(
-		s, s->base.info.has_parent_instance
-		       ? "SELECT i.current_execution_id, e.status, i.parent_instance_id IS NOT NULL, EXISTS(SELECT 1 FROM"
-		         " instance_locks l WHERE l.instance_id=i.instance_id AND l.locked_until>?2) FROM instances i LEFT JOIN"
-		         " executions e ON e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id WHERE"
-		         " i.instance_id=?1"
-		       : "SELECT i.current_execution_id, e.status, 0, EXISTS(SELECT 1 FROM instance_locks l WHERE"
-		         " l.instance_id=i.instance_id AND l.locked_until>?2) FROM instances i LEFT JOIN executions e ON"
-		         " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id WHERE i.instance_id=?1");
+	        s,
+	        s->base.info.has_parent_instance
+	                ? "SELECT i.current_execution_id, e.status, i.parent_instance_id IS NOT NULL, EXISTS(SELECT 1 "
+	                  "FROM"
+	                  " instance_locks l WHERE l.instance_id=i.instance_id AND l.locked_until>?2) FROM instances i "
+	                  "LEFT JOIN"
+	                  " executions e ON e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id WHERE"
+	                  " i.instance_id=?1"
+	                : "SELECT i.current_execution_id, e.status, 0, EXISTS(SELECT 1 FROM instance_locks l WHERE"
+	                  " l.instance_id=i.instance_id AND l.locked_until>?2) FROM instances i LEFT JOIN executions e "
+	                  "ON"
+	                  " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id WHERE "
+	                  "i.instance_id=?1");
 	if (st == NULL)
 		return sq_stmt_err(s);
 	sqlite3_bind_text(st, 1, instance_id, -1, SQLITE_STATIC);
@@ -185,7 +190,8 @@ static int sq_enqueue(store *base, const char *instance_id, const char *work_ite
 	sqlite_store *s = (sqlite_store *)base;
 	/* Exactly the columns Duroxide's SQLite provider writes (enqueue_for_orchestrator):
 	 * id, lock_token, locked_until, attempt_count and created_at take their defaults. */
-	sqlite3_stmt *st = sq_stmt(s, "INSERT INTO orchestrator_queue (instance_id, work_item, visible_at) VALUES (?, ?, ?)");
+	sqlite3_stmt *st =
+	        sq_stmt(s, "INSERT INTO orchestrator_queue (instance_id, work_item, visible_at) VALUES (?, ?, ?)");
 	if (st == NULL)
 		return sq_stmt_err(s);
 	sqlite3_bind_text(st, 1, instance_id, -1, SQLITE_STATIC);
@@ -201,15 +207,19 @@ static int sq_tree(store *base, const char *root, int64_t now_ms, store_tree_cb 
 	sqlite_store *s = (sqlite_store *)base;
 	/* UNION (not UNION ALL): a damaged store with a parent cycle still terminates. */
 	sqlite3_stmt *st = sq_stmt(
-		s, s->base.info.has_parent_instance
-		       ? "WITH RECURSIVE t(id) AS (SELECT ?1 UNION SELECT c.instance_id FROM instances c JOIN t ON"
-		         " c.parent_instance_id=t.id) SELECT t.id, COALESCE(e.status,'Unknown'), EXISTS(SELECT 1 FROM"
-		         " instance_locks l WHERE l.instance_id=t.id AND l.locked_until>?2) FROM t JOIN instances i ON"
-		         " i.instance_id=t.id LEFT JOIN executions e ON e.instance_id=i.instance_id AND"
-		         " e.execution_id=i.current_execution_id"
-		       : "SELECT i.instance_id, COALESCE(e.status,'Unknown'), EXISTS(SELECT 1 FROM instance_locks l WHERE"
-		         " l.instance_id=i.instance_id AND l.locked_until>?2) FROM instances i LEFT JOIN executions e ON"
-		         " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id WHERE i.instance_id=?1");
+	        s,
+	        s->base.info.has_parent_instance
+	                ? "WITH RECURSIVE t(id) AS (SELECT ?1 UNION SELECT c.instance_id FROM instances c JOIN t ON"
+	                  " c.parent_instance_id=t.id) SELECT t.id, COALESCE(e.status,'Unknown'), EXISTS(SELECT 1 FROM"
+	                  " instance_locks l WHERE l.instance_id=t.id AND l.locked_until>?2) FROM t JOIN instances i ON"
+	                  " i.instance_id=t.id LEFT JOIN executions e ON e.instance_id=i.instance_id AND"
+	                  " e.execution_id=i.current_execution_id"
+	                : "SELECT i.instance_id, COALESCE(e.status,'Unknown'), EXISTS(SELECT 1 FROM instance_locks l "
+	                  "WHERE"
+	                  " l.instance_id=i.instance_id AND l.locked_until>?2) FROM instances i LEFT JOIN executions e "
+	                  "ON"
+	                  " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id WHERE "
+	                  "i.instance_id=?1");
 	if (st == NULL)
 		return sq_stmt_err(s);
 	sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC);
@@ -267,7 +277,7 @@ static int sq_delete_instances(store *base, const char *const *ids, size_t n, st
 	/* worker_queue rows name their instance in a column since migration 0104; before, only
 	 * inside the ActivityExecute work item */
 	const char *wq = s->base.info.has_worker_identity ? "instance_id"
-	                                                   : "json_extract(work_item,'$.ActivityExecute.instance')";
+	                                                  : "json_extract(work_item,'$.ActivityExecute.instance')";
 	char sql[256];
 	uint64_t oq = 0, wqn = 0;
 	/* Counted before deleting, as Duroxide's SQLite provider reports them. */
@@ -297,8 +307,10 @@ static int sq_delete_instances(store *base, const char *const *ids, size_t n, st
 	if (rc == DUROX_OK && s->base.info.has_kv) {
 		rc = run_ids(s, "DELETE FROM kv_store WHERE instance_id IN " IDS, &b, NULL, "deleting an instance");
 		int has_delta = 0;
-		sqlite3_stmt *st = rc == DUROX_OK ? sq_stmt(s, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='kv_delta'")
-		                                  : NULL;
+		sqlite3_stmt *st =
+		        rc == DUROX_OK
+		                ? sq_stmt(s, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='kv_delta'")
+		                : NULL;
 		if (st != NULL) {
 			has_delta = sqlite3_step(st) == SQLITE_ROW;
 			sq_done(st);
@@ -306,7 +318,8 @@ static int sq_delete_instances(store *base, const char *const *ids, size_t n, st
 			rc = sq_stmt_err(s);
 		}
 		if (rc == DUROX_OK && has_delta)
-			rc = run_ids(s, "DELETE FROM kv_delta WHERE instance_id IN " IDS, &b, NULL, "deleting an instance");
+			rc = run_ids(s, "DELETE FROM kv_delta WHERE instance_id IN " IDS, &b, NULL,
+			             "deleting an instance");
 	}
 	/* last: children reference their parents (the foreign key is checked per statement) */
 	if (rc == DUROX_OK)
@@ -318,10 +331,10 @@ static int sq_delete_instances(store *base, const char *const *ids, size_t n, st
 
 /* The executions of ?1 prune may delete: not current, not Running, not among the ?2 newest
  * (when ?2 is not NULL), completed before ?3 (when ?3 is not NULL). */
-#define PRUNABLE                                                                                               \
-	"(SELECT p.execution_id FROM executions p WHERE p.instance_id=?1 AND p.execution_id<>(SELECT"            \
-	" current_execution_id FROM instances WHERE instance_id=?1) AND p.status<>'Running' AND (?2 IS NULL OR"  \
-	" p.execution_id NOT IN (SELECT k.execution_id FROM executions k WHERE k.instance_id=?1 ORDER BY"        \
+#define PRUNABLE                                                                                                       \
+	"(SELECT p.execution_id FROM executions p WHERE p.instance_id=?1 AND p.execution_id<>(SELECT"                  \
+	" current_execution_id FROM instances WHERE instance_id=?1) AND p.status<>'Running' AND (?2 IS NULL OR"        \
+	" p.execution_id NOT IN (SELECT k.execution_id FROM executions k WHERE k.instance_id=?1 ORDER BY"              \
 	" k.execution_id DESC LIMIT COALESCE(?2,0))) AND (?3 IS NULL OR durox_ms(p.completed_at)<?3))"
 
 static int prune_step(sqlite_store *s, const char *sql, const char *id, int has_keep, uint32_t keep, int64_t before,
@@ -350,11 +363,11 @@ static int sq_prune(store *base, const char *instance_id, int has_keep_last, uin
 	int rc = prune_step(s, "SELECT count(*) FROM history WHERE instance_id=?1 AND execution_id IN " PRUNABLE,
 	                    instance_id, has_keep_last, keep_last, completed_before, &out->events);
 	if (rc == DUROX_OK)
-		rc = prune_step(s, "DELETE FROM history WHERE instance_id=?1 AND execution_id IN " PRUNABLE, instance_id,
-		                has_keep_last, keep_last, completed_before, &ignored);
+		rc = prune_step(s, "DELETE FROM history WHERE instance_id=?1 AND execution_id IN " PRUNABLE,
+		                instance_id, has_keep_last, keep_last, completed_before, &ignored);
 	if (rc == DUROX_OK)
-		rc = prune_step(s, "DELETE FROM executions WHERE instance_id=?1 AND execution_id IN " PRUNABLE, instance_id,
-		                has_keep_last, keep_last, completed_before, &out->executions);
+		rc = prune_step(s, "DELETE FROM executions WHERE instance_id=?1 AND execution_id IN " PRUNABLE,
+		                instance_id, has_keep_last, keep_last, completed_before, &out->executions);
 	return rc;
 }
 
@@ -369,14 +382,14 @@ static int sq_statuses(store *base, const char *const *ids, size_t n, store_stat
 		return rc;
 	}
 	sqlite3_stmt *st = sq_stmt(
-		s, "SELECT t.value, i.instance_id IS NOT NULL, COALESCE(e.status,'Unknown'), e.output,"
-		   " CASE WHEN e.status='Failed' THEN durox_failure_kind((SELECT h.event_data FROM history h WHERE"
-		   " h.instance_id=i.instance_id AND h.execution_id=i.current_execution_id AND"
-		   " h.event_type='OrchestrationFailed' ORDER BY h.event_id DESC LIMIT 1), e.output) END,"
-		   " CASE WHEN i.instance_id IS NULL THEN EXISTS(SELECT 1 FROM orchestrator_queue q WHERE"
-		   " q.instance_id=t.value AND q.work_item LIKE '{\"StartOrchestration\"%') ELSE 0 END"
-		   " FROM json_each(?1) t LEFT JOIN instances i ON i.instance_id=t.value LEFT JOIN executions e ON"
-		   " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id");
+	        s, "SELECT t.value, i.instance_id IS NOT NULL, COALESCE(e.status,'Unknown'), e.output,"
+	           " CASE WHEN e.status='Failed' THEN durox_failure_kind((SELECT h.event_data FROM history h WHERE"
+	           " h.instance_id=i.instance_id AND h.execution_id=i.current_execution_id AND"
+	           " h.event_type='OrchestrationFailed' ORDER BY h.event_id DESC LIMIT 1), e.output) END,"
+	           " CASE WHEN i.instance_id IS NULL THEN EXISTS(SELECT 1 FROM orchestrator_queue q WHERE"
+	           " q.instance_id=t.value AND q.work_item LIKE '{\"StartOrchestration\"%') ELSE 0 END"
+	           " FROM json_each(?1) t LEFT JOIN instances i ON i.instance_id=t.value LEFT JOIN executions e ON"
+	           " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id");
 	if (st == NULL) {
 		buf_free(&b);
 		return sq_stmt_err(s);
@@ -387,8 +400,9 @@ static int sq_statuses(store *base, const char *const *ids, size_t n, store_stat
 		r.instance_id = sq_col_text(st, 0);
 		r.exists = sqlite3_column_int(st, 1);
 		r.pending_start = sqlite3_column_int(st, 5);
-		r.status = r.exists ? status_of(sq_col_text(st, 2))
-		                    : r.pending_start ? DUROX_STATUS_RUNNING : DUROX_STATUS_NOT_FOUND;
+		r.status = r.exists          ? status_of(sq_col_text(st, 2))
+		           : r.pending_start ? DUROX_STATUS_RUNNING
+		                             : DUROX_STATUS_NOT_FOUND;
 		r.output = sq_col_text(st, 3);
 		const char *fk = sq_col_text(st, 4);
 		r.failure_kind = fk != NULL ? durox_failure_kind_parse(fk) : DUROX_FAILURE_NONE;
@@ -409,7 +423,7 @@ static int sq_statuses(store *base, const char *const *ids, size_t n, store_stat
 }
 
 const store_ops_vtable sq_ops_vtable = {
-	sq_begin,     sq_commit,   sq_rollback, sq_instance_state, sq_queued_items, sq_enqueue,
-	sq_tree,      sq_delete_instances, sq_prune, sq_statuses,  sqj_create,      sqj_exists,
-	sqj_insert,   sqj_add_targets, sqj_update, sqj_list,        sqj_targets,     sqj_set_target,
+        sq_begin,   sq_commit,           sq_rollback, sq_instance_state, sq_queued_items, sq_enqueue,
+        sq_tree,    sq_delete_instances, sq_prune,    sq_statuses,       sqj_create,      sqj_exists,
+        sqj_insert, sqj_add_targets,     sqj_update,  sqj_list,          sqj_targets,     sqj_set_target,
 };

@@ -12,8 +12,8 @@
 
 /* ---- summaries ------------------------------------------------------------------ */
 
-#define FROM_CURRENT                                                                                           \
-	" FROM instances i LEFT JOIN executions e ON e.instance_id=i.instance_id AND "                           \
+#define FROM_CURRENT                                                                                                   \
+	" FROM instances i LEFT JOIN executions e ON e.instance_id=i.instance_id AND "                                 \
 	"e.execution_id=i.current_execution_id"
 
 /* Appends the summary column list (see read_summary for the order). */
@@ -30,8 +30,9 @@ void sq_add_summary_columns(sqlite_store *s, buf *b)
 		            " AND h.event_id=1) END, ");
 	else
 		buf_adds(b, "NULL, ");
-	buf_addf(b, "%s, %s, CASE WHEN e.status='Failed' THEN e.output END, %s, %s", sq_field_sql(s, DUROX_FIELD_COMPLETED_AT),
-	         sq_field_sql(s, DUROX_FIELD_FAILURE_KIND), sq_field_sql(s, DUROX_FIELD_CUSTOM_STATUS),
+	buf_addf(b, "%s, %s, CASE WHEN e.status='Failed' THEN e.output END, %s, %s",
+	         sq_field_sql(s, DUROX_FIELD_COMPLETED_AT), sq_field_sql(s, DUROX_FIELD_FAILURE_KIND),
+	         sq_field_sql(s, DUROX_FIELD_CUSTOM_STATUS),
 	         s->base.info.has_custom_status ? "i.custom_status_version" : "0");
 }
 
@@ -116,7 +117,8 @@ int sq_list(store *base, const store_list_query *q, store_summary_cb cb, void *u
 	if (q->after.active) {
 		const char *cmp = q->descending ? "<" : ">";
 		durox_value kv = {.type = q->after.key_is_text ? DUROX_VAL_TEXT : DUROX_VAL_INT,
-		                  .text = q->after.key_text, .i = q->after.key_int};
+		                  .text = q->after.key_text,
+		                  .i = q->after.key_int};
 		durox_value idv = {.type = DUROX_VAL_TEXT, .text = q->after.instance_id};
 		if (id_order) {
 			buf_addf(&g.sql, " AND i.instance_id %s ", cmp);
@@ -151,7 +153,8 @@ int sq_list(store *base, const store_list_query *q, store_summary_cb cb, void *u
 	if (buf_oom(&g.sql))
 		rc = store_fail(base, DUROX_ENOMEM, "out of memory");
 	else if (b->overflow)
-		rc = store_fail(base, DUROX_ELIMIT, "filter too large (more than %zu values)", sizeof b->v / sizeof b->v[0]);
+		rc = store_fail(base, DUROX_ELIMIT, "filter too large (more than %zu values)",
+		                sizeof b->v / sizeof b->v[0]);
 	else {
 		sqlite3_stmt *st = sq_stmt(s, buf_str(&g.sql));
 		if (st == NULL)
@@ -247,16 +250,20 @@ int sq_executions(store *base, const char *instance_id, store_exec_cb cb, void *
 {
 	sqlite_store *s = (sqlite_store *)base;
 	sqlite3_stmt *st = sq_stmt(s, "SELECT e.execution_id, e.status, e.output, durox_ms(e.started_at),"
-	                               " durox_ms(e.completed_at), (SELECT count(*) FROM history h WHERE"
-	                               " h.instance_id=e.instance_id AND h.execution_id=e.execution_id)"
-	                               " FROM executions e WHERE e.instance_id=? ORDER BY e.execution_id");
+	                              " durox_ms(e.completed_at), (SELECT count(*) FROM history h WHERE"
+	                              " h.instance_id=e.instance_id AND h.execution_id=e.execution_id)"
+	                              " FROM executions e WHERE e.instance_id=? ORDER BY e.execution_id");
 	if (st == NULL)
 		return sq_stmt_err(s);
 	sqlite3_bind_text(st, 1, instance_id, -1, SQLITE_STATIC);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		store_exec_row r = {(uint64_t)sqlite3_column_int64(st, 0), sq_col_text(st, 1), sq_col_text(st, 2),
-		                    sq_col_time(st, 3), sq_col_time(st, 4), (uint64_t)sqlite3_column_int64(st, 5)};
+		store_exec_row r = {(uint64_t)sqlite3_column_int64(st, 0),
+		                    sq_col_text(st, 1),
+		                    sq_col_text(st, 2),
+		                    sq_col_time(st, 3),
+		                    sq_col_time(st, 4),
+		                    (uint64_t)sqlite3_column_int64(st, 5)};
 		int x = cb(ud, &r);
 		if (x != 0) {
 			sq_done(st);
@@ -314,8 +321,11 @@ int sq_history(store *base, const store_history_query *q, store_event_cb cb, voi
 		sqlite3_bind_text(st, 7 + (int)k, q->types[k], -1, SQLITE_STATIC);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		store_event_row r = {(uint64_t)sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
-		                     sq_col_text(st, 2), sq_col_text(st, 3), (size_t)sqlite3_column_bytes(st, 3),
+		store_event_row r = {(uint64_t)sqlite3_column_int64(st, 0),
+		                     (uint64_t)sqlite3_column_int64(st, 1),
+		                     sq_col_text(st, 2),
+		                     sq_col_text(st, 3),
+		                     (size_t)sqlite3_column_bytes(st, 3),
 		                     sq_col_time(st, 4)};
 		if (r.data == NULL) {
 			r.data = "";
@@ -363,4 +373,3 @@ int sq_latest_execution(store *base, const char *instance_id, uint64_t *out)
 	sq_done(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? DUROX_OK : sq_fail(s, rc, "reading executions");
 }
-

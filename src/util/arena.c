@@ -99,7 +99,4 @@ char *arena_strndup(arena *a, const char *s, size_t len)
 	return p;
 }
 
-char *arena_strdup(arena *a, const char *s)
-{
-	return s == NULL ? NULL : arena_strndup(a, s, strlen(s));
-}
+char *arena_strdup(arena *a, const char *s) { return s == NULL ? NULL : arena_strndup(a, s, strlen(s)); }

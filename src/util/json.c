@@ -159,8 +159,8 @@ static int parse_string(parser *ps, const char **out, size_t *outlen)
 			r += 4;
 			if (cp >= 0xD800 && cp <= 0xDBFF) {
 				unsigned lo;
-				if (q - r >= 6 && r[0] == '\\' && r[1] == 'u' && hex4(r + 2, &lo) == 0 && lo >= 0xDC00 &&
-				    lo <= 0xDFFF) {
+				if (q - r >= 6 && r[0] == '\\' && r[1] == 'u' && hex4(r + 2, &lo) == 0 &&
+				    lo >= 0xDC00 && lo <= 0xDFFF) {
 					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 					r += 6;
 				} else {

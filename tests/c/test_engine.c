@@ -32,7 +32,8 @@ TEST(open_errors)
 	char path[] = "/tmp/durox-test-XXXXXX";
 	int fd = mkstemp(path);
 	CHECK(fd >= 0);
-	CHECK(write(fd, "hello, not a database, just text padding to exceed a header.......................\n", 84) == 84);
+	CHECK(write(fd, "hello, not a database, just text padding to exceed a header.......................\n", 84) ==
+	      84);
 	close(fd);
 	char url[600];
 	snprintf(url, sizeof url, "sqlite:%s", path);
@@ -109,7 +110,8 @@ TEST(filter_validation)
 	durox_value t = {.type = DUROX_VAL_TEXT, .text = "-24h"};
 	EQ_INT(durox_filter_add(f, durox_expr_cmp(f, DUROX_FIELD_CREATED_AT, DUROX_OP_GT, &t)), DUROX_OK);
 	durox_value vals[2] = {{.type = DUROX_VAL_TEXT, .text = "Order"}, {.type = DUROX_VAL_TEXT, .text = "it's"}};
-	EQ_INT(durox_filter_add(f, durox_expr_not(f, durox_expr_in(f, DUROX_FIELD_ORCHESTRATION_NAME, vals, 2))), DUROX_OK);
+	EQ_INT(durox_filter_add(f, durox_expr_not(f, durox_expr_in(f, DUROX_FIELD_ORCHESTRATION_NAME, vals, 2))),
+	       DUROX_OK);
 	/* status names are normalised; relative times keep their text; quotes are doubled */
 	EQ_STR(durox_filter_describe(f), "(status = 'Running' AND created_at > '-24h' AND NOT orchestration_name IN "
 	                                 "('Order', 'it''s'))");
@@ -120,23 +122,43 @@ TEST(filter_validation)
 		durox_value v;
 		const char *msg;
 	} bad[] = {
-		{DUROX_FIELD_STATUS, DUROX_OP_EQ, {.type = DUROX_VAL_TEXT, .text = "Cancelled"},
-		 "unknown status 'Cancelled' (expected Running, Completed, Failed, ContinuedAsNew or Unknown; a "
-		 "cancelled instance is Failed with failure_kind cancelled)"},
-		{DUROX_FIELD_FAILURE_KIND, DUROX_OP_EQ, {.type = DUROX_VAL_TEXT, .text = "oops"},
-		 "unknown failure_kind 'oops' (expected application, cancelled, poison, nondeterminism, infrastructure or "
-		 "configuration)"},
-		{DUROX_FIELD_CREATED_AT, DUROX_OP_GT, {.type = DUROX_VAL_TEXT, .text = "soon"},
-		 "invalid time 'soon' (expected ISO-8601 like '2026-01-31T12:00:00Z', milliseconds since the epoch, or a "
-		 "relative time like '-30m' or 'now-1h') for created_at"},
-		{DUROX_FIELD_EXECUTION_COUNT, DUROX_OP_GE, {.type = DUROX_VAL_TEXT, .text = "3x"},
-		 "execution_count expects an integer, got '3x'"},
-		{DUROX_FIELD_ORCHESTRATION_NAME, DUROX_OP_EQ, {.type = DUROX_VAL_INT, .i = 3}, "orchestration_name expects text"},
-		{DUROX_FIELD_CREATED_AT, DUROX_OP_LIKE, {.type = DUROX_VAL_INT, .i = 3},
-		 "created_at is not text, so it cannot be matched as a string"},
-		{DUROX_FIELD_TEXT, DUROX_OP_EQ, {.type = DUROX_VAL_TEXT, .text = "x"}, "text search supports only CONTAINS"},
-		{DUROX_FIELD_CREATED_AT, DUROX_OP_LT, {.type = DUROX_VAL_NULL},
-		 "created_at cannot be compared with null except by = and !="},
+	        {DUROX_FIELD_STATUS,
+	         DUROX_OP_EQ,
+	         {.type = DUROX_VAL_TEXT, .text = "Cancelled"},
+	         "unknown status 'Cancelled' (expected Running, Completed, Failed, ContinuedAsNew or Unknown; a "
+	         "cancelled instance is Failed with failure_kind cancelled)"},
+	        {DUROX_FIELD_FAILURE_KIND,
+	         DUROX_OP_EQ,
+	         {.type = DUROX_VAL_TEXT, .text = "oops"},
+	         "unknown failure_kind 'oops' (expected application, cancelled, poison, nondeterminism, infrastructure "
+	         "or "
+	         "configuration)"},
+	        {DUROX_FIELD_CREATED_AT,
+	         DUROX_OP_GT,
+	         {.type = DUROX_VAL_TEXT, .text = "soon"},
+	         "invalid time 'soon' (expected ISO-8601 like '2026-01-31T12:00:00Z', milliseconds since the epoch, or "
+	         "a "
+	         "relative time like '-30m' or 'now-1h') for created_at"},
+	        {DUROX_FIELD_EXECUTION_COUNT,
+	         DUROX_OP_GE,
+	         {.type = DUROX_VAL_TEXT, .text = "3x"},
+	         "execution_count expects an integer, got '3x'"},
+	        {DUROX_FIELD_ORCHESTRATION_NAME,
+	         DUROX_OP_EQ,
+	         {.type = DUROX_VAL_INT, .i = 3},
+	         "orchestration_name expects text"},
+	        {DUROX_FIELD_CREATED_AT,
+	         DUROX_OP_LIKE,
+	         {.type = DUROX_VAL_INT, .i = 3},
+	         "created_at is not text, so it cannot be matched as a string"},
+	        {DUROX_FIELD_TEXT,
+	         DUROX_OP_EQ,
+	         {.type = DUROX_VAL_TEXT, .text = "x"},
+	         "text search supports only CONTAINS"},
+	        {DUROX_FIELD_CREATED_AT,
+	         DUROX_OP_LT,
+	         {.type = DUROX_VAL_NULL},
+	         "created_at cannot be compared with null except by = and !="},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		f = durox_filter_new();

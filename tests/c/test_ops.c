@@ -38,7 +38,7 @@ TEST(ops_single_writes)
 	EQ_INT(durox_raise_event(dx, "nope", "Approve", "1"), DUROX_ENOTFOUND);
 	EQ_STR(durox_errmsg(dx), "instance 'nope' not found");
 	EQ_INT(durox_enqueue_event(dx, "nope", "inbox", NULL), DUROX_ENOTFOUND);
-	EQ_INT(durox_raise_event(dx, "a-1", "Approve", "\"ok\""), DUROX_OK); /* a queued start exists */
+	EQ_INT(durox_raise_event(dx, "a-1", "Approve", "\"ok\""), DUROX_OK);         /* a queued start exists */
 	EQ_INT(durox_raise_event(dx, "a-1", "Approve", "\xc0\xaf"), DUROX_EINVALID); /* overlong */
 	EQ_INT(durox_cancel_instance(dx, "a-1", NULL), DUROX_OK);
 	EQ_INT(durox_cancel_instance(dx, "a-1", "again"), DUROX_ECONFLICT);

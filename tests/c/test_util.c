@@ -14,9 +14,11 @@
 TEST(json_roundtrip_compact)
 {
 	/* a real Duroxide event, as stored: parse and re-emit must give the same bytes */
-	const char *ev = "{\"event_id\":1,\"source_event_id\":null,\"instance_id\":\"can-1\",\"execution_id\":1,"
-	                 "\"timestamp_ms\":1795684174002,\"duroxide_version\":\"0.1.30\",\"type\":\"OrchestrationStarted\","
-	                 "\"name\":\"Waiter\",\"version\":\"1.0.0\",\"input\":\"null\",\"parent_instance\":null,\"parent_id\":null}";
+	const char *ev =
+	        "{\"event_id\":1,\"source_event_id\":null,\"instance_id\":\"can-1\",\"execution_id\":1,"
+	        "\"timestamp_ms\":1795684174002,\"duroxide_version\":\"0.1.30\",\"type\":\"OrchestrationStarted\","
+	        "\"name\":\"Waiter\",\"version\":\"1.0.0\",\"input\":\"null\",\"parent_instance\":null,\"parent_id\":"
+	        "null}";
 	arena a;
 	arena_init(&a);
 	char err[100];
@@ -81,19 +83,19 @@ TEST(json_errors)
 	static const struct {
 		const char *text, *msg;
 	} cases[] = {
-		{"", "invalid JSON at byte 0: unexpected end of input"},
-		{"{", "invalid JSON at byte 1: expected a string key"},
-		{"{\"a\" 1}", "invalid JSON at byte 5: expected ':'"},
-		{"[1,]", "invalid JSON at byte 3: expected a value"},
-		{"[1 2]", "invalid JSON at byte 3: expected ',' or ']'"},
-		{"\"abc", "invalid JSON at byte 4: unterminated string"},
-		{"\"a\\x\"", "invalid JSON at byte 2: bad escape"},
-		{"\"\\u12\"", "invalid JSON at byte 1: bad \\u escape"},
-		{"01", "invalid JSON at byte 1: trailing characters"},
-		{"1.", "invalid JSON at byte 2: expected digits after '.'"},
-		{"tru", "invalid JSON at byte 0: expected a value"},
-		{"{} x", "invalid JSON at byte 3: trailing characters"},
-		{"\"a\tb\"", "invalid JSON at byte 2: control character in string"},
+	        {"", "invalid JSON at byte 0: unexpected end of input"},
+	        {"{", "invalid JSON at byte 1: expected a string key"},
+	        {"{\"a\" 1}", "invalid JSON at byte 5: expected ':'"},
+	        {"[1,]", "invalid JSON at byte 3: expected a value"},
+	        {"[1 2]", "invalid JSON at byte 3: expected ',' or ']'"},
+	        {"\"abc", "invalid JSON at byte 4: unterminated string"},
+	        {"\"a\\x\"", "invalid JSON at byte 2: bad escape"},
+	        {"\"\\u12\"", "invalid JSON at byte 1: bad \\u escape"},
+	        {"01", "invalid JSON at byte 1: trailing characters"},
+	        {"1.", "invalid JSON at byte 2: expected digits after '.'"},
+	        {"tru", "invalid JSON at byte 0: expected a value"},
+	        {"{} x", "invalid JSON at byte 3: trailing characters"},
+	        {"\"a\tb\"", "invalid JSON at byte 2: control character in string"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		arena a;

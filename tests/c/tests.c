@@ -11,35 +11,35 @@ int t_failures = 0;
 const char *t_current = "";
 
 #define T(name) void test_##name(void);
-#define TESTS                                                                                                  \
-	T(json_roundtrip_compact)                                                                              \
-	T(json_strings_and_escapes)                                                                            \
-	T(json_numbers)                                                                                        \
-	T(json_errors)                                                                                         \
-	T(time_parse_iso)                                                                                      \
-	T(time_parse_user)                                                                                     \
-	T(base64url)                                                                                           \
-	T(arena_and_buf)                                                                                       \
-	T(open_errors)                                                                                         \
-	T(empty_memory_store)                                                                                  \
-	T(filter_validation)                                                                                   \
-	T(page_tokens)                                                                                         \
-	T(names)                                                                                               \
-	T(query_constructs)                                                                                    \
-	T(query_precedence)                                                                                    \
-	T(query_keywords_any_case)                                                                             \
-	T(query_quoting)                                                                                       \
-	T(query_times)                                                                                         \
-	T(query_errors)                                                                                        \
-	T(query_limits)                                                                                        \
-	T(query_public_api)                                                                                    \
-	T(query_roundtrip)                                                                                     \
-	T(hmap_put_get_del)                                                                                    \
-	T(metrics_empty_store)                                                                                 \
-	T(metrics_disabled_and_config)                                                                         \
-	T(metrics_names)                                                                                      \
-	T(ops_single_writes)                                                                                   \
-	T(ops_bulk_jobs)                                                                                       \
+#define TESTS                                                                                                          \
+	T(json_roundtrip_compact)                                                                                      \
+	T(json_strings_and_escapes)                                                                                    \
+	T(json_numbers)                                                                                                \
+	T(json_errors)                                                                                                 \
+	T(time_parse_iso)                                                                                              \
+	T(time_parse_user)                                                                                             \
+	T(base64url)                                                                                                   \
+	T(arena_and_buf)                                                                                               \
+	T(open_errors)                                                                                                 \
+	T(empty_memory_store)                                                                                          \
+	T(filter_validation)                                                                                           \
+	T(page_tokens)                                                                                                 \
+	T(names)                                                                                                       \
+	T(query_constructs)                                                                                            \
+	T(query_precedence)                                                                                            \
+	T(query_keywords_any_case)                                                                                     \
+	T(query_quoting)                                                                                               \
+	T(query_times)                                                                                                 \
+	T(query_errors)                                                                                                \
+	T(query_limits)                                                                                                \
+	T(query_public_api)                                                                                            \
+	T(query_roundtrip)                                                                                             \
+	T(hmap_put_get_del)                                                                                            \
+	T(metrics_empty_store)                                                                                         \
+	T(metrics_disabled_and_config)                                                                                 \
+	T(metrics_names)                                                                                               \
+	T(ops_single_writes)                                                                                           \
+	T(ops_bulk_jobs)                                                                                               \
 	T(ops_waits)
 TESTS
 #undef T
@@ -51,7 +51,7 @@ int main(int argc, char **argv)
 		void (*fn)(void);
 	} all[] = {
 #define T(name) {#name, test_##name},
-		TESTS
+	        TESTS
 #undef T
 	};
 	int ran = 0;
