@@ -365,27 +365,13 @@ static int check_direction(lua_State *L, int t)
 	return dir;
 }
 
-static void check_keys(lua_State *L, int t, const char *what, const char *const *known)
-{
-	lua_pushnil(L);
-	while (lua_next(L, t) != 0) {
-		lua_pop(L, 1);
-		const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
-		int ok = 0;
-		for (int i = 0; known[i] && !ok; i++)
-			ok = strcmp(k, known[i]) == 0;
-		if (!ok)
-			luaL_error(L, "unknown %s field '%s'", what, k);
-	}
-}
-
 /* Builds a list request from the table at t (filter, page_size, page_token, order_by,
  * direction, total_count). Pushes the filter box. */
 static void check_list_request(lua_State *L, int t, durox_list_request *req, int *pred_idx, int iterator)
 {
 	static const char *const known[] = {"filter",      "page_size", "page_token", "order_by", "direction",
 	                                    "total_count", "predicate", "batch_size", NULL};
-	check_keys(L, t, "request", known);
+	lx_check_keys(L, t, "request", known, NULL);
 	memset(req, 0, sizeof *req);
 	lua_getfield(L, t, "filter");
 	int fidx = lua_absindex(L, -1);
@@ -469,7 +455,7 @@ static int l_search(lua_State *L)
 	} else {
 		luaL_checktype(L, 2, LUA_TTABLE);
 		static const char *const known[] = {"text", "filter", "limit", "predicate", NULL};
-		check_keys(L, 2, "search", known);
+		lx_check_keys(L, 2, "search", known, NULL);
 		lua_getfield(L, 2, "text");
 		if (lua_type(L, -1) != LUA_TSTRING)
 			luaL_error(L, "search field 'text' expects a string, got %s", luaL_typename(L, -1));
@@ -566,7 +552,7 @@ static int l_instances(lua_State *L)
 	if (!lua_isnil(L, 3)) {
 		luaL_checktype(L, 3, LUA_TTABLE);
 		static const char *const known[] = {"order_by", "direction", "batch_size", NULL};
-		check_keys(L, 3, "iterator option", known);
+		lx_check_keys(L, 3, "iterator option", known, NULL);
 		lua_getfield(L, 3, "order_by");
 		int has_order = !lua_isnil(L, -1);
 		lua_pop(L, 1);
@@ -784,23 +770,6 @@ static lua_Integer check_u64_field(lua_State *L, int t, const char *k)
 	return v;
 }
 
-static int64_t check_time_field(lua_State *L, int t, const char *k)
-{
-	lua_getfield(L, t, k);
-	int64_t v = DUROX_NO_TIME;
-	if (lua_isinteger(L, -1)) {
-		v = (int64_t)lua_tointeger(L, -1);
-	} else if (lua_type(L, -1) == LUA_TSTRING) {
-		char err[200];
-		if (time_parse_user(lua_tostring(L, -1), time_now_ms(), &v, err, sizeof err) != 0)
-			luaL_error(L, "%s: %s", k, err);
-	} else if (!lua_isnil(L, -1)) {
-		luaL_error(L, "'%s' expects a time (integer ms or string), got %s", k, luaL_typename(L, -1));
-	}
-	lua_pop(L, 1);
-	return v;
-}
-
 /* handle:get_execution_history_filtered(request) -> { events, next_page_token, execution_id } */
 static int l_history_filtered(lua_State *L)
 {
@@ -809,7 +778,7 @@ static int l_history_filtered(lua_State *L)
 	static const char *const known[] = {"instance_id", "execution_id",     "event_types", "from_event_id",
 	                                    "to_event_id", "from_time",        "to_time",     "page_size",
 	                                    "page_token",  "include_payloads", NULL};
-	check_keys(L, 2, "history request", known);
+	lx_check_keys(L, 2, "history request", known, NULL);
 	durox_history_request req;
 	lua_getfield(L, 2, "instance_id");
 	if (lua_type(L, -1) != LUA_TSTRING)
@@ -819,8 +788,8 @@ static int l_history_filtered(lua_State *L)
 	req.execution_id = (uint64_t)check_u64_field(L, 2, "execution_id");
 	req.from_event_id = (uint64_t)check_u64_field(L, 2, "from_event_id");
 	req.to_event_id = (uint64_t)check_u64_field(L, 2, "to_event_id");
-	req.from_time = check_time_field(L, 2, "from_time");
-	req.to_time = check_time_field(L, 2, "to_time");
+	req.from_time = lx_opt_time(L, 2, "from_time");
+	req.to_time = lx_opt_time(L, 2, "to_time");
 	lua_Integer ps = check_u64_field(L, 2, "page_size");
 	if (ps > 1000000)
 		luaL_error(L, "page_size out of range");

@@ -18,93 +18,20 @@
 
 /* ---- field setters (the table is at the top) ---------------------------------------- */
 
-static void set_int(lua_State *L, const char *k, int64_t v)
-{
-	lua_pushinteger(L, (lua_Integer)v);
-	lua_setfield(L, -2, k);
-}
-
-static void set_num(lua_State *L, const char *k, double v)
-{
-	if (isnan(v))
-		return; /* undefined: nil */
-	lua_pushnumber(L, v);
-	lua_setfield(L, -2, k);
-}
-
-static void set_bool(lua_State *L, const char *k, int v)
-{
-	lua_pushboolean(L, v);
-	lua_setfield(L, -2, k);
-}
-
-static void set_str(lua_State *L, const char *k, const char *v)
-{
-	if (v == NULL)
-		return;
-	lua_pushstring(L, v);
-	lua_setfield(L, -2, k);
-}
-
 /* An optional age or count: absent when negative. */
 static void set_opt(lua_State *L, const char *k, int64_t v)
 {
 	if (v >= 0)
-		set_int(L, k, v);
+		lx_set_int(L, k, v);
 }
 
 /* ---- options ------------------------------------------------------------------------ */
-
-static void check_keys(lua_State *L, int t, const char *what, const char *const *known)
-{
-	lua_pushnil(L);
-	while (lua_next(L, t) != 0) {
-		lua_pop(L, 1);
-		const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
-		int ok = 0;
-		for (int i = 0; known[i] && !ok; i++)
-			ok = strcmp(k, known[i]) == 0;
-		if (!ok)
-			luaL_error(L, "unknown %s field '%s'", what, k);
-	}
-}
-
-/* A time field (integer ms or a time string); DUROX_NO_TIME when absent. */
-static int64_t opt_time(lua_State *L, int t, const char *k)
-{
-	lua_getfield(L, t, k);
-	int64_t v = DUROX_NO_TIME;
-	if (lua_isinteger(L, -1)) {
-		v = (int64_t)lua_tointeger(L, -1);
-	} else if (lua_type(L, -1) == LUA_TSTRING) {
-		char err[200];
-		if (time_parse_user(lua_tostring(L, -1), time_now_ms(), &v, err, sizeof err) != 0)
-			luaL_error(L, "%s: %s", k, err);
-	} else if (!lua_isnil(L, -1)) {
-		luaL_error(L, "'%s' expects a time (integer ms or string), got %s", k, luaL_typename(L, -1));
-	}
-	lua_pop(L, 1);
-	return v;
-}
 
 /* A duration field (non-negative integer ms or a duration string like "5m"); def when absent. */
 static int64_t opt_duration(lua_State *L, int t, const char *k, int64_t def)
 {
 	lua_getfield(L, t, k);
-	int64_t v = def;
-	if (lua_isinteger(L, -1)) {
-		v = (int64_t)lua_tointeger(L, -1);
-		if (v < 0)
-			luaL_error(L, "'%s' must not be negative", k);
-	} else if (lua_type(L, -1) == LUA_TSTRING) {
-		size_t n;
-		const char *s = lua_tolstring(L, -1, &n);
-		if (time_parse_duration(s, n, &v) != 0)
-			luaL_error(L, "'%s': '%s' is not a duration (e.g. 500ms, 30s, 5m, 2h, 1d)", k, s);
-	} else if (!lua_isnil(L, -1)) {
-		luaL_error(L, "'%s' expects a duration (integer ms or a string like \"5m\"), got %s", k,
-		           luaL_typename(L, -1));
-	}
+	int64_t v = lx_check_duration(L, -1, k, def);
 	lua_pop(L, 1);
 	return v;
 }
@@ -143,8 +70,8 @@ static void check_metrics_request(lua_State *L, int idx, durox_metrics_request *
 	luaL_checktype(L, idx, LUA_TTABLE);
 	static const char *const known[] = {"now", "fresh", "merge_versions", NULL};
 	static const char *const known_nomerge[] = {"now", "fresh", NULL};
-	check_keys(L, idx, "metrics option", allow_merge ? known : known_nomerge);
-	r->now = opt_time(L, idx, "now");
+	lx_check_keys(L, idx, "metrics option", allow_merge ? known : known_nomerge, NULL);
+	r->now = lx_opt_time(L, idx, "now");
 	r->fresh = opt_flag(L, idx, "fresh");
 	if (allow_merge)
 		r->merge_versions = opt_flag(L, idx, "merge_versions");
@@ -163,35 +90,35 @@ static int l_runtime_metrics(lua_State *L)
 	if (rc != DUROX_OK)
 		return lx_fail(L, dx, rc);
 	lua_createtable(L, 0, 32);
-	set_int(L, "uptime_seconds", (int64_t)m.uptime_seconds);
-	set_int(L, "total_instances_started", (int64_t)m.total_instances_started);
-	set_int(L, "total_instances_completed", (int64_t)m.total_instances_completed);
-	set_int(L, "total_instances_failed", (int64_t)m.total_instances_failed);
-	set_int(L, "active_instances", (int64_t)m.active_instances);
-	set_int(L, "total_activities_executed", (int64_t)m.total_activities_executed);
-	set_int(L, "total_timers_fired", (int64_t)m.total_timers_fired);
-	set_int(L, "total_events_raised", (int64_t)m.total_events_raised);
-	set_num(L, "average_orchestration_duration_ms", m.average_orchestration_duration_ms);
-	set_bool(L, "orchestrator_dispatcher_healthy", m.orchestrator_dispatcher_healthy);
-	set_bool(L, "worker_dispatcher_healthy", m.worker_dispatcher_healthy);
-	set_bool(L, "timer_dispatcher_healthy", m.timer_dispatcher_healthy);
+	lx_set_int(L, "uptime_seconds", (int64_t)m.uptime_seconds);
+	lx_set_int(L, "total_instances_started", (int64_t)m.total_instances_started);
+	lx_set_int(L, "total_instances_completed", (int64_t)m.total_instances_completed);
+	lx_set_int(L, "total_instances_failed", (int64_t)m.total_instances_failed);
+	lx_set_int(L, "active_instances", (int64_t)m.active_instances);
+	lx_set_int(L, "total_activities_executed", (int64_t)m.total_activities_executed);
+	lx_set_int(L, "total_timers_fired", (int64_t)m.total_timers_fired);
+	lx_set_int(L, "total_events_raised", (int64_t)m.total_events_raised);
+	lx_set_num(L, "average_orchestration_duration_ms", m.average_orchestration_duration_ms);
+	lx_set_bool(L, "orchestrator_dispatcher_healthy", m.orchestrator_dispatcher_healthy);
+	lx_set_bool(L, "worker_dispatcher_healthy", m.worker_dispatcher_healthy);
+	lx_set_bool(L, "timer_dispatcher_healthy", m.timer_dispatcher_healthy);
 	lx_push_time(L, "collected_at", m.collected_at);
 	lx_push_time(L, "store_created_at", m.store_created_at);
 	lx_push_time(L, "last_activity_at", m.last_activity_at);
-	set_int(L, "total_executions", (int64_t)m.total_executions);
-	set_int(L, "total_history_events", (int64_t)m.total_history_events);
-	set_int(L, "continued_as_new_instances", (int64_t)m.continued_as_new_instances);
-	set_int(L, "unknown_instances", (int64_t)m.unknown_instances);
-	set_int(L, "durations_counted", (int64_t)m.durations_counted);
+	lx_set_int(L, "total_executions", (int64_t)m.total_executions);
+	lx_set_int(L, "total_history_events", (int64_t)m.total_history_events);
+	lx_set_int(L, "continued_as_new_instances", (int64_t)m.continued_as_new_instances);
+	lx_set_int(L, "unknown_instances", (int64_t)m.unknown_instances);
+	lx_set_int(L, "durations_counted", (int64_t)m.durations_counted);
 	lua_createtable(L, 0, DUROX_FAILURE__COUNT);
 	for (int k = 1; k < DUROX_FAILURE__COUNT; k++)
-		set_int(L, durox_failure_kind_name(k), (int64_t)m.failed_by_kind[k]);
+		lx_set_int(L, durox_failure_kind_name(k), (int64_t)m.failed_by_kind[k]);
 	lua_setfield(L, -2, "failed_by_kind");
-	set_int(L, "stalled_orchestrator_items", (int64_t)m.stalled_orchestrator_items);
-	set_int(L, "stalled_worker_items", (int64_t)m.stalled_worker_items);
-	set_int(L, "overdue_timers", (int64_t)m.overdue_timers);
-	set_int(L, "expired_instance_locks", (int64_t)m.expired_instance_locks);
-	set_int(L, "blocking_orphan_items", (int64_t)m.blocking_orphan_items);
+	lx_set_int(L, "stalled_orchestrator_items", (int64_t)m.stalled_orchestrator_items);
+	lx_set_int(L, "stalled_worker_items", (int64_t)m.stalled_worker_items);
+	lx_set_int(L, "overdue_timers", (int64_t)m.overdue_timers);
+	lx_set_int(L, "expired_instance_locks", (int64_t)m.expired_instance_locks);
+	lx_set_int(L, "blocking_orphan_items", (int64_t)m.blocking_orphan_items);
 	return 1;
 }
 
@@ -206,33 +133,33 @@ static int l_provider_diagnostics(lua_State *L)
 	if (rc != DUROX_OK)
 		return lx_fail(L, dx, rc);
 	lua_createtable(L, 0, 24);
-	set_str(L, "provider_type", d.provider_type);
-	set_bool(L, "connection_healthy", d.connection_healthy);
-	set_int(L, "total_instances_stored", (int64_t)d.total_instances_stored);
-	set_int(L, "total_history_events", (int64_t)d.total_history_events);
-	set_num(L, "average_read_latency_ms", d.average_read_latency_ms);
-	set_num(L, "average_write_latency_ms", d.average_write_latency_ms);
+	lx_set_str(L, "provider_type", d.provider_type);
+	lx_set_bool(L, "connection_healthy", d.connection_healthy);
+	lx_set_int(L, "total_instances_stored", (int64_t)d.total_instances_stored);
+	lx_set_int(L, "total_history_events", (int64_t)d.total_history_events);
+	lx_set_num(L, "average_read_latency_ms", d.average_read_latency_ms);
+	lx_set_num(L, "average_write_latency_ms", d.average_write_latency_ms);
 	set_opt(L, "storage_size_bytes", d.storage_size_bytes);
 	lx_push_time(L, "collected_at", d.collected_at);
-	set_str(L, "location", d.location);
-	set_str(L, "schema_version", d.schema_version);
+	lx_set_str(L, "location", d.location);
+	lx_set_str(L, "schema_version", d.schema_version);
 	if (d.journal_mode && d.journal_mode[0])
-		set_str(L, "journal_mode", d.journal_mode);
+		lx_set_str(L, "journal_mode", d.journal_mode);
 	if (d.health_error && d.health_error[0])
-		set_str(L, "health_error", d.health_error);
-	set_int(L, "total_executions_stored", (int64_t)d.total_executions_stored);
-	set_int(L, "orchestrator_queue_rows", (int64_t)d.orchestrator_queue_rows);
-	set_int(L, "worker_queue_rows", (int64_t)d.worker_queue_rows);
-	set_int(L, "read_calls", (int64_t)d.read_calls);
-	set_int(L, "write_calls", (int64_t)d.write_calls);
+		lx_set_str(L, "health_error", d.health_error);
+	lx_set_int(L, "total_executions_stored", (int64_t)d.total_executions_stored);
+	lx_set_int(L, "orchestrator_queue_rows", (int64_t)d.orchestrator_queue_rows);
+	lx_set_int(L, "worker_queue_rows", (int64_t)d.worker_queue_rows);
+	lx_set_int(L, "read_calls", (int64_t)d.read_calls);
+	lx_set_int(L, "write_calls", (int64_t)d.write_calls);
 	if (d.read_calls)
-		set_num(L, "max_read_latency_ms", d.max_read_latency_ms);
+		lx_set_num(L, "max_read_latency_ms", d.max_read_latency_ms);
 	if (d.write_calls)
-		set_num(L, "max_write_latency_ms", d.max_write_latency_ms);
+		lx_set_num(L, "max_write_latency_ms", d.max_write_latency_ms);
 	if (d.page_count > 0) {
-		set_int(L, "page_size", d.page_size);
-		set_int(L, "page_count", d.page_count);
-		set_int(L, "freelist_count", d.freelist_count);
+		lx_set_int(L, "page_size", d.page_size);
+		lx_set_int(L, "page_count", d.page_count);
+		lx_set_int(L, "freelist_count", d.freelist_count);
 	}
 	set_opt(L, "wal_size_bytes", d.wal_size_bytes);
 	return 1;
@@ -241,22 +168,22 @@ static int l_provider_diagnostics(lua_State *L)
 static void push_queue_detail(lua_State *L, const durox_queue_detail *q, int orchestrator)
 {
 	lua_createtable(L, 0, 14);
-	set_int(L, "available", (int64_t)q->available);
-	set_int(L, "in_progress", (int64_t)q->in_progress);
+	lx_set_int(L, "available", (int64_t)q->available);
+	lx_set_int(L, "in_progress", (int64_t)q->in_progress);
 	if (orchestrator)
-		set_int(L, "waiting_on_lock", (int64_t)q->waiting_on_lock);
-	set_int(L, "delayed", (int64_t)q->delayed);
-	set_int(L, "stalled", (int64_t)q->stalled);
-	set_int(L, "expired_locks", (int64_t)q->expired_locks);
-	set_int(L, "near_poison", (int64_t)q->near_poison);
-	set_int(L, "at_poison_limit", (int64_t)q->at_poison_limit);
+		lx_set_int(L, "waiting_on_lock", (int64_t)q->waiting_on_lock);
+	lx_set_int(L, "delayed", (int64_t)q->delayed);
+	lx_set_int(L, "stalled", (int64_t)q->stalled);
+	lx_set_int(L, "expired_locks", (int64_t)q->expired_locks);
+	lx_set_int(L, "near_poison", (int64_t)q->near_poison);
+	lx_set_int(L, "at_poison_limit", (int64_t)q->at_poison_limit);
 	set_opt(L, "max_attempt_count", q->max_attempt_count);
 	if (orchestrator) {
-		set_int(L, "stale_lock_tokens", (int64_t)q->stale_lock_tokens);
-		set_int(L, "orphans", (int64_t)q->orphans);
-		set_int(L, "orphans_blocking", (int64_t)q->orphans_blocking);
+		lx_set_int(L, "stale_lock_tokens", (int64_t)q->stale_lock_tokens);
+		lx_set_int(L, "orphans", (int64_t)q->orphans);
+		lx_set_int(L, "orphans_blocking", (int64_t)q->orphans_blocking);
 	}
-	set_int(L, "unlocked_rows", (int64_t)q->unlocked_rows);
+	lx_set_int(L, "unlocked_rows", (int64_t)q->unlocked_rows);
 }
 
 /* handle:get_queue_metrics([opts]) -> QueueMetrics */
@@ -270,29 +197,29 @@ static int l_queue_metrics(lua_State *L)
 	if (rc != DUROX_OK)
 		return lx_fail(L, dx, rc);
 	lua_createtable(L, 0, 24);
-	set_int(L, "orchestrator_queue_size", (int64_t)q.orchestrator_queue_size);
-	set_int(L, "worker_queue_size", (int64_t)q.worker_queue_size);
-	set_int(L, "timer_queue_size", (int64_t)q.timer_queue_size);
+	lx_set_int(L, "orchestrator_queue_size", (int64_t)q.orchestrator_queue_size);
+	lx_set_int(L, "worker_queue_size", (int64_t)q.worker_queue_size);
+	lx_set_int(L, "timer_queue_size", (int64_t)q.timer_queue_size);
 	set_opt(L, "orchestrator_queue_oldest_item_age_ms", q.orchestrator_queue_oldest_item_age_ms);
 	set_opt(L, "worker_queue_oldest_item_age_ms", q.worker_queue_oldest_item_age_ms);
 	set_opt(L, "timer_queue_oldest_item_age_ms", q.timer_queue_oldest_item_age_ms);
-	set_int(L, "total_items_processed", (int64_t)q.total_items_processed);
-	set_num(L, "average_processing_time_ms", q.average_processing_time_ms);
+	lx_set_int(L, "total_items_processed", (int64_t)q.total_items_processed);
+	lx_set_num(L, "average_processing_time_ms", q.average_processing_time_ms);
 	lx_push_time(L, "collected_at", q.collected_at);
 	push_queue_detail(L, &q.orchestrator, 1);
 	lua_setfield(L, -2, "orchestrator");
 	push_queue_detail(L, &q.worker, 0);
 	lua_setfield(L, -2, "worker");
-	set_int(L, "overdue_timers", (int64_t)q.overdue_timers);
+	lx_set_int(L, "overdue_timers", (int64_t)q.overdue_timers);
 	lx_push_time(L, "next_timer_at", q.next_timer_at);
-	set_int(L, "orchestrator_items_processed", (int64_t)q.orchestrator_items_processed);
-	set_int(L, "worker_items_processed", (int64_t)q.worker_items_processed);
-	set_int(L, "activity_round_trips", (int64_t)q.activity_round_trips);
+	lx_set_int(L, "orchestrator_items_processed", (int64_t)q.orchestrator_items_processed);
+	lx_set_int(L, "worker_items_processed", (int64_t)q.worker_items_processed);
+	lx_set_int(L, "activity_round_trips", (int64_t)q.activity_round_trips);
 	lua_createtable(L, 0, 4);
-	set_int(L, "stall_threshold_ms", q.stall_threshold_ms);
-	set_int(L, "timer_overdue_ms", q.timer_overdue_ms);
-	set_int(L, "max_attempts", q.max_attempts);
-	set_int(L, "near_poison_attempts", q.near_poison_attempts);
+	lx_set_int(L, "stall_threshold_ms", q.stall_threshold_ms);
+	lx_set_int(L, "timer_overdue_ms", q.timer_overdue_ms);
+	lx_set_int(L, "max_attempts", q.max_attempts);
+	lx_set_int(L, "near_poison_attempts", q.near_poison_attempts);
 	lua_setfield(L, -2, "thresholds");
 	return 1;
 }
@@ -316,18 +243,18 @@ static int l_orchestration_metrics(lua_State *L)
 	for (size_t k = 0; k < m->count; k++) {
 		const durox_orchestration_type_metrics *o = &m->items[k];
 		lua_createtable(L, 0, 12);
-		set_str(L, "orchestration_name", o->orchestration_name);
-		set_str(L, "version", o->version);
-		set_int(L, "total_started", (int64_t)o->total_started);
-		set_int(L, "total_completed", (int64_t)o->total_completed);
-		set_int(L, "total_failed", (int64_t)o->total_failed);
-		set_int(L, "active_count", (int64_t)o->active_count);
-		set_num(L, "average_duration_ms", o->average_duration_ms);
-		set_num(L, "success_rate", o->success_rate);
-		set_num(L, "failure_rate", o->failure_rate);
-		set_int(L, "continued_as_new", (int64_t)o->continued_as_new);
-		set_int(L, "unknown", (int64_t)o->unknown);
-		set_int(L, "durations_counted", (int64_t)o->durations_counted);
+		lx_set_str(L, "orchestration_name", o->orchestration_name);
+		lx_set_str(L, "version", o->version);
+		lx_set_int(L, "total_started", (int64_t)o->total_started);
+		lx_set_int(L, "total_completed", (int64_t)o->total_completed);
+		lx_set_int(L, "total_failed", (int64_t)o->total_failed);
+		lx_set_int(L, "active_count", (int64_t)o->active_count);
+		lx_set_num(L, "average_duration_ms", o->average_duration_ms);
+		lx_set_num(L, "success_rate", o->success_rate);
+		lx_set_num(L, "failure_rate", o->failure_rate);
+		lx_set_int(L, "continued_as_new", (int64_t)o->continued_as_new);
+		lx_set_int(L, "unknown", (int64_t)o->unknown);
+		lx_set_int(L, "durations_counted", (int64_t)o->durations_counted);
 		lua_rawseti(L, -2, (lua_Integer)k + 1);
 	}
 	lx_boxfree(b);
@@ -377,7 +304,7 @@ static int l_query_instances(lua_State *L)
 	luaL_checktype(L, 2, LUA_TTABLE);
 	lua_settop(L, 2);
 	static const char *const known[] = {"filter", "group_by", "aggregate", "aggregates", "limit", NULL};
-	check_keys(L, 2, "query", known);
+	lx_check_keys(L, 2, "query", known, NULL);
 	durox_instance_query q;
 	memset(&q, 0, sizeof q);
 	const char *names[16];
@@ -458,21 +385,21 @@ static int l_query_instances(lua_State *L)
 			lua_setfield(L, -2, key);
 		}
 		if (r->aggregates & DUROX_AGG_COUNT)
-			set_int(L, "count", (int64_t)g->count);
-		set_num(L, "average_duration_ms", g->average_duration_ms);
-		set_num(L, "success_rate", g->success_rate);
-		set_num(L, "failure_rate", g->failure_rate);
-		set_num(L, "p50_duration_ms", g->p50_duration_ms);
-		set_num(L, "p95_duration_ms", g->p95_duration_ms);
-		set_num(L, "p99_duration_ms", g->p99_duration_ms);
-		set_int(L, "completed", (int64_t)g->completed);
-		set_int(L, "failed", (int64_t)g->failed);
-		set_int(L, "durations_counted", (int64_t)g->durations_counted);
+			lx_set_int(L, "count", (int64_t)g->count);
+		lx_set_num(L, "average_duration_ms", g->average_duration_ms);
+		lx_set_num(L, "success_rate", g->success_rate);
+		lx_set_num(L, "failure_rate", g->failure_rate);
+		lx_set_num(L, "p50_duration_ms", g->p50_duration_ms);
+		lx_set_num(L, "p95_duration_ms", g->p95_duration_ms);
+		lx_set_num(L, "p99_duration_ms", g->p99_duration_ms);
+		lx_set_int(L, "completed", (int64_t)g->completed);
+		lx_set_int(L, "failed", (int64_t)g->failed);
+		lx_set_int(L, "durations_counted", (int64_t)g->durations_counted);
 		lua_rawseti(L, -2, (lua_Integer)k + 1);
 	}
 	lua_setfield(L, -2, "groups");
-	set_int(L, "total_groups", (int64_t)r->total_groups);
-	set_int(L, "total_instances", (int64_t)r->total_instances);
+	lx_set_int(L, "total_groups", (int64_t)r->total_groups);
+	lx_set_int(L, "total_instances", (int64_t)r->total_instances);
 	lua_createtable(L, (int)r->n_group_by, 0);
 	for (size_t j = 0; j < r->n_group_by; j++) {
 		lua_pushstring(L, durox_group_field_name(r->group_by[j]));
@@ -495,22 +422,22 @@ static int l_query_instances(lua_State *L)
 static void push_bucket(lua_State *L, const durox_time_bucket *b, unsigned series)
 {
 	lua_createtable(L, 0, 9);
-	set_int(L, "start", b->start);
+	lx_set_int(L, "start", b->start);
 	if (series & DUROX_SERIES_INSTANCES_STARTED)
-		set_int(L, "instances_started", (int64_t)b->instances_started);
+		lx_set_int(L, "instances_started", (int64_t)b->instances_started);
 	if (series & DUROX_SERIES_INSTANCES_COMPLETED)
-		set_int(L, "instances_completed", (int64_t)b->instances_completed);
+		lx_set_int(L, "instances_completed", (int64_t)b->instances_completed);
 	if (series & DUROX_SERIES_INSTANCES_FAILED)
-		set_int(L, "instances_failed", (int64_t)b->instances_failed);
+		lx_set_int(L, "instances_failed", (int64_t)b->instances_failed);
 	if (series & DUROX_SERIES_INSTANCES_CANCELLED)
-		set_int(L, "instances_cancelled", (int64_t)b->instances_cancelled);
+		lx_set_int(L, "instances_cancelled", (int64_t)b->instances_cancelled);
 	if (series & DUROX_SERIES_ACTIVITIES_COMPLETED)
-		set_int(L, "activities_completed", (int64_t)b->activities_completed);
+		lx_set_int(L, "activities_completed", (int64_t)b->activities_completed);
 	if (series & DUROX_SERIES_ACTIVITIES_FAILED)
-		set_int(L, "activities_failed", (int64_t)b->activities_failed);
+		lx_set_int(L, "activities_failed", (int64_t)b->activities_failed);
 	if (series & DUROX_SERIES_AVERAGE_DURATION) {
-		set_num(L, "average_duration_ms", b->average_duration_ms);
-		set_int(L, "durations_counted", (int64_t)b->durations_counted);
+		lx_set_num(L, "average_duration_ms", b->average_duration_ms);
+		lx_set_int(L, "durations_counted", (int64_t)b->durations_counted);
 	}
 }
 
@@ -528,10 +455,10 @@ static int l_time_series(lua_State *L)
 	lua_settop(L, 2);
 	static const char *const known[] = {"from", "to", "bucket", "bucket_ms", "series", "orchestration_name",
 	                                    "name", NULL};
-	check_keys(L, 2, "time series request", known);
+	lx_check_keys(L, 2, "time series request", known, NULL);
 	durox_time_series_request r = {DUROX_NO_TIME, DUROX_NO_TIME, 0, 0, NULL};
-	r.from = opt_time(L, 2, "from");
-	r.to = opt_time(L, 2, "to");
+	r.from = lx_opt_time(L, 2, "from");
+	r.to = lx_opt_time(L, 2, "to");
 	lua_getfield(L, 2, "bucket_ms");
 	int has_ms = !lua_isnil(L, -1);
 	lua_pop(L, 1);
@@ -565,9 +492,9 @@ static int l_time_series(lua_State *L)
 	b->p = t;
 	b->fr = series_free_box;
 	lua_createtable(L, 0, 7);
-	set_int(L, "from", t->from);
-	set_int(L, "to", t->to);
-	set_int(L, "bucket_ms", t->bucket_ms);
+	lx_set_int(L, "from", t->from);
+	lx_set_int(L, "to", t->to);
+	lx_set_int(L, "bucket_ms", t->bucket_ms);
 	lua_createtable(L, 7, 0);
 	int ns = 0;
 	for (unsigned bit = 1; bit & DUROX_SERIES_ALL; bit <<= 1) {
@@ -586,7 +513,7 @@ static int l_time_series(lua_State *L)
 	push_bucket(L, &t->totals, t->series);
 	lua_setfield(L, -2, "totals");
 	if (r.orchestration_name)
-		set_str(L, "orchestration_name", r.orchestration_name);
+		lx_set_str(L, "orchestration_name", r.orchestration_name);
 	lx_boxfree(b);
 	return 1;
 }
@@ -597,11 +524,11 @@ static void push_node(lua_State *L, const durox_dependency_graph *g, size_t k)
 	luaL_checkstack(L, 6, "dependency graph too deep");
 	const durox_child_instance *c = &g->nodes[k];
 	lua_createtable(L, 0, 6);
-	set_str(L, "instance_id", c->instance_id);
-	set_str(L, "orchestration_name", c->orchestration_name);
-	set_str(L, "status", durox_status_name(c->status));
-	set_int(L, "child_count", (int64_t)c->child_count);
-	set_int(L, "depth", c->depth);
+	lx_set_str(L, "instance_id", c->instance_id);
+	lx_set_str(L, "orchestration_name", c->orchestration_name);
+	lx_set_str(L, "status", durox_status_name(c->status));
+	lx_set_int(L, "child_count", (int64_t)c->child_count);
+	lx_set_int(L, "depth", c->depth);
 	lua_createtable(L, (int)c->n_children, 0);
 	for (size_t j = 0; j < c->n_children; j++) {
 		push_node(L, g, c->first_child + j);
@@ -621,7 +548,7 @@ static int l_dependencies(lua_State *L)
 	if (!lua_isnoneornil(L, 3)) {
 		luaL_checktype(L, 3, LUA_TTABLE);
 		static const char *const known[] = {"max_depth", NULL};
-		check_keys(L, 3, "dependencies option", known);
+		lx_check_keys(L, 3, "dependencies option", known, NULL);
 		depth = (uint32_t)opt_count(L, 3, "max_depth", 0, 1000);
 	}
 	lx_box *b = lx_newbox(L);
@@ -632,15 +559,15 @@ static int l_dependencies(lua_State *L)
 	b->p = g;
 	b->fr = graph_free_box;
 	lua_createtable(L, 0, 9);
-	set_str(L, "root_instance", g->root_instance);
-	set_str(L, "orchestration_name", g->orchestration_name);
-	set_str(L, "status", durox_status_name(g->status));
-	set_str(L, "tree_root", g->tree_root);
+	lx_set_str(L, "root_instance", g->root_instance);
+	lx_set_str(L, "orchestration_name", g->orchestration_name);
+	lx_set_str(L, "status", durox_status_name(g->status));
+	lx_set_str(L, "tree_root", g->tree_root);
 	if (g->parent) {
 		lua_createtable(L, 0, 3);
-		set_str(L, "instance_id", g->parent->instance_id);
-		set_str(L, "orchestration_name", g->parent->orchestration_name);
-		set_str(L, "status", durox_status_name(g->parent->status));
+		lx_set_str(L, "instance_id", g->parent->instance_id);
+		lx_set_str(L, "orchestration_name", g->parent->orchestration_name);
+		lx_set_str(L, "status", durox_status_name(g->parent->status));
 		lua_setfield(L, -2, "parent");
 	}
 	lua_createtable(L, (int)g->n_children, 0);
@@ -649,10 +576,10 @@ static int l_dependencies(lua_State *L)
 		lua_rawseti(L, -2, (lua_Integer)k + 1);
 	}
 	lua_setfield(L, -2, "children");
-	set_int(L, "total_descendants", (int64_t)g->total_descendants);
-	set_int(L, "listed_descendants", (int64_t)g->n_nodes);
-	set_int(L, "max_depth", g->max_depth);
-	set_bool(L, "truncated", g->truncated);
+	lx_set_int(L, "total_descendants", (int64_t)g->total_descendants);
+	lx_set_int(L, "listed_descendants", (int64_t)g->n_nodes);
+	lx_set_int(L, "max_depth", g->max_depth);
+	lx_set_bool(L, "truncated", g->truncated);
 	lx_boxfree(b);
 	return 1;
 }
@@ -677,8 +604,8 @@ static int l_find_stuck(lua_State *L)
 		                                    "max_attempts",
 		                                    "limit",
 		                                    NULL};
-		check_keys(L, 2, "find_stuck_instances option", known);
-		r.now = opt_time(L, 2, "now");
+		lx_check_keys(L, 2, "find_stuck_instances option", known, NULL);
+		r.now = lx_opt_time(L, 2, "now");
 		r.stall_threshold_ms = opt_duration(L, 2, "stall_threshold_ms", -1);
 		r.timer_overdue_ms = opt_duration(L, 2, "timer_overdue_ms", -1);
 		r.event_wait_threshold_ms = opt_duration(L, 2, "event_wait_threshold_ms", -1);
@@ -698,31 +625,31 @@ static int l_find_stuck(lua_State *L)
 	for (size_t k = 0; k < l->count; k++) {
 		const durox_stuck_instance *s = &l->items[k];
 		lua_createtable(L, 0, 5);
-		set_str(L, "instance_id", s->instance_id);
-		set_str(L, "orchestration_name", s->orchestration_name);
-		set_str(L, "status", durox_status_name(s->status));
-		set_int(L, "since", s->since);
+		lx_set_str(L, "instance_id", s->instance_id);
+		lx_set_str(L, "orchestration_name", s->orchestration_name);
+		lx_set_str(L, "status", durox_status_name(s->status));
+		lx_set_int(L, "since", s->since);
 		lua_createtable(L, (int)s->n_reasons, 0);
 		for (size_t j = 0; j < s->n_reasons; j++) {
 			const durox_stuck_evidence *e = &s->reasons[j];
 			lua_createtable(L, 0, 8);
-			set_str(L, "reason", durox_stuck_reason_name(e->reason));
-			set_str(L, "message", e->message);
-			set_int(L, "since", e->since);
-			set_str(L, "queue", e->queue);
+			lx_set_str(L, "reason", durox_stuck_reason_name(e->reason));
+			lx_set_str(L, "message", e->message);
+			lx_set_int(L, "since", e->since);
+			lx_set_str(L, "queue", e->queue);
 			set_opt(L, "queue_id", e->queue_id);
 			set_opt(L, "attempt_count", e->attempt_count);
-			set_str(L, "detail", e->detail);
+			lx_set_str(L, "detail", e->detail);
 			if (e->blocks_queue)
-				set_bool(L, "blocks_queue", 1);
+				lx_set_bool(L, "blocks_queue", 1);
 			lua_rawseti(L, -2, (lua_Integer)j + 1);
 		}
 		lua_setfield(L, -2, "reasons");
 		lua_rawseti(L, -2, (lua_Integer)k + 1);
 	}
 	lua_setfield(L, -2, "instances");
-	set_bool(L, "truncated", l->truncated);
-	set_int(L, "now", l->now);
+	lx_set_bool(L, "truncated", l->truncated);
+	lx_set_int(L, "now", l->now);
 	lx_boxfree(b);
 	return 1;
 }

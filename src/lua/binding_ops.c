@@ -39,61 +39,6 @@ static const char *check_payload(lua_State *L, int idx)
 	return lx_checktext(L, idx);
 }
 
-/* ms from an integer or a duration string ("30s", "2m"); def when absent. */
-static int64_t check_duration(lua_State *L, int idx, const char *what, int64_t def)
-{
-	if (lua_isnoneornil(L, idx))
-		return def;
-	if (lua_isinteger(L, idx))
-		return (int64_t)lua_tointeger(L, idx);
-	if (lua_type(L, idx) == LUA_TSTRING) {
-		size_t n;
-		const char *s = lua_tolstring(L, idx, &n);
-		int64_t ms;
-		if (time_parse_duration(s, n, &ms) == 0)
-			return ms;
-		luaL_error(L, "%s: '%s' is not a duration (integer ms, or like 500ms, 30s, 5m, 1h)", what, s);
-	}
-	luaL_error(L, "%s expects integer ms or a duration string, got %s", what, luaL_typename(L, idx));
-	return def;
-}
-
-static void set_str(lua_State *L, const char *k, const char *v)
-{
-	if (v == NULL)
-		return;
-	lua_pushstring(L, v);
-	lua_setfield(L, -2, k);
-}
-
-static void set_int(lua_State *L, const char *k, int64_t v)
-{
-	lua_pushinteger(L, (lua_Integer)v);
-	lua_setfield(L, -2, k);
-}
-
-static void set_bool(lua_State *L, const char *k, int v)
-{
-	lua_pushboolean(L, v);
-	lua_setfield(L, -2, k);
-}
-
-static void check_keys(lua_State *L, int t, const char *what, const char *const *common, const char *const *extra)
-{
-	lua_pushnil(L);
-	while (lua_next(L, t) != 0) {
-		lua_pop(L, 1);
-		const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-		int ok = 0;
-		for (int i = 0; k != NULL && common[i] && !ok; i++)
-			ok = strcmp(k, common[i]) == 0;
-		for (int i = 0; k != NULL && extra != NULL && extra[i] && !ok; i++)
-			ok = strcmp(k, extra[i]) == 0;
-		if (!ok)
-			luaL_error(L, "unknown %s field '%s'", what, k != NULL ? k : luaL_typename(L, -1));
-	}
-}
-
 /* ---- callbacks ---------------------------------------------------------------------- */
 
 /* The Lua side of one engine call: the functions (absolute stack indexes, 0 = none) and
@@ -176,14 +121,14 @@ static void push_progress(lua_State *L, const durox_bulk_progress *p)
 {
 	lua_createtable(L, 0, 9);
 	if (p->job_id > 0)
-		set_int(L, "job_id", p->job_id);
-	set_str(L, "kind", p->kind);
-	set_str(L, "phase", p->phase);
-	set_int(L, "total", (int64_t)p->total);
-	set_int(L, "done", (int64_t)p->done);
-	set_int(L, "failed", (int64_t)p->failed);
-	set_int(L, "no_subscription", (int64_t)p->no_subscription);
-	set_int(L, "elapsed_ms", p->elapsed_ms);
+		lx_set_int(L, "job_id", p->job_id);
+	lx_set_str(L, "kind", p->kind);
+	lx_set_str(L, "phase", p->phase);
+	lx_set_int(L, "total", (int64_t)p->total);
+	lx_set_int(L, "done", (int64_t)p->done);
+	lx_set_int(L, "failed", (int64_t)p->failed);
+	lx_set_int(L, "no_subscription", (int64_t)p->no_subscription);
+	lx_set_int(L, "elapsed_ms", p->elapsed_ms);
 }
 
 /* Calls the progress function (if any; else does nothing, which still lets a pending
@@ -297,8 +242,8 @@ static int l_wait_one(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
 	const char *id = lx_checktext(L, 2);
-	int64_t timeout = check_duration(L, 3, "timeout", -1);
-	int64_t poll = check_duration(L, 4, "poll interval", 0);
+	int64_t timeout = lx_check_duration(L, 3, "timeout", -1);
+	int64_t poll = lx_check_duration(L, 4, "poll interval", 0);
 	luaL_argcheck(L, poll >= 0 && poll <= 3600000, 4, "poll interval out of range");
 	lua_settop(L, 4);
 	const char *ids[1] = {id};
@@ -423,7 +368,7 @@ static double opt_rate(lua_State *L, int t)
 static void check_bulk(lua_State *L, int t, const char *const *extra, durox_bulk_options *o, lx_calls *c)
 {
 	luaL_checktype(L, t, LUA_TTABLE);
-	check_keys(L, t, "request", bulk_common, extra);
+	lx_check_keys(L, t, "request", bulk_common, extra);
 	memset(o, 0, sizeof *o);
 	*c = (lx_calls){L, 0, 0, 0, 0, {0}};
 	lua_getfield(L, t, "instances");
@@ -524,12 +469,12 @@ static void push_bulk_response(lua_State *L, const durox_bulk_response *r)
 	const char *kind = r->kind != NULL ? r->kind : "";
 	lua_createtable(L, 0, 16);
 	if (r->job_id > 0)
-		set_int(L, "job_id", r->job_id);
-	set_str(L, "kind", kind);
-	set_str(L, "state", r->state);
-	set_bool(L, "dry_run", r->dry_run);
-	set_int(L, "total_matched", (int64_t)r->total_matched);
-	set_int(L, "elapsed_ms", r->elapsed_ms);
+		lx_set_int(L, "job_id", r->job_id);
+	lx_set_str(L, "kind", kind);
+	lx_set_str(L, "state", r->state);
+	lx_set_bool(L, "dry_run", r->dry_run);
+	lx_set_int(L, "total_matched", (int64_t)r->total_matched);
+	lx_set_int(L, "elapsed_ms", r->elapsed_ms);
 	const char *done_name = strcmp(kind, "cancel") == 0    ? "cancelled_instances"
 	                        : strcmp(kind, "purge") == 0   ? "purged_instances"
 	                        : strcmp(kind, "prune") == 0   ? "pruned_instances"
@@ -546,8 +491,8 @@ static void push_bulk_response(lua_State *L, const durox_bulk_response *r)
 			if (it->outcome != DUROX_OUTCOME_DONE)
 				continue;
 			lua_createtable(L, 0, 2);
-			set_str(L, "instance_id", it->instance_id);
-			set_str(L, "new_instance_id", it->new_instance_id);
+			lx_set_str(L, "instance_id", it->instance_id);
+			lx_set_str(L, "new_instance_id", it->new_instance_id);
 			lua_rawseti(L, -2, ++n);
 		}
 		lua_setfield(L, -2, "restarted_instances");
@@ -563,9 +508,9 @@ static void push_bulk_response(lua_State *L, const durox_bulk_response *r)
 		if (it->outcome != DUROX_OUTCOME_FAILED)
 			continue;
 		lua_createtable(L, 0, 3);
-		set_str(L, "instance_id", it->instance_id);
-		set_str(L, "error", it->message != NULL ? it->message : durox_code_name(it->code));
-		set_str(L, "code", durox_code_name(it->code));
+		lx_set_str(L, "instance_id", it->instance_id);
+		lx_set_str(L, "error", it->message != NULL ? it->message : durox_code_name(it->code));
+		lx_set_str(L, "code", durox_code_name(it->code));
 		lua_rawseti(L, -2, ++n);
 	}
 	lua_setfield(L, -2, "failed_instances");
@@ -575,13 +520,13 @@ static void push_bulk_response(lua_State *L, const durox_bulk_response *r)
 	}
 	if (strcmp(kind, "purge") == 0 || strcmp(kind, "prune") == 0) {
 		if (strcmp(kind, "purge") == 0) {
-			set_int(L, "instances_deleted", (int64_t)r->instances_deleted);
-			set_int(L, "queue_messages_deleted", (int64_t)r->queue_messages_deleted);
+			lx_set_int(L, "instances_deleted", (int64_t)r->instances_deleted);
+			lx_set_int(L, "queue_messages_deleted", (int64_t)r->queue_messages_deleted);
 		} else {
-			set_int(L, "instances_processed", (int64_t)r->done);
+			lx_set_int(L, "instances_processed", (int64_t)r->done);
 		}
-		set_int(L, "executions_deleted", (int64_t)r->executions_deleted);
-		set_int(L, "events_deleted", (int64_t)r->events_deleted);
+		lx_set_int(L, "executions_deleted", (int64_t)r->executions_deleted);
+		lx_set_int(L, "events_deleted", (int64_t)r->events_deleted);
 	}
 }
 
@@ -706,24 +651,24 @@ static int l_restart(lua_State *L)
 static void push_wait_response(lua_State *L, const durox_bulk_wait_response *r)
 {
 	lua_createtable(L, 0, 14);
-	set_int(L, "total_matched", (int64_t)r->total_matched);
-	set_bool(L, "satisfied", r->satisfied);
-	set_bool(L, "timed_out", r->timed_out);
-	set_int(L, "elapsed_ms", r->elapsed_ms);
-	set_int(L, "polls", r->polls);
+	lx_set_int(L, "total_matched", (int64_t)r->total_matched);
+	lx_set_bool(L, "satisfied", r->satisfied);
+	lx_set_bool(L, "timed_out", r->timed_out);
+	lx_set_int(L, "elapsed_ms", r->elapsed_ms);
+	lx_set_int(L, "polls", r->polls);
 	lua_createtable(L, (int)r->count, 0);
 	for (size_t k = 0; k < r->count; k++) {
 		const durox_wait_item *it = &r->items[k];
 		lua_createtable(L, 0, 7);
-		set_str(L, "instance_id", it->instance_id);
-		set_str(L, "status", durox_status_name(it->status));
-		set_bool(L, "finished", it->finished && it->status != DUROX_STATUS_NOT_FOUND);
-		set_str(L, "output", it->output);
-		set_str(L, "error", it->error);
+		lx_set_str(L, "instance_id", it->instance_id);
+		lx_set_str(L, "status", durox_status_name(it->status));
+		lx_set_bool(L, "finished", it->finished && it->status != DUROX_STATUS_NOT_FOUND);
+		lx_set_str(L, "output", it->output);
+		lx_set_str(L, "error", it->error);
 		if (it->failure_kind != DUROX_FAILURE_NONE)
-			set_str(L, "failure_kind", durox_failure_kind_name(it->failure_kind));
+			lx_set_str(L, "failure_kind", durox_failure_kind_name(it->failure_kind));
 		if (it->finished_after_ms >= 0)
-			set_int(L, "finished_after_ms", it->finished_after_ms);
+			lx_set_int(L, "finished_after_ms", it->finished_after_ms);
 		lua_rawseti(L, -2, (lua_Integer)k + 1);
 	}
 	lua_setfield(L, -2, "instances");
@@ -743,10 +688,10 @@ static void push_wait_response(lua_State *L, const durox_bulk_wait_response *r)
 				continue;
 			if (l == 1) {
 				lua_createtable(L, 0, 3);
-				set_str(L, "instance_id", it->instance_id);
-				set_str(L, "error", it->error);
+				lx_set_str(L, "instance_id", it->instance_id);
+				lx_set_str(L, "error", it->error);
 				if (it->failure_kind != DUROX_FAILURE_NONE)
-					set_str(L, "failure_kind", durox_failure_kind_name(it->failure_kind));
+					lx_set_str(L, "failure_kind", durox_failure_kind_name(it->failure_kind));
 			} else {
 				lua_pushstring(L, it->instance_id);
 			}
@@ -773,13 +718,13 @@ static int l_wait_instances(lua_State *L)
 		lua_pop(L, 1);
 		lua_getfield(L, 2, "timeout");
 	}
-	req.timeout_ms = check_duration(L, -1, "timeout", -1);
+	req.timeout_ms = lx_check_duration(L, -1, "timeout", -1);
 	lua_getfield(L, 2, "poll_interval_ms");
 	if (lua_isnil(L, -1)) {
 		lua_pop(L, 1);
 		lua_getfield(L, 2, "poll_interval");
 	}
-	req.poll_interval_ms = check_duration(L, -1, "poll interval", 0);
+	req.poll_interval_ms = lx_check_duration(L, -1, "poll interval", 0);
 	if (req.poll_interval_ms < 0 || req.poll_interval_ms > 3600000)
 		luaL_error(L, "poll interval out of range (0 to 1h)");
 	lua_getfield(L, 2, "mode");
@@ -815,10 +760,10 @@ static void joblist_free_box(void *p) { durox_job_list_free(p); }
 static void push_job(lua_State *L, const durox_job *j, arena *scratch)
 {
 	lua_createtable(L, 0, 22);
-	set_int(L, "job_id", j->job_id);
-	set_str(L, "kind", j->kind);
-	set_str(L, "state", j->state);
-	set_str(L, "description", j->description);
+	lx_set_int(L, "job_id", j->job_id);
+	lx_set_str(L, "kind", j->kind);
+	lx_set_str(L, "state", j->state);
+	lx_set_str(L, "description", j->description);
 	if (j->request != NULL) {
 		arena_release(scratch);
 		json *v = json_parse(scratch, j->request, strlen(j->request), NULL, 0);
@@ -829,25 +774,25 @@ static void push_job(lua_State *L, const durox_job *j, arena *scratch)
 		lua_setfield(L, -2, "request");
 		arena_release(scratch);
 	}
-	set_int(L, "total", (int64_t)j->total);
-	set_int(L, "done", (int64_t)j->done);
-	set_int(L, "failed", (int64_t)j->failed);
-	set_int(L, "no_subscription", (int64_t)j->no_subscription);
-	set_int(L, "pending", (int64_t)j->pending);
+	lx_set_int(L, "total", (int64_t)j->total);
+	lx_set_int(L, "done", (int64_t)j->done);
+	lx_set_int(L, "failed", (int64_t)j->failed);
+	lx_set_int(L, "no_subscription", (int64_t)j->no_subscription);
+	lx_set_int(L, "pending", (int64_t)j->pending);
 	if (j->rate > 0) {
 		lua_pushnumber(L, j->rate);
 		lua_setfield(L, -2, "rate");
 	}
 	if (j->batch_size > 0)
-		set_int(L, "batch_size", j->batch_size);
-	set_str(L, "owner", j->owner);
-	set_bool(L, "active", j->active);
-	set_bool(L, "stop_requested", j->stop_requested);
+		lx_set_int(L, "batch_size", j->batch_size);
+	lx_set_str(L, "owner", j->owner);
+	lx_set_bool(L, "active", j->active);
+	lx_set_bool(L, "stop_requested", j->stop_requested);
 	lx_push_time(L, "created_at", j->created_at);
 	lx_push_time(L, "started_at", j->started_at);
 	lx_push_time(L, "finished_at", j->finished_at);
 	lx_push_time(L, "heartbeat_at", j->heartbeat_at);
-	set_str(L, "last_error", j->last_error);
+	lx_set_str(L, "last_error", j->last_error);
 }
 
 /* handle:list_jobs([{state=, kind=, limit=}]) -> { job, ... } newest first */
@@ -860,7 +805,7 @@ static int l_list_jobs(lua_State *L)
 	if (!lua_isnil(L, 2)) {
 		luaL_checktype(L, 2, LUA_TTABLE);
 		static const char *const known[] = {"state", "kind", "limit", NULL};
-		check_keys(L, 2, "list_jobs option", known, NULL);
+		lx_check_keys(L, 2, "list_jobs option", known, NULL);
 		lua_getfield(L, 2, "state");
 		state = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
 		lua_getfield(L, 2, "kind");
@@ -901,7 +846,7 @@ static int l_get_job(lua_State *L)
 	if (!lua_isnil(L, 3)) {
 		luaL_checktype(L, 3, LUA_TTABLE);
 		static const char *const known[] = {"targets", NULL};
-		check_keys(L, 3, "get_job option", known, NULL);
+		lx_check_keys(L, 3, "get_job option", known, NULL);
 		with_targets = opt_boolean(L, 3, "targets");
 	}
 	arena *scratch = lx_newarena(L);
@@ -929,9 +874,9 @@ static int l_get_job(lua_State *L)
 		if (it->outcome != DUROX_OUTCOME_FAILED)
 			continue;
 		lua_createtable(L, 0, 3);
-		set_str(L, "instance_id", it->instance_id);
-		set_str(L, "error", it->message);
-		set_str(L, "code", durox_code_name(it->code));
+		lx_set_str(L, "instance_id", it->instance_id);
+		lx_set_str(L, "error", it->message);
+		lx_set_str(L, "code", durox_code_name(it->code));
 		lua_rawseti(L, -2, ++n);
 	}
 	lua_setfield(L, -2, "errors");
@@ -940,12 +885,12 @@ static int l_get_job(lua_State *L)
 		for (size_t k = 0; k < r->count; k++) {
 			const durox_bulk_item *it = &r->items[k];
 			lua_createtable(L, 0, 6);
-			set_str(L, "instance_id", it->instance_id);
-			set_str(L, "outcome", durox_outcome_name(it->outcome));
+			lx_set_str(L, "instance_id", it->instance_id);
+			lx_set_str(L, "outcome", durox_outcome_name(it->outcome));
 			if (it->outcome == DUROX_OUTCOME_FAILED)
-				set_str(L, "code", durox_code_name(it->code));
-			set_str(L, "error", it->message);
-			set_str(L, "new_instance_id", it->new_instance_id);
+				lx_set_str(L, "code", durox_code_name(it->code));
+			lx_set_str(L, "error", it->message);
+			lx_set_str(L, "new_instance_id", it->new_instance_id);
 			lua_rawseti(L, -2, (lua_Integer)k + 1);
 		}
 		lua_setfield(L, -2, "targets");
@@ -965,7 +910,7 @@ static int l_resume_job(lua_State *L)
 	if (!lua_isnil(L, 3)) {
 		luaL_checktype(L, 3, LUA_TTABLE);
 		static const char *const known[] = {"progress", "rate", "batch_size", NULL};
-		check_keys(L, 3, "resume_job option", known, NULL);
+		lx_check_keys(L, 3, "resume_job option", known, NULL);
 		c.progress = opt_function(L, 3, "progress");
 		o.rate = opt_rate(L, 3);
 		o.batch_size = (uint32_t)opt_integer(L, 3, "batch_size", 0, 1, 100000);
@@ -997,7 +942,7 @@ static int l_stop_job(lua_State *L)
 /* durox.sleep(ms): sleeps (also accepts a duration string like "250ms") */
 static int l_sleep(lua_State *L)
 {
-	int64_t ms = check_duration(L, 1, "sleep", 0);
+	int64_t ms = lx_check_duration(L, 1, "sleep", 0);
 	luaL_argcheck(L, ms >= 0 && ms <= 86400000, 1, "sleep time out of range");
 	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {

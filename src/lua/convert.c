@@ -11,6 +11,7 @@
 
 #include "lua/lx.h"
 #include "util/buf.h"
+#include "util/timeutil.h"
 
 /* ---- boxes --------------------------------------------------------------------- */
 
@@ -80,7 +81,7 @@ int lx_fail(lua_State *L, durox *dx, int rc)
 
 /* ---- result tables -------------------------------------------------------------- */
 
-static void set_str(lua_State *L, const char *k, const char *v)
+void lx_set_str(lua_State *L, const char *k, const char *v)
 {
 	if (v == NULL)
 		return;
@@ -88,38 +89,109 @@ static void set_str(lua_State *L, const char *k, const char *v)
 	lua_setfield(L, -2, k);
 }
 
-static void set_int(lua_State *L, const char *k, int64_t v)
+void lx_set_int(lua_State *L, const char *k, int64_t v)
 {
 	lua_pushinteger(L, (lua_Integer)v);
 	lua_setfield(L, -2, k);
+}
+
+void lx_set_bool(lua_State *L, const char *k, int v)
+{
+	lua_pushboolean(L, v);
+	lua_setfield(L, -2, k);
+}
+
+void lx_set_num(lua_State *L, const char *k, double v)
+{
+	if (v != v)
+		return; /* NaN: undefined, so nil */
+	lua_pushnumber(L, v);
+	lua_setfield(L, -2, k);
+}
+
+void lx_check_keys(lua_State *L, int t, const char *what, const char *const *known, const char *const *extra)
+{
+	lua_pushnil(L);
+	while (lua_next(L, t) != 0) {
+		lua_pop(L, 1);
+		const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+		int ok = 0;
+		for (int i = 0; k != NULL && known[i] && !ok; i++)
+			ok = strcmp(k, known[i]) == 0;
+		for (int i = 0; k != NULL && extra != NULL && extra[i] && !ok; i++)
+			ok = strcmp(k, extra[i]) == 0;
+		if (!ok)
+			luaL_error(L, "unknown %s field '%s'", what, k != NULL ? k : luaL_typename(L, -1));
+	}
+}
+
+int64_t lx_opt_time(lua_State *L, int t, const char *k)
+{
+	lua_getfield(L, t, k);
+	int64_t v = DUROX_NO_TIME;
+	if (lua_isinteger(L, -1)) {
+		v = (int64_t)lua_tointeger(L, -1);
+	} else if (lua_type(L, -1) == LUA_TSTRING) {
+		char err[200];
+		if (time_parse_user(lua_tostring(L, -1), time_now_ms(), &v, err, sizeof err) != 0)
+			luaL_error(L, "%s: %s", k, err);
+	} else if (!lua_isnil(L, -1)) {
+		luaL_error(L, "'%s' expects a time (integer ms or string), got %s", k, luaL_typename(L, -1));
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+int64_t lx_check_duration(lua_State *L, int idx, const char *what, int64_t def)
+{
+	if (lua_isnoneornil(L, idx))
+		return def;
+	int64_t v;
+	if (lua_isinteger(L, idx)) {
+		v = (int64_t)lua_tointeger(L, idx);
+		if (v < 0)
+			luaL_error(L, "'%s' must not be negative", what);
+		return v;
+	}
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		size_t n;
+		const char *s = lua_tolstring(L, idx, &n);
+		if (time_parse_duration(s, n, &v) != 0)
+			luaL_error(L, "'%s': '%s' is not a duration (integer ms, or like 500ms, 30s, 5m, 2h, 1d)", what,
+			           s);
+		return v;
+	}
+	luaL_error(L, "'%s' expects a duration (integer ms or a string like \"5m\"), got %s", what,
+	           luaL_typename(L, idx));
+	return def;
 }
 
 void lx_push_time(lua_State *L, const char *field, int64_t t)
 {
 	if (t == DUROX_NO_TIME)
 		return;
-	set_int(L, field, t);
+	lx_set_int(L, field, t);
 }
 
 void lx_push_summary(lua_State *L, const durox_instance_summary *s)
 {
 	lua_createtable(L, 0, 16);
-	set_str(L, "instance_id", s->instance_id);
-	set_str(L, "orchestration_name", s->orchestration_name);
-	set_str(L, "version", s->version);
-	set_str(L, "status", durox_status_name(s->status));
+	lx_set_str(L, "instance_id", s->instance_id);
+	lx_set_str(L, "orchestration_name", s->orchestration_name);
+	lx_set_str(L, "version", s->version);
+	lx_set_str(L, "status", durox_status_name(s->status));
 	lx_push_time(L, "created_at", s->created_at);
 	lx_push_time(L, "updated_at", s->updated_at);
-	set_int(L, "execution_count", (int64_t)s->execution_count);
-	set_str(L, "parent_instance", s->parent_instance);
+	lx_set_int(L, "execution_count", (int64_t)s->execution_count);
+	lx_set_str(L, "parent_instance", s->parent_instance);
 	if (s->parent_id >= 0)
-		set_int(L, "parent_id", s->parent_id);
+		lx_set_int(L, "parent_id", s->parent_id);
 	lx_push_time(L, "completed_at", s->completed_at);
 	if (s->failure_kind != DUROX_FAILURE_NONE)
-		set_str(L, "failure_kind", durox_failure_kind_name(s->failure_kind));
-	set_str(L, "error", s->error);
-	set_str(L, "custom_status", s->custom_status);
-	set_int(L, "custom_status_version", s->custom_status_version);
+		lx_set_str(L, "failure_kind", durox_failure_kind_name(s->failure_kind));
+	lx_set_str(L, "error", s->error);
+	lx_set_str(L, "custom_status", s->custom_status);
+	lx_set_int(L, "custom_status_version", s->custom_status_version);
 }
 
 void lx_push_summaries(lua_State *L, const durox_instance_list *l)
@@ -178,12 +250,12 @@ void lx_push_event(lua_State *L, arena *scratch, const durox_event *e)
 		lua_pushboolean(L, 1);
 		lua_setfield(L, -2, "corrupt");
 	}
-	set_int(L, "event_id", (int64_t)e->event_id);
-	set_int(L, "execution_id", (int64_t)e->execution_id);
-	set_str(L, "event_type", e->event_type);
-	set_int(L, "timestamp_ms", e->timestamp_ms);
+	lx_set_int(L, "event_id", (int64_t)e->event_id);
+	lx_set_int(L, "execution_id", (int64_t)e->execution_id);
+	lx_set_str(L, "event_type", e->event_type);
+	lx_set_int(L, "timestamp_ms", e->timestamp_ms);
 	if (e->source_event_id >= 0)
-		set_int(L, "source_event_id", e->source_event_id);
+		lx_set_int(L, "source_event_id", e->source_event_id);
 	else {
 		lua_pushnil(L);
 		lua_setfield(L, -2, "source_event_id");
@@ -196,19 +268,19 @@ void lx_push_event(lua_State *L, arena *scratch, const durox_event *e)
 void lx_push_statistics(lua_State *L, const durox_instance_statistics *s)
 {
 	lua_createtable(L, 0, 12);
-	set_int(L, "total_activities_scheduled", (int64_t)s->total_activities_scheduled);
-	set_int(L, "total_activities_completed", (int64_t)s->total_activities_completed);
-	set_int(L, "total_activities_failed", (int64_t)s->total_activities_failed);
-	set_int(L, "total_timers_scheduled", (int64_t)s->total_timers_scheduled);
-	set_int(L, "total_timers_fired", (int64_t)s->total_timers_fired);
-	set_int(L, "total_events_subscribed", (int64_t)s->total_events_subscribed);
-	set_int(L, "total_events_received", (int64_t)s->total_events_received);
-	set_int(L, "total_execution_time_ms", (int64_t)s->total_execution_time_ms);
+	lx_set_int(L, "total_activities_scheduled", (int64_t)s->total_activities_scheduled);
+	lx_set_int(L, "total_activities_completed", (int64_t)s->total_activities_completed);
+	lx_set_int(L, "total_activities_failed", (int64_t)s->total_activities_failed);
+	lx_set_int(L, "total_timers_scheduled", (int64_t)s->total_timers_scheduled);
+	lx_set_int(L, "total_timers_fired", (int64_t)s->total_timers_fired);
+	lx_set_int(L, "total_events_subscribed", (int64_t)s->total_events_subscribed);
+	lx_set_int(L, "total_events_received", (int64_t)s->total_events_received);
+	lx_set_int(L, "total_execution_time_ms", (int64_t)s->total_execution_time_ms);
 	lua_pushnumber(L, s->average_turn_duration_ms);
 	lua_setfield(L, -2, "average_turn_duration_ms");
-	set_int(L, "total_turns", (int64_t)s->total_turns);
-	set_int(L, "total_history_events", (int64_t)s->total_history_events);
-	set_int(L, "total_sub_orchestrations", (int64_t)s->total_sub_orchestrations);
+	lx_set_int(L, "total_turns", (int64_t)s->total_turns);
+	lx_set_int(L, "total_history_events", (int64_t)s->total_history_events);
+	lx_set_int(L, "total_sub_orchestrations", (int64_t)s->total_sub_orchestrations);
 }
 
 /* ---- filters ------------------------------------------------------------------- */

@@ -43,6 +43,23 @@ const char *lx_checktext(lua_State *L, int idx);
 /* Returns `nil, message, code` for a failed call: pushes 3 values, returns 3. */
 int lx_fail(lua_State *L, durox *dx, int rc);
 
+/* Setters of field k of the table at the top of the stack: a string (nothing when v is
+ * NULL), an integer, a boolean, a number (nothing when v is NaN). */
+void lx_set_str(lua_State *L, const char *k, const char *v);
+void lx_set_int(lua_State *L, const char *k, int64_t v);
+void lx_set_bool(lua_State *L, const char *k, int v);
+void lx_set_num(lua_State *L, const char *k, double v);
+
+/* Raises "unknown <what> field 'k'" unless every key of the table at t is in known or in
+ * extra (NULL-terminated lists; extra may be NULL). */
+void lx_check_keys(lua_State *L, int t, const char *what, const char *const *known, const char *const *extra);
+/* Field k of the table at t as a time: integer ms or a time string (ISO, relative);
+ * DUROX_NO_TIME when absent; raises on anything else. */
+int64_t lx_opt_time(lua_State *L, int t, const char *k);
+/* The value at idx as a duration in ms: a non-negative integer or a string like "5m";
+ * def when absent; raises (naming what) on anything else. */
+int64_t lx_check_duration(lua_State *L, int idx, const char *what, int64_t def);
+
 /* Result pushers (each pushes one table). */
 void lx_push_summary(lua_State *L, const durox_instance_summary *s);
 void lx_push_summaries(lua_State *L, const durox_instance_list *l);
