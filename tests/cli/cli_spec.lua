@@ -3,81 +3,12 @@
 -- DUROX_SCENARIO_DB names a store made by tests/harness/scenarios.js) real answers checked
 -- against the store's manifest. Binary: $DUROXLUA, default build/duroxlua.
 --   busted tests/cli/cli_spec.lua        (from the repository root, with lua5.4)
-local BIN = os.getenv("DUROXLUA") or "build/duroxlua"
+local T = require "support"
+local durox, BIN = T.durox, T.BIN
+local read_file, write_file, sh, expect, json, lines = T.read_file, T.write_file, T.sh, T.expect, T.json, T.lines
+local run = T.run
 local SCENARIO_DB = os.getenv("DUROX_SCENARIO_DB")
 
--- the durox module: preloaded under duroxlua, else the durox.so next to the binary
-local ok_durox, durox = pcall(require, "durox")
-if not ok_durox then
-  package.cpath = (BIN:match("^(.*)/[^/]*$") or ".") .. "/?.so;" .. package.cpath
-  durox = require "durox"
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
--- A shell word.
-local function sh(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- Runs the binary with argv (a list) and returns {out=, err=, code=}. $DUROX_STORE is unset
--- and COLUMNS=120 unless opts.env says otherwise; opts.stdin is fed to standard input.
-local function run(argv, opts)
-  opts = opts or {}
-  local errf = os.tmpname()
-  local parts = { "env", "-u", "DUROX_STORE", "COLUMNS=120" }
-  local keys = {}
-  for k in pairs(opts.env or {}) do keys[#keys + 1] = k end
-  table.sort(keys)
-  for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. sh(opts.env[k]) end
-  parts[#parts + 1] = sh(BIN)
-  for _, a in ipairs(argv) do parts[#parts + 1] = sh(a) end
-  local inf
-  if opts.stdin then
-    inf = os.tmpname()
-    write_file(inf, opts.stdin)
-  end
-  local cmd = table.concat(parts, " ") .. " 2>" .. sh(errf) .. " <" .. sh(inf or "/dev/null")
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local _, how, code = p:close()
-  local err = read_file(errf)
-  os.remove(errf)
-  if inf then os.remove(inf) end
-  return { out = out, err = err, code = how == "exit" and code or 128 + code }
-end
-
--- Asserts a run's exact exit code, stdout and stderr (nil skips a stream).
-local function expect(r, code, out, err)
-  if out ~= nil then assert.are.equal(out, r.out) end
-  if err ~= nil then assert.are.equal(err, r.err) end
-  assert.are.equal(code, r.code)
-end
-
--- Decodes JSON text or fails the test.
-local function json(text)
-  local v, msg = durox.decode_json(text)
-  assert(v ~= nil, "output is not JSON: " .. tostring(msg) .. "\n" .. text)
-  return v
-end
-
--- The lines of text (without their newlines).
-local function lines(text)
-  local t = {}
-  for l in text:gmatch("([^\n]*)\n") do t[#t + 1] = l end
-  return t
-end
 
 local MEM = "sqlite::memory:"
 local COMMANDS = { "help", "history", "list", "show" }

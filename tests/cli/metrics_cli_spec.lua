@@ -2,69 +2,17 @@
 -- query, series, tree, stuck, top) and of --config: help, usage errors, JSON output equal to the
 -- Lua API's answers on the same stores, and the text renderings. Needs the scenario and busy
 -- fixtures ($DUROX_SCENARIO_DB, $DUROX_BUSY_DB). Binary: $DUROXLUA, default build/duroxlua.
-local BIN = os.getenv("DUROXLUA") or "build/duroxlua"
+local T = require "support"
+local durox, BIN = T.durox, T.BIN
+local read_file, write_file, sh, expect, json, lines = T.read_file, T.write_file, T.sh, T.expect, T.json, T.lines
+local run = T.run
 local SCENARIO_DB = os.getenv("DUROX_SCENARIO_DB")
 local BUSY_DB = os.getenv("DUROX_BUSY_DB")
 local BUSY_INFO = os.getenv("DUROX_BUSY_INFO")
 
-local ok_durox, durox = pcall(require, "durox")
-if not ok_durox then
-  package.cpath = (BIN:match("^(.*)/[^/]*$") or ".") .. "/?.so;" .. package.cpath
-  durox = require "durox"
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Runs the binary with argv; returns {out=, err=, code=}. $DUROX_STORE and $DUROX_CONFIG are
--- unset and COLUMNS=120 unless opts.env says otherwise.
-local function run(argv, opts)
-  opts = opts or {}
-  local errf = os.tmpname()
-  local parts = { "env", "-u", "DUROX_STORE", "-u", "DUROX_CONFIG", "COLUMNS=120" }
-  for k, v in pairs(opts.env or {}) do parts[#parts + 1] = k .. "=" .. sh(v) end
-  parts[#parts + 1] = sh(BIN)
-  for _, a in ipairs(argv) do parts[#parts + 1] = sh(a) end
-  local p = assert(io.popen(table.concat(parts, " ") .. " 2>" .. sh(errf) .. " </dev/null", "r"))
-  local out = p:read("a")
-  local _, how, code = p:close()
-  local err = read_file(errf)
-  os.remove(errf)
-  return { out = out, err = err, code = how == "exit" and code or 128 + code }
-end
-
-local function expect(r, code, out, err)
-  if out ~= nil then assert.are.equal(out, r.out) end
-  if err ~= nil then assert.are.equal(err, r.err) end
-  assert.are.equal(code, r.code)
-end
-
-local function json(text)
-  local v, msg = durox.decode_json(text)
-  assert(v ~= nil, "output is not JSON: " .. tostring(msg) .. "\n" .. text)
-  return v
-end
 
 -- The Lua value as its JSON would decode (what a --json output must equal).
 local function as_json(v) return json(durox.encode_json(v)) end
-
-local function lines(text)
-  local t = {}
-  for l in text:gmatch("([^\n]*)\n") do t[#t + 1] = l end
-  return t
-end
 
 local COMMANDS = { "metrics", "queues", "query", "series", "tree", "stuck", "top" }
 

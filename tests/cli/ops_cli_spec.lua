@@ -2,53 +2,17 @@
 -- raise, cancel, wait, purge, restart, jobs) on copies of the scenario store: help texts,
 -- target and option errors, dry runs, the confirmation rule (refused without a terminal
 -- unless --yes), --json, exit codes, and the job commands. Binary: $DUROXLUA.
-local BIN = os.getenv("DUROXLUA") or "build/duroxlua"
-local SCENARIO_DB = os.getenv("DUROX_SCENARIO_DB")
-
-local ok_durox, durox = pcall(require, "durox")
-if not ok_durox then
-  package.cpath = (BIN:match("^(.*)/[^/]*$") or ".") .. "/?.so;" .. package.cpath
-  durox = require "durox"
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function sh(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- Runs the binary with argv; returns {out=, err=, code=}. stdin is /dev/null (not a
--- terminal) unless opts.stdin gives its text.
+local T = require "support"
+local durox, BIN = T.durox, T.BIN
+local read_file, write_file, sh, expect, json, lines = T.read_file, T.write_file, T.sh, T.expect, T.json, T.lines
+-- wide enough that tables never truncate here
 local function run(argv, opts)
   opts = opts or {}
-  local errf = os.tmpname()
-  local parts = { "env", "-u", "DUROX_STORE", "COLUMNS=200", sh(BIN) }
-  for _, a in ipairs(argv) do parts[#parts + 1] = sh(a) end
-  local inf
-  if opts.stdin then
-    inf = os.tmpname()
-    write_file(inf, opts.stdin)
-  end
-  local cmd = table.concat(parts, " ") .. " 2>" .. sh(errf) .. " <" .. sh(inf or "/dev/null")
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local _, how, code = p:close()
-  local err = read_file(errf)
-  os.remove(errf)
-  if inf then os.remove(inf) end
-  return { out = out, err = err, code = how == "exit" and code or 128 + code }
+  opts.columns = opts.columns or 200
+  return T.run(argv, opts)
 end
+local SCENARIO_DB = os.getenv("DUROX_SCENARIO_DB")
+
 
 local COMMANDS = { "start", "raise", "cancel", "wait", "purge", "restart", "jobs" }
 

@@ -2,56 +2,12 @@
 -- equivalent flags and as the store's manifest says, combined with other filter flags,
 -- paging across runs with a query, --help, and malformed queries as one-line usage errors
 -- (exit 2). Binary: $DUROXLUA; store: $DUROX_SCENARIO_DB (made by tests/harness/scenarios.js).
-local BIN = os.getenv("DUROXLUA") or "build/duroxlua"
+local T = require "support"
+local durox, BIN = T.durox, T.BIN
+local read_file, write_file, sh, expect, json, lines = T.read_file, T.write_file, T.sh, T.expect, T.json, T.lines
+local run = T.run
 local SCENARIO_DB = os.getenv("DUROX_SCENARIO_DB")
 
-local ok_durox, durox = pcall(require, "durox")
-if not ok_durox then
-  package.cpath = (BIN:match("^(.*)/[^/]*$") or ".") .. "/?.so;" .. package.cpath
-  durox = require "durox"
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function sh(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- Runs the binary with argv and returns {out=, err=, code=} ($DUROX_STORE unset, COLUMNS=120).
-local function run(argv)
-  local errf = os.tmpname()
-  local parts = { "env", "-u", "DUROX_STORE", "COLUMNS=120", sh(BIN) }
-  for _, a in ipairs(argv) do parts[#parts + 1] = sh(a) end
-  local p = assert(io.popen(table.concat(parts, " ") .. " 2>" .. sh(errf) .. " </dev/null", "r"))
-  local out = p:read("a")
-  local _, how, code = p:close()
-  local err = read_file(errf)
-  os.remove(errf)
-  return { out = out, err = err, code = how == "exit" and code or 128 + code }
-end
-
-local function expect(r, code, out, err)
-  if out ~= nil then assert.are.equal(out, r.out) end
-  if err ~= nil then assert.are.equal(err, r.err) end
-  assert.are.equal(code, r.code)
-end
-
-local function json(text)
-  local v, msg = durox.decode_json(text)
-  assert(v ~= nil, "output is not JSON: " .. tostring(msg) .. "\n" .. text)
-  return v
-end
-
-local function lines(text)
-  local t = {}
-  for l in text:gmatch("([^\n]*)\n") do t[#t + 1] = l end
-  return t
-end
 
 describe("duroxlua list --query", function()
   it("is in --help", function()
