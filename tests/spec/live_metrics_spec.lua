@@ -6,60 +6,17 @@
 local durox = require "durox"
 local H = require "helpers"
 
-local HARNESS = os.getenv("DUROX_HARNESS")
-if H.skip or not HARNESS then
-  describe("live metrics", function() pending("DUROX_SCENARIO_DB / DUROX_HARNESS are not set") end)
+local L = require "live"
+if L.skip then
+  describe("live metrics", function() pending("DUROX_SCENARIO_DB / DUROX_HARNESS / DUROXLUA are not set") end)
   return
 end
 
-local function sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = p:read("a")
-  local ok = p:close()
-  assert(ok, "command failed: " .. cmd .. "\n" .. out)
-  return out
-end
-
-local function copy_store()
-  local dir = os.tmpname()
-  os.remove(dir)
-  run("mkdir -p " .. sh(dir))
-  local db = dir .. "/live.db"
-  run(("cp %s %s"):format(sh(H.db), sh(db)))
-  for _, ext in ipairs({ "-wal", "-shm" }) do
-    local f = io.open(H.db .. ext, "rb")
-    if f then
-      f:close()
-      run(("cp %s %s"):format(sh(H.db .. ext), sh(db .. ext)))
-    end
-  end
-  return dir, db
-end
-
--- Starts live.js on db; returns a stop function.
-local function start_runtime(dir, db)
-  local out = dir .. "/live.out"
-  run(("node %s %s >%s 2>%s & echo $! >%s"):format(sh(HARNESS .. "/live.js"), sh(db), sh(out), sh(dir .. "/live.err"),
-    sh(dir .. "/live.pid")))
-  local pid = H.read_file(dir .. "/live.pid"):match("%d+")
-  for _ = 1, 200 do
-    local f = io.open(out, "rb")
-    local s = f and f:read("a") or ""
-    if f then f:close() end
-    if s:find("ready") then break end
-    run("sleep 0.05")
-  end
-  return function()
-    run("kill -TERM " .. pid .. "; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.05; done")
-  end
-end
-
+-- Duroxide's own client; raises when it fails.
 local function client(db, ...)
-  local argv = { "node", sh(HARNESS .. "/client.js"), sh(db) }
-  for _, a in ipairs({ ... }) do argv[#argv + 1] = sh(a) end
-  return run(table.concat(argv, " "))
+  local r, err = L.client(db, ...)
+  assert(r ~= nil, "client.js failed: " .. tostring(err))
+  return r
 end
 
 -- The figures that do not depend on when they were computed.
@@ -78,21 +35,20 @@ local function same_everything(dx, db)
 end
 
 describe("metrics on a store the runtime is writing", function()
-  local dir, db = copy_store()
+  local dir = L.tmpdir()
+  local db = L.copy_scenarios(dir .. "/live.db")
   local dx = assert(durox.open("sqlite:" .. db, { readonly = true, config = { cache_ttl_seconds = 0 } }))
   local before = assert(dx:get_runtime_metrics())
   local completed_before = {}
   for _, s in ipairs(assert(dx:list_instances({ status = "Completed" }))) do completed_before[s.instance_id] = true end
 
   it("follow new history with an incremental pass that equals a full one", function()
-    local stop = start_runtime(dir, db)
+    local rt = L.start_runtime(db)
     local lines = {}
     for i = 1, 12 do
       lines[i] = ('{"id":"live-seq-%d","name":"Sequence","input":"{\\"value\\":%d}"}'):format(i, i)
     end
-    local f = assert(io.open(dir .. "/starts.jsonl", "wb"))
-    f:write(table.concat(lines, "\n"), "\n")
-    f:close()
+    L.write(dir .. "/starts.jsonl", table.concat(lines, "\n") .. "\n")
     client(db, "start-many", dir .. "/starts.jsonl")
     -- the open handle follows the runtime while it works
     local ids = {}
@@ -105,9 +61,9 @@ describe("metrics on a store the runtime is writing", function()
         if st.status == "Completed" then done = done + 1 end
       end
       if done == 12 then break end
-      run("sleep 0.1")
+      durox.sleep(100)
     end
-    stop()
+    L.stop_runtime(rt)
     m = assert(dx:get_runtime_metrics())
     -- instances of the scenario store may also have moved on meanwhile (sleep-1h-1's timer
     -- fires once the fixture is an hour old): count them from the statuses, not by assumption
@@ -134,6 +90,6 @@ describe("metrics on a store the runtime is writing", function()
 
   it("cleans up", function()
     dx:close()
-    run("rm -rf " .. sh(dir))
+    L.cleanup(dir)
   end)
 end)
