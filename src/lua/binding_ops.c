@@ -412,8 +412,9 @@ static void check_bulk(lua_State *L, int t, const char *const *extra, durox_bulk
 		o->instances = v;
 		o->n_instances = (size_t)n;
 	} else {
-		if (lua_type(L, fidx) != LUA_TTABLE)
-			luaL_error(L, "request field 'filter' expects a filter table, got %s", luaL_typename(L, fidx));
+		if (lua_type(L, fidx) != LUA_TTABLE && lua_type(L, fidx) != LUA_TSTRING)
+			luaL_error(L, "request field 'filter' expects a filter table or a query string, got %s",
+			           luaL_typename(L, fidx));
 		lx_box *box = lx_newbox(L);
 		durox_filter *f = durox_filter_new();
 		if (f == NULL)

@@ -162,6 +162,29 @@ describe("single writes", function()
 end)
 
 describe("bulk classification (dry run)", function()
+  it("takes a query string as its filter, like a filter table", function()
+    local dx = fresh()
+    local q = assert(dx:cancel_instances { filter = "status = 'Running' AND name IN ('WaitApprove', 'TreeNode')",
+      dry_run = true })
+    local t = assert(dx:cancel_instances { filter = { status = "Running", query = "name IN ('WaitApprove', 'TreeNode')" },
+      dry_run = true })
+    local expected = {}
+    for _, s in ipairs(assert(dx:list_instances({ status = "Running" }))) do
+      if s.orchestration_name == "WaitApprove" or s.orchestration_name == "TreeNode" then
+        expected[#expected + 1] = s.instance_id
+      end
+    end
+    table.sort(expected)
+    table.sort(q.cancelled_instances)
+    table.sort(t.cancelled_instances)
+    assert.is_true(#expected > 5)
+    assert.are.same(expected, q.cancelled_instances)
+    assert.are.same(expected, t.cancelled_instances)
+    assert.has_error(function() dx:cancel_instances { filter = "status = ", dry_run = true } end,
+      "query error at position 10: expected a value after '=' but found end of query")
+    dx:close()
+  end)
+
   it("matches the scenario manifest", function()
     local dx, db = fresh()
     local manifest = assert(durox.decode_json(L.read(L.scenario_db .. ".manifest.json"))).instances
