@@ -213,12 +213,9 @@ static int l_info(lua_State *L)
 	durox_store_info in;
 	durox_get_store_info(dx, &in);
 	lua_createtable(L, 0, 10);
-	lua_pushstring(L, in.provider);
-	lua_setfield(L, -2, "provider");
-	lua_pushstring(L, in.location);
-	lua_setfield(L, -2, "location");
-	lua_pushstring(L, in.schema_version);
-	lua_setfield(L, -2, "schema_version");
+	lx_set_str(L, "provider", in.provider);
+	lx_set_str(L, "location", in.location);
+	lx_set_str(L, "schema_version", in.schema_version);
 #define B(f)                                                                                                           \
 	lua_pushboolean(L, in.f);                                                                                      \
 	lua_setfield(L, -2, #f);
@@ -244,28 +241,17 @@ static int l_config(lua_State *L)
 	durox_config c;
 	durox_get_config(dx, &c);
 	lua_createtable(L, 0, 6);
-	lua_pushboolean(L, c.enable_metrics);
-	lua_setfield(L, -2, "enable_metrics");
-	lua_pushboolean(L, c.enable_streaming);
-	lua_setfield(L, -2, "enable_streaming");
-	lua_pushinteger(L, c.max_list_instances);
-	lua_setfield(L, -2, "max_list_instances");
-	lua_pushinteger(L, c.max_bulk_operations);
-	lua_setfield(L, -2, "max_bulk_operations");
-	lua_pushinteger(L, c.metrics_retention_hours);
-	lua_setfield(L, -2, "metrics_retention_hours");
-	lua_pushinteger(L, c.cache_ttl_seconds);
-	lua_setfield(L, -2, "cache_ttl_seconds");
-	lua_pushinteger(L, c.stall_threshold_ms);
-	lua_setfield(L, -2, "stall_threshold_ms");
-	lua_pushinteger(L, c.timer_overdue_ms);
-	lua_setfield(L, -2, "timer_overdue_ms");
-	lua_pushinteger(L, c.event_wait_threshold_ms);
-	lua_setfield(L, -2, "event_wait_threshold_ms");
-	lua_pushinteger(L, c.max_attempts);
-	lua_setfield(L, -2, "max_attempts");
-	lua_pushinteger(L, c.near_poison_attempts);
-	lua_setfield(L, -2, "near_poison_attempts");
+	lx_set_bool(L, "enable_metrics", c.enable_metrics);
+	lx_set_bool(L, "enable_streaming", c.enable_streaming);
+	lx_set_int(L, "max_list_instances", c.max_list_instances);
+	lx_set_int(L, "max_bulk_operations", c.max_bulk_operations);
+	lx_set_int(L, "metrics_retention_hours", c.metrics_retention_hours);
+	lx_set_int(L, "cache_ttl_seconds", c.cache_ttl_seconds);
+	lx_set_int(L, "stall_threshold_ms", c.stall_threshold_ms);
+	lx_set_int(L, "timer_overdue_ms", c.timer_overdue_ms);
+	lx_set_int(L, "event_wait_threshold_ms", c.event_wait_threshold_ms);
+	lx_set_int(L, "max_attempts", c.max_attempts);
+	lx_set_int(L, "near_poison_attempts", c.near_poison_attempts);
 	return 1;
 }
 
@@ -431,12 +417,10 @@ static int l_list_paginated(lua_State *L)
 	lx_push_summaries(L, l);
 	lua_setfield(L, -2, "instances");
 	if (l->next_page_token != NULL) {
-		lua_pushstring(L, l->next_page_token);
-		lua_setfield(L, -2, "next_page_token");
+		lx_set_str(L, "next_page_token", l->next_page_token);
 	}
 	if (l->total_count >= 0) {
-		lua_pushinteger(L, l->total_count);
-		lua_setfield(L, -2, "total_count");
+		lx_set_int(L, "total_count", l->total_count);
 	}
 	lx_boxfree(b);
 	return 1;
@@ -611,30 +595,15 @@ static int l_get_status(lua_State *L)
 	b->p = s;
 	b->fr = status_free_box;
 	lua_createtable(L, 0, 8);
-	lua_pushstring(L, durox_status_name(s->status));
-	lua_setfield(L, -2, "status");
-	if (s->output) {
-		lua_pushstring(L, s->output);
-		lua_setfield(L, -2, "output");
-	}
-	if (s->error) {
-		lua_pushstring(L, s->error);
-		lua_setfield(L, -2, "error");
-	}
+	lx_set_str(L, "status", durox_status_name(s->status));
+	lx_set_str(L, "output", s->output);
+	lx_set_str(L, "error", s->error);
 	if (s->failure_kind) {
-		lua_pushstring(L, durox_failure_kind_name(s->failure_kind));
-		lua_setfield(L, -2, "failure_kind");
+		lx_set_str(L, "failure_kind", durox_failure_kind_name(s->failure_kind));
 	}
-	if (s->details) {
-		lua_pushstring(L, s->details);
-		lua_setfield(L, -2, "details");
-	}
-	if (s->custom_status) {
-		lua_pushstring(L, s->custom_status);
-		lua_setfield(L, -2, "custom_status");
-	}
-	lua_pushinteger(L, s->custom_status_version);
-	lua_setfield(L, -2, "custom_status_version");
+	lx_set_str(L, "details", s->details);
+	lx_set_str(L, "custom_status", s->custom_status);
+	lx_set_int(L, "custom_status_version", s->custom_status_version);
 	lx_boxfree(b);
 	return 1;
 }
@@ -654,17 +623,11 @@ static int l_get_descriptor(lua_State *L)
 	b->p = d;
 	b->fr = desc_free_box;
 	lua_createtable(L, 0, 4);
-	lua_pushstring(L, d->name);
-	lua_setfield(L, -2, "name");
-	lua_pushstring(L, d->version);
-	lua_setfield(L, -2, "version");
-	if (d->parent_instance) {
-		lua_pushstring(L, d->parent_instance);
-		lua_setfield(L, -2, "parent_instance");
-	}
+	lx_set_str(L, "name", d->name);
+	lx_set_str(L, "version", d->version);
+	lx_set_str(L, "parent_instance", d->parent_instance);
 	if (d->parent_id >= 0) {
-		lua_pushinteger(L, d->parent_id);
-		lua_setfield(L, -2, "parent_id");
+		lx_set_int(L, "parent_id", d->parent_id);
 	}
 	lx_boxfree(b);
 	return 1;
@@ -733,13 +696,10 @@ static int l_get_instances_status(lua_State *L)
 	lua_createtable(L, (int)l->count, 0);
 	for (size_t k = 0; k < l->count; k++) {
 		lua_createtable(L, 0, 3);
-		lua_pushstring(L, l->items[k].instance_id);
-		lua_setfield(L, -2, "instance_id");
-		lua_pushstring(L, durox_status_name(l->items[k].status));
-		lua_setfield(L, -2, "status");
+		lx_set_str(L, "instance_id", l->items[k].instance_id);
+		lx_set_str(L, "status", durox_status_name(l->items[k].status));
 		if (l->items[k].failure_kind) {
-			lua_pushstring(L, durox_failure_kind_name(l->items[k].failure_kind));
-			lua_setfield(L, -2, "failure_kind");
+			lx_set_str(L, "failure_kind", durox_failure_kind_name(l->items[k].failure_kind));
 		}
 		lua_rawseti(L, -2, (lua_Integer)k + 1);
 	}
@@ -838,12 +798,8 @@ static int l_history_filtered(lua_State *L)
 	lua_createtable(L, 0, 3);
 	push_events(L, h);
 	lua_setfield(L, -2, "events");
-	lua_pushinteger(L, (lua_Integer)h->execution_id);
-	lua_setfield(L, -2, "execution_id");
-	if (h->next_page_token) {
-		lua_pushstring(L, h->next_page_token);
-		lua_setfield(L, -2, "next_page_token");
-	}
+	lx_set_int(L, "execution_id", (lua_Integer)h->execution_id);
+	lx_set_str(L, "next_page_token", h->next_page_token);
 	lx_boxfree(b);
 	return 1;
 }
@@ -874,30 +830,18 @@ static void details_free_box(void *p) { durox_instance_details_free(p); }
 static void push_execution_details(lua_State *L, const durox_execution_details *d)
 {
 	lua_createtable(L, 0, 9);
-	lua_pushinteger(L, (lua_Integer)d->execution_id);
-	lua_setfield(L, -2, "execution_id");
-	lua_pushstring(L, durox_status_name(d->status));
-	lua_setfield(L, -2, "status");
+	lx_set_int(L, "execution_id", (lua_Integer)d->execution_id);
+	lx_set_str(L, "status", durox_status_name(d->status));
 	lua_createtable(L, (int)d->n_pending_activities, 0);
 	for (size_t k = 0; k < d->n_pending_activities; k++) {
 		const durox_pending_activity *a = &d->pending_activities[k];
 		lua_createtable(L, 0, 6);
-		lua_pushinteger(L, (lua_Integer)a->correlation_id);
-		lua_setfield(L, -2, "correlation_id");
-		lua_pushstring(L, a->name);
-		lua_setfield(L, -2, "name");
-		lua_pushstring(L, a->input);
-		lua_setfield(L, -2, "input");
-		lua_pushinteger(L, a->scheduled_at);
-		lua_setfield(L, -2, "scheduled_at");
-		if (a->tag) {
-			lua_pushstring(L, a->tag);
-			lua_setfield(L, -2, "tag");
-		}
-		if (a->session_id) {
-			lua_pushstring(L, a->session_id);
-			lua_setfield(L, -2, "session_id");
-		}
+		lx_set_int(L, "correlation_id", (lua_Integer)a->correlation_id);
+		lx_set_str(L, "name", a->name);
+		lx_set_str(L, "input", a->input);
+		lx_set_int(L, "scheduled_at", a->scheduled_at);
+		lx_set_str(L, "tag", a->tag);
+		lx_set_str(L, "session_id", a->session_id);
 		lua_rawseti(L, -2, (lua_Integer)k + 1);
 	}
 	lua_setfield(L, -2, "pending_activities");
@@ -905,14 +849,10 @@ static void push_execution_details(lua_State *L, const durox_execution_details *
 	for (size_t k = 0; k < d->n_pending_timers; k++) {
 		const durox_pending_timer *t = &d->pending_timers[k];
 		lua_createtable(L, 0, 4);
-		lua_pushinteger(L, (lua_Integer)t->correlation_id);
-		lua_setfield(L, -2, "correlation_id");
-		lua_pushinteger(L, (lua_Integer)t->delay_ms);
-		lua_setfield(L, -2, "delay_ms");
-		lua_pushinteger(L, t->scheduled_at);
-		lua_setfield(L, -2, "scheduled_at");
-		lua_pushinteger(L, t->fire_at);
-		lua_setfield(L, -2, "fire_at");
+		lx_set_int(L, "correlation_id", (lua_Integer)t->correlation_id);
+		lx_set_int(L, "delay_ms", (lua_Integer)t->delay_ms);
+		lx_set_int(L, "scheduled_at", t->scheduled_at);
+		lx_set_int(L, "fire_at", t->fire_at);
 		lua_rawseti(L, -2, (lua_Integer)k + 1);
 	}
 	lua_setfield(L, -2, "pending_timers");
@@ -920,14 +860,10 @@ static void push_execution_details(lua_State *L, const durox_execution_details *
 	for (size_t k = 0; k < d->n_pending_events; k++) {
 		const durox_pending_event *e = &d->pending_events[k];
 		lua_createtable(L, 0, 4);
-		lua_pushinteger(L, (lua_Integer)e->correlation_id);
-		lua_setfield(L, -2, "correlation_id");
-		lua_pushstring(L, e->name);
-		lua_setfield(L, -2, "name");
-		lua_pushinteger(L, e->subscribed_at);
-		lua_setfield(L, -2, "subscribed_at");
-		lua_pushstring(L, e->queue ? "queue" : "event");
-		lua_setfield(L, -2, "kind");
+		lx_set_int(L, "correlation_id", (lua_Integer)e->correlation_id);
+		lx_set_str(L, "name", e->name);
+		lx_set_int(L, "subscribed_at", e->subscribed_at);
+		lx_set_str(L, "kind", e->queue ? "queue" : "event");
 		lua_rawseti(L, -2, (lua_Integer)k + 1);
 	}
 	lua_setfield(L, -2, "pending_events");
@@ -935,23 +871,16 @@ static void push_execution_details(lua_State *L, const durox_execution_details *
 	for (size_t k = 0; k < d->n_pending_children; k++) {
 		const durox_pending_child *c = &d->pending_children[k];
 		lua_createtable(L, 0, 4);
-		lua_pushinteger(L, (lua_Integer)c->correlation_id);
-		lua_setfield(L, -2, "correlation_id");
-		lua_pushstring(L, c->name);
-		lua_setfield(L, -2, "name");
-		lua_pushstring(L, c->instance_id);
-		lua_setfield(L, -2, "instance_id");
-		lua_pushinteger(L, c->scheduled_at);
-		lua_setfield(L, -2, "scheduled_at");
+		lx_set_int(L, "correlation_id", (lua_Integer)c->correlation_id);
+		lx_set_str(L, "name", c->name);
+		lx_set_str(L, "instance_id", c->instance_id);
+		lx_set_int(L, "scheduled_at", c->scheduled_at);
 		lua_rawseti(L, -2, (lua_Integer)k + 1);
 	}
 	lua_setfield(L, -2, "pending_sub_orchestrations");
-	lua_pushinteger(L, (lua_Integer)d->completed_activities);
-	lua_setfield(L, -2, "completed_activities");
-	lua_pushinteger(L, (lua_Integer)d->failed_activities);
-	lua_setfield(L, -2, "failed_activities");
-	lua_pushinteger(L, (lua_Integer)d->buffered_queue_messages);
-	lua_setfield(L, -2, "buffered_queue_messages");
+	lx_set_int(L, "completed_activities", (lua_Integer)d->completed_activities);
+	lx_set_int(L, "failed_activities", (lua_Integer)d->failed_activities);
+	lx_set_int(L, "buffered_queue_messages", (lua_Integer)d->buffered_queue_messages);
 }
 
 /* handle:get_instance_details(id) -> { summary, executions, current_execution, statistics, input, output } */
@@ -973,22 +902,13 @@ static int l_get_details(lua_State *L)
 	for (size_t k = 0; k < d->n_executions; k++) {
 		const durox_execution_summary *e = &d->executions[k];
 		lua_createtable(L, 0, 7);
-		lua_pushinteger(L, (lua_Integer)e->execution_id);
-		lua_setfield(L, -2, "execution_id");
-		lua_pushstring(L, durox_status_name(e->status));
-		lua_setfield(L, -2, "status");
+		lx_set_int(L, "execution_id", (lua_Integer)e->execution_id);
+		lx_set_str(L, "status", durox_status_name(e->status));
 		lx_push_time(L, "started_at", e->started_at);
 		lx_push_time(L, "completed_at", e->completed_at);
-		lua_pushinteger(L, (lua_Integer)e->event_count);
-		lua_setfield(L, -2, "event_count");
-		if (e->continue_as_new_reason) {
-			lua_pushstring(L, e->continue_as_new_reason);
-			lua_setfield(L, -2, "continue_as_new_reason");
-		}
-		if (e->output) {
-			lua_pushstring(L, e->output);
-			lua_setfield(L, -2, "output");
-		}
+		lx_set_int(L, "event_count", (lua_Integer)e->event_count);
+		lx_set_str(L, "continue_as_new_reason", e->continue_as_new_reason);
+		lx_set_str(L, "output", e->output);
 		lua_rawseti(L, -2, (lua_Integer)k + 1);
 	}
 	lua_setfield(L, -2, "executions");
@@ -998,14 +918,8 @@ static int l_get_details(lua_State *L)
 	}
 	lx_push_statistics(L, &d->statistics);
 	lua_setfield(L, -2, "statistics");
-	if (d->input) {
-		lua_pushstring(L, d->input);
-		lua_setfield(L, -2, "input");
-	}
-	if (d->output) {
-		lua_pushstring(L, d->output);
-		lua_setfield(L, -2, "output");
-	}
+	lx_set_str(L, "input", d->input);
+	lx_set_str(L, "output", d->output);
 	lx_boxfree(b);
 	return 1;
 }
