@@ -16,8 +16,19 @@ if [ -s "$dir/busy-oracle.json" ] && [ -s "$dir/busy.info.json" ]; then
   echo "busy fixture: reusing $db"
   exit 0
 fi
-rm -f "$db" "$db-wal" "$db-shm" "$db.manifest.json" "$dir/busy-oracle.json" "$dir/busy.info.json"
-node "$h/scenarios.js" create "$db" --demo 40 --seed 7 >/dev/null 2>"$dir/busy.scenarios.log"
+# (at most 3 attempts: Duroxide 0.1.29 can fail an instance on its own under lock
+# contention, and the generator then reports it; see docs/operations.md)
+for attempt in 1 2 3; do
+  rm -f "$db" "$db-wal" "$db-shm" "$db.manifest.json" "$dir/busy-oracle.json" "$dir/busy.info.json"
+  if node "$h/scenarios.js" create "$db" --demo 40 --seed 7 >/dev/null 2>"$dir/busy.scenarios.log"; then
+    break
+  fi
+  if [ "$attempt" = 3 ]; then
+    cat "$dir/busy.scenarios.log" >&2
+    exit 1
+  fi
+  echo "busy fixture: the seed store did not settle (attempt $attempt); making it again" >&2
+done
 
 starts="$dir/busy-starts.jsonl"
 : >"$starts"
