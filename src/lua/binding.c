@@ -416,12 +416,10 @@ static int l_list_paginated(lua_State *L)
 	lua_createtable(L, 0, 3);
 	lx_push_summaries(L, l);
 	lua_setfield(L, -2, "instances");
-	if (l->next_page_token != NULL) {
+	if (l->next_page_token != NULL)
 		lx_set_str(L, "next_page_token", l->next_page_token);
-	}
-	if (l->total_count >= 0) {
+	if (l->total_count >= 0)
 		lx_set_int(L, "total_count", l->total_count);
-	}
 	lx_boxfree(b);
 	return 1;
 }
@@ -598,9 +596,8 @@ static int l_get_status(lua_State *L)
 	lx_set_str(L, "status", durox_status_name(s->status));
 	lx_set_str(L, "output", s->output);
 	lx_set_str(L, "error", s->error);
-	if (s->failure_kind) {
+	if (s->failure_kind)
 		lx_set_str(L, "failure_kind", durox_failure_kind_name(s->failure_kind));
-	}
 	lx_set_str(L, "details", s->details);
 	lx_set_str(L, "custom_status", s->custom_status);
 	lx_set_int(L, "custom_status_version", s->custom_status_version);
@@ -626,9 +623,8 @@ static int l_get_descriptor(lua_State *L)
 	lx_set_str(L, "name", d->name);
 	lx_set_str(L, "version", d->version);
 	lx_set_str(L, "parent_instance", d->parent_instance);
-	if (d->parent_id >= 0) {
+	if (d->parent_id >= 0)
 		lx_set_int(L, "parent_id", d->parent_id);
-	}
 	lx_boxfree(b);
 	return 1;
 }
@@ -698,9 +694,8 @@ static int l_get_instances_status(lua_State *L)
 		lua_createtable(L, 0, 3);
 		lx_set_str(L, "instance_id", l->items[k].instance_id);
 		lx_set_str(L, "status", durox_status_name(l->items[k].status));
-		if (l->items[k].failure_kind) {
+		if (l->items[k].failure_kind)
 			lx_set_str(L, "failure_kind", durox_failure_kind_name(l->items[k].failure_kind));
-		}
 		lua_rawseti(L, -2, (lua_Integer)k + 1);
 	}
 	lx_boxfree(b);

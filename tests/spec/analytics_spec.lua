@@ -11,40 +11,10 @@ if H.skip or H.busy_skip then
   return
 end
 
-local function sql(query, db)
-  local rows = H.sql(query, db)
-  for _, r in ipairs(rows) do
-    for k, v in pairs(r) do
-      if v == durox.null then r[k] = nil end
-    end
-  end
-  return rows
-end
-
 local STORES = {
   { name = "scenario store", db = H.db, oracle = H.oracle() },
   { name = "busy store", db = H.busy_db, oracle = assert(durox.decode_json(H.read_file(H.busy_oracle_path))) },
 }
-
-local function instances_of(db)
-  return sql([[
-    SELECT i.instance_id AS id, i.orchestration_name AS name, i.orchestration_version AS version,
-      COALESCE(e.status, 'Unknown') AS status, i.parent_instance_id AS parent,
-      CAST(strftime('%s', i.created_at) AS INTEGER) * 1000 AS created,
-      (SELECT json_extract(t.event_data, '$.timestamp_ms') FROM history t WHERE t.instance_id = i.instance_id
-         AND t.execution_id = i.current_execution_id AND t.event_type IN ('OrchestrationCompleted', 'OrchestrationFailed')
-         ORDER BY t.event_id DESC LIMIT 1) AS end_ts,
-      (SELECT json_extract(f.event_data, '$.timestamp_ms') FROM history f WHERE f.instance_id = i.instance_id
-         AND f.event_type = 'OrchestrationStarted' ORDER BY f.execution_id, f.event_id LIMIT 1) AS start_ts
-    FROM instances i LEFT JOIN executions e ON e.instance_id = i.instance_id
-      AND e.execution_id = i.current_execution_id]], db)
-end
-
-local function duration(r)
-  if (r.status == "Completed" or r.status == "Failed") and r.end_ts and r.start_ts then
-    return r.end_ts - r.start_ts
-  end
-end
 
 local function close(a, b)
   if a == nil or b == nil then return a == b end
@@ -87,7 +57,7 @@ local function expected_groups(rows, group_by, keep)
       grp.count = grp.count + 1
       if r.status == "Completed" then grp.completed = grp.completed + 1 end
       if r.status == "Failed" then grp.failed = grp.failed + 1 end
-      local d = duration(r)
+      local d = H.instance_duration(r)
       if d then grp.durs[#grp.durs + 1] = d end
     end
   end
@@ -147,7 +117,7 @@ end
 for _, S in ipairs(STORES) do
   describe("analytics on the " .. S.name, function()
     local dx = assert(durox.open("sqlite:" .. S.db, { readonly = true }))
-    local rows = instances_of(S.db)
+    local rows = H.instance_rows(S.db)
 
     describe("query_instances", function()
       for _, gb in ipairs({ {}, { "OrchestrationName" }, { "Status" }, { "CreatedDate" }, { "CreatedHour" },
@@ -192,7 +162,7 @@ for _, S in ipairs(STORES) do
 
     describe("get_time_series_metrics", function()
       -- every durable timestamp the series use, read independently
-      local events = sql([[
+      local events = H.rows([[
         SELECT h.event_type AS t, json_extract(h.event_data, '$.timestamp_ms') AS ts, i.orchestration_name AS name,
           json_type(h.event_data, '$.details.Application.kind.Cancelled') IS NOT NULL AS cancelled,
           (SELECT json_extract(f.event_data, '$.timestamp_ms') FROM history f WHERE f.instance_id = h.instance_id

@@ -45,6 +45,41 @@ function H.sql(query, db)
   return assert(durox.decode_json(out))
 end
 
+-- H.sql with JSON nulls as nil.
+function H.rows(query, db)
+  local rows = H.sql(query, db)
+  for _, r in ipairs(rows) do
+    for k, v in pairs(r) do
+      if v == durox.null then r[k] = nil end
+    end
+  end
+  return rows
+end
+
+-- Every instance of db with what metrics and analytics derive from it, read independently of
+-- our code (docs/metrics.md): id, name, version, status, parent, created (ms), start_ts (the
+-- first OrchestrationStarted) and end_ts (the current execution's terminal event).
+function H.instance_rows(db)
+  return H.rows([[
+    SELECT i.instance_id AS id, i.orchestration_name AS name, i.orchestration_version AS version,
+      COALESCE(e.status, 'Unknown') AS status, i.parent_instance_id AS parent,
+      CAST(strftime('%s', i.created_at) AS INTEGER) * 1000 AS created,
+      (SELECT json_extract(t.event_data, '$.timestamp_ms') FROM history t WHERE t.instance_id = i.instance_id
+         AND t.execution_id = i.current_execution_id AND t.event_type IN ('OrchestrationCompleted', 'OrchestrationFailed')
+         ORDER BY t.event_id DESC LIMIT 1) AS end_ts,
+      (SELECT json_extract(f.event_data, '$.timestamp_ms') FROM history f WHERE f.instance_id = i.instance_id
+         AND f.event_type = 'OrchestrationStarted' ORDER BY f.execution_id, f.event_id LIMIT 1) AS start_ts
+    FROM instances i LEFT JOIN executions e ON e.instance_id = i.instance_id
+      AND e.execution_id = i.current_execution_id]], db)
+end
+
+-- The duration of an instance row of H.instance_rows (nil unless Completed or Failed).
+function H.instance_duration(r)
+  if (r.status == "Completed" or r.status == "Failed") and r.end_ts and r.start_ts then
+    return r.end_ts - r.start_ts
+  end
+end
+
 -- SQL string literal.
 function H.q(s)
   return "'" .. s:gsub("'", "''") .. "'"
@@ -55,6 +90,21 @@ function H.set(list, k)
   local s = {}
   for _, v in ipairs(list) do s[k and v[k] or v] = true end
   return s
+end
+
+-- The sorted ids of the summaries in list that satisfy f.
+function H.where(list, f)
+  local r = {}
+  for _, s in ipairs(list) do
+    if f(s) then r[#r + 1] = s.instance_id end
+  end
+  table.sort(r)
+  return r
+end
+
+-- The sorted ids dx:list_instances(filter) returns.
+function H.list_ids(dx, filter)
+  return H.sorted(H.ids(assert(dx:list_instances(filter))))
 end
 
 -- Sorted array of the keys of a set.

@@ -27,44 +27,13 @@ local STORES = {
     now = busy_info.killed_at_ms + 120000 },
 }
 
--- H.sql with JSON nulls as nil.
-local function sql(query, db)
-  local rows = H.sql(query, db)
-  for _, r in ipairs(rows) do
-    for k, v in pairs(r) do
-      if v == durox.null then r[k] = nil end
-    end
-  end
-  return rows
-end
-
 local function ms(text_col) return ("CAST(strftime('%%s', %s) AS INTEGER) * 1000"):format(text_col) end
 
 -- ---- independent computations (SQL through the sqlite3 tool, classification in Lua) --------
 
--- Per instance: name, version, status, duration (docs/metrics.md) from json_extract.
-local function instances_of(db)
-  return sql([[
-    SELECT i.instance_id AS id, i.orchestration_name AS name, i.orchestration_version AS version,
-      COALESCE(e.status, 'Unknown') AS status, i.parent_instance_id AS parent, ]] .. ms("i.created_at") .. [[ AS created,
-      (SELECT json_extract(t.event_data, '$.timestamp_ms') FROM history t WHERE t.instance_id = i.instance_id
-         AND t.execution_id = i.current_execution_id AND t.event_type IN ('OrchestrationCompleted', 'OrchestrationFailed')
-         ORDER BY t.event_id DESC LIMIT 1) AS end_ts,
-      (SELECT json_extract(f.event_data, '$.timestamp_ms') FROM history f WHERE f.instance_id = i.instance_id
-         AND f.event_type = 'OrchestrationStarted' ORDER BY f.execution_id, f.event_id LIMIT 1) AS start_ts
-    FROM instances i LEFT JOIN executions e ON e.instance_id = i.instance_id
-      AND e.execution_id = i.current_execution_id]], db)
-end
-
-local function duration(r)
-  if (r.status == "Completed" or r.status == "Failed") and r.end_ts and r.start_ts then
-    return r.end_ts - r.start_ts
-  end
-end
-
 local function type_counts(db)
   local c = setmetatable({}, { __index = function() return 0 end })
-  for _, r in ipairs(sql("SELECT event_type AS t, count(*) AS n FROM history GROUP BY event_type", db)) do
+  for _, r in ipairs(H.rows("SELECT event_type AS t, count(*) AS n FROM history GROUP BY event_type", db)) do
     c[r.t] = r.n
   end
   return c
@@ -73,7 +42,7 @@ end
 -- Failure kinds of OrchestrationFailed events, from the ErrorDetails with SQLite's JSON functions.
 local function failure_kinds(db)
   local k = { application = 0, cancelled = 0, poison = 0, nondeterminism = 0, infrastructure = 0, configuration = 0 }
-  for _, r in ipairs(sql([[
+  for _, r in ipairs(H.rows([[
     SELECT CASE
       WHEN json_type(event_data, '$.details.Application.kind.Cancelled') IS NOT NULL THEN 'cancelled'
       WHEN json_type(event_data, '$.details.Application') IS NOT NULL THEN 'application'
@@ -89,7 +58,7 @@ end
 
 -- Queue rows with what they need for the definitions.
 local function orchestrator_rows(db)
-  return sql([[
+  return H.rows([[
     SELECT q.id, q.instance_id AS inst, q.work_item LIKE '{"TimerFired":%' AS tm,
       q.work_item LIKE '{"QueueMessage":%' AS qm, q.visible_at AS vis, q.lock_token AS token,
       q.attempt_count AS attempts, ]] .. ms("q.created_at") .. [[ AS created,
@@ -101,7 +70,7 @@ local function orchestrator_rows(db)
 end
 
 local function worker_rows(db)
-  return sql("SELECT id, visible_at AS vis, lock_token AS token, locked_until AS lu, attempt_count AS attempts"
+  return H.rows("SELECT id, visible_at AS vis, lock_token AS token, locked_until AS lu, attempt_count AS attempts"
     .. " FROM worker_queue ORDER BY id", db)
 end
 
@@ -167,7 +136,7 @@ local function expected_queues(db, now)
     w_max = math.max(w_max or -1, r.attempts)
   end
   w.max_attempt_count = w_max
-  local locks = sql("SELECT count(*) AS n, total(locked_until <= " .. now .. ") AS expired, total(locked_until <= "
+  local locks = H.rows("SELECT count(*) AS n, total(locked_until <= " .. now .. ") AS expired, total(locked_until <= "
     .. (now - CFG.stall) .. ") AS long_expired FROM instance_locks", db)[1]
   o.expired_locks = math.tointeger(locks.expired)
   return {
@@ -192,7 +161,7 @@ for _, S in ipairs(STORES) do
     local dx = assert(durox.open("sqlite:" .. S.db, { readonly = true }))
     local sys = S.oracle.systemMetrics
     local depths = S.oracle.queueDepths
-    local rows = instances_of(S.db)
+    local rows = H.instance_rows(S.db)
     local types = type_counts(S.db)
 
     describe("get_runtime_metrics", function()
@@ -219,7 +188,7 @@ for _, S in ipairs(STORES) do
       it("averages instance durations as defined", function()
         local n, sum, cans, unknown = 0, 0, 0, 0
         for _, r in ipairs(rows) do
-          local d = duration(r)
+          local d = H.instance_duration(r)
           if d then n, sum = n + 1, sum + d end
           if r.status == "ContinuedAsNew" then cans = cans + 1 end
           if r.status == "Unknown" then unknown = unknown + 1 end
@@ -237,12 +206,12 @@ for _, S in ipairs(STORES) do
       end)
 
       it("dates the store by its first migration and reports the last activity", function()
-        local created = sql("SELECT " .. ms("min(installed_on)") .. " AS t FROM _sqlx_migrations", S.db)[1].t
+        local created = H.rows("SELECT " .. ms("min(installed_on)") .. " AS t FROM _sqlx_migrations", S.db)[1].t
         assert.are.equal(created, m.store_created_at)
         assert.are.equal((S.now - created) // 1000, m.uptime_seconds)
-        local last = sql("SELECT json_extract(event_data, '$.timestamp_ms') AS t FROM history ORDER BY rowid DESC"
+        local last = H.rows("SELECT json_extract(event_data, '$.timestamp_ms') AS t FROM history ORDER BY rowid DESC"
           .. " LIMIT 1", S.db)[1].t
-        local lock = sql("SELECT max(locked_at) AS t FROM instance_locks", S.db)[1].t
+        local lock = H.rows("SELECT max(locked_at) AS t FROM instance_locks", S.db)[1].t
         assert.are.equal(math.max(last, lock or last), m.last_activity_at)
       end)
 
@@ -277,7 +246,7 @@ for _, S in ipairs(STORES) do
         assert.are.equal(q.pending_timers, m.timer_queue_size)
         -- so its orchestrator figure = our orchestrator + timer sizes, minus every row that
         -- carries a token (held by a live lock or stale)
-        local tokens = sql("SELECT count(*) AS n FROM orchestrator_queue WHERE lock_token IS NOT NULL", S.db)[1].n
+        local tokens = H.rows("SELECT count(*) AS n FROM orchestrator_queue WHERE lock_token IS NOT NULL", S.db)[1].n
         assert.are.equal(depths.orchestratorQueue, m.orchestrator_queue_size + m.timer_queue_size - tokens)
       end)
 
@@ -302,7 +271,7 @@ for _, S in ipairs(STORES) do
         assert.are.equal(orch, m.orchestrator_items_processed)
         assert.are.equal(types.ActivityCompleted + types.ActivityFailed, m.worker_items_processed)
         assert.are.equal(orch + m.worker_items_processed, m.total_items_processed)
-        local rt = sql([[
+        local rt = H.rows([[
           SELECT count(*) AS n, total(json_extract(c.event_data, '$.timestamp_ms')
             - json_extract(s.event_data, '$.timestamp_ms')) AS sum
           FROM history c JOIN history s ON s.instance_id = c.instance_id AND s.execution_id = c.execution_id
@@ -340,7 +309,7 @@ for _, S in ipairs(STORES) do
           if r.status == "Running" then g.active_count = g.active_count + 1 end
           if r.status == "ContinuedAsNew" then g.continued_as_new = g.continued_as_new + 1 end
           if r.status == "Unknown" then g.unknown = g.unknown + 1 end
-          local d = duration(r)
+          local d = H.instance_duration(r)
           if d then g.durations_counted, g.sum = g.durations_counted + 1, g.sum + d end
         end
         table.sort(order)
@@ -403,7 +372,7 @@ for _, S in ipairs(STORES) do
         assert.are.equal(sys.totalInstances, d.total_instances_stored)
         assert.are.equal(sys.totalEvents, d.total_history_events)
         assert.are.equal(sys.totalExecutions, d.total_executions_stored)
-        local c = sql("SELECT (SELECT count(*) FROM orchestrator_queue) AS o, (SELECT count(*) FROM worker_queue) AS w",
+        local c = H.rows("SELECT (SELECT count(*) FROM orchestrator_queue) AS o, (SELECT count(*) FROM worker_queue) AS w",
           S.db)[1]
         assert.are.equal(c.o, d.orchestrator_queue_rows)
         assert.are.equal(c.w, d.worker_queue_rows)
@@ -411,7 +380,7 @@ for _, S in ipairs(STORES) do
       end)
 
       it("sizes the storage as pages plus the WAL", function()
-        local p = sql("SELECT page_count * page_size AS b FROM pragma_page_count(), pragma_page_size()", S.db)[1].b
+        local p = H.rows("SELECT page_count * page_size AS b FROM pragma_page_count(), pragma_page_size()", S.db)[1].b
         local f = io.open(S.db .. "-wal", "rb")
         local wal = f and f:seek("end") or nil
         if f then f:close() end

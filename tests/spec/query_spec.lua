@@ -17,19 +17,9 @@ local all = assert(dx:list_instances())
 local by_id = {}
 for _, s in ipairs(all) do by_id[s.instance_id] = s end
 
--- ids of `all` that satisfy f, sorted
-local function where(f)
-  local r = {}
-  for _, s in ipairs(all) do
-    if f(s) then r[#r + 1] = s.instance_id end
-  end
-  table.sort(r)
-  return r
-end
-
-local function list_ids(filter)
-  return H.sorted(H.ids(assert(dx:list_instances(filter))))
-end
+-- ids of `all` that satisfy f, and ids a filter lists, both sorted
+local function where(f) return H.where(all, f) end
+local function list_ids(filter) return H.list_ids(dx, filter) end
 
 -- byte-wise a < b (Lua's < follows the C library's collation)
 local function bytes_lt(a, b)
