@@ -4,8 +4,8 @@
  * A provider knows one store's SQL, schema versions and time formats and nothing about
  * management semantics or Lua. The engine (src/engine) calls providers only through the
  * vtable below and hands them filters as the expression tree defined here, which each
- * provider compiles to its own SQL with bound parameters. Implemented by sqlite.c
- * (PostgreSQL follows the same contract).
+ * provider compiles to its own SQL with bound parameters. Implemented by sqlite*.c;
+ * registry.c picks a provider by URL scheme.
  *
  * Rows are delivered through callbacks with transient pointers (valid only during the
  * callback); callbacks must not call back into the provider. A provider never keeps a
@@ -140,7 +140,16 @@ int store_fail(store *st, int rc, const char *fmt, ...)
 #endif
         ;
 
-/* Opens a SQLite store (url already stripped of "sqlite:"). See durox_open for semantics. */
+/* A provider's open function: location is what the registry hands it (registry.c: the URL
+ * after its scheme prefix, or the whole URL). On success *out is the new store; on failure
+ * *out is NULL, a one-line message is in err and the result is a DUROX_E* code. */
+typedef int (*store_open_fn)(const char *location, const durox_open_options *opts, store **out, char *err,
+                             size_t errlen);
+
+/* Opens the store a URL names, with the provider its scheme selects (registry.c). */
+int store_open(const char *url, const durox_open_options *opts, store **out, char *err, size_t errlen);
+
+/* The providers' open functions (registered in registry.c). */
 int store_sqlite_open(const char *location, const durox_open_options *opts, store **out, char *err, size_t errlen);
 
 /* Payload members stripped when include_payloads is 0. */

@@ -8,7 +8,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,17 +16,6 @@
 #include "store/format.h"
 #include "store/sqlite_internal.h"
 #include "util/timeutil.h"
-
-int store_fail(store *st, int rc, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(st->err, sizeof st->err, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-const char *const store_payload_members[] = {"input", "output", "result", "data", "details", "value", "status", NULL};
 
 /* Maps a SQLite result code to a durox code and message. */
 int sq_fail(sqlite_store *s, int src, const char *what)
