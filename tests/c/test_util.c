@@ -9,6 +9,7 @@
 #include "util/buf.h"
 #include "util/codec.h"
 #include "util/json.h"
+#include "util/sha256.h"
 #include "util/timeutil.h"
 
 TEST(json_roundtrip_compact)
@@ -227,4 +228,51 @@ TEST(arena_and_buf)
 	EQ_STR(buf_str(&b), "\"\\u0001\\\"\\\\\\t\"");
 	buf_free(&b);
 	EQ_STR(buf_str(&b), "");
+}
+
+static const char *sha_hex(const void *p, size_t n, char out[65])
+{
+	uint8_t d[SHA256_LEN];
+	sha256(p, n, d);
+	hex_encode(d, sizeof d, out);
+	return out;
+}
+
+TEST(sha256_vectors)
+{
+	char h[65];
+	/* FIPS 180-4 examples and the NIST long-message vector */
+	EQ_STR(sha_hex("", 0, h), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	EQ_STR(sha_hex("abc", 3, h), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	const char *m56 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+	EQ_STR(sha_hex(m56, strlen(m56), h), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	sha256_ctx c;
+	sha256_init(&c);
+	char as[1000];
+	memset(as, 'a', sizeof as);
+	for (int i = 0; i < 1000; i++)
+		sha256_update(&c, as, sizeof as); /* one million 'a' */
+	uint8_t d[SHA256_LEN];
+	sha256_final(&c, d);
+	hex_encode(d, sizeof d, h);
+	EQ_STR(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(hmac_sha256_vectors)
+{
+	/* RFC 4231 test cases 1, 2 and 6 (a key longer than the block) */
+	uint8_t d[SHA256_LEN], key[131];
+	char h[65];
+	memset(key, 0x0b, 20);
+	hmac_sha256(key, 20, "Hi There", 8, d);
+	hex_encode(d, sizeof d, h);
+	EQ_STR(h, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, d);
+	hex_encode(d, sizeof d, h);
+	EQ_STR(h, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	memset(key, 0xaa, sizeof key);
+	const char *m = "Test Using Larger Than Block-Size Key - Hash Key First";
+	hmac_sha256(key, sizeof key, m, strlen(m), d);
+	hex_encode(d, sizeof d, h);
+	EQ_STR(h, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }

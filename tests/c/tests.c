@@ -34,6 +34,8 @@ const char *t_current = "";
 	T(query_limits)                                                                                                \
 	T(query_public_api)                                                                                            \
 	T(query_roundtrip)                                                                                             \
+	T(sha256_vectors)                                                                                              \
+	T(hmac_sha256_vectors)                                                                                         \
 	T(hmap_put_get_del)                                                                                            \
 	T(metrics_empty_store)                                                                                         \
 	T(metrics_disabled_and_config)                                                                                 \
