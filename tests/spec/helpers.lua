@@ -143,6 +143,96 @@ end
 
 H.skip = not (H.db and H.oracle_path)
 
+-- ---- both providers ---------------------------------------------------------------------
+--
+-- The same scenarios, written by the real runtime to SQLite (H.db) and to PostgreSQL (the
+-- test server's database durox_scenarios, schema dx: tests/make_pg_fixtures.sh). A spec runs
+-- its cases once per provider:
+--   for _, P in ipairs(H.providers()) do describe("on " .. P.name, function() ... end) end
+-- Each P: name ("sqlite" | "postgres"), url (for durox.open), open(opts), manifest(),
+-- oracle(), sql(query) / rows(query) (independent reads: the sqlite3 tool or psql, in the
+-- provider's own SQL dialect), dialect ("sqlite" | "postgres").
+
+H.pg_dir = os.getenv("DUROX_PG_DIR")
+H.pg_manifest_path = os.getenv("DUROX_PG_MANIFEST")
+H.pg_oracle_path = os.getenv("DUROX_PG_ORACLE")
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+H.shell_quote = shell_quote
+
+-- The test server's port, or nil when there is none.
+function H.pg_port()
+  if not H.pg_dir then return nil end
+  local f = io.open(H.pg_dir .. "/port", "rb")
+  if not f then return nil end
+  local p = f:read("l")
+  f:close()
+  return p
+end
+
+-- libpq URL of database db on the test server (superuser, unix socket); extra: more params.
+function H.pg_url(db, extra)
+  return ("postgresql://postgres@/%s?host=%s&port=%s%s"):format(db or "postgres", H.pg_dir, H.pg_port(),
+    extra and ("&" .. extra) or "")
+end
+
+-- Rows of query run by psql on database db (search_path: schema, default dx), decoded from
+-- JSON (durox.null for NULL).
+function H.psql(query, db, schema)
+  local tmp = os.tmpname()
+  local f = assert(io.open(tmp, "wb"))
+  f:write("SET search_path TO ", schema or "dx", ";\n")
+  f:write("SELECT coalesce(json_agg(t), '[]'::json) FROM (", query, "\n) t;\n")
+  f:close()
+  local p = assert(io.popen(("psql -X -q -A -t -v ON_ERROR_STOP=1 %s -f %s 2>&1"):format(
+    shell_quote(H.pg_url(db or "durox_scenarios")), shell_quote(tmp))))
+  local out = p:read("a")
+  local ok = p:close()
+  os.remove(tmp)
+  assert(ok, "psql failed: " .. out)
+  return assert(durox.decode_json(out))
+end
+
+local function nil_nulls(rows)
+  for _, r in ipairs(rows) do
+    for k, v in pairs(r) do
+      if v == durox.null then r[k] = nil end
+    end
+  end
+  return rows
+end
+
+H.pg_skip = not (H.pg_dir and H.pg_manifest_path and H.pg_oracle_path and H.pg_port())
+
+local providers
+function H.providers()
+  if providers then return providers end
+  providers = {}
+  if not H.skip then
+    providers[#providers + 1] = {
+      name = "sqlite", dialect = "sqlite", url = "sqlite:" .. H.db, db = H.db,
+      open = function(opts) return H.open(opts) end,
+      manifest = H.manifest, oracle = H.oracle,
+      sql = function(q) return H.sql(q) end,
+      rows = function(q) return H.rows(q) end,
+    }
+  end
+  if not H.pg_skip then
+    local url = H.pg_url("durox_scenarios", "schema=dx")
+    providers[#providers + 1] = {
+      name = "postgres", dialect = "postgres", url = url,
+      open = function(opts) return assert(durox.open(url, opts)) end,
+      manifest = function() return assert(durox.decode_json(read_file(H.pg_manifest_path))) end,
+      oracle = function() return assert(durox.decode_json(read_file(H.pg_oracle_path))) end,
+      sql = function(q) return H.psql(q) end,
+      rows = function(q) return nil_nulls(H.psql(q)) end,
+    }
+  end
+  return providers
+end
+
 -- The store caught mid-flight (tests/make_busy_store.sh) and Duroxide's answers on it.
 H.busy_db = os.getenv("DUROX_BUSY_DB")
 H.busy_oracle_path = os.getenv("DUROX_BUSY_ORACLE")
