@@ -861,6 +861,7 @@ static void pg_close(store *base)
 	pg_store *s = (pg_store *)base;
 	if (s == NULL)
 		return;
+	pg_metrics_free(s);
 	conn_close(&s->primary);
 	if (s->reader != NULL) {
 		conn_close(s->reader);
@@ -899,7 +900,7 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 	}
 	s->primary.uri = u.uri;
 	s->base.vt = &pg_vtable;
-	s->base.mvt = NULL; /* metrics: not yet */
+	s->base.mvt = &pg_metrics_vtable;
 	s->base.ops = &pg_ops_vtable;
 	s->base.info.provider = "postgres";
 	s->readonly = opts != NULL && opts->readonly;
