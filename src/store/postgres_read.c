@@ -129,7 +129,8 @@ int pg_list(store *base, const store_list_query *q, store_summary_cb cb, void *u
 		buf_addf(&g.sql, " ORDER BY i.instance_id COLLATE \"C\" %s", dir);
 	else
 		/* an output alias may only stand alone in ORDER BY: the expression itself under a collation */
-		buf_addf(&g.sql, " ORDER BY %s%s %s, i.instance_id COLLATE \"C\" %s", text_key ? key : "k", kc, dir, dir);
+		buf_addf(&g.sql, " ORDER BY %s%s %s, i.instance_id COLLATE \"C\" %s", text_key ? key : "k", kc, dir,
+		         dir);
 	if (q->limit > 0)
 		buf_addf(&g.sql, " LIMIT %u", (unsigned)q->limit);
 	buf_adds(&g.sql, ") ");

@@ -73,6 +73,29 @@ function H.instance_rows(db)
       AND e.execution_id = i.current_execution_id]], db)
 end
 
+-- H.instance_rows on PostgreSQL (database db, default the scenario store), with PostgreSQL's
+-- own JSON and time functions.
+function H.pg_instance_rows(db)
+  local rows = H.psql([[
+    SELECT i.instance_id AS id, i.orchestration_name AS name, i.orchestration_version AS version,
+      COALESCE(e.status, 'Unknown') AS status, i.parent_instance_id AS parent,
+      floor(extract(epoch FROM i.created_at) * 1000)::int8 AS created,
+      (SELECT (t.event_data::json->>'timestamp_ms')::int8 FROM history t WHERE t.instance_id = i.instance_id
+         AND t.execution_id = i.current_execution_id
+         AND t.event_data::json->>'type' IN ('OrchestrationCompleted', 'OrchestrationFailed')
+         ORDER BY t.event_id DESC LIMIT 1) AS end_ts,
+      (SELECT (f.event_data::json->>'timestamp_ms')::int8 FROM history f WHERE f.instance_id = i.instance_id
+         AND f.event_data::json->>'type' = 'OrchestrationStarted' ORDER BY f.execution_id, f.event_id LIMIT 1) AS start_ts
+    FROM instances i LEFT JOIN executions e ON e.instance_id = i.instance_id
+      AND e.execution_id = i.current_execution_id]], db)
+  for _, r in ipairs(rows) do
+    for k, v in pairs(r) do
+      if v == durox.null then r[k] = nil end
+    end
+  end
+  return rows
+end
+
 -- The duration of an instance row of H.instance_rows (nil unless Completed or Failed).
 function H.instance_duration(r)
   if (r.status == "Completed" or r.status == "Failed") and r.end_ts and r.start_ts then
@@ -184,7 +207,7 @@ function H.psql(query, db, schema)
   local tmp = os.tmpname()
   local f = assert(io.open(tmp, "wb"))
   f:write("SET search_path TO ", schema or "dx", ";\n")
-  f:write("SELECT coalesce(json_agg(t), '[]'::json) FROM (", query, "\n) t;\n")
+  f:write("SELECT coalesce(json_agg(durox_row_), '[]'::json) FROM (", query, "\n) durox_row_;\n")
   f:close()
   local p = assert(io.popen(("psql -X -q -A -t -v ON_ERROR_STOP=1 %s -f %s 2>&1"):format(
     shell_quote(H.pg_url(db or "durox_scenarios")), shell_quote(tmp))))
@@ -195,7 +218,7 @@ function H.psql(query, db, schema)
   return assert(durox.decode_json(out))
 end
 
-local function nil_nulls(rows)
+function H.nil_nulls(rows)
   for _, r in ipairs(rows) do
     for k, v in pairs(r) do
       if v == durox.null then r[k] = nil end
@@ -205,6 +228,9 @@ local function nil_nulls(rows)
 end
 
 H.pg_skip = not (H.pg_dir and H.pg_manifest_path and H.pg_oracle_path and H.pg_port())
+H.pg_busy_oracle_path = os.getenv("DUROX_PG_BUSY_ORACLE")
+H.pg_busy_info_path = os.getenv("DUROX_PG_BUSY_INFO")
+H.pg_busy_skip = H.pg_skip or not (H.pg_busy_oracle_path and H.pg_busy_info_path)
 
 local providers
 function H.providers()
@@ -227,7 +253,8 @@ function H.providers()
       manifest = function() return assert(durox.decode_json(read_file(H.pg_manifest_path))) end,
       oracle = function() return assert(durox.decode_json(read_file(H.pg_oracle_path))) end,
       sql = function(q) return H.psql(q) end,
-      rows = function(q) return nil_nulls(H.psql(q)) end,
+      rows = function(q) return H.nil_nulls(H.psql(q)) end,
+      pgdb = "durox_scenarios",
     }
   end
   return providers
