@@ -248,38 +248,83 @@ static int pg_diagnostics(store *base, durox_provider_diagnostics *out)
 /* The state of every orchestrator_queue row ($1 = now): as in the SQLite provider, a row is
  * in progress when its instance's lock is live and it carries that lock's token, waiting when
  * the instance is locked by a turn it is not part of, free otherwise; orphan: no instance and
- * no start queued for it. */
-#define ORCH_ROWS(attempts)                                                                                            \
-	"SELECT q.id AS id, q.instance_id AS instance_id, q.work_item AS work_item,"                                   \
-	" " PG_MS("q.visible_at") " AS vis, " PG_MS(                                                                   \
-	        "q.created_at") " AS created, " attempts " AS attempts,"                                               \
-	                        " q.lock_token AS token, l.locked_until AS lu, " WI_IS(                                \
-	                                "q.work_item",                                                                 \
-	                                "TimerFired") " AS tm,"                                                        \
-	                                              " CASE WHEN l.instance_id IS NULL OR l.locked_until <= "         \
-	                                              "$1::int8 THEN 0 WHEN q.lock_token IS NOT DISTINCT"              \
-	                                              " FROM l.lock_token THEN 1 ELSE 2 END AS st,"                    \
-	                                              " (NOT EXISTS (SELECT 1 FROM instances x WHERE "                 \
-	                                              "x.instance_id=q.instance_id) AND NOT EXISTS (SELECT 1 FROM"     \
-	                                              " orchestrator_queue y WHERE y.instance_id=q.instance_id "       \
-	                                              "AND " WI_IS("y.work_item",                                      \
-	                                                           "StartOrchestration") "))"                          \
-	                                                                                 " AS orphan FROM "            \
-	                                                                                 "orchestrator_queue q LEFT "  \
-	                                                                                 "JOIN instance_locks l ON "   \
-	                                                                                 "l.instance_id=q.instance_id"
+ * no start queued for it. Unlike SQLite's, Duroxide's PostgreSQL runtime consumes an orphan
+ * (leaving an executions row without an instance), so an orphan never blocks the queue here:
+ * orphans_blocking is 0 and QF_BLOCKING is never set. */
+/* clang-format off */
+#define ORCH_ROWS(attempts)                                                                          \
+	"SELECT q.id AS id, q.instance_id AS instance_id, q.work_item AS work_item,"                 \
+	" " PG_MS("q.visible_at") " AS vis, " PG_MS("q.created_at") " AS created,"                  \
+	" " attempts " AS attempts, q.lock_token AS token, l.locked_until AS lu,"                   \
+	" " WI_IS("q.work_item", "TimerFired") " AS tm,"                                             \
+	" CASE WHEN l.instance_id IS NULL OR l.locked_until <= $1::int8 THEN 0"                      \
+	" WHEN q.lock_token IS NOT DISTINCT FROM l.lock_token THEN 1 ELSE 2 END AS st,"              \
+	" (NOT EXISTS (SELECT 1 FROM instances x WHERE x.instance_id=q.instance_id)"                 \
+	" AND NOT EXISTS (SELECT 1 FROM orchestrator_queue y WHERE y.instance_id=q.instance_id"      \
+	" AND " WI_IS("y.work_item", "StartOrchestration") ")) AS orphan"                           \
+	" FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id=q.instance_id"
 
 /* Worker rows: 0 free, 1 locked, 3 lock expired. */
-#define WORKER_ROWS(attempts)                                                                                          \
-	"SELECT w.id AS id, w.instance_id AS instance_id, w.work_item AS work_item,"                                   \
-	" " PG_MS("w.visible_at") " AS vis, " PG_MS(                                                                   \
-	        "w.created_at") " AS created, " attempts " AS attempts,"                                               \
-	                        " w.locked_until AS lu,"                                                               \
-	                        " CASE WHEN w.lock_token IS NULL THEN 0 WHEN w.locked_until > $1::int8 THEN 1 ELSE 3 " \
-	                        "END AS st"                                                                            \
-	                        " FROM worker_queue w"
+#define WORKER_ROWS(attempts)                                                                        \
+	"SELECT w.id AS id, w.instance_id AS instance_id, w.work_item AS work_item,"                 \
+	" " PG_MS("w.visible_at") " AS vis, " PG_MS("w.created_at") " AS created,"                  \
+	" " attempts " AS attempts, w.locked_until AS lu,"                                           \
+	" CASE WHEN w.lock_token IS NULL THEN 0 WHEN w.locked_until > $1::int8 THEN 1 ELSE 3 END AS st" \
+	" FROM worker_queue w"
 
 #define CNT(cond) "count(*) FILTER (WHERE " cond ")"
+
+/* The snapshot's figures over the rows of ORCH_ROWS (r) and WORKER_ROWS. */
+static const char orch_snapshot_tail[] =
+	", c AS (SELECT *, (tm AND vis > $1::int8) AS pt FROM r)"
+	" SELECT count(*), " CNT("pt") ", " CNT("NOT pt AND st=1") ", " CNT("NOT pt AND st=2") ","
+	" " CNT("NOT pt AND st=0 AND vis > $1::int8") ", " CNT("NOT pt AND st=0 AND vis <= $1::int8") ","
+	" " CNT("NOT tm AND st=0 AND vis <= $1::int8 - $2::int8") ","
+	" " CNT("tm AND NOT pt AND st=0 AND vis <= $1::int8 - $3::int8") ","
+	" min(CASE WHEN NOT pt AND vis <= $1::int8 THEN vis END), min(CASE WHEN pt THEN created END),"
+	" min(CASE WHEN pt THEN vis END), " CNT("attempts >= $4::int8") ", " CNT("attempts >= $5::int8") ","
+	" max(attempts), " CNT("token IS NULL") ", " CNT("token IS NOT NULL AND st <> 1") ","
+	" " CNT("orphan") ", 0 FROM c";
+
+static const char worker_snapshot_tail[] =
+	" SELECT count(*), " CNT("st=1") ", " CNT("st=3") ", " CNT("st<>1 AND vis > $1::int8") ","
+	" " CNT("st<>1 AND vis <= $1::int8") ","
+	" " CNT("st<>1 AND GREATEST(vis, CASE WHEN st=3 THEN lu ELSE vis END) <= $1::int8 - $2::int8") ","
+	" min(CASE WHEN vis <= $1::int8 THEN vis END), " CNT("attempts >= $3::int8") ","
+	" " CNT("attempts >= $4::int8") ", max(attempts), " CNT("st=0") " FROM r";
+
+/* flags: 1 poison risk, 2 expired lock, 4 overdue timer, 8 stalled, 16 orphan (32, blocking,
+ * never on PostgreSQL) */
+static const char orch_problem_tail[] =
+	", f AS (SELECT r.*, (CASE WHEN attempts >= $4::int8 THEN 1 ELSE 0 END)"
+	" | (CASE WHEN st=0 AND lu IS NOT NULL AND lu <= $1::int8 - $2::int8 THEN 2 ELSE 0 END)"
+	" | (CASE WHEN tm AND st=0 AND vis <= $1::int8 - $3::int8 THEN 4 ELSE 0 END)"
+	" | (CASE WHEN NOT tm AND st=0 AND vis <= $1::int8 - $2::int8 THEN 8 ELSE 0 END)"
+	" | (CASE WHEN orphan THEN 16 ELSE 0 END) AS flags FROM r)"
+	" SELECT 0, f.id, f.instance_id, f.work_item, f.vis, f.lu, f.attempts, f.st, f.flags,"
+	" f.created, i.instance_id IS NOT NULL, e.status, i.orchestration_name,"
+	" EXISTS (SELECT 1 FROM orchestrator_queue y WHERE y.instance_id=f.instance_id AND "
+	WI_IS("y.work_item", "StartOrchestration") ")"
+	" FROM f LEFT JOIN instances i ON i.instance_id=f.instance_id LEFT JOIN executions e ON"
+	" e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id WHERE f.flags <> 0"
+	" ORDER BY f.id";
+
+/* ($3 is unused by the worker rows; named so that its type is known) */
+static const char worker_problem_tail[] =
+	", f AS (SELECT r.*, (CASE WHEN attempts >= $4::int8 THEN 1 ELSE 0 END)"
+	" | (CASE WHEN st=3 AND lu <= $1::int8 - $2::int8 THEN 2 ELSE 0 END)"
+	" | (CASE WHEN st<>1 AND GREATEST(vis, CASE WHEN st=3 THEN lu ELSE vis END) <= $1::int8 -"
+	" $2::int8 THEN 8 ELSE 0 END) AS flags FROM r WHERE $3::int8 IS NOT NULL)"
+	" SELECT 1, f.id, f.instance_id, f.work_item, f.vis, f.lu, f.attempts, f.st, f.flags,"
+	" f.created, i.instance_id IS NOT NULL, e.status, i.orchestration_name, false"
+	" FROM f LEFT JOIN instances i ON i.instance_id=f.instance_id LEFT JOIN executions e ON"
+	" e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id WHERE f.flags <> 0"
+	" ORDER BY f.id";
+
+static const char lock_counts_sql[] =
+	"SELECT count(*), " CNT("locked_until <= $1::int8") ", " CNT("locked_until <= $1::int8 - $2::int8")
+	" FROM instance_locks";
+/* clang-format on */
 
 static int orch_row(void *ud, const PGresult *r)
 {
@@ -365,21 +410,7 @@ static int pg_queue_snapshot(store *base, const store_queue_params *qp, store_qu
 	int has_attempts = s->base.info.has_attempt_count;
 	buf sql;
 	buf_init(&sql);
-	queue_sql(&sql, 0, has_attempts,
-	          ", c AS (SELECT *, (tm AND vis > $1::int8) AS pt FROM r)"
-	          " SELECT count(*), " CNT("pt") ", " CNT(
-	                  "NOT pt AND st=1") ", " CNT("NOT pt AND st=2") ","
-	                                                                 " " CNT("NOT pt AND st=0 AND vis > $1::int8") ", " CNT(
-	                                                                         "NOT pt AND st=0 AND vis <= $1::int8") ","
-	                                                                                                                " " CNT("NOT tm AND st=0 AND vis <= $1::int8 - $2::int8") ","
-	                                                                                                                                                                          " " CNT("tm AND NOT pt AND st=0 AND vis <= $1::int8 - $3::int8") ","
-	                                                                                                                                                                                                                                           " min(CASE WHEN NOT pt AND vis <= $1::int8 THEN vis END), min(CASE WHEN pt THEN created END),"
-	                                                                                                                                                                                                                                           " min(CASE WHEN pt THEN vis END), " CNT("attempts >= $4::int8") ", " CNT("attempts >= $5::int8") ","
-	                                                                                                                                                                                                                                                                                                                                            " max(attempts), " CNT(
-	                                                                                                                                                                                                                                                                                                                                                    "token IS NULL") ", " CNT("token IS NOT NULL AND st <> 1") ","
-	                                                                                                                                                                                                                                                                                                                                                                                                               " " CNT("orphan") ", " CNT("orphan AND vis <= $1::int8 AND NOT " WI_IS(
-	                                                                                                                                                                                                                                                                                                                                                                                                                       "work_item",
-	                                                                                                                                                                                                                                                                                                                                                                                                                       "QueueMessage")) " FROM c");
+	queue_sql(&sql, 0, has_attempts, orch_snapshot_tail);
 	pqp p;
 	pqp_init(&p);
 	queue_params(&p, qp);
@@ -389,67 +420,7 @@ static int pg_queue_snapshot(store *base, const store_queue_params *qp, store_qu
 	pqp_free(&p);
 	if (rc == DUROX_OK) {
 		buf_reset(&sql);
-		queue_sql(
-		        &sql, 1, has_attempts,
-		        " SELECT count(*), " CNT("st=1") ", " CNT("st=3") ", " CNT(
-		                "st<>1 AND vis > $1::int8") ","
-		                                            " " CNT("st<>1 AND vis <= $1::int8") ","
-		                                                                                 " " CNT("st<>1 AND "
-		                                                                                         "GREATEST(vis,"
-		                                                                                         " CASE WHEN "
-		                                                                                         "st=3 THEN lu "
-		                                                                                         "ELSE vis "
-		                                                                                         "END) <= "
-		                                                                                         "$1::int8 - "
-		                                                                                         "$2::int8") ","
-		                                                                                                     " "
-		                                                                                                     "m"
-		                                                                                                     "i"
-		                                                                                                     "n"
-		                                                                                                     "("
-		                                                                                                     "C"
-		                                                                                                     "A"
-		                                                                                                     "S"
-		                                                                                                     "E"
-		                                                                                                     " "
-		                                                                                                     "W"
-		                                                                                                     "H"
-		                                                                                                     "E"
-		                                                                                                     "N"
-		                                                                                                     " "
-		                                                                                                     "v"
-		                                                                                                     "i"
-		                                                                                                     "s"
-		                                                                                                     " "
-		                                                                                                     "<"
-		                                                                                                     "="
-		                                                                                                     " "
-		                                                                                                     "$"
-		                                                                                                     "1"
-		                                                                                                     ":"
-		                                                                                                     ":"
-		                                                                                                     "i"
-		                                                                                                     "n"
-		                                                                                                     "t"
-		                                                                                                     "8"
-		                                                                                                     " "
-		                                                                                                     "T"
-		                                                                                                     "H"
-		                                                                                                     "E"
-		                                                                                                     "N"
-		                                                                                                     " "
-		                                                                                                     "v"
-		                                                                                                     "i"
-		                                                                                                     "s"
-		                                                                                                     " "
-		                                                                                                     "E"
-		                                                                                                     "N"
-		                                                                                                     "D"
-		                                                                                                     ")"
-		                                                                                                     ","
-		                                                                                                     " " CNT("attempts >= $3::int8") ","
-		                                                                                                                                     " " CNT("attempts >= $4::int8") ", max(attempts), " CNT(
-		                                                                                                                                             "st=0") " FROM r");
+		queue_sql(&sql, 1, has_attempts, worker_snapshot_tail);
 		pqp_init(&p);
 		pqp_int(&p, qp->now);
 		pqp_int(&p, qp->stall_ms);
@@ -466,10 +437,7 @@ static int pg_queue_snapshot(store *base, const store_queue_params *qp, store_qu
 	pqp_init(&p);
 	pqp_int(&p, qp->now);
 	pqp_int(&p, qp->stall_ms);
-	rc = pq_query(s, 0,
-	              "SELECT count(*), " CNT("locked_until <= $1::int8") ", " CNT(
-	                      "locked_until <= $1::int8 - $2::int8") " FROM instance_locks",
-	              &p, lock_count_row, out, NULL, "reading instance locks");
+	rc = pq_query(s, 0, lock_counts_sql, &p, lock_count_row, out, NULL, "reading instance locks");
 	pqp_free(&p);
 	return rc;
 }
@@ -517,48 +485,7 @@ static int pg_problem_items(store *base, const store_queue_params *qp, store_que
 	buf_init(&sql);
 	for (int q = 0; q < 2 && rc == DUROX_OK; q++) {
 		buf_reset(&sql);
-		/* flags: 1 poison risk, 2 expired lock, 4 overdue timer, 8 stalled, 16 orphan, 32 blocking */
-		if (q == 0)
-			queue_sql(
-			        &sql, 0, has_attempts,
-			        ", f AS (SELECT r.*, (CASE WHEN attempts >= $4::int8 THEN 1 ELSE 0 END)"
-			        " | (CASE WHEN st=0 AND lu IS NOT NULL AND lu <= $1::int8 - $2::int8 THEN 2 ELSE 0 END)"
-			        " | (CASE WHEN tm AND st=0 AND vis <= $1::int8 - $3::int8 THEN 4 ELSE 0 END)"
-			        " | (CASE WHEN NOT tm AND st=0 AND vis <= $1::int8 - $2::int8 THEN 8 ELSE 0 END)"
-			        " | (CASE WHEN orphan THEN 16 ELSE 0 END)"
-			        " | (CASE WHEN orphan AND vis <= $1::int8 AND NOT " WI_IS(
-			                "work_item",
-			                "QueueMessage") " THEN 32 ELSE 0 END) AS flags FROM r)"
-			                                " SELECT 0, f.id, f.instance_id, f.work_item, f.vis, f.lu, "
-			                                "f.attempts, f.st, f.flags,"
-			                                " f.created, i.instance_id IS NOT NULL, e.status, "
-			                                "i.orchestration_name,"
-			                                " EXISTS (SELECT 1 FROM orchestrator_queue y WHERE "
-			                                "y.instance_id=f.instance_id AND " WI_IS(
-			                                        "y.work_item",
-			                                        "StartOrchestration") ")"
-			                                                              " FROM f LEFT JOIN instances i "
-			                                                              "ON i.instance_id=f.instance_id "
-			                                                              "LEFT JOIN executions e ON"
-			                                                              " e.instance_id=i.instance_id "
-			                                                              "AND "
-			                                                              "e.execution_id=i.current_"
-			                                                              "execution_id WHERE f.flags <> 0"
-			                                                              " ORDER BY f.id");
-		else
-			queue_sql(
-			        &sql, 1, has_attempts,
-			        ", f AS (SELECT r.*, (CASE WHEN attempts >= $4::int8 THEN 1 ELSE 0 END)"
-			        " | (CASE WHEN st=3 AND lu <= $1::int8 - $2::int8 THEN 2 ELSE 0 END)"
-			        " | (CASE WHEN st<>1 AND GREATEST(vis, CASE WHEN st=3 THEN lu ELSE vis END) <= "
-			        "$1::int8 -"
-			        " $2::int8 THEN 8 ELSE 0 END) AS flags FROM r WHERE $3::int8 IS NOT NULL)"
-			        " SELECT 1, f.id, f.instance_id, f.work_item, f.vis, f.lu, f.attempts, f.st, f.flags,"
-			        " f.created, i.instance_id IS NOT NULL, e.status, i.orchestration_name, false"
-			        " FROM f LEFT JOIN instances i ON i.instance_id=f.instance_id LEFT JOIN executions e ON"
-			        " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id WHERE f.flags "
-			        "<> 0"
-			        " ORDER BY f.id");
+		queue_sql(&sql, q, has_attempts, q ? worker_problem_tail : orch_problem_tail);
 		if (buf_oom(&sql)) {
 			rc = store_fail(base, DUROX_ENOMEM, "out of memory");
 			break;

@@ -148,7 +148,8 @@ local function expected_queues(S, now)
     max_attempts = math.max(max_attempts or -1, r.attempts)
     if r.has_instance == 0 and r.starts == 0 then
       o.orphans = o.orphans + 1
-      if r.vis <= now and r.qm == 0 then o.orphans_blocking = o.orphans_blocking + 1 end
+      -- on PostgreSQL the runtime consumes orphans (they leave a ghost execution): none blocks
+      if r.vis <= now and r.qm == 0 and not S.pg then o.orphans_blocking = o.orphans_blocking + 1 end
     end
   end
   o.max_attempt_count = max_attempts
