@@ -294,6 +294,45 @@ describe("postgres bad input", function()
   end)
 end)
 
+describe("postgres hot standby", function()
+  it("reads from read_url, a standby made by pg_basebackup, and writes to the primary", function()
+    local sdir = dir .. "/standby"
+    sh(("%s/pg_server.sh standby %s %s"):format(here, q(sdir), q(dir)))
+    finally(function() L.run(("%s/pg_server.sh stop %s"):format(here, q(sdir))) end)
+    local sport = (L.read(sdir .. "/port"):gsub("%s+$", ""))
+    local standby = ("postgresql://postgres@/scen?host=%s&port=%s&schema=dx"):format(sdir, sport)
+    local function on_standby(sql)
+      return (sh(("psql -X -q -A -t %s -c %s"):format(q(("postgresql://postgres@/scen?host=%s&port=%s"):format(sdir,
+        sport)), q(sql))):gsub("%s+$", ""))
+    end
+    assert.are.equal("t", on_standby("SELECT pg_is_in_recovery()"))
+    local dx = assert(durox.open(STORE, { read_url = standby }))
+    assert.are.equal(instances, #assert(dx:list_instances()))
+    -- the reads are the standby's: our session there, none on the primary until we write
+    assert.are.equal("1", on_standby("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'duroxlua'"))
+    local queued = tonumber(value("scen", "SELECT count(*) FROM dx.orchestrator_queue"))
+    assert(dx:cancel_instance("kv-wait-1", "from the primary"))
+    assert.are.equal(queued + 1, tonumber(value("scen", "SELECT count(*) FROM dx.orchestrator_queue")))
+    -- and the standby catches up
+    L.wait_until(function()
+      return tonumber(on_standby("SELECT count(*) FROM dx.orchestrator_queue")) == queued + 1
+    end, 10000, "the standby to replay the write")
+    -- a read-only handle on the standby alone refuses writes clearly
+    local ro = assert(durox.open(standby))
+    local ok, msg, code = ro:raise_event("wait-approve-1", "Approve", "1")
+    assert.is_nil(ok)
+    assert.are.equal("DENIED", code)
+    assert.is_truthy(msg:find("read-only", 1, true), msg)
+    ro:close()
+    dx:close()
+    -- read_url must be a PostgreSQL URL of the same schema
+    local r, m2, c2 = durox.open(STORE, { read_url = "sqlite:/tmp/x.db" })
+    assert.is_nil(r)
+    assert.are.equal("INVALID", c2)
+    assert.are.equal("read_url must be a postgres:// or postgresql:// URL (a standby of the store's server)", m2)
+  end)
+end)
+
 describe("postgres grants", function()
   local u = copy("grants")
   psql("postgres", "CREATE ROLE durox_reader LOGIN; CREATE ROLE durox_operator LOGIN")
