@@ -72,16 +72,7 @@ echo "2. metrics (bench/metrics.lua)"
 if [ "$HUGE" = 1 ]; then
   HUGEURL=$(url huge schema=dx)
   n=$(q "$(url huge)" -c "SELECT count(*) FROM dx.instances")
-  out=$("$bin" -e '
-    local durox = require "durox"
-    local dx = assert(durox.open(arg[1], { readonly = true }))
-    local t0, n = durox.now(), 0
-    for _ in dx:instances() do n = n + 1 end
-    local ms = durox.now() - t0
-    local f = assert(io.open("/proc/self/status"))
-    local hwm = f:read("a"):match("VmHWM:%s*(%d+) kB")
-    f:close()
-    io.write(n, " ", ms, " ", hwm)' "$HUGEURL")
+  out=$("$bin" bench/iterate.lua "$HUGEURL")
   read -r got ms hwm <<<"$out"
   [ "$got" = "$n" ] || { echo "iteration saw $got of $n instances" >&2; exit 1; }
   printf '\n%-60s %10s %10s\n' "3. iterating every instance with dx:instances()" "time ms" "peak RSS"

@@ -833,6 +833,14 @@ static int detect_schema(pg_store *s)
 		            "prune_executions(p_instance_id text, p_keep_last integer, p_completed_before_ms bigint)",
 		            NULL);
 	}
+	if (rc == DUROX_OK) {
+		int64_t c = 0;
+		rc = pq_one_int(s, PQ_PRIMARY,
+		                "SELECT count(*) FROM pg_database WHERE datname = current_database() AND datcollate IN"
+		                " ('C','POSIX')",
+		                NULL, &c, NULL, "reading the database's collation");
+		s->byte_order = c > 0;
+	}
 	int has_migrations = rc == DUROX_OK && has(&cols, "_duroxide_migrations", "version");
 	hmap_free(&cols);
 	char version[32] = "none";

@@ -149,7 +149,7 @@ static void gen_cmp(pgsqlgen *g, const durox_expr *e)
 		buf_addc(&g->sql, ')');
 		return;
 	}
-	const char *coll = is_text(e->field) ? " COLLATE \"C\"" : "";
+	const char *coll = is_text(e->field) && !g->s->byte_order ? " COLLATE \"C\"" : "";
 	switch (e->op) {
 	case DUROX_OP_IS_NULL:
 		buf_addc(&g->sql, '(');
@@ -259,7 +259,7 @@ static void gen_expr(pgsqlgen *g, const durox_expr *e)
 		buf_adds(&g->sql, "))");
 		return;
 	case EXPR_BETWEEN: {
-		const char *coll = is_text(e->field) ? " COLLATE \"C\"" : "";
+		const char *coll = is_text(e->field) && !g->s->byte_order ? " COLLATE \"C\"" : "";
 		buf_addc(&g->sql, '(');
 		add_field(g, e->field);
 		buf_addf(&g->sql, "%s BETWEEN ", coll);

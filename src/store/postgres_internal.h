@@ -46,6 +46,7 @@ typedef struct pg_store {
 	int connect_timeout_s;
 	int statement_timeout_ms;
 	int readonly;
+	int byte_order; /* the database's collation is C/POSIX: text already compares byte-wise */
 	int in_txn;
 	int last_rc;
 	int reconnects; /* how many times a dropped connection was re-established */
