@@ -12,7 +12,8 @@
 #     Duroxide's PG client, on two copies of one store; both must write the same work items.
 # The stores are derived from rows the real runtime wrote into PostgreSQL (bench/make_pg_store.sh
 # from a --demo store, and from 100 WaitApprove instances for the cancel), kept between runs in
-# the server's directory (PG_BENCH_DIR, default /tmp/duroxlua-pg-bench). HUGE=0 skips the 1M store.
+# the server's directory (PG_BENCH_DIR, default /tmp/duroxlua-pg-bench). HUGE=0 skips the 1M store;
+# STEPS="1 4" runs only those parts.
 # Needs node, psql and a built duroxlua ($DUROXLUA, default build/duroxlua; use a Release build).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,6 +21,8 @@ cd "$root"
 bin=${DUROXLUA:-$root/build/duroxlua}
 ROUNDS=${ROUNDS:-5}
 HUGE=${HUGE:-1}
+STEPS=" ${STEPS:-1 2 3 4} "
+step() { [[ "$STEPS" == *" $1 "* ]]; }
 dir=${PG_BENCH_DIR:-/tmp/duroxlua-pg-bench}
 harness=$root/tests/harness
 work=$(mktemp -d /tmp/durox-pg-bench.XXXXXX)
@@ -47,6 +50,7 @@ echo "PostgreSQL $(q "$admin" -c 'SHOW server_version') over a unix socket; stor
 echo "duroxlua: $bin; Duroxide: npm duroxide-linux-x64-gnu 0.1.29 (its PG client); medians of $ROUNDS runs, ms"
 
 # ---- 1. the first page of 100 Failed instances -----------------------------------------------
+if step 1; then
 ours=$("$bin" bench/list_bench.lua "$BIG" "$ROUNDS")
 theirs=()
 for _ in $(seq "$ROUNDS"); do
@@ -63,13 +67,17 @@ for o in CreatedAt InstanceId UpdatedAt OrchestrationName; do
   printf '%-60s %10s %10s\n' "   keyset page 1 / page 500, order_by = $o" "$(get page1_$o)" "$(get page500_$o)"
 done
 
+fi
+
 # ---- 2. runtime metrics in a fresh process ----------------------------------------------------
+if step 2; then
 echo
 echo "2. metrics (bench/metrics.lua)"
 "$bin" bench/metrics.lua "$BIG" "$ROUNDS" | sed 's/^/   /'
+fi
 
 # ---- 3. iterating 1,000,000 instances --------------------------------------------------------
-if [ "$HUGE" = 1 ]; then
+if [ "$HUGE" = 1 ] && step 3; then
   HUGEURL=$(url huge schema=dx)
   n=$(q "$(url huge)" -c "SELECT count(*) FROM dx.instances")
   out=$("$bin" bench/iterate.lua "$HUGEURL")
@@ -81,20 +89,16 @@ fi
 
 # ---- 4. bulk cancel of 10,000 instances --------------------------------------------------------
 N=${N:-10000}
+step 4 || exit 0
 if ! has_db cancelseed; then
   q "$admin" -c "CREATE DATABASE cancelseed"
   exec 3> >(node "$harness/live.js" "$(url cancelseed schema=dx)" --stdin-eof >"$work/live.out" 2>"$work/live.err")
   for _ in $(seq 300); do grep -q ready "$work/live.out" 2>/dev/null && break; sleep 0.1; done
-  "$bin" -e '
-    local durox = require "durox"
-    local dx = assert(durox.open(arg[1]))
-    for i = 1, 100 do assert(dx:start_orchestration(("wait-%03d"):format(i), "WaitApprove", "null")) end
-    while #assert(dx:list_instances{ status = "Running" }) < 100 do durox.sleep(100) end
-    durox.sleep(500)' "$(url cancelseed schema=dx)"
+  "$bin" bench/seed_waits.lua "$(url cancelseed schema=dx)" 100
   exec 3>&-
   sleep 3
 fi
-has_db cancelbig || bench/make_pg_store.sh "$admin" cancelseed cancelbig "$N" 2>/dev/null
+has_db cancelbig || bench/make_pg_store.sh "$admin" cancelseed cancelbig "$N"
 q "$admin" -c "DROP DATABASE IF EXISTS c_ours WITH (FORCE)" -c "DROP DATABASE IF EXISTS c_theirs WITH (FORCE)"
 q "$admin" -c "CREATE DATABASE c_ours TEMPLATE cancelbig" -c "CREATE DATABASE c_theirs TEMPLATE cancelbig"
 q "$(url cancelbig)" -c "SELECT i.instance_id FROM dx.instances i JOIN dx.executions e ON e.instance_id = i.instance_id
@@ -104,8 +108,8 @@ t0=$(date +%s%3N)
 "$bin" --store "$(url c_ours schema=dx)" cancel --ids-file "$work/ids.txt" --reason bench --yes --quiet --max "$n" \
   --json >"$work/ours.json"
 ours_wall=$(( $(date +%s%3N) - t0 ))
-ours_ms=$("$bin" -e 'local r = require("durox").decode_json(io.open(arg[1]):read("a")); io.write(r.elapsed_ms)' \
-  "$work/ours.json")
+ours_ms=$(sed -n 's/.*"elapsed_ms":\([0-9.]*\).*/\1/p' "$work/ours.json")
+
 t0=$(date +%s%3N)
 theirs=$(node "$harness/client.js" "$(url c_theirs schema=dx)" cancel-many "$work/ids.txt" bench)
 theirs_wall=$(( $(date +%s%3N) - t0 ))

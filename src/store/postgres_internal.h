@@ -57,6 +57,18 @@ typedef struct pg_store {
 	int has_prune;     /* prune_executions(text, integer, bigint) */
 	int journal_known; /* journal existence checked ... */
 	int journal_ok;    /* ... and found */
+	/* writes sent in pipeline mode inside a write transaction, their results read at the next
+	 * statement or the commit (pq_defer) */
+	int npipe;
+	struct pq_pending {
+		char what[48];
+		char check[112]; /* the message when the command must change exactly one row, else "" */
+	} pipe[256];
+	/* the queued work items of the instance the last instance_state read (postgres_ops.c),
+	 * valid until the next write */
+	char *qc_id;
+	char **qc_items;
+	size_t qc_n;
 	/* statement timing (provider diagnostics) */
 	uint64_t reads, writes;
 	double read_ms, write_ms, max_read_ms, max_write_ms;
@@ -101,6 +113,18 @@ enum {
  * a transaction is re-established and the statement retried once. */
 int pq_query(pg_store *s, int flags, const char *sql, const pqp *p, pq_row_cb cb, void *ud, uint64_t *affected,
              const char *what);
+
+/* A write inside a write transaction whose rows are not needed, sent at once in libpq's
+ * pipeline mode; its result (and, when check is not NULL, that it changed exactly one row,
+ * else the failure check names) is read with the next statement or the commit, which then
+ * fail with its error. Outside a transaction it runs as pq_query. Returns a durox code. */
+int pq_defer(pg_store *s, const char *sql, const pqp *p, const char *what, const char *check);
+
+/* Reads the results of the deferred writes; a durox code (the first failure). */
+int pq_flush(pg_store *s);
+
+/* Forgets the cached queued items (postgres_ops.c); called on every write. */
+void pq_cache_clear(pg_store *s);
 
 /* One-row, one-column integer query; *isnull (may be NULL) is set when the value is NULL or
  * there is no row. */
