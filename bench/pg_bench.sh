@@ -108,7 +108,7 @@ t0=$(date +%s%3N)
 "$bin" --store "$(url c_ours schema=dx)" cancel --ids-file "$work/ids.txt" --reason bench --yes --quiet --max "$n" \
   --json >"$work/ours.json"
 ours_wall=$(( $(date +%s%3N) - t0 ))
-ours_ms=$(sed -n 's/.*"elapsed_ms":\([0-9.]*\).*/\1/p' "$work/ours.json")
+ours_ms=$(sed -n 's/.*"elapsed_ms": *\([0-9.]*\).*/\1/p' "$work/ours.json")
 
 t0=$(date +%s%3N)
 theirs=$(node "$harness/client.js" "$(url c_theirs schema=dx)" cancel-many "$work/ids.txt" bench)
