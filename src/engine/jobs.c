@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/access.h"
 #include "engine/ops_internal.h"
 #include "util/codec.h"
 #include "util/timeutil.h"
@@ -156,6 +157,26 @@ typedef struct runctx {
 	durox_bulk_progress pr;
 } runctx;
 
+/* The audit name of a bulk operation and the hook that decides each of its targets. */
+static const char *bulk_operation(int kind)
+{
+	static const char *const names[OP__COUNT] = {"cancel_instances", "raise_event_bulk", "enqueue_event_bulk",
+	                                             "purge_instances",  "prune_executions", "restart_instances"};
+	return kind >= 0 && kind < OP__COUNT ? names[kind] : "bulk";
+}
+
+static int bulk_hook(int kind)
+{
+	switch (kind) {
+	case OP_CANCEL: return DUROX_HOOK_CANCEL_INSTANCE;
+	case OP_RAISE:
+	case OP_ENQUEUE: return DUROX_HOOK_RAISE_EVENT;
+	case OP_PURGE:
+	case OP_PRUNE: return DUROX_HOOK_PURGE_INSTANCE;
+	default: return DUROX_HOOK_RESTART_INSTANCE;
+	}
+}
+
 /* Calls the progress callback (always when force, else at most every 250 ms). Returns its
  * answer (0 continue, 1 stop, <0 abort; the message is set for an abort). */
 static int report(runctx *rc, int force)
@@ -178,7 +199,8 @@ static int report(runctx *rc, int force)
 
 typedef struct target {
 	const char *id;
-	const char *deny; /* denied by the authorize callback: its message */
+	const char *deny; /* refused before processing (authorize callback, policy): its message */
+	int deny_code;    /* DUROX_EDENIED, or DUROX_ENOTFOUND for an instance the caller may not see */
 } target;
 
 typedef struct targets {
@@ -216,6 +238,7 @@ static int targets_push(targets *t, const char *id)
 	}
 	t->v[t->n].id = arena_strdup(&t->mem, id);
 	t->v[t->n].deny = NULL;
+	t->v[t->n].deny_code = DUROX_OK;
 	if (t->v[t->n].id == NULL)
 		return DUROX_ENOMEM;
 	t->n++;
@@ -287,13 +310,71 @@ static int authorize(runctx *rc, targets *ts, target *t, const durox_instance_su
 		char msg[600];
 		snprintf(msg, sizeof msg, "%s", reason != NULL && reason[0] != '\0' ? reason : "denied");
 		t->deny = arena_strdup(&ts->mem, msg);
+		t->deny_code = DUROX_EDENIED;
 		if (t->deny == NULL)
 			return dx_fail(rc->dx, DUROX_ENOMEM, "out of memory");
 	}
 	return DUROX_OK;
 }
 
-static int resolve_ids(runctx *rc, targets *ts, uint32_t limit)
+/* Asks the policy about a target the caller sees: a refusal marks it failed, DENIED, with
+ * the message "denied" (the policy's reason goes to the audit log). */
+static int police(runctx *rc, target *t, const durox_instance_summary *s, const op_params *p)
+{
+	if (!access_enabled(rc->dx) || t->deny != NULL)
+		return DUROX_OK;
+	char why[256];
+	int ok = access_ask_instance(rc->dx, bulk_hook(rc->kind), s, p->event_name, why, sizeof why);
+	if (ok < 0)
+		return ok;
+	if (!ok) {
+		t->deny = "denied";
+		t->deny_code = DUROX_EDENIED;
+	}
+	return DUROX_OK;
+}
+
+/* Marks every target the caller may not see (hidden or missing: the same answer) NOTFOUND. */
+static int hide_unseen(runctx *rc, targets *ts, const unsigned char *seen)
+{
+	for (size_t k = 0; k < ts->n; k++) {
+		if (seen[k] || ts->v[k].deny != NULL)
+			continue;
+		char msg[600];
+		snprintf(msg, sizeof msg, "instance '%s' not found", ts->v[k].id);
+		ts->v[k].deny = arena_strdup(&ts->mem, msg);
+		ts->v[k].deny_code = DUROX_ENOTFOUND;
+		if (ts->v[k].deny == NULL)
+			return dx_fail(rc->dx, DUROX_ENOMEM, "out of memory");
+	}
+	return DUROX_OK;
+}
+
+typedef struct seen_ctx {
+	runctx *rc;
+	targets *ts;
+	unsigned char *seen;
+	const op_params *p;
+	int r;
+} seen_ctx;
+
+static int authorize(runctx *rc, targets *ts, target *t, const durox_instance_summary *s);
+
+static int seen_cb(void *ud, const durox_instance_summary *s)
+{
+	seen_ctx *c = ud;
+	size_t pos;
+	index_find(c->ts, s->instance_id, &pos);
+	if (pos == (size_t)-1)
+		return 0;
+	c->seen[pos] = 1;
+	target *t = &c->ts->v[pos];
+	if ((c->r = police(c->rc, t, s, c->p)) == DUROX_OK && c->rc->o->authorize != NULL)
+		c->r = authorize(c->rc, c->ts, t, s);
+	return c->r == DUROX_OK ? 0 : -1;
+}
+
+static int resolve_ids(runctx *rc, targets *ts, uint32_t limit, const op_params *p)
 {
 	durox *dx = rc->dx;
 	const durox_bulk_options *o = rc->o;
@@ -316,6 +397,36 @@ static int resolve_ids(runctx *rc, targets *ts, uint32_t limit)
 		if (targets_push(ts, id) != DUROX_OK)
 			return dx_fail(dx, DUROX_ENOMEM, "out of memory");
 		ts->slots[slot] = ts->n;
+	}
+	if (access_enabled(dx)) {
+		/* what the caller sees, asked of the policy (and of the authorize callback) */
+		unsigned char *seen = calloc(ts->n ? ts->n : 1, 1);
+		if (seen == NULL)
+			return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+		const char **ids = calloc(ts->n ? ts->n : 1, sizeof *ids);
+		if (ids == NULL) {
+			free(seen);
+			return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+		}
+		for (size_t k = 0; k < ts->n; k++)
+			ids[k] = ts->v[k].id;
+		access_view v;
+		seen_ctx c = {rc, ts, seen, p, DUROX_OK};
+		int r = access_view_open(dx, bulk_operation(rc->kind), NULL, &v);
+		if (r == DUROX_EDENIED) { /* may list nothing: every target is NotFound (recorded) */
+			dx_clear(dx);
+			r = DUROX_OK;
+		} else if (r == DUROX_OK) {
+			r = access_visible_by_id(&v, ids, ts->n, seen_cb, &c);
+			if (r == DUROX_EABORT)
+				r = c.r != DUROX_OK ? c.r : dx_fail(dx, DUROX_ENOMEM, "out of memory");
+		}
+		access_view_close(&v);
+		if (r == DUROX_OK)
+			r = hide_unseen(rc, ts, seen);
+		free(ids);
+		free(seen);
+		return r;
 	}
 	if (o->authorize == NULL)
 		return DUROX_OK;
@@ -362,7 +473,7 @@ static int chained_predicate(void *ud, const durox_instance_summary *s)
 	return pc->o->predicate != NULL ? pc->o->predicate(pc->o->predicate_ud, s) : 1;
 }
 
-static int resolve_filter(runctx *rc, targets *ts, uint32_t limit)
+static int resolve_filter(runctx *rc, targets *ts, uint32_t limit, const op_params *p)
 {
 	durox *dx = rc->dx;
 	pred_chain pc = {rc->o, rc->kind == OP_PURGE || rc->kind == OP_RESTART};
@@ -376,7 +487,7 @@ static int resolve_filter(runctx *rc, targets *ts, uint32_t limit)
 		req.predicate_ud = &pc;
 	}
 	durox_instance_iter *it;
-	int r = durox_instance_iter_new(dx, &req, &it);
+	int r = instance_iter_open(dx, bulk_operation(rc->kind), &req, &it); /* only what the caller sees */
 	if (r != DUROX_OK)
 		return r;
 	const durox_instance_summary *s;
@@ -392,12 +503,16 @@ static int resolve_filter(runctx *rc, targets *ts, uint32_t limit)
 			r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
 			break;
 		}
-		if (rc->o->authorize != NULL && (r = authorize(rc, ts, &ts->v[ts->n - 1], s)) != DUROX_OK)
+		if ((r = police(rc, &ts->v[ts->n - 1], s, p)) != DUROX_OK)
+			break;
+		if (rc->o->authorize != NULL && ts->v[ts->n - 1].deny == NULL &&
+		    (r = authorize(rc, ts, &ts->v[ts->n - 1], s)) != DUROX_OK)
 			break;
 		rc->pr.total = ts->n;
-		int p = report(rc, 0);
-		if (p != 0) {
-			r = p < 0 ? p : dx_fail(dx, DUROX_EABORT, "stopped while resolving targets; nothing was done");
+		int pr = report(rc, 0);
+		if (pr != 0) {
+			r = pr < 0 ? pr
+			           : dx_fail(dx, DUROX_EABORT, "stopped while resolving targets; nothing was done");
 			break;
 		}
 	}
@@ -625,6 +740,47 @@ static int begin_retry(runctx *rc)
 	}
 }
 
+/* Records the end of a job (completed or stopped: inside the transaction that says so, so
+ * that the job cannot end unrecorded; interrupted: best effort, in its own). */
+static int audit_job_end(durox *dx, const store_job *j, const char *state, const char *error, int in_txn)
+{
+	if (!audit_active(dx))
+		return DUROX_OK;
+	char tgt[64];
+	snprintf(tgt, sizeof tgt, "job %lld", (long long)j->job_id);
+	buf params, result;
+	buf_init(&params);
+	buf_init(&result);
+	buf_adds(&params, "{\"kind\":");
+	buf_add_json_string(&params, j->kind, strlen(j->kind));
+	buf_adds(&params, ",\"targets\":");
+	buf_add_json_string(&params, j->description ? j->description : "",
+	                    strlen(j->description ? j->description : ""));
+	buf_addc(&params, '}');
+	uint64_t finished = j->done + j->failed + j->no_subscription;
+	buf_addf(&result,
+	         "{\"job_id\":%lld,\"state\":\"%s\",\"total\":%llu,\"done\":%llu,\"failed\":%llu,"
+	         "\"no_subscription\":%llu,\"pending\":%llu",
+	         (long long)j->job_id, state, (unsigned long long)j->total, (unsigned long long)j->done,
+	         (unsigned long long)j->failed, (unsigned long long)j->no_subscription,
+	         (unsigned long long)(j->total > finished ? j->total - finished : 0));
+	if (error != NULL) {
+		buf_adds(&result, ",\"error\":");
+		buf_add_json_string(&result, error, strlen(error) < 1024 ? strlen(error) : 1024);
+	}
+	buf_addc(&result, '}');
+	audit_entry e = {"job_end",
+	                 tgt,
+	                 "allow",
+	                 NULL,
+	                 buf_oom(&params) ? NULL : params.data,
+	                 buf_oom(&result) ? NULL : result.data};
+	int rc = audit_append(dx, &e, in_txn);
+	buf_free(&params);
+	buf_free(&result);
+	return rc;
+}
+
 /* Moves the job from state `from` to `state` in its own transaction if it is still ours;
  * best effort (the message of dx is kept). */
 static void mark_job(runctx *rc, int64_t job_id, const char *from, const char *state, const char *error)
@@ -646,6 +802,8 @@ static void mark_job(runctx *rc, int64_t job_id, const char *from, const char *s
 			jc.j.heartbeat_at = time_now_ms();
 			ok = dx->st->ops->job_update(dx->st, &jc.j) == DUROX_OK;
 		}
+		if (ok)
+			ok = audit_job_end(dx, &jc.j, state, error, 1) == DUROX_OK;
 		if (ok)
 			ok = dx->st->ops->commit(dx->st) == DUROX_OK;
 		else
@@ -721,6 +879,10 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 			jc.j.stop_requested = 0;
 			jc.j.heartbeat_at = now;
 			r = dx->st->ops->job_update(dx->st, &jc.j);
+			if (r == DUROX_OK && (r = audit_job_end(dx, &jc.j, "stopped", NULL, 1)) != DUROX_OK) {
+				dx->st->ops->rollback(dx->st);
+				break;
+			}
 			r = r == DUROX_OK ? dx->st->ops->commit(dx->st) : r;
 			if (r != DUROX_OK) {
 				dx->st->ops->rollback(dx->st);
@@ -750,6 +912,10 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 			jc.j.finished_at = now;
 			jc.j.heartbeat_at = now;
 			r = dx->st->ops->job_update(dx->st, &jc.j);
+			if (r == DUROX_OK && (r = audit_job_end(dx, &jc.j, "completed", NULL, 1)) != DUROX_OK) {
+				dx->st->ops->rollback(dx->st);
+				break;
+			}
 			r = r == DUROX_OK ? dx->st->ops->commit(dx->st) : r;
 			if (r != DUROX_OK) {
 				dx->st->ops->rollback(dx->st);
@@ -865,14 +1031,65 @@ static int check_options(durox *dx, const durox_bulk_options *o, uint32_t *limit
 		return dx_fail(dx, DUROX_EINVALID, "batch_size must be at most 100000");
 	if (!(o->rate >= 0) || isinf(o->rate))
 		return dx_fail(dx, DUROX_EINVALID, "rate must be a non-negative number of operations per second");
-	uint32_t ceiling = dx->cfg.max_bulk_operations;
+	uint32_t ceiling = access_bulk_ceiling(dx);
 	if (o->max_instances > ceiling)
 		return dx_fail(dx, DUROX_ELIMIT,
-		               "max_instances %u exceeds the configured max_bulk_operations %u; raise "
-		               "max_bulk_operations first",
+		               access_policy_bulk_cap(dx) == ceiling
+		                       ? "max_instances %u exceeds %u, the largest bulk operation the access policy "
+		                         "allows"
+		                       : "max_instances %u exceeds the configured max_bulk_operations %u; raise "
+		                         "max_bulk_operations first",
 		               (unsigned)o->max_instances, (unsigned)ceiling);
 	*limit = o->max_instances > 0 ? o->max_instances : ceiling;
 	return DUROX_OK;
+}
+
+/* Records the start of a bulk operation: what it targets, its parameters and how its
+ * targets were classified before processing (job_id 0: no job was needed). */
+static int audit_bulk_start(runctx *rc, const op_params *p, const char *desc, const targets *ts, int64_t job_id,
+                            int in_txn)
+{
+	durox *dx = rc->dx;
+	if (!audit_active(dx))
+		return DUROX_OK;
+	uint64_t denied = 0, unseen = 0;
+	for (size_t k = 0; k < ts->n; k++) {
+		denied += ts->v[k].deny != NULL && ts->v[k].deny_code == DUROX_EDENIED;
+		unseen += ts->v[k].deny != NULL && ts->v[k].deny_code == DUROX_ENOTFOUND;
+	}
+	buf params, result;
+	buf_init(&params);
+	buf_init(&result);
+	op_params_summary(p, &params);
+	if (!buf_oom(&params) && params.len >= 2) {
+		params.len--; /* reopen the object */
+		buf_addf(&params, "%s\"max_instances\":%u,\"rate\":%g}", params.len > 1 ? "," : "",
+		         (unsigned)rc->o->max_instances, rc->o->rate);
+	}
+	buf_addf(&result, "{\"job_id\":%lld,\"matched\":%zu,\"denied\":%llu,\"not_found\":%llu}", (long long)job_id,
+	         ts->n, (unsigned long long)denied, (unsigned long long)unseen);
+	audit_entry e = {bulk_operation(p->kind),
+	                 desc,
+	                 "allow",
+	                 NULL,
+	                 buf_oom(&params) ? NULL : params.data,
+	                 buf_oom(&result) ? NULL : result.data};
+	int r = audit_append(dx, &e, in_txn);
+	buf_free(&params);
+	buf_free(&result);
+	return r;
+}
+
+/* The canonical text of a bulk operation's targets: the filter's, or "ids (N)". */
+static void describe_targets(const durox_bulk_options *o, size_t n, buf *desc)
+{
+	if (o->filter != NULL) {
+		buf_adds(desc, durox_filter_describe((durox_filter *)o->filter));
+		if (o->predicate != NULL)
+			buf_adds(desc, " AND <predicate>");
+	} else {
+		buf_addf(desc, "ids (%zu)", n);
+	}
 }
 
 /* Records the job and its targets; sets *job_id. Small jobs take one transaction; larger
@@ -886,13 +1103,7 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 	buf_init(&req);
 	buf_init(&desc);
 	op_params_to_json(p, &req);
-	if (rc->o->filter != NULL) {
-		buf_adds(&desc, durox_filter_describe((durox_filter *)rc->o->filter));
-		if (rc->o->predicate != NULL)
-			buf_adds(&desc, " AND <predicate>");
-	} else {
-		buf_addf(&desc, "ids (%zu)", ts->n);
-	}
+	describe_targets(rc->o, ts->n, &desc);
 	uint64_t denied = 0;
 	for (size_t k = 0; k < ts->n; k++)
 		denied += ts->v[k].deny != NULL;
@@ -927,6 +1138,11 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 				j.job_id = *job_id;
 				r = dx->st->ops->job_update(dx->st, &j); /* failed = denied */
 			}
+			if (r == DUROX_OK &&
+			    (r = audit_bulk_start(rc, p, buf_str(&desc), ts, *job_id, 1)) != DUROX_OK) {
+				dx->st->ops->rollback(dx->st);
+				break;
+			}
 		}
 		size_t n = ts->n - next < RECORD_CHUNK ? ts->n - next : RECORD_CHUNK;
 		for (size_t k = 0; k < n; k++) {
@@ -934,7 +1150,7 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 			chunk[k] = (store_target){next + k + 1,
 			                          t->id,
 			                          t->deny ? "failed" : "pending",
-			                          t->deny ? durox_code_name(DUROX_EDENIED) : NULL,
+			                          t->deny ? durox_code_name(t->deny_code) : NULL,
 			                          t->deny,
 			                          NULL};
 		}
@@ -996,7 +1212,7 @@ static int dry_run(runctx *rc, const op_params *p, const targets *ts, durox_bulk
 		}
 		if (ts->v[k].deny != NULL) {
 			it->outcome = DUROX_OUTCOME_FAILED;
-			it->code = DUROX_EDENIED;
+			it->code = ts->v[k].deny_code;
 			it->message = arena_strdup(a, ts->v[k].deny);
 		} else {
 			if ((r = op_apply(dx, p, ts->v[k].id, now, 0, &res)) != DUROX_OK)
@@ -1046,15 +1262,25 @@ static int bulk(durox *dx, const op_params *p, const durox_bulk_options *o, duro
 	rc.pr.phase = "resolving";
 	targets ts;
 	targets_init(&ts);
-	r = o->instances != NULL ? resolve_ids(&rc, &ts, limit) : resolve_filter(&rc, &ts, limit);
+	r = o->instances != NULL ? resolve_ids(&rc, &ts, limit, p) : resolve_filter(&rc, &ts, limit, p);
+	size_t actionable = 0;
+	for (size_t k = 0; r == DUROX_OK && k < ts.n; k++)
+		actionable += ts.v[k].deny == NULL;
 	if (r == DUROX_OK && o->dry_run) {
 		r = dry_run(&rc, p, &ts, out);
-	} else if (r == DUROX_OK && ts.n == 0) {
-		bulk_result *br = result_new(p->kind, "completed");
-		if (br == NULL)
-			r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
-		else
-			*out = &br->pub;
+	} else if (r == DUROX_OK && actionable == 0) {
+		/* nothing to act on (no target, or every one refused): no job; the refusals are the
+		 * response and the attempt is recorded */
+		buf desc;
+		buf_init(&desc);
+		describe_targets(o, ts.n, &desc);
+		r = buf_oom(&desc) ? dx_fail(dx, DUROX_ENOMEM, "out of memory")
+		                   : audit_bulk_start(&rc, p, desc.data, &ts, 0, 0);
+		buf_free(&desc);
+		if (r == DUROX_OK && (r = dry_run(&rc, p, &ts, out)) == DUROX_OK) {
+			(*out)->dry_run = 0;
+			(*out)->state = "completed";
+		}
 	} else if (r == DUROX_OK) {
 		int64_t job_id = 0;
 		rc.pr.total = ts.n;
@@ -1220,15 +1446,23 @@ static int list_jobs(durox *dx, int64_t job_id, const char *state, const char *k
 
 int durox_job_list_jobs(durox *dx, const char *state, const char *kind, uint32_t limit, durox_job_list **out)
 {
+	*out = NULL;
 	dx_clear(dx);
+	int rc = access_global(dx, "list_jobs", DUROX_HOOK_MANAGE_JOBS);
+	if (rc != DUROX_OK)
+		return rc;
 	return list_jobs(dx, 0, state, kind, limit ? limit : 100, out);
 }
 
 int durox_job_get(durox *dx, int64_t job_id, durox_job_list **out)
 {
+	*out = NULL;
 	dx_clear(dx);
-	int rc = job_id > 0 ? list_jobs(dx, job_id, NULL, NULL, 1, out)
-	                    : dx_fail(dx, DUROX_EINVALID, "job id must be a positive integer");
+	int rc = access_global(dx, "get_job", DUROX_HOOK_MANAGE_JOBS);
+	if (rc != DUROX_OK)
+		return rc;
+	rc = job_id > 0 ? list_jobs(dx, job_id, NULL, NULL, 1, out)
+	                : dx_fail(dx, DUROX_EINVALID, "job id must be a positive integer");
 	if (rc == DUROX_OK && (*out)->count == 0) {
 		durox_job_list_free(*out);
 		*out = NULL;
@@ -1242,7 +1476,9 @@ int durox_job_report(durox *dx, int64_t job_id, durox_bulk_response **out)
 	*out = NULL;
 	dx_clear(dx);
 	int exists;
-	int rc = journal_ready(dx, &exists);
+	int rc = access_global(dx, "job_report", DUROX_HOOK_MANAGE_JOBS);
+	if (rc == DUROX_OK)
+		rc = journal_ready(dx, &exists);
 	if (rc != DUROX_OK)
 		return rc;
 	if (!exists)
@@ -1259,6 +1495,124 @@ int durox_job_report(durox *dx, int64_t job_id, durox_bulk_response **out)
 	return rc;
 }
 
+typedef struct pending_ctx {
+	targets ts;
+	uint64_t *seqs;
+	size_t cap;
+	int rc;
+} pending_ctx;
+
+static int pending_cb(void *ud, const store_target *t)
+{
+	pending_ctx *c = ud;
+	if (c->ts.n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 256;
+		uint64_t *v = realloc(c->seqs, cap * sizeof *v);
+		if (v == NULL)
+			goto oom;
+		c->seqs = v;
+		c->cap = cap;
+	}
+	c->seqs[c->ts.n] = t->seq;
+	if (targets_push(&c->ts, t->instance_id) != DUROX_OK)
+		goto oom;
+	return 0;
+oom:
+	c->rc = DUROX_ENOMEM;
+	return -1;
+}
+
+/* Under a policy, asks it about every target a resumed job still has to process, and
+ * records the refused ones as failed (NOTFOUND for what the caller may not see, DENIED for
+ * what it may not change) before anything is done: a job runs with the rights of whoever
+ * runs it, not of whoever started it. */
+static int police_pending(runctx *rc, int64_t job_id, const op_params *p)
+{
+	durox *dx = rc->dx;
+	if (!access_enabled(dx))
+		return DUROX_OK;
+	pending_ctx c;
+	memset(&c, 0, sizeof c);
+	targets_init(&c.ts);
+	int r = dx->st->ops->job_targets(dx->st, job_id, 0, 0, 1, pending_cb, &c);
+	if (r != DUROX_OK)
+		r = c.rc != DUROX_OK ? dx_fail(dx, c.rc, "out of memory") : dx_store_fail(dx, r);
+	if (r == DUROX_OK && (r = index_init(&c.ts, c.ts.n)) != DUROX_OK)
+		r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
+	for (size_t k = 0; r == DUROX_OK && k < c.ts.n; k++) {
+		size_t pos, slot = index_find(&c.ts, c.ts.v[k].id, &pos);
+		if (pos == (size_t)-1)
+			c.ts.slots[slot] = k + 1;
+	}
+	if (r == DUROX_OK) {
+		/* the same classification as a new operation with these ids */
+		durox_bulk_options o = {0};
+		const durox_bulk_options *saved = rc->o;
+		o.progress = saved != NULL ? saved->progress : NULL;
+		o.progress_ud = saved != NULL ? saved->progress_ud : NULL;
+		rc->o = &o;
+		unsigned char *seen = calloc(c.ts.n ? c.ts.n : 1, 1);
+		const char **ids = calloc(c.ts.n ? c.ts.n : 1, sizeof *ids);
+		if (seen == NULL || ids == NULL) {
+			r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
+		} else {
+			for (size_t k = 0; k < c.ts.n; k++)
+				ids[k] = c.ts.v[k].id;
+			access_view v;
+			seen_ctx sc = {rc, &c.ts, seen, p, DUROX_OK};
+			r = access_view_open(dx, "resume_job", NULL, &v);
+			if (r == DUROX_EDENIED) {
+				dx_clear(dx);
+				r = DUROX_OK;
+			} else if (r == DUROX_OK) {
+				r = access_visible_by_id(&v, ids, c.ts.n, seen_cb, &sc);
+				if (r == DUROX_EABORT)
+					r = sc.r != DUROX_OK ? sc.r : dx_fail(dx, DUROX_ENOMEM, "out of memory");
+			}
+			access_view_close(&v);
+			if (r == DUROX_OK)
+				r = hide_unseen(rc, &c.ts, seen);
+		}
+		free(seen);
+		free(ids);
+		rc->o = saved;
+	}
+	size_t refused = 0;
+	for (size_t k = 0; r == DUROX_OK && k < c.ts.n; k++)
+		refused += c.ts.v[k].deny != NULL;
+	if (r == DUROX_OK && refused > 0) {
+		/* one transaction records the refusals and the job's counter */
+		job_copy jc = {{0}, {0}, 0, DUROX_OK};
+		arena_init(&jc.mem);
+		int64_t now = time_now_ms();
+		if ((r = begin_retry(rc)) == DUROX_OK) {
+			r = load_job(dx, job_id, &jc);
+			for (size_t k = 0; r == DUROX_OK && k < c.ts.n; k++) {
+				const target *t = &c.ts.v[k];
+				if (t->deny == NULL)
+					continue;
+				store_target st = {c.seqs[k], t->id, "failed", durox_code_name(t->deny_code),
+				                   t->deny,   NULL};
+				if ((r = dx->st->ops->job_set_target(dx->st, job_id, c.seqs[k], &st, now)) != DUROX_OK)
+					r = dx_store_fail(dx, r);
+			}
+			if (r == DUROX_OK && jc.found) {
+				jc.j.failed += refused;
+				if ((r = dx->st->ops->job_update(dx->st, &jc.j)) != DUROX_OK)
+					r = dx_store_fail(dx, r);
+			}
+			if (r == DUROX_OK && (r = dx->st->ops->commit(dx->st)) != DUROX_OK)
+				r = dx_store_fail(dx, r);
+			if (r != DUROX_OK)
+				dx->st->ops->rollback(dx->st);
+		}
+		arena_release(&jc.mem);
+	}
+	free(c.seqs);
+	targets_free(&c.ts);
+	return r;
+}
+
 int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, durox_bulk_response **out)
 {
 	*out = NULL;
@@ -1267,6 +1621,8 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
 		opts = &no_options;
 	int rc = op_check_writable(dx);
 	int exists = 0;
+	if (rc == DUROX_OK)
+		rc = access_global(dx, "resume_job", DUROX_HOOK_MANAGE_JOBS);
 	if (rc == DUROX_OK)
 		rc = journal_ready(dx, &exists);
 	if (rc == DUROX_OK && !exists)
@@ -1339,6 +1695,20 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
 			rc = dx->st->ops->job_update(dx->st, &jc.j);
 			if (rc != DUROX_OK)
 				rc = dx_store_fail(dx, rc);
+			if (rc == DUROX_OK && audit_active(dx)) {
+				char tgt[64];
+				snprintf(tgt, sizeof tgt, "job %lld", (long long)job_id);
+				buf params;
+				buf_init(&params);
+				buf_adds(&params, "{\"kind\":");
+				buf_add_json_string(&params, jc.j.kind, strlen(jc.j.kind));
+				buf_addc(&params, '}');
+				audit_entry e = {
+				        "resume_job",       tgt, "allow", NULL, buf_oom(&params) ? NULL : params.data,
+				        "{\"code\":\"OK\"}"};
+				rc = audit_append(dx, &e, 1);
+				buf_free(&params);
+			}
 			commit = rc == DUROX_OK;
 		}
 	}
@@ -1360,7 +1730,12 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
 	} else if (rc == DUROX_OK) {
 		run.kind = p.kind;
 		run.pr.total = jc.j.total;
-		rc = run_and_report(&run, job_id, &p, jc.j.batch_size, jc.j.rate, out);
+		/* the resuming caller's policy decides the targets still pending */
+		rc = police_pending(&run, job_id, &p);
+		if (rc == DUROX_OK)
+			rc = run_and_report(&run, job_id, &p, jc.j.batch_size, jc.j.rate, out);
+		else
+			mark_job(&run, job_id, "running", "interrupted", durox_errmsg(dx));
 	}
 	arena_release(&pmem);
 	arena_release(&jc.mem);
@@ -1374,6 +1749,8 @@ int durox_job_stop(durox *dx, int64_t job_id, const char **state)
 		*state = NULL;
 	int rc = op_check_writable(dx);
 	int exists = 0;
+	if (rc == DUROX_OK)
+		rc = access_global(dx, "stop_job", DUROX_HOOK_MANAGE_JOBS);
 	if (rc == DUROX_OK)
 		rc = journal_ready(dx, &exists);
 	if (rc == DUROX_OK && !exists)
@@ -1407,6 +1784,13 @@ int durox_job_stop(durox *dx, int64_t job_id, const char **state)
 		}
 		if (rc == DUROX_OK && (rc = dx->st->ops->job_update(dx->st, &jc.j)) != DUROX_OK)
 			rc = dx_store_fail(dx, rc);
+		if (rc == DUROX_OK && audit_active(dx)) {
+			char tgt[64], res[96];
+			snprintf(tgt, sizeof tgt, "job %lld", (long long)job_id);
+			snprintf(res, sizeof res, "{\"code\":\"OK\",\"state\":\"%s\"}", result);
+			audit_entry e = {"stop_job", tgt, "allow", NULL, NULL, res};
+			rc = audit_append(dx, &e, 1);
+		}
 	}
 	if (rc == DUROX_OK && (rc = dx->st->ops->commit(dx->st)) != DUROX_OK)
 		rc = dx_store_fail(dx, rc);
