@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "lua/lx.h"
+#include "lua/lx_access.h"
 #include "util/timeutil.h"
 
 /* ---- handle --------------------------------------------------------------------- */
@@ -156,21 +157,33 @@ static int l_open(lua_State *L)
 		while (lua_next(L, 2) != 0) {
 			lua_pop(L, 1);
 			const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
-			if (strcmp(k, "readonly") && strcmp(k, "busy_timeout_ms") && strcmp(k, "config") &&
+			static const char *const access_keys[] = {"policy", "policy_source", "policy_limits", "context",
+			                                          "audit",  "audit_file",    "audit_key",     NULL};
+			int known = 0;
+			for (int a = 0; access_keys[a] != NULL && !known; a++)
+				known = strcmp(k, access_keys[a]) == 0;
+			if (!known && strcmp(k, "readonly") && strcmp(k, "busy_timeout_ms") && strcmp(k, "config") &&
 			    strcmp(k, "config_file") && strcmp(k, "max_write_share"))
 				luaL_error(L,
 				           "unknown option '%s' (expected readonly, busy_timeout_ms, max_write_share, "
-				           "config, "
-				           "config_file)",
+				           "config, config_file, policy, policy_source, policy_limits, context, audit, "
+				           "audit_file or audit_key)",
 				           k);
 		}
 	}
+	/* access control: the policy is loaded into its own sandbox (src/policy) and handed to
+	 * the engine, which enforces it */
+	lx_access acc;
+	if (!lx_access_options(L, 2, &acc))
+		return 3;
+	lx_access_apply(&acc, &o);
 	/* create the (closed) handle first, then open into it */
 	lx_store *h = lua_newuserdatauv(L, sizeof *h, 0);
 	h->dx = NULL;
 	luaL_setmetatable(L, LX_STORE);
 	char err[512];
 	int rc = durox_open(url, &o, &h->dx, err, sizeof err);
+	lx_access_taken(&acc);
 	if (rc != DUROX_OK) {
 		lua_pushnil(L);
 		lua_pushstring(L, err);
@@ -1031,6 +1044,7 @@ int durox_luaopen(lua_State *L)
 		/* method groups defined in other files of the binding add themselves here */
 		lx_open_metrics(L);
 		lx_open_ops(L);
+		lx_open_access(L);
 		lua_setfield(L, -2, "__index");
 		lua_pushcfunction(L, store_close);
 		lua_setfield(L, -2, "__gc");
