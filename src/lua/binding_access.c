@@ -24,83 +24,8 @@ static void policy_free_box(void *p)
 	free(pol);
 }
 
-static const char *opt_string(lua_State *L, int t, const char *k, const char *what)
-{
-	lua_getfield(L, t, k);
-	const char *v = NULL;
-	if (!lua_isnil(L, -1)) {
-		if (lua_type(L, -1) != LUA_TSTRING)
-			luaL_error(L, "%s '%s' expects a string, got %s", what, k, luaL_typename(L, -1));
-		size_t n;
-		v = lua_tolstring(L, -1, &n);
-		if (strlen(v) != n)
-			luaL_error(L, "%s '%s' contains a NUL byte", what, k);
-	}
-	lua_pop(L, 1); /* the string stays alive in the table */
-	return v;
-}
-
-static lua_Integer opt_limit(lua_State *L, int t, const char *k, lua_Integer max)
-{
-	lua_getfield(L, t, k);
-	lua_Integer v = 0;
-	if (!lua_isnil(L, -1)) {
-		if (!lua_isinteger(L, -1))
-			luaL_error(L, "policy_limits field '%s' expects an integer, got %s", k, luaL_typename(L, -1));
-		v = lua_tointeger(L, -1);
-		if (v < 1 || v > max)
-			luaL_error(L, "policy_limits field '%s' out of range (1 to %I)", k, max);
-	}
-	lua_pop(L, 1);
-	return v;
-}
-
-/* Reads the context table at index t into c (strings stay owned by the table; the roles
- * array is a userdata left on the stack). Raises on misuse. */
-static void read_context(lua_State *L, int t, durox_access_context *c)
-{
-	static const char *const known[] = {"user_id", "roles", "source_ip", "reason", NULL};
-	lx_check_keys(L, t, "context", known, NULL);
-	c->user_id = opt_string(L, t, "user_id", "context field");
-	c->source_ip = opt_string(L, t, "source_ip", "context field");
-	c->reason = opt_string(L, t, "reason", "context field");
-	lua_getfield(L, t, "roles");
-	int rt = lua_absindex(L, -1);
-	if (lua_type(L, rt) == LUA_TSTRING) { /* "a,b": one string of comma-separated roles */
-		const char *s = lua_tostring(L, rt);
-		lua_newtable(L);
-		lua_Integer k = 0;
-		while (*s) {
-			const char *e = strchr(s, ',');
-			size_t len = e != NULL ? (size_t)(e - s) : strlen(s);
-			if (len > 0) {
-				lua_pushlstring(L, s, len);
-				lua_rawseti(L, -2, ++k);
-			}
-			s += len + (e != NULL);
-		}
-		lua_replace(L, rt); /* the original string stays in the options table */
-	}
-	if (!lua_isnil(L, rt)) {
-		if (!lua_istable(L, rt))
-			luaL_error(L, "context field 'roles' expects a list of strings, got %s", luaL_typename(L, rt));
-		size_t n = lua_rawlen(L, rt);
-		const char **roles = lua_newuserdatauv(L, (n ? n : 1) * sizeof *roles, 1);
-		lua_pushvalue(L, rt);
-		lua_setiuservalue(L, -2, 1); /* keeps the strings alive */
-		for (size_t k = 0; k < n; k++) {
-			lua_rawgeti(L, rt, (lua_Integer)k + 1);
-			if (lua_type(L, -1) != LUA_TSTRING)
-				luaL_error(L, "context field 'roles' item %d expects a string, got %s", (int)k + 1,
-				           luaL_typename(L, -1));
-			roles[k] = lua_tostring(L, -1);
-			lua_pop(L, 1);
-		}
-		c->roles = roles;
-		c->n_roles = n;
-	}
-	/* the roles table (and userdata) stay on the stack until durox_open has copied them */
-}
+/* The roles of a context, at most this many. */
+#define MAX_ROLES 64
 
 int lx_access_options(lua_State *L, int t, lx_access *a)
 {
@@ -108,46 +33,40 @@ int lx_access_options(lua_State *L, int t, lx_access *a)
 	if (lua_isnoneornil(L, t))
 		return 1;
 	t = lua_absindex(L, t);
-	const char *path = opt_string(L, t, "policy", "option");
+	lx_opts o = {L, t, "open option"};
+	const char *path = lx_opt_text(&o, "policy");
 	size_t srclen = 0;
-	lua_getfield(L, t, "policy_source");
-	const char *source = NULL;
-	if (!lua_isnil(L, -1)) {
-		if (lua_type(L, -1) != LUA_TSTRING)
-			luaL_error(L, "option 'policy_source' expects a string, got %s", luaL_typename(L, -1));
-		source = lua_tolstring(L, -1, &srclen);
-	}
-	lua_pop(L, 1);
+	const char *source = lx_opt_text(&o, "policy_source");
+	if (source != NULL)
+		srclen = strlen(source);
 	if (path != NULL && source != NULL)
 		luaL_error(L, "give either option 'policy' (a file) or 'policy_source' (its text), not both");
 	lua_getfield(L, t, "context");
-	if (!lua_isnil(L, -1)) {
-		if (!lua_istable(L, -1))
-			luaL_error(L, "option 'context' expects a table, got %s", luaL_typename(L, -1));
-		read_context(L, lua_absindex(L, -1), &a->ctx);
+	int ct = lua_gettop(L);
+	if (!lua_isnil(L, ct)) {
+		static const char *const known[] = {"user_id", "roles", "source_ip", "reason", NULL};
+		lx_opts c = lx_opts_at(L, ct, "context", known, NULL);
+		a->ctx.user_id = lx_opt_text(&c, "user_id");
+		a->ctx.source_ip = lx_opt_text(&c, "source_ip");
+		a->ctx.reason = lx_opt_text(&c, "reason");
+		/* the array of role pointers lives in a userdata left on the stack; the strings in the
+		 * context table */
+		const char **roles = lua_newuserdatauv(L, MAX_ROLES * sizeof *roles, 0);
+		a->ctx.n_roles = (size_t)lx_opt_text_list(&c, "roles", roles, MAX_ROLES);
+		a->ctx.roles = roles;
 		a->has_ctx = 1;
 	}
-	/* the context's table stays on the stack (its strings, the roles) */
-	lua_getfield(L, t, "audit");
-	if (!lua_isnil(L, -1)) {
-		if (!lua_isboolean(L, -1))
-			luaL_error(L, "option 'audit' expects a boolean, got %s", luaL_typename(L, -1));
-		a->audit = lua_toboolean(L, -1);
-	}
-	lua_pop(L, 1);
-	a->audit_file = opt_string(L, t, "audit_file", "option");
-	a->audit_key = opt_string(L, t, "audit_key", "option");
+	a->audit = lx_opt_boolean(&o, "audit", 0);
+	a->audit_file = lx_opt_text(&o, "audit_file");
+	a->audit_key = lx_opt_text(&o, "audit_key");
 	lua_policy_options po = {path, source, srclen, {0, 0, 0}};
 	lua_getfield(L, t, "policy_limits");
 	if (!lua_isnil(L, -1)) {
-		if (!lua_istable(L, -1))
-			luaL_error(L, "option 'policy_limits' expects a table, got %s", luaL_typename(L, -1));
-		int lt = lua_absindex(L, -1);
 		static const char *const known[] = {"memory", "time_ms", "instructions", NULL};
-		lx_check_keys(L, lt, "policy_limits", known, NULL);
-		po.limits.memory = (size_t)opt_limit(L, lt, "memory", (lua_Integer)1 << 40);
-		po.limits.time_ms = (uint32_t)opt_limit(L, lt, "time_ms", 3600000);
-		po.limits.instructions = (uint64_t)opt_limit(L, lt, "instructions", (lua_Integer)1 << 50);
+		lx_opts l = lx_opts_at(L, lua_gettop(L), "policy_limits", known, NULL);
+		po.limits.memory = (size_t)lx_opt_integer(&l, "memory", 0, 65536, (lua_Integer)1 << 40);
+		po.limits.time_ms = (uint32_t)lx_opt_integer(&l, "time_ms", 0, 1, 3600000);
+		po.limits.instructions = (uint64_t)lx_opt_integer(&l, "instructions", 0, 1000, (lua_Integer)1 << 50);
 	}
 	lua_pop(L, 1);
 	if (path == NULL && source == NULL)
@@ -234,24 +153,15 @@ static void push_json_text(lua_State *L, arena *a, const char *text)
 static int l_get_audit_log(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
+	static const char *const known[] = {"since", "user_id", "operation", "limit", "file", NULL};
+	lx_opts o = lx_opts_at(L, 2, "get_audit_log", known, NULL);
 	durox_audit_query q = {0};
-	if (!lua_isnoneornil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
-		static const char *const known[] = {"since", "user_id", "operation", "limit", "file", NULL};
-		lx_check_keys(L, 2, "get_audit_log", known, NULL);
-		int64_t since = lx_opt_time(L, 2, "since");
-		q.since = since != DUROX_NO_TIME ? since : 0;
-		q.user_id = opt_string(L, 2, "user_id", "get_audit_log field");
-		q.operation = opt_string(L, 2, "operation", "get_audit_log field");
-		q.file = opt_string(L, 2, "file", "get_audit_log field");
-		lua_getfield(L, 2, "limit");
-		if (!lua_isnil(L, -1)) {
-			if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > 1000000)
-				luaL_error(L, "get_audit_log field 'limit' expects an integer from 1 to 1000000");
-			q.limit = (uint32_t)lua_tointeger(L, -1);
-		}
-		lua_pop(L, 1);
-	}
+	int64_t since = lx_opt_time(&o, "since");
+	q.since = since != DUROX_NO_TIME ? since : 0;
+	q.user_id = lx_opt_text(&o, "user_id");
+	q.operation = lx_opt_text(&o, "operation");
+	q.file = lx_opt_text(&o, "file");
+	q.limit = (uint32_t)lx_opt_integer(&o, "limit", 0, 1, LX_MAX_PAGE);
 	lx_box *b = lx_newbox(L);
 	b->fr = audit_free_box;
 	durox_audit_list *l = NULL;
@@ -296,8 +206,8 @@ static int l_verify_audit_log(lua_State *L)
 	if (!lua_isnoneornil(L, 2)) {
 		if (lua_istable(L, 2)) {
 			static const char *const known[] = {"file", NULL};
-			lx_check_keys(L, 2, "verify_audit_log", known, NULL);
-			file = opt_string(L, 2, "file", "verify_audit_log field");
+			lx_opts o = lx_opts_at(L, 2, "verify_audit_log", known, NULL);
+			file = lx_opt_text(&o, "file");
 		} else {
 			file = lx_checktext(L, 2);
 		}

@@ -354,7 +354,7 @@ describe("analytics misuse", function()
   it("raises for malformed requests", function()
     assert.has_error(function() dx:query_instances { group_by = "Colour" } end)
     assert.has_error(function() dx:query_instances { group_by = { "Status", "Status" } } end,
-      "group_by field 'Status' given twice")
+      "query field 'group_by' lists 'Status' twice")
     assert.has_error(function() dx:query_instances { aggregate = "Median" } end)
     assert.has_error(function() dx:query_instances { filter = { predicate = function() return true end } } end,
       "query_instances does not take a predicate: its groups are computed by the store")
@@ -365,16 +365,22 @@ describe("analytics misuse", function()
     assert.has_error(function() dx:get_instance_dependencies("x", { max_depth = -1 }) end)
   end)
 
-  it("returns INVALID and LIMIT for requests it cannot serve", function()
-    local r, msg, code = dx:query_instances { group_by = { "CreatedDate", "CreatedHour" } }
-    assert.is_nil(r)
-    assert.are.equal("group_by CreatedDate and CreatedHour cannot be combined", msg)
-    assert.are.equal("INVALID", code)
-    r, msg, code = dx:get_time_series_metrics { from = 2000, to = 1000 }
-    assert.are.equal("the time series window is empty (from must be before to)", msg)
-    assert.are.equal("INVALID", code)
-    r, msg, code = dx:get_time_series_metrics { from = 0, to = 100000000, bucket_ms = 500 }
-    assert.are.equal("bucket must be at least 1s (got 500 ms)", msg)
+  it("raises for requests whose fields contradict each other or leave their range", function()
+    assert.has_error(function() dx:query_instances { group_by = { "CreatedDate", "CreatedHour" } } end,
+      "query field 'group_by' cannot combine CreatedDate and CreatedHour")
+    assert.has_error(function() dx:get_time_series_metrics { from = 2000, to = 1000 } end,
+      "time series request field 'from' must be before 'to' (the window is empty)")
+    -- a bucket below 1 s raises like an unknown group_by name does (both are misuse)
+    assert.has_error(function() dx:get_time_series_metrics { from = 0, to = 100000000, bucket_ms = 500 } end,
+      "time series request field 'bucket_ms' out of range (1000 to 3155760000000 ms), got 500")
+    assert.has_error(function() dx:get_time_series_metrics { bucket_ms = 5 } end,
+      "time series request field 'bucket_ms' out of range (1000 to 3155760000000 ms), got 5")
+    assert.has_error(function() dx:query_instances { group_by = { "Nope" } } end,
+      "query field 'group_by' expects OrchestrationName, Status, CreatedDate, CreatedHour, ParentInstance or Version, got 'Nope' at [1]")
+  end)
+
+  it("returns LIMIT for requests it cannot serve", function()
+    local r, msg, code
     r, msg, code = dx:get_time_series_metrics { from = 0, to = 100000000, bucket = "1s" }
     assert.are.equal("100000 buckets of 1000 ms: at most 10000 (use a larger bucket)", msg)
     assert.are.equal("LIMIT", code)

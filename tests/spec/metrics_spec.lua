@@ -463,9 +463,13 @@ describe("metrics configuration", function()
   it("validates the thresholds", function()
     local dx = H.open({ readonly = true })
     assert.has_error(function() dx:config { near_poison_attempts = 11 } end,
-      "near_poison_attempts must be between 1 and max_attempts (10)")
-    assert.has_error(function() dx:config { max_attempts = 0 } end, "max_attempts must be at least 1")
-    assert.has_error(function() dx:config { stall_threshold = 5 } end, "unknown config field 'stall_threshold'")
+      "config field 'near_poison_attempts' out of range (1 to max_attempts, 10), got 11")
+    assert.has_error(function() dx:config { max_attempts = 0 } end,
+      "config field 'max_attempts' out of range (1 to 2147483647), got 0")
+    assert.has_error(function() dx:config { max_attempts = 3 } end,
+      "config field 'max_attempts' out of range (near_poison_attempts, 5, or more), got 3")
+    assert.has_error(function() dx:config { stall_threshold = 5 } end,
+      "unknown config field 'stall_threshold' (did you mean 'stall_threshold_ms'?)")
     assert.are.equal(10, dx:config().max_attempts)
     dx:close()
   end)
@@ -504,9 +508,13 @@ describe("configuration files", function()
 
   it("refuses bad files with nil, message, INVALID", function()
     local cases = {
-      { "return { cache_ttl = 1 }", "configuration file %s: unknown config field 'cache_ttl'" },
+      { "return { cache_ttl = 1 }",
+        "configuration file %s: unknown config field 'cache_ttl' (did you mean 'cache_ttl_seconds'?)" },
       { "return { max_list_instances = 'many' }",
-        "configuration file %s: option 'max_list_instances' expects an integer, got string" },
+        "configuration file %s: config field 'max_list_instances' expects an integer, got 'many'" },
+      -- checked on the full integer: 2^32 + 5 is out of range, never 5
+      { "return { max_list_instances = 4294967301 }",
+        "configuration file %s: config field 'max_list_instances' out of range (1 to 2147483647), got 4294967301" },
       { "return 42", "configuration file %s: returns a number (expected a table, or nothing and assignments)" },
       { "x = ", nil },
       { "os.exit(1)", nil },
