@@ -216,6 +216,8 @@ static int capture_index(mstate *ms, int c)
 static const char *back_reference(mstate *ms, const char *s, int c)
 {
 	int l = capture_index(ms, c);
+	if (ms->cap[l].len < 0) /* a position capture: as in Lua, it never matches as text */
+		return NULL;
 	size_t n = (size_t)ms->cap[l].len;
 	sandbox_charge(ms->L, n / 16 + 1);
 	if ((size_t)(ms->src_end - s) >= n && memcmp(ms->cap[l].init, s, n) == 0)
@@ -626,10 +628,12 @@ static int s_rep(lua_State *L)
 	size_t cap = sb != NULL ? sandbox_get_limits(sb)->memory : (size_t)INT_MAX;
 	/* the result's size, refused before anything is allocated when it cannot fit */
 	if (l + lsep < l || (l + lsep > 0 && (lua_Unsigned)n > cap / (l + lsep) + 1))
-		return luaL_error(L, "resulting string too large (the sandbox holds at most %zu bytes)", cap);
+		return luaL_error(L, "resulting string too large (the sandbox holds at most %I bytes)",
+		                  (lua_Integer)cap);
 	size_t total = (size_t)n * l + (size_t)(n - 1) * lsep;
 	if (total > cap)
-		return luaL_error(L, "resulting string too large (the sandbox holds at most %zu bytes)", cap);
+		return luaL_error(L, "resulting string too large (the sandbox holds at most %I bytes)",
+		                  (lua_Integer)cap);
 	sandbox_charge(L, total / 64 + 1);
 	luaL_Buffer b;
 	char *out = luaL_buffinitsize(L, &b, total);

@@ -76,8 +76,7 @@ static int trip(lua_State *L, sandbox *sb, sandbox_trip why)
 	lua_sethook(L, hook, LUA_MASKCOUNT, 1);
 	if (sb->trip == TRIP_TIME)
 		return luaL_error(L, "stopped: exceeded the time budget of %d ms", (int)sb->lim.time_ms);
-	return luaL_error(L, "stopped: exceeded the budget of %llu instructions",
-	                  (unsigned long long)sb->lim.instructions);
+	return luaL_error(L, "stopped: exceeded the budget of %I instructions", (lua_Integer)sb->lim.instructions);
 }
 
 static void hook(lua_State *L, lua_Debug *ar)
