@@ -1412,6 +1412,9 @@ typedef struct durox_access_policy {
 	/* Bits (1u << durox_access_hook) of hooks that are NULL and allow without being called
 	 * (a constant answer: "can_view_instance = true"); a NULL hook without its bit denies. */
 	unsigned always_allow;
+	/* Bits of hooks the policy sets to a constant deny (only for the reason of a refusal:
+	 * "can_x is false in the policy" instead of "can_x is not defined by the policy"). */
+	unsigned always_deny;
 	/* The largest bulk operation the caller may run (0: no cap): max_bulk_operations cannot be
 	 * raised past it, and bulk max_instances is capped by it. */
 	uint32_t max_bulk_operations;

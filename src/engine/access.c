@@ -207,8 +207,8 @@ static int deny(durox *dx, int rc, const char *operation, const char *target, co
 /* The reason of an answer: the hook's why, or what the engine knows about a refusal. */
 static void note_missing(const access_state *a, int hook, char *why, size_t n)
 {
-	(void)a;
-	snprintf(why, n, "%s is not defined by the policy", hook_names[hook]);
+	snprintf(why, n, "%s is %s", hook_names[hook],
+	         (a->pol.always_deny & (1u << hook)) ? "false in the policy" : "not defined by the policy");
 }
 
 /* ---- asking hooks --------------------------------------------------------------------------- */
@@ -355,7 +355,23 @@ static durox_filter *conjoin(const durox_filter *a, const durox_filter *b)
 	return f;
 }
 
+static int view_open(durox *dx, const char *operation, const durox_filter *caller, access_view *v, int record,
+                     char *why_out, size_t why_len);
+
 int access_view_open(durox *dx, const char *operation, const durox_filter *caller, access_view *v)
+{
+	return view_open(dx, operation, caller, v, 1, NULL, 0);
+}
+
+int access_view_open_quiet(durox *dx, const char *operation, const durox_filter *caller, access_view *v)
+{
+	char why[256];
+	return view_open(dx, operation, caller, v, 0, why, sizeof why);
+}
+
+/* access_view_open; with record 0 a refusal is not recorded and its reason is copied to why_out. */
+static int view_open(durox *dx, const char *operation, const durox_filter *caller, access_view *v, int record,
+                     char *why_out, size_t why_len)
 {
 	memset(v, 0, sizeof *v);
 	v->dx = dx;
@@ -372,6 +388,10 @@ int access_view_open(durox *dx, const char *operation, const durox_filter *calle
 		who(a, who_s, sizeof who_s);
 		snprintf(msg, sizeof msg, "access denied: %s may not list instances%s%s", who_s, why[0] ? ": " : "",
 		         why);
+		if (!record) {
+			snprintf(why_out, why_len, "%s", why);
+			return dx_fail(dx, DUROX_EDENIED, "%s", msg);
+		}
 		return deny(dx, DUROX_EDENIED, operation, NULL, why, msg);
 	}
 	if (pf != NULL) {
@@ -566,13 +586,13 @@ int access_instance(durox *dx, const char *operation, int hook, const char *id, 
 	if (id == NULL || id[0] == '\0')
 		return dx_fail(dx, DUROX_EINVALID, "instance id must not be empty");
 	access_view v;
-	char msg[900];
+	char msg[900], lwhy[256];
 	snprintf(msg, sizeof msg, "instance '%s' not found", id);
-	int rc = access_view_open(dx, operation, NULL, &v);
+	int rc = view_open(dx, operation, NULL, &v, 0, lwhy, sizeof lwhy);
 	if (rc == DUROX_EDENIED) {
-		/* the caller may list nothing: every instance is hidden from it (recorded above) */
+		/* the caller may list nothing: every instance is hidden from it */
 		access_view_close(&v);
-		return dx_fail(dx, DUROX_ENOTFOUND, "%s", msg);
+		return deny(dx, DUROX_ENOTFOUND, operation, id, lwhy[0] ? lwhy : "hidden", msg);
 	}
 	if (rc != DUROX_OK) {
 		access_view_close(&v);

@@ -76,6 +76,9 @@ typedef struct access_view {
  * DUROX_OK, DUROX_EDENIED when can_list_instances refuses (recorded), or an error. Always
  * close the view, also after a failure. */
 int access_view_open(durox *dx, const char *operation, const durox_filter *caller, access_view *v);
+/* access_view_open without recording a refusal (an operation that records its own outcome,
+ * like a bulk write whose targets are then all NOTFOUND). */
+int access_view_open_quiet(durox *dx, const char *operation, const durox_filter *caller, access_view *v);
 /* For operations that count rather than list (counts, group-by, time series, metrics, trees):
  * like access_view_open, and when can_view_instance applies per row, the instances the filter
  * admits but the hook hides are found once (one scan) and excluded in v->filter, so the

@@ -231,7 +231,7 @@ int job_resolve_ids(runctx *rc, targets *ts, uint32_t limit, const op_params *p)
 			ids[k] = ts->v[k].id;
 		access_view v;
 		seen_ctx c = {rc, ts, seen, p, DUROX_OK};
-		int r = access_view_open(dx, job_bulk_operation(rc->kind), NULL, &v);
+		int r = access_view_open_quiet(dx, job_bulk_operation(rc->kind), NULL, &v);
 		if (r == DUROX_EDENIED) { /* may list nothing: every target is NotFound (recorded) */
 			dx_clear(dx);
 			r = DUROX_OK;
@@ -404,7 +404,7 @@ int job_police_pending(runctx *rc, int64_t job_id, const op_params *p)
 				ids[k] = c.ts.v[k].id;
 			access_view v;
 			seen_ctx sc = {rc, &c.ts, seen, p, DUROX_OK};
-			r = access_view_open(dx, "resume_job", NULL, &v);
+			r = access_view_open_quiet(dx, "resume_job", NULL, &v);
 			if (r == DUROX_EDENIED) {
 				dx_clear(dx);
 				r = DUROX_OK;

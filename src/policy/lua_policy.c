@@ -341,6 +341,8 @@ static int take_table(lua_policy *lp, durox_access_policy *p, const durox_access
 			} else if (vt == LUA_TBOOLEAN) {
 				if (lua_toboolean(L, -1))
 					p->always_allow |= 1u << hook;
+				else
+					p->always_deny |= 1u << hook;
 			} else {
 				snprintf(err, errlen, "policy %s: %s is a %s (expected a function, true or false)",
 				         name, k, luaL_typename(L, -1));
