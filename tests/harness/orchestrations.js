@@ -402,6 +402,19 @@ const orchestrations = {
     return { session: s, flaky: r };
   },
 
+  /**
+   * Still running after its races: an activity and a sub-orchestration lose to timers (both cancelled),
+   * a system call runs, then it waits for 'Approve'. What a running instance with cancelled work and
+   * syscalls in its history looks like.
+   */
+  RacesThenWait: function* (ctx) {
+    const a = yield ctx.select(ctx.activity('SlowWork', { ms: 60000 }), ctx.timer(300));
+    const c = yield ctx.select(ctx.subOrchestration('WaitApprove', null), ctx.timer(300));
+    const guid = yield ctx.newGuid();
+    const data = yield ctx.waitEvent('Approve');
+    return { activity: a.index, child: c.index, guidLength: String(guid).length, approved: data };
+  },
+
   /** Waits on activity Hang (the poison scenarios). */
   HangActivity: function* (ctx, input) {
     return yield ctx.activity('Hang', input || {});

@@ -383,6 +383,15 @@ function buildShapes(plan) {
     parent: 'race-child-1',
   });
   S('race-queue-1', 'race-queue-cancelled', 'RaceQueue', J({ timerMs: 300, queue: 'inbox' }), { status: 'Completed', output: J({ winner: 'timer' }) });
+  S('races-then-wait-1', 'running-after-cancelled-work', 'RacesThenWait', 'null', { status: 'Running', waiting_on: 'event:Approve' });
+  plan.expectInstance('races-then-wait-1::sub::5', {
+    scenario: 'running-after-cancelled-work',
+    name: 'WaitApprove',
+    status: 'Failed',
+    failure_kind: 'cancelled',
+    output: 'canceled: parent dropped sub-orchestration future',
+    parent: 'races-then-wait-1',
+  });
   // --- cancelling an instance while its activity runs / while it waits on a queue ------------------
   S('cancel-activity-1', 'cancelled-running-activity', 'SlowActivity', J({ ms: 60000 }), { status: 'Failed', failure_kind: 'cancelled', output: 'canceled: ops-reason' });
   plan.followup('cancel-activity-1', 'activity:SlowWork', "cancelInstance(id, 'ops-reason')", (c) => c.cancelInstance('cancel-activity-1', 'ops-reason'));
@@ -927,7 +936,7 @@ async function create(argv) {
     instances,
   };
   fs.writeFileSync(`${abs}.manifest.json`, `${safeStringify(manifest, 2)}\n`);
-  log(`wrote ${abs}.manifest.json (${expectedIds.length} instances: ${JSON.stringify(counts)}) in ${Date.now() - t0} ms`);
+  log(`wrote ${abs}.manifest.json (${manifest.instance_count} instances: ${JSON.stringify(counts)}) in ${Date.now() - t0} ms`);
   process.stdout.write(`${safeStringify({ db: abs, manifest: `${abs}.manifest.json`, instances: manifest.instance_count, counts, duration_ms: Date.now() - t0 })}\n`);
   return 0;
 }
