@@ -415,6 +415,13 @@ const orchestrations = {
     return { activity: a.index, child: c.index, guidLength: String(guid).length, approved: data };
   },
 
+  /** Dequeues one message from 'inbox', then waits for 'Approve' (later messages stay buffered). */
+  DequeueThenWait: function* (ctx) {
+    const m = yield ctx.dequeueEvent('inbox');
+    const data = yield ctx.waitEvent('Approve');
+    return { first: m, approved: data };
+  },
+
   /** Waits on activity Hang (the poison scenarios). */
   HangActivity: function* (ctx, input) {
     return yield ctx.activity('Hang', input || {});

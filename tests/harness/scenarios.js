@@ -410,6 +410,9 @@ function buildShapes(plan) {
     custom_status_version: 2,
   });
   for (const m of [1, 2, 3]) plan.preEnqueues.push({ id: 'carry-1', queue: 'inbox', data: J({ m }) });
+  // --- queue messages buffered while the instance waits on something else -------------------------
+  S('queue-buffered-1', 'queue-messages-buffered', 'DequeueThenWait', 'null', { status: 'Running', waiting_on: 'event:Approve', external_events: 3 });
+  for (const m of [1, 2, 3]) plan.preEnqueues.push({ id: 'queue-buffered-1', queue: 'inbox', data: J({ m }) });
   // --- an activity on a session, one retried by its policy ----------------------------------------
   S('session-retry-1', 'session-and-retry', 'SessionAndRetry', J({ failures: 2 }), { status: 'Completed', output: J({ session: { on: 'session' }, flaky: { calls: 3 } }) });
   // --- a start of an orchestration nobody registered: retried with backoff, never created ---------

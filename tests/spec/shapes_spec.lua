@@ -98,7 +98,7 @@ local function replay_pending(id, rows)
       qmsgs[r.name] = (qmsgs[r.name] or 0) + 1
     end
   end
-  local p = { activities = {}, timers = {}, children = {}, events = {} }
+  local p = { activities = {}, timers = {}, children = {}, events = {}, buffered = 0 }
   local ended = false
   for _, r in ipairs(rows) do
     if r.type == "OrchestrationCompleted" or r.type == "OrchestrationFailed" or r.type == "OrchestrationContinuedAsNew" then
@@ -141,6 +141,14 @@ local function replay_pending(id, rows)
     end
   end
   table.sort(p.events)
+  -- queue messages no subscription has taken yet
+  for name, n in pairs(qmsgs) do
+    local subs_n = 0
+    for _, sub in ipairs(qsubs[name] or {}) do
+      if not cancelled_sub[sub.ev] then subs_n = subs_n + 1 end
+    end
+    if n > subs_n then p.buffered = p.buffered + (n - subs_n) end
+  end
   return p
 end
 
@@ -183,7 +191,7 @@ local function replay_stats(execs)
 end
 
 local function ours_pending(id, ce)
-  local p = { activities = {}, timers = {}, children = {}, events = {} }
+  local p = { activities = {}, timers = {}, children = {}, events = {}, buffered = ce.buffered_queue_messages }
   for _, a in ipairs(ce.pending_activities) do
     p.activities[#p.activities + 1] = a.correlation_id .. ":" .. a.name .. ":" .. tostring(a.tag) .. ":" .. tostring(a.session_id)
   end
@@ -270,6 +278,11 @@ describe("fixture coverage", function()
     local carried = one([[SELECT json_array_length(event_data,'$.carry_forward_events') AS n FROM history
       WHERE instance_id='carry-1' AND execution_id=2 AND event_id=1]]).n
     assert.are.equal(2, carried)
+    -- queue messages buffered while the instance waits for an event
+    assert.are.equal(3, one([[SELECT COUNT(*) AS n FROM history WHERE instance_id='queue-buffered-1'
+      AND event_type='ExternalEventPersistent']]).n)
+    assert.are.equal(2, assert(durox.open("sqlite:" .. db, { readonly = true }):get_instance_details("queue-buffered-1"))
+      .current_execution.buffered_queue_messages)
     -- at and past the poison limit, by the runtime's own attempt counting
     assert.are.equal(10, one("SELECT attempt_count AS n FROM worker_queue WHERE instance_id='poison-at-1'").n)
     assert.are.equal("poison", m.instances["poison-past-1"].failure_kind)
@@ -593,6 +606,45 @@ describe("find_stuck_instances on the shapes store", function()
     assert.is_nil(poison_msg { near_poison_attempts = 11, max_attempts = 11 })
     assert.is_not_nil(poison_msg { near_poison_attempts = 10 })
   end)
+end)
+
+describe("attempt thresholds at exact values on the shapes store", function()
+  local m = manifest(shapes_db)
+  local now = m.created_at_ms + 600000
+  -- the runtime's own retry counts: unregistered-1's start (backoff), poison-at-1's activity (10)
+  local orch_n = H.rows("SELECT attempt_count AS n FROM orchestrator_queue WHERE instance_id='unregistered-1'", shapes_db)[1].n
+  local work_n = H.rows("SELECT attempt_count AS n FROM worker_queue WHERE instance_id='poison-at-1'", shapes_db)[1].n
+
+  local function open_with(k)
+    return assert(durox.open("sqlite:" .. shapes_db,
+      { readonly = true, config = { max_attempts = math.max(k, 1), near_poison_attempts = math.max(k, 1) } }))
+  end
+  local function sql_count(t, k)
+    return H.rows("SELECT COUNT(*) AS n FROM " .. t .. " WHERE attempt_count >= " .. k, shapes_db)[1].n
+  end
+
+  for _, k in ipairs { orch_n, orch_n + 1, work_n, work_n + 1 } do
+    if k >= 1 then
+      it("counts near_poison and at_poison_limit with both thresholds at " .. k, function()
+        local dx = open_with(k)
+        local qm = assert(dx:get_queue_metrics { now = now, fresh = true })
+        for _, q in ipairs { "orchestrator", "worker" } do
+          assert.are.equal(sql_count(q .. "_queue", k), qm[q].near_poison, q .. " near_poison at " .. k)
+          assert.are.equal(sql_count(q .. "_queue", k), qm[q].at_poison_limit, q .. " at_poison_limit at " .. k)
+        end
+        local res = assert(dx:find_stuck_instances { now = now, event_wait_threshold_ms = "1d" })
+        local risk = {}
+        for _, inst in ipairs(res.instances) do
+          for _, r in ipairs(inst.reasons) do
+            if r.reason == "poison_risk" then risk[inst.instance_id] = r.attempt_count end
+          end
+        end
+        assert.are.equal(orch_n >= k and orch_n or nil, risk["unregistered-1"], "unregistered-1 at " .. k)
+        assert.are.equal(work_n >= k and work_n or nil, risk["poison-at-1"], "poison-at-1 at " .. k)
+        dx:close()
+      end)
+    end
+  end
 end)
 
 -- ---- metrics and analytics --------------------------------------------------------------------
