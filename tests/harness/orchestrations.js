@@ -403,13 +403,16 @@ const orchestrations = {
   },
 
   /**
-   * Still running after its races: an activity and a sub-orchestration lose to timers (both cancelled),
-   * a system call runs, then it waits for 'Approve'. What a running instance with cancelled work and
-   * syscalls in its history looks like.
+   * Still running after its races: an activity, a sub-orchestration, an event wait and a queue wait
+   * lose to timers (all cancelled), a system call runs, then it waits for 'Approve': what a running
+   * instance with cancelled work and system calls in its history looks like.
    */
   RacesThenWait: function* (ctx) {
     const a = yield ctx.select(ctx.activity('SlowWork', { ms: 60000 }), ctx.timer(300));
     const c = yield ctx.select(ctx.subOrchestration('WaitApprove', null), ctx.timer(300));
+    // an event wait and a queue wait that lose to timers (their subscriptions are cancelled)
+    yield ctx.select(ctx.waitEvent('Go'), ctx.timer(300));
+    yield ctx.select(ctx.dequeueEvent('inbox'), ctx.timer(300));
     const guid = yield ctx.newGuid();
     const data = yield ctx.waitEvent('Approve');
     return { activity: a.index, child: c.index, guidLength: String(guid).length, approved: data };
