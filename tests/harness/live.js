@@ -57,7 +57,7 @@ async function main() {
   if (opts.tagFilter) extra.workerTagFilter = opts.tagFilter;
   if (opts.tags) extra.workerTagFilterTags = opts.tags;
   if (opts.workerLockTimeout !== null) extra.workerLockTimeoutMs = opts.workerLockTimeout;
-  const runtime = new native.JsRuntime(provider, runtimeOptions(extra));
+  const runtime = common.newRuntime(provider, runtimeOptions(extra));
   const driver = registerAll(runtime);
 
   let stopping = null;
