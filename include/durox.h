@@ -1300,6 +1300,72 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
  * state name (a static string). DUROX_ECONFLICT when the job already ended. */
 int durox_job_stop(durox *dx, int64_t job_id, const char **state);
 
+/* ---- the change feed ---------------------------------------------------------------- */
+
+/* What a reset says (a change feed, a stream or a watch): the store changed under the
+ * cursor, so whatever the consumer derived from what it read before may be wrong. */
+typedef enum durox_reset {
+	DUROX_RESET_NONE = 0,
+	/* "lost": the last row read is gone or is another row (the newest rows were deleted and
+	 * their rowids reused, VACUUM renumbered rows, the store file was replaced). Changes may
+	 * have been missed; the feed continues from the present: re-list. */
+	DUROX_RESET_LOST,
+	/* "deleted": rows at or before the cursor were deleted (a purge or prune by any client);
+	 * nothing after the cursor is missed, but what was derived from deleted rows is stale. */
+	DUROX_RESET_DELETED
+} durox_reset;
+
+/* "lost", "deleted" ("" for NONE, NULL out of range). */
+const char *durox_reset_name(int reset);
+
+/* One history row the runtime committed. Strings point into the durox_changes. */
+typedef struct durox_change {
+	const char *instance_id;
+	uint64_t execution_id;
+	uint64_t event_id;
+	const char *event_type; /* Duroxide's JSON "type" (e.g. "ActivityCompleted") */
+	const char *data;       /* the event's JSON; NULL unless include_payloads */
+	int64_t timestamp;      /* the event's timestamp_ms (the store time when the JSON is not read) */
+	int64_t created_at;     /* the store's time of the row (whole seconds on SQLite) */
+	const char *cursor;     /* resumes right after this change */
+} durox_change;
+
+typedef struct durox_changes {
+	size_t count;
+	durox_change *changes; /* in commit order (per execution always in event order) */
+	const char *cursor;    /* after the last change; the request's position when there is none */
+	int more;              /* the limit stopped the read: more changes are committed already */
+	int idle;              /* nothing was committed since the previous call with this cursor */
+	int reset;             /* durox_reset; a reset read delivers no changes */
+	const char *reset_reason;
+	int verified; /* this call counted history to look for deleted rows */
+} durox_changes;
+
+typedef struct durox_changes_request {
+	const char *cursor; /* NULL: from the beginning of history (or the present with from_now) */
+	int from_now;       /* with no cursor: start after the last row committed now */
+	uint32_t limit;     /* most changes returned; 0 means 500 */
+	int include_payloads;
+	/* Deleted rows behind the cursor are found by counting history (a few ms per million
+	 * rows): 0 checks on every call that reads, > 0 at most that often (ms), < 0 only when the
+	 * cursor comes from another call of this handle's history (a restore) or this handle
+	 * deleted rows. */
+	int64_t verify_ms;
+} durox_changes_request;
+
+void durox_changes_free(durox_changes *c);
+
+/*
+ * The change feed: the history rows committed after req->cursor, at most req->limit, read in
+ * one short read transaction (none is held after the call). The handle remembers the last
+ * cursor it returned: called again with it while no other connection has committed anything,
+ * the call reads nothing (changes->idle). A cursor is bound to this store (another store's
+ * cursor is DUROX_EINVALID) and survives restarts of duroxlua and of the runtime. Requires
+ * enable_streaming (DUROX_EDENIED otherwise). The SQLite feed is history rowid order, which
+ * is the runtime's commit order.
+ */
+int durox_read_changes(durox *dx, const durox_changes_request *req, durox_changes **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1031,6 +1031,7 @@ int durox_luaopen(lua_State *L)
 		/* method groups defined in other files of the binding add themselves here */
 		lx_open_metrics(L);
 		lx_open_ops(L);
+		lx_open_stream(L);
 		lua_setfield(L, -2, "__index");
 		lua_pushcfunction(L, store_close);
 		lua_setfield(L, -2, "__gc");

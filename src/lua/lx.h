@@ -106,6 +106,9 @@ void lx_open_metrics(lua_State *L);
 int lx_read_config_file(lua_State *L, const char *path);
 /* Adds the write, bulk and job methods (binding_ops.c) to the method table at the top. */
 void lx_open_ops(lua_State *L);
+/* Adds the real-time methods (binding_stream.c: read_changes, streams, watches) to the
+ * method table at the top. */
+void lx_open_stream(lua_State *L);
 /* Adds durox.sleep and durox.isatty to the module table at the top. */
 void lx_open_ops_module(lua_State *L);
 
