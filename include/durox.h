@@ -1366,6 +1366,111 @@ void durox_changes_free(durox_changes *c);
  */
 int durox_read_changes(durox *dx, const durox_changes_request *req, durox_changes **out);
 
+/* ---- streams: stream_instance_events, watch_instances, stream_runtime_metrics ---------- */
+
+/* The proposal's InstanceEventType. How history events map (docs/streams.md):
+ *   Started            OrchestrationStarted (every execution, continue-as-new included)
+ *   Completed          OrchestrationCompleted
+ *   Failed             OrchestrationFailed, unless its details are Application/Cancelled
+ *   Cancelled          OrchestrationFailed with Application/Cancelled details (what cancel_instance
+ *                      leads to: Duroxide has no cancelled status)
+ *   ContinuedAsNew     OrchestrationContinuedAsNew
+ *   ActivityCompleted  ActivityCompleted of a user activity (not Duroxide's system calls)
+ *   ActivityFailed     ActivityFailed of a user activity
+ *   TimerFired         TimerFired
+ *   EventReceived      ExternalEvent (raise_event) and ExternalEventPersistent (enqueue_event)
+ * Every other history event (schedules, subscriptions, cancel requests, custom status, KV,
+ * sub-orchestration results) is not an InstanceEvent. */
+typedef enum durox_instance_event_type {
+	DUROX_IEV_STARTED = 0,
+	DUROX_IEV_COMPLETED,
+	DUROX_IEV_FAILED,
+	DUROX_IEV_CONTINUED_AS_NEW,
+	DUROX_IEV_CANCELLED,
+	DUROX_IEV_ACTIVITY_COMPLETED,
+	DUROX_IEV_ACTIVITY_FAILED,
+	DUROX_IEV_TIMER_FIRED,
+	DUROX_IEV_EVENT_RECEIVED,
+	DUROX_IEV__COUNT
+} durox_instance_event_type;
+
+/* "Started", "Completed", ... (NULL out of range). */
+const char *durox_instance_event_type_name(int t);
+/* The type from its name (case-insensitive), -1 if unknown. */
+int durox_instance_event_type_parse(const char *name);
+
+/* What a stream yields. */
+typedef enum durox_stream_item {
+	DUROX_ITEM_EVENT = 0, /* an InstanceEvent (or, from a watch, a status change) */
+	DUROX_ITEM_RESET,     /* the store changed under the cursor (reset, reset_reason): re-list */
+	DUROX_ITEM_HEARTBEAT  /* nothing to deliver for heartbeat_ms; cursor moved past what was read */
+} durox_stream_item;
+
+/* InstanceEvent. Strings point into the stream and stay valid until the next call on it. */
+typedef struct durox_instance_event {
+	int item;       /* durox_stream_item */
+	int event_type; /* durox_instance_event_type (items of kind EVENT) */
+	const char *instance_id;
+	uint64_t execution_id;
+	uint64_t event_id;
+	int64_t timestamp;              /* the event's timestamp_ms */
+	const char *orchestration_name; /* NULL when the instance is gone and the event does not say */
+	const char *details; /* JSON object: output / error, failure_kind, details / reason / activity name, result /
+	                        timer fire_at_ms / event name, data ... (docs/streams.md) */
+	const char *key;     /* "<instance_id>/<execution_id>/<event_id>": stable, for idempotency */
+	const char *cursor;  /* resumes right after this item */
+	int reset;           /* durox_reset, for RESET items */
+	const char *reset_reason;
+	int64_t at; /* when the item was produced (ms) */
+} durox_instance_event;
+
+/* Sleeps ms between two polls; a nonzero return ends the stream (durox_*_next then returns
+ * DUROX_EABORT). NULL: nanosleep. A Lua host uses it to stay interruptible. */
+typedef int (*durox_wait_fn)(void *ud, int64_t ms);
+
+typedef struct durox_event_stream_request {
+	const durox_filter *filter;   /* NULL: every instance; evaluated on the instance as it is when the
+	                                 event is read; an instance already purged then never matches */
+	durox_predicate_fn predicate; /* applied after the filter, on the same summary */
+	void *predicate_ud;
+	unsigned event_types; /* bits (1u << durox_instance_event_type); 0: all */
+	const char *cursor;   /* NULL: from the beginning of history, or the present with from_now */
+	int from_now;
+	int follow;                /* nonzero: wait for new events instead of ending at the present */
+	uint32_t poll_interval_ms; /* follow: between two polls that found nothing; 0 means 200 */
+	int64_t timeout_ms;        /* follow: end after this long (0: never) */
+	uint32_t heartbeat_ms;     /* follow: a HEARTBEAT item after this long without an item (0: none) */
+	uint32_t batch_size;       /* history rows read per poll; 0 means 500 */
+	int no_payloads;           /* nonzero: details leave out inputs, outputs, results and event data */
+	int64_t verify_ms;         /* how often to look for deleted rows (0 means 1000; < 0 never) */
+	durox_wait_fn wait;
+	void *wait_ud;
+} durox_event_stream_request;
+
+typedef struct durox_event_stream durox_event_stream;
+
+/*
+ * stream_instance_events. Items come in commit order (each execution's in event order), no
+ * gap and no duplicate while the stream runs. Each item's cursor resumes right after it, in
+ * another process too; across a crash delivery is at least once, with the same key. No read
+ * transaction is open while the caller holds an item: the store is the buffer. Errors at open:
+ * DUROX_EINVALID (malformed cursor, or one of another store, filter or set of types),
+ * DUROX_EDENIED (enable_streaming off), DUROX_EUNSUPPORTED (no change feed).
+ */
+int durox_event_stream_open(durox *dx, const durox_event_stream_request *req, durox_event_stream **out);
+/* The next item: 1 and *ev set (valid until the next call), 0 when the stream ended (the
+ * present reached without follow, or the timeout), or a negative code (DUROX_EABORT when the
+ * wait function or the predicate stopped it). */
+int durox_event_stream_next(durox_event_stream *s, const durox_instance_event **ev);
+/* A cursor for everything read so far (past the rows that matched nothing): the place to
+ * resume when the consumer has handled every item it was given. Owned by s, valid until the
+ * next call on it. */
+const char *durox_event_stream_cursor(durox_event_stream *s);
+/* How many items of the batch read last are not handed out yet: 0 means that the cursor
+ * above covers every row read (a consumer saves it then). */
+size_t durox_event_stream_pending(const durox_event_stream *s);
+void durox_event_stream_free(durox_event_stream *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,12 +1,16 @@
 /*
  * binding_stream.c - the store handle's real-time methods: read_changes (the raw change
- * feed). Misuse raises; expected failures (streaming disabled, a bad cursor, the store
- * failing) return nil, message, code. Relies on the engine (durox.h) and lx.h; added to the
- * Store methods by lx_open_stream (binding.c).
+ * feed) and stream_instance_events (an iterator object, "durox.Stream"). Misuse raises;
+ * expected failures at the start (streaming disabled, a bad cursor, the store failing) return
+ * nil, message, code; a failure while iterating raises. Between polls a stream sleeps inside
+ * a protected call, so Ctrl-C (the interpreter's hook) stops it cleanly. Relies on the
+ * engine (durox.h) and lx.h; added to the Store methods by lx_open_stream (binding.c).
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lua/lx.h"
 
@@ -127,9 +131,313 @@ static int l_read_changes(lua_State *L)
 	return 1;
 }
 
-static const luaL_Reg stream_methods[] = {
-        {"read_changes", l_read_changes},
+/* ---- stream objects ------------------------------------------------------------------ */
+
+#define LX_STREAM "durox.Stream"
+
+typedef struct lx_stream {
+	durox_event_stream *s;
+	lua_State *L; /* the state running the current call */
+	int errored;  /* a callback raised: its error value is at the top of L's stack */
+	lx_pred pred; /* the engine keeps &pred */
+	int done;
+} lx_stream;
+
+/* uservalues: 1 = store handle, 2 = filter box, 3 = predicate or nil */
+
+/* Sleeps up to ms (returns early on a signal, so the interrupt hook fires on return). */
+static int l_sleeper(lua_State *L)
+{
+	lua_Integer ms = lua_tointeger(L, 1);
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+/* The engine's wait function: sleeps in a protected call. */
+static int stream_wait_cb(void *ud, int64_t ms)
+{
+	lx_stream *x = ud;
+	lua_State *L = x->L;
+	lua_pushcfunction(L, l_sleeper);
+	lua_pushinteger(L, (lua_Integer)ms);
+	if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+		x->errored = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static int stream_close(lua_State *L)
+{
+	lx_stream *x = luaL_checkudata(L, 1, LX_STREAM);
+	durox_event_stream_free(x->s);
+	x->s = NULL;
+	x->done = 1;
+	return 0;
+}
+
+static void push_details(lua_State *L, const char *details)
+{
+	arena a;
+	arena_init(&a);
+	json *v = details != NULL ? json_parse(&a, details, strlen(details), NULL, 0) : NULL;
+	if (v != NULL)
+		lx_push_json(L, v); /* only non-raising pushes, so the arena cannot leak */
+	else
+		lua_createtable(L, 0, 0);
+	arena_release(&a);
+}
+
+static void push_item(lua_State *L, const durox_instance_event *e)
+{
+	lua_createtable(L, 0, 12);
+	if (e->item == DUROX_ITEM_RESET) {
+		lx_set_str(L, "kind", "reset");
+		lx_set_str(L, "reset", durox_reset_name(e->reset));
+		lx_set_str(L, "reason", e->reset_reason);
+	} else if (e->item == DUROX_ITEM_HEARTBEAT) {
+		lx_set_str(L, "kind", "heartbeat");
+	} else {
+		lx_set_str(L, "kind", "event");
+		lx_set_str(L, "instance_id", e->instance_id);
+		lx_set_int(L, "execution_id", (int64_t)e->execution_id);
+		lx_set_int(L, "event_id", (int64_t)e->event_id);
+		lx_set_str(L, "event_type", durox_instance_event_type_name(e->event_type));
+		lx_set_int(L, "timestamp", e->timestamp);
+		lx_set_str(L, "orchestration_name", e->orchestration_name);
+		lx_set_str(L, "key", e->key);
+		push_details(L, e->details);
+		lua_setfield(L, -2, "details");
+	}
+	lx_set_int(L, "at", e->at);
+	lx_set_str(L, "cursor", e->cursor);
+}
+
+/* Runs before an engine call on x: points the callbacks at the calling state. */
+static durox *stream_prepare(lua_State *L, lx_stream *x)
+{
+	lua_getiuservalue(L, 1, 1);
+	lx_store *h = luaL_checkudata(L, -1, LX_STORE);
+	lua_pop(L, 1);
+	if (h->dx == NULL)
+		luaL_error(L, "store was closed during the stream");
+	lua_getiuservalue(L, 1, 3);
+	x->pred = (lx_pred){L, lua_isfunction(L, -1) ? lua_absindex(L, -1) : 0, 0};
+	x->L = L;
+	x->errored = 0;
+	luaL_checkstack(L, 10, NULL);
+	return h->dx;
+}
+
+/* After an engine call: a callback's error is re-raised (the stream is closed first). */
+static void stream_rethrow(lua_State *L, lx_stream *x)
+{
+	if (x->errored || x->pred.errored) {
+		durox_event_stream_free(x->s);
+		x->s = NULL;
+		x->done = 1;
+		lua_error(L);
+	}
+}
+
+/* stream() / stream:next() -> the next item, or nil at the end */
+static int stream_next(lua_State *L)
+{
+	lx_stream *x = luaL_checkudata(L, 1, LX_STREAM);
+	if (x->done || x->s == NULL)
+		return 0;
+	durox *dx = stream_prepare(L, x);
+	const durox_instance_event *e;
+	int rc = durox_event_stream_next(x->s, &e);
+	stream_rethrow(L, x);
+	if (rc < 0) {
+		x->done = 1;
+		return luaL_error(L, "%s", durox_errmsg(dx));
+	}
+	if (rc == 0) {
+		x->done = 1; /* kept until closed, so that stream:cursor() still answers */
+		return 0;
+	}
+	push_item(L, e);
+	return 1;
+}
+
+/* stream:cursor() -> where to resume once every item handed out so far is handled */
+static int stream_cursor(lua_State *L)
+{
+	lx_stream *x = luaL_checkudata(L, 1, LX_STREAM);
+	if (x->s == NULL)
+		return luaL_error(L, "attempt to use a closed stream");
+	const char *c = durox_event_stream_cursor(x->s);
+	if (c == NULL)
+		return luaL_error(L, "out of memory");
+	lua_pushstring(L, c);
+	return 1;
+}
+
+/* stream:pending() -> how many items of the current batch are not handed out yet (0: the
+ * batch is done, a good moment to save stream:cursor()) */
+static int stream_pending(lua_State *L)
+{
+	lx_stream *x = luaL_checkudata(L, 1, LX_STREAM);
+	lua_pushinteger(L, x->s != NULL ? (lua_Integer)durox_event_stream_pending(x->s) : 0);
+	return 1;
+}
+
+static int stream_tostring(lua_State *L)
+{
+	lx_stream *x = luaL_checkudata(L, 1, LX_STREAM);
+	lua_pushfstring(L, "durox.Stream (%s)", x->s != NULL ? "open" : "closed");
+	return 1;
+}
+
+/* Field k: a duration (ms integer or "5s"), def when absent. */
+static int64_t opt_ms(lua_State *L, int t, const char *k, int64_t def)
+{
+	lua_getfield(L, t, k);
+	int64_t v = lx_check_duration(L, -1, k, def);
+	lua_pop(L, 1);
+	return v;
+}
+
+/* The event_types field: a list of InstanceEventType names (or one name) -> bits. */
+static unsigned check_event_types(lua_State *L, int t)
+{
+	lua_getfield(L, t, "event_types");
+	unsigned bits = 0;
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		int e = durox_instance_event_type_parse(lua_tostring(L, -1));
+		if (e < 0)
+			luaL_error(L, "unknown event type '%s' (expected %s)", lua_tostring(L, -1),
+			           "Started, Completed, Failed, ContinuedAsNew, Cancelled, ActivityCompleted, "
+			           "ActivityFailed, TimerFired or EventReceived");
+		bits = 1u << e;
+	} else if (lua_istable(L, -1)) {
+		lua_Integer n = luaL_len(L, -1);
+		for (lua_Integer i = 1; i <= n; i++) {
+			lua_rawgeti(L, -1, i);
+			const char *name = lua_tostring(L, -1);
+			int e = lua_type(L, -1) == LUA_TSTRING ? durox_instance_event_type_parse(name) : -1;
+			if (e < 0)
+				luaL_error(L, "unknown event type '%s' (expected %s)",
+				           name ? name : luaL_typename(L, -1),
+				           "Started, Completed, Failed, ContinuedAsNew, Cancelled, ActivityCompleted, "
+				           "ActivityFailed, TimerFired or EventReceived");
+			bits |= 1u << e;
+			lua_pop(L, 1);
+		}
+		if (n == 0)
+			luaL_error(L, "'event_types' is empty");
+	} else if (!lua_isnil(L, -1)) {
+		luaL_error(L, "'event_types' expects a list of event type names, got %s", luaL_typename(L, -1));
+	}
+	lua_pop(L, 1);
+	return bits;
+}
+
+/* handle:stream_instance_events{filter=, predicate=, event_types=, cursor=, from=, follow=,
+ *   poll_interval_ms=, timeout_ms=, heartbeat_ms=, batch_size=, payloads=, verify_ms=}
+ *   -> stream (callable iterator, to-be-closed), nil, nil, stream | nil, msg, code */
+static int l_stream_events(lua_State *L)
+{
+	lx_checkstore(L, 1);
+	lua_settop(L, 2);
+	if (!lua_isnil(L, 2))
+		luaL_checktype(L, 2, LUA_TTABLE);
+	else {
+		lua_newtable(L);
+		lua_replace(L, 2);
+	}
+	static const char *const known[] = {"filter",   "predicate",        "event_types", "cursor",       "from",
+	                                    "follow",   "poll_interval_ms", "timeout_ms",  "heartbeat_ms", "batch_size",
+	                                    "payloads", "verify_ms",        NULL};
+	lx_check_keys(L, 2, "stream option", known, NULL);
+	durox_event_stream_request req = {0};
+	lua_getfield(L, 2, "filter");
+	int pred_idx = 0;
+	durox_filter *f = lx_filter_arg(L, 3, &pred_idx); /* pushes the filter box at 4 */
+	lua_getfield(L, 2, "predicate");                  /* 5 */
+	if (!lua_isnil(L, 5)) {
+		luaL_checktype(L, 5, LUA_TFUNCTION);
+		if (pred_idx)
+			luaL_error(L, "give the predicate either in the filter or as 'predicate', not both");
+		pred_idx = 5;
+	}
+	req.filter = f;
+	req.event_types = check_event_types(L, 2);
+	req.cursor = opt_text(L, 2, "cursor");
+	const char *from = opt_text(L, 2, "from");
+	if (from != NULL && strcmp(from, "start") != 0 && strcmp(from, "now") != 0)
+		luaL_error(L, "'from' expects \"start\" or \"now\", got \"%s\"", from);
+	if (from != NULL && req.cursor != NULL)
+		luaL_error(L, "'from' and 'cursor' exclude each other");
+	req.from_now = from != NULL && strcmp(from, "now") == 0;
+	req.follow = opt_boolean(L, 2, "follow", 0);
+	int64_t poll = opt_ms(L, 2, "poll_interval_ms", 0);
+	if (poll < 0 || poll > 3600000)
+		luaL_error(L, "'poll_interval_ms' out of range (0 to 3600000)");
+	req.poll_interval_ms = (uint32_t)poll;
+	req.timeout_ms = opt_ms(L, 2, "timeout_ms", 0);
+	int64_t hb = opt_ms(L, 2, "heartbeat_ms", 0);
+	if (hb < 0 || hb > 86400000)
+		luaL_error(L, "'heartbeat_ms' out of range (0 to 86400000)");
+	req.heartbeat_ms = (uint32_t)hb;
+	req.batch_size = (uint32_t)opt_integer(L, 2, "batch_size", 0, 1, 100000);
+	req.no_payloads = !opt_boolean(L, 2, "payloads", 1);
+	req.verify_ms = (int64_t)opt_integer(L, 2, "verify_ms", 0, -1, 86400000);
+	lx_stream *x = lua_newuserdatauv(L, sizeof *x, 3);
+	memset(x, 0, sizeof *x);
+	luaL_setmetatable(L, LX_STREAM);
+	int xi = lua_gettop(L);
+	lua_pushvalue(L, 1);
+	lua_setiuservalue(L, xi, 1);
+	lua_pushvalue(L, 4);
+	lua_setiuservalue(L, xi, 2);
+	if (pred_idx) {
+		lua_pushvalue(L, pred_idx);
+		lua_setiuservalue(L, xi, 3);
+		req.predicate = lx_predicate;
+		req.predicate_ud = &x->pred; /* userdata memory never moves */
+	}
+	req.wait = stream_wait_cb;
+	req.wait_ud = x;
+	durox *dx = lx_checkstore(L, 1);
+	int rc = durox_event_stream_open(dx, &req, &x->s);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	lua_pushvalue(L, xi);
+	lua_pushnil(L);
+	lua_pushnil(L);
+	lua_pushvalue(L, xi);
+	return 4;
+}
+
+static const luaL_Reg stream_object_methods[] = {
+        {"next", stream_next}, {"cursor", stream_cursor}, {"pending", stream_pending}, {"close", stream_close},
         {NULL, NULL},
 };
 
-void lx_open_stream(lua_State *L) { luaL_setfuncs(L, stream_methods, 0); }
+static const luaL_Reg stream_methods[] = {
+        {"read_changes", l_read_changes},
+        {"stream_instance_events", l_stream_events},
+        {NULL, NULL},
+};
+
+void lx_open_stream(lua_State *L)
+{
+	luaL_setfuncs(L, stream_methods, 0);
+	if (luaL_newmetatable(L, LX_STREAM)) {
+		luaL_newlib(L, stream_object_methods);
+		lua_setfield(L, -2, "__index");
+		lua_pushcfunction(L, stream_next);
+		lua_setfield(L, -2, "__call");
+		lua_pushcfunction(L, stream_close);
+		lua_setfield(L, -2, "__gc");
+		lua_pushcfunction(L, stream_close);
+		lua_setfield(L, -2, "__close");
+		lua_pushcfunction(L, stream_tostring);
+		lua_setfield(L, -2, "__tostring");
+	}
+	lua_pop(L, 1);
+}
