@@ -1471,6 +1471,75 @@ const char *durox_event_stream_cursor(durox_event_stream *s);
 size_t durox_event_stream_pending(const durox_event_stream *s);
 void durox_event_stream_free(durox_event_stream *s);
 
+/* ---- the durable state of real-time consumers (our own tables) ------------------------- */
+
+/* A batch a webhook could not deliver (after its attempt cap or a refusal). */
+typedef struct durox_dead_letter {
+	int64_t id;
+	int64_t created_at;
+	const char *source; /* "events", "watch", "rules:<rule>", ... */
+	const char *url;
+	const char *key;     /* its Idempotency-Key */
+	const char *payload; /* the JSON body */
+	uint32_t items;
+	int attempts;
+	long last_status; /* HTTP status of the last attempt; 0: no response */
+	const char *last_error;
+} durox_dead_letter;
+
+typedef struct durox_dead_letter_list {
+	size_t count;
+	durox_dead_letter *items;
+} durox_dead_letter_list;
+
+void durox_dead_letter_list_free(durox_dead_letter_list *l);
+/* Records d (id and created_at are assigned; *id may be NULL) in a short write transaction,
+ * creating our tables on first use. DUROX_EDENIED on a read-only handle. */
+int durox_dead_letter_add(durox *dx, const durox_dead_letter *d, int64_t *id);
+/* Dead letters with id > after (oldest first), of one source (NULL: any), at most limit (0:
+ * 1000). An empty list when none was ever recorded. */
+int durox_list_dead_letters(durox *dx, const char *source, int64_t after, uint32_t limit, durox_dead_letter_list **out);
+/* Removes one; DUROX_ENOTFOUND when there is none with that id. */
+int durox_dead_letter_delete(durox *dx, int64_t id);
+
+/* A cursor saved under a name (a rule's): *out is malloc'd (free with durox_free) or NULL
+ * when none was saved. */
+int durox_cursor_get(durox *dx, const char *name, char **out);
+void durox_free(void *p);
+
+/* The run of a rule handler for one event. state: "running" (recorded before the handler
+ * runs), "done", "failed" (after its retries; error says why), "skipped" (a rate limit held
+ * it back), "interrupted" (the process died while it ran: never run again automatically). */
+typedef struct durox_rule_run {
+	const char *rule;
+	const char *key; /* the event's key */
+	const char *state;
+	int attempts;
+	const char *error;
+	const char *instance_id;
+	const char *event_type;
+	int64_t started_at, finished_at; /* DUROX_NO_TIME when not set */
+} durox_rule_run;
+
+typedef struct durox_rule_run_list {
+	size_t count;
+	durox_rule_run *items;
+} durox_rule_run_list;
+
+void durox_rule_run_list_free(durox_rule_run_list *l);
+/* The run of (rule, key): a list of 0 or 1. */
+int durox_rule_run_get(durox *dx, const char *rule, const char *key, durox_rule_run_list **out);
+/* Records r and, when cursor_name is not NULL, saves cursor under it, in ONE write
+ * transaction (so a restarted process resumes exactly after what it recorded). r may be NULL
+ * (only the cursor). */
+int durox_rule_run_put(durox *dx, const durox_rule_run *r, const char *cursor_name, const char *cursor);
+/* Runs of a rule (NULL: every rule) in a state (NULL: any) started at or after since
+ * (DUROX_NO_TIME: any time), newest first, at most limit (0: 1000). */
+int durox_list_rule_runs(durox *dx, const char *rule, const char *state, int64_t since, uint32_t limit,
+                         durox_rule_run_list **out);
+/* How many runs of rule started at or after since (skipped ones not counted). */
+int durox_rule_run_count(durox *dx, const char *rule, int64_t since, uint64_t *n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1056,6 +1056,7 @@ int durox_luaopen(lua_State *L)
 	luaL_newlib(L, module_functions);
 	lx_open_query(L);
 	lx_open_ops_module(L);
+	lx_open_net(L);
 	lua_pushlightuserdata(L, NULL);
 	lua_setfield(L, -2, "null");
 	lua_pushliteral(L, DUROX_VERSION);

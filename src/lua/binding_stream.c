@@ -413,6 +413,263 @@ static int l_stream_events(lua_State *L)
 	return 4;
 }
 
+/* ---- durable state: dead letters, cursors, rule runs ------------------------------------- */
+
+static void dl_free_box(void *p) { durox_dead_letter_list_free(p); }
+static void runs_free_box(void *p) { durox_rule_run_list_free(p); }
+
+static void push_time_opt(lua_State *L, const char *k, int64_t v)
+{
+	if (v != DUROX_NO_TIME)
+		lx_set_int(L, k, v);
+}
+
+/* handle:dead_letter{source=, url=, items= | payload=, key=, attempts=, status=, error=} -> id
+ * A batch of items is encoded as the webhook encodes it (its key computed alike) unless
+ * payload and key are given. */
+static int l_dead_letter(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 2);
+	static const char *const known[] = {"source",   "url",    "items", "payload", "key",
+	                                    "attempts", "status", "error", NULL};
+	lx_check_keys(L, 2, "dead letter field", known, NULL);
+	durox_dead_letter d = {0};
+	d.source = opt_text(L, 2, "source");
+	d.url = opt_text(L, 2, "url");
+	d.payload = opt_text(L, 2, "payload");
+	d.key = opt_text(L, 2, "key");
+	d.last_error = opt_text(L, 2, "error");
+	d.attempts = (int)opt_integer(L, 2, "attempts", 0, 0, 1000000);
+	d.last_status = (long)opt_integer(L, 2, "status", 0, 0, 999);
+	if (d.source == NULL || d.url == NULL)
+		luaL_error(L, "a dead letter needs 'source' and 'url'");
+	lua_getfield(L, 2, "items"); /* 3 */
+	if (!lua_isnil(L, 3)) {
+		luaL_checktype(L, 3, LUA_TTABLE);
+		if (d.payload != NULL)
+			luaL_error(L, "give either 'items' or 'payload'");
+		/* the same body and key as webhook:deliver: {count, idempotency_key, items} */
+		lx_push_batch_body(L, 3); /* body, key */
+		d.payload = lua_tostring(L, -2);
+		if (d.key == NULL)
+			d.key = lua_tostring(L, -1);
+		d.items = (uint32_t)luaL_len(L, 3);
+	} else {
+		d.items = 1;
+	}
+	if (d.payload == NULL || d.key == NULL)
+		luaL_error(L, "a dead letter needs 'items', or 'payload' and 'key'");
+	int64_t id = 0;
+	int rc = durox_dead_letter_add(dx, &d, &id);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	lua_pushinteger(L, id);
+	return 1;
+}
+
+/* handle:list_dead_letters{source=, after=, limit=} -> { {id, created_at, ...} } */
+static int l_list_dead_letters(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	lua_settop(L, 2);
+	const char *source = NULL;
+	int64_t after = 0;
+	uint32_t limit = 0;
+	if (!lua_isnil(L, 2)) {
+		luaL_checktype(L, 2, LUA_TTABLE);
+		static const char *const known[] = {"source", "after", "limit", NULL};
+		lx_check_keys(L, 2, "list_dead_letters option", known, NULL);
+		source = opt_text(L, 2, "source");
+		after = (int64_t)opt_integer(L, 2, "after", 0, 0, INT64_MAX);
+		limit = (uint32_t)opt_integer(L, 2, "limit", 0, 1, 100000);
+	}
+	lx_box *b = lx_newbox(L);
+	durox_dead_letter_list *l = NULL;
+	int rc = durox_list_dead_letters(dx, source, after, limit, &l);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	b->p = l;
+	b->fr = dl_free_box;
+	lua_createtable(L, (int)l->count, 0);
+	for (size_t i = 0; i < l->count; i++) {
+		const durox_dead_letter *d = &l->items[i];
+		lua_createtable(L, 0, 10);
+		lx_set_int(L, "id", d->id);
+		lx_set_int(L, "created_at", d->created_at);
+		lx_set_str(L, "source", d->source);
+		lx_set_str(L, "url", d->url);
+		lx_set_str(L, "key", d->key);
+		lx_set_str(L, "payload", d->payload);
+		lx_set_int(L, "items", d->items);
+		lx_set_int(L, "attempts", d->attempts);
+		if (d->last_status > 0)
+			lx_set_int(L, "status", d->last_status);
+		lx_set_str(L, "error", d->last_error);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lx_boxfree(b);
+	return 1;
+}
+
+/* handle:delete_dead_letter(id) -> true | nil, msg, code */
+static int l_delete_dead_letter(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	lua_Integer id = luaL_checkinteger(L, 2);
+	int rc = durox_dead_letter_delete(dx, (int64_t)id);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* handle:get_cursor(name) -> cursor | nil (none saved) | nil, msg, code */
+static int l_get_cursor(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	const char *name = lx_checktext(L, 2);
+	lx_box *b = lx_newbox(L);
+	char *c = NULL;
+	int rc = durox_cursor_get(dx, name, &c);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	b->p = c;
+	b->fr = durox_free;
+	if (c == NULL)
+		lua_pushnil(L);
+	else
+		lua_pushstring(L, c);
+	lx_boxfree(b);
+	return 1;
+}
+
+static void push_run(lua_State *L, const durox_rule_run *r)
+{
+	lua_createtable(L, 0, 9);
+	lx_set_str(L, "rule", r->rule);
+	lx_set_str(L, "key", r->key);
+	lx_set_str(L, "state", r->state);
+	lx_set_int(L, "attempts", r->attempts);
+	lx_set_str(L, "error", r->error);
+	lx_set_str(L, "instance_id", r->instance_id);
+	lx_set_str(L, "event_type", r->event_type);
+	push_time_opt(L, "started_at", r->started_at);
+	push_time_opt(L, "finished_at", r->finished_at);
+}
+
+/* handle:get_rule_run(rule, key) -> run | nil */
+static int l_get_rule_run(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	const char *rule = lx_checktext(L, 2);
+	const char *key = lx_checktext(L, 3);
+	lx_box *b = lx_newbox(L);
+	durox_rule_run_list *l = NULL;
+	int rc = durox_rule_run_get(dx, rule, key, &l);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	b->p = l;
+	b->fr = runs_free_box;
+	if (l->count == 0)
+		lua_pushnil(L);
+	else
+		push_run(L, &l->items[0]);
+	lx_boxfree(b);
+	return 1;
+}
+
+/* handle:record_rule_run(run | nil [, cursor_name, cursor]) -> true | nil, msg, code
+ * run = {rule, key, state, attempts, error, instance_id, event_type, started_at, finished_at} */
+static int l_record_rule_run(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	lua_settop(L, 4);
+	durox_rule_run r = {0}, *rp = NULL;
+	if (!lua_isnil(L, 2)) {
+		luaL_checktype(L, 2, LUA_TTABLE);
+		static const char *const known[] = {"rule",        "key",        "state",      "attempts",    "error",
+		                                    "instance_id", "event_type", "started_at", "finished_at", NULL};
+		lx_check_keys(L, 2, "rule run field", known, NULL);
+		r.rule = opt_text(L, 2, "rule");
+		r.key = opt_text(L, 2, "key");
+		r.state = opt_text(L, 2, "state");
+		r.error = opt_text(L, 2, "error");
+		r.instance_id = opt_text(L, 2, "instance_id");
+		r.event_type = opt_text(L, 2, "event_type");
+		r.attempts = (int)opt_integer(L, 2, "attempts", 0, 0, 1000000);
+		r.started_at = lx_opt_time(L, 2, "started_at");
+		r.finished_at = lx_opt_time(L, 2, "finished_at");
+		static const char *const states[] = {"running", "done", "failed", "skipped", "interrupted", NULL};
+		int ok = 0;
+		for (int i = 0; r.state != NULL && states[i]; i++)
+			ok |= strcmp(r.state, states[i]) == 0;
+		if (!ok)
+			luaL_error(L, "'state' expects running, done, failed, skipped or interrupted");
+		rp = &r;
+	}
+	const char *cname = lua_isnil(L, 3) ? NULL : lx_checktext(L, 3);
+	const char *cursor = lua_isnil(L, 4) ? NULL : lx_checktext(L, 4);
+	int rc = durox_rule_run_put(dx, rp, cname, cursor);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* handle:list_rule_runs{rule=, state=, since=, limit=} -> { runs, newest first } */
+static int l_list_rule_runs(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	lua_settop(L, 2);
+	const char *rule = NULL, *state = NULL;
+	int64_t since = DUROX_NO_TIME;
+	uint32_t limit = 0;
+	if (!lua_isnil(L, 2)) {
+		luaL_checktype(L, 2, LUA_TTABLE);
+		static const char *const known[] = {"rule", "state", "since", "limit", NULL};
+		lx_check_keys(L, 2, "list_rule_runs option", known, NULL);
+		rule = opt_text(L, 2, "rule");
+		state = opt_text(L, 2, "state");
+		since = lx_opt_time(L, 2, "since");
+		limit = (uint32_t)opt_integer(L, 2, "limit", 0, 1, 100000);
+	}
+	lx_box *b = lx_newbox(L);
+	durox_rule_run_list *l = NULL;
+	int rc = durox_list_rule_runs(dx, rule, state, since, limit, &l);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	b->p = l;
+	b->fr = runs_free_box;
+	lua_createtable(L, (int)l->count, 0);
+	for (size_t i = 0; i < l->count; i++) {
+		push_run(L, &l->items[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lx_boxfree(b);
+	return 1;
+}
+
+/* handle:count_rule_runs(rule, since) -> n (runs that started at or after since, skipped ones
+ * not counted) */
+static int l_count_rule_runs(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	const char *rule = lx_checktext(L, 2);
+	lua_settop(L, 3);
+	lua_createtable(L, 0, 1);
+	lua_pushvalue(L, 3);
+	lua_setfield(L, -2, "since");
+	int64_t since = lx_opt_time(L, 4, "since");
+	uint64_t n = 0;
+	int rc = durox_rule_run_count(dx, rule, since == DUROX_NO_TIME ? 0 : since, &n);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	lua_pushinteger(L, (lua_Integer)n);
+	return 1;
+}
+
 static const luaL_Reg stream_object_methods[] = {
         {"next", stream_next}, {"cursor", stream_cursor}, {"pending", stream_pending}, {"close", stream_close},
         {NULL, NULL},
@@ -421,6 +678,14 @@ static const luaL_Reg stream_object_methods[] = {
 static const luaL_Reg stream_methods[] = {
         {"read_changes", l_read_changes},
         {"stream_instance_events", l_stream_events},
+        {"dead_letter", l_dead_letter},
+        {"list_dead_letters", l_list_dead_letters},
+        {"delete_dead_letter", l_delete_dead_letter},
+        {"get_cursor", l_get_cursor},
+        {"get_rule_run", l_get_rule_run},
+        {"record_rule_run", l_record_rule_run},
+        {"list_rule_runs", l_list_rule_runs},
+        {"count_rule_runs", l_count_rule_runs},
         {NULL, NULL},
 };
 

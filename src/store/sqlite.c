@@ -398,6 +398,7 @@ static void sq_close(store *base)
 	disconnect_db(s);
 	free(s->location);
 	free(s->identity);
+	free(s->state_buf);
 	free(s);
 }
 
@@ -438,6 +439,7 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	s->base.mvt = &sq_metrics_vtable;
 	s->base.ops = &sq_ops_vtable;
 	s->base.fvt = &sq_feed_vtable;
+	s->base.svt = &sq_state_vtable;
 	s->base.info.provider = "sqlite";
 	s->base.info.location = s->location;
 	s->base.info.readonly = readonly;

@@ -50,6 +50,7 @@ typedef struct sqlite_store {
 	uint64_t file_dev, file_ino;
 	uint64_t reopens;
 	uint64_t own_deletes;
+	char *state_buf; /* the strings of the last run_get (sqlite_state.c) */
 } sqlite_store;
 
 /* Maps a SQLite result code to a durox code, sets the message ("<what> failed: ...") and
@@ -130,6 +131,7 @@ extern const struct store_ops_vtable sq_ops_vtable;
 /* ---- the change feed (sqlite_feed.c) and reopening (sqlite.c) ---- */
 
 extern const struct store_feed_vtable sq_feed_vtable;
+extern const struct store_state_vtable sq_state_vtable;
 /* Sets the (device, inode) of the file at s->location now; -1 (and zeros) when it cannot be
  * read or the store is in memory. */
 int sq_file_identity(sqlite_store *s, uint64_t *dev, uint64_t *ino);
