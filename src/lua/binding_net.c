@@ -21,52 +21,26 @@
 
 /* ---- option readers ------------------------------------------------------------------- */
 
-static const char *field_text(lua_State *L, int t, const char *k, int required)
+/* A required text field. */
+static const char *need_text(const lx_opts *o, const char *k)
 {
-	lua_getfield(L, t, k);
-	const char *v = NULL;
-	if (lua_isnil(L, -1)) {
-		if (required)
-			luaL_error(L, "'%s' is required", k);
-	} else if (lua_type(L, -1) != LUA_TSTRING) {
-		luaL_error(L, "'%s' expects a string, got %s", k, luaL_typename(L, -1));
-	} else {
-		size_t n;
-		v = lua_tolstring(L, -1, &n);
-		if (strlen(v) != n)
-			luaL_error(L, "'%s' contains a NUL byte", k);
-	}
-	lua_pop(L, 1); /* the table keeps the string alive */
-	return v;
-}
-
-static int64_t field_ms(lua_State *L, int t, const char *k, int64_t def, int64_t max)
-{
-	lua_getfield(L, t, k);
-	int64_t v = lx_check_duration(L, -1, k, def);
-	lua_pop(L, 1);
-	if (v < 0 || v > max)
-		luaL_error(L, "'%s' out of range (0 to %I ms)", k, (lua_Integer)max);
-	return v;
-}
-
-static int field_bool(lua_State *L, int t, const char *k, int def)
-{
-	lua_getfield(L, t, k);
-	int v = def;
-	if (!lua_isnil(L, -1)) {
-		if (!lua_isboolean(L, -1))
-			luaL_error(L, "'%s' expects a boolean, got %s", k, luaL_typename(L, -1));
-		v = lua_toboolean(L, -1);
-	}
-	lua_pop(L, 1);
+	const char *v = lx_opt_text(o, k);
+	if (v == NULL)
+		lx_opt_error(o, k, "is required");
 	return v;
 }
 
 /* Header lines from field k: a list of "Name: value" or a map name -> value. Pushes a table
  * that keeps the strings alive and fills lines (at most cap). Returns the count. */
-static size_t field_headers(lua_State *L, int t, const char *k, const char **lines, size_t cap)
+static size_t field_headers(const lx_opts *o, const char *k, const char **lines, size_t cap)
 {
+	lua_State *L = o->L;
+	int t = o->t;
+	if (t == 0) {
+		lua_pushnil(L);
+		lua_newtable(L);
+		return 0;
+	}
 	lua_getfield(L, t, k);
 	int h = lua_gettop(L);
 	lua_newtable(L); /* keeper */
@@ -74,7 +48,7 @@ static size_t field_headers(lua_State *L, int t, const char *k, const char **lin
 	if (lua_isnil(L, h))
 		return 0;
 	if (!lua_istable(L, h))
-		luaL_error(L, "'%s' expects a table of headers, got %s", k, luaL_typename(L, h));
+		lx_opt_error(o, k, "expects a table of headers, got %s", luaL_typename(L, h));
 	lua_pushnil(L);
 	while (lua_next(L, h) != 0) {
 		if (n == cap)
@@ -112,23 +86,23 @@ static int l_http(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	static const char *const known[] = {"url", "method", "headers", "body", "timeout_ms", "insecure", NULL};
-	lx_check_keys(L, 1, "http option", known, NULL);
+	lx_opts o = lx_opts_at(L, 1, "http request", known, NULL);
 	net_http_request rq = {0};
-	rq.url = field_text(L, 1, "url", 1);
-	rq.method = field_text(L, 1, "method", 0);
+	rq.url = need_text(&o, "url");
+	rq.method = lx_opt_text(&o, "method");
 	lua_getfield(L, 1, "body");
 	size_t blen = 0;
 	if (!lua_isnil(L, -1)) {
 		if (lua_type(L, -1) != LUA_TSTRING)
-			luaL_error(L, "'body' expects a string, got %s", luaL_typename(L, -1));
+			lx_opt_error(&o, "body", "expects a string, got %s", luaL_typename(L, -1));
 		rq.body = lua_tolstring(L, -1, &blen);
 		rq.body_len = blen;
 	}
 	lua_pop(L, 1);
-	rq.timeout_ms = (long)field_ms(L, 1, "timeout_ms", 10000, 3600000);
-	rq.insecure = field_bool(L, 1, "insecure", 0);
+	rq.timeout_ms = (long)lx_opt_duration(&o, "timeout_ms", 10000, 1, 3600000);
+	rq.insecure = lx_opt_boolean(&o, "insecure", 0);
 	const char *lines[64];
-	rq.nheaders = field_headers(L, 1, "headers", lines, 64);
+	rq.nheaders = field_headers(&o, "headers", lines, 64);
 	rq.headers = lines;
 	lx_box *b = lx_newbox(L);
 	net_http_response *rs = calloc(1, sizeof *rs);
@@ -206,21 +180,18 @@ static int l_webhook(lua_State *L)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	static const char *const known[] = {"url",        "secret",         "headers",    "timeout_ms", "max_attempts",
 	                                    "backoff_ms", "max_backoff_ms", "verify_tls", NULL};
-	lx_check_keys(L, 1, "webhook option", known, NULL);
-	const char *url = field_text(L, 1, "url", 1);
+	lx_opts o = lx_opts_at(L, 1, "webhook option", known, NULL);
+	const char *url = need_text(&o, "url");
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
 		luaL_error(L, "webhook url '%s' must start with http:// or https://", url);
-	field_text(L, 1, "secret", 0);
-	field_ms(L, 1, "timeout_ms", 10000, 3600000);
-	field_ms(L, 1, "backoff_ms", 500, 3600000);
-	field_ms(L, 1, "max_backoff_ms", 60000, 86400000);
-	field_bool(L, 1, "verify_tls", 1);
-	lua_getfield(L, 1, "max_attempts");
-	if (!lua_isnil(L, -1) && (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > 100))
-		luaL_error(L, "'max_attempts' expects an integer from 1 to 100");
-	lua_pop(L, 1);
+	lx_opt_text(&o, "secret");
+	lx_opt_duration(&o, "timeout_ms", 10000, 1, 3600000);
+	lx_opt_duration(&o, "backoff_ms", 500, 1, 3600000);
+	lx_opt_duration(&o, "max_backoff_ms", 60000, 1, 86400000);
+	lx_opt_boolean(&o, "verify_tls", 1);
+	lx_opt_integer(&o, "max_attempts", 8, 1, 100);
 	const char *lines[64];
-	field_headers(L, 1, "headers", lines, 64); /* validates them */
+	field_headers(&o, "headers", lines, 64); /* validates them */
 	lua_pop(L, 2);
 	lx_webhook *w = lua_newuserdatauv(L, sizeof *w, 1);
 	memset(w, 0, sizeof *w);
@@ -278,20 +249,18 @@ static void batch_key(lua_State *L, int items, char *out, size_t cap)
 static int wh_send(lua_State *L, lx_webhook *w, const char *body, size_t len, const char *key)
 {
 	lua_getiuservalue(L, 1, 1);
-	int o = lua_gettop(L);
+	lx_opts o = {L, lua_gettop(L), "webhook option"};
 	net_webhook wh = {0};
-	wh.url = field_text(L, o, "url", 1);
-	wh.secret = field_text(L, o, "secret", 0);
+	wh.url = need_text(&o, "url");
+	wh.secret = lx_opt_text(&o, "secret");
 	wh.secret_len = wh.secret ? strlen(wh.secret) : 0;
-	wh.timeout_ms = (long)field_ms(L, o, "timeout_ms", 10000, 3600000);
-	wh.backoff_ms = field_ms(L, o, "backoff_ms", 500, 3600000);
-	wh.max_backoff_ms = field_ms(L, o, "max_backoff_ms", 60000, 86400000);
-	wh.insecure = !field_bool(L, o, "verify_tls", 1);
-	lua_getfield(L, o, "max_attempts");
-	wh.max_attempts = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 8;
-	lua_pop(L, 1);
+	wh.timeout_ms = (long)lx_opt_duration(&o, "timeout_ms", 10000, 1, 3600000);
+	wh.backoff_ms = lx_opt_duration(&o, "backoff_ms", 500, 1, 3600000);
+	wh.max_backoff_ms = lx_opt_duration(&o, "max_backoff_ms", 60000, 1, 86400000);
+	wh.insecure = !lx_opt_boolean(&o, "verify_tls", 1);
+	wh.max_attempts = (int)lx_opt_integer(&o, "max_attempts", 8, 1, 100);
 	const char *lines[64];
-	wh.nheaders = field_headers(L, o, "headers", lines, 64);
+	wh.nheaders = field_headers(&o, "headers", lines, 64);
 	wh.headers = lines;
 	wh.wait = wh_wait;
 	wh.wait_ud = w;
@@ -405,19 +374,10 @@ static int l_http_server(lua_State *L)
 	lua_settop(L, 1);
 	const char *host = NULL;
 	lua_Integer port = 0;
-	if (!lua_isnil(L, 1)) {
-		luaL_checktype(L, 1, LUA_TTABLE);
-		static const char *const known[] = {"host", "port", NULL};
-		lx_check_keys(L, 1, "http_server option", known, NULL);
-		host = field_text(L, 1, "host", 0);
-		lua_getfield(L, 1, "port");
-		if (!lua_isnil(L, -1)) {
-			if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > 65535)
-				luaL_error(L, "'port' expects an integer from 0 to 65535");
-			port = lua_tointeger(L, -1);
-		}
-		lua_pop(L, 1);
-	}
+	static const char *const known[] = {"host", "port", NULL};
+	lx_opts o = lx_opts_at(L, 1, "http_server option", known, NULL);
+	host = lx_opt_text(&o, "host");
+	port = lx_opt_integer(&o, "port", 0, 0, 65535);
 	lx_server *x = lua_newuserdatauv(L, sizeof *x, 0);
 	x->s = NULL;
 	luaL_setmetatable(L, LX_SERVER);
@@ -457,8 +417,8 @@ static int req_gc(lua_State *L)
 static int srv_accept(lua_State *L)
 {
 	lx_server *x = check_open_server(L);
-	int64_t t = lx_check_duration(L, 2, "timeout", 1000);
-	int64_t rt = lx_check_duration(L, 3, "read timeout", 5000);
+	int64_t t = lx_check_duration(L, 2, "timeout", 1000, 0, 86400000);
+	int64_t rt = lx_check_duration(L, 3, "read timeout", 5000, 1, 3600000);
 	lx_request *r = lua_newuserdatauv(L, sizeof *r, 0);
 	memset(r, 0, sizeof *r);
 	r->rq.fd = -1;

@@ -14,57 +14,12 @@
 
 #include "lua/lx.h"
 
-/* ---- options ------------------------------------------------------------------------ */
-
-static lua_Integer opt_integer(lua_State *L, int t, const char *k, lua_Integer def, lua_Integer lo, lua_Integer hi)
-{
-	lua_getfield(L, t, k);
-	lua_Integer v = def;
-	if (!lua_isnil(L, -1)) {
-		if (!lua_isinteger(L, -1))
-			luaL_error(L, "'%s' expects an integer, got %s", k, luaL_typename(L, -1));
-		v = lua_tointeger(L, -1);
-		if (v < lo || v > hi)
-			luaL_error(L, "'%s' out of range (%I to %I)", k, lo, hi);
-	}
-	lua_pop(L, 1);
-	return v;
-}
-
-static int opt_boolean(lua_State *L, int t, const char *k, int def)
-{
-	lua_getfield(L, t, k);
-	int v = def;
-	if (!lua_isnil(L, -1)) {
-		if (!lua_isboolean(L, -1))
-			luaL_error(L, "'%s' expects a boolean, got %s", k, luaL_typename(L, -1));
-		v = lua_toboolean(L, -1);
-	}
-	lua_pop(L, 1);
-	return v;
-}
-
-/* Field k as a string or NULL; the string stays on the stack below the caller's values only
- * while the table holds it (tables keep their strings alive). */
-static const char *opt_text(lua_State *L, int t, const char *k)
-{
-	lua_getfield(L, t, k);
-	const char *v = NULL;
-	if (!lua_isnil(L, -1)) {
-		if (lua_type(L, -1) != LUA_TSTRING)
-			luaL_error(L, "'%s' expects a string, got %s", k, luaL_typename(L, -1));
-		size_t n;
-		v = lua_tolstring(L, -1, &n);
-		if (strlen(v) != n)
-			luaL_error(L, "'%s' contains a NUL byte", k);
-	}
-	lua_pop(L, 1);
-	return v;
-}
-
 /* ---- read_changes --------------------------------------------------------------------- */
 
 static void changes_free_box(void *p) { durox_changes_free(p); }
+
+/* "start" (0) or "now" (1) */
+static int parse_from(const char *s) { return strcmp(s, "start") == 0 ? 0 : strcmp(s, "now") == 0 ? 1 : -1; }
 
 static void push_reset(lua_State *L, int reset, const char *reason)
 {
@@ -79,22 +34,16 @@ static int l_read_changes(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
 	lua_settop(L, 2);
+	static const char *const known[] = {"cursor", "from", "limit", "payloads", "verify_ms", NULL};
+	lx_opts o = lx_opts_at(L, 2, "read_changes option", known, NULL);
 	durox_changes_request req = {0};
-	if (!lua_isnil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
-		static const char *const known[] = {"cursor", "from", "limit", "payloads", "verify_ms", NULL};
-		lx_check_keys(L, 2, "read_changes option", known, NULL);
-		req.cursor = opt_text(L, 2, "cursor");
-		const char *from = opt_text(L, 2, "from");
-		if (from != NULL && strcmp(from, "start") != 0 && strcmp(from, "now") != 0)
-			luaL_error(L, "'from' expects \"start\" or \"now\", got \"%s\"", from);
-		if (from != NULL && req.cursor != NULL)
-			luaL_error(L, "'from' and 'cursor' exclude each other");
-		req.from_now = from != NULL && strcmp(from, "now") == 0;
-		req.limit = (uint32_t)opt_integer(L, 2, "limit", 0, 1, 100000);
-		req.include_payloads = opt_boolean(L, 2, "payloads", 0);
-		req.verify_ms = (int64_t)opt_integer(L, 2, "verify_ms", 0, -1, 86400000);
-	}
+	req.cursor = lx_opt_text(&o, "cursor");
+	req.from_now = lx_opt_enum(&o, "from", 0, parse_from, "start or now");
+	if (lx_opt_has(&o, "from") && req.cursor != NULL)
+		lx_opt_error(&o, "from", "cannot be given with 'cursor'");
+	req.limit = (uint32_t)lx_opt_integer(&o, "limit", 0, 1, 100000);
+	req.include_payloads = lx_opt_boolean(&o, "payloads", 0);
+	req.verify_ms = (int64_t)lx_opt_integer(&o, "verify_ms", 0, -1, 86400000);
 	lx_box *b = lx_newbox(L);
 	durox_changes *c = NULL;
 	int rc = durox_read_changes(dx, &req, &c);
@@ -292,49 +241,11 @@ static int stream_tostring(lua_State *L)
 	return 1;
 }
 
-/* Field k: a duration (ms integer or "5s"), def when absent. */
-static int64_t opt_ms(lua_State *L, int t, const char *k, int64_t def)
-{
-	lua_getfield(L, t, k);
-	int64_t v = lx_check_duration(L, -1, k, def);
-	lua_pop(L, 1);
-	return v;
-}
+static int parse_event_type(const char *s) { return durox_instance_event_type_parse(s); }
 
-/* The event_types field: a list of InstanceEventType names (or one name) -> bits. */
-static unsigned check_event_types(lua_State *L, int t)
-{
-	lua_getfield(L, t, "event_types");
-	unsigned bits = 0;
-	if (lua_type(L, -1) == LUA_TSTRING) {
-		int e = durox_instance_event_type_parse(lua_tostring(L, -1));
-		if (e < 0)
-			luaL_error(L, "unknown event type '%s' (expected %s)", lua_tostring(L, -1),
-			           "Started, Completed, Failed, ContinuedAsNew, Cancelled, ActivityCompleted, "
-			           "ActivityFailed, TimerFired or EventReceived");
-		bits = 1u << e;
-	} else if (lua_istable(L, -1)) {
-		lua_Integer n = luaL_len(L, -1);
-		for (lua_Integer i = 1; i <= n; i++) {
-			lua_rawgeti(L, -1, i);
-			const char *name = lua_tostring(L, -1);
-			int e = lua_type(L, -1) == LUA_TSTRING ? durox_instance_event_type_parse(name) : -1;
-			if (e < 0)
-				luaL_error(L, "unknown event type '%s' (expected %s)",
-				           name ? name : luaL_typename(L, -1),
-				           "Started, Completed, Failed, ContinuedAsNew, Cancelled, ActivityCompleted, "
-				           "ActivityFailed, TimerFired or EventReceived");
-			bits |= 1u << e;
-			lua_pop(L, 1);
-		}
-		if (n == 0)
-			luaL_error(L, "'event_types' is empty");
-	} else if (!lua_isnil(L, -1)) {
-		luaL_error(L, "'event_types' expects a list of event type names, got %s", luaL_typename(L, -1));
-	}
-	lua_pop(L, 1);
-	return bits;
-}
+#define EVENT_TYPES                                                                                                    \
+	"Started, Completed, Failed, ContinuedAsNew, Cancelled, ActivityCompleted, ActivityFailed, TimerFired or "     \
+	"EventReceived"
 
 /* handle:stream_instance_events{filter=, predicate=, event_types=, cursor=, from=, follow=,
  *   poll_interval_ms=, timeout_ms=, heartbeat_ms=, batch_size=, payloads=, verify_ms=}
@@ -343,49 +254,43 @@ static int l_stream_events(lua_State *L)
 {
 	lx_checkstore(L, 1);
 	lua_settop(L, 2);
-	if (!lua_isnil(L, 2))
-		luaL_checktype(L, 2, LUA_TTABLE);
-	else {
-		lua_newtable(L);
-		lua_replace(L, 2);
-	}
 	static const char *const known[] = {"filter",   "predicate",        "event_types", "cursor",       "from",
 	                                    "follow",   "poll_interval_ms", "timeout_ms",  "heartbeat_ms", "batch_size",
 	                                    "payloads", "verify_ms",        NULL};
-	lx_check_keys(L, 2, "stream option", known, NULL);
+	lx_opts o = lx_opts_at(L, 2, "stream option", known, NULL);
 	durox_event_stream_request req = {0};
-	lua_getfield(L, 2, "filter");
+	if (o.t == 0) {
+		lua_newtable(L);
+		lua_replace(L, 2);
+		o.t = 2;
+	}
+	lua_getfield(L, 2, "filter"); /* 3 */
 	int pred_idx = 0;
 	durox_filter *f = lx_filter_arg(L, 3, &pred_idx); /* pushes the filter box at 4 */
-	lua_getfield(L, 2, "predicate");                  /* 5 */
-	if (!lua_isnil(L, 5)) {
-		luaL_checktype(L, 5, LUA_TFUNCTION);
+	int p = lx_opt_function(&o, "predicate");         /* 5 when given */
+	if (p) {
 		if (pred_idx)
-			luaL_error(L, "give the predicate either in the filter or as 'predicate', not both");
-		pred_idx = 5;
+			lx_opt_error(&o, "predicate", "is given twice (also in the filter)");
+		pred_idx = p;
 	}
 	req.filter = f;
-	req.event_types = check_event_types(L, 2);
-	req.cursor = opt_text(L, 2, "cursor");
-	const char *from = opt_text(L, 2, "from");
-	if (from != NULL && strcmp(from, "start") != 0 && strcmp(from, "now") != 0)
-		luaL_error(L, "'from' expects \"start\" or \"now\", got \"%s\"", from);
-	if (from != NULL && req.cursor != NULL)
-		luaL_error(L, "'from' and 'cursor' exclude each other");
-	req.from_now = from != NULL && strcmp(from, "now") == 0;
-	req.follow = opt_boolean(L, 2, "follow", 0);
-	int64_t poll = opt_ms(L, 2, "poll_interval_ms", 0);
-	if (poll < 0 || poll > 3600000)
-		luaL_error(L, "'poll_interval_ms' out of range (0 to 3600000)");
-	req.poll_interval_ms = (uint32_t)poll;
-	req.timeout_ms = opt_ms(L, 2, "timeout_ms", 0);
-	int64_t hb = opt_ms(L, 2, "heartbeat_ms", 0);
-	if (hb < 0 || hb > 86400000)
-		luaL_error(L, "'heartbeat_ms' out of range (0 to 86400000)");
-	req.heartbeat_ms = (uint32_t)hb;
-	req.batch_size = (uint32_t)opt_integer(L, 2, "batch_size", 0, 1, 100000);
-	req.no_payloads = !opt_boolean(L, 2, "payloads", 1);
-	req.verify_ms = (int64_t)opt_integer(L, 2, "verify_ms", 0, -1, 86400000);
+	int types[DUROX_IEV__COUNT];
+	int nt = lx_opt_enum_list(&o, "event_types", parse_event_type, EVENT_TYPES, types, DUROX_IEV__COUNT);
+	if (lx_opt_has(&o, "event_types") && nt == 0)
+		lx_opt_error(&o, "event_types", "is empty");
+	for (int i = 0; i < nt; i++)
+		req.event_types |= 1u << types[i];
+	req.cursor = lx_opt_text(&o, "cursor");
+	req.from_now = lx_opt_enum(&o, "from", 0, parse_from, "start or now");
+	if (lx_opt_has(&o, "from") && req.cursor != NULL)
+		lx_opt_error(&o, "from", "cannot be given with 'cursor'");
+	req.follow = lx_opt_boolean(&o, "follow", 0);
+	req.poll_interval_ms = (uint32_t)lx_opt_duration(&o, "poll_interval_ms", 0, 0, 3600000);
+	req.timeout_ms = lx_opt_duration(&o, "timeout_ms", 0, 0, INT64_MAX / 4);
+	req.heartbeat_ms = (uint32_t)lx_opt_duration(&o, "heartbeat_ms", 0, 0, 86400000);
+	req.batch_size = (uint32_t)lx_opt_integer(&o, "batch_size", 0, 1, 100000);
+	req.no_payloads = !lx_opt_boolean(&o, "payloads", 1);
+	req.verify_ms = (int64_t)lx_opt_integer(&o, "verify_ms", 0, -1, 86400000);
 	lx_stream *x = lua_newuserdatauv(L, sizeof *x, 3);
 	memset(x, 0, sizeof *x);
 	luaL_setmetatable(L, LX_STREAM);
@@ -434,15 +339,15 @@ static int l_dead_letter(lua_State *L)
 	lua_settop(L, 2);
 	static const char *const known[] = {"source",   "url",    "items", "payload", "key",
 	                                    "attempts", "status", "error", NULL};
-	lx_check_keys(L, 2, "dead letter field", known, NULL);
+	lx_opts o = lx_opts_at(L, 2, "dead letter", known, NULL);
 	durox_dead_letter d = {0};
-	d.source = opt_text(L, 2, "source");
-	d.url = opt_text(L, 2, "url");
-	d.payload = opt_text(L, 2, "payload");
-	d.key = opt_text(L, 2, "key");
-	d.last_error = opt_text(L, 2, "error");
-	d.attempts = (int)opt_integer(L, 2, "attempts", 0, 0, 1000000);
-	d.last_status = (long)opt_integer(L, 2, "status", 0, 0, 999);
+	d.source = lx_opt_text(&o, "source");
+	d.url = lx_opt_text(&o, "url");
+	d.payload = lx_opt_text(&o, "payload");
+	d.key = lx_opt_text(&o, "key");
+	d.last_error = lx_opt_text(&o, "error");
+	d.attempts = (int)lx_opt_integer(&o, "attempts", 0, 0, 1000000);
+	d.last_status = (long)lx_opt_integer(&o, "status", 0, 0, 999);
 	if (d.source == NULL || d.url == NULL)
 		luaL_error(L, "a dead letter needs 'source' and 'url'");
 	lua_getfield(L, 2, "items"); /* 3 */
@@ -477,14 +382,11 @@ static int l_list_dead_letters(lua_State *L)
 	const char *source = NULL;
 	int64_t after = 0;
 	uint32_t limit = 0;
-	if (!lua_isnil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
-		static const char *const known[] = {"source", "after", "limit", NULL};
-		lx_check_keys(L, 2, "list_dead_letters option", known, NULL);
-		source = opt_text(L, 2, "source");
-		after = (int64_t)opt_integer(L, 2, "after", 0, 0, INT64_MAX);
-		limit = (uint32_t)opt_integer(L, 2, "limit", 0, 1, 100000);
-	}
+	static const char *const known[] = {"source", "after", "limit", NULL};
+	lx_opts o = lx_opts_at(L, 2, "list_dead_letters option", known, NULL);
+	source = lx_opt_text(&o, "source");
+	after = (int64_t)lx_opt_integer(&o, "after", 0, 0, INT64_MAX);
+	limit = (uint32_t)lx_opt_integer(&o, "limit", 0, 1, 100000);
 	lx_box *b = lx_newbox(L);
 	durox_dead_letter_list *l = NULL;
 	int rc = durox_list_dead_letters(dx, source, after, limit, &l);
@@ -580,6 +482,15 @@ static int l_get_rule_run(lua_State *L)
 	return 1;
 }
 
+static int parse_run_state(const char *s)
+{
+	static const char *const states[] = {"running", "done", "failed", "skipped", "interrupted"};
+	for (int i = 0; i < 5; i++)
+		if (strcmp(s, states[i]) == 0)
+			return i;
+	return -1;
+}
+
 /* handle:record_rule_run(run | nil [, cursor_name, cursor]) -> true | nil, msg, code
  * run = {rule, key, state, attempts, error, instance_id, event_type, started_at, finished_at} */
 static int l_record_rule_run(lua_State *L)
@@ -588,25 +499,22 @@ static int l_record_rule_run(lua_State *L)
 	lua_settop(L, 4);
 	durox_rule_run r = {0}, *rp = NULL;
 	if (!lua_isnil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
 		static const char *const known[] = {"rule",        "key",        "state",      "attempts",    "error",
 		                                    "instance_id", "event_type", "started_at", "finished_at", NULL};
-		lx_check_keys(L, 2, "rule run field", known, NULL);
-		r.rule = opt_text(L, 2, "rule");
-		r.key = opt_text(L, 2, "key");
-		r.state = opt_text(L, 2, "state");
-		r.error = opt_text(L, 2, "error");
-		r.instance_id = opt_text(L, 2, "instance_id");
-		r.event_type = opt_text(L, 2, "event_type");
-		r.attempts = (int)opt_integer(L, 2, "attempts", 0, 0, 1000000);
-		r.started_at = lx_opt_time(L, 2, "started_at");
-		r.finished_at = lx_opt_time(L, 2, "finished_at");
-		static const char *const states[] = {"running", "done", "failed", "skipped", "interrupted", NULL};
-		int ok = 0;
-		for (int i = 0; r.state != NULL && states[i]; i++)
-			ok |= strcmp(r.state, states[i]) == 0;
-		if (!ok)
-			luaL_error(L, "'state' expects running, done, failed, skipped or interrupted");
+		lx_opts o = lx_opts_at(L, 2, "rule run", known, NULL);
+		r.rule = lx_opt_text(&o, "rule");
+		r.key = lx_opt_text(&o, "key");
+		r.error = lx_opt_text(&o, "error");
+		r.instance_id = lx_opt_text(&o, "instance_id");
+		r.event_type = lx_opt_text(&o, "event_type");
+		r.attempts = (int)lx_opt_integer(&o, "attempts", 0, 0, 1000000);
+		r.started_at = lx_opt_time(&o, "started_at");
+		r.finished_at = lx_opt_time(&o, "finished_at");
+		static const char *const states[] = {"running", "done", "failed", "skipped", "interrupted"};
+		int st = lx_opt_enum(&o, "state", -1, parse_run_state, "running, done, failed, skipped or interrupted");
+		if (st < 0)
+			lx_opt_error(&o, "state", "is required");
+		r.state = states[st];
 		rp = &r;
 	}
 	const char *cname = lua_isnil(L, 3) ? NULL : lx_checktext(L, 3);
@@ -626,15 +534,12 @@ static int l_list_rule_runs(lua_State *L)
 	const char *rule = NULL, *state = NULL;
 	int64_t since = DUROX_NO_TIME;
 	uint32_t limit = 0;
-	if (!lua_isnil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
-		static const char *const known[] = {"rule", "state", "since", "limit", NULL};
-		lx_check_keys(L, 2, "list_rule_runs option", known, NULL);
-		rule = opt_text(L, 2, "rule");
-		state = opt_text(L, 2, "state");
-		since = lx_opt_time(L, 2, "since");
-		limit = (uint32_t)opt_integer(L, 2, "limit", 0, 1, 100000);
-	}
+	static const char *const known[] = {"rule", "state", "since", "limit", NULL};
+	lx_opts o = lx_opts_at(L, 2, "list_rule_runs option", known, NULL);
+	rule = lx_opt_text(&o, "rule");
+	state = lx_opt_text(&o, "state");
+	since = lx_opt_time(&o, "since");
+	limit = (uint32_t)lx_opt_integer(&o, "limit", 0, 1, 100000);
 	lx_box *b = lx_newbox(L);
 	durox_rule_run_list *l = NULL;
 	int rc = durox_list_rule_runs(dx, rule, state, since, limit, &l);
@@ -661,7 +566,8 @@ static int l_count_rule_runs(lua_State *L)
 	lua_createtable(L, 0, 1);
 	lua_pushvalue(L, 3);
 	lua_setfield(L, -2, "since");
-	int64_t since = lx_opt_time(L, 4, "since");
+	lx_opts o = {L, 4, "count_rule_runs argument"};
+	int64_t since = lx_opt_time(&o, "since");
 	uint64_t n = 0;
 	int rc = durox_rule_run_count(dx, rule, since == DUROX_NO_TIME ? 0 : since, &n);
 	if (rc != DUROX_OK)

@@ -125,8 +125,8 @@ describe("the change feed on a store the runtime wrote", function()
     assert.are.equal("cursor was issued for another store, not " .. copy .. "; start again without it", err)
     other:close()
     assert.has_error(function() dx:read_changes { cursor = c, from = "now" } end,
-      "'from' and 'cursor' exclude each other")
-    assert.has_error(function() dx:read_changes { limit = 0 } end, "'limit' out of range (1 to 100000)")
+      "read_changes option field 'from' cannot be given with 'cursor'")
+    assert.has_error(function() dx:read_changes { limit = 0 } end, "read_changes option field 'limit' out of range (1 to 100000), got 0")
     assert.has_error(function() dx:read_changes { since = 1 } end)
   end)
 

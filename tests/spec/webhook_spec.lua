@@ -162,9 +162,9 @@ describe("durox.webhook", function()
   it("raises on misuse", function()
     assert.has_error(function() durox.webhook { url = "ftp://x" } end,
       "webhook url 'ftp://x' must start with http:// or https://")
-    assert.has_error(function() durox.webhook {} end, "'url' is required")
+    assert.has_error(function() durox.webhook {} end, "webhook option field 'url' is required")
     assert.has_error(function() durox.webhook { url = "http://x", max_attempts = 0 } end,
-      "'max_attempts' expects an integer from 1 to 100")
+      "webhook option field 'max_attempts' out of range (1 to 100), got 0")
     assert.has_error(function() durox.webhook { url = "http://x", headers = { "bad\nheader: x" } } end)
   end)
 end)
