@@ -78,6 +78,7 @@ void durox_close(durox *dx)
 	if (dx == NULL)
 		return;
 	metrics_cache_free(dx->metrics);
+	feed_state_free(dx->changes);
 	dx->st->vt->close(dx->st);
 	free(dx);
 }

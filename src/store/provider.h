@@ -124,12 +124,19 @@ typedef struct store_vtable {
 
 typedef struct store_metrics_vtable store_metrics_vtable; /* provider_metrics.h */
 struct store_ops_vtable;                                  /* writes and the job journal: store/ops.h */
+struct store_feed_vtable;                                 /* the change feed: store/provider_feed.h */
+struct store_state_vtable;                                /* dead letters, cursors, rule runs: store/provider_state.h */
 
 struct store {
 	const store_vtable *vt;
-	const store_metrics_vtable *mvt;    /* metrics and analytics; NULL when the provider has none */
-	const struct store_ops_vtable *ops; /* NULL when the provider cannot write */
+	const store_metrics_vtable *mvt;      /* metrics and analytics; NULL when the provider has none */
+	const struct store_ops_vtable *ops;   /* NULL when the provider cannot write */
+	const struct store_feed_vtable *fvt;  /* the change feed; NULL when the provider has none */
+	const struct store_state_vtable *svt; /* our streams' durable state; NULL when none */
 	durox_store_info info;
+	/* What names this store for cursors (the canonical path of a SQLite file; host, database
+	 * and schema on PostgreSQL): a cursor issued on one store is refused on another. */
+	const char *identity;
 	char err[512]; /* message of the last failure */
 };
 

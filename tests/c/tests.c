@@ -42,7 +42,10 @@ const char *t_current = "";
 	T(metrics_names)                                                                                               \
 	T(ops_single_writes)                                                                                           \
 	T(ops_bulk_jobs)                                                                                               \
-	T(ops_waits)
+	T(ops_waits)                                                                                                   \
+	T(webhook_backoff)                                                                                             \
+	T(webhook_retry_after)                                                                                         \
+	T(webhook_signature)
 TESTS
 #undef T
 
