@@ -114,17 +114,37 @@ typedef struct durox_open_options {
 	int audit;
 	const char *audit_file;
 	const char *audit_key; /* HMAC-SHA256 key of the chain (NUL-terminated); NULL: plain SHA-256 */
+	/* PostgreSQL only (ignored by SQLite). */
+	const char *read_url;     /* a second postgres:// URL (a hot standby) that every read outside a write
+	                             transaction goes to; NULL: reads go to the store URL's server */
+	int connect_timeout_ms;   /* when the URL has no connect_timeout: 0 means 10000 (libpq counts whole
+	                             seconds, at least 2) */
+	int statement_timeout_ms; /* per statement, when the URL has no statement_timeout: 0 means 30000 */
 } durox_open_options;
 
 /*
  * Opens a Duroxide store.
  * url: "sqlite:PATH", "sqlite://PATH" (optionally "?mode=ro"), or "sqlite::memory:" (a
- *      fresh in-memory store with the schema Duroxide creates for in-memory stores).
+ *      fresh in-memory store with the schema Duroxide creates for in-memory stores);
+ *      or a PostgreSQL URI exactly as libpq accepts it, "postgres://" or "postgresql://"
+ *      (user, password, host or a socket directory as "?host=/dir", port, dbname, sslmode
+ *      and every other libpq parameter are passed through), plus parameters of duroxlua's
+ *      own that are removed before libpq sees the URI:
+ *        schema=NAME            the runtime's schema (default "public");
+ *        state_schema=NAME      the schema of duroxlua's own tables (default "durox"; never
+ *                               the runtime's), created on the first write that needs it;
+ *        statement_timeout=MS   per-statement timeout (default 30000).
+ *      Schema names must match ^[a-z_][a-z0-9_]*$ (Duroxide splices them unquoted into its
+ *      procedures). Passwords come from the URI, PGPASSWORD or ~/.pgpass, as libpq finds
+ *      them; no message or returned string ever shows one (they are masked as ***).
+ *      Example: "postgres://ops@db1:5432/app?schema=dx&sslmode=require".
  * opts: may be NULL for defaults.
  * On success *out is a new handle (close with durox_close). On failure *out is NULL and,
  * if errbuf is not NULL, a one-line message is written there: a missing file, a file that
- * is not SQLite, a database that is not a Duroxide store (DUROX_EUNSUPPORTED), or a bad
- * URL (DUROX_EINVALID). The file is never created.
+ * is not SQLite, a database or schema that is not a Duroxide store (DUROX_EUNSUPPORTED), a
+ * database, schema or server that cannot be reached (DUROX_ENOTFOUND / DUROX_EIO, within
+ * the connect timeout), refused credentials (DUROX_EDENIED), or a bad URL (DUROX_EINVALID).
+ * The file, database or schema is never created.
  */
 int durox_open(const char *url, const durox_open_options *opts, durox **out, char *errbuf, size_t errlen);
 
@@ -136,9 +156,10 @@ const char *durox_errmsg(const durox *dx);
 
 /* What the handle is connected to. Strings are owned by dx. */
 typedef struct durox_store_info {
-	const char *provider;       /* "sqlite" */
-	const char *location;       /* file path or ":memory:" */
-	const char *schema_version; /* e.g. "20240112000000" (last applied migration), or "create_schema" */
+	const char *provider;       /* "sqlite" or "postgres" */
+	const char *location;       /* file path or ":memory:"; PostgreSQL: the URL, password masked */
+	const char *schema_version; /* e.g. "20240112000000" (last applied migration), or "create_schema";
+	                               PostgreSQL: the last row of _duroxide_migrations, e.g. "23" */
 	int readonly;
 	/* capabilities detected from the schema (columns older stores lack) */
 	int has_custom_status;
@@ -1501,6 +1522,245 @@ typedef struct durox_audit_verification {
  * record ("audit record 7: ..."), or another error when it cannot be read. A keyed chain needs
  * the handle's audit_key. Under a policy it needs can_view_audit. out may be NULL. */
 int durox_verify_audit_log(durox *dx, const char *file, durox_audit_verification *out);
+/* ---- the change feed ---------------------------------------------------------------- */
+
+/* What a reset says (a change feed, a stream or a watch): the store changed under the
+ * cursor, so whatever the consumer derived from what it read before may be wrong. */
+typedef enum durox_reset {
+	DUROX_RESET_NONE = 0,
+	/* "lost": the last row read is gone or is another row (the newest rows were deleted and
+	 * their rowids reused, VACUUM renumbered rows, the store file was replaced). Changes may
+	 * have been missed; the feed continues from the present: re-list. */
+	DUROX_RESET_LOST,
+	/* "deleted": rows at or before the cursor were deleted (a purge or prune by any client);
+	 * nothing after the cursor is missed, but what was derived from deleted rows is stale. */
+	DUROX_RESET_DELETED
+} durox_reset;
+
+/* "lost", "deleted" ("" for NONE, NULL out of range). */
+const char *durox_reset_name(int reset);
+
+/* One history row the runtime committed. Strings point into the durox_changes. */
+typedef struct durox_change {
+	const char *instance_id;
+	uint64_t execution_id;
+	uint64_t event_id;
+	const char *event_type; /* Duroxide's JSON "type" (e.g. "ActivityCompleted") */
+	const char *data;       /* the event's JSON; NULL unless include_payloads */
+	int64_t timestamp;      /* the event's timestamp_ms (the store time when the JSON is not read) */
+	int64_t created_at;     /* the store's time of the row (whole seconds on SQLite) */
+	const char *cursor;     /* resumes right after this change */
+} durox_change;
+
+typedef struct durox_changes {
+	size_t count;
+	durox_change *changes; /* in commit order (per execution always in event order) */
+	const char *cursor;    /* after the last change; the request's position when there is none */
+	int more;              /* the limit stopped the read: more changes are committed already */
+	int idle;              /* nothing was committed since the previous call with this cursor */
+	int reset;             /* durox_reset; a reset read delivers no changes */
+	const char *reset_reason;
+	int verified; /* this call counted history to look for deleted rows */
+} durox_changes;
+
+typedef struct durox_changes_request {
+	const char *cursor; /* NULL: from the beginning of history (or the present with from_now) */
+	int from_now;       /* with no cursor: start after the last row committed now */
+	uint32_t limit;     /* most changes returned; 0 means 500 */
+	int include_payloads;
+	/* Deleted rows behind the cursor are found by counting history (a few ms per million
+	 * rows): 0 checks on every call that reads, > 0 at most that often (ms), < 0 only when the
+	 * cursor comes from another call of this handle's history (a restore) or this handle
+	 * deleted rows. */
+	int64_t verify_ms;
+} durox_changes_request;
+
+void durox_changes_free(durox_changes *c);
+
+/*
+ * The change feed: the history rows committed after req->cursor, at most req->limit, read in
+ * one short read transaction (none is held after the call). The handle remembers the last
+ * cursor it returned: called again with it while no other connection has committed anything,
+ * the call reads nothing (changes->idle). A cursor is bound to this store (another store's
+ * cursor is DUROX_EINVALID) and survives restarts of duroxlua and of the runtime. Requires
+ * enable_streaming (DUROX_EDENIED otherwise). The SQLite feed is history rowid order, which
+ * is the runtime's commit order.
+ */
+int durox_read_changes(durox *dx, const durox_changes_request *req, durox_changes **out);
+
+/* ---- streams: stream_instance_events, watch_instances, stream_runtime_metrics ---------- */
+
+/* The proposal's InstanceEventType. How history events map (docs/streams.md):
+ *   Started            OrchestrationStarted (every execution, continue-as-new included)
+ *   Completed          OrchestrationCompleted
+ *   Failed             OrchestrationFailed, unless its details are Application/Cancelled
+ *   Cancelled          OrchestrationFailed with Application/Cancelled details (what cancel_instance
+ *                      leads to: Duroxide has no cancelled status)
+ *   ContinuedAsNew     OrchestrationContinuedAsNew
+ *   ActivityCompleted  ActivityCompleted of a user activity (not Duroxide's system calls)
+ *   ActivityFailed     ActivityFailed of a user activity
+ *   TimerFired         TimerFired
+ *   EventReceived      ExternalEvent (raise_event) and ExternalEventPersistent (enqueue_event)
+ * Every other history event (schedules, subscriptions, cancel requests, custom status, KV,
+ * sub-orchestration results) is not an InstanceEvent. */
+typedef enum durox_instance_event_type {
+	DUROX_IEV_STARTED = 0,
+	DUROX_IEV_COMPLETED,
+	DUROX_IEV_FAILED,
+	DUROX_IEV_CONTINUED_AS_NEW,
+	DUROX_IEV_CANCELLED,
+	DUROX_IEV_ACTIVITY_COMPLETED,
+	DUROX_IEV_ACTIVITY_FAILED,
+	DUROX_IEV_TIMER_FIRED,
+	DUROX_IEV_EVENT_RECEIVED,
+	DUROX_IEV__COUNT
+} durox_instance_event_type;
+
+/* "Started", "Completed", ... (NULL out of range). */
+const char *durox_instance_event_type_name(int t);
+/* The type from its name (case-insensitive), -1 if unknown. */
+int durox_instance_event_type_parse(const char *name);
+
+/* What a stream yields. */
+typedef enum durox_stream_item {
+	DUROX_ITEM_EVENT = 0, /* an InstanceEvent (or, from a watch, a status change) */
+	DUROX_ITEM_RESET,     /* the store changed under the cursor (reset, reset_reason): re-list */
+	DUROX_ITEM_HEARTBEAT  /* nothing to deliver for heartbeat_ms; cursor moved past what was read */
+} durox_stream_item;
+
+/* InstanceEvent. Strings point into the stream and stay valid until the next call on it. */
+typedef struct durox_instance_event {
+	int item;       /* durox_stream_item */
+	int event_type; /* durox_instance_event_type (items of kind EVENT) */
+	const char *instance_id;
+	uint64_t execution_id;
+	uint64_t event_id;
+	int64_t timestamp;              /* the event's timestamp_ms */
+	const char *orchestration_name; /* NULL when the instance is gone and the event does not say */
+	const char *details; /* JSON object: output / error, failure_kind, details / reason / activity name, result /
+	                        timer fire_at_ms / event name, data ... (docs/streams.md) */
+	const char *key;     /* "<instance_id>/<execution_id>/<event_id>": stable, for idempotency */
+	const char *cursor;  /* resumes right after this item */
+	int reset;           /* durox_reset, for RESET items */
+	const char *reset_reason;
+	int64_t at; /* when the item was produced (ms) */
+} durox_instance_event;
+
+/* Sleeps ms between two polls; a nonzero return ends the stream (durox_*_next then returns
+ * DUROX_EABORT). NULL: nanosleep. A Lua host uses it to stay interruptible. */
+typedef int (*durox_wait_fn)(void *ud, int64_t ms);
+
+typedef struct durox_event_stream_request {
+	const durox_filter *filter;   /* NULL: every instance; evaluated on the instance as it is when the
+	                                 event is read; an instance already purged then never matches */
+	durox_predicate_fn predicate; /* applied after the filter, on the same summary */
+	void *predicate_ud;
+	unsigned event_types; /* bits (1u << durox_instance_event_type); 0: all */
+	const char *cursor;   /* NULL: from the beginning of history, or the present with from_now */
+	int from_now;
+	int follow;                /* nonzero: wait for new events instead of ending at the present */
+	uint32_t poll_interval_ms; /* follow: between two polls that found nothing; 0 means 200 */
+	int64_t timeout_ms;        /* follow: end after this long (0: never) */
+	uint32_t heartbeat_ms;     /* follow: a HEARTBEAT item after this long without an item (0: none) */
+	uint32_t batch_size;       /* history rows read per poll; 0 means 500 */
+	int no_payloads;           /* nonzero: details leave out inputs, outputs, results and event data */
+	int64_t verify_ms;         /* how often to look for deleted rows (0 means 1000; < 0 never) */
+	durox_wait_fn wait;
+	void *wait_ud;
+} durox_event_stream_request;
+
+typedef struct durox_event_stream durox_event_stream;
+
+/*
+ * stream_instance_events. Items come in commit order (each execution's in event order), no
+ * gap and no duplicate while the stream runs. Each item's cursor resumes right after it, in
+ * another process too; across a crash delivery is at least once, with the same key. No read
+ * transaction is open while the caller holds an item: the store is the buffer. Errors at open:
+ * DUROX_EINVALID (malformed cursor, or one of another store, filter or set of types),
+ * DUROX_EDENIED (enable_streaming off), DUROX_EUNSUPPORTED (no change feed).
+ */
+int durox_event_stream_open(durox *dx, const durox_event_stream_request *req, durox_event_stream **out);
+/* The next item: 1 and *ev set (valid until the next call), 0 when the stream ended (the
+ * present reached without follow, or the timeout), or a negative code (DUROX_EABORT when the
+ * wait function or the predicate stopped it). */
+int durox_event_stream_next(durox_event_stream *s, const durox_instance_event **ev);
+/* A cursor for everything read so far (past the rows that matched nothing): the place to
+ * resume when the consumer has handled every item it was given. Owned by s, valid until the
+ * next call on it. */
+const char *durox_event_stream_cursor(durox_event_stream *s);
+/* How many items of the batch read last are not handed out yet: 0 means that the cursor
+ * above covers every row read (a consumer saves it then). */
+size_t durox_event_stream_pending(const durox_event_stream *s);
+void durox_event_stream_free(durox_event_stream *s);
+
+/* ---- the durable state of real-time consumers (our own tables) ------------------------- */
+
+/* A batch a webhook could not deliver (after its attempt cap or a refusal). */
+typedef struct durox_dead_letter {
+	int64_t id;
+	int64_t created_at;
+	const char *source; /* "events", "watch", "rules:<rule>", ... */
+	const char *url;
+	const char *key;     /* its Idempotency-Key */
+	const char *payload; /* the JSON body */
+	uint32_t items;
+	int attempts;
+	long last_status; /* HTTP status of the last attempt; 0: no response */
+	const char *last_error;
+} durox_dead_letter;
+
+typedef struct durox_dead_letter_list {
+	size_t count;
+	durox_dead_letter *items;
+} durox_dead_letter_list;
+
+void durox_dead_letter_list_free(durox_dead_letter_list *l);
+/* Records d (id and created_at are assigned; *id may be NULL) in a short write transaction,
+ * creating our tables on first use. DUROX_EDENIED on a read-only handle. */
+int durox_dead_letter_add(durox *dx, const durox_dead_letter *d, int64_t *id);
+/* Dead letters with id > after (oldest first), of one source (NULL: any), at most limit (0:
+ * 1000). An empty list when none was ever recorded. */
+int durox_list_dead_letters(durox *dx, const char *source, int64_t after, uint32_t limit, durox_dead_letter_list **out);
+/* Removes one; DUROX_ENOTFOUND when there is none with that id. */
+int durox_dead_letter_delete(durox *dx, int64_t id);
+
+/* A cursor saved under a name (a rule's): *out is malloc'd (free with durox_free) or NULL
+ * when none was saved. */
+int durox_cursor_get(durox *dx, const char *name, char **out);
+void durox_free(void *p);
+
+/* The run of a rule handler for one event. state: "running" (recorded before the handler
+ * runs), "done", "failed" (after its retries; error says why), "skipped" (a rate limit held
+ * it back), "interrupted" (the process died while it ran: never run again automatically). */
+typedef struct durox_rule_run {
+	const char *rule;
+	const char *key; /* the event's key */
+	const char *state;
+	int attempts;
+	const char *error;
+	const char *instance_id;
+	const char *event_type;
+	int64_t started_at, finished_at; /* DUROX_NO_TIME when not set */
+} durox_rule_run;
+
+typedef struct durox_rule_run_list {
+	size_t count;
+	durox_rule_run *items;
+} durox_rule_run_list;
+
+void durox_rule_run_list_free(durox_rule_run_list *l);
+/* The run of (rule, key): a list of 0 or 1. */
+int durox_rule_run_get(durox *dx, const char *rule, const char *key, durox_rule_run_list **out);
+/* Records r and, when cursor_name is not NULL, saves cursor under it, in ONE write
+ * transaction (so a restarted process resumes exactly after what it recorded). r may be NULL
+ * (only the cursor). */
+int durox_rule_run_put(durox *dx, const durox_rule_run *r, const char *cursor_name, const char *cursor);
+/* Runs of a rule (NULL: every rule) in a state (NULL: any) started at or after since
+ * (DUROX_NO_TIME: any time), newest first, at most limit (0: 1000). */
+int durox_list_rule_runs(durox *dx, const char *rule, const char *state, int64_t since, uint32_t limit,
+                         durox_rule_run_list **out);
+/* How many runs of rule started at or after since (skipped ones not counted). */
+int durox_rule_run_count(durox *dx, const char *rule, int64_t since, uint64_t *n);
 
 #ifdef __cplusplus
 }

@@ -90,6 +90,7 @@ void durox_close(durox *dx)
 		return;
 	metrics_cache_free(dx->metrics);
 	access_free(dx);
+	feed_state_free(dx->changes);
 	dx->st->vt->close(dx->st);
 	free(dx);
 }

@@ -13,17 +13,21 @@
 
 typedef struct metrics_cache metrics_cache; /* metrics.c */
 typedef struct access_state access_state;   /* access.h */
+struct changes_state;                       /* feed.c */
 
 struct durox {
 	store *st;
 	durox_config cfg;
 	char err[512];
-	metrics_cache *metrics; /* cached digests (metrics.c), created on first use */
-	access_state *acl;      /* caller, policy and audit log (access.c, audit.c); set by durox_open */
+	metrics_cache *metrics;        /* cached digests (metrics.c), created on first use */
+	access_state *acl;             /* caller, policy and audit log (access.c, audit.c); set by durox_open */
+	struct changes_state *changes; /* the feed of durox_read_changes (feed.c), created on first use */
 };
 
 /* Frees the handle's metrics cache (metrics.c); accepts NULL. */
 void metrics_cache_free(metrics_cache *c);
+/* Frees the handle's read_changes feed (feed.c); accepts NULL. */
+void feed_state_free(struct changes_state *cs);
 
 /* Sets the handle's message and returns rc. */
 int dx_fail(durox *dx, int rc, const char *fmt, ...)

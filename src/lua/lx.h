@@ -179,6 +179,15 @@ void lx_open_store_module(lua_State *L);
 int lx_read_config_file(lua_State *L, const char *path);
 /* Adds the write, bulk and job methods (binding_ops.c) to the method table at the top. */
 void lx_open_ops(lua_State *L);
+/* Adds the real-time methods (binding_stream.c: read_changes, streams, watches) to the
+ * method table at the top. */
+void lx_open_stream(lua_State *L);
+/* Adds durox.http, durox.webhook, durox.hmac_sha256 and durox.http_server (binding_net.c) to
+ * the module table at the top. */
+void lx_open_net(lua_State *L);
+/* Pushes the JSON body a webhook posts for the list of items at idx
+ * ({"count","idempotency_key","items"}, keys sorted) and its Idempotency-Key (2 values). */
+void lx_push_batch_body(lua_State *L, int idx);
 /* Adds durox.sleep and durox.isatty to the module table at the top. */
 void lx_open_ops_module(lua_State *L);
 

@@ -4,7 +4,7 @@
  * A provider knows one store's SQL, schema versions and time formats and nothing about
  * management semantics or Lua. The engine (src/engine) calls providers only through the
  * vtable below and hands them filters as the expression tree defined here, which each
- * provider compiles to its own SQL with bound parameters. Implemented by sqlite*.c;
+ * provider compiles to its own SQL with bound parameters. Implemented by sqlite*.c and postgres*.c;
  * registry.c picks a provider by URL scheme.
  *
  * Rows are delivered through callbacks with transient pointers (valid only during the
@@ -132,8 +132,13 @@ struct store {
 	const store_vtable *vt;
 	const store_metrics_vtable *mvt;        /* metrics and analytics; NULL when the provider has none */
 	const struct store_ops_vtable *ops;     /* NULL when the provider cannot write */
+	const struct store_feed_vtable *fvt;    /* the change feed; NULL when the provider has none */
+	const struct store_state_vtable *svt;   /* our streams' durable state; NULL when none */
 	const struct store_audit_vtable *audit; /* our audit log (store/audit.h); NULL when the provider keeps none */
 	durox_store_info info;
+	/* What names this store for cursors (the canonical path of a SQLite file; host, database
+	 * and schema on PostgreSQL): a cursor issued on one store is refused on another. */
+	const char *identity;
 	char err[512]; /* message of the last failure */
 };
 
@@ -155,6 +160,7 @@ int store_open(const char *url, const durox_open_options *opts, store **out, cha
 
 /* The providers' open functions (registered in registry.c). */
 int store_sqlite_open(const char *location, const durox_open_options *opts, store **out, char *err, size_t errlen);
+int store_postgres_open(const char *location, const durox_open_options *opts, store **out, char *err, size_t errlen);
 
 /* Payload members stripped when include_payloads is 0. */
 extern const char *const store_payload_members[];
