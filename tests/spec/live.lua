@@ -80,9 +80,11 @@ end
 
 -- ---- the live runtime ----------------------------------------------------------------------
 
--- Starts tests/harness/live.js on db (created if missing) and waits for "ready".
-function L.start_runtime(db)
-  local rt = { db = db, out = db .. ".live.out", err = db .. ".live.err" }
+-- Starts tests/harness/live.js on db (a SQLite path, created if missing, or a PostgreSQL URL)
+-- and waits for "ready"; its output goes to files named after logbase (default: db).
+function L.start_runtime(db, logbase)
+  logbase = logbase or db
+  local rt = { db = db, out = logbase .. ".live.out", err = logbase .. ".live.err" }
   rt.pipe = assert(io.popen(("exec node %s %s --stdin-eof >%s 2>%s"):format(q(L.harness .. "/live.js"), q(db),
     q(rt.out), q(rt.err)), "w"))
   L.wait_until(function() return (L.read(rt.out) or ""):match("ready") end, 30000, "live.js to print ready", 50)
@@ -179,5 +181,92 @@ function L.wait_exit(proc)
   proc.pipe = nil
   return ok
 end
+
+-- ---- stores of both kinds ---------------------------------------------------------------------
+--
+-- The real-time specs run on SQLite and, when the test PostgreSQL server runs (DUROX_PG_DIR),
+-- on PostgreSQL too. L.kinds() lists the kinds; L.store(kind, dir, name) makes a fresh empty
+-- store (the runtime creates its schema when it starts), L.scenario_store(kind, dir, name) a
+-- copy of the scenario store the real runtime wrote. A store S has:
+--   S.kind ("sqlite" | "postgres"), S.url (for durox.open and duroxlua --store), S.target (for
+--   the harness: live.js, client.js), S.rows(sql_sqlite [, sql_pg]) (independent reads: the
+--   sqlite3 tool or psql; nulls become nil), S.history() (every history row {i, x, e, t, d}:
+--   t is the JSON type; SQLite in rowid order, PostgreSQL by instance, execution and event).
+
+local pg_dir = os.getenv("DUROX_PG_DIR")
+local pg_serial = 0
+
+local function pg_port()
+  if not pg_dir then return nil end
+  local f = io.open(pg_dir .. "/port", "rb")
+  if not f then return nil end
+  local port = f:read("l")
+  f:close()
+  return port
+end
+
+local function pg_url(db, extra)
+  return ("postgresql://postgres@/%s?host=%s&port=%s%s"):format(db, pg_dir, pg_port(), extra and ("&" .. extra) or "")
+end
+
+local function psql_rows(db, query)
+  local tmp = os.tmpname()
+  L.write(tmp, "SET search_path TO dx;\nSELECT coalesce(json_agg(r_), '[]'::json) FROM (" .. query .. "\n) r_;\n")
+  local out, code, err = L.run(("psql -X -q -A -t -v ON_ERROR_STOP=1 %s -f %s"):format(q(pg_url(db)), q(tmp)))
+  os.remove(tmp)
+  assert(code == 0, "psql failed: " .. err .. out)
+  return assert(durox.decode_json(out))
+end
+
+local function psql_admin(sql)
+  local out, code, err = L.run(("psql -X -q -v ON_ERROR_STOP=1 %s -c %s"):format(q(pg_url("postgres")), q(sql)))
+  assert(code == 0, "psql failed: " .. err .. out)
+end
+
+function L.kinds()
+  local k = { "sqlite" }
+  if pg_dir and pg_port() then k[#k + 1] = "postgres" end
+  return k
+end
+
+local function nil_nulls(rows)
+  for _, r in ipairs(rows) do
+    for k, v in pairs(r) do
+      if v == durox.null then r[k] = nil end
+    end
+  end
+  return rows
+end
+
+local function make_store(kind, dir, name, template)
+  local S = { kind = kind }
+  if kind == "sqlite" then
+    S.path = dir .. "/" .. name .. ".db"
+    if template then L.copy_scenarios(S.path) end
+    S.url, S.target = "sqlite:" .. S.path, S.path
+    function S.rows(sql) return nil_nulls(L.sql(S.path, sql)) end
+    function S.history()
+      return S.rows("SELECT instance_id AS i, execution_id AS x, event_id AS e, event_type AS t, event_data AS d"
+        .. " FROM history ORDER BY rowid")
+    end
+    function S.drop() end
+  else
+    pg_serial = pg_serial + 1
+    S.db = ("%s_%d_%d"):format(name:gsub("%W", "_"), math.floor(durox.now() % 1000000), pg_serial)
+    psql_admin(("CREATE DATABASE %s%s"):format(S.db, template and " TEMPLATE durox_scenarios" or ""))
+    S.url = pg_url(S.db, "schema=dx")
+    S.target = S.url
+    function S.rows(sqlite_sql, pg_sql) return nil_nulls(psql_rows(S.db, pg_sql or sqlite_sql)) end
+    function S.history()
+      return S.rows(nil, "SELECT instance_id AS i, execution_id AS x, event_id AS e, event_data::json->>'type' AS t,"
+        .. " event_data AS d FROM history ORDER BY instance_id COLLATE \"C\", execution_id, event_id")
+    end
+    function S.drop() pcall(psql_admin, ("DROP DATABASE IF EXISTS %s WITH (FORCE)"):format(S.db)) end
+  end
+  return S
+end
+
+function L.store(kind, dir, name) return make_store(kind, dir, name, false) end
+function L.scenario_store(kind, dir, name) return make_store(kind, dir, name, true) end
 
 return L
