@@ -1545,6 +1545,31 @@ const char *durox_watch_cursor(durox_watch *w);
 size_t durox_watch_pending(const durox_watch *w);
 void durox_watch_free(durox_watch *w);
 
+/* stream_runtime_metrics. Each tick after the first applies the events committed since the
+ * previous one to the figures (instances started/completed/failed/active, activities,
+ * timers, events, executions, history rows, failures by kind, durations), judges the health
+ * flags from the queues afresh, and recounts everything with get_runtime_metrics only now and
+ * then: at the first tick, after a reset, every recount_ms, and on every tick whose recount
+ * costs less than 2% of the interval. Between recounts the counters can be off by the events
+ * committed while the last recount ran (docs/streams.md). */
+typedef struct durox_metrics_stream_request {
+	uint32_t interval_ms;  /* between ticks; 0 means 1000 */
+	uint64_t count;        /* ticks, then the stream ends; 0: no end */
+	uint32_t recount_ms;   /* a full recount at least this often; 0 means 60000 */
+	int no_cheap_recounts; /* nonzero: recount only at the start, after resets and every recount_ms */
+	durox_wait_fn wait;
+	void *wait_ud;
+} durox_metrics_stream_request;
+
+typedef struct durox_metrics_stream durox_metrics_stream;
+
+/* DUROX_EDENIED when enable_metrics or enable_streaming is off. */
+int durox_metrics_stream_open(durox *dx, const durox_metrics_stream_request *req, durox_metrics_stream **out);
+/* The next tick (waits for it): 1 with *out filled and *recounted set when it was a full
+ * recount, 0 after count ticks, or a negative code. */
+int durox_metrics_stream_next(durox_metrics_stream *s, durox_runtime_metrics *out, int *recounted);
+void durox_metrics_stream_free(durox_metrics_stream *s);
+
 /* ---- the durable state of real-time consumers (our own tables) ------------------------- */
 
 /* A batch a webhook could not deliver (after its attempt cap or a refusal). */

@@ -85,11 +85,12 @@ static int l_read_changes(lua_State *L)
 #define LX_STREAM "durox.Stream"
 
 typedef struct lx_stream {
-	durox_event_stream *s; /* an event stream, or */
-	durox_watch *w;        /* a watch */
-	lua_State *L;          /* the state running the current call */
-	int errored;           /* a callback raised: its error value is at the top of L's stack */
-	lx_pred pred;          /* the engine keeps &pred */
+	durox_event_stream *s;   /* an event stream, or */
+	durox_watch *w;          /* a watch, or */
+	durox_metrics_stream *m; /* a metric stream */
+	lua_State *L;            /* the state running the current call */
+	int errored;             /* a callback raised: its error value is at the top of L's stack */
+	lx_pred pred;            /* the engine keeps &pred */
 	int done;
 } lx_stream;
 
@@ -122,8 +123,10 @@ static void stream_free(lx_stream *x)
 {
 	durox_event_stream_free(x->s);
 	durox_watch_free(x->w);
+	durox_metrics_stream_free(x->m);
 	x->s = NULL;
 	x->w = NULL;
+	x->m = NULL;
 	x->done = 1;
 }
 
@@ -232,12 +235,16 @@ static void stream_rethrow(lua_State *L, lx_stream *x)
 static int stream_next(lua_State *L)
 {
 	lx_stream *x = luaL_checkudata(L, 1, LX_STREAM);
-	if (x->done || (x->s == NULL && x->w == NULL))
+	if (x->done || (x->s == NULL && x->w == NULL && x->m == NULL))
 		return 0;
 	durox *dx = stream_prepare(L, x);
 	const durox_instance_event *e = NULL;
 	const durox_status_change *c = NULL;
-	int rc = x->s != NULL ? durox_event_stream_next(x->s, &e) : durox_watch_next(x->w, &c);
+	durox_runtime_metrics rm;
+	int recounted = 0;
+	int rc = x->s != NULL   ? durox_event_stream_next(x->s, &e)
+	         : x->w != NULL ? durox_watch_next(x->w, &c)
+	                        : durox_metrics_stream_next(x->m, &rm, &recounted);
 	stream_rethrow(L, x);
 	if (rc < 0) {
 		x->done = 1;
@@ -247,10 +254,14 @@ static int stream_next(lua_State *L)
 		x->done = 1; /* kept until closed, so that stream:cursor() still answers */
 		return 0;
 	}
-	if (e != NULL)
+	if (e != NULL) {
 		push_item(L, e);
-	else
+	} else if (c != NULL) {
 		push_change(L, c);
+	} else {
+		lx_push_runtime_metrics(L, &rm);
+		lx_set_bool(L, "recounted", recounted);
+	}
 	return 1;
 }
 
@@ -259,7 +270,7 @@ static int stream_cursor(lua_State *L)
 {
 	lx_stream *x = luaL_checkudata(L, 1, LX_STREAM);
 	if (x->s == NULL && x->w == NULL)
-		return luaL_error(L, "attempt to use a closed stream");
+		return luaL_error(L, x->m != NULL ? "a metric stream has no cursor" : "attempt to use a closed stream");
 	const char *c = x->s != NULL ? durox_event_stream_cursor(x->s) : durox_watch_cursor(x->w);
 	if (c == NULL)
 		return luaL_error(L, "out of memory");
@@ -281,7 +292,7 @@ static int stream_pending(lua_State *L)
 static int stream_tostring(lua_State *L)
 {
 	lx_stream *x = luaL_checkudata(L, 1, LX_STREAM);
-	lua_pushfstring(L, "durox.Stream (%s)", x->s != NULL || x->w != NULL ? "open" : "closed");
+	lua_pushfstring(L, "durox.Stream (%s)", x->s != NULL || x->w != NULL || x->m != NULL ? "open" : "closed");
 	return 1;
 }
 
@@ -663,6 +674,38 @@ static int l_watch(lua_State *L)
 	return 4;
 }
 
+/* handle:stream_runtime_metrics{interval_ms=, count=, recount_ms=, cheap_recounts=} -> stream of RuntimeMetrics
+ * (each with recounted = true when the tick recounted everything) | nil, msg, code */
+static int l_stream_metrics(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	lua_settop(L, 2);
+	static const char *const known[] = {"interval_ms", "count", "recount_ms", "cheap_recounts", NULL};
+	lx_opts o = lx_opts_at(L, 2, "metric stream option", known, NULL);
+	durox_metrics_stream_request req = {0};
+	req.interval_ms = (uint32_t)lx_opt_duration(&o, "interval_ms", 1000, 10, 86400000);
+	req.count = (uint64_t)lx_opt_integer(&o, "count", 0, 0, INT64_MAX);
+	req.recount_ms = (uint32_t)lx_opt_duration(&o, "recount_ms", 60000, 1000, 86400000);
+	req.no_cheap_recounts = !lx_opt_boolean(&o, "cheap_recounts", 1);
+	lx_stream *x = lua_newuserdatauv(L, sizeof *x, 3);
+	memset(x, 0, sizeof *x);
+	luaL_setmetatable(L, LX_STREAM);
+	int xi = lua_gettop(L);
+	lua_pushvalue(L, 1);
+	lua_setiuservalue(L, xi, 1);
+	req.wait = stream_wait_cb;
+	req.wait_ud = x;
+	x->L = L;
+	int rc = durox_metrics_stream_open(dx, &req, &x->m);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	lua_pushvalue(L, xi);
+	lua_pushnil(L);
+	lua_pushnil(L);
+	lua_pushvalue(L, xi);
+	return 4;
+}
+
 static const luaL_Reg stream_object_methods[] = {
         {"next", stream_next}, {"cursor", stream_cursor}, {"pending", stream_pending}, {"close", stream_close},
         {NULL, NULL},
@@ -672,6 +715,7 @@ static const luaL_Reg stream_methods[] = {
         {"read_changes", l_read_changes},
         {"stream_instance_events", l_stream_events},
         {"watch_instances", l_watch},
+        {"stream_runtime_metrics", l_stream_metrics},
         {"dead_letter", l_dead_letter},
         {"list_dead_letters", l_list_dead_letters},
         {"delete_dead_letter", l_delete_dead_letter},
