@@ -169,6 +169,19 @@ static void wi_cancel(buf *b, const char *id, const char *reason)
 	buf_adds(b, "}}");
 }
 
+/* The encoders above, for tests/fuzz/fuzz_work_item.c (declared in ops_internal.h). */
+void op_encode_start(buf *b, const char *id, const char *name, const char *input, const char *version)
+{
+	wi_start(b, id, name, input, version);
+}
+
+void op_encode_event(buf *b, int queue, const char *id, const char *name, const char *data)
+{
+	wi_event(b, queue, id, name, data);
+}
+
+void op_encode_cancel(buf *b, const char *id, const char *reason) { wi_cancel(b, id, reason); }
+
 static int enqueue(durox *dx, const char *id, buf *item)
 {
 	if (buf_oom(item))

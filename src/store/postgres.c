@@ -323,7 +323,7 @@ static int parse_url(const char *url, pg_url *out, char *err, size_t errlen)
 /* ---- messages and errors ---------------------------------------------------------------- */
 
 /* Copies a libpq message into dst as one line: newlines become "; ", the trailing ones and
- * the "ERROR:  "/"FATAL:  " prefixes go. */
+ * the "ERROR:  "/"FATAL:  " severity prefixes go. */
 static void one_line(char *dst, size_t cap, const char *msg)
 {
 	size_t o = 0;
@@ -331,11 +331,7 @@ static void one_line(char *dst, size_t cap, const char *msg)
 		msg = "";
 	int last_sep = 1;
 	for (const char *p = msg; *p != '\0' && o + 3 < cap; p++) {
-		if (strncmp(p, "ERROR:  ", 8) == 0 && last_sep) {
-			p += 7;
-			continue;
-		}
-		if (strncmp(p, "FATAL:  ", 8) == 0 && last_sep) {
+		if (strncmp(p, "ERROR:  ", 8) == 0 || strncmp(p, "FATAL:  ", 8) == 0) {
 			p += 7;
 			continue;
 		}

@@ -80,11 +80,52 @@ end
 
 -- ---- the live runtime ----------------------------------------------------------------------
 
--- Starts tests/harness/live.js on db (a SQLite path, created if missing, or a PostgreSQL URL)
--- and waits for "ready"; its output goes to files named after logbase (default: db).
-function L.start_runtime(db, logbase)
-  logbase = logbase or db
-  local rt = { db = db, out = logbase .. ".live.out", err = logbase .. ".live.err" }
+-- ---- PostgreSQL stores ------------------------------------------------------------------
+--
+-- A store argument `db` of these helpers is a SQLite path or a PostgreSQL URL (a database of
+-- the test server, schema dx). L.url(db) is what durox.open takes.
+
+L.pg_dir = os.getenv("DUROX_PG_DIR")
+
+function L.is_pg(db) return db:match("^postgres") ~= nil end
+
+function L.url(db) return L.is_pg(db) and db or "sqlite:" .. db end
+
+local pg_port
+-- The test server's URL for database name (superuser, unix socket); store: with schema=dx.
+function L.pg_url(name, store)
+  if not pg_port then pg_port = (L.read(L.pg_dir .. "/port") or ""):gsub("%s+$", "") end
+  return ("postgresql://postgres@/%s?host=%s&port=%s%s"):format(name, L.pg_dir, pg_port, store and "&schema=dx" or "")
+end
+
+-- Runs sql on database name of the test server as the superuser (psql); returns stdout.
+function L.psql(name, sql)
+  local out, code, err = L.run(("psql -X -q -A -t -v ON_ERROR_STOP=1 %s -c %s"):format(q(L.pg_url(name)), q(sql)))
+  assert(code == 0, "psql failed: " .. err)
+  return out
+end
+
+local pg_copies = 0
+-- A fresh database on the test server: a copy of the PG scenario store, or (empty) a new one.
+-- Returns its store URL. Dropped by L.pg_drop.
+function L.pg_fresh(empty)
+  pg_copies = pg_copies + 1
+  local name = ("durox_t%d_%d"):format(os.time() % 100000, pg_copies)
+  L.psql("postgres", ("CREATE DATABASE %s%s"):format(name, empty and "" or " TEMPLATE durox_scenarios"))
+  return L.pg_url(name, true), name
+end
+
+function L.pg_drop(db)
+  local name = db:match("^postgres[^/]*//[^/]*/([^?]+)")
+  if name then L.run(("psql -X -q %s -c %s"):format(q(L.pg_url("postgres")), q("DROP DATABASE IF EXISTS " .. name
+    .. " WITH (FORCE)"))) end
+end
+
+-- Starts tests/harness/live.js on db (created if missing) and waits for "ready". base: where
+-- its output files go (default db .. ".live"; required for a PostgreSQL URL).
+function L.start_runtime(db, base)
+  base = base or db .. ".live"
+  local rt = { db = db, out = base .. ".out", err = base .. ".err" }
   rt.pipe = assert(io.popen(("exec node %s %s --stdin-eof >%s 2>%s"):format(q(L.harness .. "/live.js"), q(db),
     q(rt.out), q(rt.err)), "w"))
   L.wait_until(function() return (L.read(rt.out) or ""):match("ready") end, 30000, "live.js to print ready", 50)
@@ -132,16 +173,25 @@ function L.client(db, ...)
   return assert(durox.decode_json(out))
 end
 
--- Rows of a query run by the sqlite3 tool (independent of our code).
-function L.sql(db, query)
+-- Rows of a query run by the sqlite3 tool, or by psql (search_path dx) on a PostgreSQL
+-- store, where pg_query (when given) is the PostgreSQL spelling (independent of our code).
+function L.sql(db, query, pg_query)
+  if L.is_pg(db) then
+    local out, code, err = L.run(("psql -X -q -A -t -v ON_ERROR_STOP=1 %s -c %s"):format(
+      q((db:gsub("&schema=dx", ""):gsub("%?schema=dx&", "?"))),
+      q("SET search_path TO dx; SELECT coalesce(json_agg(durox_row_), '[]'::json) FROM (" .. (pg_query or query)
+        .. ") durox_row_")))
+    assert(code == 0, "psql failed: " .. err)
+    return assert(durox.decode_json(out))
+  end
   local out, code, err = L.run(("sqlite3 -json -cmd '.timeout 10000' %s %s"):format(q(db), q(query)))
   assert(code == 0, "sqlite3 failed: " .. err)
   if not out:match("%S") then return {} end
   return assert(durox.decode_json(out))
 end
 
-function L.sql_value(db, query)
-  local rows = L.sql(db, query)
+function L.sql_value(db, query, pg_query)
+  local rows = L.sql(db, query, pg_query)
   if #rows == 0 then return nil end
   local _, v = next(rows[1])
   return v
