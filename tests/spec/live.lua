@@ -105,13 +105,30 @@ function L.psql(name, sql)
   return out
 end
 
+-- CREATE DATABASE name [TEMPLATE durox_scenarios]. A template copy fails while another
+-- session is connected to the template (a spec running beside this one with ctest -j): it is
+-- tried again for up to a minute.
+function L.pg_create(name, template)
+  local sql = ("CREATE DATABASE %s%s"):format(name, template and " TEMPLATE durox_scenarios" or "")
+  local deadline = durox.now() + 60000
+  while true do
+    local out, code, err = L.run(("psql -X -q -A -t -v ON_ERROR_STOP=1 %s -c %s"):format(q(L.pg_url("postgres")),
+      q(sql)))
+    if code == 0 then return out end
+    if not err:match("is being accessed by other users") or durox.now() > deadline then
+      error("psql failed: " .. err, 2)
+    end
+    durox.sleep(200)
+  end
+end
+
 local pg_copies = 0
 -- A fresh database on the test server: a copy of the PG scenario store, or (empty) a new one.
 -- Returns its store URL. Dropped by L.pg_drop.
 function L.pg_fresh(empty)
   pg_copies = pg_copies + 1
   local name = ("durox_t%d_%d"):format(os.time() % 100000, pg_copies)
-  L.psql("postgres", ("CREATE DATABASE %s%s"):format(name, empty and "" or " TEMPLATE durox_scenarios"))
+  L.pg_create(name, not empty)
   return L.pg_url(name, true), name
 end
 
@@ -303,7 +320,7 @@ local function make_store(kind, dir, name, template)
   else
     pg_serial = pg_serial + 1
     S.db = ("%s_%d_%d"):format(name:gsub("%W", "_"), math.floor(durox.now() % 1000000), pg_serial)
-    psql_admin(("CREATE DATABASE %s%s"):format(S.db, template and " TEMPLATE durox_scenarios" or ""))
+    L.pg_create(S.db, template)
     S.url = pg_url(S.db, "schema=dx")
     S.target = S.url
     function S.rows(sqlite_sql, pg_sql) return nil_nulls(psql_rows(S.db, pg_sql or sqlite_sql)) end
