@@ -98,7 +98,8 @@ describe("a bulk raise killed with SIGKILL on " .. provider, function()
       local fast = trials % 2 == 0
       -- (PostgreSQL writes a batch several times faster: its full speed is capped so that the
       -- job outlives the kills)
-      local rate = fast and (provider == "postgres" and "3000" or "1000000000") or "200"
+      local rate = fast and (provider == "postgres" and "1500" or "1000000000") or (provider == "postgres" and "120"
+        or "200")
       local batch = fast and math.random(20, 100) or math.random(5, 40)
       local delay = fast and math.random(5, 25) or math.random(30, 200)
       local p = L.spawn(("%s %s %s %d"):format(worker, mode, rate, batch))
