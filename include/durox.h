@@ -46,6 +46,7 @@ extern "C" {
 	(-11)                /* the instance or job is not in a state that allows the operation                        \
 	                        (already terminal, still running, already exists...) */
 #define DUROX_ETIMEOUT (-12) /* a wait ended before its condition was met */
+#define DUROX_EGONE (-13)    /* the store went away under the handle: its file was deleted or replaced; reopen it */
 
 /* Short upper-case name of a result code ("NOTFOUND", "BUSY", ...); "OK" for 0, "UNKNOWN" otherwise. */
 const char *durox_code_name(int rc);
@@ -62,6 +63,8 @@ typedef enum durox_status {
 	DUROX_STATUS_FAILED,           /* "Failed" (cancellation is a failure in Duroxide) */
 	DUROX_STATUS_CONTINUED_AS_NEW, /* "ContinuedAsNew": between an execution's end and the next one's start */
 	DUROX_STATUS_UNKNOWN,          /* "Unknown": the instance row exists but its current execution row does not */
+	DUROX_STATUS_PENDING, /* "Pending": no instance row yet, but its StartOrchestration is queued (the runtime
+	                         has not picked it up); shown by status, details, waits and stuck-work reports */
 	DUROX_STATUS__COUNT
 } durox_status;
 
@@ -1051,10 +1054,12 @@ int durox_wait_for_orchestration(durox *dx, const char *instance_id, int64_t tim
 
 /* What happened (or, in a dry run, would happen) to one target. */
 typedef enum durox_outcome {
-	DUROX_OUTCOME_PENDING = 0,    /* not processed yet (a stopped or interrupted job) */
-	DUROX_OUTCOME_DONE,           /* acted on: cancelled, raised, purged, pruned, restarted */
-	DUROX_OUTCOME_FAILED,         /* refused; code and message say why */
-	DUROX_OUTCOME_NO_SUBSCRIPTION /* raise: running, but no open subscription for the event */
+	DUROX_OUTCOME_PENDING = 0,     /* not processed yet (a stopped or interrupted job) */
+	DUROX_OUTCOME_DONE,            /* acted on: cancelled, raised, purged, pruned, restarted */
+	DUROX_OUTCOME_FAILED,          /* refused; code and message say why */
+	DUROX_OUTCOME_NO_SUBSCRIPTION, /* raise: running, but no open subscription for the event */
+	DUROX_OUTCOME_SKIPPED          /* purge or restart by filter: a sub-orchestration, acted on only through its
+	                                  root; message says so. Reported in the response, not journaled. */
 } durox_outcome;
 
 /* "pending", "done", "failed", "no_subscription"; NULL when out of range. */
@@ -1182,7 +1187,7 @@ typedef struct durox_bulk_response {
 	uint64_t total_matched;
 	size_t count;
 	durox_bulk_item *items; /* every target, in processing order */
-	uint64_t done, failed, no_subscription, pending;
+	uint64_t done, failed, no_subscription, pending, skipped;
 	/* purge/prune totals over the items */
 	uint64_t instances_deleted, executions_deleted, events_deleted, queue_messages_deleted;
 	int64_t elapsed_ms; /* this call */

@@ -138,6 +138,26 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 	return r;
 }
 
+/* Sets *found when at least one target would be acted on (classifying without writing,
+ * up to the first such target): a job whose targets are all refused writes nothing, not
+ * even the journal, like a single refused call. */
+static int any_actionable(runctx *rc, const op_params *p, const targets *ts, int *found)
+{
+	op_result res;
+	op_result_init(&res);
+	int r = DUROX_OK;
+	int64_t now = time_now_ms();
+	*found = 0;
+	for (size_t k = 0; k < ts->n && !*found && r == DUROX_OK; k++) {
+		if (ts->v[k].deny != NULL)
+			continue;
+		r = op_apply(rc->dx, p, ts->v[k].id, now, 0, &res);
+		*found = r == DUROX_OK && res.outcome == DUROX_OUTCOME_DONE;
+	}
+	op_result_free(&res);
+	return r;
+}
+
 /* Classifies every target without writing (dry run). */
 static int dry_run(runctx *rc, const op_params *p, const targets *ts, durox_bulk_response **out)
 {
@@ -215,6 +235,7 @@ static int bulk(durox *dx, const op_params *p, const durox_bulk_options *o, duro
 	targets ts;
 	job_targets_init(&ts);
 	r = o->instances != NULL ? job_resolve_ids(&rc, &ts, limit) : job_resolve_filter(&rc, &ts, limit);
+	int actionable = 0;
 	if (r == DUROX_OK && o->dry_run) {
 		r = dry_run(&rc, p, &ts, out);
 	} else if (r == DUROX_OK && ts.n == 0) {
@@ -223,16 +244,27 @@ static int bulk(durox *dx, const op_params *p, const durox_bulk_options *o, duro
 			r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
 		else
 			*out = &br->pub;
+	} else if (r == DUROX_OK && (r = any_actionable(&rc, p, &ts, &actionable)) == DUROX_OK && !actionable) {
+		/* every target refused: report each as a dry run would, and write nothing */
+		r = dry_run(&rc, p, &ts, out);
+		if (r == DUROX_OK) {
+			(*out)->dry_run = 0;
+			(*out)->state = "completed";
+		}
 	} else if (r == DUROX_OK) {
 		int64_t job_id = 0;
 		rc.pr.total = ts.n;
 		r = record_job(&rc, p, &ts, &job_id);
-		job_targets_free(&ts);
-		job_targets_init(&ts);
+		job_targets_release(&ts); /* the job runs from the journal */
 		if (r != DUROX_OK && job_id != 0)
 			job_mark(&rc, job_id, "resolving", "abandoned", durox_errmsg(dx));
 		if (r == DUROX_OK)
 			r = job_run_and_report(&rc, job_id, p, o->batch_size, o->rate, out);
+	}
+	if (r == DUROX_OK && *out != NULL && job_add_skipped(*out, &ts) != DUROX_OK) {
+		durox_bulk_response_free(*out);
+		*out = NULL;
+		r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
 	}
 	job_targets_free(&ts);
 	return r;

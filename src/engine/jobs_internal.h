@@ -76,6 +76,11 @@ typedef struct targets {
 	arena mem;
 	target *v;
 	size_t n, cap;
+	/* purge and restart by filter: the sub-orchestrations that matched, with why they are
+	 * skipped (in deny); never journaled, reported in the response */
+	target *skipped;
+	size_t nskipped, skipcap;
+	arena skipmem; /* the skipped targets live here, past job_targets_release */
 	/* open-addressing index id -> position (for dedup and mapping summaries back) */
 	size_t *slots; /* position + 1; 0 = empty */
 	size_t nslots;
@@ -83,6 +88,8 @@ typedef struct targets {
 
 void job_targets_init(targets *t);
 void job_targets_free(targets *t);
+/* Frees the targets but keeps the skipped ones (a long job runs from the journal). */
+void job_targets_release(targets *t);
 /* Fill ts from the ids of rc->o (deduplicated, at most limit) or from its filter and
  * predicate, asking the authorize callback about each. Set dx's message on failure. */
 int job_resolve_ids(runctx *rc, targets *ts, uint32_t limit);
@@ -104,6 +111,9 @@ durox_bulk_item *job_result_push(bulk_result *br);
 void job_tally(durox_bulk_response *r, const durox_bulk_item *it);
 /* The JSON journaled as a target's result (NULL when none), built in b. */
 const char *job_result_json(const op_params *p, const op_result *res, buf *b);
+/* Appends the skipped targets of ts to the response r (outcome SKIPPED, counted in
+ * total_matched). DUROX_ENOMEM when out of memory. */
+int job_add_skipped(durox_bulk_response *r, const targets *ts);
 /* Builds the response of job j from the journal. */
 int job_build_report(durox *dx, const store_job *j, int64_t elapsed, durox_bulk_response **out);
 

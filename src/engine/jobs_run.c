@@ -67,12 +67,23 @@ static int batch_cb(void *ud, const store_target *t)
 int job_begin_retry(runctx *rc)
 {
 	durox *dx = rc->dx;
+	int64_t t0 = time_mono_ms();
 	for (int attempt = 0;; attempt++) {
 		int r = dx->st->ops->begin(dx->st);
 		if (r == DUROX_OK)
 			return r;
-		if (r != DUROX_EBUSY || attempt >= BUSY_RETRIES)
+		if (r != DUROX_EBUSY)
 			return dx_store_fail(dx, r);
+		if (attempt >= BUSY_RETRIES) {
+			/* the message says how long it really waited, not one attempt's timeout */
+			double s = (double)(time_mono_ms() - t0) / 1000.0;
+			dx->st->err[0] = '\0';
+			return dx_fail(
+			        dx, DUROX_EBUSY,
+			        "store is busy: its write lock stayed taken for %.1f s (%d attempts, each waiting "
+			        "up to busy_timeout_ms); retry later",
+			        s, attempt + 1);
+		}
 		dx->st->err[0] = '\0';
 		op_sleep_ms(100LL << attempt);
 		int p = job_progress(rc, 1);
@@ -81,8 +92,6 @@ int job_begin_retry(runctx *rc)
 	}
 }
 
-/* Moves the job from state `from` to `state` in its own transaction if it is still ours;
- * best effort (the message of dx is kept). */
 void job_mark(runctx *rc, int64_t job_id, const char *from, const char *state, const char *error)
 {
 	durox *dx = rc->dx;

@@ -30,7 +30,7 @@ int op_kind_parse(const char *name)
 	return -1;
 }
 
-static const char *const outcome_names[] = {"pending", "done", "failed", "no_subscription"};
+static const char *const outcome_names[] = {"pending", "done", "failed", "no_subscription", "skipped"};
 
 const char *durox_outcome_name(int outcome)
 {

@@ -460,6 +460,20 @@ static void push_bulk_response(lua_State *L, const durox_bulk_response *r)
 		push_id_list(L, r, DUROX_OUTCOME_PENDING);
 		lua_setfield(L, -2, "pending_instances");
 	}
+	if (r->skipped > 0) {
+		lua_createtable(L, (int)r->skipped, 0);
+		lua_Integer ns = 0;
+		for (size_t k = 0; k < r->count; k++) {
+			const durox_bulk_item *it = &r->items[k];
+			if (it->outcome != DUROX_OUTCOME_SKIPPED)
+				continue;
+			lua_createtable(L, 0, 2);
+			lx_set_str(L, "instance_id", it->instance_id);
+			lx_set_str(L, "reason", it->message);
+			lua_rawseti(L, -2, ++ns);
+		}
+		lua_setfield(L, -2, "skipped_instances");
+	}
 	if (strcmp(kind, "purge") == 0 || strcmp(kind, "prune") == 0) {
 		if (strcmp(kind, "purge") == 0) {
 			lx_set_int(L, "instances_deleted", (int64_t)r->instances_deleted);

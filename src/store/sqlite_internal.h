@@ -24,6 +24,10 @@ typedef struct sqlite_store {
 	sqlite3 *db;
 	char *location;
 	char *schema_version;
+	/* the file opened (0, 0 for :memory:): a statement outside a transaction first checks
+	 * that the path still names it (sq_check_file) */
+	unsigned long long file_dev, file_ino;
+	int gone; /* the file was deleted or replaced: every call fails with DUROX_EGONE */
 	int busy_timeout_ms;
 	cached_stmt cache[CACHE_SIZE];
 	uint64_t clock;
@@ -48,6 +52,9 @@ typedef struct sqlite_store {
 /* Maps a SQLite result code to a durox code, sets the message ("<what> failed: ...") and
  * returns the code. */
 int sq_fail(sqlite_store *s, int src, const char *what);
+/* DUROX_OK while the store's path still names the file opened, else DUROX_EGONE (message set;
+ * the handle stays gone). Costs one stat(2). */
+int sq_check_file(sqlite_store *s);
 /* The durox code for a NULL from sq_stmt. */
 int sq_stmt_err(sqlite_store *s);
 /* A cached prepared statement for sql, reset and unbound; NULL on error (message set). The

@@ -27,11 +27,13 @@ const char *durox_code_name(int rc)
 	case DUROX_EABORT: return "ABORT";
 	case DUROX_ECONFLICT: return "CONFLICT";
 	case DUROX_ETIMEOUT: return "TIMEOUT";
+	case DUROX_EGONE: return "GONE";
 	default: return "UNKNOWN";
 	}
 }
 
-static const char *const status_names[] = {"NotFound", "Running", "Completed", "Failed", "ContinuedAsNew", "Unknown"};
+static const char *const status_names[] = {"NotFound",       "Running", "Completed", "Failed",
+                                           "ContinuedAsNew", "Unknown", "Pending"};
 
 const char *durox_status_name(int status)
 {

@@ -101,10 +101,11 @@ describe("write commands on a copy of the scenario store", function()
     assert.are.equal("completed", res.state)
     assert.is_number(res.job_id)
     assert.are.equal(before + 21, queue_count())
-    -- the same again: every instance now has a cancel queued -> all refused, exit 1
+    -- the same again: every instance now has a cancel queued -> all refused, nothing written
     r = run { "--store", url, "cancel", "--status", "Running", "--yes" }
     assert.are.equal(1, r.code)
-    assert.truthy(r.out:find("^job %d+ completed: 21 instances matched: 0 cancelled, 21 failed\nfailed:\n"))
+    assert.truthy(r.out:find("^completed: 21 instances matched: 0 cancelled, 21 failed\nfailed:\n"), r.out)
+    assert.are.equal(before + 21, queue_count())
     assert.truthy(r.out:find("is being cancelled (a cancel is queued)", 1, true))
   end)
 
@@ -179,18 +180,26 @@ describe("write commands on a copy of the scenario store", function()
     assert.are.equal(0, r.code, r.err)
     assert.truthy(r.out:find("  cancel-waiting-1 -> cancel-waiting-1~r1\n", 1, true))
     assert.truthy(r.out:find("  cancel-parent-1 -> cancel-parent-1~r1\n", 1, true))
-    assert.is_nil(r.out:find("cancel-parent-1::sub::2", 1, true)) -- sub-orchestrations are skipped
+    -- sub-orchestrations are skipped, and counted and listed with the reason
+    assert.truthy(r.out:find("skipped (sub-orchestrations: restart their root instead)", 1, true), r.out)
+    assert.truthy(r.out:find("\nskipped:\n  cancel-parent-1::sub::2  a sub-orchestration of 'cancel-parent-1': restart"
+      .. " acts on trees through their root\n", 1, true), r.out)
+    assert.is_nil(r.out:find("cancel-parent-1::sub::2 ->", 1, true))
   end)
 
   it("jobs: list, show, stop, resume", function()
     assert.are.equal(0, run { "--store", url, "jobs" }.code)
     assert.are.equal("no jobs\n", run { "--store", url, "jobs" }.out)
+    -- every target refused: no job
     local r = run { "--store", url, "cancel", "nope", "--yes" }
+    assert.are.equal(1, r.code)
+    assert.are.equal("no jobs\n", run { "--store", url, "jobs" }.out)
+    r = run { "--store", url, "cancel", "nope", "wait-approve-1", "--yes" }
     assert.are.equal(1, r.code)
     r = run { "--store", url, "jobs", "list" }
     assert.are.equal(0, r.code, r.err)
     assert.truthy(r.out:find("^JOB%s+KIND%s+STATE"))
-    assert.truthy(r.out:find("\n%s+1%s+cancel%s+completed%s+1%s+0%s+1%s+0%s+0"))
+    assert.truthy(r.out:find("\n%s+1%s+cancel%s+completed%s+2%s+1%s+1%s+0%s+0"), r.out)
     r = run { "--store", url, "jobs", "show", "1" }
     assert.are.equal(0, r.code, r.err)
     assert.truthy(r.out:find("state:%s+completed"))

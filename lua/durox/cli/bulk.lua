@@ -146,6 +146,10 @@ function M.counts(r)
   if r.pending_instances and #r.pending_instances > 0 then
     parts[#parts + 1] = ("%d not processed"):format(#r.pending_instances)
   end
+  if r.skipped_instances and #r.skipped_instances > 0 then
+    parts[#parts + 1] = ("%d skipped (sub-orchestrations: %s their root instead)"):format(#r.skipped_instances,
+      r.kind == "restart" and "restart" or "purge")
+  end
   return table.concat(parts, ", ")
 end
 
@@ -182,6 +186,9 @@ function M.print_response(ctx, r)
       list_block(out, d[r.dry_run and 3 or 2] .. ":", r[d[1]], true, format.oneline)
     end
     list_block(out, "no open subscription:", r.no_subscription_instances or {}, verbose, format.oneline)
+    list_block(out, "skipped:", r.skipped_instances or {}, verbose, function(x)
+      return ("%s  %s"):format(format.oneline(x.instance_id), format.oneline(x.reason))
+    end)
     list_block(out, r.dry_run and "would fail:" or "failed:", r.failed_instances, verbose, function(f)
       return ("%s  %s  %s"):format(format.oneline(f.instance_id), f.code, format.oneline(f.error))
     end)

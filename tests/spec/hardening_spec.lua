@@ -1,0 +1,132 @@
+-- hardening_spec.lua - what an operator meets when the store changes under duroxlua: a store
+-- file deleted or replaced while a handle is open (every call says GONE and nothing is
+-- written, where writes used to report success and be lost), a store locked by another
+-- process (the message tells the real wait), and bulk operations whose every target is
+-- refused (nothing written, not even our journal). Stores are copies of the scenario store
+-- the real runtime wrote; independent reads go through the sqlite3 tool.
+local durox = require "durox"
+local L = require "live"
+
+if L.skip then
+  describe("hardening", function() pending("DUROX_HARNESS, DUROXLUA and DUROX_SCENARIO_DB are not set") end)
+  return
+end
+
+local dir = L.tmpdir()
+local n = 0
+local function copy()
+  n = n + 1
+  return L.copy_scenarios(("%s/h%d.db"):format(dir, n))
+end
+local function remove_store(db)
+  for _, s in ipairs { "", "-wal", "-shm" } do os.remove(db .. s) end
+end
+
+teardown(function() L.cleanup(dir) end)
+
+describe("a store deleted under an open handle", function()
+  it("refuses writes and reads with GONE instead of writing to the deleted file", function()
+    local db = copy()
+    local dx = assert(durox.open("sqlite:" .. db))
+    assert(dx:get_orchestration_status("can-done-1"))
+    remove_store(db)
+    local r, msg, code = dx:start_orchestration("gone-1", "Echo", "1")
+    assert.is_nil(r)
+    assert.are.equal("GONE", code)
+    assert.are.equal(("store '%s' was deleted while it was open; open it again"):format(db), msg)
+    r, msg, code = dx:cancel_instance("wait-approve-1", "x")
+    assert.is_nil(r)
+    assert.are.equal("GONE", code)
+    -- reads say the store is gone rather than showing what the deleted file held
+    r, msg, code = dx:list_instances()
+    assert.is_nil(r)
+    assert.are.equal("GONE", code)
+    assert.is_nil(dx:get_runtime_metrics { fresh = true })
+    r, _, code = dx:cancel_instances { filter = { status = "Running" } }
+    assert.is_nil(r)
+    assert.are.equal("GONE", code)
+    dx:close()
+    assert.is_nil(io.open(db, "rb"), "nothing recreated the file")
+  end)
+end)
+
+describe("a store replaced under an open handle", function()
+  it("refuses to write into the old file and leaves the new one untouched", function()
+    local db, other = copy(), copy()
+    local dx = assert(durox.open("sqlite:" .. db))
+    assert(dx:get_instance_details("wait-approve-1"))
+    local before = L.sql_value(other, "SELECT count(*) AS n FROM orchestrator_queue")
+    assert(os.rename(other, db))
+    local r, msg, code = dx:cancel_instance("wait-approve-1", "replaced")
+    assert.is_nil(r)
+    assert.are.equal("GONE", code)
+    assert.are.equal(("store '%s' was replaced by another file while it was open; open it again"):format(db), msg)
+    r, _, code = dx:raise_event("wait-approve-1", "Approve", "1")
+    assert.is_nil(r)
+    assert.are.equal("GONE", code)
+    assert.are.equal(before, L.sql_value(db, "SELECT count(*) AS n FROM orchestrator_queue"))
+    -- the handle stays gone; a new one sees the new file
+    assert.are.equal("GONE", select(3, dx:get_orchestration_status("can-done-1")))
+    dx:close()
+    local dx2 = assert(durox.open("sqlite:" .. db))
+    assert(dx2:get_orchestration_status("can-done-1"))
+    dx2:close()
+  end)
+end)
+
+describe("a store locked by another process", function()
+  it("says how long a bulk job really waited for the lock", function()
+    local db = copy()
+    -- the sqlite3 tool holds the write lock until its input ends; it says when it has it
+    local said_file = db .. ".holder"
+    local holder = assert(io.popen("sqlite3 " .. L.q(db) .. " >" .. L.q(said_file), "w"))
+    holder:write("PRAGMA busy_timeout=5000;\nBEGIN IMMEDIATE;\nSELECT 'locked';\n")
+    holder:flush()
+    L.wait_until(function() return (L.read(said_file) or ""):find("locked", 1, true) end, 5000,
+      "the sqlite3 tool to take the write lock", 20)
+    local dx = assert(durox.open("sqlite:" .. db, { busy_timeout_ms = 100 }))
+    local t0 = durox.now()
+    local r, msg, code = dx:cancel_instances { filter = { status = "Running" } }
+    local waited = (durox.now() - t0) / 1000
+    holder:close()
+    assert.is_nil(r)
+    assert.are.equal("BUSY", code)
+    local said = tonumber(msg:match("stayed taken for ([%d.]+) s"))
+    assert(said, msg)
+    assert.is_true(math.abs(said - waited) < 0.5, ("said %.1f s, waited %.1f s: %s"):format(said, waited, msg))
+    assert.is_nil(msg:find("\n", 1, true))
+    dx:close()
+  end)
+end)
+
+describe("a start the runtime has not picked up yet", function()
+  it("is Pending in status, details, waits and stuck-work reports alike", function()
+    local db = copy()
+    local dx = assert(durox.open("sqlite:" .. db))
+    assert(dx:start_orchestration("pend-1", "Echo", '"hi"', "1.0.0"))
+    -- independently: no instance row, one StartOrchestration queued for it
+    assert.are.equal(0, L.sql_value(db, "SELECT count(*) AS n FROM instances WHERE instance_id = 'pend-1'"))
+    assert.are.equal(1, L.sql_value(db, "SELECT count(*) AS n FROM orchestrator_queue WHERE instance_id = 'pend-1'"
+      .. " AND work_item LIKE '{\"StartOrchestration\":%'"))
+    assert.are.equal("Pending", assert(dx:get_orchestration_status("pend-1")).status)
+    local d = assert(dx:get_instance_details("pend-1"))
+    assert.are.equal("Pending", d.summary.status)
+    assert.are.equal("Echo", d.summary.orchestration_name)
+    assert.are.equal("1.0.0", d.summary.version)
+    assert.are.equal('"hi"', d.input)
+    assert.are.same({}, d.executions)
+    local w = assert(dx:wait_for_instances { instances = { "pend-1", "nope-x" }, timeout = 300, poll_interval = 50 })
+    assert.are.equal("Pending", w.instances[1].status)
+    assert.is_false(w.instances[1].finished)
+    assert.are.equal("NotFound", w.instances[2].status)
+    local stuck = assert(dx:find_stuck_instances { now = durox.now() + 3600000 })
+    local found
+    for _, s in ipairs(stuck.instances) do if s.instance_id == "pend-1" then found = s end end
+    assert(found, "the queued start is stalled an hour later")
+    assert.are.equal("Pending", found.status)
+    -- an unknown id stays NotFound everywhere
+    assert.are.equal("NOTFOUND", select(3, dx:get_instance_details("nope-x")))
+    assert.are.equal("NotFound", assert(dx:get_orchestration_status("nope-x")).status)
+    dx:close()
+  end)
+end)
