@@ -149,7 +149,7 @@ TEST(ops_waits)
 	durox_orchestration_status *st = (durox_orchestration_status *)1;
 	EQ_INT(durox_wait_for_orchestration(dx, "w-1", 30, 10, &st), DUROX_ETIMEOUT);
 	CHECK(st == NULL);
-	CHECK(strstr(durox_errmsg(dx), "instance 'w-1' is still Running after waiting") != NULL);
+	CHECK(strstr(durox_errmsg(dx), "instance 'w-1' is still Pending after waiting") != NULL);
 	EQ_INT(durox_wait_for_orchestration(dx, "nope", 1000, 10, &st), DUROX_ENOTFOUND);
 	const char *ids[] = {"w-1", "nope"};
 	durox_bulk_wait_request req = {0};
@@ -163,7 +163,7 @@ TEST(ops_waits)
 	EQ_INT(w->polls, 1);
 	EQ_INT(w->unfinished, 1);
 	EQ_INT(w->not_found, 1);
-	EQ_INT(w->items[0].status, DUROX_STATUS_RUNNING);
+	EQ_INT(w->items[0].status, DUROX_STATUS_PENDING); /* its start is queued: no instance row yet */
 	EQ_INT(w->items[1].status, DUROX_STATUS_NOT_FOUND);
 	durox_bulk_wait_response_free(w);
 	req.mode = DUROX_WAIT_FIRST;
