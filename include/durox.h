@@ -157,12 +157,29 @@ typedef struct durox_config {
 	uint32_t event_wait_threshold_ms; /* find_stuck_instances: event waits longer than this; default 86400000 */
 	uint32_t max_attempts;            /* the runtime's poison limit (RuntimeOptions.max_attempts); default 10 */
 	uint32_t near_poison_attempts;    /* attempt_count from which a queue item is near poison; default 5 */
+	/* caps on what a write carries (DUROX_ELIMIT beyond them) */
+	uint32_t max_payload_bytes; /* an input, event data or cancel reason; default 16777216 (16 MiB) */
+	uint32_t max_id_bytes;      /* an instance id, orchestration, event or queue name, version; default 1024 */
+	/* the Lua binding: how long one call of a predicate, authorize or progress function may run
+	 * before it is stopped with an error; 0 (the default) sets no limit (trusted scripts) */
+	uint32_t callback_budget_ms;
 } durox_config;
+
+/* The defaults of a new handle (what durox_get_config returns right after durox_open). */
+#define DUROX_CONFIG_INIT                                                                                              \
+	{                                                                                                              \
+		.enable_metrics = 1, .enable_streaming = 1, .max_list_instances = 10000, .max_bulk_operations = 1000,  \
+		.metrics_retention_hours = 24, .cache_ttl_seconds = 5, .stall_threshold_ms = 60000,                    \
+		.timer_overdue_ms = 60000, .event_wait_threshold_ms = 86400000, .max_attempts = 10,                    \
+		.near_poison_attempts = 5, .max_payload_bytes = 16777216, .max_id_bytes = 1024,                        \
+		.callback_budget_ms = 0                                                                                \
+	}
 
 /* Copies the handle's configuration into *cfg. */
 void durox_get_config(durox *dx, durox_config *cfg);
 /* Replaces the configuration; DUROX_EINVALID when max_list_instances, max_bulk_operations,
- * max_attempts or near_poison_attempts is 0, or near_poison_attempts exceeds max_attempts. */
+ * max_attempts, near_poison_attempts, max_payload_bytes or max_id_bytes is 0, or
+ * near_poison_attempts exceeds max_attempts. */
 int durox_set_config(durox *dx, const durox_config *cfg);
 
 /* ---- instance summaries ---------------------------------------------------------- */

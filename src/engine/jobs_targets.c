@@ -137,6 +137,10 @@ int job_resolve_ids(runctx *rc, targets *ts, uint32_t limit)
 		const char *id = o->instances[k];
 		if (id == NULL || id[0] == '\0')
 			return dx_fail(dx, DUROX_EINVALID, "instance id #%zu is empty", k + 1);
+		if (strlen(id) > dx->cfg.max_id_bytes)
+			return dx_fail(dx, DUROX_ELIMIT,
+			               "instance id #%zu is %zu bytes; the limit is %u (max_id_bytes)", k + 1,
+			               strlen(id), (unsigned)dx->cfg.max_id_bytes);
 		if (!op_valid_utf8(id))
 			return dx_fail(dx, DUROX_EINVALID, "instance id #%zu is not valid UTF-8", k + 1);
 		size_t pos, slot = index_find(ts, id, &pos);

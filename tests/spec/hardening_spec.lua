@@ -130,3 +130,75 @@ describe("a start the runtime has not picked up yet", function()
     dx:close()
   end)
 end)
+
+describe("what a write carries is capped", function()
+  it("payloads, reasons and ids beyond max_payload_bytes / max_id_bytes are refused with LIMIT", function()
+    local db = copy()
+    local dx = assert(durox.open("sqlite:" .. db))
+    local cfg = dx:config()
+    assert.are.equal(16777216, cfg.max_payload_bytes)
+    assert.are.equal(1024, cfg.max_id_bytes)
+    local before = L.sql_value(db, "SELECT count(*) AS n FROM orchestrator_queue")
+    local r, msg, code = dx:start_orchestration("big-1", "Echo", ("x"):rep(16777217))
+    assert.is_nil(r)
+    assert.are.equal("LIMIT", code)
+    assert.are.equal("input is 16777217 bytes; the limit is 16777216 (max_payload_bytes)", msg)
+    r, msg, code = dx:start_orchestration(("i"):rep(1025), "Echo", "1")
+    assert.are.equal("LIMIT", code)
+    assert.are.equal("instance id is 1025 bytes; the limit is 1024 (max_id_bytes)", msg)
+    -- overridable, and checked for every kind of payload
+    dx:config { max_payload_bytes = 10, max_id_bytes = 20 }
+    r, msg, code = dx:raise_event("wait-approve-1", "Approve", "12345678901")
+    assert.are.equal("LIMIT", code)
+    assert.are.equal("event data is 11 bytes; the limit is 10 (max_payload_bytes)", msg)
+    r, msg, code = dx:cancel_instance("wait-approve-1", "a reason too long")
+    assert.are.equal("LIMIT", code)
+    assert.are.equal("reason is 17 bytes; the limit is 10 (max_payload_bytes)", msg)
+    r, msg, code = dx:raise_event_bulk { filter = { status = "Running" }, event_name = "Approve",
+                                         event_data = "12345678901" }
+    assert.are.equal("LIMIT", code)
+    r, msg, code = dx:cancel_instances { instances = { "ok", ("i"):rep(21) } }
+    assert.are.equal("LIMIT", code)
+    assert.are.equal("instance id #2 is 21 bytes; the limit is 20 (max_id_bytes)", msg)
+    assert.has_error(function() dx:config { max_payload_bytes = 0 } end,
+      "config field 'max_payload_bytes' out of range (1 to 2147483647), got 0")
+    assert.are.equal(before, L.sql_value(db, "SELECT count(*) AS n FROM orchestrator_queue"))
+    dx:close()
+  end)
+end)
+
+describe("callbacks have a time budget", function()
+  it("stops a predicate that never returns once callback_budget_ms is spent", function()
+    local dx = assert(durox.open("sqlite:" .. copy(), { config = { callback_budget_ms = 100 } }))
+    local t0 = durox.now()
+    local ok, err = pcall(dx.list_instances, dx, nil, function() while true do end end)
+    assert.is_false(ok)
+    assert.are.equal("the predicate ran longer than its time budget of 100 ms (callback_budget_ms)", err)
+    assert.is_true(durox.now() - t0 < 2000)
+    -- the iterator and bulk callbacks too
+    ok, err = pcall(function()
+      for _ in dx:instances { predicate = function() while true do end end } do end
+    end)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("the predicate ran longer", 1, true))
+    ok, err = pcall(dx.cancel_instances, dx, { filter = {}, dry_run = true, authorize = function() while true do end end })
+    assert.is_false(ok)
+    assert.are.equal("the authorize function ran longer than its time budget of 100 ms (callback_budget_ms)", err)
+    -- a predicate within its budget runs as before, and the handle still works
+    assert(dx:list_instances(nil, function() return true end))
+    dx:close()
+  end)
+
+  it("sets no limit by default (trusted scripts)", function()
+    local dx = assert(durox.open("sqlite:" .. copy()))
+    assert.are.equal(0, dx:config().callback_budget_ms)
+    local calls = 0
+    local r = assert(dx:list_instances(nil, function()
+      calls = calls + 1
+      if calls == 1 then local t = durox.now() while durox.now() - t < 150 do end end
+      return true
+    end))
+    assert.is_true(#r > 0)
+    dx:close()
+  end)
+end)
