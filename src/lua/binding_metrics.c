@@ -9,7 +9,9 @@
  * lx_open_metrics (binding.c).
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -578,39 +580,118 @@ static void config_hook(lua_State *L, lua_Debug *ar)
 	luaL_error(L, "took too long (a configuration file is data: no loops needed)");
 }
 
+/* The largest configuration file read (a settings file: a few hundred bytes in practice). */
+#define CONFIG_MAX_BYTES (1 << 20)
+
+/* Replaces the string at the top with a printable one-line copy: control bytes and bytes that
+ * are not UTF-8 text become "\xNN" (a binary file's bytes never reach the terminal). */
+static void printable(lua_State *L)
+{
+	size_t n;
+	const unsigned char *s = (const unsigned char *)lua_tolstring(L, -1, &n);
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = s[i];
+		size_t len = c < 0x80             ? 1
+		             : (c & 0xE0) == 0xC0 ? 2
+		             : (c & 0xF0) == 0xE0 ? 3
+		             : (c & 0xF8) == 0xF0 ? 4
+		                                  : 0;
+		int ok = len > 0 && i + len <= n && (c >= 0x20 || len > 1) && c != 0x7F;
+		for (size_t k = 1; ok && k < len; k++)
+			ok = (s[i + k] & 0xC0) == 0x80;
+		if (ok) {
+			luaL_addlstring(&b, (const char *)s + i, len);
+			i += len - 1;
+		} else {
+			char esc[8];
+			snprintf(esc, sizeof esc, "\\x%02x", c);
+			luaL_addstring(&b, esc);
+		}
+	}
+	luaL_pushresult(&b);
+	lua_remove(L, -2);
+}
+
+/* Pushes the message "configuration file PATH: <text>" (printable) in place of the stack
+ * above top and returns 0. */
+static int config_fail(lua_State *L, int top, const char *path, const char *text)
+{
+	lua_pushfstring(L, "configuration file %s: %s", path, text);
+	printable(L);
+	lua_replace(L, top + 1);
+	lua_settop(L, top + 1);
+	return 0;
+}
+
 int lx_read_config_file(lua_State *L, const char *path)
 {
 	int top = lua_gettop(L);
-	lua_newtable(L); /* the chunk's environment: no globals at all */
-	int env = lua_gettop(L);
-	if (luaL_loadfilex(L, path, "t") != LUA_OK) {
-		const char *msg = lua_tostring(L, -1);
-		lua_settop(L, top);
-		lua_pushfstring(L, "cannot read configuration file: %s", msg ? msg : "?");
+	lua_pushnil(L); /* slot of the result */
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		lua_pushfstring(L, "cannot read configuration file: cannot open %s: %s", path, strerror(errno));
+		printable(L);
+		lua_replace(L, top + 1);
 		return 0;
 	}
+	/* read into a Lua buffer (a Lua error frees it), at most CONFIG_MAX_BYTES + 1 */
+	luaL_Buffer b;
+	char *p = luaL_buffinitsize(L, &b, 4096);
+	(void)p;
+	size_t total = 0, got;
+	char chunk[4096];
+	int nul = 0;
+	while ((got = fread(chunk, 1, sizeof chunk, f)) > 0 && total <= CONFIG_MAX_BYTES) {
+		nul = nul || memchr(chunk, '\0', got) != NULL;
+		luaL_addlstring(&b, chunk, got);
+		total += got;
+	}
+	int err = ferror(f);
+	fclose(f);
+	luaL_pushresult(&b);
+	if (err)
+		return config_fail(L, top, path, "cannot be read");
+	if (nul)
+		return config_fail(L, top, path, "is not a text file (it contains NUL bytes)");
+	if (total > CONFIG_MAX_BYTES)
+		return config_fail(L, top, path,
+		                   lua_pushfstring(L,
+		                                   "is larger than %d bytes (a configuration file is a few settings)",
+		                                   CONFIG_MAX_BYTES));
+	size_t n;
+	const char *text = lua_tolstring(L, -1, &n);
+	lua_pushfstring(L, "@%s", path);
+	if (luaL_loadbufferx(L, text, n, lua_tostring(L, -1), "t") != LUA_OK) {
+		const char *msg = lua_tostring(L, -1);
+		lua_pushfstring(L, "cannot read configuration file: %s", msg ? msg : "?");
+		printable(L);
+		lua_replace(L, top + 1);
+		lua_settop(L, top + 1);
+		return 0;
+	}
+	lua_newtable(L); /* the chunk's environment: no globals at all */
+	int env = lua_gettop(L);
 	lua_pushvalue(L, env);
-	lua_setupvalue(L, -2, 1); /* _ENV */
+	lua_setupvalue(L, -3, 1); /* _ENV of the chunk */
+	lua_insert(L, -2);        /* env below the chunk */
 	lua_sethook(L, config_hook, LUA_MASKCOUNT, 1000000);
 	int st = lua_pcall(L, 0, 1, 0);
 	lua_sethook(L, NULL, 0, 0);
 	if (st != LUA_OK) {
 		const char *msg = lua_tostring(L, -1);
-		lua_pushfstring(L, "configuration file %s: %s", path, msg ? msg : "error");
-		lua_replace(L, top + 1);
-		lua_settop(L, top + 1);
-		return 0;
+		return config_fail(L, top, path, msg ? msg : "error");
 	}
 	if (lua_istable(L, -1)) {
 		lua_replace(L, top + 1); /* the returned table */
 	} else if (lua_isnil(L, -1)) {
-		lua_pop(L, 1); /* assignments: the environment table */
+		lua_pop(L, 1);
+		lua_replace(L, top + 1); /* assignments: the environment table */
 	} else {
-		lua_pushfstring(L, "configuration file %s: returns a %s (expected a table, or nothing and assignments)",
-		                path, luaL_typename(L, -1));
-		lua_replace(L, top + 1);
-		lua_settop(L, top + 1);
-		return 0;
+		return config_fail(L, top, path,
+		                   lua_pushfstring(L, "returns a %s (expected a table, or nothing and assignments)",
+		                                   luaL_typename(L, -1)));
 	}
 	lua_settop(L, top + 1);
 	return 1;
