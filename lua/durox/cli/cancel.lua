@@ -14,6 +14,8 @@ M.options = filters.spec({
   { "reason", short = "r", arg = "TEXT", help = "the reason Duroxide records (output 'canceled: TEXT'; default empty)" },
 }, bulk.TARGET_OPTIONS, bulk.RUN_OPTIONS, filters.OPTIONS)
 
+M.arguments = { { "ID", many = true, optional = true } }
+
 M.help = args.help("duroxlua cancel [options] ID...\nduroxlua cancel [options] --status Running --name Order ...",
   "Cancels the given instances, or those matching the filter options, exactly as Duroxide's\n" ..
   "own client does (a CancelInstance message; the runtime then fails each one with\n" ..

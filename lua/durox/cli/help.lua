@@ -6,6 +6,8 @@ local M = {}
 
 M.summary = "list the commands, or show the help of one command"
 M.options = {}
+M.arguments = { { "COMMAND", optional = true } }
+
 M.help = args.help("duroxlua help [command]",
   "Lists the commands with a one-line summary each, or prints the help of one command\n" ..
   "(the same as 'duroxlua <command> --help').", M.options)
@@ -13,7 +15,6 @@ M.help = args.help("duroxlua help [command]",
 -- Prints the usage or one command's help; with --json, the commands and their summaries.
 function M.run(a, ctx)
   local cli = require "durox.cli"
-  if #a > 1 then return ctx:fail(("unexpected argument '%s'"):format(a[2]), cli.USAGE) end
   if a[1] then
     local cmd = cli.command(a[1])
     if not cmd then return ctx:fail(("unknown command '%s'"):format(a[1]), cli.USAGE) end

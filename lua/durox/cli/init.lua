@@ -1,15 +1,19 @@
 -- durox.cli: the dispatcher of duroxlua's subcommands. src/cli/main.c calls
 -- main({command, args...}, store_url, config_file) for `duroxlua [--store URL] <command> ...` and exits
 -- with the returned code. Each command is a module durox.cli.<name> exporting summary,
--- help, options (an args spec) and run(args, ctx) -> exit code.
+-- help, options (an args spec), optionally arguments (its positional arguments) and
+-- run(args, ctx) -> exit code (durox.cli.exit). docs/cli.md tells how to add one.
 local durox = require "durox"
 local args = require "durox.cli.args"
+local exit = require "durox.cli.exit"
 local format = require "durox.format"
+local output = require "durox.cli.output"
 
 local M = {}
 
--- Exit codes: success, a failure (store, not found), a usage error.
-M.OK, M.FAILURE, M.USAGE = 0, 1, 2
+-- Exit codes (the table is durox.cli.exit).
+M.OK, M.FAILURE, M.USAGE = exit.OK, exit.FAILED, exit.USAGE
+M.exit = exit
 
 -- The command module for name (an embedded or loaded durox.cli.<name> with run), or nil.
 function M.command(name)
@@ -57,10 +61,21 @@ end
 local Ctx = {}
 Ctx.__index = Ctx
 
--- Prints "duroxlua <command>: message" on stderr and returns code (default 1).
+-- Reports a failure and returns its exit code. code is an exit code or an engine code name
+-- ("NOTFOUND", ...; default FAILED). With --json (or --format json/jsonl) the error is one
+-- JSON object on stdout: {"error": message, "code": code name, "exit": exit code}; else one
+-- line "duroxlua <command>: message" on stderr.
 function Ctx:fail(message, code)
-  io.stderr:write(("duroxlua %s: %s\n"):format(self.command, format.oneline(message)))
-  return code or M.FAILURE
+  local name = type(code) == "string" and code or nil
+  local status = name and exit.of(name) or code or exit.FAILED
+  message = format.oneline(message)
+  if self.json or self.format == "jsonl" then
+    local doc = { error = message, code = name or durox.null, exit = status }
+    io.stdout:write(self.format == "jsonl" and (durox.encode_json(doc) .. "\n") or durox.encode_json(doc, true) .. "\n")
+  else
+    io.stderr:write(("duroxlua %s: %s\n"):format(self.command, message))
+  end
+  return status
 end
 
 -- Writes text to stdout.
@@ -68,39 +83,57 @@ function Ctx:out(text)
   io.stdout:write(text)
 end
 
--- Prints v as one pretty JSON document on stdout.
+-- Prints v as one pretty JSON document on stdout, times also as ISO-8601 (<field>_iso).
 function Ctx:print_json(v)
-  io.stdout:write(durox.encode_json(v, true), "\n")
+  io.stdout:write(output.json(v))
+end
+
+--[[ Prints a command's result in the chosen --format:
+  doc      the JSON document (--format json / --json)
+  records  the list of records (jsonl: one per line; csv: one per row)
+  columns  the CSV columns { {name [, get = function(record)]} }
+  text     a function returning the table text (the default format) ]]
+function Ctx:emit(spec)
+  local f = self.format
+  if f == "json" then
+    self:print_json(spec.doc)
+  elseif f == "jsonl" then
+    self:out(output.jsonl(spec.records))
+  elseif f == "csv" then
+    self:out(output.csv(spec.columns, spec.records))
+  else
+    self:out(spec.text())
+  end
 end
 
 -- Opens the store, read-only unless write is true (extra: more durox.open options). Returns
--- the handle, or nil and the exit code after reporting "duroxlua: <message>" on stderr.
+-- the handle, or nil and the exit code after reporting the failure.
 function Ctx:open(write, extra)
   if not self.store_url then
-    io.stderr:write("duroxlua: no store given (use --store URL or set DUROX_STORE)\n")
-    return nil, M.USAGE
+    return nil, self:fail("no store given (use --store URL or set DUROX_STORE)", exit.USAGE)
   end
   local opts = { readonly = not write, config_file = self.config_file }
   for k, v in pairs(extra or {}) do opts[k] = v end
-  local dx, msg = durox.open(self.store_url, opts)
-  if not dx then
-    io.stderr:write(("duroxlua: %s\n"):format(format.oneline(msg)))
-    return nil, M.FAILURE
-  end
+  local ok, dx, msg, code = pcall(durox.open, self.store_url, opts)
+  if not ok then return nil, self:fail(tostring(dx):gsub("^[^:\n]+:%d+: ", ""), exit.USAGE) end
+  if not dx then return nil, self:fail(msg, code) end
   self.dx = dx
   return dx
 end
 
 -- Calls handle method `method` with the arguments, protected. Returns its result, or nil
 -- and an exit code after reporting the failure: a raised error (a malformed filter or
--- request built from the command line) and INVALID are usage errors (2), others 1.
+-- request built from the command line) is a usage error, a failed call's code is mapped
+-- by durox.cli.exit.
 function Ctx:call(method, ...)
   local ok, res, msg, code = pcall(self.dx[method], self.dx, ...)
   if not ok then
-    return nil, self:fail(tostring(res):gsub("^[^:\n]+:%d+: ", ""), M.USAGE)
+    local text = tostring(res):gsub("^[^:\n]+:%d+: ", "")
+    if text:match("interrupted!$") then return nil, self:fail("interrupted", exit.INTERRUPTED) end
+    return nil, self:fail(text, exit.USAGE)
   end
   if res == nil then
-    return nil, self:fail(msg or "failed", code == "INVALID" and M.USAGE or M.FAILURE)
+    return nil, self:fail(msg or "failed", code)
   end
   return res
 end
@@ -120,6 +153,16 @@ local function handler(err)
   return msg
 end
 
+-- Whether argv asks for JSON output (for errors found before the options are parsed).
+local function wants_json(argv)
+  for i = 2, #argv do
+    local a = argv[i]
+    if a == "--" then break end
+    if a == "--json" or a == "--format=json" or (a == "--format" and argv[i + 1] == "json") then return "json" end
+    if a == "--format=jsonl" or (a == "--format" and argv[i + 1] == "jsonl") then return "jsonl" end
+  end
+end
+
 -- Runs argv = { command, args... } with the global store URL and configuration file (or nil);
 -- returns the exit code.
 function M.main(argv, store_url, config_file)
@@ -129,23 +172,35 @@ function M.main(argv, store_url, config_file)
     return M.OK
   end
   local cmd = M.command(name)
+  local early = setmetatable({ command = name }, Ctx)
+  local jf = wants_json(argv)
+  early.json, early.format = jf == "json", jf
   if not cmd then
-    io.stderr:write(("duroxlua: unknown command '%s' (see 'duroxlua help')\n"):format(format.oneline(name)))
+    local close = args.suggest(name, M.commands())
+    local msg = ("unknown command '%s' (%ssee 'duroxlua help')"):format(format.oneline(name),
+      close and ("did you mean '%s'? "):format(close) or "")
+    if early.json or early.format == "jsonl" then return early:fail(msg, M.USAGE) end
+    io.stderr:write("duroxlua: ", msg, "\n")
     return M.USAGE
   end
-  local parsed, err = args.parse(argv, 2, cmd.options or {})
-  if not parsed then
-    io.stderr:write(("duroxlua %s: %s\n"):format(name, format.oneline(err)))
-    return M.USAGE
-  end
-  if parsed.help then
+  local parsed, err = args.parse(argv, 2, cmd.options or {}, cmd.arguments)
+  if parsed and parsed.help then
     io.stdout:write(cmd.help or M.usage())
     return M.OK
+  end
+  if not parsed then return early:fail(err, M.USAGE) end
+  local fmt = parsed.format
+  if parsed.json then
+    if fmt and fmt ~= "json" then
+      return early:fail(("options '--json' and '--format %s' cannot be combined"):format(fmt), M.USAGE)
+    end
+    fmt = "json"
   end
   local ctx = setmetatable({
     command = name,
     args = parsed,
-    json = parsed.json == true,
+    format = fmt or "table",
+    json = fmt == "json",
     store_url = parsed.store or store_url,
     config_file = parsed.config or config_file,
     now = durox.now(),
@@ -156,8 +211,8 @@ function M.main(argv, store_url, config_file)
   if ctx.dx then ctx.dx:close() end
   io.stdout:flush()
   if not ok then
-    io.stderr:write(("duroxlua %s: %s\n"):format(name, code))
-    return M.FAILURE
+    if tostring(code):match("interrupted!") then return ctx:fail("interrupted", exit.INTERRUPTED) end
+    return ctx:fail(code, exit.FAILED)
   end
   return math.tointeger(code) or M.OK
 end

@@ -17,6 +17,8 @@ M.options = {
   { "wide", short = "w", help = "do not truncate table cells to the terminal width" },
 }
 
+M.arguments = {}
+
 M.help = args.help("duroxlua metrics [options]",
   "Shows the runtime's totals and dispatcher health as the store shows them\n" ..
   "(get_runtime_metrics), one row per orchestration name and version\n" ..
@@ -104,7 +106,6 @@ end
 
 -- Runs `duroxlua metrics`.
 function M.run(a, ctx)
-  if a[1] then return ctx:fail(("unexpected argument '%s'"):format(a[1]), 2) end
   local dx, code = ctx:open()
   if not dx then return code end
   local opts = { now = a.now, fresh = a.fresh or nil }
