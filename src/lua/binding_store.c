@@ -109,8 +109,9 @@ static int apply_config_protected(lua_State *L, durox *dx, int t, const char *pa
 /* durox.open(url [, options]) -> handle | nil, message, code */
 static int l_open(lua_State *L)
 {
-	static const char *const known[] = {"readonly", "busy_timeout_ms", "max_write_share",
-	                                    "config",   "config_file",     NULL};
+	static const char *const known[] = {"readonly",    "busy_timeout_ms",    "max_write_share",      "config",
+	                                    "config_file", "connect_timeout_ms", "statement_timeout_ms", "read_url",
+	                                    NULL};
 	const char *url = lx_checktext(L, 1);
 	lua_settop(L, 2);
 	lx_opts o = lx_opts_at(L, 2, "open option", known, NULL);
@@ -118,6 +119,9 @@ static int l_open(lua_State *L)
 	oo.readonly = lx_opt_boolean(&o, "readonly", 0);
 	oo.busy_timeout_ms = (int)lx_opt_duration(&o, "busy_timeout_ms", 0, 0, 3600000);
 	oo.max_write_share = lx_opt_number(&o, "max_write_share", 0, 0, 1);
+	oo.connect_timeout_ms = (int)lx_opt_duration(&o, "connect_timeout_ms", 0, 0, 3600000);
+	oo.statement_timeout_ms = (int)lx_opt_duration(&o, "statement_timeout_ms", 0, 0, 86400000);
+	oo.read_url = lx_opt_text(&o, "read_url");
 	const char *config_file = lx_opt_text(&o, "config_file");
 	if (o.t != 0) {
 		lua_getfield(L, 2, "config");
