@@ -5,6 +5,7 @@
 -- refused (nothing written, not even our journal). Stores are copies of the scenario store
 -- the real runtime wrote; independent reads go through the sqlite3 tool.
 local durox = require "durox"
+local H = require "helpers"
 local L = require "live"
 
 if L.skip then
@@ -22,7 +23,37 @@ local function remove_store(db)
   for _, s in ipairs { "", "-wal", "-shm" } do os.remove(db .. s) end
 end
 
-teardown(function() L.cleanup(dir) end)
+local pg_copies = {}
+teardown(function()
+  L.cleanup(dir)
+  for _, name in ipairs(pg_copies) do
+    os.execute(("psql -X -q %s -c %s >/dev/null 2>&1"):format(H.shell_quote(H.pg_url("postgres")),
+      H.shell_quote("DROP DATABASE IF EXISTS " .. name)))
+  end
+end)
+
+-- The stores the provider-independent parts run on: a copy of the scenario store on SQLite,
+-- and (with the test server) a copy of the PostgreSQL scenario store. Each gives a fresh
+-- copy's URL and an independent counter of rows: value(sql) through the sqlite3 tool or psql.
+local PROVIDERS = {
+  { name = "SQLite", copy = function()
+    local db = copy()
+    return "sqlite:" .. db, function(sql) return L.sql_value(db, sql) end
+  end },
+}
+if not H.pg_skip then
+  PROVIDERS[#PROVIDERS + 1] = { name = "PostgreSQL", copy = function()
+    n = n + 1
+    local name = ("durox_hard_%d_%d"):format(os.time() % 100000, n)
+    assert(os.execute(("psql -X -q %s -c %s >/dev/null"):format(H.shell_quote(H.pg_url("postgres")),
+      H.shell_quote("CREATE DATABASE " .. name .. " TEMPLATE durox_scenarios"))))
+    pg_copies[#pg_copies + 1] = name
+    return H.pg_url(name, "schema=dx"), function(sql)
+      local row = H.psql(sql, name)[1]
+      return row and row.n
+    end
+  end }
+end
 
 describe("a store deleted under an open handle", function()
   it("refuses writes and reads with GONE instead of writing to the deleted file", function()
@@ -99,15 +130,16 @@ describe("a store locked by another process", function()
   end)
 end)
 
-describe("a start the runtime has not picked up yet", function()
+for _, P in ipairs(PROVIDERS) do
+describe("on " .. P.name .. ", a start the runtime has not picked up yet", function()
   it("is Pending in status, details, waits and stuck-work reports alike", function()
-    local db = copy()
-    local dx = assert(durox.open("sqlite:" .. db))
+    local url, value = P.copy()
+    local dx = assert(durox.open(url))
     assert(dx:start_orchestration("pend-1", "Echo", '"hi"', "1.0.0"))
     -- independently: no instance row, one StartOrchestration queued for it
-    assert.are.equal(0, L.sql_value(db, "SELECT count(*) AS n FROM instances WHERE instance_id = 'pend-1'"))
-    assert.are.equal(1, L.sql_value(db, "SELECT count(*) AS n FROM orchestrator_queue WHERE instance_id = 'pend-1'"
-      .. " AND work_item LIKE '{\"StartOrchestration\":%'"))
+    assert.are.equal(0, value("SELECT count(*) AS n FROM instances WHERE instance_id = 'pend-1'"))
+    assert.are.equal(1, value("SELECT count(*) AS n FROM orchestrator_queue WHERE instance_id = 'pend-1'"
+      .. " AND CAST(work_item AS TEXT) LIKE '%StartOrchestration%'"))
     assert.are.equal("Pending", assert(dx:get_orchestration_status("pend-1")).status)
     local d = assert(dx:get_instance_details("pend-1"))
     assert.are.equal("Pending", d.summary.status)
@@ -131,14 +163,14 @@ describe("a start the runtime has not picked up yet", function()
   end)
 end)
 
-describe("what a write carries is capped", function()
+describe("on " .. P.name .. ", what a write carries is capped", function()
   it("payloads, reasons and ids beyond max_payload_bytes / max_id_bytes are refused with LIMIT", function()
-    local db = copy()
-    local dx = assert(durox.open("sqlite:" .. db))
+    local url, value = P.copy()
+    local dx = assert(durox.open(url))
     local cfg = dx:config()
     assert.are.equal(16777216, cfg.max_payload_bytes)
     assert.are.equal(1024, cfg.max_id_bytes)
-    local before = L.sql_value(db, "SELECT count(*) AS n FROM orchestrator_queue")
+    local before = value("SELECT count(*) AS n FROM orchestrator_queue")
     local r, msg, code = dx:start_orchestration("big-1", "Echo", ("x"):rep(16777217))
     assert.is_nil(r)
     assert.are.equal("LIMIT", code)
@@ -162,14 +194,36 @@ describe("what a write carries is capped", function()
     assert.are.equal("instance id #2 is 21 bytes; the limit is 20 (max_id_bytes)", msg)
     assert.has_error(function() dx:config { max_payload_bytes = 0 } end,
       "config field 'max_payload_bytes' out of range (1 to 2147483647), got 0")
-    assert.are.equal(before, L.sql_value(db, "SELECT count(*) AS n FROM orchestrator_queue"))
+    assert.are.equal(before, value("SELECT count(*) AS n FROM orchestrator_queue"))
     dx:close()
   end)
 end)
 
-describe("callbacks have a time budget", function()
+describe("on " .. P.name .. ", a bulk operation whose every target is refused", function()
+  it("writes nothing, not even the journal", function()
+    local url, value = P.copy()
+    local dx = assert(durox.open(url))
+    local before = value("SELECT count(*) AS n FROM orchestrator_queue")
+    local r = assert(dx:cancel_instances { instances = { "nope-1", "nope-2" } })
+    assert.is_nil(r.job_id)
+    assert.are.equal(2, #r.failed_instances)
+    r = assert(dx:cancel_instances { filter = { status = "Completed" } })
+    assert.is_nil(r.job_id)
+    assert.are.equal(0, #r.cancelled_instances)
+    assert.are.equal(before, value("SELECT count(*) AS n FROM orchestrator_queue"))
+    assert.are.same({}, dx:list_jobs())
+    if P.name == "PostgreSQL" then
+      assert.are.equal(0, value("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'durox'"))
+    else
+      assert.are.equal(0, value("SELECT count(*) AS n FROM sqlite_master WHERE name LIKE 'durox_%'"))
+    end
+    dx:close()
+  end)
+end)
+
+describe("on " .. P.name .. ", callbacks have a time budget", function()
   it("stops a predicate that never returns once callback_budget_ms is spent", function()
-    local dx = assert(durox.open("sqlite:" .. copy(), { config = { callback_budget_ms = 100 } }))
+    local dx = assert(durox.open((P.copy()), { config = { callback_budget_ms = 100 } }))
     local t0 = durox.now()
     local ok, err = pcall(dx.list_instances, dx, nil, function() while true do end end)
     assert.is_false(ok)
@@ -190,7 +244,7 @@ describe("callbacks have a time budget", function()
   end)
 
   it("sets no limit by default (trusted scripts)", function()
-    local dx = assert(durox.open("sqlite:" .. copy()))
+    local dx = assert(durox.open((P.copy())))
     assert.are.equal(0, dx:config().callback_budget_ms)
     local calls = 0
     local r = assert(dx:list_instances(nil, function()
@@ -202,3 +256,4 @@ describe("callbacks have a time budget", function()
     dx:close()
   end)
 end)
+end
