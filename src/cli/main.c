@@ -110,24 +110,17 @@ static void read_command_line(frontend *f)
 	f->first = f->argc;
 }
 
-static void print_usage(FILE *out)
+/* Prints durox.cli's interpreter_usage() (the one text --help and the manual show). */
+static void print_usage(lua_State *L, FILE *out)
 {
-	fprintf(out,
-	        "usage: %s [options] [script [args]]       run Lua code (no script: the REPL on a terminal)\n"
-	        "       %s [--store URL] command [args]    run a command ('%s help' lists them)\n"
-	        "Options:\n"
-	        "  --store URL     open this Duroxide store as the global 'dx' (default: $DUROX_STORE)\n"
-	        "  --config FILE   its ManagementConfig file (default: $DUROX_CONFIG)\n"
-	        "  -e CODE         run the Lua code CODE\n"
-	        "  -l MOD          require module MOD into the global MOD (-l G=MOD: into G)\n"
-	        "  -i              the REPL after the script and -e code\n"
-	        "  -v, --version   print the version\n"
-	        "  -E              ignore the environment (LUA_INIT, LUA_PATH, DUROX_STORE, ...)\n"
-	        "  -W              turn warnings on\n"
-	        "  -h, --help      this help\n"
-	        "  --              end of options; '-' alone runs standard input\n"
-	        "In the REPL: 'help' explains it, Tab completes, Ctrl-C stops a running call, Ctrl-D leaves.\n",
-	        PROGRAM, PROGRAM, PROGRAM);
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "durox.cli");
+	if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_getfield(L, -1, "interpreter_usage") == LUA_TFUNCTION &&
+	    lua_pcall(L, 0, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
+		fputs(lua_tostring(L, -1), out);
+	else
+		fprintf(out, "usage: %s [options] [script [args]]\n", PROGRAM);
+	lua_settop(L, 2);
 }
 
 /* ---- running Lua code ------------------------------------------------------------------------ */
@@ -404,16 +397,6 @@ static int frontend_main(lua_State *L)
 	int *exit_code = lua_touserdata(L, 2);
 	luaL_checkversion(L);
 	read_command_line(f);
-	if (f->bad != NULL) {
-		fprintf(stderr, "%s: unknown option or missing value: '%s'\n", PROGRAM, f->bad);
-		print_usage(stderr);
-		*exit_code = EXIT_USAGE;
-		return 0;
-	}
-	if (f->help) {
-		print_usage(stdout);
-		return 0;
-	}
 	if (f->no_env) {
 		lua_pushboolean(L, 1);
 		lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV"); /* luaL_openlibs: no LUA_PATH */
@@ -425,6 +408,16 @@ static int frontend_main(lua_State *L)
 	lua_pushcfunction(L, cli_open_term);
 	lua_setfield(L, -2, "durox.term");
 	lua_pop(L, 1);
+	if (f->bad != NULL) {
+		fprintf(stderr, "%s: unknown option or missing value: '%s'\n", PROGRAM, f->bad);
+		print_usage(L, stderr);
+		*exit_code = EXIT_USAGE;
+		return 0;
+	}
+	if (f->help) {
+		print_usage(L, stdout);
+		return 0;
+	}
 	if (f->store == NULL && !f->no_env)
 		f->store = getenv("DUROX_STORE");
 	if (f->store != NULL && f->store[0] == '\0')

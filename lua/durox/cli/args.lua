@@ -259,6 +259,11 @@ function M.parse(argv, first, spec, arguments)
   return r
 end
 
+-- What each help text was made from ({usage, description, spec}), keyed by the text: the
+-- manual (durox.cli.manual) builds docs/cli.md, the man page and the shell completions from
+-- exactly what --help shows.
+M.docs = {}
+
 -- The --help text of a command: usage line(s), description, then the options of spec and
 -- M.COMMON in aligned sections.
 function M.help(usage, description, spec)
@@ -289,7 +294,9 @@ function M.help(usage, description, spec)
       lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format(left[i], opt.help or "")
     end
   end
-  return table.concat(lines, "\n") .. "\n"
+  local text = table.concat(lines, "\n") .. "\n"
+  M.docs[text] = { usage = usage, description = description, spec = spec }
+  return text
 end
 
 return M

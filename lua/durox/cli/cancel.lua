@@ -23,7 +23,8 @@ M.help = args.help("duroxlua cancel [options] ID...\nduroxlua cancel [options] -
   "terminal instances are refused and reported, never written to. Runs as a job journaled\n" ..
   "in the store: if it is interrupted, 'duroxlua jobs resume JOB' finishes it and every\n" ..
   "instance is cancelled exactly once. Without --yes it first shows how many instances\n" ..
-  "would be cancelled and asks. Exit status 0 when nothing failed.\n" ..
+  "would be cancelled, with a sample, and asks. Exit status 0 when all were cancelled, 6 when\n" ..
+  "some were and others refused, 4 (3) when all were refused (unknown); see 'duroxlua help exit'.\n" ..
   "With --json: the BulkCancelResponse {job_id, cancelled_instances, failed_instances, total_matched, ...}.",
   M.options)
 

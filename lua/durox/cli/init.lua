@@ -36,6 +36,32 @@ function M.commands()
   return names
 end
 
+-- The interpreter's own options (src/cli/main.c reads them; --help and the manual print them).
+M.INTERPRETER_OPTIONS = {
+  { "--store URL", "open this Duroxide store as the global 'dx' (default: $DUROX_STORE)" },
+  { "--config FILE", "its ManagementConfig file (default: $DUROX_CONFIG)" },
+  { "-e CODE", "run the Lua code CODE" },
+  { "-l MOD", "require module MOD into the global MOD (-l G=MOD: into G)" },
+  { "-i", "the REPL after the script and -e code" },
+  { "-v, --version", "print the version" },
+  { "-E", "ignore the environment (LUA_INIT, LUA_PATH, DUROX_STORE, DUROX_CONFIG)" },
+  { "-W", "turn warnings on" },
+  { "-h, --help", "this help" },
+  { "--", "end of options; '-' alone runs standard input" },
+}
+
+-- `duroxlua --help`: the interpreter and the way to the commands.
+function M.interpreter_usage()
+  local lines = {
+    "usage: duroxlua [options] [script [args]]       run Lua code (no script: the REPL on a terminal)",
+    "       duroxlua [--store URL] command [args]    run a command ('duroxlua help' lists them)",
+    "Options:",
+  }
+  for _, o in ipairs(M.INTERPRETER_OPTIONS) do lines[#lines + 1] = ("  %-15s %s"):format(o[1], o[2]) end
+  lines[#lines + 1] = "In the REPL: 'help' explains it, Tab completes, Ctrl-C stops a running call, Ctrl-D leaves."
+  return table.concat(lines, "\n") .. "\n"
+end
+
 -- The overall usage text (`duroxlua help`).
 function M.usage()
   local lines = {
@@ -52,6 +78,8 @@ function M.usage()
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Every command takes --store URL, --config FILE, --json and -h/--help."
+  lines[#lines + 1] = "Exit status: 0 done, 1 failed, 2 usage, 3 not found, 4 refused, 5 timeout, 6 partly done,"
+  lines[#lines + 1] = "130 interrupted ('duroxlua help exit' explains each)."
   lines[#lines + 1] = "Run 'duroxlua <command> --help' for the options of a command."
   return table.concat(lines, "\n") .. "\n"
 end

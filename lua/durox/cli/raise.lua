@@ -27,7 +27,8 @@ M.help = args.help("duroxlua raise [options] EVENT ID...\nduroxlua raise [option
   "nothing is written for them (Duroxide would record the event and never deliver it).\n" ..
   "With --queue the data is enqueued as a queue message for every running target (messages\n" ..
   "wait until dequeued). Unknown and terminal instances are refused. Runs as a resumable job:\n" ..
-  "each instance receives the event exactly once. Exit status 0 when nothing failed.\n" ..
+  "each instance receives the event exactly once. Exit status 0 when every target got it, 6 when\n" ..
+  "some did not, 4 when none did (see 'duroxlua help exit').\n" ..
   "With --json: the BulkEventResponse {job_id, delivered_instances, no_subscription_instances,\n" ..
   "failed_instances, total_matched, ...}.",
   M.options)

@@ -23,7 +23,7 @@ M.help = args.help("duroxlua start [options] ID NAME [INPUT]",
   "raw INPUT (JSON text by convention; default null), exactly as Duroxide's client does;\n" ..
   "the runtime creates the instance on its next turn. An existing ID is refused (Duroxide\n" ..
   "would silently ignore the start). With --wait, waits for the instance to complete or\n" ..
-  "fail and prints its output or error (exit status 1 if it failed or the wait timed out).\n" ..
+  "fail and prints its output or error (exit status 1 if it failed, 5 if the wait timed out).\n" ..
   "With --json: {instance_id} or, with --wait, the final status.",
   M.options)
 
