@@ -27,7 +27,18 @@
 extern "C" {
 #endif
 
+/* The version of this header, the one place it is written (CMake, the .pc file and the
+ * rockspec read it from here): DUROX_VERSION_NUMBER is major * 1000000 + minor * 1000 +
+ * patch, for compile-time comparisons; durox_version() tells the library's at run time. */
+#define DUROX_VERSION_MAJOR 0
+#define DUROX_VERSION_MINOR 1
+#define DUROX_VERSION_PATCH 0
 #define DUROX_VERSION "0.1.0"
+#define DUROX_VERSION_NUMBER (DUROX_VERSION_MAJOR * 1000000 + DUROX_VERSION_MINOR * 1000 + DUROX_VERSION_PATCH)
+
+/* The version of the library linked ("0.1.0"; a static string) and its number. */
+const char *durox_version(void);
+int durox_version_number(void);
 
 /* ---- result codes ------------------------------------------------------------- */
 

@@ -67,7 +67,7 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 	int64_t now = time_now_ms();
 	store_job j = {0};
 	j.kind = op_kind_name(p->kind);
-	j.state = ts->n <= RECORD_CHUNK ? "running" : "resolving";
+	int r0 = job_move(dx, &j, ts->n <= RECORD_CHUNK ? JOB_RUNNING : JOB_RESOLVING);
 	j.request = buf_str(&req);
 	j.description = buf_str(&desc);
 	j.total = ts->n;
@@ -80,8 +80,7 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 	j.started_at = now;
 	j.finished_at = DUROX_NO_TIME;
 	store_target *chunk = calloc(RECORD_CHUNK, sizeof *chunk);
-	int r = buf_oom(&req) || buf_oom(&desc) || chunk == NULL ? dx_fail(dx, DUROX_ENOMEM, "out of memory")
-	                                                         : DUROX_OK;
+	int r = buf_oom(&req) || buf_oom(&desc) || chunk == NULL ? dx_fail(dx, DUROX_ENOMEM, "out of memory") : r0;
 	size_t next = 0;
 	int first = 1;
 	while (r == DUROX_OK && (first || next < ts->n)) {
@@ -109,10 +108,10 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 		if (r == DUROX_OK)
 			r = dx->st->ops->job_add_targets(dx->st, *job_id, next + 1, chunk, n);
 		int last = next + n >= ts->n;
-		if (r == DUROX_OK && last && strcmp(j.state, "resolving") == 0) {
-			j.state = "running";
+		if (r == DUROX_OK && last && job_is(&j, JOB_RESOLVING)) {
+			r = job_move(dx, &j, JOB_RUNNING);
 			j.heartbeat_at = time_now_ms();
-			r = dx->st->ops->job_update(dx->st, &j);
+			r = r == DUROX_OK ? dx->st->ops->job_update(dx->st, &j) : r;
 		}
 		if (r == DUROX_OK)
 			r = dx->st->ops->commit(dx->st);
@@ -257,7 +256,7 @@ static int bulk(durox *dx, const op_params *p, const durox_bulk_options *o, duro
 		r = record_job(&rc, p, &ts, &job_id);
 		job_targets_release(&ts); /* the job runs from the journal */
 		if (r != DUROX_OK && job_id != 0)
-			job_mark(&rc, job_id, "resolving", "abandoned", durox_errmsg(dx));
+			job_mark(&rc, job_id, JOB_RESOLVING, JOB_ABANDONED, durox_errmsg(dx));
 		if (r == DUROX_OK)
 			r = job_run_and_report(&rc, job_id, p, o->batch_size, o->rate, out);
 	}

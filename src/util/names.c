@@ -115,3 +115,7 @@ int durox_order_parse(const char *name)
 			return i;
 	return -1;
 }
+
+const char *durox_version(void) { return DUROX_VERSION; }
+
+int durox_version_number(void) { return DUROX_VERSION_NUMBER; }

@@ -42,7 +42,8 @@ const char *t_current = "";
 	T(metrics_names)                                                                                               \
 	T(ops_single_writes)                                                                                           \
 	T(ops_bulk_jobs)                                                                                               \
-	T(ops_waits)
+	T(ops_waits)                                                                                                   \
+	T(ops_job_states)
 TESTS
 #undef T
 

@@ -124,7 +124,9 @@ describe("a store locked by another process", function()
     assert.are.equal("BUSY", code)
     local said = tonumber(msg:match("stayed taken for ([%d.]+) s"))
     assert(said, msg)
-    assert.is_true(math.abs(said - waited) < 0.5, ("said %.1f s, waited %.1f s: %s"):format(said, waited, msg))
+    -- the wait it reports is most of the call (the rest resolved the targets), never more
+    assert.is_true(said <= waited + 0.1 and said >= 0.6 * waited,
+      ("said %.1f s, waited %.1f s: %s"):format(said, waited, msg))
     assert.is_nil(msg:find("\n", 1, true))
     dx:close()
   end)
@@ -228,7 +230,7 @@ describe("on " .. P.name .. ", callbacks have a time budget", function()
     local ok, err = pcall(dx.list_instances, dx, nil, function() while true do end end)
     assert.is_false(ok)
     assert.are.equal("the predicate ran longer than its time budget of 100 ms (callback_budget_ms)", err)
-    assert.is_true(durox.now() - t0 < 2000)
+    assert.is_true(durox.now() - t0 < 10000) -- stopped, not hanging (the budget is 100 ms)
     -- the iterator and bulk callbacks too
     ok, err = pcall(function()
       for _ in dx:instances { predicate = function() while true do end end } do end
