@@ -69,15 +69,15 @@ pkg-config --exists durox || fail "pkg-config does not find durox"
 # the shared library: pkg-config --libs alone
 cc -std=c11 -Wall -Werror "$prefix/t.c" $(pkg-config --cflags --libs durox) -o "$prefix/t-shared"
 [ "$(LD_LIBRARY_PATH="$libdir" "$prefix/t-shared" "$db")" = "$expected" ] || fail "the pkg-config program (shared) failed"
-ldd "$prefix/t-shared" | grep -q 'libdurox\.so' || fail "the shared program is not linked to libdurox.so"
+grep -q 'libdurox\.so' <<<"$(ldd "$prefix/t-shared")" || fail "the shared program is not linked to libdurox.so"
 leaked=$(nm -D --defined-only "$libdir/libdurox.so" | awk '$2 == "T" {print $3}' | grep -v '^durox_' || true)
 [ -z "$leaked" ] || fail "libdurox.so exports internal functions: $leaked"
 # the static library with its private requirements (Requires.private, Libs.private), those
 # linked dynamically (Debian's libpq.pc lists static-only libraries under --static)
-pkg-config --print-requires-private durox | grep -q '^sqlite3' || fail "durox.pc does not require sqlite3 privately"
+grep -q '^sqlite3' <<<"$(pkg-config --print-requires-private durox)" || fail "durox.pc does not require sqlite3 privately"
 cc -std=c11 -Wall -Werror "$prefix/t.c" $(pkg-config --cflags durox) "$libdir/libdurox.a" \
   $(pkg-config --libs $(pkg-config --print-requires-private durox | awk '{print $1}')) -lm -o "$prefix/t-static"
-ldd "$prefix/t-static" | grep -q 'libdurox\.so' && fail "the static program is linked to libdurox.so"
+grep -q 'libdurox\.so' <<<"$(ldd "$prefix/t-static")" && fail "the static program is linked to libdurox.so"
 [ "$("$prefix/t-static" "$db")" = "$expected" ] || fail "the pkg-config program (static) failed"
 
 # the CMake package
@@ -100,11 +100,11 @@ cmake --build "$prefix/consumer/build" >/dev/null
 page=$(find "$prefix" -path '*man1/duroxlua.1' | head -1)
 [ -n "$page" ] || fail "no man1/duroxlua.1"
 text=$(MANWIDTH=100 man -l "$page" 2>/dev/null | col -b)
-echo "$text" | grep -q '^NAME' || fail "the man page does not render"
-echo "$text" | grep -q 'EXIT STATUS' || fail "the man page has no EXIT STATUS"
+grep -q '^NAME' <<<"$text" || fail "the man page does not render"
+grep -q 'EXIT STATUS' <<<"$text" || fail "the man page has no EXIT STATUS"
 [ -f "$prefix/share/bash-completion/completions/duroxlua" ] || fail "no bash completion"
 [ -f "$prefix/share/zsh/site-functions/_duroxlua" ] || fail "no zsh completion"
-find "$prefix" -name LICENSE | grep -q . || fail "no LICENSE"
+[ -n "$(find "$prefix" -name LICENSE)" ] || fail "no LICENSE"
 # the version is written once (durox.h): CMake, the .pc and the rockspec agree
 src=$(cd "$(dirname "$0")/.." && pwd)
 [ -f "$src/duroxlua-$version-1.rockspec" ] || fail "no duroxlua-$version-1.rockspec"

@@ -1,7 +1,7 @@
 /*
  * main.c - duroxlua, the Lua 5.4 interpreter with the durox module built in:
  *
- *   duroxlua [--store URL] [--config FILE] [-e CODE] [-l [G=]MOD] [-i] [-v] [-E] [-W] [SCRIPT [ARGS]]
+ *   duroxlua [--store URL] [--config FILE] [access options] [-e CODE] [-l [G=]MOD] [-i] [-v] [-E] [-W] [SCRIPT [ARGS]]
  *   duroxlua [--store URL] [--config FILE] COMMAND [ARGS]     (list, show, cancel, ...: lua/durox/cli)
  *
  * The front end reads its own options, then hands over: a COMMAND to durox.cli.main, a
@@ -36,14 +36,36 @@ static const char *const PROGRAM = "duroxlua";
 
 /* What the front end's options asked for. Actions (-e, -l, -W) are run in their order by
  * walking argv again up to `first`. */
+/* The access-control settings (docs/access-control.md): the command line's, else the
+ * environment's ($DUROX_POLICY, $DUROX_USER, $DUROX_ROLES, $DUROX_AUDIT_FILE,
+ * $DUROX_ACCESS_REASON). */
+typedef struct access_opts {
+	const char *policy, *user, *audit_file, *reason;
+	const char *roles[64];
+	int n_roles;
+	const char *roles_env; /* $DUROX_ROLES when no --role was given */
+} access_opts;
+
 typedef struct frontend {
 	int argc;
 	char **argv;
 	int first; /* index of the script or command; argc when there is none */
 	int interactive, version, help, no_env, has_code, stdin_script;
 	const char *store, *config;
+	access_opts access;
 	const char *bad; /* an option we do not know, or one missing its value */
 } frontend;
+
+/* The options that take a value (skipped when the actions are run in order). */
+static int takes_value(const char *a)
+{
+	static const char *const names[] = {"--store", "--config",     "--policy",        "--user",
+	                                    "--role",  "--audit-file", "--access-reason", NULL};
+	for (int k = 0; names[k] != NULL; k++)
+		if (strcmp(a, names[k]) == 0)
+			return 1;
+	return 0;
+}
 
 /* Reads the value of option argv[*i] (its own next argument, or after '=' in --name=value). */
 static const char *option_value(frontend *f, int *i, const char *name)
@@ -84,6 +106,27 @@ static void read_command_line(frontend *f)
 		} else if (strcmp(a, "--config") == 0 || strncmp(a, "--config=", 9) == 0) {
 			if ((f->config = option_value(f, &i, "--config")) == NULL)
 				return;
+		} else if (strcmp(a, "--policy") == 0 || strncmp(a, "--policy=", 9) == 0) {
+			if ((f->access.policy = option_value(f, &i, "--policy")) == NULL)
+				return;
+		} else if (strcmp(a, "--user") == 0 || strncmp(a, "--user=", 7) == 0) {
+			if ((f->access.user = option_value(f, &i, "--user")) == NULL)
+				return;
+		} else if (strcmp(a, "--audit-file") == 0 || strncmp(a, "--audit-file=", 13) == 0) {
+			if ((f->access.audit_file = option_value(f, &i, "--audit-file")) == NULL)
+				return;
+		} else if (strcmp(a, "--access-reason") == 0 || strncmp(a, "--access-reason=", 16) == 0) {
+			if ((f->access.reason = option_value(f, &i, "--access-reason")) == NULL)
+				return;
+		} else if (strcmp(a, "--role") == 0 || strncmp(a, "--role=", 7) == 0) {
+			const char *r = option_value(f, &i, "--role");
+			if (r == NULL)
+				return;
+			if (f->access.n_roles >= 64) {
+				f->bad = a;
+				return;
+			}
+			f->access.roles[f->access.n_roles++] = r;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			f->help = 1;
 		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
@@ -239,7 +282,7 @@ static int run_actions(lua_State *L, const frontend *f)
 {
 	for (int i = 1; i < f->first; i++) {
 		const char *a = f->argv[i];
-		if (strcmp(a, "--store") == 0 || strcmp(a, "--config") == 0) {
+		if (takes_value(a)) {
 			i++;
 			continue;
 		}
@@ -316,7 +359,39 @@ static int names_command(const frontend *f)
 	return w[0] != '\0' && strchr(w, '.') == NULL && strchr(w, '/') == NULL && access(w, F_OK) != 0;
 }
 
-/* durox.cli.main({command, args...}, store, config) -> its exit code. */
+/* Pushes the access settings as durox.cli takes them: { policy, user, roles = {...},
+ * audit_file, reason, source_ip } (source_ip: the client of an SSH session, $SSH_CLIENT). */
+static void push_access(lua_State *L, const frontend *f)
+{
+	const access_opts *a = &f->access;
+	lua_createtable(L, 0, 6);
+	const char *fields[][2] = {
+	        {"policy", a->policy}, {"user", a->user}, {"audit_file", a->audit_file}, {"reason", a->reason}};
+	for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++) {
+		if (fields[k][1] != NULL) {
+			lua_pushstring(L, fields[k][1]);
+			lua_setfield(L, -2, fields[k][0]);
+		}
+	}
+	lua_createtable(L, a->n_roles, 0);
+	for (int k = 0; k < a->n_roles; k++) {
+		lua_pushstring(L, a->roles[k]);
+		lua_rawseti(L, -2, k + 1);
+	}
+	if (a->n_roles == 0 && a->roles_env != NULL) {
+		lua_pushstring(L, a->roles_env); /* "a,b": durox.cli splits it */
+		lua_rawseti(L, -2, 1);
+	}
+	lua_setfield(L, -2, "roles");
+	const char *ssh = f->no_env ? NULL : getenv("SSH_CLIENT");
+	if (ssh != NULL && ssh[0] != '\0') {
+		const char *sp = strchr(ssh, ' ');
+		lua_pushlstring(L, ssh, sp != NULL ? (size_t)(sp - ssh) : strlen(ssh));
+		lua_setfield(L, -2, "source_ip");
+	}
+}
+
+/* durox.cli.main({command, args...}, store, config, access) -> its exit code. */
 static int run_command(lua_State *L, const frontend *f)
 {
 	lua_getglobal(L, "require");
@@ -332,26 +407,37 @@ static int run_command(lua_State *L, const frontend *f)
 	}
 	f->store != NULL ? (void)lua_pushstring(L, f->store) : lua_pushnil(L);
 	f->config != NULL ? (void)lua_pushstring(L, f->config) : lua_pushnil(L);
-	status = call(L, 3, 1);
+	push_access(L, f);
+	status = call(L, 4, 1);
 	if (status != LUA_OK)
 		return failure(L, status);
 	return lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
 }
 
-/* Opens the store as the global dx (with its configuration file). Returns 0 or an exit code. */
+/* Opens the store as the global dx, with the options the commands use (durox.cli's
+ * open_options: the configuration file and access control; a script may write). Returns 0
+ * or an exit code. */
 static int open_store(lua_State *L, const frontend *f)
 {
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "durox.cli");
+	int status = call(L, 1, 1);
+	if (status != LUA_OK)
+		return failure(L, status);
+	lua_getfield(L, -1, "open_options");
+	lua_remove(L, -2);
+	lua_pushboolean(L, 1);
+	f->config != NULL ? (void)lua_pushstring(L, f->config) : lua_pushnil(L);
+	push_access(L, f);
+	if ((status = call(L, 3, 1)) != LUA_OK)
+		return failure(L, status);
 	lua_getglobal(L, "durox");
 	lua_getfield(L, -1, "open");
 	lua_remove(L, -2);
 	lua_pushstring(L, f->store);
-	lua_createtable(L, 0, 1);
-	if (f->config != NULL) {
-		lua_pushstring(L, f->config);
-		lua_setfield(L, -2, "config_file");
-	}
-	int status = call(L, 2, 2);
-	if (status != LUA_OK)
+	lua_pushvalue(L, -3); /* the options */
+	lua_remove(L, -4);
+	if ((status = call(L, 2, 2)) != LUA_OK)
 		return failure(L, status);
 	if (lua_isnil(L, -2)) {
 		fprintf(stderr, "%s: %s\n", PROGRAM, lua_tostring(L, -1));
@@ -426,6 +512,20 @@ static int frontend_main(lua_State *L)
 		f->config = getenv("DUROX_CONFIG");
 	if (f->config != NULL && f->config[0] == '\0')
 		f->config = NULL;
+	access_opts *acc = &f->access;
+	if (!f->no_env) {
+		if (acc->policy == NULL)
+			acc->policy = getenv("DUROX_POLICY");
+		if (acc->user == NULL)
+			acc->user = getenv("DUROX_USER");
+		if (acc->audit_file == NULL)
+			acc->audit_file = getenv("DUROX_AUDIT_FILE");
+		if (acc->reason == NULL)
+			acc->reason = getenv("DUROX_ACCESS_REASON");
+		acc->roles_env = getenv("DUROX_ROLES");
+	}
+	if (acc->policy != NULL && acc->policy[0] == '\0')
+		acc->policy = NULL;
 	set_arg_table(L, f);
 	lua_gc(L, LUA_GCRESTART);
 	lua_gc(L, LUA_GCGEN, 0, 0);

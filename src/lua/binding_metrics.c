@@ -50,16 +50,9 @@ static void check_metrics_request(lua_State *L, int idx, durox_metrics_request *
 
 /* ---- metrics ------------------------------------------------------------------------- */
 
-/* handle:get_runtime_metrics([opts]) -> RuntimeMetrics */
-static int l_runtime_metrics(lua_State *L)
+void lx_push_runtime_metrics(lua_State *L, const durox_runtime_metrics *mp)
 {
-	durox *dx = lx_checkstore(L, 1);
-	durox_metrics_request req;
-	check_metrics_request(L, 2, &req, 0);
-	durox_runtime_metrics m;
-	int rc = durox_get_runtime_metrics(dx, &req, &m);
-	if (rc != DUROX_OK)
-		return lx_fail(L, dx, rc);
+	const durox_runtime_metrics m = *mp;
 	lua_createtable(L, 0, 32);
 	lx_set_int(L, "uptime_seconds", (int64_t)m.uptime_seconds);
 	lx_set_int(L, "total_instances_started", (int64_t)m.total_instances_started);
@@ -90,6 +83,18 @@ static int l_runtime_metrics(lua_State *L)
 	lx_set_int(L, "overdue_timers", (int64_t)m.overdue_timers);
 	lx_set_int(L, "expired_instance_locks", (int64_t)m.expired_instance_locks);
 	lx_set_int(L, "blocking_orphan_items", (int64_t)m.blocking_orphan_items);
+}
+/* handle:get_runtime_metrics([opts]) -> RuntimeMetrics */
+static int l_runtime_metrics(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	durox_metrics_request req;
+	check_metrics_request(L, 2, &req, 0);
+	durox_runtime_metrics m;
+	int rc = durox_get_runtime_metrics(dx, &req, &m);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	lx_push_runtime_metrics(L, &m);
 	return 1;
 }
 
@@ -568,132 +573,6 @@ static int l_find_stuck(lua_State *L)
 	lx_set_bool(L, "truncated", l->truncated);
 	lx_set_int(L, "now", l->now);
 	lx_boxfree(b);
-	return 1;
-}
-
-/* ---- the configuration file ------------------------------------------------------------ */
-
-/* Stops a configuration chunk that runs too long. */
-static void config_hook(lua_State *L, lua_Debug *ar)
-{
-	(void)ar;
-	luaL_error(L, "took too long (a configuration file is data: no loops needed)");
-}
-
-/* The largest configuration file read (a settings file: a few hundred bytes in practice). */
-#define CONFIG_MAX_BYTES (1 << 20)
-
-/* Replaces the string at the top with a printable one-line copy: control bytes and bytes that
- * are not UTF-8 text become "\xNN" (a binary file's bytes never reach the terminal). */
-static void printable(lua_State *L)
-{
-	size_t n;
-	const unsigned char *s = (const unsigned char *)lua_tolstring(L, -1, &n);
-	luaL_Buffer b;
-	luaL_buffinit(L, &b);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = s[i];
-		size_t len = c < 0x80             ? 1
-		             : (c & 0xE0) == 0xC0 ? 2
-		             : (c & 0xF0) == 0xE0 ? 3
-		             : (c & 0xF8) == 0xF0 ? 4
-		                                  : 0;
-		int ok = len > 0 && i + len <= n && (c >= 0x20 || len > 1) && c != 0x7F;
-		for (size_t k = 1; ok && k < len; k++)
-			ok = (s[i + k] & 0xC0) == 0x80;
-		if (ok) {
-			luaL_addlstring(&b, (const char *)s + i, len);
-			i += len - 1;
-		} else {
-			char esc[8];
-			snprintf(esc, sizeof esc, "\\x%02x", c);
-			luaL_addstring(&b, esc);
-		}
-	}
-	luaL_pushresult(&b);
-	lua_remove(L, -2);
-}
-
-/* Pushes the message "configuration file PATH: <text>" (printable) in place of the stack
- * above top and returns 0. */
-static int config_fail(lua_State *L, int top, const char *path, const char *text)
-{
-	lua_pushfstring(L, "configuration file %s: %s", path, text);
-	printable(L);
-	lua_replace(L, top + 1);
-	lua_settop(L, top + 1);
-	return 0;
-}
-
-int lx_read_config_file(lua_State *L, const char *path)
-{
-	int top = lua_gettop(L);
-	lua_pushnil(L); /* slot of the result */
-	FILE *f = fopen(path, "rb");
-	if (f == NULL) {
-		lua_pushfstring(L, "cannot read configuration file: cannot open %s: %s", path, strerror(errno));
-		printable(L);
-		lua_replace(L, top + 1);
-		return 0;
-	}
-	/* read into a Lua buffer (a Lua error frees it), at most CONFIG_MAX_BYTES + 1 */
-	luaL_Buffer b;
-	char *p = luaL_buffinitsize(L, &b, 4096);
-	(void)p;
-	size_t total = 0, got;
-	char chunk[4096];
-	int nul = 0;
-	while ((got = fread(chunk, 1, sizeof chunk, f)) > 0 && total <= CONFIG_MAX_BYTES) {
-		nul = nul || memchr(chunk, '\0', got) != NULL;
-		luaL_addlstring(&b, chunk, got);
-		total += got;
-	}
-	int err = ferror(f);
-	fclose(f);
-	luaL_pushresult(&b);
-	if (err)
-		return config_fail(L, top, path, "cannot be read");
-	if (nul)
-		return config_fail(L, top, path, "is not a text file (it contains NUL bytes)");
-	if (total > CONFIG_MAX_BYTES)
-		return config_fail(L, top, path,
-		                   lua_pushfstring(L,
-		                                   "is larger than %d bytes (a configuration file is a few settings)",
-		                                   CONFIG_MAX_BYTES));
-	size_t n;
-	const char *text = lua_tolstring(L, -1, &n);
-	lua_pushfstring(L, "@%s", path);
-	if (luaL_loadbufferx(L, text, n, lua_tostring(L, -1), "t") != LUA_OK) {
-		const char *msg = lua_tostring(L, -1);
-		lua_pushfstring(L, "cannot read configuration file: %s", msg ? msg : "?");
-		printable(L);
-		lua_replace(L, top + 1);
-		lua_settop(L, top + 1);
-		return 0;
-	}
-	lua_newtable(L); /* the chunk's environment: no globals at all */
-	int env = lua_gettop(L);
-	lua_pushvalue(L, env);
-	lua_setupvalue(L, -3, 1); /* _ENV of the chunk */
-	lua_insert(L, -2);        /* env below the chunk */
-	lua_sethook(L, config_hook, LUA_MASKCOUNT, 1000000);
-	int st = lua_pcall(L, 0, 1, 0);
-	lua_sethook(L, NULL, 0, 0);
-	if (st != LUA_OK) {
-		const char *msg = lua_tostring(L, -1);
-		return config_fail(L, top, path, msg ? msg : "error");
-	}
-	if (lua_istable(L, -1)) {
-		lua_replace(L, top + 1); /* the returned table */
-	} else if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		lua_replace(L, top + 1); /* assignments: the environment table */
-	} else {
-		return config_fail(L, top, path,
-		                   lua_pushfstring(L, "returns a %s (expected a table, or nothing and assignments)",
-		                                   luaL_typename(L, -1)));
-	}
-	lua_settop(L, top + 1);
 	return 1;
 }
 

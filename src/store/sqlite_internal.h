@@ -23,11 +23,12 @@ typedef struct sqlite_store {
 	store base;
 	sqlite3 *db;
 	char *location;
+	char *identity; /* realpath of location (store.identity) */
 	char *schema_version;
-	/* the file opened (0, 0 for :memory:): a statement outside a transaction first checks
-	 * that the path still names it (sq_check_file) */
-	unsigned long long file_dev, file_ino;
-	int gone; /* the file was deleted or replaced: every call fails with DUROX_EGONE */
+	/* the file was deleted or replaced (sq_check_file, which a statement outside a
+	 * transaction calls first): every call fails with DUROX_EGONE until the change feed
+	 * reopens the new file (sq_reopen) */
+	int gone;
 	int busy_timeout_ms;
 	cached_stmt cache[CACHE_SIZE];
 	uint64_t clock;
@@ -47,6 +48,14 @@ typedef struct sqlite_store {
 	 * how many times as long as it held the lock the next one waits */
 	int64_t w_begin_us, w_end_us;
 	double w_gap_factor;
+	/* the file the connection has open (0, 0 for :memory:), to notice when it is deleted or
+	 * replaced (sq_check_file; the change feed, sqlite_feed.c, reopens a replaced one); how
+	 * often it was reopened; deletes this connection made (purge, prune) */
+	int memory;
+	uint64_t file_dev, file_ino;
+	uint64_t reopens;
+	uint64_t own_deletes;
+	char *state_buf; /* the strings of the last run_get (sqlite_state.c) */
 } sqlite_store;
 
 /* Maps a SQLite result code to a durox code, sets the message ("<what> failed: ...") and
@@ -126,5 +135,19 @@ extern const struct store_metrics_vtable sq_metrics_vtable;
 /* ---- writes and the job journal (sqlite_ops.c, sqlite_jobs.c) ---- */
 
 extern const struct store_ops_vtable sq_ops_vtable;
+/* The audit log (sqlite_audit.c, store/audit.h). */
+extern const struct store_audit_vtable sq_audit_vtable;
+
+/* ---- the change feed (sqlite_feed.c) and reopening (sqlite.c) ---- */
+
+extern const struct store_feed_vtable sq_feed_vtable;
+extern const struct store_state_vtable sq_state_vtable;
+/* Sets the (device, inode) of the file at s->location now; -1 (and zeros) when it cannot be
+ * read or the store is in memory. */
+int sq_file_identity(sqlite_store *s, uint64_t *dev, uint64_t *ino);
+/* Closes the connection and opens s->location again (the file was replaced): the statement
+ * cache and the metrics state start afresh. On failure s->db is NULL, every later call
+ * fails, and the message is set. */
+int sq_reopen(sqlite_store *s);
 
 #endif

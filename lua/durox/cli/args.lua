@@ -35,6 +35,12 @@ M.COMMON = {
   { "store", arg = "URL", help = "the store to read (default: the global --store, then $DUROX_STORE)" },
   { "config", arg = "FILE", help = "ManagementConfig file (default: the global --config, then $DUROX_CONFIG)" },
   { "help", short = "h", help = "show this help" },
+  { section = "Access control (docs/access-control.md)" },
+  { "policy", arg = "FILE", help = "access-control policy (default: the global --policy, then $DUROX_POLICY)" },
+  { "user", arg = "NAME", help = "the caller's user id for the policy (default: $DUROX_USER)" },
+  { "role", arg = "R1,R2", multi = true, split = true, help = "the caller's roles, repeatable (default: $DUROX_ROLES)" },
+  { "audit-file", arg = "FILE", help = "JSON Lines audit log when the store is read-only (default: $DUROX_AUDIT_FILE)" },
+  { "access-reason", arg = "TEXT", help = "why you act, for break-glass policies (default: $DUROX_ACCESS_REASON)" },
 }
 
 -- Result key of an option entry.
@@ -94,33 +100,35 @@ local function store(r, opt, value, seen_group)
   return true
 end
 
--- Edit distance of a and b (case-insensitive), for suggestions.
+-- Edit distance of a and b (case-insensitive; a swap of two neighbours counts as one edit),
+-- for suggestions.
 local function distance(a, b)
   a, b = a:lower(), b:lower()
   if #a > 64 or #b > 64 then return 99 end
-  local row = {}
-  for j = 0, #b do row[j] = j end
+  local d = {}
+  for i = 0, #a do d[i] = { [0] = i } end
+  for j = 0, #b do d[0][j] = j end
   for i = 1, #a do
-    local diag = row[0]
-    row[0] = i
     for j = 1, #b do
-      local up = row[j]
       local cost = a:byte(i) == b:byte(j) and 0 or 1
-      row[j] = math.min(up + 1, row[j - 1] + 1, diag + cost)
-      diag = up
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
     end
   end
-  return row[#b]
+  return d[#a][#b]
 end
 
--- The entry of words closest to word (a case difference, a prefix of at least 3, or up to
--- two edits, and never more edits than half its length), or nil.
+-- The entry of words closest to word, or nil: another case, a prefix of at least 3
+-- characters, or one edit (two for words of 6 or more characters).
 function M.suggest(word, words)
-  local best, bd = nil, 3
+  local best, bd = nil, #word >= 6 and 3 or 2
   for _, w in ipairs(words) do
     local d = distance(word, w)
     if #word >= 3 and w:lower():sub(1, #word) == word:lower() then d = math.min(d, 1) end
-    if d < bd and d <= #word // 2 then best, bd = w, d end
+    if d < bd then best, bd = w, d end
   end
   return best
 end

@@ -40,6 +40,11 @@ end
 M.INTERPRETER_OPTIONS = {
   { "--store URL", "open this Duroxide store as the global 'dx' (default: $DUROX_STORE)" },
   { "--config FILE", "its ManagementConfig file (default: $DUROX_CONFIG)" },
+  { "--policy FILE", "access-control policy (default: $DUROX_POLICY; docs/access-control.md)" },
+  { "--user NAME", "the caller's user id for the policy (default: $DUROX_USER)" },
+  { "--role R1,R2", "the caller's roles, repeatable (default: $DUROX_ROLES)" },
+  { "--audit-file FILE", "JSON Lines audit log of a read-only handle (default: $DUROX_AUDIT_FILE)" },
+  { "--access-reason TEXT", "why the caller acts (break-glass policies; default: $DUROX_ACCESS_REASON)" },
   { "-e CODE", "run the Lua code CODE" },
   { "-l MOD", "require module MOD into the global MOD (-l G=MOD: into G)" },
   { "-i", "the REPL after the script and -e code" },
@@ -57,7 +62,7 @@ function M.interpreter_usage()
     "       duroxlua [--store URL] command [args]    run a command ('duroxlua help' lists them)",
     "Options:",
   }
-  for _, o in ipairs(M.INTERPRETER_OPTIONS) do lines[#lines + 1] = ("  %-15s %s"):format(o[1], o[2]) end
+  for _, o in ipairs(M.INTERPRETER_OPTIONS) do lines[#lines + 1] = ("  %-20s %s"):format(o[1], o[2]) end
   lines[#lines + 1] = "In the REPL: 'help' explains it, Tab completes, Ctrl-C stops a running call, Ctrl-D leaves."
   return table.concat(lines, "\n") .. "\n"
 end
@@ -77,7 +82,8 @@ function M.usage()
     lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format(name, M.command(name).summary or "")
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "Every command takes --store URL, --config FILE, --json and -h/--help."
+  lines[#lines + 1] = "Every command takes --store URL, --config FILE, --json and -h/--help,"
+  lines[#lines + 1] = "and --policy FILE, --user NAME, --role R1,R2 for access control (docs/access-control.md)."
   lines[#lines + 1] = "Exit status: 0 done, 1 failed, 2 usage, 3 not found, 4 refused, 5 timeout, 6 partly done,"
   lines[#lines + 1] = "130 interrupted ('duroxlua help exit' explains each)."
   lines[#lines + 1] = "Run 'duroxlua <command> --help' for the options of a command."
@@ -134,13 +140,33 @@ function Ctx:emit(spec)
   end
 end
 
+-- The durox.open options of a command: read-only unless write, the configuration file, and
+-- access control from access = { policy, user, roles, audit_file, reason, source_ip } (the
+-- command line and environment, src/cli/main.c). Under a policy, a read-only command without
+-- an audit file opens the store writable so that its audit records (the policy load, denials)
+-- go into the store's audit log: its reads stay reads. $DUROX_AUDIT_KEY keys the hash chain.
+function M.open_options(write, config_file, access)
+  local opts = { readonly = not write, config_file = config_file }
+  access = access or {}
+  if access.policy then
+    opts.policy = access.policy
+    opts.context = { user_id = access.user, roles = access.roles, source_ip = access.source_ip,
+                     reason = access.reason }
+    if not write and not access.audit_file then opts.readonly = false end
+  end
+  opts.audit_file = access.audit_file
+  opts.audit_key = os.getenv("DUROX_AUDIT_KEY")
+  if opts.audit_key == "" then opts.audit_key = nil end
+  return opts
+end
+
 -- Opens the store, read-only unless write is true (extra: more durox.open options). Returns
 -- the handle, or nil and the exit code after reporting the failure.
 function Ctx:open(write, extra)
   if not self.store_url then
     return nil, self:fail("no store given (use --store URL or set DUROX_STORE)", exit.USAGE)
   end
-  local opts = { readonly = not write, config_file = self.config_file }
+  local opts = M.open_options(write, self.config_file, self.access)
   for k, v in pairs(extra or {}) do opts[k] = v end
   local ok, dx, msg, code = pcall(durox.open, self.store_url, opts)
   if not ok then return nil, self:fail(tostring(dx):gsub("^[^:\n]+:%d+: ", ""), exit.USAGE) end
@@ -191,9 +217,31 @@ local function wants_json(argv)
   end
 end
 
--- Runs argv = { command, args... } with the global store URL and configuration file (or nil);
--- returns the exit code.
-function M.main(argv, store_url, config_file)
+-- The access settings of a command: its own options over the global ones (main.c).
+local function access_of(parsed, global)
+  global = global or {}
+  local a = {}
+  for k, v in pairs(global) do a[k] = v end
+  if parsed.policy then a.policy = parsed.policy end
+  if parsed.user then a.user = parsed.user end
+  if parsed.audit_file then a.audit_file = parsed.audit_file end
+  if parsed.access_reason then a.reason = parsed.access_reason end
+  if parsed.role and #parsed.role > 0 then a.roles = parsed.role end
+  -- roles from $DUROX_ROLES arrive as one "a,b" string: split it
+  local roles = {}
+  for _, r in ipairs(a.roles or {}) do
+    for part in (r .. ","):gmatch("(.-),") do
+      if part ~= "" then roles[#roles + 1] = part end
+    end
+  end
+  a.roles = roles
+  if a.policy == "" then a.policy = nil end
+  return a
+end
+
+-- Runs argv = { command, args... } with the global store URL and configuration file (or nil)
+-- and access settings (main.c); returns the exit code.
+function M.main(argv, store_url, config_file, access)
   local name = argv[1]
   if name == nil or name == "-h" or name == "--help" then
     io.stdout:write(M.usage())
@@ -231,6 +279,7 @@ function M.main(argv, store_url, config_file)
     json = fmt == "json",
     store_url = parsed.store or store_url,
     config_file = parsed.config or config_file,
+    access = access_of(parsed, access),
     now = durox.now(),
   }, Ctx)
   if ctx.store_url == "" then ctx.store_url = nil end
