@@ -35,7 +35,7 @@ local function none() return false end
 
 local ROLES = {
   { name = "viewer", open = { policy = POLICIES .. "viewer.lua", context = { user_id = "vera" } },
-    sees = all, history = true, store_wide = true },
+    sees = all, history = true, store_wide = true, raw_feed = true },
   { name = "team member", open = { policy = POLICIES .. "team.lua",
       context = { user_id = "tom", roles = { "team:Echo", "team:Wait" } } },
     sees = function(r) return r.name:sub(1, 4) == "Echo" or r.name:sub(1, 4) == "Wait" end,
@@ -388,6 +388,43 @@ for _, role in ipairs(ROLES) do
       end
       table.sort(want)
       assert.are.same(want, H.sorted(H.ids(res.instances)))
+    end)
+
+    it("streams the events of what it may see, and the raw feed only to a full view", function()
+      local s, msg, code = dx:stream_instance_events { event_types = "Started" }
+      if role.nothing then
+        assert.are.same({ nil, "DENIED" }, { s, code })
+      else
+        assert(s, msg)
+        local got = {}
+        while true do
+          local it = s:next()
+          if not it then break end
+          got[it.instance_id] = true
+          -- payloads only when the policy always shows history
+          if not role.history then assert.is_nil(it.input) end
+        end
+        s:close()
+        -- every visible instance has an OrchestrationStarted event in history
+        local want = H.keys(H.set(seen_ids))
+        assert.are.same(want, H.keys(got))
+      end
+      local ch, err, c2 = dx:read_changes { limit = 5 }
+      -- (the raw feed: an unrestricted view whose history is a constant allow)
+      if role.raw_feed then
+        assert.is_table(ch, err)
+      else
+        assert.is_nil(ch)
+        assert.are.equal("DENIED", c2)
+      end
+      -- the durable state of streams and rules is the journal's: can_manage_jobs
+      local dl, _, c3 = dx:list_dead_letters()
+      if role.name == "on-call operator" or role.name == "break-glass admin" then
+        assert.is_table(dl)
+      else
+        assert.is_nil(dl)
+        assert.are.equal("DENIED", c3)
+      end
     end)
 
     it("classifies a bulk dry run over what it may see", function()
