@@ -49,9 +49,9 @@ static const char audit_tables[] =
         "CREATE INDEX IF NOT EXISTS audit_log_at ON @S.audit_log (at_ms);"
         "CREATE OR REPLACE FUNCTION @S.audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS"
         " $f$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $f$;"
-        "DROP TRIGGER IF EXISTS audit_log_append_only ON @S.audit_log;"
-        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON @S.audit_log"
-        " FOR EACH ROW EXECUTE FUNCTION @S.audit_log_append_only();";
+        "DO $d$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname='audit_log_append_only' AND"
+        " tgrelid='@S.audit_log'::regclass) THEN CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON"
+        " @S.audit_log FOR EACH ROW EXECUTE FUNCTION @S.audit_log_append_only(); END IF; END $d$;";
 
 static int count_row(void *ud, const PGresult *r)
 {

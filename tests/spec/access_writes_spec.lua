@@ -75,13 +75,30 @@ local function outcome(res, msg, code)
   return code
 end
 
+-- Both providers: copies of the SQLite scenario store, and of the PostgreSQL one when the
+-- test server runs. On PostgreSQL our audit log is durox.audit_log.
+local STORES = { "sqlite" }
+if L.pg_dir and io.open(L.pg_dir .. "/port") then STORES[2] = "postgres" end
+local pg_copies = {}
+teardown(function() for _, db in ipairs(pg_copies) do L.pg_drop(db) end end)
+
+for _, provider in ipairs(STORES) do
+local pg = provider == "postgres"
+local AUDIT = pg and "durox.audit_log" or "durox_audit_log"
 for n, role in ipairs(ROLES) do
-  describe(role.name, function()
+  describe(provider .. ": " .. role.name, function()
     it("writes exactly what the policy allows, and records every attempt", function()
-      local db = L.copy_scenarios(("%s/w%d.db"):format(dir, n))
+      local db
+      if pg then
+        db = L.pg_fresh()
+        pg_copies[#pg_copies + 1] = db
+      else
+        db = L.copy_scenarios(("%s/w%d.db"):format(dir, n))
+      end
+      local url = L.url(db)
       local before = dump(db)
       local q0 = L.sql_value(db, "SELECT max(id) AS m FROM orchestrator_queue")
-      local dx = assert(durox.open("sqlite:" .. db, role.open))
+      local dx = assert(durox.open(url, role.open))
       local expect_log = { { "policy_load", role.source, "allow" } }
       local function log(op, target, decision) expect_log[#expect_log + 1] = { op, target, decision } end
       local queued = {} -- the work items the allowed writes must queue, in order
@@ -192,7 +209,7 @@ for n, role in ipairs(ROLES) do
       end
 
       -- the audit log, read with the sqlite3 tool: one record per attempt, in order, all by this caller
-      local recs = L.sql(db, "SELECT operation, target, decision, user_id, policy FROM durox_audit_log ORDER BY seq")
+      local recs = L.sql(db, ("SELECT operation, target, decision, user_id, policy FROM %s ORDER BY seq"):format(AUDIT))
       local got_log = {}
       for _, rec in ipairs(recs) do
         got_log[#got_log + 1] = { rec.operation, rec.target ~= durox.null and rec.target or nil, rec.decision }
@@ -201,9 +218,10 @@ for n, role in ipairs(ROLES) do
       end
       assert.are.same(expect_log, got_log)
       -- and the chain verifies (a plain handle: no policy needed to verify)
-      local plain = assert(durox.open("sqlite:" .. db))
+      local plain = assert(durox.open(url))
       assert.is_true((plain:verify_audit_log()))
       plain:close()
     end)
   end)
+end
 end
