@@ -207,6 +207,8 @@ for _, role in ipairs(ROLES) do
           assert.are.equal("NOTFOUND", code, m)
           assert.are.equal(("instance '%s' not found"):format(id), msg, m)
         end
+        local hf, hmsg, hcode = dx:get_execution_history_filtered { instance_id = id, event_types = "ActivityScheduled" }
+        assert.are.same({ nil, ("instance '%s' not found"):format(id), "NOTFOUND" }, { hf, hmsg, hcode })
         local res, msg, code = dx:wait_for_orchestration(id, 0)
         assert.is_nil(res)
         assert.are.equal("NOTFOUND", code)
