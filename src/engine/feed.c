@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/feed.h"
 #include "engine/token.h"
 #include "util/codec.h"
@@ -252,6 +253,11 @@ int durox_read_changes(durox *dx, const durox_changes_request *req, durox_change
 	if (!dx->cfg.enable_streaming)
 		return dx_fail(dx, DUROX_EDENIED,
 		               "streaming is disabled by the configuration (enable_streaming = false)");
+	/* raw history of every instance: under a policy only for a caller who sees everything,
+	 * history included (the streams below filter per instance instead) */
+	int arc = access_raw_history(dx, "read_changes");
+	if (arc != DUROX_OK)
+		return arc;
 	struct changes_state *cs = dx->changes;
 	int rc;
 	/* the handle's feed serves when the caller continues from the cursor it was last given */

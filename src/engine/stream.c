@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "engine/access.h"
 #include "engine/feed.h"
 #include "engine/stream_internal.h"
 #include "store/format.h"
@@ -155,6 +156,7 @@ struct durox_event_stream {
 	hmap names;      /* instance id -> orchestration name (a: pointer into names_mem) */
 	arena names_mem;
 	int ended;
+	access_view view; /* what the caller may see (access.c): rq.filter is its filter */
 	int64_t t0, last_item;
 	unsigned char pre[STORE_FEED_POS_MAX]; /* the feed's position before the current batch */
 	size_t pre_len;
@@ -193,6 +195,7 @@ void durox_event_stream_free(durox_event_stream *s)
 	stream_rows_free(&s->rows);
 	arena_release(&s->mem);
 	free(s->items);
+	access_view_close(&s->view);
 	hmap_free(&s->activities);
 	hmap_free(&s->names);
 	arena_release(&s->names_mem);
@@ -224,7 +227,18 @@ int durox_event_stream_open(durox *dx, const durox_event_stream_request *req, du
 	hmap_init(&s->activities);
 	hmap_init(&s->names);
 	s->binding = event_binding(req);
-	int rc = efeed_open(dx, &s->e, EFEED_EVENTS, s->binding, req->cursor, req->from_now);
+	/* under a policy: the caller's view is ANDed into the stream's filter, can_view_instance is
+	 * asked per instance, and payloads are left out unless its history is always visible */
+	int rc = access_view_open(dx, "stream_instance_events", req->filter, &s->view);
+	if (rc != DUROX_OK) {
+		durox_event_stream_free(s);
+		return rc;
+	}
+	s->rq.filter = s->view.filter;
+	if (!access_payloads_visible(dx))
+		s->rq.no_payloads = 1;
+	s->binding = access_fingerprint(dx, s->binding);
+	rc = efeed_open(dx, &s->e, EFEED_EVENTS, s->binding, req->cursor, req->from_now);
 	if (rc != DUROX_OK) {
 		durox_event_stream_free(s);
 		return rc;
@@ -546,6 +560,10 @@ typedef struct sum_ctx {
 	durox_event_stream *s;
 	hmap pass; /* instance id -> 1 */
 	int rc;
+	/* under a per-row policy: the passing summaries, asked about after the store read */
+	arena mem;
+	durox_instance_summary *held;
+	size_t nheld, capheld;
 } sum_ctx;
 
 static int sum_cb(void *ud, const durox_instance_summary *sm)
@@ -560,6 +578,26 @@ static int sum_cb(void *ud, const durox_instance_summary *sm)
 		}
 		if (!keep)
 			return 0;
+	}
+	if (s->view.per_row || s->view.nothing) {
+		/* the policy is asked after the store read has returned (no statement open) */
+		if (c->nheld == c->capheld) {
+			size_t cap = c->capheld ? c->capheld * 2 : 64;
+			durox_instance_summary *v = arena_calloc(&c->mem, cap, sizeof *v);
+			if (v == NULL) {
+				c->rc = DUROX_ENOMEM;
+				return -1;
+			}
+			if (c->nheld)
+				memcpy(v, c->held, c->nheld * sizeof *v);
+			c->held = v;
+			c->capheld = cap;
+		}
+		if (summary_copy(&c->mem, &c->held[c->nheld], sm) != DUROX_OK) {
+			c->rc = DUROX_ENOMEM;
+			return -1;
+		}
+		c->nheld++;
 	}
 	int created;
 	size_t n = strlen(sm->instance_id);
@@ -671,7 +709,8 @@ static int build_items(durox_event_stream *s)
 			return dx_fail(s->dx, DUROX_ENOMEM, "out of memory");
 	}
 	/* the instances of the items: filter, predicate and names, one query per chunk */
-	int need = (s->rq.filter != NULL && s->rq.filter->root != NULL) || s->rq.predicate != NULL;
+	int need = (s->rq.filter != NULL && s->rq.filter->root != NULL) || s->rq.predicate != NULL || s->view.per_row ||
+	           s->view.nothing;
 	const char **ids = malloc(s->n * sizeof *ids);
 	if (ids == NULL)
 		return dx_fail(s->dx, DUROX_ENOMEM, "out of memory");
@@ -691,13 +730,22 @@ static int build_items(durox_event_stream *s)
 			ids[nids++] = id;
 	}
 	hmap_free(&seen);
-	sum_ctx c = {s, {0}, 0};
+	sum_ctx c = {s, {0}, 0, {0}, NULL, 0, 0};
 	hmap_init(&c.pass);
+	arena_init(&c.mem);
 	if (rc == DUROX_OK && nids > 0)
 		rc = lookup(s, ids, nids, &c);
 	else if (rc == DUROX_ENOMEM)
 		rc = dx_fail(s->dx, rc, "out of memory");
 	free(ids);
+	for (size_t k = 0; rc == DUROX_OK && k < c.nheld; k++) {
+		int vis = access_view_row(&s->view, &c.held[k]);
+		if (vis < 0)
+			rc = vis;
+		else if (vis == 0)
+			hmap_del(&c.pass, c.held[k].instance_id, strlen(c.held[k].instance_id));
+	}
+	arena_release(&c.mem);
 	if (rc == DUROX_OK) {
 		size_t w = 0;
 		for (size_t i = 0; i < s->n; i++) {
