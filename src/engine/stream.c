@@ -769,6 +769,8 @@ int durox_event_stream_next(durox_event_stream *s, const durox_instance_event **
 			s->ended = 1;
 			return 0;
 		}
+		if (s->rq.no_wait)
+			return 2;
 		if (s->rq.heartbeat_ms > 0 && now - s->last_item >= (int64_t)s->rq.heartbeat_ms) {
 			durox_instance_event *it = new_item(s);
 			if (it == NULL || (it->cursor = current_cursor(s, &s->mem)) == NULL)
