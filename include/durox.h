@@ -101,6 +101,19 @@ typedef struct durox_open_options {
 	 * finding the lock taken (see docs/operations.md). 1 turns pacing off: only for a store
 	 * no runtime is working on. */
 	double max_write_share;
+	/* Access control (see "access control" below and docs/access-control.md). NULL: no access
+	 * control, every operation is allowed as before. The handle copies the struct; from the
+	 * call on it owns policy->ud and calls policy->release(ud) once when it is closed (also
+	 * when durox_open fails). */
+	const struct durox_access_policy *policy;
+	const struct durox_access_context *context; /* who the caller is (copied); NULL: anonymous */
+	/* The audit log: a policy always keeps one; audit nonzero keeps one without a policy too.
+	 * A writable handle appends to the store's log (our own tables); a read-only handle to
+	 * audit_file (JSON Lines, the same hash chain), and a read-only handle that must keep a
+	 * log and has no audit_file fails to open. */
+	int audit;
+	const char *audit_file;
+	const char *audit_key; /* HMAC-SHA256 key of the chain (NUL-terminated); NULL: plain SHA-256 */
 	/* PostgreSQL only (ignored by SQLite). */
 	const char *read_url;     /* a second postgres:// URL (a hot standby) that every read outside a write
 	                             transaction goes to; NULL: reads go to the store URL's server */
@@ -1321,6 +1334,194 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
  * state name (a static string). DUROX_ECONFLICT when the job already ended. */
 int durox_job_stop(durox *dx, int64_t job_id, const char **state);
 
+/* ---- access control (docs/access-control.md) ----------------------------------------
+ *
+ * A handle opened with a policy passes every operation through ONE enforcement point in
+ * the engine, which asks the policy's hooks (the proposal's ManagementAccessControl) about
+ * the caller (the AccessContext given at open):
+ * - can_list_instances decides what the caller may see at all: everything, nothing, or the
+ *   instances a filter matches. The filter is ANDed into the store query of every listing,
+ *   count, page, search, group-by, time series, metrics-per-type, dependency graph, stuck
+ *   report and bulk target resolution; can_view_instance is then asked per instance on top.
+ *   An instance either of them hides is indistinguishable from a missing one for the caller
+ *   (DUROX_ENOTFOUND from every view and write, absent from every count).
+ * - the other hooks decide one operation class on an instance the caller can see (or, for
+ *   metrics, jobs and the audit log, as a whole): a refusal is DUROX_EDENIED, and a bulk
+ *   operation classifies such a target as failed with code DUROX_EDENIED and message
+ *   "denied".
+ * Fail closed: a hook left NULL (and not marked in always_allow), a hook that fails
+ * (negative answer) or gives any answer but ALLOW (or FILTER where allowed) denies.
+ * Denials, every write attempt, every bulk job and its outcome and the policy load are
+ * recorded in the audit log; an operation whose record cannot be written is refused.
+ * The policy and context are fixed for the handle's life.
+ */
+
+/* AccessContext: who is asking. Strings are copied by durox_open. */
+typedef struct durox_access_context {
+	const char *user_id; /* NULL: anonymous */
+	const char *const *roles;
+	size_t n_roles;
+	const char *source_ip; /* NULL: unknown */
+	const char *reason;    /* the caller's justification (e.g. a break-glass ticket); NULL: none */
+} durox_access_context;
+
+/* The instance a hook is asked about. */
+typedef struct durox_access_instance {
+	const durox_instance_summary *summary;
+	/* The root of the instance's tree (the instance itself when it has no parent), read from
+	 * the store on first use. NULL when the store failed (the hook should then deny). Valid
+	 * until the hook returns; call only from within the hook. */
+	const char *(*root)(const struct durox_access_instance *self);
+	void *priv; /* the engine's */
+} durox_access_instance;
+
+/* The hooks, by number (bits of durox_access_policy.always_allow, audit records). */
+typedef enum durox_access_hook {
+	DUROX_HOOK_LIST_INSTANCES = 0,  /* "can_list_instances" */
+	DUROX_HOOK_VIEW_INSTANCE,       /* "can_view_instance": summaries, status, listings per row */
+	DUROX_HOOK_VIEW_HISTORY,        /* "can_view_history": history, details, statistics, descriptor */
+	DUROX_HOOK_CANCEL_INSTANCE,     /* "can_cancel_instance" */
+	DUROX_HOOK_RAISE_EVENT,         /* "can_raise_event": raise_event and enqueue_event */
+	DUROX_HOOK_START_ORCHESTRATION, /* "can_start_orchestration" */
+	DUROX_HOOK_PURGE_INSTANCE,      /* "can_purge_instance": purge and prune */
+	DUROX_HOOK_RESTART_INSTANCE,    /* "can_restart_instance" */
+	DUROX_HOOK_VIEW_METRICS,        /* "can_view_metrics" */
+	DUROX_HOOK_MANAGE_JOBS,         /* "can_manage_jobs": the bulk-job journal */
+	DUROX_HOOK_VIEW_AUDIT,          /* "can_view_audit": reading and verifying the audit log */
+	DUROX_HOOK__COUNT
+} durox_access_hook;
+
+/* "can_list_instances", ...; NULL when out of range. durox_access_hook_parse: -1 if unknown. */
+const char *durox_access_hook_name(int hook);
+int durox_access_hook_parse(const char *name);
+
+/* A hook's answer. */
+#define DUROX_ACCESS_DENY 0
+#define DUROX_ACCESS_ALLOW 1
+#define DUROX_ACCESS_FILTER 2 /* can_list_instances only: *filter holds what the caller may see */
+
+/*
+ * A policy: hooks with the proposal's names. Every hook gets the policy's ud and the
+ * context, may write a one-line reason for its answer into why (whylen bytes, "" on entry;
+ * it goes to the audit log) and returns DUROX_ACCESS_ALLOW or DENY; a negative return is a
+ * failure of the policy and denies. Hooks are called from the thread using the handle,
+ * never inside a store transaction, and must not call the handle.
+ */
+typedef struct durox_access_policy {
+	void *ud;
+	/* ALLOW (everything), DENY (nothing) or FILTER with *filter set to a new filter (from
+	 * durox_filter_new / durox_filter_parse) that the engine takes and frees. */
+	int (*can_list_instances)(void *ud, const durox_access_context *ctx, durox_filter **filter, char *why,
+	                          size_t whylen);
+	int (*can_view_instance)(void *ud, const durox_access_context *ctx, const durox_access_instance *inst,
+	                         char *why, size_t whylen);
+	int (*can_view_history)(void *ud, const durox_access_context *ctx, const durox_access_instance *inst, char *why,
+	                        size_t whylen);
+	int (*can_cancel_instance)(void *ud, const durox_access_context *ctx, const durox_access_instance *inst,
+	                           char *why, size_t whylen);
+	int (*can_raise_event)(void *ud, const durox_access_context *ctx, const durox_access_instance *inst,
+	                       const char *event_name, char *why, size_t whylen);
+	int (*can_start_orchestration)(void *ud, const durox_access_context *ctx, const char *name,
+	                               const char *instance_id, char *why, size_t whylen);
+	int (*can_purge_instance)(void *ud, const durox_access_context *ctx, const durox_access_instance *inst,
+	                          char *why, size_t whylen);
+	int (*can_restart_instance)(void *ud, const durox_access_context *ctx, const durox_access_instance *inst,
+	                            char *why, size_t whylen);
+	int (*can_view_metrics)(void *ud, const durox_access_context *ctx, char *why, size_t whylen);
+	int (*can_manage_jobs)(void *ud, const durox_access_context *ctx, char *why, size_t whylen);
+	int (*can_view_audit)(void *ud, const durox_access_context *ctx, char *why, size_t whylen);
+	/* Bits (1u << durox_access_hook) of hooks that are NULL and allow without being called
+	 * (a constant answer: "can_view_instance = true"); a NULL hook without its bit denies. */
+	unsigned always_allow;
+	/* Bits of hooks the policy sets to a constant deny (only for the reason of a refusal:
+	 * "can_x is false in the policy" instead of "can_x is not defined by the policy"). */
+	unsigned always_deny;
+	/* The largest bulk operation the caller may run (0: no cap): max_bulk_operations cannot be
+	 * raised past it, and bulk max_instances is capped by it. */
+	uint32_t max_bulk_operations;
+	/* Identifies the policy in audit records and page tokens (e.g. "sha256:<hex of its text>");
+	 * copied; NULL: "c-policy". */
+	const char *id;
+	/* Where it came from (a file name), for the policy-load audit record; copied; may be NULL. */
+	const char *source;
+	/* Called once with ud when the handle is closed (or durox_open fails); may be NULL. */
+	void (*release)(void *ud);
+} durox_access_policy;
+
+/* What access control a handle runs under. Strings are owned by dx. */
+typedef struct durox_access_info {
+	int enabled;         /* a policy is in force */
+	const char *policy;  /* its id, or NULL */
+	const char *user_id; /* NULL: anonymous */
+	size_t n_roles;
+	const char *const *roles;
+	const char *source_ip;
+	const char *audit;            /* where audit records go: "store", "file" or "none" */
+	const char *audit_file;       /* for "file" */
+	int audit_keyed;              /* the chain is an HMAC with a key */
+	uint32_t max_bulk_operations; /* the policy's cap, 0: none */
+} durox_access_info;
+
+void durox_get_access_info(durox *dx, durox_access_info *out);
+
+/* ---- the audit log ------------------------------------------------------------------
+ *
+ * Append-only, hash-chained records: record N holds the hash of record N-1 (64 zeros for
+ * the first), and its own hash is SHA-256 (or HMAC-SHA256 with the handle's audit_key) over
+ * its canonical JSON text (docs/access-control.md gives the exact form). Kept in our own
+ * table (SQLite: durox_audit_log) by writable handles, or in a JSON Lines file by read-only
+ * ones. Editing, deleting or reordering records breaks the chain and verify says where.
+ */
+
+typedef struct durox_audit_record {
+	uint64_t seq;
+	int64_t time;               /* ms */
+	const char *user_id;        /* NULL: anonymous */
+	const char *roles;          /* JSON array of strings */
+	const char *source_ip;      /* NULL: unknown */
+	const char *context_reason; /* the context's reason, NULL: none */
+	const char *operation;      /* "cancel_instance", "cancel_instances", "job_end", "policy_load", ... */
+	const char *target;         /* an instance id, a job id, the canonical filter text, or NULL */
+	const char *decision;       /* "allow" or "deny" */
+	const char *reason;         /* why (the policy's reason, "hidden", ...), NULL: none */
+	const char *policy;         /* the policy id, NULL without a policy */
+	const char *params;         /* JSON object: a summary of the parameters */
+	const char *result;         /* JSON object: the outcome (code, counts, job id) */
+	const char *prev_hash;      /* hex */
+	const char *hash;           /* hex */
+} durox_audit_record;
+
+typedef struct durox_audit_list {
+	size_t count;
+	durox_audit_record *items; /* ascending seq */
+} durox_audit_list;
+
+/* Which records to read; zero-initialised means the newest 100 of the handle's log. */
+typedef struct durox_audit_query {
+	int64_t since;         /* time >= since (ms); 0 or DUROX_NO_TIME: no bound */
+	const char *user_id;   /* NULL: any */
+	const char *operation; /* NULL: any */
+	uint32_t limit;        /* the newest `limit` matching records; 0: 100 */
+	const char *file;      /* NULL: the store's log; else a JSON Lines audit file */
+} durox_audit_query;
+
+void durox_audit_list_free(durox_audit_list *l);
+/* Reads records (a store without a log yet has none). Under a policy it needs
+ * can_view_audit. DUROX_EIO/DUROX_ECORRUPT for an unreadable file. */
+int durox_get_audit_log(durox *dx, const durox_audit_query *q, durox_audit_list **out);
+
+typedef struct durox_audit_verification {
+	uint64_t records;   /* records checked */
+	uint64_t head_seq;  /* the last good record */
+	char head_hash[65]; /* its hash ("" when none) */
+	uint64_t first_bad; /* 0 when intact, else the seq (or line) of the first broken record */
+} durox_audit_verification;
+
+/* Recomputes the chain of the store's log (file NULL) or of a JSON Lines audit file. Returns
+ * DUROX_OK when every record is intact, DUROX_ECORRUPT with a message naming the first broken
+ * record ("audit record 7: ..."), or another error when it cannot be read. A keyed chain needs
+ * the handle's audit_key. Under a policy it needs can_view_audit. out may be NULL. */
+int durox_verify_audit_log(durox *dx, const char *file, durox_audit_verification *out);
 /* ---- the change feed ---------------------------------------------------------------- */
 
 /* What a reset says (a change feed, a stream or a watch): the store changed under the

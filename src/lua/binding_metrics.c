@@ -574,53 +574,6 @@ static int l_find_stuck(lua_State *L)
 	return 1;
 }
 
-/* ---- the configuration file ------------------------------------------------------------ */
-
-/* Stops a configuration chunk that runs too long. */
-static void config_hook(lua_State *L, lua_Debug *ar)
-{
-	(void)ar;
-	luaL_error(L, "took too long (a configuration file is data: no loops needed)");
-}
-
-int lx_read_config_file(lua_State *L, const char *path)
-{
-	int top = lua_gettop(L);
-	lua_newtable(L); /* the chunk's environment: no globals at all */
-	int env = lua_gettop(L);
-	if (luaL_loadfilex(L, path, "t") != LUA_OK) {
-		const char *msg = lua_tostring(L, -1);
-		lua_settop(L, top);
-		lua_pushfstring(L, "cannot read configuration file: %s", msg ? msg : "?");
-		return 0;
-	}
-	lua_pushvalue(L, env);
-	lua_setupvalue(L, -2, 1); /* _ENV */
-	lua_sethook(L, config_hook, LUA_MASKCOUNT, 1000000);
-	int st = lua_pcall(L, 0, 1, 0);
-	lua_sethook(L, NULL, 0, 0);
-	if (st != LUA_OK) {
-		const char *msg = lua_tostring(L, -1);
-		lua_pushfstring(L, "configuration file %s: %s", path, msg ? msg : "error");
-		lua_replace(L, top + 1);
-		lua_settop(L, top + 1);
-		return 0;
-	}
-	if (lua_istable(L, -1)) {
-		lua_replace(L, top + 1); /* the returned table */
-	} else if (lua_isnil(L, -1)) {
-		lua_pop(L, 1); /* assignments: the environment table */
-	} else {
-		lua_pushfstring(L, "configuration file %s: returns a %s (expected a table, or nothing and assignments)",
-		                path, luaL_typename(L, -1));
-		lua_replace(L, top + 1);
-		lua_settop(L, top + 1);
-		return 0;
-	}
-	lua_settop(L, top + 1);
-	return 1;
-}
-
 /* ---- registration ---------------------------------------------------------------------- */
 
 static const luaL_Reg metrics_methods[] = {

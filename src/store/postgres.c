@@ -924,6 +924,7 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 	s->base.vt = &pg_vtable;
 	s->base.mvt = &pg_metrics_vtable;
 	s->base.ops = &pg_ops_vtable;
+	s->base.audit = &pg_audit_vtable;
 	s->base.fvt = &pg_feed_vtable;
 	s->base.svt = &pg_state_vtable;
 	s->base.info.provider = "postgres";

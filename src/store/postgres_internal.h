@@ -184,6 +184,8 @@ char *pg_text_array(const char *const *ids, size_t n);
 
 extern const struct store_metrics_vtable pg_metrics_vtable;
 extern const struct store_ops_vtable pg_ops_vtable;
+/* The audit log in our schema (postgres_audit.c, store/audit.h). */
+extern const struct store_audit_vtable pg_audit_vtable;
 extern const struct store_feed_vtable pg_feed_vtable;   /* postgres_feed.c */
 extern const struct store_state_vtable pg_state_vtable; /* postgres_state.c */
 void pg_metrics_free(pg_store *s);

@@ -438,6 +438,7 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	s->base.vt = &sqlite_vtable;
 	s->base.mvt = &sq_metrics_vtable;
 	s->base.ops = &sq_ops_vtable;
+	s->base.audit = &sq_audit_vtable;
 	s->base.fvt = &sq_feed_vtable;
 	s->base.svt = &sq_state_vtable;
 	s->base.info.provider = "sqlite";

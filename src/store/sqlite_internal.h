@@ -127,6 +127,8 @@ extern const struct store_metrics_vtable sq_metrics_vtable;
 /* ---- writes and the job journal (sqlite_ops.c, sqlite_jobs.c) ---- */
 
 extern const struct store_ops_vtable sq_ops_vtable;
+/* The audit log (sqlite_audit.c, store/audit.h). */
+extern const struct store_audit_vtable sq_audit_vtable;
 
 /* ---- the change feed (sqlite_feed.c) and reopening (sqlite.c) ---- */
 
