@@ -749,6 +749,19 @@ for _, store_name in ipairs(STORE_NAMES) do
         end
       end
       for _, s in ipairs(series) do assert.are.equal(totals[s], ts.totals[s], "total " .. s) end
+      -- the window is [from, to): an event exactly at `to` is outside, one exactly at `from` inside
+      local t = count("SELECT json_extract(event_data, '$.timestamp_ms') AS n FROM history WHERE event_type = 'ActivityCompleted'"
+        .. " ORDER BY 1 DESC LIMIT 1")
+      local at_t = count("SELECT COUNT(*) AS n FROM history WHERE event_type = 'ActivityCompleted' AND"
+        .. " json_extract(event_data, '$.timestamp_ms') = " .. t)
+      local function activities(f, tt)
+        return assert(dx:get_time_series_metrics { from = f, to = tt, bucket_ms = 1000, series = "activities_completed" })
+          .totals.activities_completed
+      end
+      local before_t = count("SELECT COUNT(*) AS n FROM history WHERE event_type = 'ActivityCompleted' AND"
+        .. " json_extract(event_data, '$.timestamp_ms') >= " .. (t - t % 1000) .. " AND json_extract(event_data, '$.timestamp_ms') < " .. t)
+      assert.are.equal(before_t, activities(t - t % 1000, t))
+      assert.are.equal(before_t + at_t, activities(t - t % 1000, t + 1))
       if store_name == "shapes" then
         assert.is_true(ts.totals.instances_cancelled >= 4)
         assert.is_true(ts.totals.instances_failed >= 1)
@@ -769,7 +782,7 @@ describe("filter boundaries on the shapes store", function()
       if f(r) then want[#want + 1] = r.id end
     end
     table.sort(want)
-    assert.are.same(want, H.sorted(H.ids(assert(dx:list_instances(query)))), query)
+    assert.are.same(want, H.sorted(H.ids(assert(dx:list_instances(query)))), type(query) == "string" and query or nil)
   end
 
   it("compares execution_count exactly (carry-1 has 2 executions)", function()
@@ -780,6 +793,14 @@ describe("filter boundaries on the shapes store", function()
     expect("execution_count <= 2", function(r) return r.n <= 2 end)
     expect("execution_count != 2", function(r) return r.n ~= 2 end)
     assert.are.same({ "carry-1" }, H.list_ids(dx, "execution_count = 2"))
+  end)
+
+  it("takes an id prefix that is a whole id as matching that id", function()
+    for _, id in ipairs { "carry-1", "race-child-1" } do
+      expect({ instance_id_prefix = id }, function(r) return r.id:sub(1, #id) == id end)
+      expect("instance_id STARTS_WITH '" .. id .. "'", function(r) return r.id:sub(1, #id) == id end)
+    end
+    assert.are.same({ "race-child-1", "race-child-1::sub::2" }, H.list_ids(dx, { instance_id_prefix = "race-child-1" }))
   end)
 
   it("compares created_at at a value instances have exactly", function()
