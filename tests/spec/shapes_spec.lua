@@ -229,6 +229,15 @@ local function runtime_event_types()
   return set
 end
 
+describe("the oracles themselves", function()
+  it("raise on a sqlite3 error instead of returning no rows", function()
+    assert.has_error(function() H.sql("SELECT no_such_column FROM instances", shapes_db) end)
+    assert.has_error(function() H.rows("SELECT 1 FROM no_such_table", shapes_db) end)
+    assert.are.same({}, H.rows("SELECT 1 AS x FROM instances WHERE 0", shapes_db))
+    assert.is_true(#H.rows("SELECT instance_id FROM instances", shapes_db) > 10)
+  end)
+end)
+
 describe("fixture coverage", function()
   it("holds every event type the runtime can write (and no other)", function()
     local runtime = runtime_event_types()
