@@ -73,6 +73,9 @@ int op_valid_utf8(const char *s);
 /* Sleeps ms milliseconds (no-op for ms <= 0). */
 void op_sleep_ms(int64_t ms);
 
+/* The parameter summary of p for audit records (payloads only by size). */
+void op_params_summary(const op_params *p, buf *b);
+
 /* The request JSON journaled for p (the fields of its kind). */
 void op_params_to_json(const op_params *p, buf *b);
 /* Parses a journaled request into p (strings point into a). Returns 0 or -1. */
