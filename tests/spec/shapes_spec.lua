@@ -153,7 +153,9 @@ local function replay_pending(id, rows)
       if r.type == "ActivityScheduled" and not r.name:match(SYSCALL) then
         p.activities[#p.activities + 1] = ev .. ":" .. r.name .. ":" .. tostring(r.tag) .. ":" .. tostring(r.session)
       elseif r.type == "TimerCreated" then
-        p.timers[#p.timers + 1] = ev .. ":" .. r.fire_at
+        -- delay = fire time - scheduling time (0 when it was already due)
+        local delay = r.fire_at > r.ts and r.fire_at - r.ts or 0
+        p.timers[#p.timers + 1] = ev .. ":" .. r.fire_at .. ":" .. delay
       elseif r.type == "SubOrchestrationScheduled" then
         local child = r.child == "sub::" .. ev and id .. "::" .. r.child or r.child
         p.children[#p.children + 1] = ev .. ":" .. r.name .. ":" .. child
@@ -233,7 +235,9 @@ local function ours_pending(id, ce)
   for _, a in ipairs(ce.pending_activities) do
     p.activities[#p.activities + 1] = a.correlation_id .. ":" .. a.name .. ":" .. tostring(a.tag) .. ":" .. tostring(a.session_id)
   end
-  for _, t in ipairs(ce.pending_timers) do p.timers[#p.timers + 1] = t.correlation_id .. ":" .. t.fire_at end
+  for _, t in ipairs(ce.pending_timers) do
+    p.timers[#p.timers + 1] = t.correlation_id .. ":" .. t.fire_at .. ":" .. t.delay_ms
+  end
   for _, c in ipairs(ce.pending_sub_orchestrations) do
     p.children[#p.children + 1] = c.correlation_id .. ":" .. c.name .. ":" .. c.instance_id
   end
@@ -554,7 +558,7 @@ local function stuck_oracle(S, now, wait_ms)
       local p = replay_pending(id, rows)
       local wakes = false
       for _, t in ipairs(p.timers) do
-        if tonumber(t:match(":(%d+)$")) > now then wakes = true end
+        if tonumber(t:match("^%d+:(%d+)")) > now then wakes = true end
       end
       if last < now - wait_ms and not wakes then
         for _, e in ipairs(p.events) do
@@ -776,6 +780,47 @@ for _, S in ipairs(STORES) do
       assert.are.equal(oracle.systemMetrics.completedInstances, rm.total_instances_completed)
       assert.are.equal(oracle.systemMetrics.failedInstances, rm.total_instances_failed)
       assert.are.equal(oracle.systemMetrics.runningInstances, rm.active_instances)
+    end)
+
+    it("judges the dispatchers' health from the queues", function()
+      local rm = assert(dx:get_runtime_metrics { now = now, fresh = true })
+      -- worker: rows available (unlocked, or their lock expired) for stall_threshold_ms or more
+      local stalled_worker = count("SELECT COUNT(*) AS n FROM worker_queue WHERE (lock_token IS NULL OR locked_until <= "
+        .. now .. ") AND " .. (S.provider == "sqlite" and "max(visible_at, COALESCE(locked_until, 0))"
+        or "GREATEST(" .. pg_ms("visible_at") .. ", COALESCE(locked_until, 0))") .. " <= " .. (now - STALL))
+      assert.are.equal(stalled_worker, rm.stalled_worker_items)
+      assert.are.equal(stalled_worker == 0, rm.worker_dispatcher_healthy)
+      -- timers: TimerFired rows due timer_overdue_ms ago or more, of live instances or not
+      local overdue = count("SELECT COUNT(*) AS n FROM orchestrator_queue WHERE "
+        .. (S.provider == "sqlite" and "work_item LIKE '{\"TimerFired\"%' AND visible_at" or "work_item::jsonb ? 'TimerFired' AND "
+        .. pg_ms("visible_at")) .. " <= " .. (now - OVERDUE))
+      assert.are.equal(overdue, rm.overdue_timers)
+      assert.are.equal(overdue == 0, rm.timer_dispatcher_healthy)
+      if S.name == "shapes" then assert.is_false(rm.worker_dispatcher_healthy) end -- poison-at-1's item
+    end)
+
+    it("gives per-orchestration counts and rates the rows give", function()
+      local om = assert(dx:get_orchestration_metrics { now = now, fresh = true, merge_versions = true })
+      local want = {}
+      for _, r in ipairs(S.rows([[SELECT i.orchestration_name AS name, e.status AS status, COUNT(*) AS n FROM instances i
+        JOIN executions e ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id GROUP BY 1, 2]])) do
+        want[r.name] = want[r.name] or { Completed = 0, Failed = 0, Running = 0 }
+        want[r.name][r.status] = (want[r.name][r.status] or 0) + r.n
+      end
+      assert.are.equal(#H.keys(want), #om)
+      for _, row in ipairs(om) do
+        local w = assert(want[row.orchestration_name], row.orchestration_name)
+        assert.are.equal(w.Completed, row.total_completed, row.orchestration_name)
+        assert.are.equal(w.Failed, row.total_failed, row.orchestration_name)
+        assert.are.equal(w.Running, row.active_count, row.orchestration_name)
+        local done = w.Completed + w.Failed
+        if done > 0 then
+          assert.are.equal(w.Completed / done, row.success_rate, row.orchestration_name)
+          assert.are.equal(w.Failed / done, row.failure_rate, row.orchestration_name)
+        else
+          assert.is_nil(row.success_rate)
+        end
+      end
     end)
 
     it("counts queue attempts near and at the poison limit", function()
