@@ -238,8 +238,11 @@ int durox_get_runtime_metrics(durox *dx, const durox_metrics_request *req, durox
 	if (meta->newest_lock_at != DUROX_NO_TIME &&
 	    (out->last_activity_at == DUROX_NO_TIME || meta->newest_lock_at > out->last_activity_at))
 		out->last_activity_at = meta->newest_lock_at;
-	if (out->store_created_at != DUROX_NO_TIME && m.now > out->store_created_at)
-		out->uptime_seconds = (uint64_t)((m.now - out->store_created_at) / 1000);
+	/* as of the figures' collection (a cached answer must not age between two reads), or of
+	 * the `now` asked for */
+	int64_t at = m.explicit_now ? m.now : metrics_collected_at(&m);
+	if (out->store_created_at != DUROX_NO_TIME && at > out->store_created_at)
+		out->uptime_seconds = (uint64_t)((at - out->store_created_at) / 1000);
 	out->stalled_orchestrator_items = q->orchestrator.stalled;
 	out->stalled_worker_items = q->worker.stalled;
 	out->overdue_timers = q->overdue_timers;
