@@ -708,6 +708,12 @@ int access_store_wide(durox *dx, const char *operation)
 	return deny(dx, DUROX_EDENIED, operation, NULL, "restricted view", msg);
 }
 
+int access_payloads_visible(const durox *dx)
+{
+	return !access_enabled(dx) || (dx->acl->pol.can_view_history == NULL &&
+	                               (dx->acl->pol.always_allow & (1u << DUROX_HOOK_VIEW_HISTORY)) != 0);
+}
+
 uint32_t access_bulk_ceiling(const durox *dx)
 {
 	uint32_t c = dx->cfg.max_bulk_operations;
