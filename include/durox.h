@@ -165,6 +165,14 @@ int durox_open(const char *url, const durox_open_options *opts, durox **out, cha
 /* Closes the handle and its connection. Accepts NULL. */
 void durox_close(durox *dx);
 
+/* Asks the store call running on dx (from another thread, or a signal handler: it is
+ * async-signal-safe) to stop: the call fails with DUROX_EABORT, "interrupted: ...". Does
+ * nothing when no call runs. Accepts NULL. */
+void durox_interrupt(durox *dx);
+/* durox_interrupt on every handle open in this process (what a Ctrl-C handler calls; for a
+ * process whose handles are used by one thread). Async-signal-safe. */
+void durox_interrupt_all(void);
+
 /* The message of the last failed call on dx (never NULL; "" after success). */
 const char *durox_errmsg(const durox *dx);
 
