@@ -926,6 +926,13 @@ typedef struct durox_time_series_request {
 	const char *orchestration_name; /* NULL: every orchestration */
 } durox_time_series_request;
 
+/* The defaults (from and to are DUROX_NO_TIME, not 0): `durox_time_series_request r =
+ * DUROX_TIME_SERIES_REQUEST_INIT;` then set what differs. */
+#define DUROX_TIME_SERIES_REQUEST_INIT                                                                                 \
+	{                                                                                                              \
+		DUROX_NO_TIME, DUROX_NO_TIME, 0, 0, NULL                                                               \
+	}
+
 typedef struct durox_time_bucket {
 	int64_t start;
 	uint64_t instances_started, instances_completed, instances_failed, instances_cancelled;
@@ -1223,6 +1230,12 @@ typedef struct durox_prune_request {
 	int64_t completed_before; /* DUROX_NO_TIME: no bound */
 } durox_prune_request;
 
+/* The defaults (completed_before is DUROX_NO_TIME, not 0). */
+#define DUROX_PRUNE_REQUEST_INIT                                                                                       \
+	{                                                                                                              \
+		.has_keep_last = 0, .completed_before = DUROX_NO_TIME                                                  \
+	}
+
 /* Restart: for every Failed root target (cancelled ones included), starts a new instance
  * with the name, version and input of the target's current execution (its
  * OrchestrationStarted event). The new id is "<base>~r<N>": base is the target's id
@@ -1300,9 +1313,15 @@ typedef struct durox_bulk_wait_request {
 	uint32_t count;           /* DUROX_WAIT_FIRST: how many */
 } durox_bulk_wait_request;
 
+/* The defaults: wait for all targets with no timeout (timeout_ms -1, not 0, which checks once). */
+#define DUROX_BULK_WAIT_REQUEST_INIT                                                                                   \
+	{                                                                                                              \
+		.timeout_ms = -1, .mode = DUROX_WAIT_ALL                                                               \
+	}
+
 typedef struct durox_wait_item {
 	const char *instance_id;
-	int status;         /* last status seen: the current execution's (NOT_FOUND, RUNNING for a queued start, ...) */
+	int status;         /* last status seen: the current execution's (NOT_FOUND, PENDING for a queued start, ...) */
 	int finished;       /* terminal (Completed/Failed) when the wait ended */
 	const char *output; /* Completed: executions.output */
 	const char *error;  /* Failed: the error Duroxide stored */
