@@ -1725,6 +1725,7 @@ typedef struct durox_event_stream_request {
 	uint32_t batch_size;       /* history rows read per poll; 0 means 500 */
 	int no_payloads;           /* nonzero: details leave out inputs, outputs, results and event data */
 	int64_t verify_ms;         /* how often to look for deleted rows (0 means 1000; < 0 never) */
+	int no_wait;               /* follow: when nothing is there, next() returns 2 at once instead of waiting */
 	durox_wait_fn wait;
 	void *wait_ud;
 } durox_event_stream_request;
@@ -1741,8 +1742,9 @@ typedef struct durox_event_stream durox_event_stream;
  */
 int durox_event_stream_open(durox *dx, const durox_event_stream_request *req, durox_event_stream **out);
 /* The next item: 1 and *ev set (valid until the next call), 0 when the stream ended (the
- * present reached without follow, or the timeout), or a negative code (DUROX_EABORT when the
- * wait function or the predicate stopped it). */
+ * present reached without follow, or the timeout), 2 (follow with no_wait) when nothing is
+ * there now, or a negative code (DUROX_EABORT when the wait function or the predicate
+ * stopped it). */
 int durox_event_stream_next(durox_event_stream *s, const durox_instance_event **ev);
 /* A cursor for everything read so far (past the rows that matched nothing): the place to
  * resume when the consumer has handled every item it was given. Owned by s, valid until the
@@ -1857,7 +1859,8 @@ void durox_dead_letter_list_free(durox_dead_letter_list *l);
  * creating our tables on first use. DUROX_EDENIED on a read-only handle. */
 int durox_dead_letter_add(durox *dx, const durox_dead_letter *d, int64_t *id);
 /* Dead letters with id > after (oldest first), of one source (NULL: any), at most limit (0:
- * 1000). An empty list when none was ever recorded. */
+ * 1000). An empty list when none was ever recorded. Under a policy: can_manage_jobs (they hold
+ * the payloads of every follower's events), else DUROX_EDENIED; so is deleting one. */
 int durox_list_dead_letters(durox *dx, const char *source, int64_t after, uint32_t limit, durox_dead_letter_list **out);
 /* Removes one; DUROX_ENOTFOUND when there is none with that id. */
 int durox_dead_letter_delete(durox *dx, int64_t id);

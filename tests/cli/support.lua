@@ -34,14 +34,16 @@ function M.sh(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
--- Runs the binary with argv (a list) and returns {out=, err=, code=}. $DUROX_STORE and
--- $DUROX_CONFIG are unset and COLUMNS is opts.columns (default 120); opts.env adds variables;
+-- Runs the binary with argv (a list) and returns {out=, err=, code=}. $DUROX_STORE,
+-- $DUROX_CONFIG and the access-control variables ($DUROX_POLICY, ...) are unset and COLUMNS is opts.columns (default 120); opts.env adds variables;
 -- opts.stdin is fed to standard input (default /dev/null, not a terminal).
 function M.run(argv, opts)
   opts = opts or {}
   local sh = M.sh
   local errf = os.tmpname()
-  local parts = { "env", "-u", "DUROX_STORE", "-u", "DUROX_CONFIG", "COLUMNS=" .. (opts.columns or 120) }
+  local parts = { "env", "-u", "DUROX_STORE", "-u", "DUROX_CONFIG", "-u", "DUROX_POLICY", "-u", "DUROX_USER",
+                  "-u", "DUROX_ROLES", "-u", "DUROX_AUDIT_FILE", "-u", "DUROX_ACCESS_REASON", "-u", "DUROX_AUDIT_KEY",
+                  "-u", "SSH_CLIENT", "COLUMNS=" .. (opts.columns or 120) }
   local keys = {}
   for k in pairs(opts.env or {}) do keys[#keys + 1] = k end
   table.sort(keys)
