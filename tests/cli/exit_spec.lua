@@ -170,6 +170,47 @@ describe("the write commands", function()
   end)
 end)
 
+describe("the real-time commands", function()
+  it("events: 0 read, 2 an unexpected argument, 3 store missing", function()
+    local url = copy()
+    assert.are.equal(0, run { "--store", url, "events", "--from", "start" }.code)
+    local r = run { "--store", url, "events", "extra" }
+    assert.are.equal(2, r.code)
+    assert.are.equal("duroxlua events: unexpected argument 'extra'\n", r.err)
+    assert.are.equal(3, run { "--store", MISSING, "events" }.code)
+  end)
+
+  it("watch: 0 every instance terminal, 5 the timeout first (as wait), 2 no instance or an unreadable ids file", function()
+    local url = copy()
+    assert.are.equal(0, run { "--store", url, "watch", "completed-seq-1", "failed-throw-1" }.code)
+    assert.are.equal(5, run { "--store", url, "watch", "wait-approve-1", "--timeout", "200ms" }.code)
+    assert.are.equal(2, run { "--store", url, "watch" }.code)
+    local r = run { "--store", url, "watch", "--ids-file", dir .. "/no-such-ids" }
+    assert.are.equal(2, r.code)
+    assert.truthy(r.err:find("cannot read ids file", 1, true), r.err)
+    -- --ids-file '-' reads standard input, like the bulk commands
+    r = run({ "--store", url, "watch", "--ids-file", "-" }, { stdin = "completed-seq-1\r\n\nfailed-throw-1\n" })
+    assert.are.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("failed-throw-1", 1, true))
+  end)
+
+  it("rules: 2 without a file or with one that cannot be loaded, 0 for --status and --once", function()
+    local url = copy()
+    local r = run { "--store", url, "rules" }
+    assert.are.equal(2, r.code)
+    assert.are.equal("duroxlua rules: missing rules file (duroxlua rules FILE.lua)\n", r.err)
+    assert.are.equal(2, run { "--store", url, "rules", dir .. "/none.lua" }.code)
+    local file = "scripts/rules/restart-transient-failures.lua"
+    assert.are.equal(0, run { "--store", url, "rules", "--status", file }.code)
+    assert.are.equal(0, run { "--store", url, "rules", "--once", file }.code)
+  end)
+
+  it("audit and exporter: 2 for an unexpected argument", function()
+    assert.are.equal(2, run { "--store", copy(), "audit", "extra" }.code)
+    assert.are.equal(2, run { "--store", copy(), "exporter", "extra" }.code)
+  end)
+end)
+
 describe("the interpreter", function()
   it("0 for a script that runs, 1 for one that raises, 2 for a bad option, 130 when interrupted", function()
     assert.are.equal(0, run { "-e", "x = 1" }.code)

@@ -10,6 +10,8 @@ local M = {}
 
 M.summary = "show the audit log or verify its hash chain (--verify)"
 
+M.arguments = {}
+
 M.options = {
   { section = "Options" },
   { "verify", help = "recompute the hash chain; exit 1 naming the first broken record" },
@@ -58,7 +60,6 @@ local function result_text(r)
 end
 
 function M.run(a, ctx)
-  if a[1] then return ctx:fail(("unexpected argument '%s'"):format(a[1]), 2) end
   local dx, code = ctx:open()
   if not dx then return code end
   if a.verify then
