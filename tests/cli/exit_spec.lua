@@ -209,6 +209,34 @@ describe("the real-time commands", function()
     assert.are.equal(2, run { "--store", copy(), "audit", "extra" }.code)
     assert.are.equal(2, run { "--store", copy(), "exporter", "extra" }.code)
   end)
+
+  it("audit: --format csv and jsonl list the records; a failed --verify --json is one document, exit 1", function()
+    local url = copy()
+    -- a denied write leaves records (the policy load, the attempt)
+    run { "--store", url, "--policy", "scripts/policies/viewer.lua", "--user", "vic", "cancel", "wait-approve-1", "--yes" }
+    local r = run { "--store", url, "audit", "--format", "csv" }
+    assert.are.equal(0, r.code, r.err)
+    local head, first = r.out:match("^(.-)\r\n(.-)\r\n")
+    assert.are.equal("seq,time,user_id,roles,source_ip,context_reason,operation,target,decision,reason,policy,"
+      .. "params,result,prev_hash,hash", head)
+    assert.truthy(first:match("^1,%d%d%d%d%-%d%d%-%d%dT[%d:.]+Z,vic,"), first)
+    r = run { "--store", url, "audit", "--format", "jsonl" }
+    assert.are.equal(0, r.code)
+    local n = 0
+    for line in r.out:gmatch("[^\n]+") do
+      n = n + 1
+      assert.are.equal(n, json(line).seq)
+    end
+    assert.is_true(n >= 2)
+    local bad = dir .. "/bad-audit.jsonl"
+    T.write_file(bad, '{"seq":1}\n')
+    r = run { "--store", url, "audit", "--verify", "--file", bad, "--json" }
+    assert.are.equal(1, r.code)
+    local doc = json(r.out) -- one document (the whole of stdout)
+    assert.are.equal(false, doc.ok)
+    assert.are.equal(1, doc.exit)
+    assert.truthy(doc.error:find("not an audit record", 1, true))
+  end)
 end)
 
 describe("the interpreter", function()
