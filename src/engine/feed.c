@@ -342,7 +342,8 @@ static int read_changes(durox *dx, const durox_changes_request *req, access_view
 	rq.with_data = 1; /* the event's own timestamp is in its JSON */
 	rq.verify_ms = req->verify_ms;
 	store_feed_result fr;
-	changes_ctx c = {r, &cs->e, req->include_payloads};
+	/* payloads only for a caller whose policy always lets them see history (can_view_history) */
+	changes_ctx c = {r, &cs->e, req->include_payloads && access_payloads_visible(dx)};
 	rc = dx->st->fvt->poll(cs->e.f, &rq, change_cb, &c, &fr);
 	if (rc != DUROX_OK) {
 		rc = rc == DUROX_ENOMEM ? dx_fail(dx, rc, "out of memory") : dx_store_fail(dx, rc);

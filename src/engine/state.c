@@ -22,7 +22,9 @@ static int check_state(durox *dx)
 {
 	if (dx->st->svt == NULL)
 		return dx_fail(dx, DUROX_EUNSUPPORTED, "the %s store cannot keep stream state", dx->st->info.provider);
-	return DUROX_OK;
+	/* the durable state of streams, webhooks and rules is operational state, as the job
+	 * journal is: under a policy it needs can_manage_jobs */
+	return access_global(dx, "stream_state", DUROX_HOOK_MANAGE_JOBS);
 }
 
 /* Opens a write transaction with our tables in place. */

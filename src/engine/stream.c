@@ -236,6 +236,9 @@ int durox_event_stream_open(durox *dx, const durox_event_stream_request *req, du
 		return rc;
 	}
 	s->binding = access_fingerprint(dx, event_binding(req));
+	/* details carry payloads only for a caller whose policy always lets them see history */
+	if (!access_payloads_visible(dx))
+		s->rq.no_payloads = 1;
 	rc = efeed_open(dx, &s->e, EFEED_EVENTS, s->binding, req->cursor, req->from_now);
 	if (rc != DUROX_OK) {
 		durox_event_stream_free(s);

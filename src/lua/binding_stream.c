@@ -215,7 +215,7 @@ static durox *stream_prepare(lua_State *L, lx_stream *x)
 	if (h->dx == NULL)
 		luaL_error(L, "store was closed during the stream");
 	lua_getiuservalue(L, 1, 3);
-	x->pred = (lx_pred){L, lua_isfunction(L, -1) ? lua_absindex(L, -1) : 0, 0};
+	x->pred = (lx_pred){L, lua_isfunction(L, -1) ? lua_absindex(L, -1) : 0, 0, lx_budget(h->dx)};
 	x->L = L;
 	x->errored = 0;
 	luaL_checkstack(L, 10, NULL);
