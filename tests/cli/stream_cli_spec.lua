@@ -104,7 +104,7 @@ describe("duroxlua events", function()
 end)
 
 describe("duroxlua watch", function()
-  it("reports terminal instances at once and exits 0; an unknown one times out with 1", function()
+  it("reports terminal instances at once and exits 0; an unknown one times out with 5", function()
     local done = sql("SELECT i.instance_id FROM instances i JOIN executions e ON e.instance_id = i.instance_id AND"
       .. " e.execution_id = i.current_execution_id WHERE e.status = 'Completed' ORDER BY 1 LIMIT 2")
     local ids = {}
@@ -113,7 +113,7 @@ describe("duroxlua watch", function()
     assert.are.equal(0, r.code, r.err)
     assert.matches(ids[1] .. "  is Completed", r.out, 1, true)
     r = run("watch", "--json", "--timeout", "300ms", "no-such-instance")
-    assert.are.equal(1, r.code)
+    assert.are.equal(5, r.code)
     local first = durox.decode_json(r.out:match("[^\n]+"))
     assert.are.same({ "change", "no-such-instance", "NotFound", true },
       { first.kind, first.instance_id, first.new_status, first.initial })

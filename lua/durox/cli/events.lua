@@ -84,7 +84,8 @@ function M.run(a, ctx)
   if not ok then return ctx:fail(err) end
   local out = io.stdout
   while true do
-    local ev = stream:next()
+    local ev, ecode = follow.next(ctx, stream)
+    if ev == false then return ecode end
     if not ev then break end
     local delivered, derr = sink:add(ev)
     if not delivered then return ctx:fail(derr) end

@@ -5,6 +5,7 @@
 local args = require "durox.cli.args"
 local follow = require "durox.cli.follow"
 local format = require "durox.format"
+local exit = require "durox.cli.exit"
 local hook = require "durox.cli.hook"
 
 local M = {}
@@ -26,7 +27,7 @@ M.help = args.help("duroxlua watch [options] ID...",
   "Reports every status transition of the given instances as the runtime commits it\n" ..
   "(NotFound -> Running -> Completed or Failed, continue-as-new included) and every change of\n" ..
   "their custom status, until each is Completed or Failed (exit status 0) or the timeout\n" ..
-  "(exit status 1). First one line per instance with its state now (not with a cursor).\n" ..
+  "(exit status 5). First one line per instance with its state now (not with a cursor).\n" ..
   "With --json: JSON Lines: changes {\"kind\":\"change\", \"instance_id\", \"initial\", \"old_status\",\n" ..
   "\"new_status\", \"failure_kind\", \"execution_id\", \"custom_status_changed\", \"custom_status\",\n" ..
   "\"old_custom_status\", \"output\", \"error\", \"key\", \"at\", \"cursor\"}, resets and heartbeats as\n" ..
@@ -94,7 +95,8 @@ function M.run(a, ctx)
   if not ok then return ctx:fail(err) end
   local terminal = {}
   while true do
-    local c = w:next()
+    local c, ecode = follow.next(ctx, w)
+    if c == false then return ecode end
     if not c then break end
     if c.kind == "change" then
       terminal[c.instance_id] = c.new_status == "Completed" or c.new_status == "Failed"
@@ -117,9 +119,9 @@ function M.run(a, ctx)
   local now = dx:get_instances_status(ids)
   for i, id in ipairs(ids) do
     local st = now and now[i] and now[i].status
-    if not (terminal[id] or st == "Completed" or st == "Failed") then return 1 end
+    if not (terminal[id] or st == "Completed" or st == "Failed") then return exit.TIMEOUT end
   end
-  return 0
+  return exit.OK
 end
 
 return M
