@@ -60,7 +60,12 @@ function M.run(a, ctx)
   io.stderr:write(("duroxlua exporter: serving http://%s:%d/metrics\n"):format(host, srv:port()))
   local cached, cached_at, status = nil, -math.huge, 200
   while true do
-    local req = srv:accept(1000)
+    local ok, req = pcall(srv.accept, srv, 1000)
+    if not ok then
+      srv:close()
+      if tostring(req):match("interrupted!$") then return require("durox.cli.exit").INTERRUPTED end
+      return ctx:fail(tostring(req):gsub("^[^:\n]+:%d+: ", ""))
+    end
     if req then
       local path = req.path:gsub("%?.*$", "")
       if req.method ~= "GET" and req.method ~= "HEAD" then

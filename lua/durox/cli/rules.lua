@@ -88,13 +88,22 @@ function M.run(a, ctx)
   end
   local runner, rerr = rules.runner(dx, list, { poll_ms = poll })
   if not runner then return ctx:fail(rerr) end
-  if a.once then
-    while runner:step() > 0 do end
-  else
-    io.stderr:write(("duroxlua rules: %d rule(s) from %s running\n"):format(#list, path))
-    runner:run()
-  end
+  local ok, perr = pcall(function()
+    if a.once then
+      while runner:step() > 0 do end
+    else
+      io.stderr:write(("duroxlua rules: %d rule(s) from %s running\n"):format(#list, path))
+      runner:run()
+    end
+  end)
   runner:close()
+  if not ok then
+    local text = tostring(perr):gsub("^[^:\n]+:%d+: ", "")
+    local exit = require "durox.cli.exit"
+    if text:match("interrupted!$") then return ctx:fail("interrupted (each rule resumes where it stopped)",
+      exit.INTERRUPTED) end
+    return ctx:fail(text, exit.FAILED)
+  end
   return 0
 end
 

@@ -7,6 +7,7 @@ local exit = require "durox.cli.exit"
 local files = require "durox.cli.files"
 local follow = require "durox.cli.follow"
 local format = require "durox.format"
+local exit = require "durox.cli.exit"
 local hook = require "durox.cli.hook"
 
 local M = {}
@@ -94,7 +95,8 @@ function M.run(a, ctx)
   if not ok then return ctx:fail(err) end
   local terminal = {}
   while true do
-    local c = w:next()
+    local c, ecode = follow.next(ctx, w)
+    if c == false then return ecode end
     if not c then break end
     if c.kind == "change" then
       terminal[c.instance_id] = c.new_status == "Completed" or c.new_status == "Failed"
