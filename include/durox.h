@@ -1693,6 +1693,84 @@ const char *durox_event_stream_cursor(durox_event_stream *s);
 size_t durox_event_stream_pending(const durox_event_stream *s);
 void durox_event_stream_free(durox_event_stream *s);
 
+/* InstanceStatusChange (watch_instances). Strings point into the watch and stay valid until
+ * the next call on it. */
+typedef struct durox_status_change {
+	int item; /* durox_stream_item: EVENT (a change), RESET, HEARTBEAT */
+	const char *instance_id;
+	int initial;    /* the instance's state when the watch began (not a transition) */
+	int old_status; /* durox_status before (NOT_FOUND before the first execution started) */
+	int new_status;
+	int failure_kind; /* of a Failed new_status */
+	uint64_t execution_id;
+	int custom_status_changed;
+	const char *custom_status;     /* now (NULL: none) */
+	const char *old_custom_status; /* before (NULL: none) */
+	const char *output;            /* Completed: the output; ContinuedAsNew: the next input */
+	const char *error;             /* Failed: the error Duroxide recorded */
+	int64_t at;                    /* the timestamp of the event that made the change (initial: now) */
+	const char *key;               /* that event's key, NULL for initial and reset items */
+	const char *cursor;            /* resumes right after this item */
+	int reset;
+	const char *reset_reason;
+} durox_status_change;
+
+typedef struct durox_watch_request {
+	const char *const *instance_ids; /* 1 to 1000 ids (duplicates ignored) */
+	size_t n;
+	const char *cursor;        /* resume: the states are those the cursor carries */
+	int64_t timeout_ms;        /* 0: until every watched instance is terminal */
+	uint32_t poll_interval_ms; /* 0 means 200 */
+	uint32_t heartbeat_ms;     /* 0: none */
+	int64_t verify_ms;         /* 0 means 1000; < 0 never */
+	durox_wait_fn wait;
+	void *wait_ud;
+} durox_watch_request;
+
+typedef struct durox_watch durox_watch;
+
+/*
+ * watch_instances: the status transitions of the given instances, derived from the events
+ * the runtime commits (so none is missed between two polls: NotFound -> Running ->
+ * Completed, continue-as-new included), custom status changes, and, without a cursor, one
+ * initial item per instance with its state when the watch began. It ends when every watched
+ * instance is Completed or Failed (or at the timeout). The cursor binds to the set of ids.
+ * After a reset (the store changed under the cursor) the watch reads the instances again and
+ * reports what changed meanwhile (a purged instance becomes NotFound).
+ */
+int durox_watch_open(durox *dx, const durox_watch_request *req, durox_watch **out);
+/* 1 and *c set, 0 at the end, or a negative code. */
+int durox_watch_next(durox_watch *w, const durox_status_change **c);
+/* Where to resume once every item handed out is handled (owned by w). */
+const char *durox_watch_cursor(durox_watch *w);
+size_t durox_watch_pending(const durox_watch *w);
+void durox_watch_free(durox_watch *w);
+
+/* stream_runtime_metrics. Each tick after the first applies the events committed since the
+ * previous one to the figures (instances started/completed/failed/active, activities,
+ * timers, events, executions, history rows, failures by kind, durations), judges the health
+ * flags from the queues afresh, and recounts everything with get_runtime_metrics only now and
+ * then: at the first tick, after a reset, every recount_ms, and on every tick whose recount
+ * costs less than 2% of the interval. Between recounts the counters can be off by the events
+ * committed while the last recount ran (docs/streams.md). */
+typedef struct durox_metrics_stream_request {
+	uint32_t interval_ms;  /* between ticks; 0 means 1000 */
+	uint64_t count;        /* ticks, then the stream ends; 0: no end */
+	uint32_t recount_ms;   /* a full recount at least this often; 0 means 60000 */
+	int no_cheap_recounts; /* nonzero: recount only at the start, after resets and every recount_ms */
+	durox_wait_fn wait;
+	void *wait_ud;
+} durox_metrics_stream_request;
+
+typedef struct durox_metrics_stream durox_metrics_stream;
+
+/* DUROX_EDENIED when enable_metrics or enable_streaming is off. */
+int durox_metrics_stream_open(durox *dx, const durox_metrics_stream_request *req, durox_metrics_stream **out);
+/* The next tick (waits for it): 1 with *out filled and *recounted set when it was a full
+ * recount, 0 after count ticks, or a negative code. */
+int durox_metrics_stream_next(durox_metrics_stream *s, durox_runtime_metrics *out, int *recounted);
+void durox_metrics_stream_free(durox_metrics_stream *s);
+
 /* ---- the durable state of real-time consumers (our own tables) ------------------------- */
 
 /* A batch a webhook could not deliver (after its attempt cap or a refusal). */

@@ -57,6 +57,7 @@ int efeed_open(durox *dx, efeed *e, char kind, uint64_t binding, const char *cur
 	const store_feed_vtable *fv = dx->st->fvt;
 	if (fv == NULL)
 		return dx_fail(dx, DUROX_EUNSUPPORTED, "the %s store has no change feed", dx->st->info.provider);
+	e->fv = fv;
 	int rc = fv->open(dx->st, &e->f);
 	if (rc != DUROX_OK)
 		return dx_store_fail(dx, rc);
@@ -120,7 +121,7 @@ done:
 void efeed_close(efeed *e)
 {
 	if (e->f != NULL)
-		e->dx->st->fvt->close(e->f);
+		e->fv->close(e->f);
 	e->f = NULL;
 	buf_free(&e->extra);
 }

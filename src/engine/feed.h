@@ -20,6 +20,7 @@
 typedef struct efeed {
 	durox *dx;
 	store_feed *f;
+	const store_feed_vtable *fv; /* kept so the feed can be freed after dx is closed */
 	char kind;
 	uint64_t binding;
 	buf extra; /* the consumer state a restored cursor carried (empty otherwise) */
@@ -33,6 +34,7 @@ typedef struct efeed {
  * efeed is left closed (efeed_close is still safe).
  */
 int efeed_open(durox *dx, efeed *e, char kind, uint64_t binding, const char *cursor, int at_end);
+/* Frees the feed; safe after dx was closed (a Lua stream collected after its store). */
 void efeed_close(efeed *e);
 
 /* A cursor token for position pos (len bytes, from the provider) with the consumer state

@@ -48,16 +48,9 @@ static void check_metrics_request(lua_State *L, int idx, durox_metrics_request *
 
 /* ---- metrics ------------------------------------------------------------------------- */
 
-/* handle:get_runtime_metrics([opts]) -> RuntimeMetrics */
-static int l_runtime_metrics(lua_State *L)
+void lx_push_runtime_metrics(lua_State *L, const durox_runtime_metrics *mp)
 {
-	durox *dx = lx_checkstore(L, 1);
-	durox_metrics_request req;
-	check_metrics_request(L, 2, &req, 0);
-	durox_runtime_metrics m;
-	int rc = durox_get_runtime_metrics(dx, &req, &m);
-	if (rc != DUROX_OK)
-		return lx_fail(L, dx, rc);
+	const durox_runtime_metrics m = *mp;
 	lua_createtable(L, 0, 32);
 	lx_set_int(L, "uptime_seconds", (int64_t)m.uptime_seconds);
 	lx_set_int(L, "total_instances_started", (int64_t)m.total_instances_started);
@@ -88,6 +81,18 @@ static int l_runtime_metrics(lua_State *L)
 	lx_set_int(L, "overdue_timers", (int64_t)m.overdue_timers);
 	lx_set_int(L, "expired_instance_locks", (int64_t)m.expired_instance_locks);
 	lx_set_int(L, "blocking_orphan_items", (int64_t)m.blocking_orphan_items);
+}
+/* handle:get_runtime_metrics([opts]) -> RuntimeMetrics */
+static int l_runtime_metrics(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	durox_metrics_request req;
+	check_metrics_request(L, 2, &req, 0);
+	durox_runtime_metrics m;
+	int rc = durox_get_runtime_metrics(dx, &req, &m);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	lx_push_runtime_metrics(L, &m);
 	return 1;
 }
 

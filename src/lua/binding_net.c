@@ -14,6 +14,7 @@
 #include "lua/lx.h"
 #include "net/http.h"
 #include "util/sha256.h"
+#include "util/timeutil.h"
 
 #define LX_WEBHOOK "durox.Webhook"
 #define LX_SERVER "durox.HttpServer"
@@ -319,6 +320,27 @@ void lx_push_batch_body(lua_State *L, int idx)
 	lua_pushstring(L, key);
 }
 
+/* durox.parse_duration(s) -> ms | nil, message ("250ms", "30s", "5m", "2h", "1d", or digits = ms) */
+static int l_parse_duration(lua_State *L)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, 1, &n);
+	int64_t ms = 0;
+	int digits = n > 0 && n < 16;
+	for (size_t i = 0; i < n && digits; i++)
+		digits = s[i] >= '0' && s[i] <= '9';
+	if (digits) {
+		for (size_t i = 0; i < n; i++)
+			ms = ms * 10 + (s[i] - '0');
+	} else if (time_parse_duration(s, n, &ms) != 0 || ms < 0) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "invalid duration '%s' (expected ms or like 500ms, 30s, 5m, 2h, 1d)", s);
+		return 2;
+	}
+	lua_pushinteger(L, (lua_Integer)ms);
+	return 1;
+}
+
 /* durox.batch_body(items) -> body, key: what webhook:deliver(items) posts */
 static int l_batch_body(lua_State *L)
 {
@@ -472,6 +494,7 @@ static const luaL_Reg net_functions[] = {
         {"webhook", l_webhook},
         {"hmac_sha256", l_hmac},
         {"batch_body", l_batch_body},
+        {"parse_duration", l_parse_duration},
         {"http_server", l_http_server},
         {NULL, NULL},
 };

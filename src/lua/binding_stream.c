@@ -85,10 +85,12 @@ static int l_read_changes(lua_State *L)
 #define LX_STREAM "durox.Stream"
 
 typedef struct lx_stream {
-	durox_event_stream *s;
-	lua_State *L; /* the state running the current call */
-	int errored;  /* a callback raised: its error value is at the top of L's stack */
-	lx_pred pred; /* the engine keeps &pred */
+	durox_event_stream *s;   /* an event stream, or */
+	durox_watch *w;          /* a watch, or */
+	durox_metrics_stream *m; /* a metric stream */
+	lua_State *L;            /* the state running the current call */
+	int errored;             /* a callback raised: its error value is at the top of L's stack */
+	lx_pred pred;            /* the engine keeps &pred */
 	int done;
 } lx_stream;
 
@@ -117,13 +119,54 @@ static int stream_wait_cb(void *ud, int64_t ms)
 	return 0;
 }
 
+static void stream_free(lx_stream *x)
+{
+	durox_event_stream_free(x->s);
+	durox_watch_free(x->w);
+	durox_metrics_stream_free(x->m);
+	x->s = NULL;
+	x->w = NULL;
+	x->m = NULL;
+	x->done = 1;
+}
+
 static int stream_close(lua_State *L)
 {
-	lx_stream *x = luaL_checkudata(L, 1, LX_STREAM);
-	durox_event_stream_free(x->s);
-	x->s = NULL;
-	x->done = 1;
+	stream_free(luaL_checkudata(L, 1, LX_STREAM));
 	return 0;
+}
+
+static const char *status_text(int st) { return st >= 0 ? durox_status_name(st) : NULL; }
+
+static void push_change(lua_State *L, const durox_status_change *c)
+{
+	lua_createtable(L, 0, 14);
+	if (c->item == DUROX_ITEM_RESET) {
+		lx_set_str(L, "kind", "reset");
+		lx_set_str(L, "reset", durox_reset_name(c->reset));
+		lx_set_str(L, "reason", c->reset_reason);
+	} else if (c->item == DUROX_ITEM_HEARTBEAT) {
+		lx_set_str(L, "kind", "heartbeat");
+	} else {
+		lx_set_str(L, "kind", "change");
+		lx_set_str(L, "instance_id", c->instance_id);
+		lx_set_bool(L, "initial", c->initial);
+		if (!c->initial)
+			lx_set_str(L, "old_status", status_text(c->old_status));
+		lx_set_str(L, "new_status", status_text(c->new_status));
+		if (c->new_status == DUROX_STATUS_FAILED)
+			lx_set_str(L, "failure_kind", durox_failure_kind_name(c->failure_kind));
+		if (c->execution_id > 0)
+			lx_set_int(L, "execution_id", (int64_t)c->execution_id);
+		lx_set_bool(L, "custom_status_changed", c->custom_status_changed);
+		lx_set_str(L, "custom_status", c->custom_status);
+		lx_set_str(L, "old_custom_status", c->old_custom_status);
+		lx_set_str(L, "output", c->output);
+		lx_set_str(L, "error", c->error);
+		lx_set_str(L, "key", c->key);
+	}
+	lx_set_int(L, "at", c->at);
+	lx_set_str(L, "cursor", c->cursor);
 }
 
 static void push_details(lua_State *L, const char *details)
@@ -183,9 +226,7 @@ static durox *stream_prepare(lua_State *L, lx_stream *x)
 static void stream_rethrow(lua_State *L, lx_stream *x)
 {
 	if (x->errored || x->pred.errored) {
-		durox_event_stream_free(x->s);
-		x->s = NULL;
-		x->done = 1;
+		stream_free(x);
 		lua_error(L);
 	}
 }
@@ -194,11 +235,16 @@ static void stream_rethrow(lua_State *L, lx_stream *x)
 static int stream_next(lua_State *L)
 {
 	lx_stream *x = luaL_checkudata(L, 1, LX_STREAM);
-	if (x->done || x->s == NULL)
+	if (x->done || (x->s == NULL && x->w == NULL && x->m == NULL))
 		return 0;
 	durox *dx = stream_prepare(L, x);
-	const durox_instance_event *e;
-	int rc = durox_event_stream_next(x->s, &e);
+	const durox_instance_event *e = NULL;
+	const durox_status_change *c = NULL;
+	durox_runtime_metrics rm;
+	int recounted = 0;
+	int rc = x->s != NULL   ? durox_event_stream_next(x->s, &e)
+	         : x->w != NULL ? durox_watch_next(x->w, &c)
+	                        : durox_metrics_stream_next(x->m, &rm, &recounted);
 	stream_rethrow(L, x);
 	if (rc < 0) {
 		x->done = 1;
@@ -208,7 +254,14 @@ static int stream_next(lua_State *L)
 		x->done = 1; /* kept until closed, so that stream:cursor() still answers */
 		return 0;
 	}
-	push_item(L, e);
+	if (e != NULL) {
+		push_item(L, e);
+	} else if (c != NULL) {
+		push_change(L, c);
+	} else {
+		lx_push_runtime_metrics(L, &rm);
+		lx_set_bool(L, "recounted", recounted);
+	}
 	return 1;
 }
 
@@ -216,9 +269,9 @@ static int stream_next(lua_State *L)
 static int stream_cursor(lua_State *L)
 {
 	lx_stream *x = luaL_checkudata(L, 1, LX_STREAM);
-	if (x->s == NULL)
-		return luaL_error(L, "attempt to use a closed stream");
-	const char *c = durox_event_stream_cursor(x->s);
+	if (x->s == NULL && x->w == NULL)
+		return luaL_error(L, x->m != NULL ? "a metric stream has no cursor" : "attempt to use a closed stream");
+	const char *c = x->s != NULL ? durox_event_stream_cursor(x->s) : durox_watch_cursor(x->w);
 	if (c == NULL)
 		return luaL_error(L, "out of memory");
 	lua_pushstring(L, c);
@@ -230,14 +283,16 @@ static int stream_cursor(lua_State *L)
 static int stream_pending(lua_State *L)
 {
 	lx_stream *x = luaL_checkudata(L, 1, LX_STREAM);
-	lua_pushinteger(L, x->s != NULL ? (lua_Integer)durox_event_stream_pending(x->s) : 0);
+	lua_pushinteger(L, x->s != NULL   ? (lua_Integer)durox_event_stream_pending(x->s)
+	                   : x->w != NULL ? (lua_Integer)durox_watch_pending(x->w)
+	                                  : 0);
 	return 1;
 }
 
 static int stream_tostring(lua_State *L)
 {
 	lx_stream *x = luaL_checkudata(L, 1, LX_STREAM);
-	lua_pushfstring(L, "durox.Stream (%s)", x->s != NULL ? "open" : "closed");
+	lua_pushfstring(L, "durox.Stream (%s)", x->s != NULL || x->w != NULL || x->m != NULL ? "open" : "closed");
 	return 1;
 }
 
@@ -576,6 +631,81 @@ static int l_count_rule_runs(lua_State *L)
 	return 1;
 }
 
+/* handle:watch_instances{instance_ids=, cursor=, timeout_ms=, poll_interval_ms=, heartbeat_ms=,
+ *   verify_ms=} -> stream of InstanceStatusChange items | nil, msg, code */
+static int l_watch(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	lua_settop(L, 2);
+	static const char *const known[] = {"instance_ids", "cursor",    "timeout_ms", "poll_interval_ms",
+	                                    "heartbeat_ms", "verify_ms", NULL};
+	lx_opts o = lx_opts_at(L, 2, "watch option", known, NULL);
+	if (!lx_opt_has(&o, "instance_ids"))
+		luaL_error(L, "watch option field 'instance_ids' is required");
+	const char *ids[1001];
+	/* the strings stay anchored in the request table, which stays on the stack below */
+	int n = lx_opt_text_list(&o, "instance_ids", ids, 1001);
+	if (n == 0)
+		lx_opt_error(&o, "instance_ids", "is empty");
+	durox_watch_request req = {0};
+	req.instance_ids = ids;
+	req.n = (size_t)n;
+	req.cursor = lx_opt_text(&o, "cursor");
+	req.timeout_ms = lx_opt_duration(&o, "timeout_ms", 0, 0, INT64_MAX / 4);
+	req.poll_interval_ms = (uint32_t)lx_opt_duration(&o, "poll_interval_ms", 0, 0, 3600000);
+	req.heartbeat_ms = (uint32_t)lx_opt_duration(&o, "heartbeat_ms", 0, 0, 86400000);
+	req.verify_ms = (int64_t)lx_opt_integer(&o, "verify_ms", 0, -1, 86400000);
+	lx_stream *x = lua_newuserdatauv(L, sizeof *x, 3);
+	memset(x, 0, sizeof *x);
+	luaL_setmetatable(L, LX_STREAM);
+	int xi = lua_gettop(L);
+	lua_pushvalue(L, 1);
+	lua_setiuservalue(L, xi, 1);
+	req.wait = stream_wait_cb;
+	req.wait_ud = x;
+	x->L = L;
+	int rc = durox_watch_open(dx, &req, &x->w);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	lua_pushvalue(L, xi);
+	lua_pushnil(L);
+	lua_pushnil(L);
+	lua_pushvalue(L, xi);
+	return 4;
+}
+
+/* handle:stream_runtime_metrics{interval_ms=, count=, recount_ms=, cheap_recounts=} -> stream of RuntimeMetrics
+ * (each with recounted = true when the tick recounted everything) | nil, msg, code */
+static int l_stream_metrics(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	lua_settop(L, 2);
+	static const char *const known[] = {"interval_ms", "count", "recount_ms", "cheap_recounts", NULL};
+	lx_opts o = lx_opts_at(L, 2, "metric stream option", known, NULL);
+	durox_metrics_stream_request req = {0};
+	req.interval_ms = (uint32_t)lx_opt_duration(&o, "interval_ms", 1000, 10, 86400000);
+	req.count = (uint64_t)lx_opt_integer(&o, "count", 0, 0, INT64_MAX);
+	req.recount_ms = (uint32_t)lx_opt_duration(&o, "recount_ms", 60000, 1000, 86400000);
+	req.no_cheap_recounts = !lx_opt_boolean(&o, "cheap_recounts", 1);
+	lx_stream *x = lua_newuserdatauv(L, sizeof *x, 3);
+	memset(x, 0, sizeof *x);
+	luaL_setmetatable(L, LX_STREAM);
+	int xi = lua_gettop(L);
+	lua_pushvalue(L, 1);
+	lua_setiuservalue(L, xi, 1);
+	req.wait = stream_wait_cb;
+	req.wait_ud = x;
+	x->L = L;
+	int rc = durox_metrics_stream_open(dx, &req, &x->m);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	lua_pushvalue(L, xi);
+	lua_pushnil(L);
+	lua_pushnil(L);
+	lua_pushvalue(L, xi);
+	return 4;
+}
+
 static const luaL_Reg stream_object_methods[] = {
         {"next", stream_next}, {"cursor", stream_cursor}, {"pending", stream_pending}, {"close", stream_close},
         {NULL, NULL},
@@ -584,6 +714,8 @@ static const luaL_Reg stream_object_methods[] = {
 static const luaL_Reg stream_methods[] = {
         {"read_changes", l_read_changes},
         {"stream_instance_events", l_stream_events},
+        {"watch_instances", l_watch},
+        {"stream_runtime_metrics", l_stream_metrics},
         {"dead_letter", l_dead_letter},
         {"list_dead_letters", l_list_dead_letters},
         {"delete_dead_letter", l_delete_dead_letter},

@@ -168,6 +168,8 @@ void lx_open_list(lua_State *L);     /* listing, search, instances(); registers 
 void lx_open_instance(lua_State *L); /* status, descriptor, executions, details (binding_instance.c) */
 void lx_open_history(lua_State *L);  /* history reads (binding_history.c) */
 void lx_open_metrics(lua_State *L);  /* metrics, analytics and stuck work (binding_metrics.c) */
+/* Pushes a RuntimeMetrics table (binding_metrics.c; also the items of metric streams). */
+void lx_push_runtime_metrics(lua_State *L, const durox_runtime_metrics *m);
 /* Sets __gc, __close, __tostring and __name of the Store metatable at the top (binding_store.c). */
 void lx_store_metamethods(lua_State *L);
 /* Adds durox.open to the module table at the top (binding_store.c). */

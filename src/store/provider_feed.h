@@ -48,7 +48,7 @@
 
 #include "store/provider.h"
 
-#define STORE_FEED_POS_MAX 1024 /* bytes of a saved position (instance ids are at most ~900 bytes) */
+#define STORE_FEED_POS_MAX 4096 /* bytes of a saved position */
 
 typedef struct store_feed store_feed; /* provider-private state of one consumer */
 

@@ -458,6 +458,36 @@ for _, role in ipairs(ROLES) do
       end
     end)
 
+    it("watches a hidden instance as one that does not exist, and streams metrics only to a full view", function()
+      local ids = { "wait-approve-1", "completed-seq-1", "tree-done-1", "no-such-instance" }
+      local w, msg, code = dx:watch_instances { instance_ids = ids, timeout_ms = 300, poll_interval_ms = 50 }
+      if code ~= "UNSUPPORTED" then
+        assert(w, msg)
+        local initial = {}
+        while true do
+          local c = w:next()
+          if not c then break end
+          if c.kind == "change" and c.initial then initial[c.instance_id] = c.new_status end
+        end
+        w:close()
+        for _, id in ipairs(ids) do
+          local r = BY_ID[id]
+          assert.are.equal(r and seen_set[id] and r.status or "NotFound", initial[id], id)
+        end
+      end
+      local m, err, c2 = dx:stream_runtime_metrics { interval_ms = 10, count = 1 }
+      if c2 ~= "UNSUPPORTED" then
+        if role.store_wide then
+          assert(m, err)
+          local first = m:next()
+          assert.are.equal(#ROWS, first.total_instances_started)
+          m:close()
+        else
+          assert.are.same({ nil, "DENIED" }, { m, c2 })
+        end
+      end
+    end)
+
     it("classifies a bulk dry run over what it may see", function()
       local targets = { "wait-approve-1", "list-a-03", "completed-seq-1", "tree-wait-1", "no-such-instance" }
       local r, msg, code = dx:cancel_instances { instances = targets, dry_run = true, reason = "dry" }

@@ -31,25 +31,31 @@ function M.start_cursor(a)
   return text
 end
 
--- Replaces the cursor file's content with cursor, atomically (a new file renamed over it).
--- Returns true or nil, message.
-function M.save_cursor(path, cursor)
-  if not path or not cursor then return true end
+-- Replaces the content of the file at path with content, atomically: a new file in the same
+-- directory renamed over it (readers see the old or the new content, never a part). what
+-- names the file in messages. Returns true or nil, message.
+function M.write_atomic(path, content, what)
   local tmp = path .. ".tmp"
   local f, err = io.open(tmp, "wb")
-  if not f then return nil, ("cannot write the cursor file: %s"):format(err) end
-  local ok, werr = f:write(cursor, "\n")
+  if not f then return nil, ("cannot write the %s: %s"):format(what, err) end
+  local ok, werr = f:write(content)
   if ok then ok, werr = f:close() else f:close() end
   if not ok then
     os.remove(tmp)
-    return nil, ("cannot write the cursor file: %s"):format(werr)
+    return nil, ("cannot write the %s: %s"):format(what, werr)
   end
   local renamed, rerr = os.rename(tmp, path)
   if not renamed then
     os.remove(tmp)
-    return nil, ("cannot replace the cursor file: %s"):format(rerr)
+    return nil, ("cannot replace the %s: %s"):format(what, rerr)
   end
   return true
+end
+
+-- Replaces the cursor file's content with cursor (atomically). Returns true or nil, message.
+function M.save_cursor(path, cursor)
+  if not path or not cursor then return true end
+  return M.write_atomic(path, cursor .. "\n", "cursor file")
 end
 
 -- One JSON line.
