@@ -25,7 +25,6 @@
 
 #define DEFAULT_POLL_MS 200
 #define DEFAULT_VERIFY_MS 1000
-#define ID_CHUNK 200   /* instance ids per summary query */
 #define MAP_MAX 200000 /* cached names before the caches start over */
 #define SYSCALL_PREFIX "__duroxide_syscall:"
 
@@ -148,6 +147,8 @@ struct durox_event_stream {
 	efeed e;
 	durox_event_stream_request rq;
 	uint64_t binding;
+	access_view view; /* what the caller may see: the filter ANDed with the policy's */
+	int view_open;
 	stream_rows rows;
 	arena mem; /* the current batch's items */
 	durox_instance_event *items;
@@ -156,7 +157,6 @@ struct durox_event_stream {
 	hmap names;      /* instance id -> orchestration name (a: pointer into names_mem) */
 	arena names_mem;
 	int ended;
-	access_view view; /* what the caller may see (access.c): rq.filter is its filter */
 	int64_t t0, last_item;
 	unsigned char pre[STORE_FEED_POS_MAX]; /* the feed's position before the current batch */
 	size_t pre_len;
@@ -191,11 +191,12 @@ void durox_event_stream_free(durox_event_stream *s)
 {
 	if (s == NULL)
 		return;
+	if (s->view_open)
+		access_view_close(&s->view);
 	efeed_close(&s->e);
 	stream_rows_free(&s->rows);
 	arena_release(&s->mem);
 	free(s->items);
-	access_view_close(&s->view);
 	hmap_free(&s->activities);
 	hmap_free(&s->names);
 	arena_release(&s->names_mem);
@@ -226,18 +227,18 @@ int durox_event_stream_open(durox *dx, const durox_event_stream_request *req, du
 	arena_init(&s->rows.mem);
 	hmap_init(&s->activities);
 	hmap_init(&s->names);
-	s->binding = event_binding(req);
-	/* under a policy: the caller's view is ANDed into the stream's filter, can_view_instance is
-	 * asked per instance, and payloads are left out unless its history is always visible */
+	/* the one enforcement point: can_list_instances and the policy's filter now, and
+	 * can_view_instance for every instance an item is about */
 	int rc = access_view_open(dx, "stream_instance_events", req->filter, &s->view);
+	s->view_open = 1;
 	if (rc != DUROX_OK) {
 		durox_event_stream_free(s);
 		return rc;
 	}
-	s->rq.filter = s->view.filter;
+	s->binding = access_fingerprint(dx, event_binding(req));
+	/* details carry payloads only for a caller whose policy always lets them see history */
 	if (!access_payloads_visible(dx))
 		s->rq.no_payloads = 1;
-	s->binding = access_fingerprint(dx, s->binding);
 	rc = efeed_open(dx, &s->e, EFEED_EVENTS, s->binding, req->cursor, req->from_now);
 	if (rc != DUROX_OK) {
 		durox_event_stream_free(s);
@@ -560,10 +561,6 @@ typedef struct sum_ctx {
 	durox_event_stream *s;
 	hmap pass; /* instance id -> 1 */
 	int rc;
-	/* under a per-row policy: the passing summaries, asked about after the store read */
-	arena mem;
-	durox_instance_summary *held;
-	size_t nheld, capheld;
 } sum_ctx;
 
 static int sum_cb(void *ud, const durox_instance_summary *sm)
@@ -579,26 +576,6 @@ static int sum_cb(void *ud, const durox_instance_summary *sm)
 		if (!keep)
 			return 0;
 	}
-	if (s->view.per_row || s->view.nothing) {
-		/* the policy is asked after the store read has returned (no statement open) */
-		if (c->nheld == c->capheld) {
-			size_t cap = c->capheld ? c->capheld * 2 : 64;
-			durox_instance_summary *v = arena_calloc(&c->mem, cap, sizeof *v);
-			if (v == NULL) {
-				c->rc = DUROX_ENOMEM;
-				return -1;
-			}
-			if (c->nheld)
-				memcpy(v, c->held, c->nheld * sizeof *v);
-			c->held = v;
-			c->capheld = cap;
-		}
-		if (summary_copy(&c->mem, &c->held[c->nheld], sm) != DUROX_OK) {
-			c->rc = DUROX_ENOMEM;
-			return -1;
-		}
-		c->nheld++;
-	}
 	int created;
 	size_t n = strlen(sm->instance_id);
 	if (hmap_put(&c->pass, sm->instance_id, n, &created) == NULL ||
@@ -610,45 +587,14 @@ static int sum_cb(void *ud, const durox_instance_summary *sm)
 	return 0;
 }
 
-/* Looks up the summaries of the given ids (filter applied by the store), chunk by chunk. */
+/* The summaries of the given ids that the caller may see and the filter admits (the store
+ * tests the filter; access control the rest), chunk by chunk. */
 static int lookup(durox_event_stream *s, const char *const *ids, size_t n, sum_ctx *c)
 {
-	durox *dx = s->dx;
-	int filtered = s->rq.filter != NULL && s->rq.filter->root != NULL;
-	for (size_t i = 0; i < n; i += ID_CHUNK) {
-		size_t m = n - i < ID_CHUNK ? n - i : ID_CHUNK;
-		int rc;
-		if (!filtered) {
-			rc = dx->st->vt->summaries_by_id(dx->st, ids + i, m, sum_cb, c);
-		} else {
-			durox_filter *f = durox_filter_new();
-			durox_value *vals = f != NULL ? arena_calloc(&f->mem, m, sizeof *vals) : NULL;
-			if (vals == NULL) {
-				durox_filter_free(f);
-				return dx_fail(dx, DUROX_ENOMEM, "out of memory");
-			}
-			for (size_t k = 0; k < m; k++) {
-				vals[k].type = DUROX_VAL_TEXT;
-				vals[k].text = ids[i + k];
-			}
-			durox_expr *in = durox_expr_in(f, DUROX_FIELD_INSTANCE_ID, vals, m);
-			f->root = in != NULL ? durox_expr_and(f, s->rq.filter->root, in) : NULL;
-			if (f->root == NULL) {
-				durox_filter_free(f);
-				return dx_fail(dx, DUROX_ENOMEM, "out of memory");
-			}
-			store_list_query q = {0};
-			q.filter = f;
-			q.order_by = DUROX_ORDER_INSTANCE_ID;
-			rc = dx->st->vt->list(dx->st, &q, sum_cb, c);
-			durox_filter_free(f);
-		}
-		if (c->rc != 0)
-			return c->rc == DUROX_ENOMEM ? dx_fail(dx, c->rc, "out of memory") : c->rc;
-		if (rc != DUROX_OK)
-			return dx_store_fail(dx, rc);
-	}
-	return DUROX_OK;
+	int rc = access_visible_by_id(&s->view, ids, n, sum_cb, c);
+	if (c->rc != 0)
+		return c->rc == DUROX_ENOMEM ? dx_fail(s->dx, c->rc, "out of memory") : c->rc;
+	return rc;
 }
 
 /* Turns the rows of the last poll into items. */
@@ -709,8 +655,8 @@ static int build_items(durox_event_stream *s)
 			return dx_fail(s->dx, DUROX_ENOMEM, "out of memory");
 	}
 	/* the instances of the items: filter, predicate and names, one query per chunk */
-	int need = (s->rq.filter != NULL && s->rq.filter->root != NULL) || s->rq.predicate != NULL || s->view.per_row ||
-	           s->view.nothing;
+	int need = (s->view.filter != NULL && s->view.filter->root != NULL) || s->rq.predicate != NULL ||
+	           s->view.per_row || s->view.nothing;
 	const char **ids = malloc(s->n * sizeof *ids);
 	if (ids == NULL)
 		return dx_fail(s->dx, DUROX_ENOMEM, "out of memory");
@@ -730,22 +676,13 @@ static int build_items(durox_event_stream *s)
 			ids[nids++] = id;
 	}
 	hmap_free(&seen);
-	sum_ctx c = {s, {0}, 0, {0}, NULL, 0, 0};
+	sum_ctx c = {s, {0}, 0};
 	hmap_init(&c.pass);
-	arena_init(&c.mem);
 	if (rc == DUROX_OK && nids > 0)
 		rc = lookup(s, ids, nids, &c);
 	else if (rc == DUROX_ENOMEM)
 		rc = dx_fail(s->dx, rc, "out of memory");
 	free(ids);
-	for (size_t k = 0; rc == DUROX_OK && k < c.nheld; k++) {
-		int vis = access_view_row(&s->view, &c.held[k]);
-		if (vis < 0)
-			rc = vis;
-		else if (vis == 0)
-			hmap_del(&c.pass, c.held[k].instance_id, strlen(c.held[k].instance_id));
-	}
-	arena_release(&c.mem);
 	if (rc == DUROX_OK) {
 		size_t w = 0;
 		for (size_t i = 0; i < s->n; i++) {
@@ -817,6 +754,8 @@ int durox_event_stream_next(durox_event_stream *s, const durox_instance_event **
 			s->ended = 1;
 			return 0;
 		}
+		if (s->rq.no_wait)
+			return 2;
 		if (s->rq.heartbeat_ms > 0 && now - s->last_item >= (int64_t)s->rq.heartbeat_ms) {
 			durox_instance_event *it = new_item(s);
 			if (it == NULL || (it->cursor = current_cursor(s, &s->mem)) == NULL)

@@ -72,11 +72,30 @@ function M.expect(r, code, out, err)
   assert.are.equal(code, r.code)
 end
 
--- Decodes JSON text or fails the test.
+-- Checks every ISO-8601 twin the CLI adds beside a time in ms (created_at ->
+-- created_at_iso, timestamp_ms -> timestamp_iso) against durox.format_time of the time, and
+-- removes it, so the rest compares equal to the API's own result.
+function M.strip_iso(v)
+  if type(v) ~= "table" then return v end
+  for k, x in pairs(v) do
+    if type(k) == "string" and k:sub(-4) == "_iso" then
+      local base = k:sub(1, -5)
+      local ms = v[base] or v[base .. "_ms"]
+      assert(math.type(ms) == "integer", ("%s without its time %s"):format(k, base))
+      assert.are.equal(durox.format_time(ms), x, k)
+      v[k] = nil
+    else
+      M.strip_iso(x)
+    end
+  end
+  return v
+end
+
+-- Decodes JSON text (checking and removing the ISO twins of times) or fails the test.
 function M.json(text)
   local v, msg = durox.decode_json(text)
   assert(v ~= nil, "output is not JSON: " .. tostring(msg) .. "\n" .. text)
-  return v
+  return M.strip_iso(v)
 end
 
 -- The lines of text (without their newlines).

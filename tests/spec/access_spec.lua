@@ -35,11 +35,11 @@ local function none() return false end
 
 local ROLES = {
   { name = "viewer", open = { policy = POLICIES .. "viewer.lua", context = { user_id = "vera" } },
-    sees = all, history = true, store_wide = true, raw_feed = true },
+    sees = all, history = true, store_wide = true, history_const = true },
   { name = "team member", open = { policy = POLICIES .. "team.lua",
       context = { user_id = "tom", roles = { "team:Echo", "team:Wait" } } },
     sees = function(r) return r.name:sub(1, 4) == "Echo" or r.name:sub(1, 4) == "Wait" end,
-    history = true, store_wide = false },
+    history = true, store_wide = false, history_const = true },
   { name = "on-call operator", open = { policy = POLICIES .. "oncall.lua",
       context = { user_id = "olga", roles = { "oncall" } } },
     sees = all, history = true, store_wide = true },
@@ -439,13 +439,20 @@ for _, role in ipairs(ROLES) do
         local want = H.keys(H.set(seen_ids))
         assert.are.same(want, H.keys(got))
       end
-      local ch, err, c2 = dx:read_changes { limit = 5 }
-      -- (the raw feed: an unrestricted view whose history is a constant allow)
-      if role.raw_feed then
-        assert.is_table(ch, err)
+      -- the raw feed: only the changes of what the caller sees (nothing at all: DENIED)
+      local ch, err, c2 = dx:read_changes { limit = 100000, payloads = true }
+      if role.nothing then
+        assert.are.same({ nil, "DENIED" }, { ch, c2 })
       else
-        assert.is_nil(ch)
-        assert.are.equal("DENIED", c2)
+        assert.is_table(ch, err)
+        local got = {}
+        for _, c in ipairs(ch.changes) do
+          assert.is_true(seen_set[c.instance_id], c.instance_id)
+          got[c.instance_id] = true
+          -- payloads only for a policy that always shows history
+          if not role.history_const then assert.is_nil(c.data) end
+        end
+        assert.are.same(H.keys(H.set(seen_ids)), H.keys(got)) -- every visible instance has history
       end
       -- the durable state of streams and rules is the journal's: can_manage_jobs
       local dl, _, c3 = dx:list_dead_letters()
@@ -461,7 +468,9 @@ for _, role in ipairs(ROLES) do
     it("watches a hidden instance as one that does not exist, and streams metrics only to a full view", function()
       local ids = { "wait-approve-1", "completed-seq-1", "tree-done-1", "no-such-instance" }
       local w, msg, code = dx:watch_instances { instance_ids = ids, timeout_ms = 300, poll_interval_ms = 50 }
-      if code ~= "UNSUPPORTED" then
+      if role.nothing then
+        assert.are.same({ nil, "DENIED" }, { w, code })
+      elseif code ~= "UNSUPPORTED" then
         assert(w, msg)
         local initial = {}
         while true do
