@@ -47,6 +47,12 @@ M.ENVIRONMENT = {
   { "DUROX_CONFIG", "the ManagementConfig file when --config is not given" },
   { "DUROX_HISTORY", "the REPL's history file (default ~/.duroxlua_history; empty: no history kept)" },
   { "DUROX_DEBUG", "set: an error inside a command prints a Lua traceback" },
+  { "DUROX_POLICY", "the access-control policy file when --policy is not given (docs/access-control.md)" },
+  { "DUROX_USER, DUROX_ROLES", "the caller's user id and roles (comma-separated) for the policy" },
+  { "DUROX_AUDIT_FILE", "the JSON Lines audit log of a read-only handle when --audit-file is not given" },
+  { "DUROX_ACCESS_REASON", "why the caller acts, when --access-reason is not given (break-glass policies)" },
+  { "DUROX_AUDIT_KEY", "the key of the audit log's HMAC hash chain (written and verified with it)" },
+  { "SSH_CLIENT", "its client address is the caller's source_ip in the access context and audit records" },
   { "COLUMNS", "the width of tables when standard output is no terminal (default 120)" },
   { "LUA_INIT_5_4, LUA_INIT", "Lua code (or @file) run before the interpreter's script, as lua runs it" },
 }
