@@ -22,6 +22,7 @@ void dg_init(dg_acc *a)
 	hmap_init(&a->gindex);
 	hmap_init(&a->pending);
 	hmap_init(&a->started);
+	hmap_init(&a->early);
 	memset(a->by_len, -1, sizeof a->by_len);
 	for (int k = 0; k < EV__COUNT; k++) {
 		size_t len = strlen(store_event_type_names[k]);
@@ -38,6 +39,8 @@ void dg_free(dg_acc *a)
 	hmap_free(&a->gindex);
 	hmap_free(&a->pending);
 	hmap_free(&a->started);
+	hmap_free(&a->early);
+	free(a->insts);
 	free(a->g);
 	arena_release(&a->mem);
 	memset(a, 0, sizeof *a);
@@ -178,6 +181,37 @@ static size_t act_key(char *key, size_t cap, const char *inst, size_t ilen, int6
 #define TS_KEY "\"timestamp_ms\":"
 #define SRC_KEY "\"source_event_id\":"
 
+/* Per-instance facts for the durations, kept until dg_finish (rows may come in any order). */
+typedef struct dg_inst {
+	int64_t first_exec, first_id, first_ts; /* the earliest OrchestrationStarted */
+	int64_t last_exec, group;               /* the latest start's execution and (name, version) group */
+	int64_t term_exec, term_id, term_ts;    /* the latest terminal event */
+	int has_start, has_term;
+} dg_inst;
+
+static int64_t inst_of(dg_acc *a, const char *inst, size_t ilen)
+{
+	int created;
+	hmap_entry *e = hmap_put(&a->started, inst, ilen, &created);
+	if (e == NULL)
+		return -1;
+	if (!created)
+		return e->a;
+	if (a->ni == a->icap) {
+		size_t ncap = a->icap ? a->icap * 2 : 256;
+		dg_inst *ni = realloc(a->insts, ncap * sizeof *ni);
+		if (ni == NULL) {
+			hmap_del(&a->started, inst, ilen);
+			return -1;
+		}
+		a->insts = ni;
+		a->icap = ncap;
+	}
+	memset(&a->insts[a->ni], 0, sizeof a->insts[a->ni]);
+	e->a = (int64_t)a->ni;
+	return (int64_t)a->ni++;
+}
+
 int dg_add(dg_acc *a, int t, const char *inst, size_t ilen, int64_t exec, int64_t id, const char *data, size_t dlen)
 {
 	store_history_digest *d = &a->d;
@@ -210,6 +244,12 @@ int dg_add(dg_acc *a, int t, const char *inst, size_t ilen, int64_t exec, int64_
 	case EV_ACTIVITY_SCHEDULED:
 		if ((klen = act_key(key, sizeof key, inst, ilen, exec, id)) == 0)
 			return 0;
+		if ((e = hmap_get(&a->early, key, klen)) != NULL) { /* its result came first */
+			d->round_trips++;
+			d->round_trip_ms += (double)(e->a - ts);
+			hmap_del(&a->early, key, klen);
+			return 0;
+		}
 		if ((e = hmap_put(&a->pending, key, klen, &created)) == NULL)
 			goto oom;
 		e->a = ts;
@@ -225,6 +265,10 @@ int dg_add(dg_acc *a, int t, const char *inst, size_t ilen, int64_t exec, int64_
 			d->round_trips++;
 			d->round_trip_ms += (double)(ts - e->a);
 			hmap_del(&a->pending, key, klen);
+		} else if ((e = hmap_put(&a->early, key, klen, &created)) == NULL) {
+			goto oom;
+		} else if (created) {
+			e->a = ts;
 		}
 		return 0;
 	}
@@ -253,28 +297,76 @@ int dg_add(dg_acc *a, int t, const char *inst, size_t ilen, int64_t exec, int64_
 		}
 		if (gi < 0)
 			goto oom;
-		if ((e = hmap_put(&a->started, inst, ilen, &created)) == NULL)
+		int64_t k = inst_of(a, inst, ilen);
+		if (k < 0)
 			goto oom;
-		if (created)
-			e->a = ts;
-		e->b = gi;
+		dg_inst *x = &a->insts[k];
+		if (!x->has_start || exec < x->first_exec || (exec == x->first_exec && id < x->first_id)) {
+			x->first_exec = exec;
+			x->first_id = id;
+			x->first_ts = ts;
+		}
+		if (!x->has_start || exec >= x->last_exec) {
+			x->last_exec = exec;
+			x->group = gi;
+		}
+		x->has_start = 1;
 		return 0;
 	}
-	default: /* OrchestrationCompleted / OrchestrationFailed */
-		if ((e = hmap_get(&a->started, inst, ilen)) == NULL)
-			return 0;
-		double dur = (double)(ts - e->a);
-		dg_group *g = &a->g[e->b];
-		g->dn++;
-		g->dsum += dur;
-		d->durations++;
-		d->duration_ms += dur;
-		hmap_del(&a->started, inst, ilen);
+	default: { /* OrchestrationCompleted / OrchestrationFailed */
+		int64_t k = inst_of(a, inst, ilen);
+		if (k < 0)
+			goto oom;
+		dg_inst *x = &a->insts[k];
+		if (!x->has_term || exec > x->term_exec || (exec == x->term_exec && id > x->term_id)) {
+			x->term_exec = exec;
+			x->term_id = id;
+			x->term_ts = ts;
+		}
+		x->has_term = 1;
 		return 0;
+	}
 	}
 oom:
 	a->oom = 1;
 	return -1;
+}
+
+/* The durations of the instances whose first start and terminal event were both seen. */
+static void durations(dg_acc *a)
+{
+	for (size_t k = 0; k < a->ni; k++) {
+		dg_inst *x = &a->insts[k];
+		if (!x->has_start || !x->has_term)
+			continue;
+		double dur = (double)(x->term_ts - x->first_ts);
+		dg_group *g = &a->g[x->group];
+		g->dn++;
+		g->dsum += dur;
+		a->d.durations++;
+		a->d.duration_ms += dur;
+	}
+}
+
+int dg_type_from_event(const dg_acc *a, const char *data, size_t dlen, size_t ilen)
+{
+	size_t skip = 66 + ilen < dlen ? 66 + ilen : 0;
+	const char *tp = find(data + skip, dlen - skip, "\"type\":", 7);
+	if (tp == NULL && skip > 0)
+		tp = find(data, dlen, "\"type\":", 7);
+	if (tp == NULL)
+		return -1;
+	const char *p = tp + 7, *end = data + dlen;
+	while (p < end && *p == ' ')
+		p++;
+	if (p >= end || *p != '"')
+		return -1;
+	const char *b = ++p;
+	while (p < end && *p != '"' && p - b < 40)
+		p++;
+	if (p >= end || *p != '"')
+		return -1;
+	return dg_type_of(a, b, (size_t)(p - b));
 }
 
 static int cmp_str_null_first(const char *a, const char *b)
@@ -291,8 +383,9 @@ static int cmp_group(const void *x, const void *y)
 	return c != 0 ? c : cmp_str_null_first(a->version, b->version);
 }
 
-int dg_finish(const dg_acc *a, store_history_digest *out)
+int dg_finish(dg_acc *a, store_history_digest *out)
 {
+	durations(a);
 	*out = a->d;
 	arena_init(&out->mem);
 	out->groups = NULL;

@@ -25,6 +25,10 @@ typedef struct sqlite_store {
 	char *location;
 	char *identity; /* realpath of location (store.identity) */
 	char *schema_version;
+	/* the file was deleted or replaced (sq_check_file, which a statement outside a
+	 * transaction calls first): every call fails with DUROX_EGONE until the change feed
+	 * reopens the new file (sq_reopen) */
+	int gone;
 	int busy_timeout_ms;
 	cached_stmt cache[CACHE_SIZE];
 	uint64_t clock;
@@ -44,8 +48,9 @@ typedef struct sqlite_store {
 	 * how many times as long as it held the lock the next one waits */
 	int64_t w_begin_us, w_end_us;
 	double w_gap_factor;
-	/* the change feed (sqlite_feed.c): the file the connection has open, to notice when it
-	 * is replaced; how often it was reopened; deletes this connection made (purge, prune) */
+	/* the file the connection has open (0, 0 for :memory:), to notice when it is deleted or
+	 * replaced (sq_check_file; the change feed, sqlite_feed.c, reopens a replaced one); how
+	 * often it was reopened; deletes this connection made (purge, prune) */
 	int memory;
 	uint64_t file_dev, file_ino;
 	uint64_t reopens;
@@ -56,6 +61,9 @@ typedef struct sqlite_store {
 /* Maps a SQLite result code to a durox code, sets the message ("<what> failed: ...") and
  * returns the code. */
 int sq_fail(sqlite_store *s, int src, const char *what);
+/* DUROX_OK while the store's path still names the file opened, else DUROX_EGONE (message set;
+ * the handle stays gone). Costs one stat(2). */
+int sq_check_file(sqlite_store *s);
 /* The durox code for a NULL from sq_stmt. */
 int sq_stmt_err(sqlite_store *s);
 /* A cached prepared statement for sql, reset and unbound; NULL on error (message set). The
