@@ -508,6 +508,7 @@ typedef struct hist_state {
 	hmap pending;              /* "<instance>\0<execution>\0<event id>" of ActivityScheduled -> a = ts */
 	hmap started;              /* instance id -> a = first start ts, b = group of the latest start */
 	signed char by_len[40][4]; /* types_by_length */
+	int round_trips;           /* pair activity results with their schedules (STORE_DIGEST_ROUND_TRIPS) */
 	int oom;
 } hist_state;
 
@@ -570,8 +571,8 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		return;
 	}
 	d->by_type[t]++;
-	if (t != EV_ACTIVITY_SCHEDULED && t != EV_ACTIVITY_COMPLETED && t != EV_ACTIVITY_FAILED &&
-	    t != EV_ORCHESTRATION_STARTED && t != EV_ORCHESTRATION_COMPLETED && t != EV_ORCHESTRATION_FAILED)
+	if (t != EV_ORCHESTRATION_STARTED && t != EV_ORCHESTRATION_COMPLETED && t != EV_ORCHESTRATION_FAILED &&
+	    (!hs->round_trips || (t != EV_ACTIVITY_SCHEDULED && t != EV_ACTIVITY_COMPLETED && t != EV_ACTIVITY_FAILED)))
 		return;
 	const char *inst = (const char *)sqlite3_value_blob(argv[2]);
 	size_t ilen = (size_t)sqlite3_value_bytes(argv[2]);
@@ -773,8 +774,13 @@ static int row_identity(sqlite_store *s, int64_t rowid, int *found, char **key, 
 static int hist_scan(sqlite_store *s, hist_inc *h, uint64_t *n)
 {
 	*n = 0;
-	sqlite3_stmt *st = sq_stmt(s, "SELECT max(rowid), count(*), sum(durox_hdigest(?1, event_type, instance_id,"
-	                              " execution_id, event_id, event_data)) FROM history WHERE rowid > ?2");
+	/* without round trips the ids of a row are not needed: fewer columns to decode per row */
+	sqlite3_stmt *st =
+	        sq_stmt(s, h->hs.round_trips ? "SELECT max(rowid), count(*), sum(durox_hdigest(?1, event_type,"
+	                                       " instance_id, execution_id, event_id, event_data)) FROM history"
+	                                       " WHERE rowid > ?2"
+	                                     : "SELECT max(rowid), count(*), sum(durox_hdigest(?1, event_type,"
+	                                       " instance_id, 0, 0, event_data)) FROM history WHERE rowid > ?2");
 	if (st == NULL)
 		return sq_stmt_err(s);
 	sqlite3_bind_pointer(st, 1, &h->hs, "durox_hist_state", NULL);
@@ -808,13 +814,15 @@ static int remember_last(sqlite_store *s, hist_inc *h)
  * When no other connection has committed since the last pass (PRAGMA data_version is
  * unchanged) and this one has written nothing, the digest is current as it is: no read at
  * all (counting 6M history rows alone costs 60 ms). */
-static int hist_refresh(sqlite_store *s)
+static int hist_refresh(sqlite_store *s, unsigned want)
 {
 	hist_inc *h = s->hist;
 	int rc;
 	int64_t dv = 0;
 	if ((rc = one_int(s, "PRAGMA data_version", "reading the data version", &dv, NULL)) != DUROX_OK)
 		return rc;
+	if (h != NULL && (h->acc.has & want) != want)
+		h->valid = 0; /* it lacks a part: read everything again, with it */
 	if (h != NULL && h->valid && dv == h->data_version && s->writes == h->own_writes)
 		return DUROX_OK;
 	if (h != NULL && h->valid) {
@@ -859,6 +867,8 @@ static int hist_refresh(sqlite_store *s)
 		s->hist = h;
 	}
 	hist_inc_reset(h);
+	h->hs.round_trips = (want & STORE_DIGEST_ROUND_TRIPS) != 0;
+	h->acc.has = want & STORE_DIGEST_ROUND_TRIPS;
 	uint64_t n;
 	if ((rc = hist_scan(s, h, &n)) != DUROX_OK) {
 		hist_inc_reset(h);
@@ -871,12 +881,12 @@ static int hist_refresh(sqlite_store *s)
 	return remember_last(s, h);
 }
 
-static int sq_history_digest(store *base, store_history_digest *out)
+static int sq_history_digest(store *base, unsigned want, store_history_digest *out)
 {
 	sqlite_store *s = (sqlite_store *)base;
 	memset(out, 0, sizeof *out);
 	arena_init(&out->mem);
-	int rc = hist_refresh(s);
+	int rc = hist_refresh(s, want);
 	if (rc != DUROX_OK)
 		return rc;
 	hist_inc *h = s->hist;
@@ -1087,56 +1097,78 @@ static int sq_queue_snapshot(store *base, const store_queue_params *p, store_que
 	out->orchestrator_oldest_visible = out->worker_oldest_visible = DUROX_NO_TIME;
 	out->oldest_timer_created = out->next_timer_at = DUROX_NO_TIME;
 	int has_attempts = s->base.info.has_attempt_count;
-	const char *orch_sql =
-	        has_attempts
-	                ? "WITH r AS MATERIALIZED (" ORCH_ROWS(
-	                          "q.attempt_count") "), c AS (SELECT *, tm AND vis > ?1 AS pt FROM r)"
-	                : "WITH r AS MATERIALIZED (" ORCH_ROWS("0") "), c AS (SELECT *, tm AND vis > ?1 AS pt FROM r)";
-	char sql[4096];
-	snprintf(sql, sizeof sql,
-	         "%s SELECT count(*), total(pt), total(NOT pt AND st=1), total(NOT pt AND st=2),"
-	         " total(NOT pt AND st=0 AND vis > ?1), total(NOT pt AND st=0 AND vis <= ?1),"
-	         " total(NOT tm AND st=0 AND vis <= ?1 - ?2), total(tm AND NOT pt AND st=0 AND vis <= ?1 - ?3),"
-	         " min(CASE WHEN NOT pt AND vis <= ?1 THEN vis END), min(CASE WHEN pt THEN created END),"
-	         " min(CASE WHEN pt THEN vis END), total(attempts >= ?4), total(attempts >= ?5), max(attempts),"
-	         " total(token IS NULL), total(token IS NOT NULL AND st <> 1), total(orphan),"
-	         " total(orphan AND vis <= ?1 AND substr(work_item,1,16) <> '{\"QueueMessage\":')"
-	         " FROM c",
-	         orch_sql);
-	sqlite3_stmt *st = sq_stmt(s, sql);
+	/* One pass, each row classified in C: no table of every row and its work item is built
+	 * (the figures read every per-row value several times). Values that SQL leaves NULL
+	 * (an unreadable time) compare false, as they would in SQL. */
+	sqlite3_stmt *st = sq_stmt(s, has_attempts ? ORCH_ROWS("q.attempt_count") : ORCH_ROWS("0"));
 	if (st == NULL)
 		return sq_stmt_err(s);
 	sqlite3_bind_int64(st, 1, p->now);
-	sqlite3_bind_int64(st, 2, p->stall_ms);
-	sqlite3_bind_int64(st, 3, p->timer_overdue_ms);
-	sqlite3_bind_int64(st, 4, p->near_poison);
-	sqlite3_bind_int64(st, 5, p->max_attempts);
-	int r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
-		durox_queue_detail *o = &out->orchestrator;
-		out->orchestrator_rows = (uint64_t)sqlite3_column_int64(st, 0);
-		out->pending_timers = (uint64_t)sqlite3_column_int64(st, 1);
-		o->in_progress = (uint64_t)sqlite3_column_int64(st, 2);
-		o->waiting_on_lock = (uint64_t)sqlite3_column_int64(st, 3);
-		o->delayed = (uint64_t)sqlite3_column_int64(st, 4);
-		o->available = (uint64_t)sqlite3_column_int64(st, 5);
-		o->stalled = (uint64_t)sqlite3_column_int64(st, 6);
-		out->overdue_timers = (uint64_t)sqlite3_column_int64(st, 7);
-		out->orchestrator_oldest_visible = sq_col_time(st, 8);
-		out->oldest_timer_created = sq_col_time(st, 9);
-		out->next_timer_at = sq_col_time(st, 10);
-		o->near_poison = (uint64_t)sqlite3_column_int64(st, 11);
-		o->at_poison_limit = (uint64_t)sqlite3_column_int64(st, 12);
-		o->max_attempt_count = sqlite3_column_type(st, 13) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 13);
-		o->unlocked_rows = (uint64_t)sqlite3_column_int64(st, 14);
-		o->stale_lock_tokens = (uint64_t)sqlite3_column_int64(st, 15);
-		o->orphans = (uint64_t)sqlite3_column_int64(st, 16);
-		o->orphans_blocking = (uint64_t)sqlite3_column_int64(st, 17);
+	int64_t now = p->now;
+	durox_queue_detail *o = &out->orchestrator;
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		/* columns: id, instance_id, work_item, vis, created, attempts, token, lu, tm, st, orphan */
+		int has_vis = sqlite3_column_type(st, 3) != SQLITE_NULL;
+		int64_t vis = sqlite3_column_int64(st, 3);
+		int has_created = sqlite3_column_type(st, 4) != SQLITE_NULL;
+		int64_t created = sqlite3_column_int64(st, 4);
+		int64_t attempts = sqlite3_column_int64(st, 5);
+		int token_null = sqlite3_column_type(st, 6) == SQLITE_NULL;
+		int tm = sqlite3_column_int(st, 8);
+		int lk = sqlite3_column_int(st, 9);
+		int orphan = sqlite3_column_int(st, 10);
+		int visible = has_vis && vis <= now, future = has_vis && vis > now;
+		int pt = tm && future;
+		out->orchestrator_rows++;
+		if (tm && !has_vis) {
+			/* SQL: "pending timer" is unknown, so neither it nor its negation counts */
+		} else if (pt) {
+			out->pending_timers++;
+			if (has_created &&
+			    (out->oldest_timer_created == DUROX_NO_TIME || created < out->oldest_timer_created))
+				out->oldest_timer_created = created;
+			if (out->next_timer_at == DUROX_NO_TIME || vis < out->next_timer_at)
+				out->next_timer_at = vis;
+		} else {
+			if (lk == 1)
+				o->in_progress++;
+			else if (lk == 2)
+				o->waiting_on_lock++;
+			else if (future)
+				o->delayed++;
+			else if (visible)
+				o->available++;
+			if (visible && (out->orchestrator_oldest_visible == DUROX_NO_TIME ||
+			                vis < out->orchestrator_oldest_visible))
+				out->orchestrator_oldest_visible = vis;
+			if (lk == 0 && tm && has_vis && vis <= now - p->timer_overdue_ms)
+				out->overdue_timers++;
+		}
+		if (!tm && lk == 0 && has_vis && vis <= now - p->stall_ms)
+			o->stalled++;
+		if (attempts >= (int64_t)p->near_poison)
+			o->near_poison++;
+		if (attempts >= (int64_t)p->max_attempts)
+			o->at_poison_limit++;
+		if (attempts > o->max_attempt_count)
+			o->max_attempt_count = attempts;
+		if (token_null)
+			o->unlocked_rows++;
+		else if (lk != 1)
+			o->stale_lock_tokens++;
+		if (orphan) {
+			o->orphans++;
+			const char *wi = sq_col_text(st, 2);
+			if (visible && wi != NULL && strncmp(wi, "{\"QueueMessage\":", 16) != 0)
+				o->orphans_blocking++;
+		}
 	}
 	sq_done(st);
-	if (r != SQLITE_ROW)
+	if (r != SQLITE_DONE)
 		return sq_fail(s, r, "reading the orchestrator queue");
 
+	char sql[4096];
 	snprintf(sql, sizeof sql,
 	         "WITH c AS MATERIALIZED (%s) SELECT count(*), total(st=1), total(st=3), total(st<>1 AND vis > ?1),"
 	         " total(st<>1 AND vis <= ?1), total(st<>1 AND max(vis, CASE WHEN st=3 THEN lu ELSE vis END) <= ?1 - "
