@@ -20,34 +20,41 @@
 #include "store/sqlite_internal.h"
 #include "util/hmap.h"
 
-const char *const store_event_type_names[EV__COUNT] = {
-        "OrchestrationStarted",
-        "OrchestrationCompleted",
-        "OrchestrationFailed",
-        "OrchestrationContinuedAsNew",
-        "OrchestrationCancelRequested",
-        "OrchestrationChained",
-        "ActivityScheduled",
-        "ActivityCompleted",
-        "ActivityFailed",
-        "ActivityCancelRequested",
-        "TimerCreated",
-        "TimerFired",
-        "ExternalSubscribed",
-        "ExternalEvent",
-        "ExternalSubscribedCancelled",
-        "ExternalSubscribedPersistent",
-        "ExternalEventPersistent",
-        "ExternalSubscribedPersistentCancelled",
-        "SubOrchestrationScheduled",
-        "SubOrchestrationCompleted",
-        "SubOrchestrationFailed",
-        "SubOrchestrationCancelRequested",
-        "CustomStatusUpdated",
-        "KeyValueSet",
-        "KeyValueCleared",
-        "KeyValuesCleared",
-};
+/* The counted types in store_event_type order (provider_metrics.h). */
+#define EVENT_TYPES(X)                                                                                                 \
+	X("OrchestrationStarted")                                                                                      \
+	X("OrchestrationCompleted")                                                                                    \
+	X("OrchestrationFailed")                                                                                       \
+	X("OrchestrationContinuedAsNew")                                                                               \
+	X("OrchestrationCancelRequested")                                                                              \
+	X("OrchestrationChained")                                                                                      \
+	X("ActivityScheduled")                                                                                         \
+	X("ActivityCompleted")                                                                                         \
+	X("ActivityFailed")                                                                                            \
+	X("ActivityCancelRequested")                                                                                   \
+	X("TimerCreated")                                                                                              \
+	X("TimerFired")                                                                                                \
+	X("ExternalSubscribed")                                                                                        \
+	X("ExternalEvent")                                                                                             \
+	X("ExternalSubscribedCancelled")                                                                               \
+	X("ExternalSubscribedPersistent")                                                                              \
+	X("ExternalEventPersistent")                                                                                   \
+	X("ExternalSubscribedPersistentCancelled")                                                                     \
+	X("SubOrchestrationScheduled")                                                                                 \
+	X("SubOrchestrationCompleted")                                                                                 \
+	X("SubOrchestrationFailed")                                                                                    \
+	X("SubOrchestrationCancelRequested")                                                                           \
+	X("CustomStatusUpdated")                                                                                       \
+	X("KeyValueSet")                                                                                               \
+	X("KeyValueCleared")                                                                                           \
+	X("KeyValuesCleared")
+
+#define EV_NAME(s) s,
+#define EV_LEN(s) sizeof(s) - 1,
+const char *const store_event_type_names[EV__COUNT] = {EVENT_TYPES(EV_NAME)};
+static const unsigned char store_event_type_len[EV__COUNT] = {EVENT_TYPES(EV_LEN)};
+#undef EV_NAME
+#undef EV_LEN
 
 void store_instance_digest_free(store_instance_digest *d)
 {
@@ -505,37 +512,23 @@ done:
 typedef struct hist_state {
 	store_history_digest *d;
 	group_set groups;
-	hmap pending;              /* "<instance>\0<execution>\0<event id>" of ActivityScheduled -> a = ts */
-	hmap started;              /* instance id -> a = first start ts, b = group of the latest start */
-	signed char by_len[40][4]; /* types_by_length */
-	int round_trips;           /* pair activity results with their schedules (STORE_DIGEST_ROUND_TRIPS) */
+	hmap pending;    /* "<instance>\0<execution>\0<event id>" of ActivityScheduled -> a = ts */
+	hmap started;    /* instance id -> a = first start ts, b = group of the latest start */
+	int round_trips; /* pair activity results with their schedules (STORE_DIGEST_ROUND_TRIPS) */
 	int oom;
 } hist_state;
 
-/* Candidates for the counted type of an event_type value by its length: the type is then
- * found with at most four comparisons (this runs for every history row). */
-static void types_by_length(signed char by_len[40][4])
+/* The counted type of an event_type value (this runs for every history row: the lengths are
+ * compared first, so a name is compared at most about four times). */
+static int event_type_by_len(const char *t, size_t n)
 {
-	memset(by_len, -1, 40 * 4);
-	for (int k = 0; k < EV__COUNT; k++) {
-		size_t len = strlen(store_event_type_names[k]);
-		for (int j = 0; j < 4; j++)
-			if (by_len[len][j] < 0) {
-				by_len[len][j] = (signed char)k;
-				break;
-			}
-	}
-}
-
-static int event_type_of(signed char by_len[40][4], const char *t, size_t n)
-{
-	if (n >= 40)
-		return -1;
-	for (int j = 0; j < 4 && by_len[n][j] >= 0; j++)
-		if (memcmp(store_event_type_names[by_len[n][j]], t, n) == 0)
-			return by_len[n][j];
+	for (int k = 0; k < EV__COUNT; k++)
+		if (store_event_type_len[k] == n && memcmp(store_event_type_names[k], t, n) == 0)
+			return k;
 	return -1;
 }
+
+int sq_event_type(const char *t, size_t n) { return event_type_by_len(t, n); }
 
 static size_t act_key(char *key, size_t cap, const char *inst, size_t ilen, int64_t exec, int64_t id)
 {
@@ -548,6 +541,55 @@ static size_t act_key(char *key, size_t cap, const char *inst, size_t ilen, int6
 	n += sizeof exec;
 	memcpy(key + n, &id, sizeof id);
 	return n + sizeof id;
+}
+
+/* Reads the facts of one event the digests use (sqlite_internal.h). Duroxide writes
+ * {"event_id":N,"source_event_id":N|null,"instance_id":"<id>","execution_id":N,
+ * "timestamp_ms":N,...: timestamp_ms cannot start before byte 68 + the id's length, so the
+ * search starts there (and from the start if the layout differs). */
+void sq_event_facts_read(int t, const char *data, size_t dlen, size_t ilen, arena *a, sq_event_facts *f)
+{
+	memset(f, 0, sizeof *f);
+	f->type = t;
+	if (data == NULL)
+		return;
+	if (t == EV_ORCHESTRATION_FAILED) {
+		int kind = format_failure_kind(data, dlen, NULL);
+		if (kind > 0 && kind < DUROX_FAILURE__COUNT)
+			f->failure_kind = kind;
+	}
+	size_t skip = 66 + ilen < dlen ? 66 + ilen : 0;
+	f->has_ts = int_member(data + skip, dlen - skip, TS_KEY, sizeof TS_KEY - 1, &f->ts) ||
+	            (skip != 0 && int_member(data, dlen, TS_KEY, sizeof TS_KEY - 1, &f->ts));
+	if (!f->has_ts)
+		return;
+	if (t == EV_ACTIVITY_COMPLETED || t == EV_ACTIVITY_FAILED)
+		f->has_src = int_member(data, dlen, SRC_KEY, sizeof SRC_KEY - 1, &f->src);
+	if (t != EV_ORCHESTRATION_STARTED)
+		return;
+	/* the started execution's name and version */
+	const char *dend = data + dlen;
+	const char *tp = find(data + skip, dlen - skip, "\"type\":", 7); /* after timestamp_ms */
+	if (tp == NULL)
+		tp = find(data, dlen, "\"type\":", 7);
+	int nnull, vnull;
+	if (tp != NULL && str_member(tp, dend, "\"name\":", &f->name, &f->nlen, &nnull) && !nnull &&
+	    str_member(tp, dend, "\"version\":", &f->version, &f->vlen, &vnull)) {
+		f->has_name = 1;
+		return;
+	}
+	/* escaped or unusual: parse the whole event (strings in a) */
+	f->name = f->version = NULL;
+	f->nlen = f->vlen = 0;
+	json *ev = json_parse(a, data, dlen, NULL, 0);
+	const char *n2 = json_get_str(ev, "name"), *v2 = json_get_str(ev, "version");
+	if (n2 != NULL) {
+		f->has_name = 1;
+		f->name = n2;
+		f->nlen = strlen(n2);
+		f->version = v2;
+		f->vlen = v2 ? strlen(v2) : 0;
+	}
 }
 
 /* durox_hdigest(state, event_type, instance_id, execution_id, event_id, event_data): counts
@@ -565,7 +607,7 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	d->rows++;
 	sqlite3_result_int(ctx, 0);
 	const char *type = (const char *)sqlite3_value_blob(argv[1]);
-	int t = type != NULL ? event_type_of(hs->by_len, type, (size_t)sqlite3_value_bytes(argv[1])) : -1;
+	int t = type != NULL ? sq_event_type(type, (size_t)sqlite3_value_bytes(argv[1])) : -1;
 	if (t < 0) {
 		d->other_types++;
 		return;
@@ -582,19 +624,17 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	size_t dlen = (size_t)sqlite3_value_bytes(argv[5]);
 	if (inst == NULL || data == NULL)
 		return;
-	int64_t ts;
-	if (t == EV_ORCHESTRATION_FAILED) {
-		int kind = format_failure_kind(data, dlen, NULL);
-		if (kind > 0 && kind < DUROX_FAILURE__COUNT)
-			d->failed_by_kind[kind]++;
-	}
-	/* Duroxide writes {"event_id":N,"source_event_id":N|null,"instance_id":"<id>",
-	 * "execution_id":N,"timestamp_ms":N,...: timestamp_ms cannot start before byte 68 + the
-	 * id's length, so the search starts there (and from the start if the layout differs) */
-	size_t skip = 66 + ilen < dlen ? 66 + ilen : 0;
-	if (!int_member(data + skip, dlen - skip, TS_KEY, sizeof TS_KEY - 1, &ts) &&
-	    (skip == 0 || !int_member(data, dlen, TS_KEY, sizeof TS_KEY - 1, &ts)))
+	arena a;
+	arena_init(&a);
+	sq_event_facts f;
+	sq_event_facts_read(t, data, dlen, ilen, &a, &f);
+	if (f.failure_kind > 0)
+		d->failed_by_kind[f.failure_kind]++;
+	if (!f.has_ts) {
+		arena_release(&a);
 		return;
+	}
+	int64_t ts = f.ts;
 	char key[512];
 	size_t klen;
 	int created;
@@ -602,50 +642,25 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	switch (t) {
 	case EV_ACTIVITY_SCHEDULED:
 		if ((klen = act_key(key, sizeof key, inst, ilen, exec, id)) == 0)
-			return;
+			break;
 		if ((e = hmap_put(&hs->pending, key, klen, &created)) == NULL)
 			goto oom;
 		e->a = ts;
-		return;
+		break;
 	case EV_ACTIVITY_COMPLETED:
-	case EV_ACTIVITY_FAILED: {
-		int64_t src;
-		if (!int_member(data, dlen, SRC_KEY, sizeof SRC_KEY - 1, &src))
-			return;
-		if ((klen = act_key(key, sizeof key, inst, ilen, exec, src)) == 0)
-			return;
+	case EV_ACTIVITY_FAILED:
+		if (!f.has_src || (klen = act_key(key, sizeof key, inst, ilen, exec, f.src)) == 0)
+			break;
 		if ((e = hmap_get(&hs->pending, key, klen)) != NULL) {
 			d->round_trips++;
 			d->round_trip_ms += (double)(ts - e->a);
 			hmap_del(&hs->pending, key, klen);
 		}
-		return;
-	}
+		break;
 	case EV_ORCHESTRATION_STARTED: {
-		/* the group is the started execution's name and version */
-		const char *dend = data + dlen;
-		const char *tp = find(data + skip, dlen - skip, "\"type\":", 7); /* after timestamp_ms */
-		if (tp == NULL)
-			tp = find(data, dlen, "\"type\":", 7);
-		const char *name = NULL, *version = NULL;
-		size_t nlen = 0, vlen = 0;
-		int nnull, vnull;
-		int64_t gi = -1;
-		if (tp != NULL && str_member(tp, dend, "\"name\":", &name, &nlen, &nnull) && !nnull &&
-		    str_member(tp, dend, "\"version\":", &version, &vlen, &vnull)) {
-			gi = group_of(&hs->groups, name, nlen, version, vlen);
-		} else {
-			/* escaped or unusual: parse the whole event */
-			arena a;
-			arena_init(&a);
-			json *ev = json_parse(&a, data, dlen, NULL, 0);
-			const char *n2 = json_get_str(ev, "name"), *v2 = json_get_str(ev, "version");
-			if (n2 != NULL)
-				gi = group_of(&hs->groups, n2, strlen(n2), v2, v2 ? strlen(v2) : 0);
-			arena_release(&a);
-			if (n2 == NULL)
-				return;
-		}
+		if (!f.has_name)
+			break;
+		int64_t gi = group_of(&hs->groups, f.name, f.nlen, f.version, f.vlen);
 		if (gi < 0)
 			goto oom;
 		if ((e = hmap_put(&hs->started, inst, ilen, &created)) == NULL)
@@ -653,11 +668,11 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		if (created)
 			e->a = ts; /* the first stored execution's start */
 		e->b = gi;
-		return;
+		break;
 	}
-	default: /* OrchestrationCompleted / OrchestrationFailed */
+	default: { /* OrchestrationCompleted / OrchestrationFailed */
 		if ((e = hmap_get(&hs->started, inst, ilen)) == NULL)
-			return;
+			break;
 		double dur = (double)(ts - e->a);
 		struct group_acc *g = &hs->groups.g[e->b];
 		g->dn++;
@@ -665,9 +680,13 @@ static void fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		d->durations++;
 		d->duration_ms += dur;
 		hmap_del(&hs->started, inst, ilen);
-		return;
+		break;
 	}
+	}
+	arena_release(&a);
+	return;
 oom:
+	arena_release(&a);
 	hs->oom = 1;
 	sqlite3_result_error_nomem(ctx);
 }
@@ -704,7 +723,6 @@ static void hist_inc_reset(hist_inc *h)
 	groups_init(&h->hs.groups, &h->mem);
 	hmap_init(&h->hs.pending);
 	hmap_init(&h->hs.started);
-	types_by_length(h->hs.by_len);
 	h->max_rowid = INT64_MIN;
 }
 
