@@ -124,11 +124,13 @@ typedef struct store_vtable {
 
 typedef struct store_metrics_vtable store_metrics_vtable; /* provider_metrics.h */
 struct store_ops_vtable;                                  /* writes and the job journal: store/ops.h */
+struct store_index_vtable;                                /* the visibility index: store/provider_index.h */
 
 struct store {
 	const store_vtable *vt;
-	const store_metrics_vtable *mvt;    /* metrics and analytics; NULL when the provider has none */
-	const struct store_ops_vtable *ops; /* NULL when the provider cannot write */
+	const store_metrics_vtable *mvt;      /* metrics and analytics; NULL when the provider has none */
+	const struct store_ops_vtable *ops;   /* NULL when the provider cannot write */
+	const struct store_index_vtable *ivt; /* the visibility index; NULL when the provider keeps none */
 	durox_store_info info;
 	char err[512]; /* message of the last failure */
 };

@@ -43,6 +43,11 @@ typedef struct sqlite_store {
 	 * how many times as long as it held the lock the next one waits */
 	int64_t w_begin_us, w_end_us;
 	double w_gap_factor;
+	/* the visibility index (sqlite_index.c): how it was asked for, and its state */
+	int memory;       /* the store is sqlite::memory: (no index) */
+	int index_mode;   /* DUROX_INDEX_AUTO / DUROX_INDEX_OFF */
+	char *index_path; /* index = PATH, else NULL (the default path) */
+	struct sq_index *ix;
 } sqlite_store;
 
 /* Maps a SQLite result code to a durox code, sets the message ("<what> failed: ...") and
@@ -59,6 +64,24 @@ void sq_done(sqlite3_stmt *st);
 int64_t sq_col_time(sqlite3_stmt *st, int i);
 const char *sq_col_text(sqlite3_stmt *st, int i);
 
+/* Registers durox_ms, durox_event_ts and durox_failure_kind on a connection (sqlite.c): the
+ * store's and the visibility index's, so that both compute every field with the same code. */
+void sq_register_functions(sqlite3 *db);
+
+/* The timestamp of an instance's first start: the OrchestrationStarted of its first stored
+ * execution (the primary key index serves the ORDER BY); X is the instances alias. */
+#define FIRST_START(X)                                                                                                 \
+	"(SELECT durox_event_ts(f.event_data, f.created_at) FROM history f WHERE f.instance_id=" X ".instance_id"      \
+	" AND f.event_type='OrchestrationStarted' ORDER BY f.execution_id, f.event_id LIMIT 1)"
+
+/* An instance's duration (docs/metrics.md): terminal event of the current execution minus
+ * its first start, for Completed and Failed instances (over `instances i` and `executions e`). */
+#define DURATION_SQL                                                                                                   \
+	"CASE WHEN e.status IN ('Completed','Failed') THEN (SELECT durox_event_ts(t.event_data, t.created_at)"         \
+	" FROM history t WHERE t.instance_id=i.instance_id AND t.execution_id=i.current_execution_id AND"              \
+	" t.event_type IN ('OrchestrationCompleted','OrchestrationFailed') ORDER BY t.event_id DESC LIMIT 1) "         \
+	"- " FIRST_START("i") " END"
+
 /* ---- filter compilation (sqlite_filter.c) ---- */
 
 typedef struct binds {
@@ -71,6 +94,7 @@ typedef struct sqlgen {
 	sqlite_store *s;
 	buf sql;
 	binds *b;
+	int over_index; /* nonzero: fields are columns of the visibility index's `dx_inst x` (sqlite_index.c) */
 } sqlgen;
 
 /* Filters run over `instances i` joined with its current execution `e`. */
@@ -80,6 +104,8 @@ typedef struct sqlgen {
 void sq_bind_push(sqlgen *g, const durox_value *v);
 /* The SQL expression of a field over `instances i` and current execution `e`. */
 const char *sq_field_sql(sqlite_store *s, int field);
+/* The same field as a column of the visibility index's `dx_inst x` (sqlite_index_read.c). */
+const char *sqi_field_sql(int field);
 /* Appends the WHERE condition of f ("1" when empty). */
 void sq_gen_where(sqlgen *g, const durox_filter *f);
 /* " FROM instances i [LEFT] JOIN executions e ..." for filter f (inner join when f needs e). */
@@ -142,5 +168,18 @@ extern const struct store_metrics_vtable sq_metrics_vtable;
 /* ---- writes and the job journal (sqlite_ops.c, sqlite_jobs.c) ---- */
 
 extern const struct store_ops_vtable sq_ops_vtable;
+
+/* ---- the visibility index (sqlite_index.c, sqlite_index_read.c) ---- */
+
+extern const struct store_index_vtable sq_index_vtable;
+/* Whether reads should go to the index now: opens it, builds it when it was never built
+ * (reporting progress), syncs it. 0 means "read the store" (never an error: an index that
+ * fails is set aside, and the store answers). */
+int sqi_usable(sqlite_store *s);
+/* A cached statement on the index connection (sq_stmt's contract), and its failures. */
+sqlite3_stmt *sqi_stmt(sqlite_store *s, const char *sql);
+int sqi_fail(sqlite_store *s, int src, const char *what);
+/* Frees the index state (close). */
+void sqi_close(sqlite_store *s);
 
 #endif

@@ -17,7 +17,7 @@
 
 #include "store/format.h"
 #include "store/provider_metrics.h"
-#include "store/sqlite_internal.h"
+#include "store/sqlite_index.h"
 #include "util/hmap.h"
 
 /* The counted types in store_event_type order (provider_metrics.h). */
@@ -418,6 +418,8 @@ static int instance_digest_read(sqlite_store *s, store_instance_digest *out);
 static int sq_instance_digest(store *base, store_instance_digest *out)
 {
 	sqlite_store *s = (sqlite_store *)base;
+	if (sqi_usable(s))
+		return sqi_instance_digest(s, out);
 	int64_t dv = 0;
 	int rc = one_int(s, "PRAGMA data_version", "reading the data version", &dv, NULL);
 	if (rc != DUROX_OK) {
@@ -902,6 +904,8 @@ static int hist_refresh(sqlite_store *s, unsigned want)
 static int sq_history_digest(store *base, unsigned want, store_history_digest *out)
 {
 	sqlite_store *s = (sqlite_store *)base;
+	if (sqi_usable(s))
+		return sqi_history_digest(s, out); /* it always has every part */
 	memset(out, 0, sizeof *out);
 	arena_init(&out->mem);
 	int rc = hist_refresh(s, want);
