@@ -34,6 +34,7 @@ static void usage(FILE *out)
 	        "Options:\n"
 	        "  --store URL  open this Duroxide store as the global 'dx' (default: $DUROX_STORE)\n"
 	        "  --config FILE  ManagementConfig file for the store (default: $DUROX_CONFIG)\n"
+	        "  --no-index   read the store without the visibility index (docs/index.md)\n"
 	        "  -e stat      execute string 'stat'\n"
 	        "  -i           enter interactive mode after executing 'script'\n"
 	        "  -l mod       require library 'mod' into global 'mod'\n"
@@ -325,7 +326,8 @@ static int is_subcommand(const char *name)
 }
 
 /* Runs durox.cli.main with the command name and its arguments; returns the exit code. */
-static int run_subcommand(lua_State *L, char **argv, int argc, const char *store_url, const char *config_file)
+static int run_subcommand(lua_State *L, char **argv, int argc, const char *store_url, const char *config_file,
+                          int no_index)
 {
 	lua_getglobal(L, "require");
 	lua_pushliteral(L, "durox.cli");
@@ -348,7 +350,10 @@ static int run_subcommand(lua_State *L, char **argv, int argc, const char *store
 		lua_pushstring(L, config_file);
 	else
 		lua_pushnil(L);
-	status = docall(L, 3, 1);
+	lua_createtable(L, 0, 1);
+	lua_pushboolean(L, no_index);
+	lua_setfield(L, -2, "no_index");
+	status = docall(L, 4, 1);
 	if (status != LUA_OK) {
 		report(L, status);
 		return 1;
@@ -369,6 +374,7 @@ typedef struct opts {
 	int warnings;
 	const char *store;
 	const char *config;
+	int no_index;
 	int help;
 	int bad; /* index of a bad option */
 } opts;
@@ -407,6 +413,8 @@ static void parse_args(opts *o)
 			o->config = argv[i];
 		} else if (strncmp(a, "--config=", 9) == 0) {
 			o->config = a + 9;
+		} else if (strcmp(a, "--no-index") == 0) {
+			o->no_index = 1;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			o->help = 1;
 		} else if (strcmp(a, "-i") == 0) {
@@ -444,6 +452,8 @@ static int runargs(lua_State *L, opts *o)
 			i++;
 			continue;
 		}
+		if (strcmp(a, "--no-index") == 0)
+			continue;
 		if (a[0] == '-' && (a[1] == 'e' || a[1] == 'l')) {
 			char *extra = a[2] != '\0' ? a + 2 : o->argv[++i];
 			int status = a[1] == 'e' ? dostring(L, extra, "=(command line)") : dolibrary(L, extra);
@@ -456,16 +466,22 @@ static int runargs(lua_State *L, opts *o)
 	return 1;
 }
 
-static int open_store_global(lua_State *L, const char *url, const char *config_file)
+static int open_store_global(lua_State *L, const char *url, const char *config_file, int no_index)
 {
 	lua_getglobal(L, "durox");
 	lua_getfield(L, -1, "open");
 	lua_pushstring(L, url);
 	int nargs = 1;
-	if (config_file != NULL) {
-		lua_createtable(L, 0, 1);
-		lua_pushstring(L, config_file);
-		lua_setfield(L, -2, "config_file");
+	if (config_file != NULL || no_index) {
+		lua_createtable(L, 0, 2);
+		if (config_file != NULL) {
+			lua_pushstring(L, config_file);
+			lua_setfield(L, -2, "config_file");
+		}
+		if (no_index) {
+			lua_pushboolean(L, 0);
+			lua_setfield(L, -2, "index");
+		}
 		nargs = 2;
 	}
 	if (docall(L, nargs, 3) != LUA_OK) {
@@ -523,12 +539,12 @@ static int pmain(lua_State *L)
 	/* a subcommand takes over everything after it */
 	if (o->script < o->argc && !o->has_e && is_subcommand(o->argv[o->script]) &&
 	    strcmp(o->argv[o->script - 1], "--") != 0) {
-		*exit_code = run_subcommand(L, o->argv + o->script, o->argc - o->script, store, config);
+		*exit_code = run_subcommand(L, o->argv + o->script, o->argc - o->script, store, config, o->no_index);
 		return 0;
 	}
 	if (o->version)
 		fprintf(stdout, "duroxlua %s (%s)\n", DUROX_VERSION, LUA_RELEASE);
-	if (store != NULL && !open_store_global(L, store, config)) {
+	if (store != NULL && !open_store_global(L, store, config, o->no_index)) {
 		*exit_code = 1;
 		return 0;
 	}

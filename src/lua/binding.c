@@ -152,16 +152,25 @@ static int l_open(lua_State *L)
 			o.max_write_share = (double)lua_tonumber(L, -1);
 		}
 		lua_pop(L, 1);
+		/* index = true (default: the default path) | false | PATH; the path string stays in
+		 * the options table, which outlives durox_open (it copies it) */
+		lua_getfield(L, 2, "index");
+		if (lua_isboolean(L, -1))
+			o.index = lua_toboolean(L, -1) ? DUROX_INDEX_AUTO : DUROX_INDEX_OFF;
+		else if (lua_type(L, -1) == LUA_TSTRING)
+			o.index_path = lx_checktext(L, -1);
+		else if (!lua_isnil(L, -1))
+			luaL_error(L, "option 'index' expects a boolean or a path, got %s", luaL_typename(L, -1));
+		lua_pop(L, 1);
 		lua_pushnil(L);
 		while (lua_next(L, 2) != 0) {
 			lua_pop(L, 1);
 			const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
 			if (strcmp(k, "readonly") && strcmp(k, "busy_timeout_ms") && strcmp(k, "config") &&
-			    strcmp(k, "config_file") && strcmp(k, "max_write_share"))
+			    strcmp(k, "config_file") && strcmp(k, "max_write_share") && strcmp(k, "index"))
 				luaL_error(L,
 				           "unknown option '%s' (expected readonly, busy_timeout_ms, max_write_share, "
-				           "config, "
-				           "config_file)",
+				           "index, config, config_file)",
 				           k);
 		}
 	}
@@ -1031,6 +1040,7 @@ int durox_luaopen(lua_State *L)
 		/* method groups defined in other files of the binding add themselves here */
 		lx_open_metrics(L);
 		lx_open_ops(L);
+		lx_open_index(L);
 		lua_setfield(L, -2, "__index");
 		lua_pushcfunction(L, store_close);
 		lua_setfield(L, -2, "__gc");

@@ -47,7 +47,7 @@ function M.usage()
     lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format(name, M.command(name).summary or "")
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "Every command takes --store URL, --config FILE, --json and -h/--help."
+  lines[#lines + 1] = "Every command takes --store URL, --config FILE, --no-index, --json and -h/--help."
   lines[#lines + 1] = "Run 'duroxlua <command> --help' for the options of a command."
   return table.concat(lines, "\n") .. "\n"
 end
@@ -81,6 +81,7 @@ function Ctx:open(write, extra)
     return nil, M.USAGE
   end
   local opts = { readonly = not write, config_file = self.config_file }
+  if self.no_index then opts.index = false end
   for k, v in pairs(extra or {}) do opts[k] = v end
   local dx, msg = durox.open(self.store_url, opts)
   if not dx then
@@ -88,7 +89,47 @@ function Ctx:open(write, extra)
     return nil, M.FAILURE
   end
   self.dx = dx
+  if not self.no_index then
+    local ok, code = self:build_index()
+    if not ok then return nil, code end
+  end
   return dx
+end
+
+-- Builds the visibility index now when it was never built (or a build was interrupted),
+-- with a progress bar on a terminal: the first read would build it anyway, silently.
+-- Ctrl-C stops the build at a chunk boundary; the next command resumes it. Returns true,
+-- or nil and the exit code.
+function Ctx:build_index()
+  local st = self.dx:index_status()
+  if not st or (st.state ~= "absent" and st.state ~= "building") then return true end
+  if not durox.isatty("stderr") then return true end
+  local drawn, last = false, 0
+  local ok, res, msg = pcall(self.dx.index_build, self.dx, { progress = function(done, total)
+    local now = durox.now()
+    if now - last >= 100 or done >= total then
+      last = now
+      local frac = total > 0 and done / total or 1
+      local fill = math.floor(frac * 30 + 0.5)
+      io.stderr:write(("\rbuilding the visibility index [%s%s] %d/%d %3d%%\27[K"):format(("#"):rep(fill),
+        ("-"):rep(30 - fill), done, total, math.floor(frac * 100)))
+      io.stderr:flush()
+      drawn = true
+    end
+  end })
+  if drawn then io.stderr:write("\r\27[K") io.stderr:flush() end
+  if not ok then
+    local text = tostring(res):gsub("^[^:\n]+:%d+: ", "")
+    if text:match("interrupted!$") then
+      return nil, self:fail("interrupted while building the visibility index; the next command resumes it", 130)
+    end
+    error(res, 0)
+  end
+  if not res then
+    -- the store answers without the index; say why once
+    io.stderr:write(("duroxlua: the visibility index was not built: %s\n"):format(format.oneline(msg)))
+  end
+  return true
 end
 
 -- Calls handle method `method` with the arguments, protected. Returns its result, or nil
@@ -120,9 +161,9 @@ local function handler(err)
   return msg
 end
 
--- Runs argv = { command, args... } with the global store URL and configuration file (or nil);
--- returns the exit code.
-function M.main(argv, store_url, config_file)
+-- Runs argv = { command, args... } with the global store URL and configuration file (or nil)
+-- and the global flags ({ no_index = true } for duroxlua --no-index); returns the exit code.
+function M.main(argv, store_url, config_file, flags)
   local name = argv[1]
   if name == nil or name == "-h" or name == "--help" then
     io.stdout:write(M.usage())
@@ -148,6 +189,7 @@ function M.main(argv, store_url, config_file)
     json = parsed.json == true,
     store_url = parsed.store or store_url,
     config_file = parsed.config or config_file,
+    no_index = parsed.no_index or (flags and flags.no_index) or false,
     now = durox.now(),
   }, Ctx)
   if ctx.store_url == "" then ctx.store_url = nil end
