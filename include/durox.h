@@ -108,6 +108,12 @@ typedef struct durox_open_options {
 	 * stores have none. */
 	int index;
 	const char *index_path; /* copied by durox_open */
+	/* PostgreSQL only (ignored by SQLite). */
+	const char *read_url;     /* a second postgres:// URL (a hot standby) that every read outside a write
+	                             transaction goes to; NULL: reads go to the store URL's server */
+	int connect_timeout_ms;   /* when the URL has no connect_timeout: 0 means 10000 (libpq counts whole
+	                             seconds, at least 2) */
+	int statement_timeout_ms; /* per statement, when the URL has no statement_timeout: 0 means 30000 */
 } durox_open_options;
 
 #define DUROX_INDEX_AUTO 0
@@ -116,12 +122,26 @@ typedef struct durox_open_options {
 /*
  * Opens a Duroxide store.
  * url: "sqlite:PATH", "sqlite://PATH" (optionally "?mode=ro"), or "sqlite::memory:" (a
- *      fresh in-memory store with the schema Duroxide creates for in-memory stores).
+ *      fresh in-memory store with the schema Duroxide creates for in-memory stores);
+ *      or a PostgreSQL URI exactly as libpq accepts it, "postgres://" or "postgresql://"
+ *      (user, password, host or a socket directory as "?host=/dir", port, dbname, sslmode
+ *      and every other libpq parameter are passed through), plus parameters of duroxlua's
+ *      own that are removed before libpq sees the URI:
+ *        schema=NAME            the runtime's schema (default "public");
+ *        state_schema=NAME      the schema of duroxlua's own tables (default "durox"; never
+ *                               the runtime's), created on the first write that needs it;
+ *        statement_timeout=MS   per-statement timeout (default 30000).
+ *      Schema names must match ^[a-z_][a-z0-9_]*$ (Duroxide splices them unquoted into its
+ *      procedures). Passwords come from the URI, PGPASSWORD or ~/.pgpass, as libpq finds
+ *      them; no message or returned string ever shows one (they are masked as ***).
+ *      Example: "postgres://ops@db1:5432/app?schema=dx&sslmode=require".
  * opts: may be NULL for defaults.
  * On success *out is a new handle (close with durox_close). On failure *out is NULL and,
  * if errbuf is not NULL, a one-line message is written there: a missing file, a file that
- * is not SQLite, a database that is not a Duroxide store (DUROX_EUNSUPPORTED), or a bad
- * URL (DUROX_EINVALID). The file is never created.
+ * is not SQLite, a database or schema that is not a Duroxide store (DUROX_EUNSUPPORTED), a
+ * database, schema or server that cannot be reached (DUROX_ENOTFOUND / DUROX_EIO, within
+ * the connect timeout), refused credentials (DUROX_EDENIED), or a bad URL (DUROX_EINVALID).
+ * The file, database or schema is never created.
  */
 int durox_open(const char *url, const durox_open_options *opts, durox **out, char *errbuf, size_t errlen);
 
@@ -133,9 +153,10 @@ const char *durox_errmsg(const durox *dx);
 
 /* What the handle is connected to. Strings are owned by dx. */
 typedef struct durox_store_info {
-	const char *provider;       /* "sqlite" */
-	const char *location;       /* file path or ":memory:" */
-	const char *schema_version; /* e.g. "20240112000000" (last applied migration), or "create_schema" */
+	const char *provider;       /* "sqlite" or "postgres" */
+	const char *location;       /* file path or ":memory:"; PostgreSQL: the URL, password masked */
+	const char *schema_version; /* e.g. "20240112000000" (last applied migration), or "create_schema";
+	                               PostgreSQL: the last row of _duroxide_migrations, e.g. "23" */
 	int readonly;
 	/* capabilities detected from the schema (columns older stores lack) */
 	int has_custom_status;

@@ -8,6 +8,17 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# CTest starts a throwaway PostgreSQL server per build directory (tests/pg_server.sh, the
+# pg_server fixture) and stops it after the last test; this makes sure none is left behind
+# when a run is interrupted or a build fails.
+stop_pg() {
+  for b in build build-asan; do
+    d=$(sed -n 's/^DUROX_PG_DIR:PATH=//p' "$b/CMakeCache.txt" 2>/dev/null || true)
+    [ -n "$d" ] && ./tests/pg_server.sh stop "$d" >/dev/null 2>&1 || true
+  done
+}
+trap stop_pg EXIT
+
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure)

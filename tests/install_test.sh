@@ -38,6 +38,6 @@ int main(int argc, char **argv)
 	return 0;
 }
 C
-cc -std=c11 -Wall -Werror -I"$prefix/include" "$prefix/t.c" "$prefix/lib/libdurox_core.a" -lsqlite3 -lm -o "$prefix/t"
+cc -std=c11 -Wall -Werror -I"$prefix/include" "$prefix/t.c" "$prefix/lib/libdurox_core.a" -lsqlite3 -lpq -lm -o "$prefix/t"
 [ "$("$prefix/t" "$db")" = "$(sqlite3 "$db" 'SELECT count(*) FROM instances')" ]
 echo "install: ok"

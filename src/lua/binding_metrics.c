@@ -25,56 +25,25 @@ static void set_opt(lua_State *L, const char *k, int64_t v)
 		lx_set_int(L, k, v);
 }
 
+#define GROUP_NAMES "OrchestrationName, Status, CreatedDate, CreatedHour, ParentInstance or Version"
+#define AGGREGATE_NAMES "Count, AverageDuration, SuccessRate, FailureRate, P50Duration, P95Duration or P99Duration"
+#define SERIES_NAMES                                                                                                   \
+	"instances_started, instances_completed, instances_failed, instances_cancelled, activities_completed,"         \
+	" activities_failed or average_duration_ms"
+
 /* ---- options ------------------------------------------------------------------------ */
-
-/* A duration field (non-negative integer ms or a duration string like "5m"); def when absent. */
-static int64_t opt_duration(lua_State *L, int t, const char *k, int64_t def)
-{
-	lua_getfield(L, t, k);
-	int64_t v = lx_check_duration(L, -1, k, def);
-	lua_pop(L, 1);
-	return v;
-}
-
-static lua_Integer opt_count(lua_State *L, int t, const char *k, lua_Integer def, lua_Integer max)
-{
-	lua_getfield(L, t, k);
-	lua_Integer v = def;
-	if (!lua_isnil(L, -1)) {
-		if (!lua_isinteger(L, -1))
-			luaL_error(L, "'%s' expects an integer, got %s", k, luaL_typename(L, -1));
-		v = lua_tointeger(L, -1);
-		if (v < 0 || v > max)
-			luaL_error(L, "'%s' out of range (0 to %d)", k, (int)max);
-	}
-	lua_pop(L, 1);
-	return v;
-}
-
-static int opt_flag(lua_State *L, int t, const char *k)
-{
-	lua_getfield(L, t, k);
-	if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
-		luaL_error(L, "'%s' expects a boolean, got %s", k, luaL_typename(L, -1));
-	int v = lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	return v;
-}
 
 /* Reads the optional {now=, fresh=, merge_versions=} argument at idx. */
 static void check_metrics_request(lua_State *L, int idx, durox_metrics_request *r, int allow_merge)
 {
-	durox_metrics_request_init(r);
-	if (lua_isnoneornil(L, idx))
-		return;
-	luaL_checktype(L, idx, LUA_TTABLE);
 	static const char *const known[] = {"now", "fresh", "merge_versions", NULL};
 	static const char *const known_nomerge[] = {"now", "fresh", NULL};
-	lx_check_keys(L, idx, "metrics option", allow_merge ? known : known_nomerge, NULL);
-	r->now = lx_opt_time(L, idx, "now");
-	r->fresh = opt_flag(L, idx, "fresh");
+	durox_metrics_request_init(r);
+	lx_opts o = lx_opts_at(L, idx, "metrics option", allow_merge ? known : known_nomerge, NULL);
+	r->now = lx_opt_time(&o, "now");
+	r->fresh = lx_opt_boolean(&o, "fresh", 0);
 	if (allow_merge)
-		r->merge_versions = opt_flag(L, idx, "merge_versions");
+		r->merge_versions = lx_opt_boolean(&o, "merge_versions", 0);
 }
 
 /* ---- metrics ------------------------------------------------------------------------- */
@@ -263,34 +232,6 @@ static int l_orchestration_metrics(lua_State *L)
 
 /* ---- analytics ------------------------------------------------------------------------ */
 
-/* Reads a string or a list of strings at field k into names (at most max); returns the count. */
-static int string_list(lua_State *L, int t, const char *k, const char **names, int max)
-{
-	lua_getfield(L, t, k);
-	int n = 0;
-	if (lua_type(L, -1) == LUA_TSTRING) {
-		names[n++] = lua_tostring(L, -1); /* anchored in the request table */
-		lua_pop(L, 1);
-		return n;
-	}
-	if (!lua_isnil(L, -1)) {
-		if (!lua_istable(L, -1))
-			luaL_error(L, "'%s' expects a string or a list of strings, got %s", k, luaL_typename(L, -1));
-		lua_Integer len = luaL_len(L, -1);
-		if (len > max)
-			luaL_error(L, "'%s' has more than %d entries", k, max);
-		for (lua_Integer i = 1; i <= len; i++) {
-			lua_rawgeti(L, -1, i);
-			if (lua_type(L, -1) != LUA_TSTRING)
-				luaL_error(L, "'%s' expects strings, got %s at [%d]", k, luaL_typename(L, -1), (int)i);
-			names[n++] = lua_tostring(L, -1); /* anchored in the request table */
-			lua_pop(L, 1);
-		}
-	}
-	lua_pop(L, 1);
-	return n;
-}
-
 static void query_free_box(void *p) { durox_query_response_free(p); }
 
 /* handle:query_instances(query) -> QueryResponse */
@@ -304,38 +245,27 @@ static int l_query_instances(lua_State *L)
 	luaL_checktype(L, 2, LUA_TTABLE);
 	lua_settop(L, 2);
 	static const char *const known[] = {"filter", "group_by", "aggregate", "aggregates", "limit", NULL};
-	lx_check_keys(L, 2, "query", known, NULL);
+	lx_opts o = lx_opts_at(L, 2, "query", known, NULL);
 	durox_instance_query q;
 	memset(&q, 0, sizeof q);
-	const char *names[16];
-	int n = string_list(L, 2, "group_by", names, DUROX_GROUP__COUNT);
-	for (int k = 0; k < n; k++) {
-		int g = durox_group_field_parse(names[k]);
-		if (g < 0)
-			luaL_error(L,
-			           "unknown group_by field '%s' (expected OrchestrationName, Status, CreatedDate, "
-			           "CreatedHour,"
-			           " ParentInstance or Version)",
-			           names[k]);
-		for (size_t j = 0; j < q.n_group_by; j++)
-			if (q.group_by[j] == g)
-				luaL_error(L, "group_by field '%s' given twice", names[k]);
-		q.group_by[q.n_group_by++] = g;
+	int names[16];
+	q.n_group_by = (size_t)lx_opt_enum_list(&o, "group_by", durox_group_field_parse, GROUP_NAMES, names,
+	                                        DUROX_GROUP__COUNT);
+	int day = 0, hour = 0;
+	for (size_t k = 0; k < q.n_group_by; k++) {
+		q.group_by[k] = names[k];
+		day |= names[k] == DUROX_GROUP_CREATED_DATE;
+		hour |= names[k] == DUROX_GROUP_CREATED_HOUR;
 	}
-	lua_getfield(L, 2, "aggregates");
-	int alias = !lua_isnil(L, -1);
-	lua_pop(L, 1);
-	n = string_list(L, 2, alias ? "aggregates" : "aggregate", names, 16);
-	for (int k = 0; k < n; k++) {
-		int a = durox_aggregate_parse(names[k]);
-		if (a < 0)
-			luaL_error(L,
-			           "unknown aggregate '%s' (expected Count, AverageDuration, SuccessRate, FailureRate,"
-			           " P50Duration, P95Duration or P99Duration)",
-			           names[k]);
-		q.aggregates |= (unsigned)a;
-	}
-	q.limit = (uint32_t)opt_count(L, 2, "limit", 0, 1000000);
+	if (day && hour)
+		lx_opt_error(&o, "group_by", "cannot combine CreatedDate and CreatedHour");
+	if (lx_opt_has(&o, "aggregate") && lx_opt_has(&o, "aggregates"))
+		lx_opt_error(&o, "aggregates", "given twice (as aggregate and as aggregates)");
+	const char *ak = lx_opt_has(&o, "aggregates") ? "aggregates" : "aggregate";
+	int n = lx_opt_enum_list(&o, ak, durox_aggregate_parse, AGGREGATE_NAMES, names, 16);
+	for (int k = 0; k < n; k++)
+		q.aggregates |= (unsigned)names[k];
+	q.limit = (uint32_t)lx_opt_integer(&o, "limit", 0, 0, LX_MAX_PAGE);
 	lua_getfield(L, 2, "filter"); /* 3 */
 	int pred = 0;
 	durox_filter *f = lx_filter_arg(L, 3, &pred); /* pushes its box */
@@ -455,35 +385,24 @@ static int l_time_series(lua_State *L)
 	lua_settop(L, 2);
 	static const char *const known[] = {"from", "to", "bucket", "bucket_ms", "series", "orchestration_name",
 	                                    "name", NULL};
-	lx_check_keys(L, 2, "time series request", known, NULL);
+	lx_opts o = lx_opts_at(L, 2, "time series request", known, NULL);
 	durox_time_series_request r = {DUROX_NO_TIME, DUROX_NO_TIME, 0, 0, NULL};
-	r.from = lx_opt_time(L, 2, "from");
-	r.to = lx_opt_time(L, 2, "to");
-	lua_getfield(L, 2, "bucket_ms");
-	int has_ms = !lua_isnil(L, -1);
-	lua_pop(L, 1);
-	r.bucket_ms = opt_duration(L, 2, has_ms ? "bucket_ms" : "bucket", 0);
-	const char *names[16];
-	int n = string_list(L, 2, "series", names, 16);
-	for (int k = 0; k < n; k++) {
-		int s = durox_series_parse(names[k]);
-		if (s < 0)
-			luaL_error(
-			        L,
-			        "unknown series '%s' (expected instances_started, instances_completed, "
-			        "instances_failed,"
-			        " instances_cancelled, activities_completed, activities_failed or average_duration_ms)",
-			        names[k]);
-		r.series |= (unsigned)s;
-	}
-	lua_getfield(L, 2, "orchestration_name");
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		lua_getfield(L, 2, "name");
-	}
-	if (!lua_isnil(L, -1))
-		r.orchestration_name = lx_checktext(L, -1); /* anchored in the request table */
-	lua_pop(L, 1);
+	r.from = lx_opt_time(&o, "from");
+	r.to = lx_opt_time(&o, "to");
+	if (r.from != DUROX_NO_TIME && r.to != DUROX_NO_TIME && r.from >= r.to)
+		lx_opt_error(&o, "from", "must be before 'to' (the window is empty)");
+	if (lx_opt_has(&o, "bucket_ms") && lx_opt_has(&o, "bucket"))
+		lx_opt_error(&o, "bucket", "given twice (as bucket and as bucket_ms)");
+	/* at least 1 s (as the engine requires), at most 100 years */
+	r.bucket_ms =
+	        lx_opt_duration(&o, lx_opt_has(&o, "bucket_ms") ? "bucket_ms" : "bucket", 0, 1000, 3155760000000LL);
+	int v[16];
+	int n = lx_opt_enum_list(&o, "series", durox_series_parse, SERIES_NAMES, v, 16);
+	for (int k = 0; k < n; k++)
+		r.series |= (unsigned)v[k];
+	if (lx_opt_has(&o, "orchestration_name") && lx_opt_has(&o, "name"))
+		lx_opt_error(&o, "name", "given twice (as name and as orchestration_name)");
+	r.orchestration_name = lx_opt_text(&o, lx_opt_has(&o, "name") ? "name" : "orchestration_name");
 	lx_box *b = lx_newbox(L);
 	durox_time_series *t;
 	int rc = durox_get_time_series_metrics(dx, &r, &t);
@@ -544,13 +463,9 @@ static int l_dependencies(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
 	const char *id = lx_checktext(L, 2);
-	uint32_t depth = 0;
-	if (!lua_isnoneornil(L, 3)) {
-		luaL_checktype(L, 3, LUA_TTABLE);
-		static const char *const known[] = {"max_depth", NULL};
-		lx_check_keys(L, 3, "dependencies option", known, NULL);
-		depth = (uint32_t)opt_count(L, 3, "max_depth", 0, 1000);
-	}
+	static const char *const known[] = {"max_depth", NULL};
+	lx_opts o = lx_opts_at(L, 3, "dependencies option", known, NULL);
+	uint32_t depth = (uint32_t)lx_opt_integer(&o, "max_depth", 0, 0, 1000);
 	lx_box *b = lx_newbox(L);
 	durox_dependency_graph *g;
 	int rc = durox_get_instance_dependencies(dx, id, depth, &g);
@@ -592,27 +507,27 @@ static void stuck_free_box(void *p) { durox_stuck_list_free(p); }
 static int l_find_stuck(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
+	static const char *const known[] = {"now",
+	                                    "stall_threshold_ms",
+	                                    "timer_overdue_ms",
+	                                    "event_wait_threshold_ms",
+	                                    "near_poison_attempts",
+	                                    "max_attempts",
+	                                    "limit",
+	                                    NULL};
+	lx_opts o = lx_opts_at(L, 2, "find_stuck_instances option", known, NULL);
 	durox_stuck_request r;
 	durox_stuck_request_init(&r);
-	if (!lua_isnoneornil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
-		static const char *const known[] = {"now",
-		                                    "stall_threshold_ms",
-		                                    "timer_overdue_ms",
-		                                    "event_wait_threshold_ms",
-		                                    "near_poison_attempts",
-		                                    "max_attempts",
-		                                    "limit",
-		                                    NULL};
-		lx_check_keys(L, 2, "find_stuck_instances option", known, NULL);
-		r.now = lx_opt_time(L, 2, "now");
-		r.stall_threshold_ms = opt_duration(L, 2, "stall_threshold_ms", -1);
-		r.timer_overdue_ms = opt_duration(L, 2, "timer_overdue_ms", -1);
-		r.event_wait_threshold_ms = opt_duration(L, 2, "event_wait_threshold_ms", -1);
-		r.near_poison_attempts = (uint32_t)opt_count(L, 2, "near_poison_attempts", 0, 1000000);
-		r.max_attempts = (uint32_t)opt_count(L, 2, "max_attempts", 0, 1000000);
-		r.limit = (uint32_t)opt_count(L, 2, "limit", 0, 10000000);
-	}
+	r.now = lx_opt_time(&o, "now");
+	r.stall_threshold_ms = lx_opt_duration(&o, "stall_threshold_ms", -1, 0, 0x7fffffff);
+	r.timer_overdue_ms = lx_opt_duration(&o, "timer_overdue_ms", -1, 0, 0x7fffffff);
+	r.event_wait_threshold_ms = lx_opt_duration(&o, "event_wait_threshold_ms", -1, 0, 0x7fffffff);
+	r.near_poison_attempts = (uint32_t)lx_opt_integer(&o, "near_poison_attempts", 0, 0, 1000000);
+	r.max_attempts = (uint32_t)lx_opt_integer(&o, "max_attempts", 0, 0, 1000000);
+	r.limit = (uint32_t)lx_opt_integer(&o, "limit", 0, 0, 10000000);
+	if (r.near_poison_attempts > 0 && r.max_attempts > 0 && r.near_poison_attempts > r.max_attempts)
+		lx_opt_error(&o, "near_poison_attempts", "out of range (0 to max_attempts, %d), got %d",
+		             (int)r.max_attempts, (int)r.near_poison_attempts);
 	lx_box *b = lx_newbox(L);
 	durox_stuck_list *l;
 	int rc = durox_find_stuck_instances(dx, &r, &l);

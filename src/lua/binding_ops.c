@@ -39,6 +39,10 @@ static const char *check_payload(lua_State *L, int idx)
 	return lx_checktext(L, idx);
 }
 
+/* The longest wait (a year; nil waits forever) and the longest poll interval (an hour). */
+#define MAX_WAIT 31536000000LL
+#define MAX_POLL 3600000
+
 /* ---- callbacks ---------------------------------------------------------------------- */
 
 /* The Lua side of one engine call: the functions (absolute stack indexes, 0 = none) and
@@ -242,9 +246,8 @@ static int l_wait_one(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
 	const char *id = lx_checktext(L, 2);
-	int64_t timeout = lx_check_duration(L, 3, "timeout", -1);
-	int64_t poll = lx_check_duration(L, 4, "poll interval", 0);
-	luaL_argcheck(L, poll >= 0 && poll <= 3600000, 4, "poll interval out of range");
+	int64_t timeout = lx_check_duration(L, 3, "timeout", -1, 0, MAX_WAIT);
+	int64_t poll = lx_check_duration(L, 4, "poll interval", 0, 0, MAX_POLL);
 	lua_settop(L, 4);
 	const char *ids[1] = {id};
 	lx_calls c = {L, 0, 0, 0, 0, {0}};
@@ -291,84 +294,21 @@ static void filter_free_box(void *p) { durox_filter_free(p); }
 
 static const char *const bulk_common[] = {"instances", "filter",     "predicate", "authorize", "max_instances",
                                           "dry_run",   "batch_size", "rate",      "progress",  NULL};
+/* wait_for_instances writes nothing: no dry run, authorize, batches or rate */
+static const char *const wait_common[] = {"instances", "filter", "predicate", "progress", "max_instances", NULL};
 
-/* Request field k as text (NULL when nil); pushes it (it stays anchored on the stack). */
-static const char *opt_text(lua_State *L, int t, const char *k)
-{
-	lua_getfield(L, t, k);
-	if (lua_isnil(L, -1))
-		return NULL;
-	size_t n;
-	const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-	if (s == NULL)
-		luaL_error(L, "request field '%s' expects a string, got %s", k, luaL_typename(L, -1));
-	if (strlen(s) != n)
-		luaL_error(L, "request field '%s' contains a NUL byte", k);
-	return s;
-}
+/* The largest rate (operations per second) and the largest batch a request takes. */
+#define MAX_RATE 1e9
+#define MAX_BATCH 100000
 
-static int opt_function(lua_State *L, int t, const char *k)
-{
-	lua_getfield(L, t, k);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return 0;
-	}
-	if (!lua_isfunction(L, -1))
-		luaL_error(L, "request field '%s' expects a function, got %s", k, luaL_typename(L, -1));
-	return lua_gettop(L); /* stays on the stack */
-}
-
-static lua_Integer opt_integer(lua_State *L, int t, const char *k, lua_Integer def, lua_Integer lo, lua_Integer hi)
-{
-	lua_getfield(L, t, k);
-	lua_Integer v = def;
-	if (!lua_isnil(L, -1)) {
-		if (!lua_isinteger(L, -1))
-			luaL_error(L, "request field '%s' expects an integer, got %s", k, luaL_typename(L, -1));
-		v = lua_tointeger(L, -1);
-		if (v < lo || v > hi)
-			luaL_error(L, "request field '%s' out of range (%d to %d)", k, (int)lo, (int)hi);
-	}
-	lua_pop(L, 1);
-	return v;
-}
-
-static int opt_boolean(lua_State *L, int t, const char *k)
-{
-	lua_getfield(L, t, k);
-	int v = 0;
-	if (!lua_isnil(L, -1)) {
-		if (!lua_isboolean(L, -1))
-			luaL_error(L, "request field '%s' expects a boolean, got %s", k, luaL_typename(L, -1));
-		v = lua_toboolean(L, -1);
-	}
-	lua_pop(L, 1);
-	return v;
-}
-
-static double opt_rate(lua_State *L, int t)
-{
-	lua_getfield(L, t, "rate");
-	double v = 0;
-	if (!lua_isnil(L, -1)) {
-		if (!lua_isnumber(L, -1))
-			luaL_error(L, "request field 'rate' expects a number of operations per second, got %s",
-			           luaL_typename(L, -1));
-		v = (double)lua_tonumber(L, -1);
-		if (!(v >= 0) || isinf(v))
-			luaL_error(L, "request field 'rate' must be a non-negative number");
-	}
-	lua_pop(L, 1);
-	return v;
-}
-
-/* Fills o from the request table at t (raises on misuse). Pushes the boxes and functions
- * it needs on the stack, where they stay for the engine call. */
-static void check_bulk(lua_State *L, int t, const char *const *extra, durox_bulk_options *o, lx_calls *c)
+/* Fills o from the request table at t, whose keys must be in common or extra (raises on
+ * misuse). Pushes the boxes and functions it needs on the stack, where they stay for the
+ * engine call. Returns the reader of the table for the request's own fields. */
+static lx_opts check_bulk(lua_State *L, int t, const char *const *common, const char *const *extra,
+                          durox_bulk_options *o, lx_calls *c)
 {
 	luaL_checktype(L, t, LUA_TTABLE);
-	lx_check_keys(L, t, "request", bulk_common, extra);
+	lx_opts q = lx_opts_at(L, t, "request", common, extra);
 	memset(o, 0, sizeof *o);
 	*c = (lx_calls){L, 0, 0, 0, 0, {0}};
 	lua_getfield(L, t, "instances");
@@ -376,7 +316,7 @@ static void check_bulk(lua_State *L, int t, const char *const *extra, durox_bulk
 	lua_getfield(L, t, "filter");
 	int fidx = lua_gettop(L);
 	if (!lua_isnil(L, ids) && !lua_isnil(L, fidx))
-		luaL_error(L, "give either request.instances or request.filter, not both");
+		lx_opt_error(&q, "filter", "given with instances (give either instances or a filter, not both)");
 	if (lua_isnil(L, ids) && lua_isnil(L, fidx))
 		luaL_error(L, "request needs instances (a list of ids) or a filter (use filter = {} to target every "
 		              "instance)");
@@ -388,10 +328,10 @@ static void check_bulk(lua_State *L, int t, const char *const *extra, durox_bulk
 			lua_replace(L, ids);
 		}
 		if (lua_type(L, ids) != LUA_TTABLE)
-			luaL_error(L, "request field 'instances' expects a list of ids, got %s", luaL_typename(L, ids));
+			lx_opt_error(&q, "instances", "expects a list of ids, got %s", luaL_typename(L, ids));
 		lua_Integer n = luaL_len(L, ids);
 		if (n < 0 || n > 10000000)
-			luaL_error(L, "request field 'instances' has too many ids");
+			lx_opt_error(&q, "instances", "has too many ids (at most 10000000)");
 		lx_box *box = lx_newbox(L);
 		const char **v = calloc((size_t)n + 1, sizeof *v);
 		if (v == NULL)
@@ -401,20 +341,20 @@ static void check_bulk(lua_State *L, int t, const char *const *extra, durox_bulk
 		for (lua_Integer k = 1; k <= n; k++) {
 			lua_rawgeti(L, ids, k);
 			if (lua_type(L, -1) != LUA_TSTRING)
-				luaL_error(L, "request.instances[%d] is a %s, not an instance id", (int)k,
-				           luaL_typename(L, -1));
+				lx_opt_error(&q, "instances", "expects ids (strings), got %s at [%I]",
+				             luaL_typename(L, -1), (LUAI_UACINT)k);
 			size_t len;
 			v[k - 1] = lua_tolstring(L, -1, &len); /* anchored in the list */
 			if (strlen(v[k - 1]) != len)
-				luaL_error(L, "request.instances[%d] contains a NUL byte", (int)k);
+				lx_opt_error(&q, "instances", "contains a NUL byte at [%I]", (LUAI_UACINT)k);
 			lua_pop(L, 1);
 		}
 		o->instances = v;
 		o->n_instances = (size_t)n;
 	} else {
 		if (lua_type(L, fidx) != LUA_TTABLE && lua_type(L, fidx) != LUA_TSTRING)
-			luaL_error(L, "request field 'filter' expects a filter table or a query string, got %s",
-			           luaL_typename(L, fidx));
+			lx_opt_error(&q, "filter", "expects a filter table or a query string, got %s",
+			             luaL_typename(L, fidx));
 		lx_box *box = lx_newbox(L);
 		durox_filter *f = durox_filter_new();
 		if (f == NULL)
@@ -426,31 +366,32 @@ static void check_bulk(lua_State *L, int t, const char *const *extra, durox_bulk
 		c->predicate = pred;
 		o->filter = f;
 	}
-	int pred = opt_function(L, t, "predicate");
+	int pred = lx_opt_function(&q, "predicate");
 	if (pred != 0) {
 		if (c->predicate != 0)
-			luaL_error(L, "predicate given twice (in the filter and in the request)");
+			lx_opt_error(&q, "predicate", "given twice (in the filter and in the request)");
 		if (o->filter == NULL)
-			luaL_error(L, "request.predicate needs request.filter");
+			lx_opt_error(&q, "predicate", "needs request.filter");
 		c->predicate = pred;
 	}
 	if (c->predicate != 0) {
 		o->predicate = predicate_cb;
 		o->predicate_ud = c;
 	}
-	c->authorize = opt_function(L, t, "authorize");
+	c->authorize = lx_opt_function(&q, "authorize");
 	if (c->authorize != 0) {
 		o->authorize = authorize_cb;
 		o->authorize_ud = c;
 	}
-	c->progress = opt_function(L, t, "progress");
+	c->progress = lx_opt_function(&q, "progress");
 	o->progress = progress_cb; /* always: keeps the call interruptible */
 	o->progress_ud = c;
-	o->max_instances = (uint32_t)opt_integer(L, t, "max_instances", 0, 1, 0x7fffffff);
-	o->batch_size = (uint32_t)opt_integer(L, t, "batch_size", 0, 1, 100000);
-	o->rate = opt_rate(L, t);
-	o->dry_run = opt_boolean(L, t, "dry_run");
+	o->max_instances = (uint32_t)lx_opt_integer(&q, "max_instances", 0, 1, 0x7fffffff);
+	o->batch_size = (uint32_t)lx_opt_integer(&q, "batch_size", 0, 1, MAX_BATCH);
+	o->rate = lx_opt_number(&q, "rate", 0, 0, MAX_RATE);
+	o->dry_run = lx_opt_boolean(&q, "dry_run", 0);
 	luaL_checkstack(L, 20, NULL);
+	return q;
 }
 
 static void push_id_list(lua_State *L, const durox_bulk_response *r, int outcome)
@@ -555,8 +496,8 @@ static int l_cancel_instances(lua_State *L)
 	static const char *const extra[] = {"reason", NULL};
 	durox_bulk_cancel_request req = {0};
 	lx_calls c;
-	check_bulk(L, 2, extra, &req.opts, &c);
-	req.reason = opt_text(L, 2, "reason");
+	lx_opts q = check_bulk(L, 2, bulk_common, extra, &req.opts, &c);
+	req.reason = lx_opt_text(&q, "reason");
 	lx_box *b = lx_newbox(L);
 	durox_bulk_response *r = NULL;
 	int rc = durox_cancel_instances(dx, &req, &r);
@@ -571,13 +512,13 @@ static int l_raise_bulk(lua_State *L)
 	static const char *const extra[] = {"event_name", "event_data", "queue", NULL};
 	durox_bulk_event_request req = {0};
 	lx_calls c;
-	check_bulk(L, 2, extra, &req.opts, &c);
-	req.event_name = opt_text(L, 2, "event_name");
+	lx_opts q = check_bulk(L, 2, bulk_common, extra, &req.opts, &c);
+	req.event_name = lx_opt_text(&q, "event_name");
 	if (req.event_name == NULL)
-		luaL_error(L, "request field 'event_name' is required");
+		lx_opt_error(&q, "event_name", "expects a string, got nil");
 	lua_getfield(L, 2, "event_data");
 	req.event_data = check_payload(L, -1);
-	req.queue = opt_boolean(L, 2, "queue");
+	req.queue = lx_opt_boolean(&q, "queue", 0);
 	lx_box *b = lx_newbox(L);
 	durox_bulk_response *r = NULL;
 	int rc = durox_raise_event_bulk(dx, &req, &r);
@@ -592,8 +533,8 @@ static int l_purge(lua_State *L)
 	static const char *const extra[] = {"force", NULL};
 	durox_purge_request req = {0};
 	lx_calls c;
-	check_bulk(L, 2, extra, &req.opts, &c);
-	req.force = opt_boolean(L, 2, "force");
+	lx_opts q = check_bulk(L, 2, bulk_common, extra, &req.opts, &c);
+	req.force = lx_opt_boolean(&q, "force", 0);
 	lx_box *b = lx_newbox(L);
 	durox_bulk_response *r = NULL;
 	int rc = durox_purge_instances(dx, &req, &r);
@@ -608,23 +549,10 @@ static int l_prune(lua_State *L)
 	static const char *const extra[] = {"keep_last", "completed_before", NULL};
 	durox_prune_request req = {0};
 	lx_calls c;
-	check_bulk(L, 2, extra, &req.opts, &c);
-	lua_getfield(L, 2, "keep_last");
-	req.has_keep_last = !lua_isnil(L, -1);
-	lua_pop(L, 1);
-	req.keep_last = (uint32_t)opt_integer(L, 2, "keep_last", 0, 0, 1000000000);
-	req.completed_before = DUROX_NO_TIME;
-	lua_getfield(L, 2, "completed_before");
-	if (lua_isinteger(L, -1)) {
-		req.completed_before = (int64_t)lua_tointeger(L, -1);
-	} else if (lua_type(L, -1) == LUA_TSTRING) {
-		char err[200];
-		if (time_parse_user(lua_tostring(L, -1), time_now_ms(), &req.completed_before, err, sizeof err) != 0)
-			luaL_error(L, "request field 'completed_before': %s", err);
-	} else if (!lua_isnil(L, -1)) {
-		luaL_error(L, "request field 'completed_before' expects a time, got %s", luaL_typename(L, -1));
-	}
-	lua_pop(L, 1);
+	lx_opts q = check_bulk(L, 2, bulk_common, extra, &req.opts, &c);
+	req.has_keep_last = lx_opt_has(&q, "keep_last");
+	req.keep_last = (uint32_t)lx_opt_integer(&q, "keep_last", 0, 0, 1000000000);
+	req.completed_before = lx_opt_time(&q, "completed_before");
 	lx_box *b = lx_newbox(L);
 	durox_bulk_response *r = NULL;
 	int rc = durox_prune_executions(dx, &req, &r);
@@ -639,8 +567,8 @@ static int l_restart(lua_State *L)
 	static const char *const extra[] = {"latest_version", NULL};
 	durox_restart_request req = {0};
 	lx_calls c;
-	check_bulk(L, 2, extra, &req.opts, &c);
-	req.latest_version = opt_boolean(L, 2, "latest_version");
+	lx_opts q = check_bulk(L, 2, bulk_common, extra, &req.opts, &c);
+	req.latest_version = lx_opt_boolean(&q, "latest_version", 0);
 	lx_box *b = lx_newbox(L);
 	durox_bulk_response *r = NULL;
 	int rc = durox_restart_instances(dx, &req, &r);
@@ -702,6 +630,14 @@ static void push_wait_response(lua_State *L, const durox_bulk_wait_response *r)
 	}
 }
 
+static int parse_wait_mode(const char *s)
+{
+	return strcmp(s, "all") == 0     ? DUROX_WAIT_ALL
+	       : strcmp(s, "any") == 0   ? DUROX_WAIT_ANY
+	       : strcmp(s, "first") == 0 ? DUROX_WAIT_FIRST
+	                                 : -1;
+}
+
 /* handle:wait_for_instances(BulkWaitRequest) -> BulkWaitResponse */
 static int l_wait_instances(lua_State *L)
 {
@@ -711,36 +647,18 @@ static int l_wait_instances(lua_State *L)
 	                                    "count",   NULL};
 	durox_bulk_wait_request req = {0};
 	lx_calls c;
-	check_bulk(L, 2, extra, &req.opts, &c);
-	if (req.opts.dry_run || req.opts.authorize != NULL || req.opts.batch_size || req.opts.rate > 0)
-		luaL_error(L, "wait_for_instances takes no dry_run, authorize, batch_size or rate");
-	lua_getfield(L, 2, "timeout_ms");
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		lua_getfield(L, 2, "timeout");
-	}
-	req.timeout_ms = lx_check_duration(L, -1, "timeout", -1);
-	lua_getfield(L, 2, "poll_interval_ms");
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		lua_getfield(L, 2, "poll_interval");
-	}
-	req.poll_interval_ms = lx_check_duration(L, -1, "poll interval", 0);
-	if (req.poll_interval_ms < 0 || req.poll_interval_ms > 3600000)
-		luaL_error(L, "poll interval out of range (0 to 1h)");
-	lua_getfield(L, 2, "mode");
-	const char *mode = lua_isnil(L, -1) ? "all" : luaL_checkstring(L, -1);
-	if (strcmp(mode, "all") == 0)
-		req.mode = DUROX_WAIT_ALL;
-	else if (strcmp(mode, "any") == 0)
-		req.mode = DUROX_WAIT_ANY;
-	else if (strcmp(mode, "first") == 0)
-		req.mode = DUROX_WAIT_FIRST;
-	else
-		luaL_error(L, "unknown wait mode '%s' (expected all, any or first)", mode);
-	req.count = (uint32_t)opt_integer(L, 2, "count", 0, 1, 0x7fffffff);
+	lx_opts q = check_bulk(L, 2, wait_common, extra, &req.opts, &c);
+	if (lx_opt_has(&q, "timeout_ms") && lx_opt_has(&q, "timeout"))
+		lx_opt_error(&q, "timeout", "given twice (as timeout and as timeout_ms)");
+	if (lx_opt_has(&q, "poll_interval_ms") && lx_opt_has(&q, "poll_interval"))
+		lx_opt_error(&q, "poll_interval", "given twice (as poll_interval and as poll_interval_ms)");
+	req.timeout_ms = lx_opt_duration(&q, lx_opt_has(&q, "timeout") ? "timeout" : "timeout_ms", -1, 0, MAX_WAIT);
+	req.poll_interval_ms = lx_opt_duration(
+	        &q, lx_opt_has(&q, "poll_interval") ? "poll_interval" : "poll_interval_ms", 0, 0, MAX_POLL);
+	req.mode = lx_opt_enum(&q, "mode", DUROX_WAIT_ALL, parse_wait_mode, "all, any or first");
+	req.count = (uint32_t)lx_opt_integer(&q, "count", 0, 1, 0x7fffffff);
 	if (req.mode == DUROX_WAIT_FIRST && req.count == 0)
-		luaL_error(L, "mode 'first' needs count");
+		lx_opt_error(&q, "count", "is required with mode 'first'");
 	lx_box *b = lx_newbox(L);
 	durox_bulk_wait_response *r = NULL;
 	int rc = durox_wait_for_instances(dx, &req, &r);
@@ -801,18 +719,11 @@ static int l_list_jobs(lua_State *L)
 {
 	durox *dx = lx_checkstore(L, 1);
 	lua_settop(L, 2);
-	const char *state = NULL, *kind = NULL;
-	uint32_t limit = 0;
-	if (!lua_isnil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
-		static const char *const known[] = {"state", "kind", "limit", NULL};
-		lx_check_keys(L, 2, "list_jobs option", known, NULL);
-		lua_getfield(L, 2, "state");
-		state = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
-		lua_getfield(L, 2, "kind");
-		kind = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
-		limit = (uint32_t)opt_integer(L, 2, "limit", 0, 1, 1000000);
-	}
+	static const char *const known[] = {"state", "kind", "limit", NULL};
+	lx_opts o = lx_opts_at(L, 2, "list_jobs option", known, NULL);
+	const char *state = lx_opt_text(&o, "state");
+	const char *kind = lx_opt_text(&o, "kind");
+	uint32_t limit = (uint32_t)lx_opt_integer(&o, "limit", 0, 1, LX_MAX_PAGE);
 	arena *scratch = lx_newarena(L);
 	lx_box *b = lx_newbox(L);
 	durox_job_list *l;
@@ -843,13 +754,9 @@ static int l_get_job(lua_State *L)
 	durox *dx = lx_checkstore(L, 1);
 	int64_t id = check_job_id(L, 2);
 	lua_settop(L, 3);
-	int with_targets = 0;
-	if (!lua_isnil(L, 3)) {
-		luaL_checktype(L, 3, LUA_TTABLE);
-		static const char *const known[] = {"targets", NULL};
-		lx_check_keys(L, 3, "get_job option", known, NULL);
-		with_targets = opt_boolean(L, 3, "targets");
-	}
+	static const char *const known[] = {"targets", NULL};
+	lx_opts o = lx_opts_at(L, 3, "get_job option", known, NULL);
+	int with_targets = lx_opt_boolean(&o, "targets", 0);
 	arena *scratch = lx_newarena(L);
 	lx_box *b = lx_newbox(L);
 	durox_job_list *l;
@@ -908,14 +815,11 @@ static int l_resume_job(lua_State *L)
 	lua_settop(L, 3);
 	durox_bulk_options o = {0};
 	lx_calls c = {L, 0, 0, 0, 0, {0}};
-	if (!lua_isnil(L, 3)) {
-		luaL_checktype(L, 3, LUA_TTABLE);
-		static const char *const known[] = {"progress", "rate", "batch_size", NULL};
-		lx_check_keys(L, 3, "resume_job option", known, NULL);
-		c.progress = opt_function(L, 3, "progress");
-		o.rate = opt_rate(L, 3);
-		o.batch_size = (uint32_t)opt_integer(L, 3, "batch_size", 0, 1, 100000);
-	}
+	static const char *const known[] = {"progress", "rate", "batch_size", NULL};
+	lx_opts q = lx_opts_at(L, 3, "resume_job option", known, NULL);
+	c.progress = lx_opt_function(&q, "progress");
+	o.rate = lx_opt_number(&q, "rate", 0, 0, MAX_RATE);
+	o.batch_size = (uint32_t)lx_opt_integer(&q, "batch_size", 0, 1, MAX_BATCH);
 	o.progress = progress_cb;
 	o.progress_ud = &c;
 	luaL_checkstack(L, 20, NULL);
@@ -943,8 +847,7 @@ static int l_stop_job(lua_State *L)
 /* durox.sleep(ms): sleeps (also accepts a duration string like "250ms") */
 static int l_sleep(lua_State *L)
 {
-	int64_t ms = lx_check_duration(L, 1, "sleep", 0);
-	luaL_argcheck(L, ms >= 0 && ms <= 86400000, 1, "sleep time out of range");
+	int64_t ms = lx_check_duration(L, 1, "sleep time", 0, 0, 86400000);
 	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
 	}

@@ -109,63 +109,6 @@ void lx_set_num(lua_State *L, const char *k, double v)
 	lua_setfield(L, -2, k);
 }
 
-void lx_check_keys(lua_State *L, int t, const char *what, const char *const *known, const char *const *extra)
-{
-	lua_pushnil(L);
-	while (lua_next(L, t) != 0) {
-		lua_pop(L, 1);
-		const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-		int ok = 0;
-		for (int i = 0; k != NULL && known[i] && !ok; i++)
-			ok = strcmp(k, known[i]) == 0;
-		for (int i = 0; k != NULL && extra != NULL && extra[i] && !ok; i++)
-			ok = strcmp(k, extra[i]) == 0;
-		if (!ok)
-			luaL_error(L, "unknown %s field '%s'", what, k != NULL ? k : luaL_typename(L, -1));
-	}
-}
-
-int64_t lx_opt_time(lua_State *L, int t, const char *k)
-{
-	lua_getfield(L, t, k);
-	int64_t v = DUROX_NO_TIME;
-	if (lua_isinteger(L, -1)) {
-		v = (int64_t)lua_tointeger(L, -1);
-	} else if (lua_type(L, -1) == LUA_TSTRING) {
-		char err[200];
-		if (time_parse_user(lua_tostring(L, -1), time_now_ms(), &v, err, sizeof err) != 0)
-			luaL_error(L, "%s: %s", k, err);
-	} else if (!lua_isnil(L, -1)) {
-		luaL_error(L, "'%s' expects a time (integer ms or string), got %s", k, luaL_typename(L, -1));
-	}
-	lua_pop(L, 1);
-	return v;
-}
-
-int64_t lx_check_duration(lua_State *L, int idx, const char *what, int64_t def)
-{
-	if (lua_isnoneornil(L, idx))
-		return def;
-	int64_t v;
-	if (lua_isinteger(L, idx)) {
-		v = (int64_t)lua_tointeger(L, idx);
-		if (v < 0)
-			luaL_error(L, "'%s' must not be negative", what);
-		return v;
-	}
-	if (lua_type(L, idx) == LUA_TSTRING) {
-		size_t n;
-		const char *s = lua_tolstring(L, idx, &n);
-		if (time_parse_duration(s, n, &v) != 0)
-			luaL_error(L, "'%s': '%s' is not a duration (integer ms, or like 500ms, 30s, 5m, 2h, 1d)", what,
-			           s);
-		return v;
-	}
-	luaL_error(L, "'%s' expects a duration (integer ms or a string like \"5m\"), got %s", what,
-	           luaL_typename(L, idx));
-	return def;
-}
-
 void lx_push_time(lua_State *L, const char *field, int64_t t)
 {
 	if (t == DUROX_NO_TIME)

@@ -4,7 +4,7 @@
  * A provider knows one store's SQL, schema versions and time formats and nothing about
  * management semantics or Lua. The engine (src/engine) calls providers only through the
  * vtable below and hands them filters as the expression tree defined here, which each
- * provider compiles to its own SQL with bound parameters. Implemented by sqlite*.c;
+ * provider compiles to its own SQL with bound parameters. Implemented by sqlite*.c and postgres*.c;
  * registry.c picks a provider by URL scheme.
  *
  * Rows are delivered through callbacks with transient pointers (valid only during the
@@ -153,6 +153,7 @@ int store_open(const char *url, const durox_open_options *opts, store **out, cha
 
 /* The providers' open functions (registered in registry.c). */
 int store_sqlite_open(const char *location, const durox_open_options *opts, store **out, char *err, size_t errlen);
+int store_postgres_open(const char *location, const durox_open_options *opts, store **out, char *err, size_t errlen);
 
 /* Payload members stripped when include_payloads is 0. */
 extern const char *const store_payload_members[];

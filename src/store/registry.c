@@ -29,21 +29,11 @@ typedef struct provider_entry {
 	store_open_fn open;
 } provider_entry;
 
-/* PostgreSQL until its provider lands: said plainly. */
-static int postgres_missing(const char *location, const durox_open_options *opts, store **out, char *err, size_t errlen)
-{
-	(void)location;
-	(void)opts;
-	*out = NULL;
-	snprintf(err, errlen, "PostgreSQL stores are not supported by this build yet (only sqlite:PATH)");
-	return DUROX_EUNSUPPORTED;
-}
-
 static const provider_entry providers[] = {
         {"sqlite://", 1, store_sqlite_open},
         {"sqlite:", 1, store_sqlite_open},
-        {"postgres://", 0, postgres_missing},
-        {"postgresql://", 0, postgres_missing},
+        {"postgres://", 0, store_postgres_open},
+        {"postgresql://", 0, store_postgres_open},
 };
 
 int store_open(const char *url, const durox_open_options *opts, store **out, char *err, size_t errlen)
@@ -54,6 +44,7 @@ int store_open(const char *url, const durox_open_options *opts, store **out, cha
 		if (strncmp(url, providers[i].prefix, n) == 0)
 			return providers[i].open(providers[i].strip ? url + n : url, opts, out, err, errlen);
 	}
-	snprintf(err, errlen, "unrecognised store URL '%.200s' (expected sqlite:PATH or sqlite::memory:)", url);
+	snprintf(err, errlen,
+	         "unrecognised store URL '%.200s' (expected sqlite:PATH, sqlite::memory: or postgres://...)", url);
 	return DUROX_EINVALID;
 }

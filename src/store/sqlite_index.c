@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/digest.h"
 #include "store/sqlite_index.h"
 #include "util/sha256.h"
 #include "util/timeutil.h"
@@ -298,8 +299,9 @@ int ix_contrib_decode(const void *blob, size_t n, arena *a, ix_contrib *c)
 /* ---- one id's history, as the cold digest reads it -------------------------------------- */
 
 /* The pairing state of one id while its rows are read in (execution, event) order, which is
- * the order Duroxide appended them: the same state machine as fn_hdigest in sqlite_metrics.c,
- * whose keys all contain the instance id, so one id at a time gives the same figures. */
+ * the order Duroxide appended them: the same state machine as dg_add in digest.c (the cold
+ * digest of both providers), whose keys all contain the instance id, so one id at a time
+ * gives the same figures. */
 typedef struct ix_pending {
 	int64_t exec, event, ts;
 } ix_pending;
@@ -358,8 +360,8 @@ static ix_pending *pend_find(ix_acc *a, int64_t exec, int64_t event)
 	return NULL;
 }
 
-/* fn_hdigest keys activities by "<id>\0<exec><event>" in a 512-byte buffer and skips ids
- * too long for it: so does this. */
+/* dg_add keys activities by dg_activity_key in a 512-byte buffer and skips ids too long
+ * for it: so does this. */
 #define ACT_KEY_ROOM(ilen) ((ilen) + 48 <= 512)
 
 /* Counts one history row of the id (type as stored, data its JSON, ilen the id's length). */
@@ -368,7 +370,7 @@ static void acc_row(ix_acc *a, const char *type, size_t tlen, int64_t exec, int6
 {
 	ix_contrib *c = &a->c;
 	c->rows++;
-	int t = type != NULL ? sq_event_type(type, tlen) : -1;
+	int t = dg_event_type(type, tlen);
 	if (t < 0) {
 		c->other++;
 		return;
@@ -379,8 +381,8 @@ static void acc_row(ix_acc *a, const char *type, size_t tlen, int64_t exec, int6
 		return;
 	if (data == NULL)
 		return;
-	sq_event_facts f;
-	sq_event_facts_read(t, data, dlen, ilen, &a->mem, &f);
+	dg_facts f;
+	dg_facts_read(t, data, dlen, ilen, &a->mem, &f);
 	if (f.failure_kind > 0)
 		c->failed_by_kind[f.failure_kind]++;
 	if (!f.has_ts)

@@ -136,29 +136,6 @@ int sq_latest_execution(store *base, const char *instance_id, uint64_t *out);
 
 typedef struct hist_inc hist_inc;
 
-/* The counted type (store_event_type, provider_metrics.h) of an event_type value, or -1. */
-int sq_event_type(const char *type, size_t len);
-
-/* What the history digests read from one event's JSON (sq_event_facts_read). The cold digest
- * (sqlite_metrics.c) and the visibility index (sqlite_index.c) read events with this one
- * function, so both count exactly the same things. */
-typedef struct sq_event_facts {
-	int type;         /* store_event_type */
-	int failure_kind; /* OrchestrationFailed: the kind of its details, 0 when unreadable */
-	int has_ts;       /* timestamp_ms was found (nothing below is read without it) */
-	int64_t ts;
-	int has_src; /* ActivityCompleted/Failed: source_event_id */
-	int64_t src;
-	int has_name;               /* OrchestrationStarted: the started execution's name and version */
-	const char *name, *version; /* not NUL-terminated; version NULL for JSON null */
-	size_t nlen, vlen;
-} sq_event_facts;
-
-/* Reads the facts of an event of counted type t (data: its JSON, ilen: the length of its
- * instance id, which tells where timestamp_ms can start). Strings point into data, or into a
- * when the event had to be parsed. */
-void sq_event_facts_read(int t, const char *data, size_t dlen, size_t ilen, arena *a, sq_event_facts *f);
-
 /* Registers the metrics SQL functions and the statement timer on a new connection. */
 void sq_metrics_attach(sqlite_store *s);
 /* Frees what sq_metrics_attach and the metrics reads keep on the connection. */

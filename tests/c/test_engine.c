@@ -20,8 +20,14 @@ TEST(open_errors)
 	CHECK(dx == NULL);
 	EQ_STR(err, "store '/nonexistent/x.db' does not exist (No such file or directory)");
 	EQ_INT(durox_open("mysql://x", NULL, &dx, err, sizeof err), DUROX_EINVALID);
-	EQ_STR(err, "unrecognised store URL 'mysql://x' (expected sqlite:PATH or sqlite::memory:)");
-	EQ_INT(durox_open("postgres://u@h/db", NULL, &dx, err, sizeof err), DUROX_EUNSUPPORTED);
+	EQ_STR(err, "unrecognised store URL 'mysql://x' (expected sqlite:PATH, sqlite::memory: or postgres://...)");
+	/* PostgreSQL URLs are checked before anything connects */
+	EQ_INT(durox_open("postgres://u:secret@h/db?schema=Bad%20Name", NULL, &dx, err, sizeof err), DUROX_EINVALID);
+	EQ_STR(err, "invalid schema name 'Bad%20Name' in store URL (expected lower-case letters, digits and _, not "
+	            "starting with a digit, at most 63)");
+	EQ_INT(durox_open("postgresql://u@h/db?schema=dx&state_schema=dx", NULL, &dx, err, sizeof err), DUROX_EINVALID);
+	EQ_INT(durox_open("postgres://u@h/db?statement_timeout=soon", NULL, &dx, err, sizeof err), DUROX_EINVALID);
+	EQ_STR(err, "invalid statement_timeout 'soon' in store URL (expected milliseconds, 1 to 86400000)");
 	EQ_INT(durox_open("sqlite:", NULL, &dx, err, sizeof err), DUROX_EINVALID);
 	EQ_STR(err, "store URL has no path (expected sqlite:PATH)");
 	EQ_INT(durox_open("sqlite:x.db?cache=shared", NULL, &dx, err, sizeof err), DUROX_EINVALID);

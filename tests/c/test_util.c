@@ -216,7 +216,7 @@ TEST(arena_and_buf)
 	char *after = arena_strdup(&a, "def");
 	EQ_STR(small, "abc");
 	EQ_STR(after, "def");
-	CHECK(((uintptr_t)arena_alloc(&a, 1) % sizeof(max_align_t)) == 0);
+	CHECK(((uintptr_t)arena_alloc(&a, 1) % _Alignof(max_align_t)) == 0);
 	arena_release(&a);
 	buf b;
 	buf_init(&b);

@@ -140,7 +140,7 @@ describe("duroxlua commands", function()
 
     it("reports a malformed store URL, exit 1", function()
       expect(run { "list", "--store", "/tmp/x.db" }, 1, "",
-        "duroxlua: unrecognised store URL '/tmp/x.db' (expected sqlite:PATH or sqlite::memory:)\n")
+        "duroxlua: unrecognised store URL '/tmp/x.db' (expected sqlite:PATH, sqlite::memory: or postgres://...)\n")
     end)
 
     it("reports a file that is not a Duroxide store, exit 1", function()

@@ -244,7 +244,7 @@ describe("duroxlua metrics commands on real stores", function()
       "false\n", "")
     write_file(path, "return { enable_metric = false }\n")
     expect(run { "--store", "sqlite:" .. SCENARIO_DB, "--config", path, "metrics" }, 1, "",
-      "duroxlua: configuration file " .. path .. ": unknown config field 'enable_metric'\n")
+      "duroxlua: configuration file " .. path .. ": unknown config field 'enable_metric' (did you mean 'enable_metrics'?)\n")
     os.remove(path)
   end)
 end)

@@ -173,7 +173,7 @@ async function main() {
   }
   try {
     const provider = await openProvider(dbPath, { mustExist: true });
-    const client = new native.JsClient(provider);
+    const client = common.newClient(provider);
     const result = await run(client, cmd, args);
     process.stdout.write(`${safeStringify(result === undefined ? null : result)}\n`);
     return 0;

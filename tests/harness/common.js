@@ -11,12 +11,68 @@ function sqliteUrl(dbPath) {
   return `sqlite:${path.resolve(dbPath)}`;
 }
 
-/** Opens (and, if needed, creates + migrates) the SQLite store. */
-async function openProvider(dbPath, { mustNotExist = false, mustExist = false } = {}) {
-  const abs = path.resolve(dbPath);
+/** Whether a store argument is a PostgreSQL URL (postgres:// or postgresql://) rather than a file path. */
+function isPgUrl(store) {
+  return typeof store === 'string' && /^postgres(ql)?:\/\//.test(store);
+}
+
+/**
+ * Splits a duroxlua-style PostgreSQL URL into what Duroxide's PG provider takes: {url, schema}. duroxlua's own
+ * parameter `schema=NAME` (default public) is removed from the query. sqlx does not accept an empty host, so
+ * the libpq form `postgresql://user@/db?host=/socket/dir` gets `localhost` as host (the `host` parameter, a
+ * socket directory, still decides where it connects).
+ */
+function pgTarget(store) {
+  const m = /^(postgres(?:ql)?:\/\/)([^/?#]*)([^?#]*)(\?[^#]*)?$/.exec(store);
+  if (!m) throw new Error(`malformed PostgreSQL URL ${JSON.stringify(store)}`);
+  let [, scheme, authority, dbpath, query] = m;
+  let schema = 'public';
+  const kept = [];
+  for (const kv of (query || '').replace(/^\?/, '').split('&').filter(Boolean)) {
+    const [k, v = ''] = kv.split('=');
+    if (k === 'schema') schema = decodeURIComponent(v);
+    else if (k === 'state_schema' || k === 'statement_timeout' || k === 'read_url') continue; // duroxlua-only
+    else kept.push(kv);
+  }
+  if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`bad schema name ${JSON.stringify(schema)}`);
+  const at = authority.lastIndexOf('@');
+  const userinfo = at >= 0 ? authority.slice(0, at + 1) : '';
+  const hostport = at >= 0 ? authority.slice(at + 1) : authority;
+  if (hostport === '' || hostport.startsWith(':')) authority = `${userinfo}localhost${hostport}`;
+  return { url: `${scheme}${authority}${dbpath}${kept.length ? `?${kept.join('&')}` : ''}`, schema };
+}
+
+/** A short, password-free name of a store for messages. */
+function storeName(store) {
+  return isPgUrl(store) ? store.replace(/:\/\/([^:@/]*):[^@/]*@/, '://$1:***@') : path.resolve(store);
+}
+
+/**
+ * Opens (and, if needed, creates + migrates) the store: a SQLite file path, or a PostgreSQL URL (the schema is
+ * created and migrated by Duroxide's PG provider when missing). Returns the native provider; use
+ * newClient/newRuntime, which pick the right constructor.
+ */
+async function openProvider(store, { mustNotExist = false, mustExist = false } = {}) {
+  if (isPgUrl(store)) {
+    const t = pgTarget(store);
+    const p = await native.JsPostgresProvider.connectWithSchema(t.url, t.schema);
+    p.__durox_pg = true;
+    return p;
+  }
+  const abs = path.resolve(store);
   if (mustNotExist && fs.existsSync(abs)) throw new Error(`refusing to overwrite existing file ${abs}`);
   if (mustExist && !fs.existsSync(abs)) throw new Error(`no such store: ${abs}`);
   return native.JsSqliteProvider.open(sqliteUrl(abs));
+}
+
+/** Duroxide's client on a provider from openProvider. */
+function newClient(provider) {
+  return provider.__durox_pg ? native.JsClient.fromPostgres(provider) : new native.JsClient(provider);
+}
+
+/** Duroxide's runtime on a provider from openProvider. */
+function newRuntime(provider, opts) {
+  return provider.__durox_pg ? native.JsRuntime.fromPostgres(provider, opts) : new native.JsRuntime(provider, opts);
 }
 
 let tracingInstalled = false;
@@ -194,7 +250,12 @@ module.exports = {
   native,
   sleep,
   sqliteUrl,
+  isPgUrl,
+  pgTarget,
+  storeName,
   openProvider,
+  newClient,
+  newRuntime,
   initLogging,
   runtimeOptions,
   safeStringify,

@@ -52,7 +52,7 @@ async function main() {
   const extra = {};
   if (opts.tagFilter) extra.workerTagFilter = opts.tagFilter;
   if (opts.tags) extra.workerTagFilterTags = opts.tags;
-  const runtime = new native.JsRuntime(provider, runtimeOptions(extra));
+  const runtime = common.newRuntime(provider, runtimeOptions(extra));
   const driver = registerAll(runtime);
 
   let stopping = null;

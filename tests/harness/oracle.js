@@ -48,7 +48,7 @@ async function main() {
     return 2;
   }
   const provider = await openProvider(dbPath, { mustExist: true });
-  const client = new native.JsClient(provider);
+  const client = common.newClient(provider);
 
   const doc = {};
   doc.systemMetrics = await attempt(() => client.getSystemMetrics());

@@ -502,7 +502,7 @@ function sortKeys(o) {
 // ---------------------------------------------------------------------------------------------------
 
 function usage() {
-  process.stderr.write('usage: node scenarios.js create <db-path> [--demo N] [--seed S] [--log FILE]\n');
+  process.stderr.write('usage: node scenarios.js create <db-path|postgres-url> [--demo N] [--seed S] [--log FILE] [--manifest FILE]\n');
   return 2;
 }
 
@@ -512,17 +512,26 @@ async function create(argv) {
   let demo = 0;
   let seed = DEFAULT_SEED;
   let logFile = '/dev/null';
+  let manifestPath = null;
   for (let i = 1; i < argv.length; i++) {
     if (argv[i] === '--demo') demo = parseInt(argv[++i], 10);
+    else if (argv[i] === '--manifest') manifestPath = argv[++i];
     else if (argv[i] === '--seed') seed = parseInt(argv[++i], 10);
     else if (argv[i] === '--log') logFile = argv[++i];
     else return usage();
   }
   if (!Number.isInteger(demo) || demo < 0) return usage();
-  const abs = path.resolve(dbPath);
-  if (fs.existsSync(abs)) throw new Error(`refusing to create ${abs}: file already exists`);
-  for (const suffix of ['-wal', '-shm']) {
-    if (fs.existsSync(abs + suffix)) throw new Error(`refusing to create ${abs}: stale ${abs + suffix} exists`);
+  const pg = common.isPgUrl(dbPath);
+  // A PostgreSQL store is a URL (its schema must be new: the caller makes a fresh database or schema); its
+  // manifest goes to --manifest (default: none beside a URL, so it is required).
+  const abs = pg ? dbPath : path.resolve(dbPath);
+  if (pg && !manifestPath) throw new Error('a PostgreSQL store needs --manifest FILE');
+  if (!manifestPath) manifestPath = `${abs}.manifest.json`;
+  if (!pg) {
+    if (fs.existsSync(abs)) throw new Error(`refusing to create ${abs}: file already exists`);
+    for (const suffix of ['-wal', '-shm']) {
+      if (fs.existsSync(abs + suffix)) throw new Error(`refusing to create ${abs}: stale ${abs + suffix} exists`);
+    }
   }
 
   const t0 = Date.now();
@@ -535,8 +544,9 @@ async function create(argv) {
 
   initLogging(logFile, { level: 'warn', format: 'json' });
   const provider = await openProvider(abs, { mustNotExist: true });
-  const client = new native.JsClient(provider);
-  const runtime = new native.JsRuntime(provider, runtimeOptions({ workerConcurrency: 16 }));
+  const client = common.newClient(provider);
+  if (pg && (await client.getSystemMetrics()).totalInstances !== 0) throw new Error(`refusing to create: ${common.storeName(abs)} is not empty`);
+  const runtime = common.newRuntime(provider, runtimeOptions({ workerConcurrency: 16 }));
   registerAll(runtime);
 
   // Wave A (and the early raise) is enqueued BEFORE the runtime runs, so the early raise deterministically
@@ -581,8 +591,10 @@ async function create(argv) {
   );
 
   const expectedIds = [...plan.expect.keys()];
+  // Duroxide's SQLite getQueueDepths counts every unlocked row (pending timers included); its PostgreSQL one
+  // counts only rows visible now, so the pending timers of sleeping instances are not in it.
   const expectedDepths = {
-    orchestratorQueue: expectedIds.filter((id) => plan.expect.get(id).waiting_on === 'timer').length,
+    orchestratorQueue: pg ? 0 : expectedIds.filter((id) => plan.expect.get(id).waiting_on === 'timer').length,
     workerQueue: expectedIds.filter((id) => String(plan.expect.get(id).waiting_on).startsWith('activity:')).length,
   };
   let lastReport = {};
@@ -681,7 +693,7 @@ async function create(argv) {
   }
   const depths = await client.getQueueDepths();
   const metrics = await client.getSystemMetrics();
-  const checkpoint = common.checkpointWal(abs);
+  const checkpoint = pg ? 'n/a (PostgreSQL)' : common.checkpointWal(abs);
   log(`WAL checkpoint: ${checkpoint}`);
 
   const instances = {};
@@ -732,7 +744,8 @@ async function create(argv) {
     format: 1,
     generator: 'tests/harness/scenarios.js',
     runtime: { package: 'duroxide-linux-x64-gnu', version: require('duroxide-linux-x64-gnu/package.json').version },
-    db_path: abs,
+    db_path: pg ? common.storeName(abs) : abs,
+    provider: pg ? 'postgres' : 'sqlite',
     created_at_ms: Date.now(),
     duration_ms: Date.now() - t0,
     demo,
@@ -744,9 +757,9 @@ async function create(argv) {
     system_metrics: metrics,
     instances,
   };
-  fs.writeFileSync(`${abs}.manifest.json`, `${safeStringify(manifest, 2)}\n`);
-  log(`wrote ${abs}.manifest.json (${expectedIds.length} instances: ${JSON.stringify(counts)}) in ${Date.now() - t0} ms`);
-  process.stdout.write(`${safeStringify({ db: abs, manifest: `${abs}.manifest.json`, instances: expectedIds.length, counts, duration_ms: Date.now() - t0 })}\n`);
+  fs.writeFileSync(manifestPath, `${safeStringify(manifest, 2)}\n`);
+  log(`wrote ${manifestPath} (${expectedIds.length} instances: ${JSON.stringify(counts)}) in ${Date.now() - t0} ms`);
+  process.stdout.write(`${safeStringify({ db: pg ? common.storeName(abs) : abs, manifest: manifestPath, instances: expectedIds.length, counts, duration_ms: Date.now() - t0 })}\n`);
   return 0;
 }
 

@@ -6,13 +6,18 @@
 local durox = require "durox"
 local H = require "helpers"
 
-if H.skip then
+if #H.providers() == 0 then
   describe("api", function() pending("DUROX_SCENARIO_DB and DUROX_ORACLE are not set") end)
   return
 end
 
-local dx = H.open({ readonly = true })
-local manifest = H.manifest().instances
+-- Runs on both providers (H.providers): the same scenarios written by the runtime to SQLite
+-- and to PostgreSQL.
+
+for _, P in ipairs(H.providers()) do
+local pg = P.name == "postgres"
+local dx = P.open({ readonly = true })
+local manifest = P.manifest().instances
 local all = assert(dx:list_instances())
 local by_id = {}
 for _, s in ipairs(all) do by_id[s.instance_id] = s end
@@ -21,7 +26,7 @@ for _, s in ipairs(all) do by_id[s.instance_id] = s end
 local function where(f) return H.where(all, f) end
 local function list_ids(filter) return H.list_ids(dx, filter) end
 
-describe("scenario instances", function()
+describe("scenario instances on " .. P.name, function()
   it("are all there", function()
     local n = 0
     for id in pairs(manifest) do
@@ -55,7 +60,7 @@ describe("scenario instances", function()
   end
 end)
 
-describe("get_instance_details", function()
+describe("get_instance_details on " .. P.name, function()
   -- what a running instance waits on, per the manifest's waiting_on
   for id, m in pairs(manifest) do
     if m.status == "Running" and m.waiting_on then
@@ -166,16 +171,18 @@ describe("get_instance_details", function()
   end)
 end)
 
-describe("get_instance_statistics", function()
+describe("get_instance_statistics on " .. P.name, function()
   -- counted by SQLite over the history table, independently of our analysis
   local function count(id, types, extra)
     local in_list = {}
     for _, t in ipairs(types) do in_list[#in_list + 1] = H.q(t) end
-    local rows = H.sql("SELECT count(*) AS n FROM history WHERE instance_id = " .. H.q(id) .. " AND event_type IN ("
-      .. table.concat(in_list, ",") .. ")" .. (extra or ""))
+    local rows = P.sql("SELECT count(*) AS n FROM history WHERE instance_id = " .. H.q(id) .. " AND "
+      .. (pg and "(event_data::json->>'type')" or "event_type") .. " IN (" .. table.concat(in_list, ",") .. ")"
+      .. (extra or ""))
     return rows[1].n
   end
-  local not_syscall = " AND json_extract(event_data, '$.name') NOT LIKE '\\_\\_duroxide\\_syscall:%' ESCAPE '\\'"
+  local not_syscall = pg and " AND (event_data::json->>'name') NOT LIKE '\\_\\_duroxide\\_syscall:%' ESCAPE '\\'"
+    or " AND json_extract(event_data, '$.name') NOT LIKE '\\_\\_duroxide\\_syscall:%' ESCAPE '\\'"
 
   for _, id in ipairs({ "completed-seq-1", "can-done-1", "tree-done-1", "queue-partial-1", "early-event-1",
     "failed-activity-1", "catch-activity-1", "cancel-parent-1", "kv-done-1", "sleep-1h-1" }) do
@@ -187,7 +194,7 @@ describe("get_instance_statistics", function()
       assert.are.equal(count(id, { "ExternalSubscribed", "ExternalSubscribedPersistent" }), st.total_events_subscribed)
       assert.are.equal(count(id, { "ExternalEvent", "ExternalEventPersistent" }), st.total_events_received)
       assert.are.equal(count(id, { "SubOrchestrationScheduled" }), st.total_sub_orchestrations)
-      local rows = H.sql("SELECT count(*) AS n FROM history WHERE instance_id = " .. H.q(id))
+      local rows = P.sql("SELECT count(*) AS n FROM history WHERE instance_id = " .. H.q(id))
       assert.are.equal(rows[1].n, st.total_history_events)
       -- completions answer scheduled (non-syscall) activities
       assert.is_true(st.total_activities_completed + st.total_activities_failed <= st.total_activities_scheduled)
@@ -212,7 +219,7 @@ describe("get_instance_statistics", function()
   end)
 end)
 
-describe("filters", function()
+describe("filters on " .. P.name, function()
   it("by status list", function()
     assert.are.same(where(function(s) return s.status == "Failed" or s.status == "Running" end),
       list_ids({ status = { "Failed", "Running" } }))
@@ -288,7 +295,7 @@ describe("filters", function()
   end)
 end)
 
-describe("list_instances_paginated", function()
+describe("list_instances_paginated on " .. P.name, function()
   local orders = {
     CreatedAt = function(s) return s.created_at end,
     UpdatedAt = function(s) return s.updated_at end,
@@ -385,7 +392,7 @@ describe("list_instances_paginated", function()
   end)
 
   it("refuses list_instances beyond max_list_instances", function()
-    local small = assert(durox.open("sqlite:" .. H.db, { readonly = true, config = { max_list_instances = 10 } }))
+    local small = assert(durox.open(P.url, { readonly = true, config = { max_list_instances = 10 } }))
     local ok, msg, code = small:list_instances()
     assert.is_nil(ok)
     assert.are.equal("LIMIT", code)
@@ -397,7 +404,7 @@ describe("list_instances_paginated", function()
   end)
 end)
 
-describe("search_instances", function()
+describe("search_instances on " .. P.name, function()
   it("finds text in output, case-insensitively", function()
     local r = assert(dx:search_instances("RESULT=20"))
     assert.are.same(where(function(s)
@@ -417,7 +424,7 @@ describe("search_instances", function()
   end)
 end)
 
-describe("the iterator", function()
+describe("the iterator on " .. P.name, function()
   it("releases on break and closes with the loop", function()
     local n = 0
     for s in dx:instances({ status = "Completed" }) do
@@ -427,14 +434,14 @@ describe("the iterator", function()
     assert.are.equal(3, n)
   end)
   it("raises when the store is closed underneath it", function()
-    local h = H.open({ readonly = true })
+    local h = P.open({ readonly = true })
     assert.has_error(function()
       for _ in h:instances(nil, { batch_size = 2 }) do h:close() end
     end, "store was closed during iteration")
   end)
 end)
 
-describe("get_execution_history_filtered", function()
+describe("get_execution_history_filtered on " .. P.name, function()
   local id = "completed-seq-1"
   local full = assert(dx:read_execution_history(id))
 
@@ -496,7 +503,7 @@ describe("get_execution_history_filtered", function()
   end)
 end)
 
-describe("single-instance basics", function()
+describe("single-instance basics on " .. P.name, function()
   it("describes a child with its parent link", function()
     local d = assert(dx:get_orchestration_descriptor("tree-done-1::sub::2"))
     assert.are.equal("tree-done-1", d.parent_instance)
@@ -511,9 +518,10 @@ describe("single-instance basics", function()
     assert.are.same({ status = "NotFound", custom_status_version = 0 }, assert(dx:get_orchestration_status("nope")))
   end)
   it("raises on a closed handle", function()
-    local h = H.open()
+    local h = P.open()
     h:close()
     h:close() -- idempotent
     assert.has_error(function() h:list_instances() end, "attempt to use a closed store")
   end)
 end)
+end

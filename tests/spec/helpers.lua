@@ -73,6 +73,29 @@ function H.instance_rows(db)
       AND e.execution_id = i.current_execution_id]], db)
 end
 
+-- H.instance_rows on PostgreSQL (database db, default the scenario store), with PostgreSQL's
+-- own JSON and time functions.
+function H.pg_instance_rows(db)
+  local rows = H.psql([[
+    SELECT i.instance_id AS id, i.orchestration_name AS name, i.orchestration_version AS version,
+      COALESCE(e.status, 'Unknown') AS status, i.parent_instance_id AS parent,
+      floor(extract(epoch FROM i.created_at) * 1000)::int8 AS created,
+      (SELECT (t.event_data::json->>'timestamp_ms')::int8 FROM history t WHERE t.instance_id = i.instance_id
+         AND t.execution_id = i.current_execution_id
+         AND t.event_data::json->>'type' IN ('OrchestrationCompleted', 'OrchestrationFailed')
+         ORDER BY t.event_id DESC LIMIT 1) AS end_ts,
+      (SELECT (f.event_data::json->>'timestamp_ms')::int8 FROM history f WHERE f.instance_id = i.instance_id
+         AND f.event_data::json->>'type' = 'OrchestrationStarted' ORDER BY f.execution_id, f.event_id LIMIT 1) AS start_ts
+    FROM instances i LEFT JOIN executions e ON e.instance_id = i.instance_id
+      AND e.execution_id = i.current_execution_id]], db)
+  for _, r in ipairs(rows) do
+    for k, v in pairs(r) do
+      if v == durox.null then r[k] = nil end
+    end
+  end
+  return rows
+end
+
 -- The duration of an instance row of H.instance_rows (nil unless Completed or Failed).
 function H.instance_duration(r)
   if (r.status == "Completed" or r.status == "Failed") and r.end_ts and r.start_ts then
@@ -142,6 +165,100 @@ function H.deep_equal(a, b)
 end
 
 H.skip = not (H.db and H.oracle_path)
+
+-- ---- both providers ---------------------------------------------------------------------
+--
+-- The same scenarios, written by the real runtime to SQLite (H.db) and to PostgreSQL (the
+-- test server's database durox_scenarios, schema dx: tests/make_pg_fixtures.sh). A spec runs
+-- its cases once per provider:
+--   for _, P in ipairs(H.providers()) do describe("on " .. P.name, function() ... end) end
+-- Each P: name ("sqlite" | "postgres"), url (for durox.open), open(opts), manifest(),
+-- oracle(), sql(query) / rows(query) (independent reads: the sqlite3 tool or psql, in the
+-- provider's own SQL dialect), dialect ("sqlite" | "postgres").
+
+H.pg_dir = os.getenv("DUROX_PG_DIR")
+H.pg_manifest_path = os.getenv("DUROX_PG_MANIFEST")
+H.pg_oracle_path = os.getenv("DUROX_PG_ORACLE")
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+H.shell_quote = shell_quote
+
+-- The test server's port, or nil when there is none.
+function H.pg_port()
+  if not H.pg_dir then return nil end
+  local f = io.open(H.pg_dir .. "/port", "rb")
+  if not f then return nil end
+  local p = f:read("l")
+  f:close()
+  return p
+end
+
+-- libpq URL of database db on the test server (superuser, unix socket); extra: more params.
+function H.pg_url(db, extra)
+  return ("postgresql://postgres@/%s?host=%s&port=%s%s"):format(db or "postgres", H.pg_dir, H.pg_port(),
+    extra and ("&" .. extra) or "")
+end
+
+-- Rows of query run by psql on database db (search_path: schema, default dx), decoded from
+-- JSON (durox.null for NULL).
+function H.psql(query, db, schema)
+  local tmp = os.tmpname()
+  local f = assert(io.open(tmp, "wb"))
+  f:write("SET search_path TO ", schema or "dx", ";\n")
+  f:write("SELECT coalesce(json_agg(durox_row_), '[]'::json) FROM (", query, "\n) durox_row_;\n")
+  f:close()
+  local p = assert(io.popen(("psql -X -q -A -t -v ON_ERROR_STOP=1 %s -f %s 2>&1"):format(
+    shell_quote(H.pg_url(db or "durox_scenarios")), shell_quote(tmp))))
+  local out = p:read("a")
+  local ok = p:close()
+  os.remove(tmp)
+  assert(ok, "psql failed: " .. out)
+  return assert(durox.decode_json(out))
+end
+
+function H.nil_nulls(rows)
+  for _, r in ipairs(rows) do
+    for k, v in pairs(r) do
+      if v == durox.null then r[k] = nil end
+    end
+  end
+  return rows
+end
+
+H.pg_skip = not (H.pg_dir and H.pg_manifest_path and H.pg_oracle_path and H.pg_port())
+H.pg_busy_oracle_path = os.getenv("DUROX_PG_BUSY_ORACLE")
+H.pg_busy_info_path = os.getenv("DUROX_PG_BUSY_INFO")
+H.pg_busy_skip = H.pg_skip or not (H.pg_busy_oracle_path and H.pg_busy_info_path)
+
+local providers
+function H.providers()
+  if providers then return providers end
+  providers = {}
+  if not H.skip then
+    providers[#providers + 1] = {
+      name = "sqlite", dialect = "sqlite", url = "sqlite:" .. H.db, db = H.db,
+      open = function(opts) return H.open(opts) end,
+      manifest = H.manifest, oracle = H.oracle,
+      sql = function(q) return H.sql(q) end,
+      rows = function(q) return H.rows(q) end,
+    }
+  end
+  if not H.pg_skip then
+    local url = H.pg_url("durox_scenarios", "schema=dx")
+    providers[#providers + 1] = {
+      name = "postgres", dialect = "postgres", url = url,
+      open = function(opts) return assert(durox.open(url, opts)) end,
+      manifest = function() return assert(durox.decode_json(read_file(H.pg_manifest_path))) end,
+      oracle = function() return assert(durox.decode_json(read_file(H.pg_oracle_path))) end,
+      sql = function(q) return H.psql(q) end,
+      rows = function(q) return H.nil_nulls(H.psql(q)) end,
+      pgdb = "durox_scenarios",
+    }
+  end
+  return providers
+end
 
 -- The store caught mid-flight (tests/make_busy_store.sh) and Duroxide's answers on it.
 H.busy_db = os.getenv("DUROX_BUSY_DB")

@@ -7,12 +7,16 @@
 local durox = require "durox"
 local H = require "helpers"
 
-if H.skip then
+if #H.providers() == 0 then
   describe("query language", function() pending("DUROX_SCENARIO_DB and DUROX_ORACLE are not set") end)
   return
 end
 
-local dx = H.open({ readonly = true })
+-- Runs on both providers (H.providers): every query compiles to SQLite's and to PostgreSQL's SQL.
+
+for _, P in ipairs(H.providers()) do
+local pg = P.name == "postgres"
+local dx = P.open({ readonly = true })
 local all = assert(dx:list_instances())
 local by_id = {}
 for _, s in ipairs(all) do by_id[s.instance_id] = s end
@@ -40,7 +44,7 @@ local mid_completed = times[#times // 2]
 local low_completed, high_completed = times[#times // 4], times[3 * #times // 4]
 local u = by_id["completed-seq-1"].updated_at
 
-describe("a query string and the equivalent table", function()
+describe("a query string and the equivalent table on " .. P.name, function()
   local pairs_ = {
     { { status = "Failed" }, "status = 'Failed'" },
     { { status = { "Failed", "Running" } }, "status IN ('failed', 'RUNNING')" },
@@ -98,7 +102,7 @@ describe("a query string and the equivalent table", function()
   end)
 end)
 
-describe("constructs only the query language has", function()
+describe("constructs only the query language has on " .. P.name, function()
   local cases = {
     { "status = 'Failed' OR name = 'Echo'", function(s) return s.status == "Failed" or s.orchestration_name == "Echo" end },
     { "NOT status = 'Completed'", function(s) return s.status ~= "Completed" end },
@@ -191,7 +195,7 @@ describe("constructs only the query language has", function()
   end)
 end)
 
-describe("query strings wherever a filter is taken", function()
+describe("query strings wherever a filter is taken on " .. P.name, function()
   local Q = "status = 'Completed' AND (name STARTS_WITH 'Tree' OR name = 'Sequence') OR has_parent = true"
   local expected = where(function(s)
     return (s.status == "Completed" and (s.orchestration_name:sub(1, 4) == "Tree" or s.orchestration_name == "Sequence"))
@@ -268,7 +272,7 @@ describe("query strings wherever a filter is taken", function()
   end)
 end)
 
-describe("malformed queries", function()
+describe("malformed queries on " .. P.name, function()
   it("raise their message wherever a filter is taken", function()
     local msg = "query error at position 10: expected a value after '=' but found end of query"
     assert.has_error(function() dx:list_instances("status = ") end, msg)
@@ -295,7 +299,7 @@ describe("malformed queries", function()
   end)
 end)
 
-describe("the deepest queries the parser accepts", function()
+describe("the deepest queries the parser accepts on " .. P.name, function()
   -- a leaf the store evaluates and this spec can evaluate too (text via the details)
   local details = {}
   local function text_has(s, needle)
@@ -392,3 +396,4 @@ describe("the deepest queries the parser accepts", function()
     assert.are.equal(#all, r.total_count)
   end)
 end)
+end

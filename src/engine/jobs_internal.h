@@ -1,0 +1,121 @@
+/*
+ * jobs_internal.h - what the files of the bulk-job engine share (private to src/engine):
+ *   jobs.c          starting a bulk operation: checks, recording the job, dry runs
+ *   jobs_targets.c  resolving the targets (ids or filter + predicate, authorize callback)
+ *   jobs_run.c      the batch runner and progress reports
+ *   jobs_report.c   responses, built from the journal
+ *   jobs_owner.c    which process owns a job and whether it is alive
+ *   jobs_journal.c  list, get, report, resume and stop
+ * A call resolves its targets in memory (no transaction open while Lua runs), records the job
+ * and its targets in the journal, then runs batches, each one BEGIN IMMEDIATE transaction
+ * that acts on its targets and marks them in the journal; see jobs.c.
+ */
+#ifndef DUROX_ENGINE_JOBS_INTERNAL_H
+#define DUROX_ENGINE_JOBS_INTERNAL_H
+
+#include "engine/ops_internal.h"
+
+#define DEFAULT_BATCH 200
+#define RECORD_CHUNK 5000        /* targets journaled per transaction while recording */
+#define HEARTBEAT_STALE_MS 60000 /* a running job without heartbeat for this long is orphaned */
+#define PROGRESS_EVERY_MS 250
+#define BUSY_RETRIES 5
+/* A batch's transaction commits early after holding the write lock this long: the runtime's
+ * ack retries (10 to 160 ms apart) then meet independent phases of our paced cycle instead of
+ * one long transaction (see the pacing note in store/sqlite_ops.c). */
+#define MAX_TX_MS 5
+
+/* ---- owner (jobs_owner.c) ---- */
+
+/* "host:pid" of this process into out. */
+void job_self_owner(char *out, size_t n);
+/* Whether the owner of a running job is alive: same host -> its pid exists (and a heartbeat
+ * is recent), other host -> a recent heartbeat. */
+int job_owner_alive(const char *owner, int64_t heartbeat, int64_t now);
+/* Whether owner is this process. */
+int job_is_self(const char *owner);
+/* The state shown to users: a running/resolving job whose process is gone is reported as
+ * interrupted/abandoned. *active: its owner is alive and working on it. */
+const char *job_shown_state(const store_job *j, int64_t now, int *active);
+
+/* ---- a job row copied out of the store (jobs_report.c) ---- */
+
+typedef struct job_copy {
+	store_job j;
+	arena mem;
+	int found;
+	int rc;
+} job_copy;
+
+/* Loads job id into c (c->found says whether it exists). The journal must exist. */
+int job_load(durox *dx, int64_t id, job_copy *c);
+
+/* ---- progress (jobs_run.c) ---- */
+
+typedef struct runctx {
+	durox *dx;
+	int kind;
+	const durox_bulk_options *o;
+	int64_t t0;
+	int64_t last_report;
+	durox_bulk_progress pr;
+} runctx;
+
+/* Calls the progress callback (always when force, else at most every 250 ms). Returns its
+ * answer (0 continue, 1 stop, <0 abort; the message is set for an abort). */
+int job_progress(runctx *rc, int force);
+
+/* ---- targets (jobs_targets.c) ---- */
+
+typedef struct target {
+	const char *id;
+	const char *deny; /* denied by the authorize callback: its message */
+} target;
+
+typedef struct targets {
+	arena mem;
+	target *v;
+	size_t n, cap;
+	/* open-addressing index id -> position (for dedup and mapping summaries back) */
+	size_t *slots; /* position + 1; 0 = empty */
+	size_t nslots;
+} targets;
+
+void job_targets_init(targets *t);
+void job_targets_free(targets *t);
+/* Fill ts from the ids of rc->o (deduplicated, at most limit) or from its filter and
+ * predicate, asking the authorize callback about each. Set dx's message on failure. */
+int job_resolve_ids(runctx *rc, targets *ts, uint32_t limit);
+int job_resolve_filter(runctx *rc, targets *ts, uint32_t limit);
+
+/* ---- responses (jobs_report.c) ---- */
+
+typedef struct bulk_result {
+	durox_bulk_response pub;
+	arena mem;
+	size_t cap;
+} bulk_result;
+
+/* A new empty response of kind in state (a static string); NULL when out of memory. */
+bulk_result *job_result_new(int kind, const char *state);
+/* Appends a zeroed item; NULL when out of memory. */
+durox_bulk_item *job_result_push(bulk_result *br);
+/* Adds an item's counts to the response totals. */
+void job_tally(durox_bulk_response *r, const durox_bulk_item *it);
+/* The JSON journaled as a target's result (NULL when none), built in b. */
+const char *job_result_json(const op_params *p, const op_result *res, buf *b);
+/* Builds the response of job j from the journal. */
+int job_build_report(durox *dx, const store_job *j, int64_t elapsed, durox_bulk_response **out);
+
+/* ---- the batch runner (jobs_run.c) ---- */
+
+/* BEGIN IMMEDIATE, retried with backoff while the store stays busy. */
+int job_begin_retry(runctx *rc);
+/* Moves the job from state `from` to `state` in its own transaction if it is still ours;
+ * best effort (the message of dx is kept). */
+void job_mark(runctx *rc, int64_t job_id, const char *from, const char *state, const char *error);
+/* Runs job_id to its end and builds the response from the journal. */
+int job_run_and_report(runctx *rc, int64_t job_id, const op_params *p, uint32_t batch_size, double rate,
+                       durox_bulk_response **out);
+
+#endif

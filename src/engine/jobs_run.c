@@ -1,0 +1,308 @@
+/*
+ * jobs_run.c - the batch runner of a recorded job: one BEGIN IMMEDIATE transaction per batch
+ * reads the job row (stop requests, ownership), takes the next pending targets, acts on each
+ * through op_apply and marks each in the journal, then commits, early once it has held the
+ * write lock for MAX_TX_MS. A kill at any point loses either a whole batch or nothing, so a
+ * resume acts on every target exactly once. Progress callbacks run between transactions
+ * only; a rate limit sleeps between batches. Used by jobs.c and jobs_journal.c.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/jobs_internal.h"
+#include "util/codec.h"
+#include "util/timeutil.h"
+
+/* Calls the progress callback (always when force, else at most every 250 ms). Returns its
+ * answer (0 continue, 1 stop, <0 abort; the message is set for an abort). */
+int job_progress(runctx *rc, int force)
+{
+	if (rc->o == NULL || rc->o->progress == NULL)
+		return 0;
+	int64_t now = time_mono_ms();
+	if (!force && now - rc->last_report < PROGRESS_EVERY_MS)
+		return 0;
+	rc->last_report = now;
+	rc->pr.elapsed_ms = now - rc->t0;
+	rc->pr.kind = op_kind_name(rc->kind);
+	int r = rc->o->progress(rc->o->progress_ud, &rc->pr);
+	if (r < 0 && rc->dx->err[0] == '\0')
+		dx_fail(rc->dx, r, "the progress callback stopped the operation");
+	return r < 0 ? r : r > 0 ? 1 : 0;
+}
+
+typedef struct batch_item {
+	uint64_t seq;
+	const char *id;
+} batch_item;
+
+typedef struct batch {
+	arena mem;
+	batch_item *v;
+	size_t n, cap;
+	int rc;
+} batch;
+
+static int batch_cb(void *ud, const store_target *t)
+{
+	batch *b = ud;
+	if (b->n == b->cap) {
+		b->rc = DUROX_ENOMEM;
+		return -1;
+	}
+	b->v[b->n].seq = t->seq;
+	b->v[b->n].id = arena_strdup(&b->mem, t->instance_id);
+	if (b->v[b->n].id == NULL) {
+		b->rc = DUROX_ENOMEM;
+		return -1;
+	}
+	b->n++;
+	return 0;
+}
+
+/* BEGIN IMMEDIATE, retried with backoff while the store stays busy (the runtime's write
+ * bursts are short; each attempt already waits up to the busy timeout). */
+int job_begin_retry(runctx *rc)
+{
+	durox *dx = rc->dx;
+	for (int attempt = 0;; attempt++) {
+		int r = dx->st->ops->begin(dx->st);
+		if (r == DUROX_OK)
+			return r;
+		if (r != DUROX_EBUSY || attempt >= BUSY_RETRIES)
+			return dx_store_fail(dx, r);
+		dx->st->err[0] = '\0';
+		op_sleep_ms(100LL << attempt);
+		int p = job_progress(rc, 1);
+		if (p < 0)
+			return p;
+	}
+}
+
+/* Moves the job from state `from` to `state` in its own transaction if it is still ours;
+ * best effort (the message of dx is kept). */
+void job_mark(runctx *rc, int64_t job_id, const char *from, const char *state, const char *error)
+{
+	durox *dx = rc->dx;
+	char saved[sizeof dx->err];
+	snprintf(saved, sizeof saved, "%s", dx->err);
+	if (dx->st->ops->begin(dx->st) == DUROX_OK) {
+		job_copy jc = {{0}, {0}, 0, DUROX_OK};
+		arena_init(&jc.mem);
+		int ok = job_load(dx, job_id, &jc) == DUROX_OK && jc.found && job_is_self(jc.j.owner) &&
+		         strcmp(jc.j.state, from) == 0;
+		if (ok) {
+			jc.j.state = state;
+			if (strcmp(state, "abandoned") == 0)
+				jc.j.finished_at = time_now_ms();
+			jc.j.stop_requested = 0;
+			jc.j.last_error = error;
+			jc.j.heartbeat_at = time_now_ms();
+			ok = dx->st->ops->job_update(dx->st, &jc.j) == DUROX_OK;
+		}
+		if (ok)
+			ok = dx->st->ops->commit(dx->st) == DUROX_OK;
+		else
+			dx->st->ops->rollback(dx->st);
+		arena_release(&jc.mem);
+	}
+	snprintf(dx->err, sizeof dx->err, "%s", saved);
+	dx->st->err[0] = '\0';
+}
+
+/* Processes the pending targets of job_id until none is left, a stop request, or an error.
+ * Returns DUROX_OK (the job completed or was stopped) or the error (job interrupted). */
+static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batch_size, double rate)
+{
+	durox *dx = rc->dx;
+	uint64_t after = 0, processed = 0;
+	int64_t run_t0 = time_mono_ms();
+	if (batch_size == 0)
+		batch_size = DEFAULT_BATCH;
+	if (rate > 0 && (double)batch_size > ceil(rate))
+		batch_size = (uint32_t)ceil(rate); /* about one batch per second at most */
+	op_result res;
+	op_result_init(&res);
+	buf rj;
+	buf_init(&rj);
+	batch b = {{0}, NULL, 0, batch_size, DUROX_OK};
+	arena_init(&b.mem);
+	job_copy jc = {{0}, {0}, 0, DUROX_OK};
+	arena_init(&jc.mem);
+	int r = DUROX_OK;
+	const char *end = NULL; /* "completed", "stopped" or NULL (interrupted) */
+	rc->pr.job_id = job_id;
+	rc->pr.phase = "running";
+	for (;;) {
+		/* rate limit: processed / elapsed <= rate */
+		int s = 0;
+		if (rate > 0) {
+			int64_t due = run_t0 + (int64_t)((double)processed * 1000.0 / rate);
+			int64_t now;
+			while (s == 0 && (now = time_mono_ms()) < due) {
+				op_sleep_ms(due - now < PROGRESS_EVERY_MS ? due - now : PROGRESS_EVERY_MS);
+				s = job_progress(rc, 0);
+			}
+		}
+		if (s > 0) {
+			job_mark(rc, job_id, "running", "stopped", NULL);
+			end = "stopped";
+			break;
+		}
+		if (s < 0) {
+			r = s;
+			break;
+		}
+		if ((r = job_begin_retry(rc)) != DUROX_OK)
+			break;
+		if ((r = job_load(dx, job_id, &jc)) != DUROX_OK || !jc.found) {
+			dx->st->ops->rollback(dx->st);
+			if (r == DUROX_OK)
+				r = dx_fail(dx, DUROX_ENOTFOUND, "job %lld vanished from the journal",
+				            (long long)job_id);
+			break;
+		}
+		if (!job_is_self(jc.j.owner) || strcmp(jc.j.state, "running") != 0) {
+			dx->st->ops->rollback(dx->st);
+			r = dx_fail(dx, DUROX_ECONFLICT, "job %lld was taken over by %s (state %s)", (long long)job_id,
+			            jc.j.owner ? jc.j.owner : "another process", jc.j.state);
+			end = "taken";
+			break;
+		}
+		int64_t now = time_now_ms();
+		if (jc.j.stop_requested) {
+			jc.j.state = "stopped";
+			jc.j.stop_requested = 0;
+			jc.j.heartbeat_at = now;
+			r = dx->st->ops->job_update(dx->st, &jc.j);
+			r = r == DUROX_OK ? dx->st->ops->commit(dx->st) : r;
+			if (r != DUROX_OK) {
+				dx->st->ops->rollback(dx->st);
+				r = dx_store_fail(dx, r);
+			} else {
+				end = "stopped";
+			}
+			break;
+		}
+		arena_release(&b.mem);
+		b.v = arena_calloc(&b.mem, batch_size, sizeof *b.v);
+		b.n = 0;
+		b.rc = DUROX_OK;
+		if (b.v == NULL) {
+			dx->st->ops->rollback(dx->st);
+			r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
+			break;
+		}
+		r = dx->st->ops->job_targets(dx->st, job_id, after, batch_size, 1, batch_cb, &b);
+		if (r != DUROX_OK || b.rc != DUROX_OK) {
+			dx->st->ops->rollback(dx->st);
+			r = b.rc != DUROX_OK ? dx_fail(dx, b.rc, "out of memory") : dx_store_fail(dx, r);
+			break;
+		}
+		if (b.n == 0) {
+			jc.j.state = "completed";
+			jc.j.finished_at = now;
+			jc.j.heartbeat_at = now;
+			r = dx->st->ops->job_update(dx->st, &jc.j);
+			r = r == DUROX_OK ? dx->st->ops->commit(dx->st) : r;
+			if (r != DUROX_OK) {
+				dx->st->ops->rollback(dx->st);
+				r = dx_store_fail(dx, r);
+			} else {
+				end = "completed";
+			}
+			break;
+		}
+		/* the batch: act on each target and journal it, all in this transaction, which is
+		 * committed early once it has held the write lock for MAX_TX_MS (the rest stays
+		 * pending for the next batch) */
+		size_t n_done = 0;
+		int64_t tx_start = time_mono_ms();
+		for (size_t k = 0; k < b.n && r == DUROX_OK; k++) {
+			if (k > 0 && time_mono_ms() - tx_start >= MAX_TX_MS)
+				break;
+			r = op_apply(dx, p, b.v[k].id, now, 1, &res);
+			if (r != DUROX_OK)
+				break;
+			store_target t = {b.v[k].seq,
+			                  b.v[k].id,
+			                  durox_outcome_name(res.outcome),
+			                  res.outcome == DUROX_OUTCOME_FAILED ? durox_code_name(res.code) : NULL,
+			                  res.message.len > 0 ? res.message.data : NULL,
+			                  job_result_json(p, &res, &rj)};
+			if (buf_oom(&res.message) || buf_oom(&rj)) {
+				r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
+				break;
+			}
+			r = dx->st->ops->job_set_target(dx->st, job_id, b.v[k].seq, &t, now);
+			if (r != DUROX_OK) {
+				r = dx_store_fail(dx, r);
+				break;
+			}
+			jc.j.done += res.outcome == DUROX_OUTCOME_DONE;
+			jc.j.failed += res.outcome == DUROX_OUTCOME_FAILED;
+			jc.j.no_subscription += res.outcome == DUROX_OUTCOME_NO_SUBSCRIPTION;
+			n_done++;
+		}
+		if (r == DUROX_OK) {
+			jc.j.heartbeat_at = time_now_ms();
+			r = dx->st->ops->job_update(dx->st, &jc.j);
+			r = r == DUROX_OK ? dx->st->ops->commit(dx->st) : r;
+			if (r != DUROX_OK)
+				r = dx_store_fail(dx, r);
+		}
+		if (r != DUROX_OK) {
+			dx->st->ops->rollback(dx->st);
+			break;
+		}
+		after = b.v[n_done - 1].seq;
+		processed += n_done;
+		rc->pr.total = jc.j.total;
+		rc->pr.done = jc.j.done;
+		rc->pr.failed = jc.j.failed;
+		rc->pr.no_subscription = jc.j.no_subscription;
+		s = job_progress(rc, 1);
+		if (s > 0) {
+			job_mark(rc, job_id, "running", "stopped", NULL);
+			end = "stopped";
+			break;
+		}
+		if (s < 0) {
+			r = s;
+			break;
+		}
+	}
+	if (end == NULL) {
+		char msg[sizeof dx->err];
+		snprintf(msg, sizeof msg, "%s", dx->err);
+		job_mark(rc, job_id, "running", "interrupted", msg);
+		dx_fail(dx, r, "job %lld interrupted: %s; resume it with resume_job(%lld)", (long long)job_id, msg,
+		        (long long)job_id);
+	}
+	arena_release(&jc.mem);
+	arena_release(&b.mem);
+	buf_free(&rj);
+	op_result_free(&res);
+	return end != NULL && strcmp(end, "taken") != 0 ? DUROX_OK : r;
+}
+
+/* Runs job_id to its end and builds the response from the journal. */
+int job_run_and_report(runctx *rc, int64_t job_id, const op_params *p, uint32_t batch_size, double rate,
+                       durox_bulk_response **out)
+{
+	durox *dx = rc->dx;
+	int r = run_job(rc, job_id, p, batch_size, rate);
+	if (r != DUROX_OK)
+		return r;
+	job_copy jc = {{0}, {0}, 0, DUROX_OK};
+	arena_init(&jc.mem);
+	r = job_load(dx, job_id, &jc);
+	if (r == DUROX_OK && !jc.found)
+		r = dx_fail(dx, DUROX_ENOTFOUND, "job %lld vanished from the journal", (long long)job_id);
+	if (r == DUROX_OK)
+		r = job_build_report(dx, &jc.j, time_mono_ms() - rc->t0, out);
+	arena_release(&jc.mem);
+	return r;
+}

@@ -1,0 +1,958 @@
+/*
+ * postgres.c - the PostgreSQL store provider's connection: parsing the store URL (libpq's
+ * URI plus our own schema=, state_schema= and statement_timeout=, removed before libpq
+ * sees it), masking passwords, connecting with application_name=duroxlua and connect and
+ * statement timeouts, the prepared-statement cache of each connection, the single-row-mode
+ * query runner with one reconnect after a dropped connection, SQLSTATE to durox code
+ * mapping, and checking that the schema is Duroxide's (tables, columns, procedures,
+ * migration). Queries live in postgres_read.c, postgres_ops.c, postgres_jobs.c and
+ * postgres_metrics.c. Used by the engine through store_postgres_open() (registry.c).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/ops.h"
+#include "store/postgres_internal.h"
+#include "store/provider_metrics.h"
+#include "util/hmap.h"
+
+#define DEFAULT_CONNECT_TIMEOUT_S 10
+#define DEFAULT_STATEMENT_TIMEOUT_MS 30000
+#define DEFAULT_LOCK_TIMEOUT_MS 5000
+#define IDLE_IN_TXN_TIMEOUT_MS 60000
+
+/* ---- parameters ------------------------------------------------------------------- */
+
+void pqp_init(pqp *p) { memset(p, 0, sizeof *p); }
+
+void pqp_free(pqp *p)
+{
+	free(p->v);
+	free(p->num);
+	memset(p, 0, sizeof *p);
+}
+
+static int pqp_grow(pqp *p)
+{
+	if (p->oom)
+		return -1;
+	if (p->n < p->cap)
+		return 0;
+	int ncap = p->cap ? p->cap * 2 : 16;
+	const char **nv = malloc((size_t)ncap * sizeof *nv);
+	char(*nn)[24] = malloc((size_t)ncap * sizeof *nn);
+	if (nv == NULL || nn == NULL) {
+		free(nv);
+		free(nn);
+		p->oom = 1;
+		return -1;
+	}
+	/* numbers live in num: move them and repoint their values */
+	for (int i = 0; i < p->n; i++) {
+		if (p->v[i] == p->num[i]) {
+			memcpy(nn[i], p->num[i], sizeof nn[i]);
+			nv[i] = nn[i];
+		} else {
+			nv[i] = p->v[i];
+		}
+	}
+	free(p->v);
+	free(p->num);
+	p->v = nv;
+	p->num = nn;
+	p->cap = ncap;
+	return 0;
+}
+
+void pqp_text(pqp *p, const char *v)
+{
+	if (pqp_grow(p) == 0)
+		p->v[p->n++] = v;
+}
+
+void pqp_null(pqp *p) { pqp_text(p, NULL); }
+
+void pqp_int(pqp *p, int64_t v)
+{
+	if (pqp_grow(p) != 0)
+		return;
+	snprintf(p->num[p->n], sizeof p->num[p->n], "%lld", (long long)v);
+	p->v[p->n] = p->num[p->n];
+	p->n++;
+}
+
+void pqp_double(pqp *p, double v)
+{
+	if (pqp_grow(p) != 0)
+		return;
+	snprintf(p->num[p->n], sizeof p->num[p->n], "%.17g", v);
+	p->v[p->n] = p->num[p->n];
+	p->n++;
+}
+
+/* ---- column readers ------------------------------------------------------------------ */
+
+int pq_isnull(const PGresult *r, int col) { return PQgetisnull(r, 0, col); }
+
+const char *pq_text(const PGresult *r, int col) { return PQgetisnull(r, 0, col) ? NULL : PQgetvalue(r, 0, col); }
+
+int64_t pq_int(const PGresult *r, int col)
+{
+	return PQgetisnull(r, 0, col) ? 0 : (int64_t)strtoll(PQgetvalue(r, 0, col), NULL, 10);
+}
+
+int64_t pq_time(const PGresult *r, int col)
+{
+	return PQgetisnull(r, 0, col) ? DUROX_NO_TIME : (int64_t)strtoll(PQgetvalue(r, 0, col), NULL, 10);
+}
+
+int pq_bool(const PGresult *r, int col) { return !PQgetisnull(r, 0, col) && PQgetvalue(r, 0, col)[0] == 't'; }
+
+double pq_double(const PGresult *r, int col)
+{
+	return PQgetisnull(r, 0, col) ? 0.0 : strtod(PQgetvalue(r, 0, col), NULL);
+}
+
+int pq_status_of(const char *t)
+{
+	int st = t != NULL ? durox_status_parse(t) : -1;
+	return st < 0 ? DUROX_STATUS_UNKNOWN : st;
+}
+
+/* ---- URLs ----------------------------------------------------------------------------- */
+
+static int valid_schema_name(const char *n)
+{
+	size_t len = strlen(n);
+	if (len == 0 || len > PG_NAME_MAX)
+		return 0;
+	if (!(n[0] == '_' || (n[0] >= 'a' && n[0] <= 'z')))
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if (!(n[i] == '_' || (n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes [s, s+n) into out (cap bytes); -1 when it does not fit or is malformed. */
+static int pct_decode(const char *s, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+		if (c == '%') {
+			if (i + 2 >= n)
+				return -1;
+			int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+			if (h < 0 || l < 0)
+				return -1;
+			c = h * 16 + l;
+			i += 2;
+		} else if (c == '+') {
+			c = ' ';
+		}
+		if (o + 1 >= cap)
+			return -1;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* A copy of url with the password masked: user:***@ in the authority and password=***
+ * among the parameters. NULL when out of memory. */
+static char *mask_url(const char *url)
+{
+	buf b;
+	buf_init(&b);
+	const char *p = strstr(url, "://");
+	const char *auth = p != NULL ? p + 3 : url;
+	buf_add(&b, url, (size_t)(auth - url));
+	size_t alen = strcspn(auth, "/?#");
+	const char *at = NULL;
+	for (const char *q = auth; q < auth + alen; q++)
+		if (*q == '@')
+			at = q;
+	if (at != NULL) {
+		const char *colon = memchr(auth, ':', (size_t)(at - auth));
+		if (colon != NULL) {
+			buf_add(&b, auth, (size_t)(colon - auth));
+			buf_adds(&b, ":***");
+			buf_add(&b, at, (size_t)(auth + alen - at));
+		} else {
+			buf_add(&b, auth, alen);
+		}
+	} else {
+		buf_add(&b, auth, alen);
+	}
+	const char *rest = auth + alen;
+	/* parameters: mask password=... */
+	while (*rest != '\0') {
+		size_t seg = strcspn(rest + 1, "&#") + 1; /* the separator and one parameter */
+		if ((rest[0] == '?' || rest[0] == '&') && strncmp(rest + 1, "password=", 9) == 0) {
+			buf_add(&b, rest, 10);
+			buf_adds(&b, "***");
+		} else {
+			buf_add(&b, rest, seg);
+		}
+		rest += seg;
+	}
+	if (buf_oom(&b)) {
+		buf_free(&b);
+		return NULL;
+	}
+	return b.data != NULL ? b.data : strdup("");
+}
+
+/* What parse_url takes out of a store URL. */
+typedef struct pg_url {
+	char *uri; /* for libpq, without our parameters */
+	char schema[PG_NAME_MAX + 1];
+	char state_schema[PG_NAME_MAX + 1];
+	int statement_timeout_ms; /* 0: not given */
+	int has_connect_timeout;
+} pg_url;
+
+/* Splits url into libpq's URI and our parameters. Returns a durox code, message in err. */
+static int parse_url(const char *url, pg_url *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	snprintf(out->schema, sizeof out->schema, "public");
+	snprintf(out->state_schema, sizeof out->state_schema, "durox");
+	const char *q = strchr(url, '?');
+	const char *hash = strchr(url, '#');
+	if (hash != NULL && (q == NULL || hash < q)) {
+		snprintf(err, errlen, "store URL has a fragment ('#...'), which libpq does not accept");
+		return DUROX_EINVALID;
+	}
+	buf b;
+	buf_init(&b);
+	buf_add(&b, url, q != NULL ? (size_t)(q - url) : strlen(url));
+	int first = 1;
+	int rc = DUROX_OK;
+	if (q != NULL) {
+		const char *p = q + 1;
+		while (*p != '\0' && rc == DUROX_OK) {
+			size_t n = strcspn(p, "&");
+			const char *eq = memchr(p, '=', n);
+			size_t klen = eq != NULL ? (size_t)(eq - p) : n;
+			const char *val = eq != NULL ? eq + 1 : p + n;
+			size_t vlen = (size_t)(p + n - val);
+			char v[256];
+			if (klen == 6 && strncmp(p, "schema", 6) == 0) {
+				if (pct_decode(val, vlen, v, sizeof v) != 0 || !valid_schema_name(v)) {
+					snprintf(err, errlen,
+					         "invalid schema name '%.*s' in store URL (expected lower-case "
+					         "letters, digits "
+					         "and _, not starting with a digit, at most 63)",
+					         (int)(vlen > 64 ? 64 : vlen), val);
+					rc = DUROX_EINVALID;
+				} else {
+					memcpy(out->schema, v, strlen(v) + 1); /* valid: at most 63 bytes */
+				}
+			} else if (klen == 12 && strncmp(p, "state_schema", 12) == 0) {
+				if (pct_decode(val, vlen, v, sizeof v) != 0 || !valid_schema_name(v)) {
+					snprintf(err, errlen,
+					         "invalid state_schema name '%.*s' in store URL (expected lower-case "
+					         "letters, "
+					         "digits and _, not starting with a digit, at most 63)",
+					         (int)(vlen > 64 ? 64 : vlen), val);
+					rc = DUROX_EINVALID;
+				} else {
+					memcpy(out->state_schema, v, strlen(v) + 1);
+				}
+			} else if (klen == 17 && strncmp(p, "statement_timeout", 17) == 0) {
+				char *end = NULL;
+				long ms = -1;
+				if (pct_decode(val, vlen, v, sizeof v) == 0)
+					ms = strtol(v, &end, 10);
+				if (ms <= 0 || ms > 86400000 || end == NULL || *end != '\0') {
+					snprintf(err, errlen,
+					         "invalid statement_timeout '%.*s' in store URL (expected "
+					         "milliseconds, 1 to "
+					         "86400000)",
+					         (int)(vlen > 32 ? 32 : vlen), val);
+					rc = DUROX_EINVALID;
+				} else {
+					out->statement_timeout_ms = (int)ms;
+				}
+			} else {
+				if (klen == 15 && strncmp(p, "connect_timeout", 15) == 0)
+					out->has_connect_timeout = 1;
+				buf_addc(&b, first ? '?' : '&');
+				buf_add(&b, p, n);
+				first = 0;
+			}
+			p += n;
+			if (*p == '&')
+				p++;
+		}
+	}
+	if (rc == DUROX_OK && strcmp(out->schema, out->state_schema) == 0) {
+		snprintf(
+		        err, errlen,
+		        "state_schema '%s' is the runtime's schema: duroxlua keeps its own tables in a schema of their "
+		        "own (default durox)",
+		        out->schema);
+		rc = DUROX_EINVALID;
+	}
+	if (rc == DUROX_OK && buf_oom(&b)) {
+		snprintf(err, errlen, "out of memory");
+		rc = DUROX_ENOMEM;
+	}
+	if (rc != DUROX_OK) {
+		buf_free(&b);
+		return rc;
+	}
+	out->uri = b.data;
+	return DUROX_OK;
+}
+
+/* ---- messages and errors ---------------------------------------------------------------- */
+
+/* Copies a libpq message into dst as one line: newlines become "; ", the trailing ones and
+ * the "ERROR:  "/"FATAL:  " prefixes go. */
+static void one_line(char *dst, size_t cap, const char *msg)
+{
+	size_t o = 0;
+	if (msg == NULL)
+		msg = "";
+	int last_sep = 1;
+	for (const char *p = msg; *p != '\0' && o + 3 < cap; p++) {
+		if (strncmp(p, "ERROR:  ", 8) == 0 && last_sep) {
+			p += 7;
+			continue;
+		}
+		if (strncmp(p, "FATAL:  ", 8) == 0 && last_sep) {
+			p += 7;
+			continue;
+		}
+		if (*p == '\n' || *p == '\r' || *p == '\t') {
+			if (!last_sep && p[1] != '\0' && p[1] != '\n') {
+				dst[o++] = ';';
+				dst[o++] = ' ';
+			}
+			last_sep = 1;
+			continue;
+		}
+		dst[o++] = *p;
+		last_sep = 0;
+	}
+	while (o > 0 && (dst[o - 1] == ' ' || dst[o - 1] == ';'))
+		o--;
+	dst[o] = '\0';
+}
+
+static int conn_bad(const pg_conn *pc) { return pc->c == NULL || PQstatus(pc->c) != CONNECTION_OK; }
+
+/* The durox code of a SQLSTATE. */
+static int code_of_sqlstate(const char *st)
+{
+	if (st == NULL)
+		return DUROX_EIO;
+	if (strcmp(st, "42501") == 0 || strcmp(st, "25006") == 0 || strncmp(st, "28", 2) == 0)
+		return DUROX_EDENIED; /* insufficient privilege, read-only transaction, auth */
+	if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0 || strcmp(st, "55P03") == 0 ||
+	    strcmp(st, "57014") == 0)
+		return DUROX_EBUSY; /* serialization, deadlock, lock timeout, statement timeout */
+	if (strcmp(st, "3F000") == 0 || strcmp(st, "42P01") == 0 || strcmp(st, "42883") == 0 ||
+	    strcmp(st, "42703") == 0)
+		return DUROX_EUNSUPPORTED; /* missing schema, table, function, column */
+	if (strcmp(st, "P0001") == 0 || strncmp(st, "22", 2) == 0 || strncmp(st, "23", 2) == 0)
+		return DUROX_EINVALID; /* RAISE in a procedure, data exceptions, constraints */
+	if (strncmp(st, "53", 2) == 0)
+		return DUROX_ENOMEM;
+	if (strcmp(st, "XX001") == 0 || strcmp(st, "XX002") == 0)
+		return DUROX_ECORRUPT;
+	return DUROX_EIO;
+}
+
+/* Records the failure of a statement on pc (res may be NULL: a send/connection failure). */
+static int result_fail(pg_store *s, pg_conn *pc, const PGresult *res, const char *what)
+{
+	char msg[400];
+	const char *st = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	if (conn_bad(pc)) {
+		one_line(msg, sizeof msg, pc->c != NULL ? PQerrorMessage(pc->c) : "no connection");
+		s->last_rc = DUROX_EIO;
+		return store_fail(&s->base, DUROX_EIO,
+		                  "%s failed: the connection to the PostgreSQL server was lost (%s)", what,
+		                  msg[0] ? msg : "closed");
+	}
+	const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	one_line(msg, sizeof msg, primary != NULL ? primary : PQerrorMessage(pc->c));
+	int rc = code_of_sqlstate(st);
+	s->last_rc = rc;
+	if (st != NULL && strcmp(st, "57014") == 0 && strstr(msg, "statement timeout") != NULL)
+		return store_fail(&s->base, rc,
+		                  "%s failed: the statement ran longer than the statement timeout (%d ms)", what,
+		                  s->statement_timeout_ms);
+	if (st != NULL && strcmp(st, "55P03") == 0)
+		return store_fail(&s->base, rc,
+		                  "store is busy: %s waited for a row lock the runtime holds; retry later", what);
+	if (rc == DUROX_EDENIED && st != NULL && strcmp(st, "25006") == 0)
+		return store_fail(&s->base, rc, "%s denied: the store is read-only here (%s)", what, msg);
+	if (rc == DUROX_EDENIED)
+		return store_fail(&s->base, rc, "%s denied: %s", what, msg);
+	return store_fail(&s->base, rc, "%s failed: %s", what, msg);
+}
+
+/* ---- connections -------------------------------------------------------------------------- */
+
+static void cache_clear(pg_conn *pc)
+{
+	for (int i = 0; i < PG_CACHE_SIZE; i++) {
+		free(pc->cache[i].sql);
+		pc->cache[i].sql = NULL;
+	}
+}
+
+static void conn_close(pg_conn *pc)
+{
+	cache_clear(pc);
+	if (pc->c != NULL)
+		PQfinish(pc->c);
+	pc->c = NULL;
+	free(pc->uri);
+	free(pc->display);
+	pc->uri = pc->display = NULL;
+}
+
+/* Connects pc (pc->uri) with our defaults before the URI's own parameters, so the URI can
+ * override them. Returns a durox code with a one-line message in err. */
+static int conn_open(pg_store *s, pg_conn *pc, char *err, size_t errlen)
+{
+	char timeout[16];
+	snprintf(timeout, sizeof timeout, "%d", s->connect_timeout_s);
+	const char *keys[] = {"application_name", "connect_timeout", "dbname", NULL};
+	const char *vals[] = {"duroxlua", timeout, pc->uri, NULL};
+	pc->c = PQconnectdbParams(keys, vals, 1);
+	pc->setup_done = 0;
+	if (pc->c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return DUROX_ENOMEM;
+	}
+	if (PQstatus(pc->c) != CONNECTION_OK) {
+		char msg[400];
+		one_line(msg, sizeof msg, PQerrorMessage(pc->c));
+		int rc = DUROX_EIO;
+		if (strstr(msg, "password authentication failed") != NULL ||
+		    strstr(msg, "no password supplied") != NULL || strstr(msg, "authentication failed") != NULL ||
+		    strstr(msg, "no pg_hba.conf entry") != NULL || strstr(msg, "permission denied") != NULL)
+			rc = DUROX_EDENIED;
+		else if (strstr(msg, "does not exist") != NULL)
+			rc = DUROX_ENOTFOUND;
+		else if (strstr(msg, "timeout expired") != NULL)
+			rc = DUROX_ETIMEOUT;
+		snprintf(err, errlen, "cannot connect to PostgreSQL store %s: %s", pc->display, msg);
+		PQfinish(pc->c);
+		pc->c = NULL;
+		return rc;
+	}
+	return DUROX_OK;
+}
+
+/* Session settings of a new connection, in one round trip: the runtime's schema first on the
+ * search path, the timeouts, and read-only transactions for a read-only handle. */
+static int conn_setup(pg_store *s, pg_conn *pc)
+{
+	char path[PG_NAME_MAX + 8], stmt[16], lock[16], idle[16];
+	snprintf(path, sizeof path, "\"%s\"", s->schema);
+	snprintf(stmt, sizeof stmt, "%d", s->statement_timeout_ms);
+	snprintf(lock, sizeof lock, "%d", DEFAULT_LOCK_TIMEOUT_MS);
+	snprintf(idle, sizeof idle, "%d", IDLE_IN_TXN_TIMEOUT_MS);
+	const char *vals[] = {path, stmt, lock, idle, s->readonly || pc == s->reader ? "on" : "off"};
+	PGresult *r =
+	        PQexecParams(pc->c,
+	                     "SELECT set_config('search_path',$1,false), set_config('statement_timeout',$2,false),"
+	                     " set_config('lock_timeout',$3,false),"
+	                     " set_config('idle_in_transaction_session_timeout',$4,false),"
+	                     " set_config('default_transaction_read_only',$5,false)",
+	                     5, NULL, vals, NULL, NULL, 0);
+	int ok = r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK;
+	int rc = ok ? DUROX_OK : result_fail(s, pc, r, "setting up the session");
+	PQclear(r);
+	pc->setup_done = ok;
+	return rc;
+}
+
+/* Makes sure pc is connected and set up; reconnects a dropped connection (its prepared
+ * statements are gone with it). */
+static int conn_ensure(pg_store *s, pg_conn *pc)
+{
+	if (!conn_bad(pc) && pc->setup_done)
+		return DUROX_OK;
+	if (conn_bad(pc)) {
+		if (s->in_txn)
+			return store_fail(&s->base, DUROX_EIO,
+			                  "the connection to the PostgreSQL server was lost inside a transaction");
+		cache_clear(pc);
+		if (pc->c != NULL) {
+			PQreset(pc->c);
+		} else {
+			char err[400];
+			int rc = conn_open(s, pc, err, sizeof err);
+			if (rc != DUROX_OK)
+				return store_fail(&s->base, rc, "%s", err);
+		}
+		if (conn_bad(pc)) {
+			char msg[400];
+			one_line(msg, sizeof msg, PQerrorMessage(pc->c));
+			s->last_rc = DUROX_EIO;
+			return store_fail(&s->base, DUROX_EIO, "cannot reconnect to PostgreSQL store %s: %s",
+			                  pc->display, msg);
+		}
+		s->reconnects++;
+	}
+	return conn_setup(s, pc);
+}
+
+/* The prepared statement for sql on pc (prepared on a miss); NULL on failure. */
+static pg_stmt *stmt_get(pg_store *s, pg_conn *pc, const char *sql, const char *what, int *rc)
+{
+	pg_stmt *victim = &pc->cache[0];
+	for (int i = 0; i < PG_CACHE_SIZE; i++) {
+		pg_stmt *c = &pc->cache[i];
+		if (c->sql != NULL && strcmp(c->sql, sql) == 0) {
+			c->used = ++pc->clock;
+			return c;
+		}
+		if (c->sql == NULL || (victim->sql != NULL && c->used < victim->used))
+			victim = c;
+	}
+	if (victim->sql != NULL) {
+		char dealloc[40];
+		snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", victim->name);
+		PQclear(PQexec(pc->c, dealloc));
+		free(victim->sql);
+		victim->sql = NULL;
+	}
+	char *copy = strdup(sql);
+	if (copy == NULL) {
+		*rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+		return NULL;
+	}
+	snprintf(victim->name, sizeof victim->name, "dx%u", ++pc->next_id);
+	PGresult *r = PQprepare(pc->c, victim->name, sql, 0, NULL);
+	if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+		*rc = result_fail(s, pc, r, what);
+		PQclear(r);
+		free(copy);
+		return NULL;
+	}
+	PQclear(r);
+	victim->sql = copy;
+	victim->used = ++pc->clock;
+	return victim;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void account(pg_store *s, int write, int64_t t0)
+{
+	double ms = (double)(mono_ns() - t0) / 1e6;
+	if (write) {
+		s->writes++;
+		s->write_ms += ms;
+		if (ms > s->max_write_ms)
+			s->max_write_ms = ms;
+	} else {
+		s->reads++;
+		s->read_ms += ms;
+		if (ms > s->max_read_ms)
+			s->max_read_ms = ms;
+	}
+}
+
+static pg_conn *conn_for(pg_store *s, int flags)
+{
+	if (s->reader != NULL && !s->in_txn && !(flags & (PQ_WRITE | PQ_PRIMARY)))
+		return s->reader;
+	return &s->primary;
+}
+
+int pq_query(pg_store *s, int flags, const char *sql, const pqp *p, pq_row_cb cb, void *ud, uint64_t *affected,
+             const char *what)
+{
+	if (affected != NULL)
+		*affected = 0;
+	if (p != NULL && p->oom)
+		return store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+	pg_conn *pc = conn_for(s, flags);
+	for (int attempt = 0;; attempt++) {
+		int rc = conn_ensure(s, pc);
+		if (rc != DUROX_OK)
+			return rc;
+		int64_t t0 = mono_ns();
+		pg_stmt *st = stmt_get(s, pc, sql, what, &rc);
+		if (st == NULL) {
+			if (attempt == 0 && conn_bad(pc) && !s->in_txn)
+				continue;
+			return rc;
+		}
+		if (!PQsendQueryPrepared(pc->c, st->name, p != NULL ? p->n : 0, p != NULL ? p->v : NULL, NULL, NULL,
+		                         0)) {
+			rc = result_fail(s, pc, NULL, what);
+			if (attempt == 0 && conn_bad(pc) && !s->in_txn)
+				continue;
+			return rc;
+		}
+		PQsetSingleRowMode(pc->c);
+		int delivered = 0, stop = 0;
+		rc = DUROX_OK;
+		PGresult *res;
+		while ((res = PQgetResult(pc->c)) != NULL) {
+			switch (PQresultStatus(res)) {
+			case PGRES_SINGLE_TUPLE:
+				if (!stop && cb != NULL) {
+					delivered = 1;
+					int x = cb(ud, res);
+					if (x != 0) {
+						stop = 1;
+						if (x < 0)
+							rc = x;
+					}
+				}
+				break;
+			case PGRES_TUPLES_OK: break;
+			case PGRES_COMMAND_OK:
+				if (affected != NULL)
+					*affected = (uint64_t)strtoull(PQcmdTuples(res), NULL, 10);
+				break;
+			default:
+				if (rc == DUROX_OK)
+					rc = result_fail(s, pc, res, what);
+				stop = 1;
+			}
+			PQclear(res);
+		}
+		account(s, flags & PQ_WRITE, t0);
+		if (rc == DUROX_OK && conn_bad(pc))
+			rc = result_fail(s, pc, NULL, what);
+		if (rc != DUROX_OK && attempt == 0 && !delivered && conn_bad(pc) && !s->in_txn)
+			continue; /* dropped before anything was delivered: reconnect and retry once */
+		return rc;
+	}
+}
+
+struct one_int_ud {
+	int64_t *out;
+	int *isnull;
+};
+
+static int one_int_cb(void *ud, const PGresult *r)
+{
+	struct one_int_ud *o = ud;
+	if (!pq_isnull(r, 0)) {
+		*o->out = pq_int(r, 0);
+		if (o->isnull)
+			*o->isnull = 0;
+	}
+	return 1;
+}
+
+int pq_one_int(pg_store *s, int flags, const char *sql, const pqp *p, int64_t *out, int *isnull, const char *what)
+{
+	*out = 0;
+	if (isnull)
+		*isnull = 1;
+	struct one_int_ud o = {out, isnull};
+	return pq_query(s, flags, sql, p, one_int_cb, &o, NULL, what);
+}
+
+int pq_exec_simple(pg_store *s, const char *sql, const char *what)
+{
+	pg_conn *pc = &s->primary;
+	int rc = conn_ensure(s, pc);
+	if (rc != DUROX_OK)
+		return rc;
+	int64_t t0 = mono_ns();
+	PGresult *r = PQexec(pc->c, sql);
+	ExecStatusType x = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	rc = x == PGRES_COMMAND_OK || x == PGRES_TUPLES_OK ? DUROX_OK : result_fail(s, pc, r, what);
+	PQclear(r);
+	account(s, 1, t0);
+	return rc;
+}
+
+char *pq_ours(pg_store *s, const char *tmpl)
+{
+	buf b;
+	buf_init(&b);
+	for (const char *p = tmpl; *p != '\0'; p++) {
+		if (p[0] == '@' && (p[1] == 'S' || p[1] == 'R') && p[2] == '.') {
+			buf_addf(&b, "\"%s\".", p[1] == 'S' ? s->state_schema : s->schema);
+			p += 2;
+		} else {
+			buf_addc(&b, *p);
+		}
+	}
+	if (buf_oom(&b)) {
+		buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
+/* ---- the schema ---------------------------------------------------------------------- */
+
+struct cols_ud {
+	hmap *m;
+	int oom;
+};
+
+static int cols_cb(void *ud, const PGresult *r)
+{
+	struct cols_ud *c = ud;
+	const char *t = pq_text(r, 0), *col = pq_text(r, 1);
+	if (t == NULL)
+		return 0;
+	char key[256];
+	int n = snprintf(key, sizeof key, "%s.%s", t, col != NULL ? col : "");
+	int created;
+	if (n > 0 && (size_t)n < sizeof key && hmap_put(c->m, key, (size_t)n, &created) == NULL)
+		c->oom = 1;
+	return 0;
+}
+
+static int has(const hmap *m, const char *table, const char *col)
+{
+	char key[256];
+	int n = snprintf(key, sizeof key, "%s.%s", table, col != NULL ? col : "");
+	return n > 0 && hmap_get(m, key, (size_t)n) != NULL;
+}
+
+struct ver_ud {
+	char *out;
+	size_t cap;
+};
+
+static int ver_cb(void *ud, const PGresult *r)
+{
+	struct ver_ud *v = ud;
+	const char *t = pq_text(r, 0);
+	if (t != NULL)
+		snprintf(v->out, v->cap, "%s", t);
+	return 1;
+}
+
+static int detect_schema(pg_store *s)
+{
+	pqp p;
+	pqp_init(&p);
+	pqp_text(&p, s->schema);
+	int64_t found = 0;
+	char db[128];
+	snprintf(db, sizeof db, "%s", PQdb(s->primary.c) ? PQdb(s->primary.c) : "?");
+	int rc = pq_one_int(s, PQ_PRIMARY, "SELECT count(*) FROM pg_namespace WHERE nspname=$1", &p, &found, NULL,
+	                    "reading the schema");
+	if (rc == DUROX_OK && found == 0)
+		rc = store_fail(&s->base, DUROX_ENOTFOUND,
+		                "schema '%s' does not exist in database '%s' (check schema= in the store URL)",
+		                s->schema, db);
+	hmap cols;
+	hmap_init(&cols);
+	struct cols_ud cu = {&cols, 0};
+	/* tables with their columns, and (as "<name>.") functions and their signatures */
+	if (rc == DUROX_OK)
+		rc = pq_query(
+		        s, PQ_PRIMARY,
+		        "SELECT c.relname::text, a.attname::text FROM pg_class c JOIN pg_namespace n ON "
+		        "n.oid=c.relnamespace"
+		        " JOIN pg_attribute a ON a.attrelid=c.oid AND a.attnum>0 AND NOT a.attisdropped"
+		        " WHERE n.nspname=$1 AND c.relkind IN ('r','p','v','m','f')"
+		        " UNION ALL SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', NULL"
+		        " FROM pg_proc p JOIN pg_namespace n ON n.oid=p.pronamespace WHERE n.nspname=$1",
+		        &p, cols_cb, &cu, NULL, "reading the schema");
+	if (rc == DUROX_OK && cu.oom)
+		rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+	static const char *const required[][2] = {
+	        {"instances", "instance_id"},
+	        {"instances", "orchestration_name"},
+	        {"instances", "current_execution_id"},
+	        {"instances", "created_at"},
+	        {"executions", "execution_id"},
+	        {"executions", "status"},
+	        {"executions", "output"},
+	        {"history", "event_data"},
+	        {"history", "event_type"},
+	        {"orchestrator_queue", "work_item"},
+	        {"worker_queue", "work_item"},
+	};
+	for (size_t i = 0; rc == DUROX_OK && i < sizeof required / sizeof required[0]; i++) {
+		if (!has(&cols, required[i][0], required[i][1])) {
+			int table = 0;
+			/* is it the table or only the column that is missing? */
+			static const char *const probe_cols[] = {"instance_id", "execution_id", "work_item", "id"};
+			for (size_t k = 0; k < 4; k++)
+				table |= has(&cols, required[i][0], probe_cols[k]);
+			if (!table)
+				rc = store_fail(
+				        &s->base, DUROX_EUNSUPPORTED,
+				        "schema '%s' of database '%s' is not a Duroxide store (it has no table '%s')",
+				        s->schema, db, required[i][0]);
+			else
+				rc = store_fail(&s->base, DUROX_EUNSUPPORTED,
+				                "schema '%s' of database '%s' is not a Duroxide store (table '%s' has "
+				                "no column "
+				                "'%s')",
+				                s->schema, db, required[i][0], required[i][1]);
+		}
+	}
+	durox_store_info *in = &s->base.info;
+	if (rc == DUROX_OK) {
+		in->has_custom_status = has(&cols, "instances", "custom_status");
+		in->has_parent_instance = has(&cols, "instances", "parent_instance_id");
+		in->has_kv = has(&cols, "kv_store", "key");
+		in->has_sessions = has(&cols, "sessions", "session_id");
+		in->has_attempt_count = has(&cols, "orchestrator_queue", "attempt_count");
+		in->has_worker_identity = has(&cols, "worker_queue", "activity_id");
+		s->has_kv_delta = has(&cols, "kv_delta", "key");
+		s->has_enqueue =
+		        has(&cols,
+		            "enqueue_orchestrator_work(p_instance_id text, p_work_item text, p_visible_at "
+		            "timestamp with time zone, p_orchestration_name text, p_orchestration_version text, "
+		            "p_execution_id bigint)",
+		            NULL);
+		s->has_delete = has(&cols, "delete_instances_atomic(p_instance_ids text[], p_force boolean)", NULL);
+		s->has_prune =
+		        has(&cols,
+		            "prune_executions(p_instance_id text, p_keep_last integer, p_completed_before_ms bigint)",
+		            NULL);
+	}
+	int has_migrations = rc == DUROX_OK && has(&cols, "_duroxide_migrations", "version");
+	hmap_free(&cols);
+	char version[32] = "none";
+	if (rc == DUROX_OK && has_migrations) {
+		struct ver_ud vu = {version, sizeof version};
+		rc = pq_query(s, PQ_PRIMARY, "SELECT max(version)::text FROM _duroxide_migrations", NULL, ver_cb, &vu,
+		              NULL, "reading the migrations table");
+	}
+	pqp_free(&p);
+	if (rc != DUROX_OK)
+		return rc;
+	if ((s->schema_version = strdup(version)) == NULL)
+		return store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+	in->schema_version = s->schema_version;
+	return DUROX_OK;
+}
+
+/* ---- open/close ------------------------------------------------------------------------ */
+
+static void pg_close(store *base)
+{
+	pg_store *s = (pg_store *)base;
+	if (s == NULL)
+		return;
+	pg_metrics_free(s);
+	conn_close(&s->primary);
+	if (s->reader != NULL) {
+		conn_close(s->reader);
+		free(s->reader);
+	}
+	free(s->display);
+	free(s->schema_version);
+	free(s);
+}
+
+static const store_vtable pg_vtable = {
+        pg_close,      pg_list,    pg_count,           pg_summaries_by_id,
+        pg_executions, pg_history, pg_instance_exists, pg_latest_execution,
+};
+
+/* Fails an open: message into err, the store freed. */
+static int open_fail(pg_store *s, int rc, char *err, size_t errlen, const char *msg)
+{
+	snprintf(err, errlen, "%s", msg);
+	pg_close(&s->base);
+	return rc;
+}
+
+int store_postgres_open(const char *location, const durox_open_options *opts, store **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	pg_url u;
+	int rc = parse_url(location, &u, err, errlen);
+	if (rc != DUROX_OK)
+		return rc;
+	pg_store *s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		free(u.uri);
+		snprintf(err, errlen, "out of memory");
+		return DUROX_ENOMEM;
+	}
+	s->primary.uri = u.uri;
+	s->base.vt = &pg_vtable;
+	s->base.mvt = &pg_metrics_vtable;
+	s->base.ops = &pg_ops_vtable;
+	s->base.info.provider = "postgres";
+	s->readonly = opts != NULL && opts->readonly;
+	s->base.info.readonly = s->readonly;
+	snprintf(s->schema, sizeof s->schema, "%s", u.schema);
+	snprintf(s->state_schema, sizeof s->state_schema, "%s", u.state_schema);
+	s->statement_timeout_ms = u.statement_timeout_ms > 0                       ? u.statement_timeout_ms
+	                          : opts != NULL && opts->statement_timeout_ms > 0 ? opts->statement_timeout_ms
+	                                                                           : DEFAULT_STATEMENT_TIMEOUT_MS;
+	int ct_ms = opts != NULL && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
+	                                                         : DEFAULT_CONNECT_TIMEOUT_S * 1000;
+	s->connect_timeout_s = (ct_ms + 999) / 1000;
+	if (s->connect_timeout_s < 2)
+		s->connect_timeout_s = 2;
+	s->display = mask_url(location);
+	s->primary.display = mask_url(location);
+	if (s->display == NULL || s->primary.display == NULL)
+		return open_fail(s, DUROX_ENOMEM, err, errlen, "out of memory");
+	s->base.info.location = s->display;
+	char msg[512];
+	if ((rc = conn_open(s, &s->primary, msg, sizeof msg)) != DUROX_OK)
+		return open_fail(s, rc, err, errlen, msg);
+	if ((rc = conn_setup(s, &s->primary)) != DUROX_OK || (rc = detect_schema(s)) != DUROX_OK)
+		return open_fail(s, rc, err, errlen, s->base.err);
+	if (opts != NULL && opts->read_url != NULL && opts->read_url[0] != '\0') {
+		pg_url ru;
+		if (strncmp(opts->read_url, "postgres://", 11) != 0 &&
+		    strncmp(opts->read_url, "postgresql://", 13) != 0)
+			return open_fail(s, DUROX_EINVALID, err, errlen,
+			                 "read_url must be a postgres:// or postgresql:// URL (a standby of the "
+			                 "store's server)");
+		if ((rc = parse_url(opts->read_url, &ru, msg, sizeof msg)) != DUROX_OK)
+			return open_fail(s, rc, err, errlen, msg);
+		if (strcmp(ru.schema, "public") != 0 && strcmp(ru.schema, s->schema) != 0) {
+			free(ru.uri);
+			return open_fail(
+			        s, DUROX_EINVALID, err, errlen,
+			        "read_url names another schema than the store URL (a standby holds the same schema)");
+		}
+		if ((s->reader = calloc(1, sizeof *s->reader)) == NULL) {
+			free(ru.uri);
+			return open_fail(s, DUROX_ENOMEM, err, errlen, "out of memory");
+		}
+		s->reader->uri = ru.uri;
+		if ((s->reader->display = mask_url(opts->read_url)) == NULL)
+			return open_fail(s, DUROX_ENOMEM, err, errlen, "out of memory");
+		if ((rc = conn_open(s, s->reader, msg, sizeof msg)) != DUROX_OK)
+			return open_fail(s, rc, err, errlen, msg);
+		if ((rc = conn_setup(s, s->reader)) != DUROX_OK)
+			return open_fail(s, rc, err, errlen, s->base.err);
+	}
+	s->base.err[0] = '\0';
+	*out = &s->base;
+	return DUROX_OK;
+}

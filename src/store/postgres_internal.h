@@ -1,0 +1,186 @@
+/*
+ * postgres_internal.h - what the files of the PostgreSQL provider share: the connection
+ * (libpq, one per handle, plus an optional read-only one for a hot standby), the per
+ * connection prepared-statement cache, query parameters, the single-row-mode query runner,
+ * error mapping, and the SQL fragments that express Duroxide's stored formats in PostgreSQL.
+ * Private to src/store/postgres*.c.
+ */
+#ifndef DUROX_STORE_POSTGRES_INTERNAL_H
+#define DUROX_STORE_POSTGRES_INTERNAL_H
+
+#include <libpq-fe.h>
+
+#include "store/provider.h"
+#include "util/buf.h"
+
+#define PG_CACHE_SIZE 64
+#define PG_NAME_MAX 63 /* PostgreSQL's identifier length */
+
+/* One prepared statement of a connection. */
+typedef struct pg_stmt {
+	char *sql;
+	char name[16];
+	int nparams;
+	uint64_t used; /* LRU clock */
+} pg_stmt;
+
+/* One libpq connection with its statement cache. */
+typedef struct pg_conn {
+	PGconn *c;
+	char *uri;     /* what libpq gets (may hold a password: never shown) */
+	char *display; /* the URL with any password masked */
+	pg_stmt cache[PG_CACHE_SIZE];
+	uint64_t clock;
+	unsigned next_id;
+	int setup_done; /* session settings applied since the last (re)connect */
+} pg_conn;
+
+typedef struct pg_store {
+	store base;
+	pg_conn primary;
+	pg_conn *reader;                    /* read_url's connection, or NULL: reads go to primary */
+	char schema[PG_NAME_MAX + 1];       /* the runtime's schema */
+	char state_schema[PG_NAME_MAX + 1]; /* ours (job journal, ...) */
+	char *display;                      /* masked URL (info.location) */
+	char *schema_version;
+	int connect_timeout_s;
+	int statement_timeout_ms;
+	int readonly;
+	int in_txn;
+	int last_rc;
+	int reconnects; /* how many times a dropped connection was re-established */
+	/* capabilities beyond durox_store_info */
+	int has_kv_delta;
+	int has_enqueue;   /* enqueue_orchestrator_work(text, text, timestamptz, text, text, bigint) */
+	int has_delete;    /* delete_instances_atomic(text[], boolean) */
+	int has_prune;     /* prune_executions(text, integer, bigint) */
+	int journal_known; /* journal existence checked ... */
+	int journal_ok;    /* ... and found */
+	/* statement timing (provider diagnostics) */
+	uint64_t reads, writes;
+	double read_ms, write_ms, max_read_ms, max_write_ms;
+	struct pg_hist *hist; /* the history digest kept between calls (postgres_metrics.c) */
+} pg_store;
+
+/* ---- parameters -------------------------------------------------------------------- */
+
+/* Parameter values, all sent as text ($1..$n). Numbers are formatted into owned storage;
+ * text values are borrowed and must outlive the query. */
+typedef struct pqp {
+	int n, cap;
+	const char **v;
+	char (*num)[24];
+	int oom;
+} pqp;
+
+void pqp_init(pqp *p);
+void pqp_free(pqp *p);
+void pqp_text(pqp *p, const char *v); /* NULL binds SQL NULL */
+void pqp_int(pqp *p, int64_t v);
+void pqp_null(pqp *p);
+void pqp_double(pqp *p, double v);
+
+/* ---- queries ------------------------------------------------------------------------- */
+
+/* Row callback: r is a single-row result (row 0). Return 0 to go on, 1 to stop (the rest of
+ * the rows are read and dropped), <0 to fail with that code. */
+typedef int (*pq_row_cb)(void *ud, const PGresult *r);
+
+/* Query flags. */
+enum {
+	PQ_WRITE = 1,  /* a write (timed as one; must run on the primary) */
+	PQ_PRIMARY = 2 /* a read that must see the primary (our own state, schema checks) */
+};
+
+/* Runs sql (prepared once per connection, from the cache) with p (may be NULL), streaming
+ * the rows to cb (may be NULL) in single-row mode, so memory stays constant whatever the
+ * result size. *affected (may be NULL) gets the row count of a command. what names the
+ * operation in a failure message ("<what> failed: ..."). Returns a durox code, the
+ * message in st->err. A connection found dropped before any row was delivered and outside
+ * a transaction is re-established and the statement retried once. */
+int pq_query(pg_store *s, int flags, const char *sql, const pqp *p, pq_row_cb cb, void *ud, uint64_t *affected,
+             const char *what);
+
+/* One-row, one-column integer query; *isnull (may be NULL) is set when the value is NULL or
+ * there is no row. */
+int pq_one_int(pg_store *s, int flags, const char *sql, const pqp *p, int64_t *out, int *isnull, const char *what);
+
+/* A statement without parameters and results, outside the cache (BEGIN, COMMIT, DDL). */
+int pq_exec_simple(pg_store *s, const char *sql, const char *what);
+
+/* Column readers of a single-row result. */
+const char *pq_text(const PGresult *r, int col); /* NULL for SQL NULL */
+int64_t pq_int(const PGresult *r, int col);      /* 0 for NULL */
+int64_t pq_time(const PGresult *r, int col);     /* DUROX_NO_TIME for NULL */
+int pq_bool(const PGresult *r, int col);         /* 't' -> 1 */
+double pq_double(const PGresult *r, int col);
+int pq_isnull(const PGresult *r, int col);
+
+/* Builds SQL that names a schema: every "@S." in tmpl becomes our quoted state schema and a
+ * dot ("durox".), every "@R." the runtime's ("dx".). Returns a malloc'd string, or NULL when
+ * out of memory. */
+char *pq_ours(pg_store *s, const char *tmpl);
+
+/* Status text -> durox_status (Unknown for NULL or unrecognised). */
+int pq_status_of(const char *t);
+
+/* ---- SQL fragments for Duroxide's formats ------------------------------------------ */
+
+/* ms since the epoch of a timestamptz expression (NULL stays NULL). */
+#define PG_MS(x) "floor(extract(epoch from " x ")*1000)::int8"
+
+/* An event's own timestamp_ms, else the row's created_at. Duroxide writes the common
+ * fields first and escapes every quote inside strings, so the first "timestamp_ms" member
+ * is the top-level one. */
+#define PG_EVENT_TS(h)                                                                                                 \
+	"COALESCE(substring(" h ".event_data from '\"timestamp_ms\": ?([0-9]{1,18})')::int8," PG_MS(h ".created_at") ")"
+
+/* The JSON "type" of an event (PostgreSQL stores event_type = 'Event'). */
+#define PG_EVENT_TYPE(h) "COALESCE(substring(" h ".event_data from '\"type\": ?\"([A-Za-z]+)\"')," h ".event_type)"
+
+/* Filters run over `instances i` joined with its current execution `e`. */
+#define PG_CURRENT_EXEC "h.instance_id=i.instance_id AND h.execution_id=i.current_execution_id"
+
+/* ---- filter compilation (postgres_filter.c) ---- */
+
+typedef struct pgsqlgen {
+	pg_store *s;
+	buf sql;
+	pqp *p;
+	int overflow;
+} pgsqlgen;
+
+/* Appends "$n" and records v as its value. */
+void pg_bind_push(pgsqlgen *g, const durox_value *v);
+/* The SQL expression of a field over `instances i` and current execution `e`. */
+const char *pg_field_sql(pg_store *s, int field);
+/* Appends the WHERE condition of f ("TRUE" when empty). */
+void pg_gen_where(pgsqlgen *g, const durox_filter *f);
+/* " FROM instances i [LEFT] JOIN executions e ..." for filter f. */
+const char *pg_from_current(const durox_filter *f);
+/* The failure kind ('cancelled', ...) of a Failed current execution, as SQL over i and e. */
+extern const char pg_failure_kind_sql[];
+
+/* ---- reads (postgres_read.c) ---- */
+
+void pg_add_summary_columns(pg_store *s, buf *b);
+void pg_read_summary(const PGresult *r, durox_instance_summary *sum);
+int pg_list(store *base, const store_list_query *q, store_summary_cb cb, void *ud);
+int pg_count(store *base, const durox_filter *f, int64_t *out);
+int pg_summaries_by_id(store *base, const char *const *ids, size_t n, store_summary_cb cb, void *ud);
+int pg_executions(store *base, const char *instance_id, store_exec_cb cb, void *ud);
+int pg_history(store *base, const store_history_query *q, store_event_cb cb, void *ud);
+int pg_instance_exists(store *base, const char *instance_id, int *exists, uint64_t *current);
+int pg_latest_execution(store *base, const char *instance_id, uint64_t *out);
+
+/* A text[] literal of ids for one parameter ({"a","b"}); NULL elements become NULL. NULL
+ * when out of memory. */
+char *pg_text_array(const char *const *ids, size_t n);
+
+/* ---- metrics, analytics, writes ---- */
+
+extern const struct store_metrics_vtable pg_metrics_vtable;
+extern const struct store_ops_vtable pg_ops_vtable;
+void pg_metrics_free(pg_store *s);
+
+#endif
