@@ -31,9 +31,8 @@ const char *sq_field_sql(sqlite_store *s, int field)
 	case DUROX_FIELD_PARENT_INSTANCE: return s->base.info.has_parent_instance ? "i.parent_instance_id" : "NULL";
 	case DUROX_FIELD_CREATED_AT: return "COALESCE(durox_ms(i.created_at),0)";
 	case DUROX_FIELD_UPDATED_AT:
-		return "MAX(COALESCE(durox_ms(i.updated_at),0),COALESCE(durox_ms(e.started_at),0),"
-		       "COALESCE(durox_ms(e.completed_at),0),COALESCE((SELECT "
-		       "durox_event_ts(h.event_data,h.created_at) FROM history h"
+		return "MAX(" UPDATED_AT_ROW_PARTS
+		       ",COALESCE((SELECT durox_event_ts(h.event_data,h.created_at) FROM history h"
 		       " WHERE " CURRENT_EXEC " ORDER BY h.event_id DESC LIMIT 1),0))";
 	case DUROX_FIELD_COMPLETED_AT: return "durox_ms(e.completed_at)";
 	case DUROX_FIELD_CUSTOM_STATUS: return s->base.info.has_custom_status ? "i.custom_status" : "NULL";

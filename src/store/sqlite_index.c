@@ -17,12 +17,22 @@
 #include <unistd.h>
 
 #include "store/digest.h"
+#include "store/format.h"
 #include "store/sqlite_index.h"
+#include "util/hmap.h"
 #include "util/sha256.h"
 #include "util/timeutil.h"
 
 #define IX_FORMAT 1
 #define IX_CHUNK 4096 /* instances per build transaction (~10-40 ms of work) */
+
+/* Instances per build transaction: IX_CHUNK, or $DUROX_INDEX_CHUNK (docs/index.md). */
+static int chunk_size(void)
+{
+	const char *e = getenv("DUROX_INDEX_CHUNK");
+	long n = e != NULL ? strtol(e, NULL, 10) : 0;
+	return n >= 1 && n <= 1000000 ? (int)n : IX_CHUNK;
+}
 
 /* ---- statements and errors ----------------------------------------------------------- */
 
@@ -570,18 +580,6 @@ static int status_class(const char *status)
 	return 5;
 }
 
-/* Adds the start and duration groups of a contribution to dx_groups with sign. */
-static int dgroups_add(sq_index *ix, const ix_contrib *c, int sign)
-{
-	for (size_t k = 0; k < c->ndg; k++) {
-		int rc = group_add(ix, c->dg[k].name, c->dg[k].version, NULL, sign * (int64_t)c->dg[k].os,
-		                   sign * (int64_t)c->dg[k].n, sign * c->dg[k].sum);
-		if (rc != DUROX_OK)
-			return rc;
-	}
-	return DUROX_OK;
-}
-
 /* ---- the schema ------------------------------------------------------------------------- */
 
 static const char schema_sql[] =
@@ -852,10 +850,15 @@ static int ix_connect(sq_index *ix)
 	}
 	sqlite3_finalize(st);
 	buf_free(&uri);
-	if (rc != DUROX_OK)
-		return rc;
-	/* the index file is small next to the store: WAL (readers of other handles never wait for a
-	 * writer), NORMAL sync (a power loss can lose the last sync, which the next sync redoes) */
+	return rc;
+}
+
+/* Configures the index connection once the file is known to be ours: WAL (readers of other
+ * handles never wait for a writer), NORMAL sync (a power loss can lose the last sync, which
+ * the next sync redoes). Setting WAL writes the file's header: never before that check. */
+static int ix_configure(sq_index *ix)
+{
+	int rc;
 	if ((rc = ix_exec(ix, "PRAGMA main.journal_mode=WAL", "setting WAL mode")) != DUROX_OK ||
 	    (rc = ix_exec(ix, "PRAGMA main.synchronous=NORMAL", "setting its durability")) != DUROX_OK ||
 	    (rc = ix_exec(ix, "PRAGMA main.cache_size=-16000", "setting its cache")) != DUROX_OK)
@@ -902,7 +905,7 @@ static int ix_open(sq_index *ix)
 		unlink_files(ix->path);
 		rc = ix_connect(ix);
 	}
-	if (rc == DUROX_OK)
+	if (rc == DUROX_OK && (rc = ix_configure(ix)) == DUROX_OK)
 		rc = ix_exec(ix, schema_sql, "creating its tables");
 	if (rc != DUROX_OK) {
 		ix_disconnect(ix);
@@ -1034,120 +1037,374 @@ static void contrib_add(ix_contrib *t, const ix_contrib *c)
 	t->dur_sum += c->dur_sum;
 }
 
-/* Reads the history and executions of ids in (lo, hi] (see range_sql) in id order and writes
- * one contribution per id into schema; for "main" it also adds them to the totals and groups. */
-static int build_contribs(sq_index *ix, const char *schema, const char *lo, int first, const char *hi)
+/* Groups counted while a chunk is built, added to dx_groups once per chunk. */
+typedef struct chunk_groups {
+	hmap index; /* group key -> a = slot */
+	struct cgroup {
+		char *name, *version;
+		int64_t inst[6];
+		int64_t os, dur_n, dur_sum;
+	} * g;
+	size_t n, cap;
+	int oom;
+} chunk_groups;
+
+static struct cgroup *cg_of(chunk_groups *cg, buf *key, const char *name, const char *version)
 {
+	group_key(key, name, version);
+	if (buf_oom(key)) {
+		cg->oom = 1;
+		return NULL;
+	}
+	int created;
+	hmap_entry *e = hmap_put(&cg->index, key->data, key->len, &created);
+	if (e == NULL) {
+		cg->oom = 1;
+		return NULL;
+	}
+	if (!created)
+		return &cg->g[e->a];
+	if (cg->n == cg->cap) {
+		size_t cap = cg->cap ? cg->cap * 2 : 16;
+		struct cgroup *ng = realloc(cg->g, cap * sizeof *ng);
+		if (ng == NULL) {
+			hmap_del(&cg->index, key->data, key->len);
+			cg->oom = 1;
+			return NULL;
+		}
+		cg->g = ng;
+		cg->cap = cap;
+	}
+	struct cgroup *g = &cg->g[cg->n];
+	memset(g, 0, sizeof *g);
+	g->name = strdup(name ? name : "");
+	g->version = version ? strdup(version) : NULL;
+	if (g->name == NULL || (version && g->version == NULL)) {
+		free(g->name);
+		free(g->version);
+		hmap_del(&cg->index, key->data, key->len);
+		cg->oom = 1;
+		return NULL;
+	}
+	e->a = (int64_t)cg->n++;
+	return g;
+}
+
+static void cg_free(chunk_groups *cg)
+{
+	for (size_t k = 0; k < cg->n; k++) {
+		free(cg->g[k].name);
+		free(cg->g[k].version);
+	}
+	free(cg->g);
+	hmap_free(&cg->index);
+	memset(cg, 0, sizeof *cg);
+}
+
+static int cg_flush(sq_index *ix, chunk_groups *cg)
+{
+	for (size_t k = 0; k < cg->n; k++) {
+		struct cgroup *g = &cg->g[k];
+		int rc = group_add(ix, g->name, g->version, g->inst, g->os, g->dur_n, g->dur_sum);
+		if (rc != DUROX_OK)
+			return rc;
+	}
+	return DUROX_OK;
+}
+
+/* The columns of an instance that need no history: the listing's field SQL (sq_field_sql) for
+ * each, and the row parts of updated_at; the build adds what the history gives. Column order:
+ * 0 id, 1 name, 2 version, 3 status, 4 created_at, 5 updated_at (row parts), 6 execution
+ * count, 7 parent_instance, 8 completed_at, 9 error, 10 custom_status, 11 its version, 12 the
+ * stored status (NULL without an execution row), 13 the stored output. */
+static void add_base_columns(sqlite_store *s, buf *b)
+{
+	buf_addf(
+	        b,
+	        "SELECT i.instance_id, i.orchestration_name, i.orchestration_version, %s, %s, MAX(" UPDATED_AT_ROW_PARTS
+	        "), i.current_execution_id, %s, %s, CASE WHEN e.status='Failed' THEN e.output END, %s, %s, e.status,"
+	        " e.output",
+	        sq_field_sql(s, DUROX_FIELD_STATUS), sq_field_sql(s, DUROX_FIELD_CREATED_AT),
+	        sq_field_sql(s, DUROX_FIELD_PARENT_INSTANCE), sq_field_sql(s, DUROX_FIELD_COMPLETED_AT),
+	        sq_field_sql(s, DUROX_FIELD_CUSTOM_STATUS),
+	        s->base.info.has_custom_status ? "i.custom_status_version" : "0");
+}
+
+/* What an instance's summary takes from its history, gathered while its rows stream by in
+ * (execution, event) order: exactly the rows the listing's subqueries pick (sqlite_filter.c,
+ * sq_add_summary_columns, DURATION_SQL). */
+typedef struct hist_facts {
+	int64_t cur;             /* current_execution_id (from the instances row) */
+	int has_last, last_null; /* the current execution's last event, and its store time */
+	int64_t last_ts;
+	int has_first, first_null; /* the first OrchestrationStarted (by execution, event) */
+	int64_t first_ts;
+	int has_term, term_null; /* the current execution's last Completed/Failed event */
+	int64_t term_ts;
+	buf failed; /* the current execution's last OrchestrationFailed event JSON */
+	int has_failed;
+	buf first_event; /* the current execution's event 1 JSON (parent_id) */
+	int has_first_event;
+} hist_facts;
+
+/* Reads ids in (lo, hi] (see range_sql) from three streams in id order: instances with their
+ * current execution, history in (execution, event) order, and executions counts. Writes one
+ * summary row per instance (when want_inst) and one contribution per id into schema ("main":
+ * the index, adding to its totals and groups; "temp": verify's scratch tables). *n_inst is
+ * the number of instances rows read. */
+static int build_pass(sq_index *ix, const char *schema, int want_inst, const char *lo, int first, const char *hi,
+                      int64_t *n_inst)
+{
+	*n_inst = 0;
+	sqlite_store *s = ix->s;
 	buf sql;
 	buf_init(&sql);
-	buf_adds(&sql, "SELECT instance_id, execution_id, event_id, event_type, event_data FROM store.history WHERE");
+	add_base_columns(s, &sql);
+	buf_adds(&sql, " FROM store.instances i LEFT JOIN store.executions e ON e.instance_id=i.instance_id AND"
+	               " e.execution_id=i.current_execution_id WHERE");
+	range_sql(&sql, "i.instance_id", 1, first, hi != NULL);
+	buf_adds(&sql, " ORDER BY i.instance_id");
+	sqlite3_stmt *S = buf_oom(&sql) ? NULL : ix_stmt(ix, buf_str(&sql));
+	buf_reset(&sql);
+	buf_adds(&sql, "SELECT instance_id, execution_id, event_id, event_type, event_data,"
+	               " durox_event_ts(event_data, created_at) FROM store.history WHERE");
 	range_sql(&sql, "instance_id", 1, first, hi != NULL);
 	buf_adds(&sql, " ORDER BY instance_id, execution_id, event_id");
-	sqlite3_stmt *h = buf_oom(&sql) ? NULL : ix_stmt(ix, buf_str(&sql));
+	sqlite3_stmt *H = S == NULL || buf_oom(&sql) ? NULL : ix_stmt(ix, buf_str(&sql));
 	buf_reset(&sql);
 	buf_adds(&sql, "SELECT instance_id, count(*) FROM store.executions WHERE");
 	range_sql(&sql, "instance_id", 1, first, hi != NULL);
 	buf_adds(&sql, " GROUP BY instance_id ORDER BY instance_id");
-	sqlite3_stmt *e = (h == NULL || buf_oom(&sql)) ? NULL : ix_stmt(ix, buf_str(&sql));
+	sqlite3_stmt *E = H == NULL || buf_oom(&sql) ? NULL : ix_stmt(ix, buf_str(&sql));
 	buf_free(&sql);
-	if (h == NULL || e == NULL) {
-		if (h)
-			sq_done(h);
+	if (E == NULL) {
+		if (S)
+			sq_done(S);
+		if (H)
+			sq_done(H);
 		return ix_stmt_err(ix);
 	}
+	/* statements used per instance, prepared before the streams move (the cache may evict) */
+	char isql[512];
+	snprintf(isql, sizeof isql,
+	         "INSERT INTO %s.dx_inst (instance_id, name, version, status, created_at, updated_at,"
+	         " execution_count, parent_instance, parent_id, completed_at, failure_kind, error, custom_status,"
+	         " custom_status_version, duration_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+	         schema);
+	sqlite3_stmt *ins = want_inst ? ix_stmt(ix, isql) : NULL;
+	sqlite3_stmt *pid = ix_stmt(ix, "SELECT CASE WHEN json_valid(?1) THEN json_extract(?1,'$.parent_id') END");
 	int to_main = strcmp(schema, "main") == 0;
-	bind_range(h, lo, hi);
-	bind_range(e, lo, hi);
+	bind_range(S, lo, hi);
+	bind_range(H, lo, hi);
+	bind_range(E, lo, hi);
 	ix_acc a;
 	memset(&a, 0, sizeof a);
 	arena_init(&a.mem);
 	ix_contrib total;
 	memset(&total, 0, sizeof total);
-	buf scratch, cur;
+	chunk_groups cg;
+	memset(&cg, 0, sizeof cg);
+	hmap_init(&cg.index);
+	hist_facts hf;
+	memset(&hf, 0, sizeof hf);
+	buf_init(&hf.failed);
+	buf_init(&hf.first_event);
+	buf scratch, cur, key;
 	buf_init(&scratch);
 	buf_init(&cur);
-	int rc = DUROX_OK;
-	int hr = sqlite3_step(h), er = sqlite3_step(e);
-	while (rc == DUROX_OK && (hr == SQLITE_ROW || er == SQLITE_ROW)) {
-		/* the next id: the smaller of the two streams' */
-		const char *hid = hr == SQLITE_ROW ? (const char *)sqlite3_column_blob(h, 0) : NULL;
-		size_t hn = hr == SQLITE_ROW ? (size_t)sqlite3_column_bytes(h, 0) : 0;
-		const char *eid = er == SQLITE_ROW ? (const char *)sqlite3_column_blob(e, 0) : NULL;
-		size_t en = er == SQLITE_ROW ? (size_t)sqlite3_column_bytes(e, 0) : 0;
-		int c = hr != SQLITE_ROW ? 1 : er != SQLITE_ROW ? -1 : id_cmp(hid ? hid : "", hn, eid ? eid : "", en);
+	buf_init(&key);
+	int rc = (want_inst && ins == NULL) || pid == NULL ? ix_stmt_err(ix) : DUROX_OK;
+	int sr = sqlite3_step(S), hr = sqlite3_step(H), er = sqlite3_step(E);
+	while (rc == DUROX_OK && (sr == SQLITE_ROW || hr == SQLITE_ROW || er == SQLITE_ROW)) {
+		/* the next id: the smallest of the three streams' */
+		const char *ids[3] = {NULL, NULL, NULL};
+		size_t lens[3] = {0, 0, 0};
+		sqlite3_stmt *sts[3] = {S, H, E};
+		int rows[3] = {sr == SQLITE_ROW, hr == SQLITE_ROW, er == SQLITE_ROW};
+		int best = -1;
+		for (int k = 0; k < 3; k++) {
+			if (!rows[k])
+				continue;
+			ids[k] = (const char *)sqlite3_column_blob(sts[k], 0);
+			lens[k] = (size_t)sqlite3_column_bytes(sts[k], 0);
+			if (ids[k] == NULL)
+				ids[k] = "";
+			if (best < 0 || id_cmp(ids[k], lens[k], ids[best], lens[best]) < 0)
+				best = k;
+		}
 		buf_reset(&cur);
-		if (c <= 0)
-			buf_add(&cur, hid ? hid : "", hn);
-		else
-			buf_add(&cur, eid ? eid : "", en);
+		buf_add(&cur, ids[best], lens[best]);
 		if (buf_oom(&cur)) {
-			rc = store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory");
+			rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
 			break;
 		}
+		int has_inst = rows[0] && id_cmp(ids[0], lens[0], cur.data, cur.len) == 0;
 		acc_reset(&a);
+		hf.cur = has_inst ? sqlite3_column_int64(S, 6) : INT64_MIN;
+		hf.has_last = hf.has_first = hf.has_term = hf.has_failed = hf.has_first_event = 0;
+		int want_event1 = has_inst && sqlite3_column_type(S, 7) != SQLITE_NULL;
 		while (hr == SQLITE_ROW) { /* its history rows */
-			const char *x = (const char *)sqlite3_column_blob(h, 0);
-			size_t xn = (size_t)sqlite3_column_bytes(h, 0);
+			const char *x = (const char *)sqlite3_column_blob(H, 0);
+			size_t xn = (size_t)sqlite3_column_bytes(H, 0);
 			if (id_cmp(x ? x : "", xn, cur.data, cur.len) != 0)
 				break;
-			acc_row(&a, (const char *)sqlite3_column_blob(h, 3), (size_t)sqlite3_column_bytes(h, 3),
-			        sqlite3_column_int64(h, 1), sqlite3_column_int64(h, 2),
-			        (const char *)sqlite3_column_blob(h, 4), (size_t)sqlite3_column_bytes(h, 4), xn);
-			hr = sqlite3_step(h);
+			const char *type = (const char *)sqlite3_column_text(H, 3);
+			size_t tlen = (size_t)sqlite3_column_bytes(H, 3);
+			int64_t exec = sqlite3_column_int64(H, 1), event = sqlite3_column_int64(H, 2);
+			const char *data = (const char *)sqlite3_column_text(H, 4);
+			size_t dlen = (size_t)sqlite3_column_bytes(H, 4);
+			acc_row(&a, type, tlen, exec, event, data, dlen, xn);
+			if (has_inst) {
+				int ts_null = sqlite3_column_type(H, 5) == SQLITE_NULL;
+				int64_t ts = sqlite3_column_int64(H, 5);
+				int is = type != NULL && tlen == 20 && memcmp(type, "OrchestrationStarted", 20) == 0;
+				int ic = type != NULL && tlen == 22 && memcmp(type, "OrchestrationCompleted", 22) == 0;
+				int iff = type != NULL && tlen == 19 && memcmp(type, "OrchestrationFailed", 19) == 0;
+				if (is && !hf.has_first) {
+					hf.has_first = 1;
+					hf.first_null = ts_null;
+					hf.first_ts = ts;
+				}
+				if (exec == hf.cur) {
+					hf.has_last = 1;
+					hf.last_null = ts_null;
+					hf.last_ts = ts;
+					if (ic || iff) {
+						hf.has_term = 1;
+						hf.term_null = ts_null;
+						hf.term_ts = ts;
+					}
+					if (iff) {
+						buf_reset(&hf.failed);
+						hf.has_failed = data != NULL;
+						if (data != NULL)
+							buf_add(&hf.failed, data, dlen);
+					}
+					if (event == 1 && want_event1) {
+						buf_reset(&hf.first_event);
+						hf.has_first_event = data != NULL;
+						if (data != NULL)
+							buf_add(&hf.first_event, data, dlen);
+					}
+				}
+			}
+			hr = sqlite3_step(H);
 		}
 		if (er == SQLITE_ROW) { /* its executions */
-			const char *x = (const char *)sqlite3_column_blob(e, 0);
-			size_t xn = (size_t)sqlite3_column_bytes(e, 0);
+			const char *x = (const char *)sqlite3_column_blob(E, 0);
+			size_t xn = (size_t)sqlite3_column_bytes(E, 0);
 			if (id_cmp(x ? x : "", xn, cur.data, cur.len) == 0) {
-				a.c.n_exec = (uint64_t)sqlite3_column_int64(e, 1);
-				er = sqlite3_step(e);
+				a.c.n_exec = (uint64_t)sqlite3_column_int64(E, 1);
+				er = sqlite3_step(E);
+			}
+		}
+		if (buf_oom(&hf.failed) || buf_oom(&hf.first_event)) {
+			rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+			break;
+		}
+		if (has_inst) {
+			(*n_inst)++;
+			const char *status = (const char *)sqlite3_column_text(S, 3);
+			const char *stored = (const char *)sqlite3_column_text(S, 12);
+			if (want_inst) {
+				for (int k = 0; k < 5; k++)
+					sqlite3_bind_value(ins, k + 1,
+					                   sqlite3_column_value(S, k)); /* id .. created_at */
+				int64_t updated = sqlite3_column_int64(S, 5);
+				int64_t last = hf.has_last && !hf.last_null ? hf.last_ts : 0;
+				sqlite3_bind_int64(ins, 6, last > updated ? last : updated);
+				sqlite3_bind_value(ins, 7, sqlite3_column_value(S, 6));
+				sqlite3_bind_value(ins, 8, sqlite3_column_value(S, 7));
+				/* parent_id: json_extract of the current execution's event 1, for children */
+				if (want_event1 && hf.has_first_event) {
+					sqlite3_bind_text(pid, 1, hf.first_event.data, (int)hf.first_event.len,
+					                  SQLITE_STATIC);
+					int pr = sqlite3_step(pid);
+					if (pr == SQLITE_ROW)
+						sqlite3_bind_value(ins, 9, sqlite3_column_value(pid, 0));
+					else
+						sqlite3_bind_null(ins, 9);
+					sq_done(pid);
+					if (pr != SQLITE_ROW) {
+						rc = ix_fail(ix, pr, "reading a parent id");
+						break;
+					}
+				} else {
+					sqlite3_bind_null(ins, 9);
+				}
+				sqlite3_bind_value(ins, 10, sqlite3_column_value(S, 8));
+				/* failure_kind: CASE WHEN e.status='Failed' THEN durox_failure_kind(event, output) */
+				if (stored != NULL && strcmp(stored, "Failed") == 0) {
+					const char *output = (const char *)sqlite3_column_text(S, 13);
+					int kind = format_failure_kind(hf.has_failed ? buf_str(&hf.failed) : NULL,
+					                               hf.has_failed ? hf.failed.len : 0, output);
+					sqlite3_bind_text(ins, 11, durox_failure_kind_name(kind), -1, SQLITE_STATIC);
+				} else {
+					sqlite3_bind_null(ins, 11);
+				}
+				sqlite3_bind_value(ins, 12, sqlite3_column_value(S, 9));
+				sqlite3_bind_value(ins, 13, sqlite3_column_value(S, 10));
+				sqlite3_bind_value(ins, 14, sqlite3_column_value(S, 11));
+				/* duration_ms: DURATION_SQL */
+				if (stored != NULL &&
+				    (strcmp(stored, "Completed") == 0 || strcmp(stored, "Failed") == 0) &&
+				    hf.has_term && !hf.term_null && hf.has_first && !hf.first_null)
+					sqlite3_bind_int64(ins, 15, hf.term_ts - hf.first_ts);
+				else
+					sqlite3_bind_null(ins, 15);
+				int r = sqlite3_step(ins);
+				sq_done(ins);
+				if (r != SQLITE_DONE) {
+					rc = ix_fail(ix, r, "writing a summary");
+					break;
+				}
+			}
+			if (to_main) {
+				struct cgroup *g = cg_of(&cg, &key, (const char *)sqlite3_column_text(S, 1),
+				                         (const char *)sqlite3_column_text(S, 2));
+				if (g != NULL) {
+					g->inst[0]++;
+					g->inst[status_class(status)]++;
+				}
 			}
 		}
 		rc = put_contrib(ix, schema, cur.data, cur.len, &a, &scratch);
 		if (rc == DUROX_OK && to_main)
-			rc = dgroups_add(ix, &a.c, 1);
+			for (size_t k = 0; k < a.c.ndg; k++) {
+				struct cgroup *g = cg_of(&cg, &key, a.c.dg[k].name, a.c.dg[k].version);
+				if (g != NULL) {
+					g->os += (int64_t)a.c.dg[k].os;
+					g->dur_n += (int64_t)a.c.dg[k].n;
+					g->dur_sum += a.c.dg[k].sum;
+				}
+			}
+		if (cg.oom)
+			rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
 		contrib_add(&total, &a.c);
+		if (has_inst && rc == DUROX_OK)
+			sr = sqlite3_step(S);
 	}
+	if (rc == DUROX_OK && sr != SQLITE_DONE && sr != SQLITE_ROW)
+		rc = ix_fail(ix, sr, "reading instances");
 	if (rc == DUROX_OK && hr != SQLITE_DONE && hr != SQLITE_ROW)
 		rc = ix_fail(ix, hr, "reading history");
 	if (rc == DUROX_OK && er != SQLITE_DONE && er != SQLITE_ROW)
 		rc = ix_fail(ix, er, "reading executions");
-	sq_done(h);
-	sq_done(e);
+	sq_done(S);
+	sq_done(H);
+	sq_done(E);
+	if (rc == DUROX_OK && to_main)
+		rc = cg_flush(ix, &cg);
 	if (rc == DUROX_OK && to_main)
 		rc = totals_add(ix, &total, 1);
+	cg_free(&cg);
 	acc_reset(&a);
 	arena_release(&a.mem);
+	buf_free(&hf.failed);
+	buf_free(&hf.first_event);
 	buf_free(&scratch);
 	buf_free(&cur);
-	return rc;
-}
-
-/* Adds the instance groups of the rows of a chunk (name, version, status class). */
-static int build_groups(sq_index *ix, const char *lo, int first, const char *hi)
-{
-	buf sql;
-	buf_init(&sql);
-	buf_adds(&sql, "SELECT name, version, status, count(*) FROM main.dx_inst WHERE");
-	range_sql(&sql, "instance_id", 1, first, hi != NULL);
-	buf_adds(&sql, " GROUP BY name, version, status");
-	sqlite3_stmt *st = buf_oom(&sql) ? NULL : ix_stmt(ix, buf_str(&sql));
-	buf_free(&sql);
-	if (st == NULL)
-		return ix_stmt_err(ix);
-	bind_range(st, lo, hi);
-	int r, rc = DUROX_OK;
-	while (rc == DUROX_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t inst[6] = {0};
-		int64_t n = sqlite3_column_int64(st, 3);
-		inst[0] = n;
-		inst[status_class((const char *)sqlite3_column_text(st, 2))] = n;
-		rc = group_add(ix, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
-		               inst, 0, 0, 0);
-	}
-	if (rc == DUROX_OK && r != SQLITE_DONE)
-		rc = ix_fail(ix, r, "reading its rows");
-	sq_done(st);
+	buf_free(&key);
 	return rc;
 }
 
@@ -1211,7 +1468,7 @@ static int build_chunk(sq_index *ix, int *done, uint64_t *progress, uint64_t *to
 		goto out;
 	}
 	sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, IX_CHUNK - 1);
+	sqlite3_bind_int(st, 2, chunk_size() - 1);
 	int r = sqlite3_step(st);
 	if (r == SQLITE_ROW && (hi = strdup((const char *)sqlite3_column_text(st, 0))) == NULL)
 		r = SQLITE_NOMEM;
@@ -1220,32 +1477,8 @@ static int build_chunk(sq_index *ix, int *done, uint64_t *progress, uint64_t *to
 		rc = ix_fail(ix, r, "reading instances");
 		goto out;
 	}
-	/* the summaries: the listing's own SQL, with the duration of analytics */
-	buf sql;
-	buf_init(&sql);
-	buf_adds(&sql, "INSERT INTO main.dx_inst (instance_id, name, version, status, created_at, updated_at,"
-	               " execution_count, parent_instance, parent_id, completed_at, failure_kind, error, custom_status,"
-	               " custom_status_version, duration_ms) ");
-	sq_add_summary_columns(ix->s, &sql);
-	buf_adds(&sql, ", " DURATION_SQL " FROM store.instances i LEFT JOIN store.executions e ON"
-	               " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id WHERE");
-	range_sql(&sql, "i.instance_id", 1, first, hi != NULL);
-	st = buf_oom(&sql) ? NULL : ix_stmt(ix, buf_str(&sql));
-	buf_free(&sql);
-	if (st == NULL) {
-		rc = ix_stmt_err(ix);
-		goto out;
-	}
-	bind_range(st, lo, hi);
-	r = sqlite3_step(st);
-	sq_done(st);
-	if (r != SQLITE_DONE) {
-		rc = ix_fail(ix, r, "writing summaries");
-		goto out;
-	}
-	int64_t n = sqlite3_changes(ix->db);
-	if ((rc = build_groups(ix, lo, first, hi)) != DUROX_OK ||
-	    (rc = build_contribs(ix, "main", lo, first, hi)) != DUROX_OK)
+	int64_t n = 0;
+	if ((rc = build_pass(ix, "main", 1, lo, first, hi, &n)) != DUROX_OK)
 		goto out;
 	ndone += n;
 	if ((rc = meta_set_int(ix, "build_done", ndone)) != DUROX_OK)
@@ -1483,8 +1716,9 @@ static int sqi_build(store *base, int rebuild, store_progress_fn progress, void 
 		/* try the file again from scratch */
 		ix_disconnect(ix);
 		ix->state = IX_CLOSED;
-		if (ix_open(ix) != DUROX_OK)
-			return DUROX_EIO;
+		int rc = ix_open(ix);
+		if (rc != DUROX_OK)
+			return rc;
 	}
 	if (!rebuild && ix->state == IX_READY) {
 		int rc = ix_sync(ix);
@@ -1663,8 +1897,9 @@ static int verify_contribs(sq_index *ix, durox_index_verify_result *out)
 	        " event_id INTEGER, ts INTEGER, PRIMARY KEY (instance_id, execution_id, event_id)) WITHOUT ROWID;"
 	        "DELETE FROM temp.dx_contrib; DELETE FROM temp.dx_pending;",
 	        "verifying");
+	int64_t n_inst;
 	if (rc == DUROX_OK)
-		rc = build_contribs(ix, "temp", "", 1, NULL);
+		rc = build_pass(ix, "temp", 0, "", 1, NULL, &n_inst);
 	int64_t diff = 0;
 	if (rc == DUROX_OK && (rc = table_diff(ix, "dx_contrib", &diff)) == DUROX_OK && diff > 0) {
 		out->mismatched += (uint64_t)diff;

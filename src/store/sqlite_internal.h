@@ -100,6 +100,12 @@ typedef struct sqlgen {
 /* Filters run over `instances i` joined with its current execution `e`. */
 #define CURRENT_EXEC "h.instance_id=i.instance_id AND h.execution_id=i.current_execution_id"
 
+/* updated_at (durox.h) is the latest of these three times of the instance and execution rows
+ * and the store time of the current execution's last event: the row parts, which the
+ * visibility index's build completes with the event it reads (sqlite_index.c). */
+#define UPDATED_AT_ROW_PARTS                                                                                           \
+	"COALESCE(durox_ms(i.updated_at),0),COALESCE(durox_ms(e.started_at),0),COALESCE(durox_ms(e.completed_at),0)"
+
 /* Appends '?' and records v as its value. */
 void sq_bind_push(sqlgen *g, const durox_value *v);
 /* The SQL expression of a field over `instances i` and current execution `e`. */
