@@ -108,6 +108,19 @@ typedef struct durox_open_options {
 	 * stores have none. */
 	int index;
 	const char *index_path; /* copied by durox_open */
+	/* Access control (see "access control" below and docs/access-control.md). NULL: no access
+	 * control, every operation is allowed as before. The handle copies the struct; from the
+	 * call on it owns policy->ud and calls policy->release(ud) once when it is closed (also
+	 * when durox_open fails). */
+	const struct durox_access_policy *policy;
+	const struct durox_access_context *context; /* who the caller is (copied); NULL: anonymous */
+	/* The audit log: a policy always keeps one; audit nonzero keeps one without a policy too.
+	 * A writable handle appends to the store's log (our own tables); a read-only handle to
+	 * audit_file (JSON Lines, the same hash chain), and a read-only handle that must keep a
+	 * log and has no audit_file fails to open. */
+	int audit;
+	const char *audit_file;
+	const char *audit_key; /* HMAC-SHA256 key of the chain (NUL-terminated); NULL: plain SHA-256 */
 	/* PostgreSQL only (ignored by SQLite). */
 	const char *read_url;     /* a second postgres:// URL (a hot standby) that every read outside a write
 	                             transaction goes to; NULL: reads go to the store URL's server */
@@ -1381,6 +1394,512 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
  * unfinished job is marked "stopped" at once. Sets *state (may be NULL) to the resulting
  * state name (a static string). DUROX_ECONFLICT when the job already ended. */
 int durox_job_stop(durox *dx, int64_t job_id, const char **state);
+
+/* ---- access control (docs/access-control.md) ----------------------------------------
+ *
+ * A handle opened with a policy passes every operation through ONE enforcement point in
+ * the engine, which asks the policy's hooks (the proposal's ManagementAccessControl) about
+ * the caller (the AccessContext given at open):
+ * - can_list_instances decides what the caller may see at all: everything, nothing, or the
+ *   instances a filter matches. The filter is ANDed into the store query of every listing,
+ *   count, page, search, group-by, time series, metrics-per-type, dependency graph, stuck
+ *   report and bulk target resolution; can_view_instance is then asked per instance on top.
+ *   An instance either of them hides is indistinguishable from a missing one for the caller
+ *   (DUROX_ENOTFOUND from every view and write, absent from every count).
+ * - the other hooks decide one operation class on an instance the caller can see (or, for
+ *   metrics, jobs and the audit log, as a whole): a refusal is DUROX_EDENIED, and a bulk
+ *   operation classifies such a target as failed with code DUROX_EDENIED and message
+ *   "denied".
+ * Fail closed: a hook left NULL (and not marked in always_allow), a hook that fails
+ * (negative answer) or gives any answer but ALLOW (or FILTER where allowed) denies.
+ * Denials, every write attempt, every bulk job and its outcome and the policy load are
+ * recorded in the audit log; an operation whose record cannot be written is refused.
+ * The policy and context are fixed for the handle's life.
+ */
+
+/* AccessContext: who is asking. Strings are copied by durox_open. */
+typedef struct durox_access_context {
+	const char *user_id; /* NULL: anonymous */
+	const char *const *roles;
+	size_t n_roles;
+	const char *source_ip; /* NULL: unknown */
+	const char *reason;    /* the caller's justification (e.g. a break-glass ticket); NULL: none */
+} durox_access_context;
+
+/* The instance a hook is asked about. */
+typedef struct durox_access_instance {
+	const durox_instance_summary *summary;
+	/* The root of the instance's tree (the instance itself when it has no parent), read from
+	 * the store on first use. NULL when the store failed (the hook should then deny). Valid
+	 * until the hook returns; call only from within the hook. */
+	const char *(*root)(const struct durox_access_instance *self);
+	void *priv; /* the engine's */
+} durox_access_instance;
+
+/* The hooks, by number (bits of durox_access_policy.always_allow, audit records). */
+typedef enum durox_access_hook {
+	DUROX_HOOK_LIST_INSTANCES = 0,  /* "can_list_instances" */
+	DUROX_HOOK_VIEW_INSTANCE,       /* "can_view_instance": summaries, status, listings per row */
+	DUROX_HOOK_VIEW_HISTORY,        /* "can_view_history": history, details, statistics, descriptor */
+	DUROX_HOOK_CANCEL_INSTANCE,     /* "can_cancel_instance" */
+	DUROX_HOOK_RAISE_EVENT,         /* "can_raise_event": raise_event and enqueue_event */
+	DUROX_HOOK_START_ORCHESTRATION, /* "can_start_orchestration" */
+	DUROX_HOOK_PURGE_INSTANCE,      /* "can_purge_instance": purge and prune */
+	DUROX_HOOK_RESTART_INSTANCE,    /* "can_restart_instance" */
+	DUROX_HOOK_VIEW_METRICS,        /* "can_view_metrics" */
+	DUROX_HOOK_MANAGE_JOBS,         /* "can_manage_jobs": the bulk-job journal */
+	DUROX_HOOK_VIEW_AUDIT,          /* "can_view_audit": reading and verifying the audit log */
+	DUROX_HOOK__COUNT
+} durox_access_hook;
+
+/* "can_list_instances", ...; NULL when out of range. durox_access_hook_parse: -1 if unknown. */
+const char *durox_access_hook_name(int hook);
+int durox_access_hook_parse(const char *name);
+
+/* A hook's answer. */
+#define DUROX_ACCESS_DENY 0
+#define DUROX_ACCESS_ALLOW 1
+#define DUROX_ACCESS_FILTER 2 /* can_list_instances only: *filter holds what the caller may see */
+
+/*
+ * A policy: hooks with the proposal's names. Every hook gets the policy's ud and the
+ * context, may write a one-line reason for its answer into why (whylen bytes, "" on entry;
+ * it goes to the audit log) and returns DUROX_ACCESS_ALLOW or DENY; a negative return is a
+ * failure of the policy and denies. Hooks are called from the thread using the handle,
+ * never inside a store transaction, and must not call the handle.
+ */
+typedef struct durox_access_policy {
+	void *ud;
+	/* ALLOW (everything), DENY (nothing) or FILTER with *filter set to a new filter (from
+	 * durox_filter_new / durox_filter_parse) that the engine takes and frees. */
+	int (*can_list_instances)(void *ud, const durox_access_context *ctx, durox_filter **filter, char *why,
+	                          size_t whylen);
+	int (*can_view_instance)(void *ud, const durox_access_context *ctx, const durox_access_instance *inst,
+	                         char *why, size_t whylen);
+	int (*can_view_history)(void *ud, const durox_access_context *ctx, const durox_access_instance *inst, char *why,
+	                        size_t whylen);
+	int (*can_cancel_instance)(void *ud, const durox_access_context *ctx, const durox_access_instance *inst,
+	                           char *why, size_t whylen);
+	int (*can_raise_event)(void *ud, const durox_access_context *ctx, const durox_access_instance *inst,
+	                       const char *event_name, char *why, size_t whylen);
+	int (*can_start_orchestration)(void *ud, const durox_access_context *ctx, const char *name,
+	                               const char *instance_id, char *why, size_t whylen);
+	int (*can_purge_instance)(void *ud, const durox_access_context *ctx, const durox_access_instance *inst,
+	                          char *why, size_t whylen);
+	int (*can_restart_instance)(void *ud, const durox_access_context *ctx, const durox_access_instance *inst,
+	                            char *why, size_t whylen);
+	int (*can_view_metrics)(void *ud, const durox_access_context *ctx, char *why, size_t whylen);
+	int (*can_manage_jobs)(void *ud, const durox_access_context *ctx, char *why, size_t whylen);
+	int (*can_view_audit)(void *ud, const durox_access_context *ctx, char *why, size_t whylen);
+	/* Bits (1u << durox_access_hook) of hooks that are NULL and allow without being called
+	 * (a constant answer: "can_view_instance = true"); a NULL hook without its bit denies. */
+	unsigned always_allow;
+	/* Bits of hooks the policy sets to a constant deny (only for the reason of a refusal:
+	 * "can_x is false in the policy" instead of "can_x is not defined by the policy"). */
+	unsigned always_deny;
+	/* The largest bulk operation the caller may run (0: no cap): max_bulk_operations cannot be
+	 * raised past it, and bulk max_instances is capped by it. */
+	uint32_t max_bulk_operations;
+	/* Identifies the policy in audit records and page tokens (e.g. "sha256:<hex of its text>");
+	 * copied; NULL: "c-policy". */
+	const char *id;
+	/* Where it came from (a file name), for the policy-load audit record; copied; may be NULL. */
+	const char *source;
+	/* Called once with ud when the handle is closed (or durox_open fails); may be NULL. */
+	void (*release)(void *ud);
+} durox_access_policy;
+
+/* What access control a handle runs under. Strings are owned by dx. */
+typedef struct durox_access_info {
+	int enabled;         /* a policy is in force */
+	const char *policy;  /* its id, or NULL */
+	const char *user_id; /* NULL: anonymous */
+	size_t n_roles;
+	const char *const *roles;
+	const char *source_ip;
+	const char *audit;            /* where audit records go: "store", "file" or "none" */
+	const char *audit_file;       /* for "file" */
+	int audit_keyed;              /* the chain is an HMAC with a key */
+	uint32_t max_bulk_operations; /* the policy's cap, 0: none */
+} durox_access_info;
+
+void durox_get_access_info(durox *dx, durox_access_info *out);
+
+/* ---- the audit log ------------------------------------------------------------------
+ *
+ * Append-only, hash-chained records: record N holds the hash of record N-1 (64 zeros for
+ * the first), and its own hash is SHA-256 (or HMAC-SHA256 with the handle's audit_key) over
+ * its canonical JSON text (docs/access-control.md gives the exact form). Kept in our own
+ * table (SQLite: durox_audit_log) by writable handles, or in a JSON Lines file by read-only
+ * ones. Editing, deleting or reordering records breaks the chain and verify says where.
+ */
+
+typedef struct durox_audit_record {
+	uint64_t seq;
+	int64_t time;               /* ms */
+	const char *user_id;        /* NULL: anonymous */
+	const char *roles;          /* JSON array of strings */
+	const char *source_ip;      /* NULL: unknown */
+	const char *context_reason; /* the context's reason, NULL: none */
+	const char *operation;      /* "cancel_instance", "cancel_instances", "job_end", "policy_load", ... */
+	const char *target;         /* an instance id, a job id, the canonical filter text, or NULL */
+	const char *decision;       /* "allow" or "deny" */
+	const char *reason;         /* why (the policy's reason, "hidden", ...), NULL: none */
+	const char *policy;         /* the policy id, NULL without a policy */
+	const char *params;         /* JSON object: a summary of the parameters */
+	const char *result;         /* JSON object: the outcome (code, counts, job id) */
+	const char *prev_hash;      /* hex */
+	const char *hash;           /* hex */
+} durox_audit_record;
+
+typedef struct durox_audit_list {
+	size_t count;
+	durox_audit_record *items; /* ascending seq */
+} durox_audit_list;
+
+/* Which records to read; zero-initialised means the newest 100 of the handle's log. */
+typedef struct durox_audit_query {
+	int64_t since;         /* time >= since (ms); 0 or DUROX_NO_TIME: no bound */
+	const char *user_id;   /* NULL: any */
+	const char *operation; /* NULL: any */
+	uint32_t limit;        /* the newest `limit` matching records; 0: 100 */
+	const char *file;      /* NULL: the store's log; else a JSON Lines audit file */
+} durox_audit_query;
+
+void durox_audit_list_free(durox_audit_list *l);
+/* Reads records (a store without a log yet has none). Under a policy it needs
+ * can_view_audit. DUROX_EIO/DUROX_ECORRUPT for an unreadable file. */
+int durox_get_audit_log(durox *dx, const durox_audit_query *q, durox_audit_list **out);
+
+typedef struct durox_audit_verification {
+	uint64_t records;   /* records checked */
+	uint64_t head_seq;  /* the last good record */
+	char head_hash[65]; /* its hash ("" when none) */
+	uint64_t first_bad; /* 0 when intact, else the seq (or line) of the first broken record */
+} durox_audit_verification;
+
+/* Recomputes the chain of the store's log (file NULL) or of a JSON Lines audit file. Returns
+ * DUROX_OK when every record is intact, DUROX_ECORRUPT with a message naming the first broken
+ * record ("audit record 7: ..."), or another error when it cannot be read. A keyed chain needs
+ * the handle's audit_key. Under a policy it needs can_view_audit. out may be NULL. */
+int durox_verify_audit_log(durox *dx, const char *file, durox_audit_verification *out);
+/* ---- the change feed ---------------------------------------------------------------- */
+
+/* What a reset says (a change feed, a stream or a watch): the store changed under the
+ * cursor, so whatever the consumer derived from what it read before may be wrong. */
+typedef enum durox_reset {
+	DUROX_RESET_NONE = 0,
+	/* "lost": the last row read is gone or is another row (the newest rows were deleted and
+	 * their rowids reused, VACUUM renumbered rows, the store file was replaced). Changes may
+	 * have been missed; the feed continues from the present: re-list. */
+	DUROX_RESET_LOST,
+	/* "deleted": rows at or before the cursor were deleted (a purge or prune by any client);
+	 * nothing after the cursor is missed, but what was derived from deleted rows is stale. */
+	DUROX_RESET_DELETED
+} durox_reset;
+
+/* "lost", "deleted" ("" for NONE, NULL out of range). */
+const char *durox_reset_name(int reset);
+
+/* One history row the runtime committed. Strings point into the durox_changes. */
+typedef struct durox_change {
+	const char *instance_id;
+	uint64_t execution_id;
+	uint64_t event_id;
+	const char *event_type; /* Duroxide's JSON "type" (e.g. "ActivityCompleted") */
+	const char *data;       /* the event's JSON; NULL unless include_payloads */
+	int64_t timestamp;      /* the event's timestamp_ms (the store time when the JSON is not read) */
+	int64_t created_at;     /* the store's time of the row (whole seconds on SQLite) */
+	const char *cursor;     /* resumes right after this change */
+} durox_change;
+
+typedef struct durox_changes {
+	size_t count;
+	durox_change *changes; /* in commit order (per execution always in event order) */
+	const char *cursor;    /* after the last change; the request's position when there is none */
+	int more;              /* the limit stopped the read: more changes are committed already */
+	int idle;              /* nothing was committed since the previous call with this cursor */
+	int reset;             /* durox_reset; a reset read delivers no changes */
+	const char *reset_reason;
+	int verified; /* this call counted history to look for deleted rows */
+} durox_changes;
+
+typedef struct durox_changes_request {
+	const char *cursor; /* NULL: from the beginning of history (or the present with from_now) */
+	int from_now;       /* with no cursor: start after the last row committed now */
+	uint32_t limit;     /* most changes returned; 0 means 500 */
+	int include_payloads;
+	/* Deleted rows behind the cursor are found by counting history (a few ms per million
+	 * rows): 0 checks on every call that reads, > 0 at most that often (ms), < 0 only when the
+	 * cursor comes from another call of this handle's history (a restore) or this handle
+	 * deleted rows. */
+	int64_t verify_ms;
+} durox_changes_request;
+
+void durox_changes_free(durox_changes *c);
+
+/*
+ * The change feed: the history rows committed after req->cursor, at most req->limit, read in
+ * one short read transaction (none is held after the call). The handle remembers the last
+ * cursor it returned: called again with it while no other connection has committed anything,
+ * the call reads nothing (changes->idle). A cursor is bound to this store (another store's
+ * cursor is DUROX_EINVALID) and survives restarts of duroxlua and of the runtime. Requires
+ * enable_streaming (DUROX_EDENIED otherwise). The SQLite feed is history rowid order, which
+ * is the runtime's commit order.
+ */
+int durox_read_changes(durox *dx, const durox_changes_request *req, durox_changes **out);
+
+/* ---- streams: stream_instance_events, watch_instances, stream_runtime_metrics ---------- */
+
+/* The proposal's InstanceEventType. How history events map (docs/streams.md):
+ *   Started            OrchestrationStarted (every execution, continue-as-new included)
+ *   Completed          OrchestrationCompleted
+ *   Failed             OrchestrationFailed, unless its details are Application/Cancelled
+ *   Cancelled          OrchestrationFailed with Application/Cancelled details (what cancel_instance
+ *                      leads to: Duroxide has no cancelled status)
+ *   ContinuedAsNew     OrchestrationContinuedAsNew
+ *   ActivityCompleted  ActivityCompleted of a user activity (not Duroxide's system calls)
+ *   ActivityFailed     ActivityFailed of a user activity
+ *   TimerFired         TimerFired
+ *   EventReceived      ExternalEvent (raise_event) and ExternalEventPersistent (enqueue_event)
+ * Every other history event (schedules, subscriptions, cancel requests, custom status, KV,
+ * sub-orchestration results) is not an InstanceEvent. */
+typedef enum durox_instance_event_type {
+	DUROX_IEV_STARTED = 0,
+	DUROX_IEV_COMPLETED,
+	DUROX_IEV_FAILED,
+	DUROX_IEV_CONTINUED_AS_NEW,
+	DUROX_IEV_CANCELLED,
+	DUROX_IEV_ACTIVITY_COMPLETED,
+	DUROX_IEV_ACTIVITY_FAILED,
+	DUROX_IEV_TIMER_FIRED,
+	DUROX_IEV_EVENT_RECEIVED,
+	DUROX_IEV__COUNT
+} durox_instance_event_type;
+
+/* "Started", "Completed", ... (NULL out of range). */
+const char *durox_instance_event_type_name(int t);
+/* The type from its name (case-insensitive), -1 if unknown. */
+int durox_instance_event_type_parse(const char *name);
+
+/* What a stream yields. */
+typedef enum durox_stream_item {
+	DUROX_ITEM_EVENT = 0, /* an InstanceEvent (or, from a watch, a status change) */
+	DUROX_ITEM_RESET,     /* the store changed under the cursor (reset, reset_reason): re-list */
+	DUROX_ITEM_HEARTBEAT  /* nothing to deliver for heartbeat_ms; cursor moved past what was read */
+} durox_stream_item;
+
+/* InstanceEvent. Strings point into the stream and stay valid until the next call on it. */
+typedef struct durox_instance_event {
+	int item;       /* durox_stream_item */
+	int event_type; /* durox_instance_event_type (items of kind EVENT) */
+	const char *instance_id;
+	uint64_t execution_id;
+	uint64_t event_id;
+	int64_t timestamp;              /* the event's timestamp_ms */
+	const char *orchestration_name; /* NULL when the instance is gone and the event does not say */
+	const char *details; /* JSON object: output / error, failure_kind, details / reason / activity name, result /
+	                        timer fire_at_ms / event name, data ... (docs/streams.md) */
+	const char *key;     /* "<instance_id>/<execution_id>/<event_id>": stable, for idempotency */
+	const char *cursor;  /* resumes right after this item */
+	int reset;           /* durox_reset, for RESET items */
+	const char *reset_reason;
+	int64_t at; /* when the item was produced (ms) */
+} durox_instance_event;
+
+/* Sleeps ms between two polls; a nonzero return ends the stream (durox_*_next then returns
+ * DUROX_EABORT). NULL: nanosleep. A Lua host uses it to stay interruptible. */
+typedef int (*durox_wait_fn)(void *ud, int64_t ms);
+
+typedef struct durox_event_stream_request {
+	const durox_filter *filter;   /* NULL: every instance; evaluated on the instance as it is when the
+	                                 event is read; an instance already purged then never matches */
+	durox_predicate_fn predicate; /* applied after the filter, on the same summary */
+	void *predicate_ud;
+	unsigned event_types; /* bits (1u << durox_instance_event_type); 0: all */
+	const char *cursor;   /* NULL: from the beginning of history, or the present with from_now */
+	int from_now;
+	int follow;                /* nonzero: wait for new events instead of ending at the present */
+	uint32_t poll_interval_ms; /* follow: between two polls that found nothing; 0 means 200 */
+	int64_t timeout_ms;        /* follow: end after this long (0: never) */
+	uint32_t heartbeat_ms;     /* follow: a HEARTBEAT item after this long without an item (0: none) */
+	uint32_t batch_size;       /* history rows read per poll; 0 means 500 */
+	int no_payloads;           /* nonzero: details leave out inputs, outputs, results and event data */
+	int64_t verify_ms;         /* how often to look for deleted rows (0 means 1000; < 0 never) */
+	durox_wait_fn wait;
+	void *wait_ud;
+} durox_event_stream_request;
+
+typedef struct durox_event_stream durox_event_stream;
+
+/*
+ * stream_instance_events. Items come in commit order (each execution's in event order), no
+ * gap and no duplicate while the stream runs. Each item's cursor resumes right after it, in
+ * another process too; across a crash delivery is at least once, with the same key. No read
+ * transaction is open while the caller holds an item: the store is the buffer. Errors at open:
+ * DUROX_EINVALID (malformed cursor, or one of another store, filter or set of types),
+ * DUROX_EDENIED (enable_streaming off), DUROX_EUNSUPPORTED (no change feed).
+ */
+int durox_event_stream_open(durox *dx, const durox_event_stream_request *req, durox_event_stream **out);
+/* The next item: 1 and *ev set (valid until the next call), 0 when the stream ended (the
+ * present reached without follow, or the timeout), or a negative code (DUROX_EABORT when the
+ * wait function or the predicate stopped it). */
+int durox_event_stream_next(durox_event_stream *s, const durox_instance_event **ev);
+/* A cursor for everything read so far (past the rows that matched nothing): the place to
+ * resume when the consumer has handled every item it was given. Owned by s, valid until the
+ * next call on it. */
+const char *durox_event_stream_cursor(durox_event_stream *s);
+/* How many items of the batch read last are not handed out yet: 0 means that the cursor
+ * above covers every row read (a consumer saves it then). */
+size_t durox_event_stream_pending(const durox_event_stream *s);
+void durox_event_stream_free(durox_event_stream *s);
+
+/* InstanceStatusChange (watch_instances). Strings point into the watch and stay valid until
+ * the next call on it. */
+typedef struct durox_status_change {
+	int item; /* durox_stream_item: EVENT (a change), RESET, HEARTBEAT */
+	const char *instance_id;
+	int initial;    /* the instance's state when the watch began (not a transition) */
+	int old_status; /* durox_status before (NOT_FOUND before the first execution started) */
+	int new_status;
+	int failure_kind; /* of a Failed new_status */
+	uint64_t execution_id;
+	int custom_status_changed;
+	const char *custom_status;     /* now (NULL: none) */
+	const char *old_custom_status; /* before (NULL: none) */
+	const char *output;            /* Completed: the output; ContinuedAsNew: the next input */
+	const char *error;             /* Failed: the error Duroxide recorded */
+	int64_t at;                    /* the timestamp of the event that made the change (initial: now) */
+	const char *key;               /* that event's key, NULL for initial and reset items */
+	const char *cursor;            /* resumes right after this item */
+	int reset;
+	const char *reset_reason;
+} durox_status_change;
+
+typedef struct durox_watch_request {
+	const char *const *instance_ids; /* 1 to 1000 ids (duplicates ignored) */
+	size_t n;
+	const char *cursor;        /* resume: the states are those the cursor carries */
+	int64_t timeout_ms;        /* 0: until every watched instance is terminal */
+	uint32_t poll_interval_ms; /* 0 means 200 */
+	uint32_t heartbeat_ms;     /* 0: none */
+	int64_t verify_ms;         /* 0 means 1000; < 0 never */
+	durox_wait_fn wait;
+	void *wait_ud;
+} durox_watch_request;
+
+typedef struct durox_watch durox_watch;
+
+/*
+ * watch_instances: the status transitions of the given instances, derived from the events
+ * the runtime commits (so none is missed between two polls: NotFound -> Running ->
+ * Completed, continue-as-new included), custom status changes, and, without a cursor, one
+ * initial item per instance with its state when the watch began. It ends when every watched
+ * instance is Completed or Failed (or at the timeout). The cursor binds to the set of ids.
+ * After a reset (the store changed under the cursor) the watch reads the instances again and
+ * reports what changed meanwhile (a purged instance becomes NotFound).
+ */
+int durox_watch_open(durox *dx, const durox_watch_request *req, durox_watch **out);
+/* 1 and *c set, 0 at the end, or a negative code. */
+int durox_watch_next(durox_watch *w, const durox_status_change **c);
+/* Where to resume once every item handed out is handled (owned by w). */
+const char *durox_watch_cursor(durox_watch *w);
+size_t durox_watch_pending(const durox_watch *w);
+void durox_watch_free(durox_watch *w);
+
+/* stream_runtime_metrics. Each tick after the first applies the events committed since the
+ * previous one to the figures (instances started/completed/failed/active, activities,
+ * timers, events, executions, history rows, failures by kind, durations), judges the health
+ * flags from the queues afresh, and recounts everything with get_runtime_metrics only now and
+ * then: at the first tick, after a reset, every recount_ms, and on every tick whose recount
+ * costs less than 2% of the interval. Between recounts the counters can be off by the events
+ * committed while the last recount ran (docs/streams.md). */
+typedef struct durox_metrics_stream_request {
+	uint32_t interval_ms;  /* between ticks; 0 means 1000 */
+	uint64_t count;        /* ticks, then the stream ends; 0: no end */
+	uint32_t recount_ms;   /* a full recount at least this often; 0 means 60000 */
+	int no_cheap_recounts; /* nonzero: recount only at the start, after resets and every recount_ms */
+	durox_wait_fn wait;
+	void *wait_ud;
+} durox_metrics_stream_request;
+
+typedef struct durox_metrics_stream durox_metrics_stream;
+
+/* DUROX_EDENIED when enable_metrics or enable_streaming is off. */
+int durox_metrics_stream_open(durox *dx, const durox_metrics_stream_request *req, durox_metrics_stream **out);
+/* The next tick (waits for it): 1 with *out filled and *recounted set when it was a full
+ * recount, 0 after count ticks, or a negative code. */
+int durox_metrics_stream_next(durox_metrics_stream *s, durox_runtime_metrics *out, int *recounted);
+void durox_metrics_stream_free(durox_metrics_stream *s);
+
+/* ---- the durable state of real-time consumers (our own tables) ------------------------- */
+
+/* A batch a webhook could not deliver (after its attempt cap or a refusal). */
+typedef struct durox_dead_letter {
+	int64_t id;
+	int64_t created_at;
+	const char *source; /* "events", "watch", "rules:<rule>", ... */
+	const char *url;
+	const char *key;     /* its Idempotency-Key */
+	const char *payload; /* the JSON body */
+	uint32_t items;
+	int attempts;
+	long last_status; /* HTTP status of the last attempt; 0: no response */
+	const char *last_error;
+} durox_dead_letter;
+
+typedef struct durox_dead_letter_list {
+	size_t count;
+	durox_dead_letter *items;
+} durox_dead_letter_list;
+
+void durox_dead_letter_list_free(durox_dead_letter_list *l);
+/* Records d (id and created_at are assigned; *id may be NULL) in a short write transaction,
+ * creating our tables on first use. DUROX_EDENIED on a read-only handle. */
+int durox_dead_letter_add(durox *dx, const durox_dead_letter *d, int64_t *id);
+/* Dead letters with id > after (oldest first), of one source (NULL: any), at most limit (0:
+ * 1000). An empty list when none was ever recorded. */
+int durox_list_dead_letters(durox *dx, const char *source, int64_t after, uint32_t limit, durox_dead_letter_list **out);
+/* Removes one; DUROX_ENOTFOUND when there is none with that id. */
+int durox_dead_letter_delete(durox *dx, int64_t id);
+
+/* A cursor saved under a name (a rule's): *out is malloc'd (free with durox_free) or NULL
+ * when none was saved. */
+int durox_cursor_get(durox *dx, const char *name, char **out);
+void durox_free(void *p);
+
+/* The run of a rule handler for one event. state: "running" (recorded before the handler
+ * runs), "done", "failed" (after its retries; error says why), "skipped" (a rate limit held
+ * it back), "interrupted" (the process died while it ran: never run again automatically). */
+typedef struct durox_rule_run {
+	const char *rule;
+	const char *key; /* the event's key */
+	const char *state;
+	int attempts;
+	const char *error;
+	const char *instance_id;
+	const char *event_type;
+	int64_t started_at, finished_at; /* DUROX_NO_TIME when not set */
+} durox_rule_run;
+
+typedef struct durox_rule_run_list {
+	size_t count;
+	durox_rule_run *items;
+} durox_rule_run_list;
+
+void durox_rule_run_list_free(durox_rule_run_list *l);
+/* The run of (rule, key): a list of 0 or 1. */
+int durox_rule_run_get(durox *dx, const char *rule, const char *key, durox_rule_run_list **out);
+/* Records r and, when cursor_name is not NULL, saves cursor under it, in ONE write
+ * transaction (so a restarted process resumes exactly after what it recorded). r may be NULL
+ * (only the cursor). */
+int durox_rule_run_put(durox *dx, const durox_rule_run *r, const char *cursor_name, const char *cursor);
+/* Runs of a rule (NULL: every rule) in a state (NULL: any) started at or after since
+ * (DUROX_NO_TIME: any time), newest first, at most limit (0: 1000). */
+int durox_list_rule_runs(durox *dx, const char *rule, const char *state, int64_t since, uint32_t limit,
+                         durox_rule_run_list **out);
+/* How many runs of rule started at or after since (skipped ones not counted). */
+int durox_rule_run_count(durox *dx, const char *rule, int64_t since, uint64_t *n);
 
 #ifdef __cplusplus
 }

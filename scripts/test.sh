@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test.sh - the whole test suite on a fresh machine: installs what is needed, builds,
 # creates the fixtures with the real Duroxide runtime, runs every test, then rebuilds with
-# AddressSanitizer/UBSan and runs every test again (same fixtures), then fuzzes the query
-# parser for a bounded time (DUROX_FUZZ_SECONDS, default 30) with clang-14's libFuzzer.
+# AddressSanitizer/UBSan and runs every test again (same fixtures), then runs the libFuzzer
+# targets (clang-14) for a bounded time each (DUROX_FUZZ_SECONDS, default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -28,11 +28,16 @@ cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ctest --output-on-failure)
 
-# The query parser's libFuzzer target, for a bounded time (a crash or a broken invariant
-# fails the script). New inputs go to a scratch corpus; the seeds stay as committed.
-cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang-14 -DCMAKE_BUILD_TYPE=Debug -DDUROX_FUZZ=ON -DDUROX_TESTS=OFF
-cmake --build build-fuzz -j"$jobs" --target fuzz_query
-mkdir -p build-fuzz/corpus-query
-build-fuzz/tests/fuzz/fuzz_query -max_total_time="${DUROX_FUZZ_SECONDS:-30}" -timeout=10 -rss_limit_mb=2048 \
-  -print_final_stats=1 -dict=tests/fuzz/query.dict build-fuzz/corpus-query tests/fuzz/corpus/query
+# The libFuzzer targets (tests/fuzz: query parser, page tokens, history decoder, work-item
+# encoder), each a CTest test fuzzing for a bounded time (DUROX_FUZZ_SECONDS each, default 20;
+# a crash or a broken invariant fails the script). New inputs go to scratch corpora beside the
+# build, seeded afresh from this run's fixtures (real stores); the committed seeds stay as they are.
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang-14 -DCMAKE_BUILD_TYPE=Debug -DDUROX_FUZZ=ON -DDUROX_TESTS=OFF \
+  -DDUROX_FUZZ_SECONDS="${DUROX_FUZZ_SECONDS:-20}" -DDUROX_FUZZ_DB="$PWD/build/fixtures/scenarios.db"
+cmake --build build-fuzz -j"$jobs"
+tests/fuzz/make_corpora.sh build-fuzz/tests/fuzz/fixture-seeds build/fixtures/scenarios.db build/fixtures/shapes.db
+for t in history work_item; do cp build-fuzz/tests/fuzz/fixture-seeds/$t/* build-fuzz/tests/fuzz/corpus-$t/; done
+DUROX_FUZZ_DB="$PWD/build/fixtures/scenarios.db" DUROX_FUZZ_MAKE_CORPUS="$PWD/build-fuzz/tests/fuzz/corpus-token" \
+  build-fuzz/tests/fuzz/fuzz_token -runs=0 build-fuzz/tests/fuzz/corpus-token >/dev/null 2>&1
+(cd build-fuzz && ctest --output-on-failure)
 echo "test.sh: all tests passed (normal and sanitizer builds, fuzzing)"

@@ -9,6 +9,9 @@
 #   stop DIR    fast shutdown, waits for the server to exit; does nothing when none runs.
 #   url DIR     prints the superuser URL: postgresql://postgres@/postgres?host=DIR&port=PORT
 #   status DIR  exit 0 when the server of DIR runs.
+#   standby DIR PRIMARY_DIR
+#               a hot standby of the server of PRIMARY_DIR (pg_basebackup -R, streaming
+#               replication over its unix socket), started like `start`; prints its URL.
 #
 # Several runs on one machine never collide: every server has its own socket directory, and
 # its port (which names the socket file, and the TCP port with `tcp`) is picked at start among
@@ -50,6 +53,18 @@ pick_port() {
 }
 
 case "$cmd" in
+standby)
+  primary=${3:?usage: pg_server.sh standby DIR PRIMARY_DIR}
+  mode=
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_pg "$bin/pg_basebackup" -D "$dir/data" -R -X stream -d "host=$primary port=$(cat "$primary/port") user=postgres" \
+      >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
+  fi
+  exec "$0" start "$dir"
+  ;;
 start)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)

@@ -35,6 +35,11 @@ static void usage(FILE *out)
 	        "  --store URL  open this Duroxide store as the global 'dx' (default: $DUROX_STORE)\n"
 	        "  --config FILE  ManagementConfig file for the store (default: $DUROX_CONFIG)\n"
 	        "  --no-index   read the store without the visibility index (docs/index.md)\n"
+	        "  --policy FILE  access-control policy (default: $DUROX_POLICY; docs/access-control.md)\n"
+	        "  --user NAME    the caller's user id for the policy (default: $DUROX_USER)\n"
+	        "  --role R1,R2   the caller's roles, repeatable (default: $DUROX_ROLES)\n"
+	        "  --audit-file FILE  JSON Lines audit log of a read-only handle (default: $DUROX_AUDIT_FILE)\n"
+	        "  --access-reason TEXT  why the caller acts (break-glass policies; default: $DUROX_ACCESS_REASON)\n"
 	        "  -e stat      execute string 'stat'\n"
 	        "  -i           enter interactive mode after executing 'script'\n"
 	        "  -l mod       require library 'mod' into global 'mod'\n"
@@ -326,8 +331,62 @@ static int is_subcommand(const char *name)
 }
 
 /* Runs durox.cli.main with the command name and its arguments; returns the exit code. */
+/* The access-control settings of the command line and the environment. */
+typedef struct access_opts {
+	const char *policy, *user, *audit_file, *reason;
+	const char *roles[64];
+	int n_roles;
+	const char *roles_env; /* $DUROX_ROLES when no --role was given */
+	int no_index;          /* --no-index: read the store without the visibility index */
+} access_opts;
+
+/* Pushes a table { policy, user, roles = {...}, audit_file, reason, source_ip, no_index } (nil
+ * fields when not given); source_ip is the client of an SSH session ($SSH_CLIENT), when there
+ * is one. */
+static void push_access(lua_State *L, const access_opts *a, int ignore_env)
+{
+	lua_createtable(L, 0, 7);
+	if (a->no_index) {
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, "no_index");
+	}
+	if (a->policy != NULL) {
+		lua_pushstring(L, a->policy);
+		lua_setfield(L, -2, "policy");
+	}
+	if (a->user != NULL) {
+		lua_pushstring(L, a->user);
+		lua_setfield(L, -2, "user");
+	}
+	if (a->audit_file != NULL) {
+		lua_pushstring(L, a->audit_file);
+		lua_setfield(L, -2, "audit_file");
+	}
+	if (a->reason != NULL) {
+		lua_pushstring(L, a->reason);
+		lua_setfield(L, -2, "reason");
+	}
+	lua_newtable(L);
+	int n = 0;
+	for (int k = 0; k < a->n_roles; k++) {
+		lua_pushstring(L, a->roles[k]);
+		lua_rawseti(L, -2, ++n);
+	}
+	if (a->n_roles == 0 && a->roles_env != NULL) {
+		lua_pushstring(L, a->roles_env);
+		lua_rawseti(L, -2, ++n);
+	}
+	lua_setfield(L, -2, "roles");
+	const char *ssh = ignore_env ? NULL : getenv("SSH_CLIENT");
+	if (ssh != NULL && ssh[0] != '\0') {
+		const char *sp = strchr(ssh, ' ');
+		lua_pushlstring(L, ssh, sp != NULL ? (size_t)(sp - ssh) : strlen(ssh));
+		lua_setfield(L, -2, "source_ip");
+	}
+}
+
 static int run_subcommand(lua_State *L, char **argv, int argc, const char *store_url, const char *config_file,
-                          int no_index)
+                          const access_opts *acc, int ignore_env)
 {
 	lua_getglobal(L, "require");
 	lua_pushliteral(L, "durox.cli");
@@ -350,9 +409,7 @@ static int run_subcommand(lua_State *L, char **argv, int argc, const char *store
 		lua_pushstring(L, config_file);
 	else
 		lua_pushnil(L);
-	lua_createtable(L, 0, 1);
-	lua_pushboolean(L, no_index);
-	lua_setfield(L, -2, "no_index");
+	push_access(L, acc, ignore_env);
 	status = docall(L, 4, 1);
 	if (status != LUA_OK) {
 		report(L, status);
@@ -374,7 +431,7 @@ typedef struct opts {
 	int warnings;
 	const char *store;
 	const char *config;
-	int no_index;
+	access_opts access;
 	int help;
 	int bad; /* index of a bad option */
 } opts;
@@ -414,7 +471,23 @@ static void parse_args(opts *o)
 		} else if (strncmp(a, "--config=", 9) == 0) {
 			o->config = a + 9;
 		} else if (strcmp(a, "--no-index") == 0) {
-			o->no_index = 1;
+			o->access.no_index = 1;
+		} else if (strcmp(a, "--policy") == 0 || strcmp(a, "--user") == 0 || strcmp(a, "--role") == 0 ||
+		           strcmp(a, "--audit-file") == 0 || strcmp(a, "--access-reason") == 0) {
+			if (++i >= o->argc || (strcmp(a, "--role") == 0 && o->access.n_roles >= 64)) {
+				o->bad = i - 1;
+				return;
+			}
+			if (strcmp(a, "--policy") == 0)
+				o->access.policy = argv[i];
+			else if (strcmp(a, "--user") == 0)
+				o->access.user = argv[i];
+			else if (strcmp(a, "--role") == 0)
+				o->access.roles[o->access.n_roles++] = argv[i];
+			else if (strcmp(a, "--audit-file") == 0)
+				o->access.audit_file = argv[i];
+			else
+				o->access.reason = argv[i];
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			o->help = 1;
 		} else if (strcmp(a, "-i") == 0) {
@@ -448,7 +521,9 @@ static int runargs(lua_State *L, opts *o)
 {
 	for (int i = 1; i < o->script; i++) {
 		char *a = o->argv[i];
-		if (strcmp(a, "--store") == 0 || strcmp(a, "--config") == 0) {
+		if (strcmp(a, "--store") == 0 || strcmp(a, "--config") == 0 || strcmp(a, "--policy") == 0 ||
+		    strcmp(a, "--user") == 0 || strcmp(a, "--role") == 0 || strcmp(a, "--audit-file") == 0 ||
+		    strcmp(a, "--access-reason") == 0) {
 			i++;
 			continue;
 		}
@@ -466,24 +541,35 @@ static int runargs(lua_State *L, opts *o)
 	return 1;
 }
 
-static int open_store_global(lua_State *L, const char *url, const char *config_file, int no_index)
+static int open_store_global(lua_State *L, const char *url, const char *config_file, const access_opts *acc,
+                             int ignore_env)
 {
+	/* durox.cli.open_options builds the same options the subcommands use */
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "durox.cli");
+	if (docall(L, 1, 1) != LUA_OK) {
+		report(L, LUA_ERRRUN);
+		return 0;
+	}
+	lua_getfield(L, -1, "open_options");
+	lua_remove(L, -2);
+	lua_pushboolean(L, 1); /* a script may write */
+	if (config_file != NULL)
+		lua_pushstring(L, config_file);
+	else
+		lua_pushnil(L);
+	push_access(L, acc, ignore_env);
+	if (docall(L, 3, 1) != LUA_OK) {
+		report(L, LUA_ERRRUN);
+		return 0;
+	}
+	int options = lua_gettop(L);
 	lua_getglobal(L, "durox");
 	lua_getfield(L, -1, "open");
 	lua_pushstring(L, url);
-	int nargs = 1;
-	if (config_file != NULL || no_index) {
-		lua_createtable(L, 0, 2);
-		if (config_file != NULL) {
-			lua_pushstring(L, config_file);
-			lua_setfield(L, -2, "config_file");
-		}
-		if (no_index) {
-			lua_pushboolean(L, 0);
-			lua_setfield(L, -2, "index");
-		}
-		nargs = 2;
-	}
+	lua_pushvalue(L, options);
+	lua_remove(L, options);
+	int nargs = 2;
 	if (docall(L, nargs, 3) != LUA_OK) {
 		report(L, LUA_ERRRUN);
 		return 0;
@@ -532,6 +618,20 @@ static int pmain(lua_State *L)
 		config = getenv("DUROX_CONFIG");
 	if (config != NULL && config[0] == '\0')
 		config = NULL;
+	access_opts *acc = &o->access;
+	if (!o->ignore_env) {
+		if (acc->policy == NULL)
+			acc->policy = getenv("DUROX_POLICY");
+		if (acc->user == NULL)
+			acc->user = getenv("DUROX_USER");
+		if (acc->audit_file == NULL)
+			acc->audit_file = getenv("DUROX_AUDIT_FILE");
+		if (acc->reason == NULL)
+			acc->reason = getenv("DUROX_ACCESS_REASON");
+		acc->roles_env = getenv("DUROX_ROLES");
+	}
+	if (acc->policy != NULL && acc->policy[0] == '\0')
+		acc->policy = NULL;
 	createargtable(L, o->argv, o->argc, o->script);
 	lua_gc(L, LUA_GCRESTART);
 	lua_gc(L, LUA_GCGEN, 0, 0);
@@ -539,12 +639,13 @@ static int pmain(lua_State *L)
 	/* a subcommand takes over everything after it */
 	if (o->script < o->argc && !o->has_e && is_subcommand(o->argv[o->script]) &&
 	    strcmp(o->argv[o->script - 1], "--") != 0) {
-		*exit_code = run_subcommand(L, o->argv + o->script, o->argc - o->script, store, config, o->no_index);
+		*exit_code =
+		        run_subcommand(L, o->argv + o->script, o->argc - o->script, store, config, acc, o->ignore_env);
 		return 0;
 	}
 	if (o->version)
 		fprintf(stdout, "duroxlua %s (%s)\n", DUROX_VERSION, LUA_RELEASE);
-	if (store != NULL && !open_store_global(L, store, config, o->no_index)) {
+	if (store != NULL && !open_store_global(L, store, config, acc, o->ignore_env)) {
 		*exit_code = 1;
 		return 0;
 	}

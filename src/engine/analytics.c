@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "engine/access.h"
 #include "engine/metrics_internal.h"
 #include "util/hmap.h"
 #include "util/timeutil.h"
@@ -188,13 +189,22 @@ int durox_query_instances(durox *dx, const durox_instance_query *q, durox_query_
 	uint32_t limit = q->limit == 0 ? 1000 : q->limit;
 	if (limit > dx->cfg.max_list_instances)
 		limit = dx->cfg.max_list_instances;
+	access_view v;
+	int rc = access_view_open_aggregate(dx, "query_instances", q->filter, &v); /* what the caller sees */
+	if (rc != DUROX_OK) {
+		access_view_close(&v);
+		return rc;
+	}
 	arena *a;
 	durox_query_response *res = result_new(sizeof *res, &a);
-	if (res == NULL)
+	if (res == NULL) {
+		access_view_close(&v);
 		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+	}
 	group_collect c = {a, NULL, 0, 0, 0, 0, aggs, DUROX_OK};
-	store_group_query sq = {q->filter, q->group_by, q->n_group_by, aggs, limit};
-	int rc = dx->st->mvt->query_instances(dx->st, &sq, group_cb, &c);
+	store_group_query sq = {v.filter, q->group_by, q->n_group_by, aggs, limit};
+	rc = dx->st->mvt->query_instances(dx->st, &sq, group_cb, &c);
+	access_view_close(&v);
 	if (rc != DUROX_OK || c.rc != DUROX_OK) {
 		durox_query_response_free(res);
 		return c.rc != DUROX_OK ? dx_fail(dx, c.rc, "out of memory") : dx_store_fail(dx, rc);
@@ -240,6 +250,8 @@ int durox_get_time_series_metrics(durox *dx, const durox_time_series_request *re
 	*out = NULL;
 	metrics_ctx m;
 	int rc = metrics_begin(dx, NULL, &m);
+	if (rc == DUROX_OK)
+		rc = access_global(dx, "get_time_series_metrics", DUROX_HOOK_VIEW_METRICS);
 	if (rc != DUROX_OK)
 		return rc;
 	durox_time_series_request r = {DUROX_NO_TIME, DUROX_NO_TIME, 0, 0, NULL};
@@ -269,11 +281,18 @@ int durox_get_time_series_metrics(durox *dx, const durox_time_series_request *re
 		durox_time_series_free(res);
 		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
 	}
-	store_series_query sq = {start, to, bucket, series, r.orchestration_name};
-	rc = dx->st->mvt->time_series(dx->st, &sq, b, (size_t)nb);
+	access_view v;
+	rc = access_view_open_aggregate(dx, "get_time_series_metrics", NULL, &v); /* what the caller sees */
+	if (rc == DUROX_OK) {
+		store_series_query sq = {start, to, bucket, series, r.orchestration_name, v.filter};
+		rc = dx->st->mvt->time_series(dx->st, &sq, b, (size_t)nb);
+		if (rc != DUROX_OK)
+			rc = dx_store_fail(dx, rc);
+	}
+	access_view_close(&v);
 	if (rc != DUROX_OK) {
 		durox_time_series_free(res);
-		return dx_store_fail(dx, rc);
+		return rc;
 	}
 	durox_time_bucket *t = &res->totals;
 	t->start = start;
@@ -444,6 +463,102 @@ static int self_cb(void *ud, const durox_instance_summary *s)
 	return 1;
 }
 
+/* Marks the nodes the caller may see (access_visible_by_id callback). */
+typedef struct seen_nodes {
+	hmap pos; /* id -> index in nodes */
+	unsigned char *seen;
+} seen_nodes;
+
+static int seen_node_cb(void *ud, const durox_instance_summary *s)
+{
+	seen_nodes *sn = ud;
+	hmap_entry *e = hmap_get(&sn->pos, s->instance_id, strlen(s->instance_id));
+	if (e != NULL)
+		sn->seen[e->a] = 1;
+	return 0;
+}
+
+/* Which of nodes[0..n) the view lets the caller see: seen[k] = 1. */
+static int mark_visible(access_view *v, const durox_child_instance *nodes, size_t n, unsigned char *seen)
+{
+	seen_nodes sn;
+	sn.seen = seen;
+	hmap_init(&sn.pos);
+	const char **ids = calloc(n ? n : 1, sizeof *ids);
+	int rc = ids == NULL ? DUROX_ENOMEM : DUROX_OK;
+	for (size_t k = 0; rc == DUROX_OK && k < n; k++) {
+		int created;
+		hmap_entry *e = hmap_put(&sn.pos, nodes[k].instance_id, strlen(nodes[k].instance_id), &created);
+		if (e == NULL)
+			rc = DUROX_ENOMEM;
+		else
+			e->a = (int64_t)k;
+		ids[k] = nodes[k].instance_id;
+	}
+	if (rc == DUROX_ENOMEM)
+		rc = dx_fail(v->dx, rc, "out of memory");
+	else
+		rc = access_visible_by_id(v, ids, n, seen_node_cb, &sn);
+	free(ids);
+	hmap_free(&sn.pos);
+	return rc;
+}
+
+/* Under a per-row policy: keeps the descendants the caller sees whose whole path from the root
+ * is seen, recounts their children, and applies the depth limit and the node cap. */
+static int prune_hidden(access_view *v, node_collect *down, uint32_t max_depth, uint32_t cap, durox_dependency_graph *g)
+{
+	size_t n = down->n;
+	unsigned char *seen = calloc(n ? n : 1, 1);
+	if (seen == NULL)
+		return dx_fail(v->dx, DUROX_ENOMEM, "out of memory");
+	int rc = mark_visible(v, down->nodes, n, seen);
+	hmap kept;
+	hmap_init(&kept);
+	size_t m = 0;
+	for (size_t k = 0; rc == DUROX_OK && k < n; k++) {
+		durox_child_instance *d = &down->nodes[k];
+		/* nodes come by depth: a parent is decided before its children */
+		hmap_entry *pe = d->depth > 1 && d->parent_instance != NULL
+		                         ? hmap_get(&kept, d->parent_instance, strlen(d->parent_instance))
+		                         : NULL;
+		if (!seen[k] || (d->depth > 1 && pe == NULL))
+			continue;
+		if (pe != NULL)
+			down->nodes[pe->a].child_count++;
+		int created;
+		hmap_entry *e = hmap_put(&kept, d->instance_id, strlen(d->instance_id), &created);
+		if (e == NULL) {
+			rc = dx_fail(v->dx, DUROX_ENOMEM, "out of memory");
+			break;
+		}
+		down->nodes[m] = *d;
+		down->nodes[m].child_count = 0;
+		e->a = (int64_t)m;
+		m++;
+	}
+	hmap_free(&kept);
+	free(seen);
+	if (rc != DUROX_OK)
+		return rc;
+	g->total_descendants = m;
+	/* the depth limit and the cap, as the store applies them without a per-row policy */
+	size_t out = 0;
+	for (size_t k = 0; k < m; k++) {
+		if (max_depth > 0 && down->nodes[k].depth > max_depth) {
+			g->truncated = 1;
+			continue;
+		}
+		down->nodes[out++] = down->nodes[k];
+	}
+	down->n = out;
+	if (down->n > cap) {
+		down->n = cap;
+		g->truncated = 1;
+	}
+	return DUROX_OK;
+}
+
 int durox_get_instance_dependencies(durox *dx, const char *instance_id, uint32_t max_depth,
                                     durox_dependency_graph **out)
 {
@@ -454,21 +569,35 @@ int durox_get_instance_dependencies(durox *dx, const char *instance_id, uint32_t
 	if (dx->st->mvt == NULL)
 		return dx_fail(dx, DUROX_EUNSUPPORTED, "the %s provider does not support dependencies",
 		               dx->st->info.provider);
+	/* the instance must be visible; its tree shows only what the caller sees */
+	int rc = access_instance(dx, "get_instance_dependencies", DUROX_HOOK_VIEW_INSTANCE, instance_id, NULL, NULL,
+	                         NULL, NULL);
+	if (rc != DUROX_OK)
+		return rc;
+	access_view v;
+	if ((rc = access_view_open(dx, "get_instance_dependencies", NULL, &v)) != DUROX_OK) {
+		access_view_close(&v);
+		return rc;
+	}
+	int policed = access_enabled(dx);
 	arena *a;
 	durox_dependency_graph *g = result_new(sizeof *g, &a);
-	if (g == NULL)
+	if (g == NULL) {
+		access_view_close(&v);
 		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
-	int rc;
+	}
 	/* the instance itself */
 	self_row self = {a, NULL, NULL, 0, NULL, 0, DUROX_OK};
 	const char *ids[1] = {instance_id};
 	rc = dx->st->vt->summaries_by_id(dx->st, ids, 1, self_cb, &self);
 	if (rc != DUROX_OK || self.rc != DUROX_OK) {
 		durox_dependency_graph_free(g);
+		access_view_close(&v);
 		return self.rc != DUROX_OK ? dx_fail(dx, self.rc, "out of memory") : dx_store_fail(dx, rc);
 	}
 	if (!self.found) {
 		durox_dependency_graph_free(g);
+		access_view_close(&v);
 		return dx_fail(dx, DUROX_ENOTFOUND, "instance '%s' not found", instance_id);
 	}
 	g->root_instance = self.id;
@@ -477,9 +606,24 @@ int durox_get_instance_dependencies(durox *dx, const char *instance_id, uint32_t
 	g->max_depth = max_depth;
 	/* parent and tree root */
 	node_collect up = {a, NULL, 0, 0, NULL, DUROX_OK};
+	node_collect down = {a, NULL, 0, 0, NULL, DUROX_OK};
 	rc = dx->st->mvt->ancestors(dx->st, instance_id, node_cb, &up);
 	if (rc != DUROX_OK || up.rc != DUROX_OK)
 		goto fail_up;
+	if (policed && up.n > 0) {
+		/* the chain upwards ends at the first ancestor the caller may not see */
+		unsigned char *seen = calloc(up.n, 1);
+		if (seen == NULL)
+			goto oom;
+		rc = mark_visible(&v, up.nodes, up.n, seen);
+		size_t keep = 0;
+		while (rc == DUROX_OK && keep < up.n && seen[keep])
+			keep++;
+		free(seen);
+		if (rc != DUROX_OK)
+			goto fail;
+		up.n = keep;
+	}
 	g->tree_root = up.n > 0 ? up.nodes[up.n - 1].instance_id : g->root_instance;
 	if (up.n > 0) {
 		g->parent = arena_calloc(a, 1, sizeof *g->parent);
@@ -488,8 +632,9 @@ int durox_get_instance_dependencies(durox *dx, const char *instance_id, uint32_t
 		g->parent->instance_id = up.nodes[0].instance_id;
 		g->parent->orchestration_name = up.nodes[0].orchestration_name;
 		g->parent->status = up.nodes[0].status;
-	} else if (self.parent != NULL) {
-		/* the parent row is gone (PostgreSQL has no foreign keys) */
+	} else if (self.parent != NULL && !policed) {
+		/* the parent row is gone (PostgreSQL has no foreign keys); under a policy a missing
+		 * parent looks like a hidden one: not shown */
 		g->parent = arena_calloc(a, 1, sizeof *g->parent);
 		if (g->parent == NULL || (g->parent->instance_id = self.parent) == NULL)
 			goto oom;
@@ -497,19 +642,34 @@ int durox_get_instance_dependencies(durox *dx, const char *instance_id, uint32_t
 		g->parent->status = DUROX_STATUS_NOT_FOUND;
 		g->tree_root = g->parent->instance_id;
 	}
-	/* descendants */
+	/* descendants: the store walks only through what the view's filter admits; a per-row
+	 * policy is applied here over the whole tree */
 	uint32_t cap = dx->cfg.max_list_instances;
-	node_collect down = {a, NULL, 0, 0, NULL, DUROX_OK};
-	rc = dx->st->mvt->descendants(dx->st, instance_id, max_depth, cap + 1, node_cb, &down);
-	if (rc != DUROX_OK || down.rc != DUROX_OK) {
-		up = down;
-		goto fail_up;
-	}
-	if ((rc = dx->st->mvt->count_descendants(dx->st, instance_id, &g->total_descendants)) != DUROX_OK)
-		goto fail_store;
-	if (down.n > cap) {
-		down.n = cap;
-		g->truncated = 1;
+	if (v.per_row) {
+		uint32_t fetch = cap < UINT32_MAX / 4 ? cap * 4 : cap;
+		rc = dx->st->mvt->descendants(dx->st, instance_id, 0, fetch, v.filter, node_cb, &down);
+		if (rc != DUROX_OK || down.rc != DUROX_OK) {
+			up = down;
+			goto fail_up;
+		}
+		int more = down.n >= fetch;
+		if ((rc = prune_hidden(&v, &down, max_depth, cap, g)) != DUROX_OK)
+			goto fail;
+		if (more)
+			g->truncated = 1;
+	} else {
+		rc = dx->st->mvt->descendants(dx->st, instance_id, max_depth, cap + 1, v.filter, node_cb, &down);
+		if (rc != DUROX_OK || down.rc != DUROX_OK) {
+			up = down;
+			goto fail_up;
+		}
+		if ((rc = dx->st->mvt->count_descendants(dx->st, instance_id, v.filter, &g->total_descendants)) !=
+		    DUROX_OK)
+			goto fail_store;
+		if (down.n > cap) {
+			down.n = cap;
+			g->truncated = 1;
+		}
 	}
 	for (size_t k = 0; k < down.n; k++)
 		if (max_depth > 0 && down.nodes[k].depth == max_depth && down.nodes[k].child_count > 0)
@@ -524,6 +684,7 @@ int durox_get_instance_dependencies(durox *dx, const char *instance_id, uint32_t
 	while (direct < down.n && down.nodes[direct].depth == 1)
 		direct++;
 	g->n_children = direct;
+	access_view_close(&v);
 	*out = g;
 	return DUROX_OK;
 fail_up:
@@ -531,8 +692,14 @@ fail_up:
 		goto oom;
 fail_store:
 	durox_dependency_graph_free(g);
+	access_view_close(&v);
 	return dx_store_fail(dx, rc);
 oom:
 	durox_dependency_graph_free(g);
+	access_view_close(&v);
 	return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+fail:
+	durox_dependency_graph_free(g);
+	access_view_close(&v);
+	return rc;
 }

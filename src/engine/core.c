@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/internal.h"
+#include "engine/access.h"
 
 int dx_fail(durox *dx, int rc, const char *fmt, ...)
 {
@@ -57,18 +57,29 @@ int durox_open(const char *url, const durox_open_options *opts, durox **out, cha
 		snprintf(errbuf, errlen, "no store URL given (expected sqlite:PATH or postgres://...)");
 		return DUROX_EINVALID;
 	}
+	const durox_access_policy *pol = opts != NULL ? opts->policy : NULL;
 	store *st = NULL;
 	int rc = store_open(url, opts, &st, errbuf, errlen);
-	if (rc != DUROX_OK)
-		return rc;
-	durox *dx = calloc(1, sizeof *dx);
-	if (dx == NULL) {
+	durox *dx = NULL;
+	if (rc == DUROX_OK && (dx = calloc(1, sizeof *dx)) == NULL) {
 		st->vt->close(st);
 		snprintf(errbuf, errlen, "out of memory");
-		return DUROX_ENOMEM;
+		rc = DUROX_ENOMEM;
+	}
+	if (rc != DUROX_OK) {
+		/* the handle owns the policy from the call on, also when it fails */
+		if (pol != NULL && pol->release != NULL)
+			pol->release(pol->ud);
+		return rc;
 	}
 	dx->st = st;
 	dx->cfg = (durox_config){1, 1, 10000, 1000, 24, 5, 60000, 60000, 86400000, 10, 5};
+	/* access control and the audit log; the policy is released by durox_close from here on */
+	rc = access_init(dx, opts, errbuf, errlen);
+	if (rc != DUROX_OK) {
+		durox_close(dx);
+		return rc;
+	}
 	*out = dx;
 	return DUROX_OK;
 }
@@ -78,6 +89,8 @@ void durox_close(durox *dx)
 	if (dx == NULL)
 		return;
 	metrics_cache_free(dx->metrics);
+	access_free(dx);
+	feed_state_free(dx->changes);
 	dx->st->vt->close(dx->st);
 	free(dx);
 }
@@ -100,6 +113,9 @@ int durox_set_config(durox *dx, const durox_config *cfg)
 	if (cfg->near_poison_attempts == 0 || cfg->near_poison_attempts > cfg->max_attempts)
 		return dx_fail(dx, DUROX_EINVALID, "near_poison_attempts must be between 1 and max_attempts (%u)",
 		               (unsigned)cfg->max_attempts);
+	int rc = access_check_config(dx, cfg);
+	if (rc != DUROX_OK)
+		return rc;
 	dx->cfg = *cfg;
 	return DUROX_OK;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/internal.h"
 #include "store/format.h"
 #include "util/buf.h"
@@ -111,13 +112,24 @@ int durox_get_orchestration_status(durox *dx, const char *instance_id, durox_orc
 	dx_clear(dx);
 	if (instance_id == NULL)
 		return dx_fail(dx, DUROX_EINVALID, "no instance id given");
+	int rc = access_instance(dx, "get_orchestration_status", DUROX_HOOK_VIEW_INSTANCE, instance_id, NULL, NULL,
+	                         NULL, NULL);
+	int hidden = rc == DUROX_ENOTFOUND; /* reported as NotFound, like a missing instance */
+	if (rc != DUROX_OK && !hidden)
+		return rc;
 	status_result *sr = calloc(1, sizeof *sr);
 	if (sr == NULL)
 		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
 	arena_init(&sr->mem);
 	durox_orchestration_status *st = &sr->pub;
+	if (hidden) {
+		dx_clear(dx);
+		st->status = DUROX_STATUS_NOT_FOUND;
+		*out = st;
+		return DUROX_OK;
+	}
 	uint64_t latest;
-	int rc = dx->st->vt->latest_execution(dx->st, instance_id, &latest);
+	rc = dx->st->vt->latest_execution(dx->st, instance_id, &latest);
 	if (rc != DUROX_OK) {
 		rc = dx_store_fail(dx, rc);
 		goto fail;
@@ -220,12 +232,16 @@ int durox_get_orchestration_descriptor(durox *dx, const char *instance_id, durox
 	dx_clear(dx);
 	if (instance_id == NULL)
 		return dx_fail(dx, DUROX_EINVALID, "no instance id given");
+	int rc = access_instance(dx, "get_orchestration_descriptor", DUROX_HOOK_VIEW_HISTORY, instance_id, NULL, NULL,
+	                         NULL, NULL);
+	if (rc != DUROX_OK)
+		return rc;
 	descriptor_result *dr = calloc(1, sizeof *dr);
 	if (dr == NULL)
 		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
 	arena_init(&dr->mem);
 	uint64_t latest;
-	int rc = dx->st->vt->latest_execution(dx->st, instance_id, &latest);
+	rc = dx->st->vt->latest_execution(dx->st, instance_id, &latest);
 	if (rc != DUROX_OK) {
 		rc = dx_store_fail(dx, rc);
 		goto fail;
@@ -316,9 +332,12 @@ int durox_list_executions(durox *dx, const char *instance_id, durox_id_list **ou
 	dx_clear(dx);
 	if (instance_id == NULL)
 		return dx_fail(dx, DUROX_EINVALID, "no instance id given");
+	int rc = access_instance(dx, "list_executions", DUROX_HOOK_VIEW_HISTORY, instance_id, NULL, NULL, NULL, NULL);
+	if (rc != DUROX_OK)
+		return rc;
 	int exists;
 	uint64_t current;
-	int rc = dx->st->vt->instance_exists(dx->st, instance_id, &exists, &current);
+	rc = dx->st->vt->instance_exists(dx->st, instance_id, &exists, &current);
 	if (rc != DUROX_OK)
 		return dx_store_fail(dx, rc);
 	if (!exists)
@@ -448,11 +467,15 @@ int durox_get_instance_details(durox *dx, const char *instance_id, durox_instanc
 	dx_clear(dx);
 	if (instance_id == NULL)
 		return dx_fail(dx, DUROX_EINVALID, "no instance id given");
+	int rc = access_instance(dx, "get_instance_details", DUROX_HOOK_VIEW_HISTORY, instance_id, NULL, NULL, NULL,
+	                         NULL);
+	if (rc != DUROX_OK)
+		return rc;
 	details_result *dr = calloc(1, sizeof *dr);
 	if (dr == NULL)
 		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
 	arena_init(&dr->mem);
-	int rc = build_details(dx, &dr->mem, instance_id, 1, &dr->pub);
+	rc = build_details(dx, &dr->mem, instance_id, 1, &dr->pub);
 	if (rc != DUROX_OK) {
 		durox_instance_details_free(&dr->pub);
 		return rc;
@@ -467,11 +490,15 @@ int durox_get_instance_statistics(durox *dx, const char *instance_id, durox_inst
 	dx_clear(dx);
 	if (instance_id == NULL)
 		return dx_fail(dx, DUROX_EINVALID, "no instance id given");
+	int rc = access_instance(dx, "get_instance_statistics", DUROX_HOOK_VIEW_HISTORY, instance_id, NULL, NULL, NULL,
+	                         NULL);
+	if (rc != DUROX_OK)
+		return rc;
 	arena a;
 	arena_init(&a);
 	durox_instance_details d;
 	memset(&d, 0, sizeof d);
-	int rc = build_details(dx, &a, instance_id, 0, &d);
+	rc = build_details(dx, &a, instance_id, 0, &d);
 	if (rc == DUROX_OK)
 		*out = d.statistics;
 	arena_release(&a);

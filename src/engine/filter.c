@@ -358,7 +358,23 @@ static void describe(buf *b, const durox_expr *e)
 		buf_adds(b, " AND ");
 		describe_value(b, &e->vals[1]);
 		return;
+	case EXPR_IDSET: buf_addf(b, "instance_id IN <%zu ids>", (size_t)e->vals[0].i); return;
 	}
+}
+
+durox_expr *filter_idset(durox_filter *f, const char *json_array, size_t n_ids)
+{
+	durox_expr *e = node(f, EXPR_IDSET);
+	if (e == NULL)
+		return NULL;
+	e->field = DUROX_FIELD_INSTANCE_ID;
+	e->vals = arena_calloc(&f->mem, 1, sizeof *e->vals);
+	if (e->vals == NULL || (e->vals[0].text = arena_strdup(&f->mem, json_array)) == NULL)
+		return ferr(f, "out of memory");
+	e->vals[0].type = DUROX_VAL_TEXT;
+	e->vals[0].i = (int64_t)n_ids;
+	e->nvals = 1;
+	return e;
 }
 
 const char *durox_filter_describe(durox_filter *f)

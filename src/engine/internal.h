@@ -12,16 +12,22 @@
 #include "util/json.h"
 
 typedef struct metrics_cache metrics_cache; /* metrics.c */
+typedef struct access_state access_state;   /* access.h */
+struct changes_state;                       /* feed.c */
 
 struct durox {
 	store *st;
 	durox_config cfg;
 	char err[512];
-	metrics_cache *metrics; /* cached digests (metrics.c), created on first use */
+	metrics_cache *metrics;        /* cached digests (metrics.c), created on first use */
+	access_state *acl;             /* caller, policy and audit log (access.c, audit.c); set by durox_open */
+	struct changes_state *changes; /* the feed of durox_read_changes (feed.c), created on first use */
 };
 
 /* Frees the handle's metrics cache (metrics.c); accepts NULL. */
 void metrics_cache_free(metrics_cache *c);
+/* Frees the handle's read_changes feed (feed.c); accepts NULL. */
+void feed_state_free(struct changes_state *cs);
 
 /* Sets the handle's message and returns rc. */
 int dx_fail(durox *dx, int rc, const char *fmt, ...)
@@ -33,6 +39,14 @@ int dx_fail(durox *dx, int rc, const char *fmt, ...)
 int dx_store_fail(durox *dx, int rc);
 /* Clears the message (start of every public call). */
 void dx_clear(durox *dx);
+
+/* An EXPR_IDSET node of f: instance_id is one of the ids in json_array (a JSON array of
+ * strings, copied), n_ids of them (filter.c). NULL when out of memory. */
+durox_expr *filter_idset(durox_filter *f, const char *json_array, size_t n_ids);
+
+/* durox_instance_iter_new for an operation of the engine (list.c): the caller's view is
+ * opened under that operation's name (bulk target resolution, exports...). */
+int instance_iter_open(durox *dx, const char *operation, const durox_list_request *req, durox_instance_iter **out);
 
 /* Deep-copies a summary's strings into a. Returns 0 or DUROX_ENOMEM. */
 int summary_copy(arena *a, durox_instance_summary *dst, const durox_instance_summary *src);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/jobs_internal.h"
 #include "util/codec.h"
 #include "util/timeutil.h"
@@ -33,14 +34,62 @@ static int check_options(durox *dx, const durox_bulk_options *o, uint32_t *limit
 		return dx_fail(dx, DUROX_EINVALID, "batch_size must be at most 100000");
 	if (!(o->rate >= 0) || isinf(o->rate))
 		return dx_fail(dx, DUROX_EINVALID, "rate must be a non-negative number of operations per second");
-	uint32_t ceiling = dx->cfg.max_bulk_operations;
+	uint32_t ceiling = access_bulk_ceiling(dx);
 	if (o->max_instances > ceiling)
 		return dx_fail(dx, DUROX_ELIMIT,
-		               "max_instances %u exceeds the configured max_bulk_operations %u; raise "
-		               "max_bulk_operations first",
+		               access_policy_bulk_cap(dx) == ceiling
+		                       ? "max_instances %u exceeds %u, the largest bulk operation the access policy "
+		                         "allows"
+		                       : "max_instances %u exceeds the configured max_bulk_operations %u; raise "
+		                         "max_bulk_operations first",
 		               (unsigned)o->max_instances, (unsigned)ceiling);
 	*limit = o->max_instances > 0 ? o->max_instances : ceiling;
 	return DUROX_OK;
+}
+
+/* Records the start of a bulk operation: what it targets, its parameters and how its
+ * targets were classified before processing (job_id 0: no job was needed). */
+static int audit_bulk_start(runctx *rc, const op_params *p, const char *desc, const targets *ts, int64_t job_id,
+                            int in_txn)
+{
+	durox *dx = rc->dx;
+	if (!audit_active(dx))
+		return DUROX_OK;
+	uint64_t denied = 0, unseen = 0;
+	for (size_t k = 0; k < ts->n; k++) {
+		denied += ts->v[k].deny != NULL && ts->v[k].deny_code == DUROX_EDENIED;
+		unseen += ts->v[k].deny != NULL && ts->v[k].deny_code == DUROX_ENOTFOUND;
+	}
+	buf params, result;
+	buf_init(&params);
+	buf_init(&result);
+	op_params_summary(p, &params);
+	if (!buf_oom(&params) && params.len >= 2) {
+		params.len--; /* reopen the object */
+		buf_addf(&params, "%s\"max_instances\":%u,\"rate\":%g}", params.len > 1 ? "," : "",
+		         (unsigned)rc->o->max_instances, rc->o->rate);
+	}
+	buf_addf(&result, "{\"job_id\":%lld,\"matched\":%zu,\"denied\":%llu,\"not_found\":%llu}", (long long)job_id,
+	         ts->n, (unsigned long long)denied, (unsigned long long)unseen);
+	audit_entry e = {
+	        job_bulk_operation(p->kind),          desc, "allow", NULL, buf_oom(&params) ? NULL : params.data,
+	        buf_oom(&result) ? NULL : result.data};
+	int r = audit_append(dx, &e, in_txn);
+	buf_free(&params);
+	buf_free(&result);
+	return r;
+}
+
+/* The canonical text of a bulk operation's targets: the filter's, or "ids (N)". */
+static void describe_targets(const durox_bulk_options *o, size_t n, buf *desc)
+{
+	if (o->filter != NULL) {
+		buf_adds(desc, durox_filter_describe((durox_filter *)o->filter));
+		if (o->predicate != NULL)
+			buf_adds(desc, " AND <predicate>");
+	} else {
+		buf_addf(desc, "ids (%zu)", n);
+	}
 }
 
 /* Records the job and its targets; sets *job_id. Small jobs take one transaction; larger
@@ -54,13 +103,7 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 	buf_init(&req);
 	buf_init(&desc);
 	op_params_to_json(p, &req);
-	if (rc->o->filter != NULL) {
-		buf_adds(&desc, durox_filter_describe((durox_filter *)rc->o->filter));
-		if (rc->o->predicate != NULL)
-			buf_adds(&desc, " AND <predicate>");
-	} else {
-		buf_addf(&desc, "ids (%zu)", ts->n);
-	}
+	describe_targets(rc->o, ts->n, &desc);
 	uint64_t denied = 0;
 	for (size_t k = 0; k < ts->n; k++)
 		denied += ts->v[k].deny != NULL;
@@ -95,6 +138,11 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 				j.job_id = *job_id;
 				r = dx->st->ops->job_update(dx->st, &j); /* failed = denied */
 			}
+			if (r == DUROX_OK &&
+			    (r = audit_bulk_start(rc, p, buf_str(&desc), ts, *job_id, 1)) != DUROX_OK) {
+				dx->st->ops->rollback(dx->st);
+				break;
+			}
 		}
 		size_t n = ts->n - next < RECORD_CHUNK ? ts->n - next : RECORD_CHUNK;
 		for (size_t k = 0; k < n; k++) {
@@ -102,7 +150,7 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 			chunk[k] = (store_target){next + k + 1,
 			                          t->id,
 			                          t->deny ? "failed" : "pending",
-			                          t->deny ? durox_code_name(DUROX_EDENIED) : NULL,
+			                          t->deny ? durox_code_name(t->deny_code) : NULL,
 			                          t->deny,
 			                          NULL};
 		}
@@ -164,7 +212,7 @@ static int dry_run(runctx *rc, const op_params *p, const targets *ts, durox_bulk
 		}
 		if (ts->v[k].deny != NULL) {
 			it->outcome = DUROX_OUTCOME_FAILED;
-			it->code = DUROX_EDENIED;
+			it->code = ts->v[k].deny_code;
 			it->message = arena_strdup(a, ts->v[k].deny);
 		} else {
 			if ((r = op_apply(dx, p, ts->v[k].id, now, 0, &res)) != DUROX_OK)
@@ -214,15 +262,25 @@ static int bulk(durox *dx, const op_params *p, const durox_bulk_options *o, duro
 	rc.pr.phase = "resolving";
 	targets ts;
 	job_targets_init(&ts);
-	r = o->instances != NULL ? job_resolve_ids(&rc, &ts, limit) : job_resolve_filter(&rc, &ts, limit);
+	r = o->instances != NULL ? job_resolve_ids(&rc, &ts, limit, p) : job_resolve_filter(&rc, &ts, limit, p);
+	size_t actionable = 0;
+	for (size_t k = 0; r == DUROX_OK && k < ts.n; k++)
+		actionable += ts.v[k].deny == NULL;
 	if (r == DUROX_OK && o->dry_run) {
 		r = dry_run(&rc, p, &ts, out);
-	} else if (r == DUROX_OK && ts.n == 0) {
-		bulk_result *br = job_result_new(p->kind, "completed");
-		if (br == NULL)
-			r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
-		else
-			*out = &br->pub;
+	} else if (r == DUROX_OK && actionable == 0) {
+		/* nothing to act on (no target, or every one refused): no job; the refusals are the
+		 * response and the attempt is recorded */
+		buf desc;
+		buf_init(&desc);
+		describe_targets(o, ts.n, &desc);
+		r = buf_oom(&desc) ? dx_fail(dx, DUROX_ENOMEM, "out of memory")
+		                   : audit_bulk_start(&rc, p, desc.data, &ts, 0, 0);
+		buf_free(&desc);
+		if (r == DUROX_OK && (r = dry_run(&rc, p, &ts, out)) == DUROX_OK) {
+			(*out)->dry_run = 0;
+			(*out)->state = "completed";
+		}
 	} else if (r == DUROX_OK) {
 		int64_t job_id = 0;
 		rc.pr.total = ts.n;

@@ -69,7 +69,8 @@ int job_progress(runctx *rc, int force);
 
 typedef struct target {
 	const char *id;
-	const char *deny; /* denied by the authorize callback: its message */
+	const char *deny; /* refused before processing (authorize callback, policy): its message */
+	int deny_code;    /* DUROX_EDENIED, or DUROX_ENOTFOUND for an instance the caller may not see */
 } target;
 
 typedef struct targets {
@@ -84,9 +85,20 @@ typedef struct targets {
 void job_targets_init(targets *t);
 void job_targets_free(targets *t);
 /* Fill ts from the ids of rc->o (deduplicated, at most limit) or from its filter and
- * predicate, asking the authorize callback about each. Set dx's message on failure. */
-int job_resolve_ids(runctx *rc, targets *ts, uint32_t limit);
-int job_resolve_filter(runctx *rc, targets *ts, uint32_t limit);
+ * predicate, asking the access policy (engine/access.h: what the caller may not see is
+ * NOTFOUND, what it may not change is DENIED "denied") and the authorize callback about
+ * each. Set dx's message on failure. */
+int job_resolve_ids(runctx *rc, targets *ts, uint32_t limit, const op_params *p);
+int job_resolve_filter(runctx *rc, targets *ts, uint32_t limit, const op_params *p);
+/* Under a policy: asks it about every target job_id still has to process and records the
+ * refused ones as failed before anything is done (a job runs with the rights of whoever runs
+ * it). Uses rc->dx and rc's progress. */
+int job_police_pending(runctx *rc, int64_t job_id, const op_params *p);
+
+/* The audit name of a bulk operation of kind ("cancel_instances"...) and the access hook that
+ * decides each of its targets. */
+const char *job_bulk_operation(int kind);
+int job_bulk_hook(int kind);
 
 /* ---- responses (jobs_report.c) ---- */
 

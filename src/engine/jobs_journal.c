@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/jobs_internal.h"
 #include "util/codec.h"
 #include "util/timeutil.h"
@@ -124,15 +125,23 @@ static int list_jobs(durox *dx, int64_t job_id, const char *state, const char *k
 
 int durox_job_list_jobs(durox *dx, const char *state, const char *kind, uint32_t limit, durox_job_list **out)
 {
+	*out = NULL;
 	dx_clear(dx);
+	int rc = access_global(dx, "list_jobs", DUROX_HOOK_MANAGE_JOBS);
+	if (rc != DUROX_OK)
+		return rc;
 	return list_jobs(dx, 0, state, kind, limit ? limit : 100, out);
 }
 
 int durox_job_get(durox *dx, int64_t job_id, durox_job_list **out)
 {
+	*out = NULL;
 	dx_clear(dx);
-	int rc = job_id > 0 ? list_jobs(dx, job_id, NULL, NULL, 1, out)
-	                    : dx_fail(dx, DUROX_EINVALID, "job id must be a positive integer");
+	int rc = access_global(dx, "get_job", DUROX_HOOK_MANAGE_JOBS);
+	if (rc != DUROX_OK)
+		return rc;
+	rc = job_id > 0 ? list_jobs(dx, job_id, NULL, NULL, 1, out)
+	                : dx_fail(dx, DUROX_EINVALID, "job id must be a positive integer");
 	if (rc == DUROX_OK && (*out)->count == 0) {
 		durox_job_list_free(*out);
 		*out = NULL;
@@ -146,7 +155,9 @@ int durox_job_report(durox *dx, int64_t job_id, durox_bulk_response **out)
 	*out = NULL;
 	dx_clear(dx);
 	int exists;
-	int rc = journal_ready(dx, &exists);
+	int rc = access_global(dx, "job_report", DUROX_HOOK_MANAGE_JOBS);
+	if (rc == DUROX_OK)
+		rc = journal_ready(dx, &exists);
 	if (rc != DUROX_OK)
 		return rc;
 	if (!exists)
@@ -172,6 +183,8 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
 		opts = &none;
 	int rc = op_check_writable(dx);
 	int exists = 0;
+	if (rc == DUROX_OK)
+		rc = access_global(dx, "resume_job", DUROX_HOOK_MANAGE_JOBS);
 	if (rc == DUROX_OK)
 		rc = journal_ready(dx, &exists);
 	if (rc == DUROX_OK && !exists)
@@ -244,6 +257,20 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
 			rc = dx->st->ops->job_update(dx->st, &jc.j);
 			if (rc != DUROX_OK)
 				rc = dx_store_fail(dx, rc);
+			if (rc == DUROX_OK && audit_active(dx)) {
+				char tgt[64];
+				snprintf(tgt, sizeof tgt, "job %lld", (long long)job_id);
+				buf params;
+				buf_init(&params);
+				buf_adds(&params, "{\"kind\":");
+				buf_add_json_string(&params, jc.j.kind, strlen(jc.j.kind));
+				buf_addc(&params, '}');
+				audit_entry e = {
+				        "resume_job",       tgt, "allow", NULL, buf_oom(&params) ? NULL : params.data,
+				        "{\"code\":\"OK\"}"};
+				rc = audit_append(dx, &e, 1);
+				buf_free(&params);
+			}
 			commit = rc == DUROX_OK;
 		}
 	}
@@ -265,7 +292,12 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
 	} else if (rc == DUROX_OK) {
 		run.kind = p.kind;
 		run.pr.total = jc.j.total;
-		rc = job_run_and_report(&run, job_id, &p, jc.j.batch_size, jc.j.rate, out);
+		/* the resuming caller's policy decides the targets still pending */
+		rc = job_police_pending(&run, job_id, &p);
+		if (rc == DUROX_OK)
+			rc = job_run_and_report(&run, job_id, &p, jc.j.batch_size, jc.j.rate, out);
+		else
+			job_mark(&run, job_id, "running", "interrupted", durox_errmsg(dx));
 	}
 	arena_release(&pmem);
 	arena_release(&jc.mem);
@@ -279,6 +311,8 @@ int durox_job_stop(durox *dx, int64_t job_id, const char **state)
 		*state = NULL;
 	int rc = op_check_writable(dx);
 	int exists = 0;
+	if (rc == DUROX_OK)
+		rc = access_global(dx, "stop_job", DUROX_HOOK_MANAGE_JOBS);
 	if (rc == DUROX_OK)
 		rc = journal_ready(dx, &exists);
 	if (rc == DUROX_OK && !exists)
@@ -312,6 +346,13 @@ int durox_job_stop(durox *dx, int64_t job_id, const char **state)
 		}
 		if (rc == DUROX_OK && (rc = dx->st->ops->job_update(dx->st, &jc.j)) != DUROX_OK)
 			rc = dx_store_fail(dx, rc);
+		if (rc == DUROX_OK && audit_active(dx)) {
+			char tgt[64], res[96];
+			snprintf(tgt, sizeof tgt, "job %lld", (long long)job_id);
+			snprintf(res, sizeof res, "{\"code\":\"OK\",\"state\":\"%s\"}", result);
+			audit_entry e = {"stop_job", tgt, "allow", NULL, NULL, res};
+			rc = audit_append(dx, &e, 1);
+		}
 	}
 	if (rc == DUROX_OK && (rc = dx->st->ops->commit(dx->st)) != DUROX_OK)
 		rc = dx_store_fail(dx, rc);

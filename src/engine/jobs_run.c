@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/jobs_internal.h"
 #include "util/codec.h"
 #include "util/timeutil.h"
@@ -81,6 +82,47 @@ int job_begin_retry(runctx *rc)
 	}
 }
 
+/* Records the end of a job (completed or stopped: inside the transaction that says so, so
+ * that the job cannot end unrecorded; interrupted: best effort, in its own). */
+static int audit_job_end(durox *dx, const store_job *j, const char *state, const char *error, int in_txn)
+{
+	if (!audit_active(dx))
+		return DUROX_OK;
+	char tgt[64];
+	snprintf(tgt, sizeof tgt, "job %lld", (long long)j->job_id);
+	buf params, result;
+	buf_init(&params);
+	buf_init(&result);
+	buf_adds(&params, "{\"kind\":");
+	buf_add_json_string(&params, j->kind, strlen(j->kind));
+	buf_adds(&params, ",\"targets\":");
+	buf_add_json_string(&params, j->description ? j->description : "",
+	                    strlen(j->description ? j->description : ""));
+	buf_addc(&params, '}');
+	uint64_t finished = j->done + j->failed + j->no_subscription;
+	buf_addf(&result,
+	         "{\"job_id\":%lld,\"state\":\"%s\",\"total\":%llu,\"done\":%llu,\"failed\":%llu,"
+	         "\"no_subscription\":%llu,\"pending\":%llu",
+	         (long long)j->job_id, state, (unsigned long long)j->total, (unsigned long long)j->done,
+	         (unsigned long long)j->failed, (unsigned long long)j->no_subscription,
+	         (unsigned long long)(j->total > finished ? j->total - finished : 0));
+	if (error != NULL) {
+		buf_adds(&result, ",\"error\":");
+		buf_add_json_string(&result, error, strlen(error) < 1024 ? strlen(error) : 1024);
+	}
+	buf_addc(&result, '}');
+	audit_entry e = {"job_end",
+	                 tgt,
+	                 "allow",
+	                 NULL,
+	                 buf_oom(&params) ? NULL : params.data,
+	                 buf_oom(&result) ? NULL : result.data};
+	int rc = audit_append(dx, &e, in_txn);
+	buf_free(&params);
+	buf_free(&result);
+	return rc;
+}
+
 /* Moves the job from state `from` to `state` in its own transaction if it is still ours;
  * best effort (the message of dx is kept). */
 void job_mark(runctx *rc, int64_t job_id, const char *from, const char *state, const char *error)
@@ -102,6 +144,8 @@ void job_mark(runctx *rc, int64_t job_id, const char *from, const char *state, c
 			jc.j.heartbeat_at = time_now_ms();
 			ok = dx->st->ops->job_update(dx->st, &jc.j) == DUROX_OK;
 		}
+		if (ok)
+			ok = audit_job_end(dx, &jc.j, state, error, 1) == DUROX_OK;
 		if (ok)
 			ok = dx->st->ops->commit(dx->st) == DUROX_OK;
 		else
@@ -177,6 +221,10 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 			jc.j.stop_requested = 0;
 			jc.j.heartbeat_at = now;
 			r = dx->st->ops->job_update(dx->st, &jc.j);
+			if (r == DUROX_OK && (r = audit_job_end(dx, &jc.j, "stopped", NULL, 1)) != DUROX_OK) {
+				dx->st->ops->rollback(dx->st);
+				break;
+			}
 			r = r == DUROX_OK ? dx->st->ops->commit(dx->st) : r;
 			if (r != DUROX_OK) {
 				dx->st->ops->rollback(dx->st);
@@ -206,6 +254,10 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 			jc.j.finished_at = now;
 			jc.j.heartbeat_at = now;
 			r = dx->st->ops->job_update(dx->st, &jc.j);
+			if (r == DUROX_OK && (r = audit_job_end(dx, &jc.j, "completed", NULL, 1)) != DUROX_OK) {
+				dx->st->ops->rollback(dx->st);
+				break;
+			}
 			r = r == DUROX_OK ? dx->st->ops->commit(dx->st) : r;
 			if (r != DUROX_OK) {
 				dx->st->ops->rollback(dx->st);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/jobs_internal.h"
 #include "util/codec.h"
 #include "util/timeutil.h"
@@ -38,6 +39,7 @@ static int targets_push(targets *t, const char *id)
 		t->cap = cap;
 	}
 	t->v[t->n].id = arena_strdup(&t->mem, id);
+	t->v[t->n].deny_code = DUROX_OK;
 	t->v[t->n].deny = NULL;
 	if (t->v[t->n].id == NULL)
 		return DUROX_ENOMEM;
@@ -110,13 +112,88 @@ static int authorize(runctx *rc, targets *ts, target *t, const durox_instance_su
 		char msg[600];
 		snprintf(msg, sizeof msg, "%s", reason != NULL && reason[0] != '\0' ? reason : "denied");
 		t->deny = arena_strdup(&ts->mem, msg);
+		t->deny_code = DUROX_EDENIED;
 		if (t->deny == NULL)
 			return dx_fail(rc->dx, DUROX_ENOMEM, "out of memory");
 	}
 	return DUROX_OK;
 }
 
-int job_resolve_ids(runctx *rc, targets *ts, uint32_t limit)
+const char *job_bulk_operation(int kind)
+{
+	static const char *const names[OP__COUNT] = {"cancel_instances", "raise_event_bulk", "enqueue_event_bulk",
+	                                             "purge_instances",  "prune_executions", "restart_instances"};
+	return kind >= 0 && kind < OP__COUNT ? names[kind] : "bulk";
+}
+
+int job_bulk_hook(int kind)
+{
+	switch (kind) {
+	case OP_CANCEL: return DUROX_HOOK_CANCEL_INSTANCE;
+	case OP_RAISE:
+	case OP_ENQUEUE: return DUROX_HOOK_RAISE_EVENT;
+	case OP_PURGE:
+	case OP_PRUNE: return DUROX_HOOK_PURGE_INSTANCE;
+	default: return DUROX_HOOK_RESTART_INSTANCE;
+	}
+}
+
+/* Asks the policy about a target the caller sees: a refusal marks it failed, DENIED, with
+ * the message "denied" (the policy's reason goes to the audit log). */
+static int police(runctx *rc, target *t, const durox_instance_summary *s, const op_params *p)
+{
+	if (!access_enabled(rc->dx) || t->deny != NULL)
+		return DUROX_OK;
+	char why[256];
+	int ok = access_ask_instance(rc->dx, job_bulk_hook(rc->kind), s, p->event_name, why, sizeof why);
+	if (ok < 0)
+		return ok;
+	if (!ok) {
+		t->deny = "denied";
+		t->deny_code = DUROX_EDENIED;
+	}
+	return DUROX_OK;
+}
+
+/* Marks every target the caller may not see (hidden or missing: the same answer) NOTFOUND. */
+static int hide_unseen(runctx *rc, targets *ts, const unsigned char *seen)
+{
+	for (size_t k = 0; k < ts->n; k++) {
+		if (seen[k] || ts->v[k].deny != NULL)
+			continue;
+		char msg[600];
+		snprintf(msg, sizeof msg, "instance '%s' not found", ts->v[k].id);
+		ts->v[k].deny = arena_strdup(&ts->mem, msg);
+		ts->v[k].deny_code = DUROX_ENOTFOUND;
+		if (ts->v[k].deny == NULL)
+			return dx_fail(rc->dx, DUROX_ENOMEM, "out of memory");
+	}
+	return DUROX_OK;
+}
+
+typedef struct seen_ctx {
+	runctx *rc;
+	targets *ts;
+	unsigned char *seen;
+	const op_params *p;
+	int r;
+} seen_ctx;
+
+static int seen_cb(void *ud, const durox_instance_summary *s)
+{
+	seen_ctx *c = ud;
+	size_t pos;
+	index_find(c->ts, s->instance_id, &pos);
+	if (pos == (size_t)-1)
+		return 0;
+	c->seen[pos] = 1;
+	target *t = &c->ts->v[pos];
+	if ((c->r = police(c->rc, t, s, c->p)) == DUROX_OK && c->rc->o->authorize != NULL)
+		c->r = authorize(c->rc, c->ts, t, s);
+	return c->r == DUROX_OK ? 0 : -1;
+}
+
+int job_resolve_ids(runctx *rc, targets *ts, uint32_t limit, const op_params *p)
 {
 	durox *dx = rc->dx;
 	const durox_bulk_options *o = rc->o;
@@ -139,6 +216,36 @@ int job_resolve_ids(runctx *rc, targets *ts, uint32_t limit)
 		if (targets_push(ts, id) != DUROX_OK)
 			return dx_fail(dx, DUROX_ENOMEM, "out of memory");
 		ts->slots[slot] = ts->n;
+	}
+	if (access_enabled(dx)) {
+		/* what the caller sees, asked of the policy (and of the authorize callback) */
+		unsigned char *seen = calloc(ts->n ? ts->n : 1, 1);
+		if (seen == NULL)
+			return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+		const char **ids = calloc(ts->n ? ts->n : 1, sizeof *ids);
+		if (ids == NULL) {
+			free(seen);
+			return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+		}
+		for (size_t k = 0; k < ts->n; k++)
+			ids[k] = ts->v[k].id;
+		access_view v;
+		seen_ctx c = {rc, ts, seen, p, DUROX_OK};
+		int r = access_view_open_quiet(dx, job_bulk_operation(rc->kind), NULL, &v);
+		if (r == DUROX_EDENIED) { /* may list nothing: every target is NotFound (recorded) */
+			dx_clear(dx);
+			r = DUROX_OK;
+		} else if (r == DUROX_OK) {
+			r = access_visible_by_id(&v, ids, ts->n, seen_cb, &c);
+			if (r == DUROX_EABORT)
+				r = c.r != DUROX_OK ? c.r : dx_fail(dx, DUROX_ENOMEM, "out of memory");
+		}
+		access_view_close(&v);
+		if (r == DUROX_OK)
+			r = hide_unseen(rc, ts, seen);
+		free(ids);
+		free(seen);
+		return r;
 	}
 	if (o->authorize == NULL)
 		return DUROX_OK;
@@ -185,7 +292,7 @@ static int chained_predicate(void *ud, const durox_instance_summary *s)
 	return pc->o->predicate != NULL ? pc->o->predicate(pc->o->predicate_ud, s) : 1;
 }
 
-int job_resolve_filter(runctx *rc, targets *ts, uint32_t limit)
+int job_resolve_filter(runctx *rc, targets *ts, uint32_t limit, const op_params *p)
 {
 	durox *dx = rc->dx;
 	pred_chain pc = {rc->o, rc->kind == OP_PURGE || rc->kind == OP_RESTART};
@@ -199,7 +306,7 @@ int job_resolve_filter(runctx *rc, targets *ts, uint32_t limit)
 		req.predicate_ud = &pc;
 	}
 	durox_instance_iter *it;
-	int r = durox_instance_iter_new(dx, &req, &it);
+	int r = instance_iter_open(dx, job_bulk_operation(rc->kind), &req, &it); /* only what the caller sees */
 	if (r != DUROX_OK)
 		return r;
 	const durox_instance_summary *s;
@@ -215,15 +322,137 @@ int job_resolve_filter(runctx *rc, targets *ts, uint32_t limit)
 			r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
 			break;
 		}
-		if (rc->o->authorize != NULL && (r = authorize(rc, ts, &ts->v[ts->n - 1], s)) != DUROX_OK)
+		if ((r = police(rc, &ts->v[ts->n - 1], s, p)) != DUROX_OK)
+			break;
+		if (rc->o->authorize != NULL && ts->v[ts->n - 1].deny == NULL &&
+		    (r = authorize(rc, ts, &ts->v[ts->n - 1], s)) != DUROX_OK)
 			break;
 		rc->pr.total = ts->n;
-		int p = job_progress(rc, 0);
-		if (p != 0) {
-			r = p < 0 ? p : dx_fail(dx, DUROX_EABORT, "stopped while resolving targets; nothing was done");
+		int pr = job_progress(rc, 0);
+		if (pr != 0) {
+			r = pr < 0 ? pr
+			           : dx_fail(dx, DUROX_EABORT, "stopped while resolving targets; nothing was done");
 			break;
 		}
 	}
 	durox_instance_iter_free(it);
 	return r < 0 ? r : DUROX_OK;
+}
+
+typedef struct pending_ctx {
+	targets ts;
+	uint64_t *seqs;
+	size_t cap;
+	int rc;
+} pending_ctx;
+
+static int pending_cb(void *ud, const store_target *t)
+{
+	pending_ctx *c = ud;
+	if (c->ts.n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 256;
+		uint64_t *v = realloc(c->seqs, cap * sizeof *v);
+		if (v == NULL)
+			goto oom;
+		c->seqs = v;
+		c->cap = cap;
+	}
+	c->seqs[c->ts.n] = t->seq;
+	if (targets_push(&c->ts, t->instance_id) != DUROX_OK)
+		goto oom;
+	return 0;
+oom:
+	c->rc = DUROX_ENOMEM;
+	return -1;
+}
+
+/* Under a policy, asks it about every target a resumed job still has to process, and
+ * records the refused ones as failed (NOTFOUND for what the caller may not see, DENIED for
+ * what it may not change) before anything is done: a job runs with the rights of whoever
+ * runs it, not of whoever started it. */
+int job_police_pending(runctx *rc, int64_t job_id, const op_params *p)
+{
+	durox *dx = rc->dx;
+	if (!access_enabled(dx))
+		return DUROX_OK;
+	pending_ctx c;
+	memset(&c, 0, sizeof c);
+	job_targets_init(&c.ts);
+	int r = dx->st->ops->job_targets(dx->st, job_id, 0, 0, 1, pending_cb, &c);
+	if (r != DUROX_OK)
+		r = c.rc != DUROX_OK ? dx_fail(dx, c.rc, "out of memory") : dx_store_fail(dx, r);
+	if (r == DUROX_OK && (r = index_init(&c.ts, c.ts.n)) != DUROX_OK)
+		r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
+	for (size_t k = 0; r == DUROX_OK && k < c.ts.n; k++) {
+		size_t pos, slot = index_find(&c.ts, c.ts.v[k].id, &pos);
+		if (pos == (size_t)-1)
+			c.ts.slots[slot] = k + 1;
+	}
+	if (r == DUROX_OK) {
+		/* the same classification as a new operation with these ids */
+		durox_bulk_options o = {0};
+		const durox_bulk_options *saved = rc->o;
+		o.progress = saved != NULL ? saved->progress : NULL;
+		o.progress_ud = saved != NULL ? saved->progress_ud : NULL;
+		rc->o = &o;
+		unsigned char *seen = calloc(c.ts.n ? c.ts.n : 1, 1);
+		const char **ids = calloc(c.ts.n ? c.ts.n : 1, sizeof *ids);
+		if (seen == NULL || ids == NULL) {
+			r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
+		} else {
+			for (size_t k = 0; k < c.ts.n; k++)
+				ids[k] = c.ts.v[k].id;
+			access_view v;
+			seen_ctx sc = {rc, &c.ts, seen, p, DUROX_OK};
+			r = access_view_open_quiet(dx, "resume_job", NULL, &v);
+			if (r == DUROX_EDENIED) {
+				dx_clear(dx);
+				r = DUROX_OK;
+			} else if (r == DUROX_OK) {
+				r = access_visible_by_id(&v, ids, c.ts.n, seen_cb, &sc);
+				if (r == DUROX_EABORT)
+					r = sc.r != DUROX_OK ? sc.r : dx_fail(dx, DUROX_ENOMEM, "out of memory");
+			}
+			access_view_close(&v);
+			if (r == DUROX_OK)
+				r = hide_unseen(rc, &c.ts, seen);
+		}
+		free(seen);
+		free(ids);
+		rc->o = saved;
+	}
+	size_t refused = 0;
+	for (size_t k = 0; r == DUROX_OK && k < c.ts.n; k++)
+		refused += c.ts.v[k].deny != NULL;
+	if (r == DUROX_OK && refused > 0) {
+		/* one transaction records the refusals and the job's counter */
+		job_copy jc = {{0}, {0}, 0, DUROX_OK};
+		arena_init(&jc.mem);
+		int64_t now = time_now_ms();
+		if ((r = job_begin_retry(rc)) == DUROX_OK) {
+			r = job_load(dx, job_id, &jc);
+			for (size_t k = 0; r == DUROX_OK && k < c.ts.n; k++) {
+				const target *t = &c.ts.v[k];
+				if (t->deny == NULL)
+					continue;
+				store_target st = {c.seqs[k], t->id, "failed", durox_code_name(t->deny_code),
+				                   t->deny,   NULL};
+				if ((r = dx->st->ops->job_set_target(dx->st, job_id, c.seqs[k], &st, now)) != DUROX_OK)
+					r = dx_store_fail(dx, r);
+			}
+			if (r == DUROX_OK && jc.found) {
+				jc.j.failed += refused;
+				if ((r = dx->st->ops->job_update(dx->st, &jc.j)) != DUROX_OK)
+					r = dx_store_fail(dx, r);
+			}
+			if (r == DUROX_OK && (r = dx->st->ops->commit(dx->st)) != DUROX_OK)
+				r = dx_store_fail(dx, r);
+			if (r != DUROX_OK)
+				dx->st->ops->rollback(dx->st);
+		}
+		arena_release(&jc.mem);
+	}
+	free(c.seqs);
+	job_targets_free(&c.ts);
+	return r;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/internal.h"
 #include "engine/token.h"
 #include "util/buf.h"
@@ -43,6 +44,7 @@ typedef struct scan {
 	int exhausted;
 	buf key_text, last_id; /* cursor copies that outlive a batch */
 	int fill_rc;
+	access_view view; /* what the caller may see (access.c): q.filter is its filter */
 } scan;
 
 static void scan_init(scan *s, durox *dx, const durox_list_request *req, uint32_t batch_size)
@@ -65,8 +67,17 @@ static void scan_init(scan *s, durox *dx, const durox_list_request *req, uint32_
 	buf_init(&s->last_id);
 }
 
+/* Opens the caller's view of the request's filter for operation and points the query at it. */
+static int scan_open_view(scan *s, const char *operation)
+{
+	int rc = access_view_open(s->dx, operation, s->q.filter, &s->view);
+	s->q.filter = s->view.filter;
+	return rc;
+}
+
 static void scan_free(scan *s)
 {
+	access_view_close(&s->view);
 	arena_release(&s->batch);
 	buf_free(&s->key_text);
 	buf_free(&s->last_id);
@@ -134,6 +145,13 @@ static int scan_next(scan *s, const durox_instance_summary **out)
 	for (;;) {
 		if (s->pos < s->n) {
 			const durox_instance_summary *r = &s->rows[s->pos++];
+			if (s->view.per_row || s->view.nothing) {
+				int vis = access_view_row(&s->view, r);
+				if (vis < 0)
+					return vis;
+				if (vis == 0)
+					continue;
+			}
 			if (s->pred != NULL) {
 				int keep = s->pred(s->ud, r);
 				if (keep < 0) {
@@ -157,16 +175,21 @@ static int scan_next(scan *s, const durox_instance_summary **out)
 
 /* ---- tokens ---------------------------------------------------------------------- */
 
-static uint64_t fingerprint(const durox_list_request *req, const char *extra)
+/* The token fingerprint: the caller's filter and predicate, and under a policy the caller's
+ * identity and the policy's filter, so a token works only for its caller and policy. */
+static uint64_t fingerprint(durox *dx, const durox_list_request *req, const access_view *v)
 {
 	uint64_t h = FNV1A64_INIT;
 	const char *d = req->filter != NULL ? durox_filter_describe((durox_filter *)req->filter) : "TRUE";
 	h = fnv1a64(h, d, strlen(d));
 	if (req->predicate != NULL)
 		h = fnv1a64(h, "|predicate", 10);
-	if (extra != NULL)
-		h = fnv1a64(h, extra, strlen(extra));
-	return h;
+	if (v->policy != NULL) {
+		const char *p = durox_filter_describe(v->policy);
+		h = fnv1a64(h, "|policy:", 8);
+		h = fnv1a64(h, p, strlen(p));
+	}
+	return access_fingerprint(dx, h);
 }
 
 /* Encodes a page token positioned after summary r into a (arena string). */
@@ -299,19 +322,23 @@ static int check_request(durox *dx, const durox_list_request *req)
 	return DUROX_OK;
 }
 
-static int count_matches(durox *dx, const durox_list_request *req, int64_t *out)
+/* Counts what the caller may see of req (view: the caller's view, already open). */
+static int count_matches(durox *dx, const durox_list_request *req, const access_view *view, int64_t *out)
 {
 	*out = 0;
-	if (req->predicate == NULL) {
-		int rc = dx->st->vt->count(dx->st, req->filter, out);
+	if (req->predicate == NULL && !view->per_row && !view->nothing) {
+		int rc = dx->st->vt->count(dx->st, view->filter, out);
 		return rc == DUROX_OK ? rc : dx_store_fail(dx, rc);
 	}
 	scan s;
 	scan_init(&s, dx, req, batch_for(req->order_by, 0));
+	s.view = *view; /* borrowed: the caller closes it */
+	s.q.filter = view->filter;
 	const durox_instance_summary *r;
 	int rc;
 	while ((rc = scan_next(&s, &r)) == 1)
 		(*out)++;
+	memset(&s.view, 0, sizeof s.view);
 	scan_free(&s);
 	return rc;
 }
@@ -331,8 +358,10 @@ int durox_list_instances_paginated(durox *dx, const durox_list_request *req, dur
 		batch = 128;
 	scan s;
 	scan_init(&s, dx, req, batch);
-	uint64_t fp = fingerprint(req, NULL);
 	list_result *lr = NULL;
+	if ((rc = scan_open_view(&s, "list_instances_paginated")) != DUROX_OK)
+		goto done;
+	uint64_t fp = fingerprint(dx, req, &s.view);
 	if (req->page_token != NULL && req->page_token[0] != '\0' &&
 	    (rc = decode_page_token(&s, fp, req->page_token)) != DUROX_OK)
 		goto done;
@@ -359,7 +388,7 @@ int durox_list_instances_paginated(durox *dx, const durox_list_request *req, dur
 			goto done;
 		}
 	}
-	if (req->want_total && (rc = count_matches(dx, req, &lr->pub.total_count)) != DUROX_OK)
+	if (req->want_total && (rc = count_matches(dx, req, &s.view, &lr->pub.total_count)) != DUROX_OK)
 		goto done;
 done:
 	scan_free(&s);
@@ -372,15 +401,19 @@ done:
 	return DUROX_OK;
 }
 
-/* Collects every match (at most cap, else DUROX_ELIMIT) of req into *out. */
-static int collect(durox *dx, const durox_list_request *req, uint32_t cap, int limit_is_error,
+/* Collects every match the caller may see (at most cap, else DUROX_ELIMIT) of req into *out. */
+static int collect(durox *dx, const char *operation, const durox_list_request *req, uint32_t cap, int limit_is_error,
                    durox_instance_list **out)
 {
 	*out = NULL;
 	scan s;
 	scan_init(&s, dx, req, batch_for(req->order_by, 0));
+	int rc = scan_open_view(&s, operation);
+	if (rc != DUROX_OK) {
+		scan_free(&s);
+		return rc;
+	}
 	list_result *lr = result_new(64);
-	int rc;
 	if (lr == NULL) {
 		scan_free(&s);
 		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
@@ -420,7 +453,7 @@ int durox_list_instances(durox *dx, const durox_filter *filter, durox_predicate_
 	dx_clear(dx);
 	durox_list_request req = {
 	        .filter = filter, .predicate = pred, .predicate_ud = ud, .order_by = DUROX_ORDER_CREATED_AT};
-	return collect(dx, &req, dx->cfg.max_list_instances, 1, out);
+	return collect(dx, "list_instances", &req, dx->cfg.max_list_instances, 1, out);
 }
 
 int durox_search_instances(durox *dx, const durox_search_request *req, durox_instance_list **out)
@@ -449,7 +482,7 @@ int durox_search_instances(durox *dx, const durox_search_request *req, durox_ins
 	                         .predicate = req->predicate,
 	                         .predicate_ud = req->predicate_ud,
 	                         .order_by = DUROX_ORDER_CREATED_AT};
-	rc = collect(dx, &lr, limit, 0, out);
+	rc = collect(dx, "search_instances", &lr, limit, 0, out);
 	durox_filter_free(f);
 	return rc;
 }
@@ -460,7 +493,7 @@ struct durox_instance_iter {
 	scan s;
 };
 
-int durox_instance_iter_new(durox *dx, const durox_list_request *req, durox_instance_iter **out)
+int instance_iter_open(durox *dx, const char *operation, const durox_list_request *req, durox_instance_iter **out)
 {
 	*out = NULL;
 	dx_clear(dx);
@@ -471,8 +504,17 @@ int durox_instance_iter_new(durox *dx, const durox_list_request *req, durox_inst
 	if (it == NULL)
 		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
 	scan_init(&it->s, dx, req, batch_for(req->order_by, req->page_size));
+	if ((rc = scan_open_view(&it->s, operation)) != DUROX_OK) {
+		durox_instance_iter_free(it);
+		return rc;
+	}
 	*out = it;
 	return DUROX_OK;
+}
+
+int durox_instance_iter_new(durox *dx, const durox_list_request *req, durox_instance_iter **out)
+{
+	return instance_iter_open(dx, "instances", req, out);
 }
 
 int durox_instance_iter_next(durox_instance_iter *it, const durox_instance_summary **s)
@@ -572,8 +614,20 @@ int durox_get_instances_status(durox *dx, const char *const *ids, size_t n, duro
 	for (size_t k = 0; k < n; k++)
 		if (nu == 0 || strcmp(uniq[nu - 1], uniq[k]) != 0)
 			uniq[nu++] = uniq[k];
-	rc = dx->st->vt->summaries_by_id(dx->st, uniq, nu, found_cb, &fs);
-	if (rc != DUROX_OK) {
+	if (access_enabled(dx)) {
+		/* hidden instances are NotFound, like missing ones */
+		access_view v;
+		rc = access_view_open(dx, "get_instances_status", NULL, &v);
+		if (rc == DUROX_OK)
+			rc = access_visible_by_id(&v, uniq, nu, found_cb, &fs);
+		else if (rc == DUROX_EDENIED) /* may list nothing: every id is NotFound (recorded) */
+			rc = DUROX_OK;
+		access_view_close(&v);
+		if (rc == DUROX_EABORT)
+			rc = dx_fail(dx, fs.rc != DUROX_OK ? fs.rc : DUROX_ENOMEM, "out of memory");
+		if (rc != DUROX_OK)
+			goto done;
+	} else if ((rc = dx->st->vt->summaries_by_id(dx->st, uniq, nu, found_cb, &fs)) != DUROX_OK) {
 		rc = fs.rc != DUROX_OK ? dx_fail(dx, fs.rc, "out of memory") : dx_store_fail(dx, rc);
 		goto done;
 	}

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/internal.h"
 #include "engine/metrics_internal.h"
 #include "store/provider_metrics.h"
@@ -201,6 +202,8 @@ int durox_get_runtime_metrics(durox *dx, const durox_metrics_request *req, durox
 	out->store_created_at = out->last_activity_at = DUROX_NO_TIME;
 	metrics_ctx m;
 	int rc = metrics_begin(dx, req, &m);
+	if (rc == DUROX_OK)
+		rc = access_store_wide(dx, "get_runtime_metrics");
 	if (rc != DUROX_OK)
 		return rc;
 	const store_instance_digest *in = NULL;
@@ -263,6 +266,8 @@ int durox_get_provider_diagnostics(durox *dx, const durox_metrics_request *req, 
 	out->journal_mode = out->health_error = "";
 	metrics_ctx m;
 	int rc = metrics_begin(dx, req, &m);
+	if (rc == DUROX_OK)
+		rc = access_store_wide(dx, "get_provider_diagnostics");
 	if (rc != DUROX_OK)
 		return rc;
 	metrics_cache *c = dx->metrics;
@@ -300,6 +305,8 @@ int durox_get_queue_metrics(durox *dx, const durox_metrics_request *req, durox_q
 	out->next_timer_at = DUROX_NO_TIME;
 	metrics_ctx m;
 	int rc = metrics_begin(dx, req, &m);
+	if (rc == DUROX_OK)
+		rc = access_store_wide(dx, "get_queue_metrics");
 	if (rc != DUROX_OK)
 		return rc;
 	const store_queue_snapshot *q = NULL;
@@ -387,13 +394,119 @@ static durox_orchestration_type_metrics *row_for(durox_orchestration_type_metric
 	return r;
 }
 
+/* get_orchestration_metrics over what a restricted caller sees (the view's filter, with the
+ * hidden rows excluded): the same figures from the store's grouping of the visible instances
+ * by name, version and status (query_instances), computed on every call. */
+typedef struct view_groups {
+	arena *a;
+	durox_orchestration_type_metrics *items;
+	size_t n, cap;
+	int merge;
+	int rc;
+} view_groups;
+
+static durox_orchestration_type_metrics *row_for(durox_orchestration_type_metrics *items, size_t *n, const char *name,
+                                                 const char *version);
+
+static int view_group_cb(void *ud, const durox_query_group *g, uint64_t total_groups, uint64_t total_instances)
+{
+	(void)total_groups;
+	(void)total_instances;
+	view_groups *c = ud;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 32;
+		durox_orchestration_type_metrics *v = arena_calloc(c->a, cap, sizeof *v);
+		if (v == NULL)
+			goto oom;
+		if (c->n)
+			memcpy(v, c->items, c->n * sizeof *v);
+		c->items = v;
+		c->cap = cap;
+	}
+	const char *name = arena_strdup(c->a, g->orchestration_name != NULL ? g->orchestration_name : "");
+	const char *version = c->merge || g->version == NULL ? NULL : arena_strdup(c->a, g->version);
+	if (name == NULL || (!c->merge && g->version != NULL && version == NULL))
+		goto oom;
+	durox_orchestration_type_metrics *r = row_for(c->items, &c->n, name, version);
+	int st = g->status != NULL ? durox_status_parse(g->status) : -1;
+	r->total_started += g->count;
+	switch (st) {
+	case DUROX_STATUS_RUNNING: r->active_count += g->count; break;
+	case DUROX_STATUS_COMPLETED: r->total_completed += g->count; break;
+	case DUROX_STATUS_FAILED: r->total_failed += g->count; break;
+	case DUROX_STATUS_CONTINUED_AS_NEW: r->continued_as_new += g->count; break;
+	default: r->unknown += g->count; break;
+	}
+	if (g->durations_counted > 0) {
+		r->durations_counted += g->durations_counted;
+		r->average_duration_ms +=
+		        g->average_duration_ms * (double)g->durations_counted; /* a sum until divided */
+	}
+	return 0;
+oom:
+	c->rc = DUROX_ENOMEM;
+	return -1;
+}
+
+static int view_orchestration_metrics(durox *dx, const access_view *v, int merge, arena *a,
+                                      durox_orchestration_type_metrics **items, size_t *n)
+{
+	static const int keys[3] = {DUROX_GROUP_ORCHESTRATION_NAME, DUROX_GROUP_VERSION, DUROX_GROUP_STATUS};
+	view_groups c = {a, NULL, 0, 0, merge, DUROX_OK};
+	store_group_query q = {v->filter, keys, 3, DUROX_AGG_COUNT | DUROX_AGG_AVERAGE_DURATION, UINT32_MAX};
+	int rc = dx->st->mvt->query_instances(dx->st, &q, view_group_cb, &c);
+	if (rc != DUROX_OK || c.rc != DUROX_OK)
+		return c.rc != DUROX_OK ? dx_fail(dx, c.rc, "out of memory") : dx_store_fail(dx, rc);
+	*items = c.items;
+	*n = c.n;
+	return DUROX_OK;
+}
+
 int durox_get_orchestration_metrics(durox *dx, const durox_metrics_request *req, durox_orchestration_metrics **out)
 {
 	*out = NULL;
 	metrics_ctx m;
 	int rc = metrics_begin(dx, req, &m);
+	if (rc == DUROX_OK)
+		rc = access_global(dx, "get_orchestration_metrics", DUROX_HOOK_VIEW_METRICS);
 	if (rc != DUROX_OK)
 		return rc;
+	access_view view;
+	rc = access_view_open_aggregate(dx, "get_orchestration_metrics", NULL, &view);
+	if (rc != DUROX_OK || view.restricted) {
+		durox_orchestration_metrics *res = NULL;
+		size_t n = 0;
+		durox_orchestration_type_metrics *items = NULL;
+		if (rc == DUROX_OK && (res = calloc(1, sizeof *res + sizeof(arena))) == NULL)
+			rc = dx_fail(dx, DUROX_ENOMEM, "out of memory");
+		arena *a = res != NULL ? (arena *)(void *)(res + 1) : NULL;
+		if (a != NULL) {
+			arena_init(a);
+			rc = view_orchestration_metrics(dx, &view, req != NULL && req->merge_versions, a, &items, &n);
+		}
+		access_view_close(&view);
+		if (rc != DUROX_OK) {
+			if (res != NULL)
+				durox_orchestration_metrics_free(res);
+			return rc;
+		}
+		for (size_t k = 0; k < n; k++) {
+			durox_orchestration_type_metrics *r = &items[k];
+			r->average_duration_ms =
+			        r->durations_counted ? r->average_duration_ms / (double)r->durations_counted : NAN;
+			uint64_t done = r->total_completed + r->total_failed;
+			r->success_rate = done ? (double)r->total_completed / (double)done : NAN;
+			r->failure_rate = done ? (double)r->total_failed / (double)done : NAN;
+		}
+		if (n > 1)
+			qsort(items, n, sizeof *items, cmp_item);
+		res->items = items;
+		res->count = n;
+		res->collected_at = time_now_ms();
+		*out = res;
+		return DUROX_OK;
+	}
+	access_view_close(&view);
 	const store_instance_digest *in = NULL;
 	const store_history_digest *h = NULL;
 	if ((rc = metrics_instances(&m, &in)) != DUROX_OK || (rc = metrics_history(&m, 0, &h)) != DUROX_OK)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/access.h"
 #include "engine/ops_internal.h"
 #include "util/timeutil.h"
 
@@ -168,6 +169,19 @@ static void wi_cancel(buf *b, const char *id, const char *reason)
 	add_str(b, reason);
 	buf_adds(b, "}}");
 }
+
+/* The encoders above, for tests/fuzz/fuzz_work_item.c (declared in ops_internal.h). */
+void op_encode_start(buf *b, const char *id, const char *name, const char *input, const char *version)
+{
+	wi_start(b, id, name, input, version);
+}
+
+void op_encode_event(buf *b, int queue, const char *id, const char *name, const char *data)
+{
+	wi_event(b, queue, id, name, data);
+}
+
+void op_encode_cancel(buf *b, const char *id, const char *reason) { wi_cancel(b, id, reason); }
 
 static int enqueue(durox *dx, const char *id, buf *item)
 {
@@ -552,8 +566,62 @@ int op_apply(durox *dx, const op_params *p, const char *id, int64_t now, int wri
 
 /* ---- single-instance writes --------------------------------------------------------- */
 
-/* One operation on one instance in its own transaction; a refusal becomes the error. */
-static int single(durox *dx, const op_params *p, const char *id)
+/* The parameter summary of an audit record for p (no payloads: their sizes). */
+void op_params_summary(const op_params *p, buf *b)
+{
+	buf_addc(b, '{');
+	switch (p->kind) {
+	case OP_CANCEL:
+		buf_adds(b, "\"reason\":");
+		add_str(b, p->reason != NULL ? p->reason : "");
+		break;
+	case OP_RAISE:
+	case OP_ENQUEUE:
+		buf_adds(b, p->kind == OP_RAISE ? "\"event_name\":" : "\"queue\":");
+		add_str(b, p->event_name != NULL ? p->event_name : "");
+		buf_adds(b, ",\"data_bytes\":");
+		buf_addi64(b, p->event_data != NULL ? (int64_t)strlen(p->event_data) : 4);
+		break;
+	case OP_PURGE: buf_adds(b, p->force ? "\"force\":true" : "\"force\":false"); break;
+	case OP_PRUNE:
+	case OP_RESTART: {
+		buf tmp;
+		buf_init(&tmp);
+		op_params_to_json(p, &tmp);
+		if (!buf_oom(&tmp) && tmp.len >= 2)
+			buf_add(b, tmp.data + 1, tmp.len - 2);
+		buf_free(&tmp);
+		break;
+	}
+	default: break;
+	}
+	buf_addc(b, '}');
+}
+
+/* Records a write attempt that was allowed: its outcome rc (message in dx when it failed).
+ * in_txn: inside the write's own transaction (committed with it). */
+static int audit_attempt(durox *dx, const char *operation, const char *id, const buf *params, int rc, int in_txn)
+{
+	if (!audit_active(dx))
+		return DUROX_OK;
+	buf res;
+	buf_init(&res);
+	audit_result_code(&res, rc, dx->err);
+	audit_entry e = {
+	        operation, id, "allow", NULL, buf_oom(params) ? NULL : params->data, buf_oom(&res) ? NULL : res.data};
+	char saved[sizeof dx->err];
+	snprintf(saved, sizeof saved, "%s", dx->err);
+	int arc = audit_append(dx, &e, in_txn);
+	buf_free(&res);
+	if (arc == DUROX_OK)
+		snprintf(dx->err, sizeof dx->err, "%s", saved);
+	return arc;
+}
+
+/* One operation on one instance in its own transaction; a refusal becomes the error. The
+ * caller must be allowed (access_instance with the operation's hook), and the attempt is
+ * recorded: with the write in its transaction, or after a refusal in its own. */
+static int single(durox *dx, const op_params *p, const char *id, const char *operation, int hook)
 {
 	int rc = op_check_writable(dx);
 	if (rc == DUROX_OK && (id == NULL || id[0] == '\0'))
@@ -562,25 +630,40 @@ static int single(durox *dx, const op_params *p, const char *id)
 		rc = dx_fail(dx, DUROX_EINVALID, "instance id is not valid UTF-8");
 	if (rc == DUROX_OK)
 		rc = op_check_params(dx, p);
+	if (rc == DUROX_OK)
+		rc = access_instance(dx, operation, hook, id, p->event_name, NULL, NULL, NULL);
 	if (rc != DUROX_OK)
 		return rc;
+	buf params;
+	buf_init(&params);
+	op_params_summary(p, &params);
 	rc = dx->st->ops->begin(dx->st);
-	if (rc != DUROX_OK)
-		return store_err(dx, rc);
+	if (rc != DUROX_OK) {
+		rc = store_err(dx, rc);
+		int arc = audit_attempt(dx, operation, id, &params, rc, 0);
+		buf_free(&params);
+		return arc != DUROX_OK ? arc : rc;
+	}
 	op_result res;
 	op_result_init(&res);
 	rc = op_apply(dx, p, id, time_now_ms(), 1, &res);
 	if (rc == DUROX_OK && res.outcome == DUROX_OUTCOME_DONE) {
-		rc = dx->st->ops->commit(dx->st);
-		if (rc != DUROX_OK)
+		rc = audit_attempt(dx, operation, id, &params, DUROX_OK, 1);
+		if (rc == DUROX_OK && (rc = dx->st->ops->commit(dx->st)) != DUROX_OK)
 			rc = store_err(dx, rc);
+		if (rc != DUROX_OK)
+			dx->st->ops->rollback(dx->st);
 	} else {
 		dx->st->ops->rollback(dx->st);
 		if (rc == DUROX_OK)
 			rc = dx_fail(dx, res.code != DUROX_OK ? res.code : DUROX_ECONFLICT, "%s",
 			             buf_str(&res.message));
+		int arc = audit_attempt(dx, operation, id, &params, rc, 0);
+		if (arc != DUROX_OK)
+			rc = arc;
 	}
 	op_result_free(&res);
+	buf_free(&params);
 	return rc;
 }
 
@@ -588,21 +671,21 @@ int durox_raise_event(durox *dx, const char *instance_id, const char *event_name
 {
 	dx_clear(dx);
 	op_params p = {.kind = OP_RAISE, .event_name = event_name, .event_data = data};
-	return single(dx, &p, instance_id);
+	return single(dx, &p, instance_id, "raise_event", DUROX_HOOK_RAISE_EVENT);
 }
 
 int durox_enqueue_event(durox *dx, const char *instance_id, const char *queue, const char *data)
 {
 	dx_clear(dx);
 	op_params p = {.kind = OP_ENQUEUE, .event_name = queue, .event_data = data};
-	return single(dx, &p, instance_id);
+	return single(dx, &p, instance_id, "enqueue_event", DUROX_HOOK_RAISE_EVENT);
 }
 
 int durox_cancel_instance(durox *dx, const char *instance_id, const char *reason)
 {
 	dx_clear(dx);
 	op_params p = {.kind = OP_CANCEL, .reason = reason};
-	return single(dx, &p, instance_id);
+	return single(dx, &p, instance_id, "cancel_instance", DUROX_HOOK_CANCEL_INSTANCE);
 }
 
 int durox_start_orchestration(durox *dx, const char *instance_id, const char *name, const char *input,
@@ -617,9 +700,27 @@ int durox_start_orchestration(durox *dx, const char *instance_id, const char *na
 	    (input != NULL && (rc = check_text(dx, "input", input, 0)) != DUROX_OK) ||
 	    (version != NULL && (rc = check_text(dx, "version", version, 1)) != DUROX_OK))
 		return rc;
+	if ((rc = access_start(dx, name, instance_id)) != DUROX_OK)
+		return rc;
+	buf params;
+	buf_init(&params);
+	buf_adds(&params, "{\"name\":");
+	add_str(&params, name);
+	buf_adds(&params, ",\"version\":");
+	if (version != NULL)
+		add_str(&params, version);
+	else
+		buf_adds(&params, "null");
+	buf_adds(&params, ",\"input_bytes\":");
+	buf_addi64(&params, input != NULL ? (int64_t)strlen(input) : 4);
+	buf_addc(&params, '}');
 	rc = dx->st->ops->begin(dx->st);
-	if (rc != DUROX_OK)
-		return store_err(dx, rc);
+	if (rc != DUROX_OK) {
+		rc = store_err(dx, rc);
+		int arc = audit_attempt(dx, "start_orchestration", instance_id, &params, rc, 0);
+		buf_free(&params);
+		return arc != DUROX_OK ? arc : rc;
+	}
 	store_instance_state is;
 	rc = dx->st->ops->instance_state(dx->st, instance_id, 0, &is);
 	if (rc != DUROX_OK) {
@@ -637,12 +738,18 @@ int durox_start_orchestration(durox *dx, const char *instance_id, const char *na
 		buf_free(&item);
 	}
 	if (rc == DUROX_OK) {
-		rc = dx->st->ops->commit(dx->st);
-		if (rc != DUROX_OK)
+		rc = audit_attempt(dx, "start_orchestration", instance_id, &params, DUROX_OK, 1);
+		if (rc == DUROX_OK && (rc = dx->st->ops->commit(dx->st)) != DUROX_OK)
 			rc = store_err(dx, rc);
+		if (rc != DUROX_OK)
+			dx->st->ops->rollback(dx->st);
 	} else {
 		dx->st->ops->rollback(dx->st);
+		int arc = audit_attempt(dx, "start_orchestration", instance_id, &params, rc, 0);
+		if (arc != DUROX_OK)
+			rc = arc;
 	}
+	buf_free(&params);
 	return rc;
 }
 

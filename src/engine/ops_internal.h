@@ -59,11 +59,22 @@ int op_check_writable(durox *dx);
 /* Validates params for kind (names non-empty, valid UTF-8...). Sets the message. */
 int op_check_params(durox *dx, const op_params *p);
 
+/* The work items op_apply and restart enqueue, appended to b as Duroxide's compact serde
+ * JSON: StartOrchestration (version NULL = null), ExternalRaised (queue 0) / QueueMessage
+ * (queue 1), CancelInstance. Strings must be valid UTF-8 (op_valid_utf8); buf_oom(b) tells
+ * whether memory ran out. Exposed for tests/fuzz/fuzz_work_item.c. */
+void op_encode_start(buf *b, const char *id, const char *name, const char *input, const char *version);
+void op_encode_event(buf *b, int queue, const char *id, const char *name, const char *data);
+void op_encode_cancel(buf *b, const char *id, const char *reason);
+
 /* Nonzero when s is valid UTF-8 without surrogates (what a Rust String holds). */
 int op_valid_utf8(const char *s);
 
 /* Sleeps ms milliseconds (no-op for ms <= 0). */
 void op_sleep_ms(int64_t ms);
+
+/* The parameter summary of p for audit records (payloads only by size). */
+void op_params_summary(const op_params *p, buf *b);
 
 /* The request JSON journaled for p (the fields of its kind). */
 void op_params_to_json(const op_params *p, buf *b);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/metrics_internal.h"
 #include "util/hmap.h"
 #include "util/timeutil.h"
@@ -59,6 +60,7 @@ typedef struct inst_acc {
 	int64_t since;
 	size_t n;
 	ev_node *head, *tail;
+	int seen; /* visible to the caller (keep_visible) */
 } inst_acc;
 
 typedef struct collector {
@@ -481,6 +483,45 @@ static int cmp_acc(const void *x, const void *y)
 	return strcmp(a->id, b->id);
 }
 
+static int mark_seen_cb(void *ud, const durox_instance_summary *s)
+{
+	collector *c = ud;
+	hmap_entry *e = hmap_get(&c->index, s->instance_id, strlen(s->instance_id));
+	if (e != NULL)
+		c->accs[e->a].seen = 1;
+	return 0;
+}
+
+/* Under a policy: keeps the instances the caller may see (the view's filter in the store,
+ * can_view_instance per row); messages for instances that do not exist are shown to no
+ * restricted caller, since no policy can judge them. Before the limit, so nothing hidden
+ * counts towards it or towards truncated. */
+static int keep_visible(collector *c)
+{
+	durox *dx = c->dx;
+	const char **ids = calloc(c->n ? c->n : 1, sizeof *ids);
+	if (ids == NULL)
+		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+	for (size_t k = 0; k < c->n; k++) {
+		ids[k] = c->accs[k].id;
+		c->accs[k].seen = 0;
+	}
+	access_view v;
+	int rc = access_view_open(dx, "find_stuck_instances", NULL, &v);
+	if (rc == DUROX_OK)
+		rc = access_visible_by_id(&v, ids, c->n, mark_seen_cb, c);
+	access_view_close(&v);
+	free(ids);
+	if (rc != DUROX_OK)
+		return rc;
+	size_t m = 0;
+	for (size_t k = 0; k < c->n; k++)
+		if (c->accs[k].seen)
+			c->accs[m++] = c->accs[k];
+	c->n = m;
+	return DUROX_OK;
+}
+
 int durox_find_stuck_instances(durox *dx, const durox_stuck_request *req, durox_stuck_list **out)
 {
 	*out = NULL;
@@ -523,6 +564,8 @@ int durox_find_stuck_instances(durox *dx, const durox_stuck_request *req, durox_
 		goto fail;
 	}
 	if ((rc = check_event_waits(&c, wait_ms)) != DUROX_OK)
+		goto fail;
+	if (access_enabled(dx) && (rc = keep_visible(&c)) != DUROX_OK)
 		goto fail;
 	if (c.n > 1)
 		qsort(c.accs, c.n, sizeof *c.accs, cmp_acc);

@@ -17,14 +17,16 @@ void token_put_u64(buf *b, uint64_t v)
 	buf_add(b, x, 8);
 }
 
-void token_put_str(buf *b, const char *s)
+void token_put_bytes(buf *b, const void *p, size_t len)
 {
-	uint32_t n = (uint32_t)strlen(s);
+	uint32_t n = (uint32_t)len;
 	unsigned char x[4] = {(unsigned char)n, (unsigned char)(n >> 8), (unsigned char)(n >> 16),
 	                      (unsigned char)(n >> 24)};
 	buf_add(b, x, 4);
-	buf_add(b, s, n);
+	buf_add(b, p, n);
 }
+
+void token_put_str(buf *b, const char *s) { token_put_bytes(b, s, strlen(s)); }
 
 static uint64_t checksum(const void *p, size_t n)
 {

@@ -15,6 +15,8 @@
 
 void token_put_u64(buf *b, uint64_t v);
 void token_put_str(buf *b, const char *s);
+/* Appends n bytes with their length (read back with token_get_str). */
+void token_put_bytes(buf *b, const void *p, size_t n);
 /* Seals payload b into a token string allocated from a; NULL when out of memory. */
 const char *token_seal(arena *a, buf *b);
 /* Decodes and verifies token into raw (payload only). 0, or -1 when malformed. */

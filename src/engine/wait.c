@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/ops_internal.h"
 #include "util/timeutil.h"
 
@@ -96,6 +97,48 @@ static int status_cb(void *ud, const store_status_row *r)
 	return 0;
 }
 
+static int seen_cb(void *ud, const durox_instance_summary *s)
+{
+	wait_state *ws = ud;
+	size_t h = slot_of(ws, s->instance_id);
+	if (ws->index[h] != 0)
+		ws->w->pub.items[ws->index[h] - 1].finished_after_ms = -2; /* seen */
+	return 0;
+}
+
+/* Under a policy: the targets the caller may not see are NotFound at once (and never polled),
+ * like missing ones. */
+static int hide_unseen(wait_state *ws)
+{
+	durox *dx = ws->dx;
+	size_t n = ws->w->pub.count;
+	const char **ids = calloc(n ? n : 1, sizeof *ids);
+	if (ids == NULL)
+		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+	for (size_t k = 0; k < n; k++)
+		ids[k] = ws->w->pub.items[k].instance_id;
+	access_view v;
+	int rc = access_view_open(dx, "wait_for_instances", NULL, &v);
+	if (rc == DUROX_EDENIED) { /* may list nothing (recorded) */
+		dx_clear(dx);
+		rc = DUROX_OK;
+	} else if (rc == DUROX_OK) {
+		rc = access_visible_by_id(&v, ids, n, seen_cb, ws);
+	}
+	access_view_close(&v);
+	free(ids);
+	for (size_t k = 0; rc == DUROX_OK && k < n; k++) {
+		durox_wait_item *it = &ws->w->pub.items[k];
+		if (it->finished_after_ms == -2) {
+			it->finished_after_ms = -1;
+		} else {
+			it->finished = 1;
+			it->status = DUROX_STATUS_NOT_FOUND;
+		}
+	}
+	return rc;
+}
+
 /* A growable list of ids (copies in an arena). */
 typedef struct idlist {
 	const char **v;
@@ -138,7 +181,7 @@ int durox_wait_for_instances(durox *dx, const durox_bulk_wait_request *req, duro
 		return dx_fail(dx, DUROX_EINVALID, "mode first needs a count of at least 1");
 	if (req->poll_interval_ms < 0 || req->poll_interval_ms > 3600000)
 		return dx_fail(dx, DUROX_EINVALID, "poll_interval_ms out of range (0 to 3600000)");
-	uint32_t ceiling = dx->cfg.max_bulk_operations;
+	uint32_t ceiling = access_bulk_ceiling(dx);
 	if (o->max_instances > ceiling)
 		return dx_fail(dx, DUROX_ELIMIT, "max_instances %u exceeds the configured max_bulk_operations %u",
 		               (unsigned)o->max_instances, (unsigned)ceiling);
@@ -175,7 +218,7 @@ int durox_wait_for_instances(durox *dx, const durox_bulk_wait_request *req, duro
 		lr.direction = DUROX_DIR_ASC;
 		lr.page_size = 256;
 		durox_instance_iter *it;
-		rc = durox_instance_iter_new(dx, &lr, &it);
+		rc = instance_iter_open(dx, "wait_for_instances", &lr, &it); /* only what the caller sees */
 		if (rc == DUROX_OK) {
 			const durox_instance_summary *s;
 			int r;
@@ -218,6 +261,8 @@ int durox_wait_for_instances(durox *dx, const durox_bulk_wait_request *req, duro
 			        "more than %u instances given (max_instances); split the list or raise max_instances",
 			        (unsigned)limit);
 	}
+	if (rc == DUROX_OK && o->instances != NULL && access_enabled(dx))
+		rc = hide_unseen(&ws);
 	if (rc != DUROX_OK)
 		goto done;
 	w->pub.total_matched = w->pub.count;
@@ -310,6 +355,10 @@ int durox_wait_for_orchestration(durox *dx, const char *instance_id, int64_t tim
 	dx_clear(dx);
 	if (instance_id == NULL || instance_id[0] == '\0')
 		return dx_fail(dx, DUROX_EINVALID, "instance id must not be empty");
+	int rc = access_instance(dx, "wait_for_orchestration", DUROX_HOOK_VIEW_INSTANCE, instance_id, NULL, NULL, NULL,
+	                         NULL);
+	if (rc != DUROX_OK)
+		return rc;
 	const char *ids[1] = {instance_id};
 	durox_bulk_wait_request req = {0};
 	req.opts.instances = ids;
@@ -319,7 +368,7 @@ int durox_wait_for_orchestration(durox *dx, const char *instance_id, int64_t tim
 	req.poll_interval_ms = poll_ms;
 	req.mode = DUROX_WAIT_ALL;
 	durox_bulk_wait_response *r;
-	int rc = durox_wait_for_instances(dx, &req, &r);
+	rc = durox_wait_for_instances(dx, &req, &r);
 	if (rc != DUROX_OK)
 		return rc;
 	const durox_wait_item *it = &r->items[0];

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "lua/lx.h"
+#include "lua/lx_access.h"
 #include "util/timeutil.h"
 
 /* durox.encode_json(value [, pretty]) -> string */
@@ -97,6 +98,8 @@ int durox_luaopen(lua_State *L)
 		lx_open_history(L);
 		lx_open_metrics(L);
 		lx_open_ops(L);
+		lx_open_access(L);
+		lx_open_stream(L);
 		lx_open_index(L);
 		lua_setfield(L, -2, "__index");
 		lx_store_metamethods(L);
@@ -107,6 +110,7 @@ int durox_luaopen(lua_State *L)
 	lx_open_store_module(L);
 	lx_open_query(L);
 	lx_open_ops_module(L);
+	lx_open_net(L);
 	lua_pushlightuserdata(L, NULL);
 	lua_setfield(L, -2, "null");
 	lua_pushliteral(L, DUROX_VERSION);

@@ -48,16 +48,9 @@ static void check_metrics_request(lua_State *L, int idx, durox_metrics_request *
 
 /* ---- metrics ------------------------------------------------------------------------- */
 
-/* handle:get_runtime_metrics([opts]) -> RuntimeMetrics */
-static int l_runtime_metrics(lua_State *L)
+void lx_push_runtime_metrics(lua_State *L, const durox_runtime_metrics *mp)
 {
-	durox *dx = lx_checkstore(L, 1);
-	durox_metrics_request req;
-	check_metrics_request(L, 2, &req, 0);
-	durox_runtime_metrics m;
-	int rc = durox_get_runtime_metrics(dx, &req, &m);
-	if (rc != DUROX_OK)
-		return lx_fail(L, dx, rc);
+	const durox_runtime_metrics m = *mp;
 	lua_createtable(L, 0, 32);
 	lx_set_int(L, "uptime_seconds", (int64_t)m.uptime_seconds);
 	lx_set_int(L, "total_instances_started", (int64_t)m.total_instances_started);
@@ -88,6 +81,18 @@ static int l_runtime_metrics(lua_State *L)
 	lx_set_int(L, "overdue_timers", (int64_t)m.overdue_timers);
 	lx_set_int(L, "expired_instance_locks", (int64_t)m.expired_instance_locks);
 	lx_set_int(L, "blocking_orphan_items", (int64_t)m.blocking_orphan_items);
+}
+/* handle:get_runtime_metrics([opts]) -> RuntimeMetrics */
+static int l_runtime_metrics(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	durox_metrics_request req;
+	check_metrics_request(L, 2, &req, 0);
+	durox_runtime_metrics m;
+	int rc = durox_get_runtime_metrics(dx, &req, &m);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	lx_push_runtime_metrics(L, &m);
 	return 1;
 }
 
@@ -566,53 +571,6 @@ static int l_find_stuck(lua_State *L)
 	lx_set_bool(L, "truncated", l->truncated);
 	lx_set_int(L, "now", l->now);
 	lx_boxfree(b);
-	return 1;
-}
-
-/* ---- the configuration file ------------------------------------------------------------ */
-
-/* Stops a configuration chunk that runs too long. */
-static void config_hook(lua_State *L, lua_Debug *ar)
-{
-	(void)ar;
-	luaL_error(L, "took too long (a configuration file is data: no loops needed)");
-}
-
-int lx_read_config_file(lua_State *L, const char *path)
-{
-	int top = lua_gettop(L);
-	lua_newtable(L); /* the chunk's environment: no globals at all */
-	int env = lua_gettop(L);
-	if (luaL_loadfilex(L, path, "t") != LUA_OK) {
-		const char *msg = lua_tostring(L, -1);
-		lua_settop(L, top);
-		lua_pushfstring(L, "cannot read configuration file: %s", msg ? msg : "?");
-		return 0;
-	}
-	lua_pushvalue(L, env);
-	lua_setupvalue(L, -2, 1); /* _ENV */
-	lua_sethook(L, config_hook, LUA_MASKCOUNT, 1000000);
-	int st = lua_pcall(L, 0, 1, 0);
-	lua_sethook(L, NULL, 0, 0);
-	if (st != LUA_OK) {
-		const char *msg = lua_tostring(L, -1);
-		lua_pushfstring(L, "configuration file %s: %s", path, msg ? msg : "error");
-		lua_replace(L, top + 1);
-		lua_settop(L, top + 1);
-		return 0;
-	}
-	if (lua_istable(L, -1)) {
-		lua_replace(L, top + 1); /* the returned table */
-	} else if (lua_isnil(L, -1)) {
-		lua_pop(L, 1); /* assignments: the environment table */
-	} else {
-		lua_pushfstring(L, "configuration file %s: returns a %s (expected a table, or nothing and assignments)",
-		                path, luaL_typename(L, -1));
-		lua_replace(L, top + 1);
-		lua_settop(L, top + 1);
-		return 0;
-	}
-	lua_settop(L, top + 1);
 	return 1;
 }
 

@@ -15,6 +15,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -106,7 +107,9 @@ static int authorize_cb(void *ud, const durox_instance_summary *s, const char **
 		c->errored = 1;
 		return DUROX_EABORT;
 	}
-	int ok = lua_toboolean(L, -2);
+	/* only true allows: 1, "yes" or a table are mistakes, and a mistake must not allow */
+	int answer = lua_type(L, -2);
+	int ok = answer == LUA_TBOOLEAN && lua_toboolean(L, -2);
 	c->reason[0] = '\0';
 	if (!ok && lua_type(L, -1) == LUA_TSTRING) {
 		const char *r = lua_tostring(L, -1);
@@ -117,6 +120,9 @@ static int authorize_cb(void *ud, const durox_instance_summary *s, const char **
 		c->reason[n] = '\0';
 	}
 	lua_pop(L, 2);
+	if (!ok && c->reason[0] == '\0' && answer != LUA_TBOOLEAN && answer != LUA_TNIL)
+		snprintf(c->reason, sizeof c->reason, "the authorize function returned a %s (only true allows)",
+		         lua_typename(L, answer));
 	*reason = c->reason[0] ? c->reason : "denied by the authorize function";
 	return ok;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lua/lx.h"
+#include "lua/lx_access.h"
 
 durox *lx_checkstore(lua_State *L, int idx)
 {
@@ -105,9 +106,23 @@ static int apply_config_protected(lua_State *L, durox *dx, int t, const char *pa
 /* durox.open(url [, options]) -> handle | nil, message, code */
 static int l_open(lua_State *L)
 {
-	static const char *const known[] = {
-	        "readonly",           "busy_timeout_ms",      "max_write_share", "config", "config_file",
-	        "connect_timeout_ms", "statement_timeout_ms", "read_url",        "index",  NULL};
+	static const char *const known[] = {"readonly",
+	                                    "busy_timeout_ms",
+	                                    "max_write_share",
+	                                    "config",
+	                                    "config_file",
+	                                    "connect_timeout_ms",
+	                                    "statement_timeout_ms",
+	                                    "read_url",
+	                                    "policy",
+	                                    "policy_source",
+	                                    "policy_limits",
+	                                    "context",
+	                                    "audit",
+	                                    "audit_file",
+	                                    "audit_key",
+	                                    "index",
+	                                    NULL};
 	const char *url = lx_checktext(L, 1);
 	lua_settop(L, 2);
 	lx_opts o = lx_opts_at(L, 2, "open option", known, NULL);
@@ -137,12 +152,19 @@ static int l_open(lua_State *L)
 			lx_opt_error(&o, "config", "expects a table, got %s", luaL_typename(L, -1));
 		lua_pop(L, 1);
 	}
+	/* access control: the policy is loaded into its own sandbox (src/policy) and handed to
+	 * the engine, which enforces it */
+	lx_access acc;
+	if (!lx_access_options(L, 2, &acc))
+		return 3;
+	lx_access_apply(&acc, &oo);
 	/* create the (closed) handle first, then open into it */
 	lx_store *h = lua_newuserdatauv(L, sizeof *h, 0);
 	h->dx = NULL;
 	luaL_setmetatable(L, LX_STORE);
 	char err[512];
 	int rc = durox_open(url, &oo, &h->dx, err, sizeof err);
+	lx_access_taken(&acc);
 	if (rc != DUROX_OK) {
 		lua_pushnil(L);
 		lua_pushstring(L, err);

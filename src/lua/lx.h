@@ -168,6 +168,8 @@ void lx_open_list(lua_State *L);     /* listing, search, instances(); registers 
 void lx_open_instance(lua_State *L); /* status, descriptor, executions, details (binding_instance.c) */
 void lx_open_history(lua_State *L);  /* history reads (binding_history.c) */
 void lx_open_metrics(lua_State *L);  /* metrics, analytics and stuck work (binding_metrics.c) */
+/* Pushes a RuntimeMetrics table (binding_metrics.c; also the items of metric streams). */
+void lx_push_runtime_metrics(lua_State *L, const durox_runtime_metrics *m);
 /* Sets __gc, __close, __tostring and __name of the Store metatable at the top (binding_store.c). */
 void lx_store_metamethods(lua_State *L);
 /* Adds durox.open to the module table at the top (binding_store.c). */
@@ -181,6 +183,15 @@ int lx_read_config_file(lua_State *L, const char *path);
 void lx_open_ops(lua_State *L);
 /* Adds the visibility index methods (binding_index.c) to the method table at the top. */
 void lx_open_index(lua_State *L);
+/* Adds the real-time methods (binding_stream.c: read_changes, streams, watches) to the
+ * method table at the top. */
+void lx_open_stream(lua_State *L);
+/* Adds durox.http, durox.webhook, durox.hmac_sha256 and durox.http_server (binding_net.c) to
+ * the module table at the top. */
+void lx_open_net(lua_State *L);
+/* Pushes the JSON body a webhook posts for the list of items at idx
+ * ({"count","idempotency_key","items"}, keys sorted) and its Idempotency-Key (2 values). */
+void lx_push_batch_body(lua_State *L, int idx);
 /* Adds durox.sleep and durox.isatty to the module table at the top. */
 void lx_open_ops_module(lua_State *L);
 

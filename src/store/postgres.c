@@ -323,7 +323,7 @@ static int parse_url(const char *url, pg_url *out, char *err, size_t errlen)
 /* ---- messages and errors ---------------------------------------------------------------- */
 
 /* Copies a libpq message into dst as one line: newlines become "; ", the trailing ones and
- * the "ERROR:  "/"FATAL:  " prefixes go. */
+ * the "ERROR:  "/"FATAL:  " severity prefixes go. */
 static void one_line(char *dst, size_t cap, const char *msg)
 {
 	size_t o = 0;
@@ -331,11 +331,7 @@ static void one_line(char *dst, size_t cap, const char *msg)
 		msg = "";
 	int last_sep = 1;
 	for (const char *p = msg; *p != '\0' && o + 3 < cap; p++) {
-		if (strncmp(p, "ERROR:  ", 8) == 0 && last_sep) {
-			p += 7;
-			continue;
-		}
-		if (strncmp(p, "FATAL:  ", 8) == 0 && last_sep) {
+		if (strncmp(p, "ERROR:  ", 8) == 0 || strncmp(p, "FATAL:  ", 8) == 0) {
 			p += 7;
 			continue;
 		}
@@ -869,6 +865,8 @@ static void pg_close(store *base)
 	}
 	free(s->display);
 	free(s->schema_version);
+	free(s->identity);
+	free(s->state_buf);
 	free(s);
 }
 
@@ -876,6 +874,30 @@ static const store_vtable pg_vtable = {
         pg_close,      pg_list,    pg_count,           pg_summaries_by_id,
         pg_executions, pg_history, pg_instance_exists, pg_latest_execution,
 };
+
+static int identity_row(void *ud, const PGresult *r)
+{
+	pg_store *s = ud;
+	const char *sys = pq_text(r, 0), *db = pq_text(r, 1);
+	size_t n = strlen(sys ? sys : "") + strlen(db ? db : "") + strlen(s->schema) + 3;
+	if ((s->identity = malloc(n)) == NULL)
+		return DUROX_ENOMEM;
+	snprintf(s->identity, n, "%s/%s/%s", sys ? sys : "", db ? db : "", s->schema);
+	return 1;
+}
+
+/* store.identity, which binds cursors to this store: the cluster's system identifier, the
+ * database and the runtime's schema (the same on a standby of the primary). */
+static int read_identity(pg_store *s)
+{
+	int rc = pq_query(s, PQ_PRIMARY,
+	                  "SELECT (SELECT system_identifier::text FROM pg_control_system()), current_database()", NULL,
+	                  identity_row, s, NULL, "reading the store's identity");
+	if (rc == DUROX_ENOMEM || (rc == DUROX_OK && s->identity == NULL))
+		return store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+	s->base.identity = s->identity;
+	return rc;
+}
 
 /* Fails an open: message into err, the store freed. */
 static int open_fail(pg_store *s, int rc, char *err, size_t errlen, const char *msg)
@@ -902,6 +924,9 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 	s->base.vt = &pg_vtable;
 	s->base.mvt = &pg_metrics_vtable;
 	s->base.ops = &pg_ops_vtable;
+	s->base.audit = &pg_audit_vtable;
+	s->base.fvt = &pg_feed_vtable;
+	s->base.svt = &pg_state_vtable;
 	s->base.info.provider = "postgres";
 	s->readonly = opts != NULL && opts->readonly;
 	s->base.info.readonly = s->readonly;
@@ -952,6 +977,8 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 		if ((rc = conn_setup(s, s->reader)) != DUROX_OK)
 			return open_fail(s, rc, err, errlen, s->base.err);
 	}
+	if ((rc = read_identity(s)) != DUROX_OK)
+		return open_fail(s, rc, err, errlen, s->base.err);
 	s->base.err[0] = '\0';
 	*out = &s->base;
 	return DUROX_OK;

@@ -17,8 +17,9 @@
 
 int pg_query_instances(store *st, const store_group_query *q, store_group_cb cb, void *ud);
 int pg_time_series(store *st, const store_series_query *q, durox_time_bucket *buckets, size_t n);
-int pg_descendants(store *st, const char *root, uint32_t max_depth, uint32_t limit, store_node_cb cb, void *ud);
-int pg_count_descendants(store *st, const char *root, uint64_t *out);
+int pg_descendants(store *st, const char *root, uint32_t max_depth, uint32_t limit, const durox_filter *filter,
+                   store_node_cb cb, void *ud);
+int pg_count_descendants(store *st, const char *root, const durox_filter *filter, uint64_t *out);
 int pg_ancestors(store *st, const char *id, store_node_cb cb, void *ud);
 
 #define TYPE_IS(h, t) "(" h ".event_data ~ '\"type\": ?\"" t "\"')"
@@ -195,6 +196,32 @@ int pg_query_instances(store *base, const store_group_query *q, store_group_cb c
 	return rc;
 }
 
+/* ---- access control's view ----------------------------------------------------------- */
+
+/* Appends " AND <col> IN (SELECT i.instance_id FROM instances i ... WHERE <filter>)": only the
+ * instances of the caller's view (nothing when f is NULL or empty). Its values are bound after
+ * the parameters already in g. */
+static void add_visible(pgsqlgen *g, const durox_filter *f, const char *col)
+{
+	if (f == NULL || f->root == NULL)
+		return;
+	buf_addf(&g->sql, " AND %s IN (SELECT i.instance_id", col);
+	buf_adds(&g->sql, pg_from_current(f));
+	buf_adds(&g->sql, " WHERE ");
+	pg_gen_where(g, f);
+	buf_addc(&g->sql, ')');
+}
+
+/* Runs g's statement, or fails for a statement that could not be built. */
+static int run_gen(pg_store *s, pgsqlgen *g, pq_row_cb cb, void *ud, const char *what)
+{
+	if (buf_oom(&g->sql) || g->p->oom)
+		return store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+	if (g->overflow)
+		return store_fail(&s->base, DUROX_ELIMIT, "filter too large (more than 4096 values)");
+	return pq_query(s, 0, buf_str(&g->sql), g->p, cb, ud, NULL, what);
+}
+
 /* ---- time series ------------------------------------------------------------------- */
 
 struct series_ud {
@@ -253,16 +280,16 @@ int pg_time_series(store *base, const store_series_query *q, durox_time_bucket *
 		pqp_int(&p, q->bucket_ms);
 		if (q->orchestration_name)
 			pqp_text(&p, q->orchestration_name);
-		rc = pq_query(
-		        s, 0,
-		        q->orchestration_name != NULL
-		                ? "SELECT (c - $1::int8) / $3::int8, count(*) FROM (SELECT " PG_MS(
-		                          "i.created_at") " AS c FROM instances i WHERE i.orchestration_name=$4) x"
-		                                          " WHERE c >= $1::int8 AND c < $2::int8 GROUP BY 1"
-		                : "SELECT (c - $1::int8) / $3::int8, count(*) FROM (SELECT " PG_MS(
-		                          "i.created_at") " AS c FROM instances i) x"
-		                                          " WHERE c >= $1::int8 AND c < $2::int8 GROUP BY 1",
-		        &p, started_row, &u, NULL, "reading instances");
+		pgsqlgen g = {s, {0}, &p, 0};
+		buf_init(&g.sql);
+		buf_adds(&g.sql, "SELECT (c - $1::int8) / $3::int8, count(*) FROM (SELECT " PG_MS(
+		                         "i.created_at") " AS c FROM instances i WHERE TRUE");
+		if (q->orchestration_name != NULL)
+			buf_adds(&g.sql, " AND i.orchestration_name=$4");
+		add_visible(&g, q->filter, "i.instance_id");
+		buf_adds(&g.sql, ") x WHERE c >= $1::int8 AND c < $2::int8 GROUP BY 1");
+		rc = run_gen(s, &g, started_row, &u, "reading instances");
+		buf_free(&g.sql);
 		pqp_free(&p);
 		if (rc != DUROX_OK)
 			return rc;
@@ -280,8 +307,16 @@ int pg_time_series(store *base, const store_series_query *q, durox_time_bucket *
 	else
 		types = "'ActivityCompleted','ActivityFailed'";
 	int want_dur = (q->series & DUROX_SERIES_AVERAGE_DURATION) != 0;
-	char sql[6144];
-	snprintf(sql, sizeof sql,
+	pqp p;
+	pqp_init(&p);
+	pqp_int(&p, q->from);
+	pqp_int(&p, q->to);
+	pqp_int(&p, q->bucket_ms);
+	if (q->orchestration_name)
+		pqp_text(&p, q->orchestration_name);
+	pgsqlgen g = {s, {0}, &p, 0};
+	buf_init(&g.sql);
+	buf_addf(&g.sql,
 	         "SELECT (ts - $1::int8) / $3::int8, count(*) FILTER (WHERE t='OrchestrationCompleted'),"
 	         " count(*) FILTER (WHERE t='OrchestrationFailed' AND k IS DISTINCT FROM 'cancelled'),"
 	         " count(*) FILTER (WHERE k='cancelled'), count(*) FILTER (WHERE t='ActivityCompleted'),"
@@ -290,21 +325,15 @@ int pg_time_series(store *base, const store_series_query *q, durox_time_bucket *
 	         " CASE WHEN %d=1 AND y.t IN ('OrchestrationCompleted','OrchestrationFailed') THEN y.ts - y.fs END AS "
 	         "dur"
 	         " FROM (SELECT " PG_EVENT_TYPE("h") " AS t, " PG_EVENT_TS("h") " AS ts, " EVENT_FAILURE_KIND(
-	                 "h") " AS k, %s AS fs FROM history h%s) y WHERE y.t IN (%s)) z"
-	                      " WHERE ts >= $1::int8 AND ts < $2::int8 GROUP BY 1",
-	         want_dur, want_dur ? FIRST_START("h") : "NULL::int8",
-	         q->orchestration_name != NULL ? " WHERE h.instance_id IN (SELECT i.instance_id FROM instances i WHERE "
-	                                         "i.orchestration_name=$4)"
-	                                       : "",
-	         types);
-	pqp p;
-	pqp_init(&p);
-	pqp_int(&p, q->from);
-	pqp_int(&p, q->to);
-	pqp_int(&p, q->bucket_ms);
-	if (q->orchestration_name)
-		pqp_text(&p, q->orchestration_name);
-	rc = pq_query(s, 0, sql, &p, ended_row, &u, NULL, "reading history");
+	                 "h") " AS k, %s AS fs FROM history h WHERE TRUE",
+	         want_dur, want_dur ? FIRST_START("h") : "NULL::int8");
+	if (q->orchestration_name != NULL)
+		buf_adds(&g.sql,
+		         " AND h.instance_id IN (SELECT i.instance_id FROM instances i WHERE i.orchestration_name=$4)");
+	add_visible(&g, q->filter, "h.instance_id");
+	buf_addf(&g.sql, ") y WHERE y.t IN (%s)) z WHERE ts >= $1::int8 AND ts < $2::int8 GROUP BY 1", types);
+	rc = run_gen(s, &g, ended_row, &u, "reading history");
+	buf_free(&g.sql);
 	pqp_free(&p);
 	return rc;
 }
@@ -328,7 +357,8 @@ static int node_row(void *ud, const PGresult *r)
 	return u->cb(u->ud, &nd);
 }
 
-int pg_descendants(store *base, const char *root, uint32_t max_depth, uint32_t limit, store_node_cb cb, void *ud)
+int pg_descendants(store *base, const char *root, uint32_t max_depth, uint32_t limit, const durox_filter *filter,
+                   store_node_cb cb, void *ud)
 {
 	pg_store *s = (pg_store *)base;
 	if (!s->base.info.has_parent_instance)
@@ -341,24 +371,45 @@ int pg_descendants(store *base, const char *root, uint32_t max_depth, uint32_t l
 		pqp_int(&p, limit);
 	else
 		pqp_null(&p);
+	pgsqlgen g = {s, {0}, &p, 0};
+	buf_init(&g.sql);
+	int filtered = filter != NULL && filter->root != NULL;
+	/* with a view, the walk passes only through what it admits: the visible set v first */
+	buf_adds(&g.sql, "WITH RECURSIVE ");
+	if (filtered) {
+		buf_adds(&g.sql, "v(id) AS MATERIALIZED (SELECT i.instance_id");
+		buf_adds(&g.sql, pg_from_current(filter));
+		buf_adds(&g.sql, " WHERE ");
+		pg_gen_where(&g, filter);
+		buf_adds(&g.sql, "), ");
+	}
+	const char *vis = filtered ? " AND c.instance_id IN (SELECT id FROM v)" : "";
+	buf_addf(&g.sql,
+	         "t(id, parent, depth) AS (SELECT c.instance_id, c.parent_instance_id, 1 FROM instances c"
+	         " WHERE c.parent_instance_id=$1%s UNION ALL SELECT c.instance_id, c.parent_instance_id, t.depth + 1 "
+	         "FROM t"
+	         " JOIN instances c ON c.parent_instance_id=t.id WHERE ($2::int8 = 0 OR t.depth < $2::int8) AND"
+	         " t.depth < 1000%s)"
+	         " SELECT t.id, t.parent, i.orchestration_name, COALESCE(e.status,'Unknown'), t.depth,"
+	         " (SELECT count(*) FROM instances c WHERE c.parent_instance_id=t.id%s)"
+	         " FROM t JOIN instances i ON i.instance_id=t.id LEFT JOIN executions e ON e.instance_id=i.instance_id"
+	         " AND e.execution_id=i.current_execution_id ORDER BY t.depth, " PG_MS(
+	                 "i.created_at") ", t.id COLLATE \"C\" LIMIT $3::int8",
+	         vis, vis, vis);
 	struct node_ud u = {cb, ud};
-	int rc = pq_query(
-	        s, 0,
-	        "WITH RECURSIVE t(id, parent, depth) AS (SELECT instance_id, parent_instance_id, 1 FROM instances"
-	        " WHERE parent_instance_id=$1 UNION ALL SELECT c.instance_id, c.parent_instance_id, t.depth + 1 FROM t"
-	        " JOIN instances c ON c.parent_instance_id=t.id WHERE ($2::int8 = 0 OR t.depth < $2::int8) AND"
-	        " t.depth < 1000)"
-	        " SELECT t.id, t.parent, i.orchestration_name, COALESCE(e.status,'Unknown'), t.depth,"
-	        " (SELECT count(*) FROM instances x WHERE x.parent_instance_id=t.id)"
-	        " FROM t JOIN instances i ON i.instance_id=t.id LEFT JOIN executions e ON e.instance_id=i.instance_id"
-	        " AND e.execution_id=i.current_execution_id ORDER BY t.depth, " PG_MS(
-	                "i.created_at") ", t.id COLLATE \"C\" LIMIT $3::int8",
-	        &p, node_row, &u, NULL, "reading sub-orchestrations");
+	int rc = run_gen(s, &g, node_row, &u, "reading sub-orchestrations");
+	buf_free(&g.sql);
 	pqp_free(&p);
 	return rc;
 }
 
-int pg_count_descendants(store *base, const char *root, uint64_t *out)
+static int one_count(void *ud, const PGresult *r)
+{
+	*(uint64_t *)ud = (uint64_t)pq_int(r, 0);
+	return 1;
+}
+
+int pg_count_descendants(store *base, const char *root, const durox_filter *filter, uint64_t *out)
 {
 	pg_store *s = (pg_store *)base;
 	*out = 0;
@@ -367,15 +418,27 @@ int pg_count_descendants(store *base, const char *root, uint64_t *out)
 	pqp p;
 	pqp_init(&p);
 	pqp_text(&p, root);
-	int64_t v = 0;
+	pgsqlgen g = {s, {0}, &p, 0};
+	buf_init(&g.sql);
+	int filtered = filter != NULL && filter->root != NULL;
+	buf_adds(&g.sql, "WITH RECURSIVE ");
+	if (filtered) {
+		buf_adds(&g.sql, "v(id) AS MATERIALIZED (SELECT i.instance_id");
+		buf_adds(&g.sql, pg_from_current(filter));
+		buf_adds(&g.sql, " WHERE ");
+		pg_gen_where(&g, filter);
+		buf_adds(&g.sql, "), ");
+	}
+	const char *vis = filtered ? " AND c.instance_id IN (SELECT id FROM v)" : "";
 	/* UNION (not ALL) ends on a cycle */
-	int rc = pq_one_int(s, 0,
-	                    "WITH RECURSIVE t(id) AS (SELECT instance_id FROM instances WHERE parent_instance_id=$1"
-	                    " UNION SELECT c.instance_id FROM t JOIN instances c ON c.parent_instance_id=t.id)"
-	                    " SELECT count(*) FROM t WHERE id IS DISTINCT FROM $1",
-	                    &p, &v, NULL, "counting sub-orchestrations");
+	buf_addf(&g.sql,
+	         "t(id) AS (SELECT c.instance_id FROM instances c WHERE c.parent_instance_id=$1%s"
+	         " UNION SELECT c.instance_id FROM t JOIN instances c ON c.parent_instance_id=t.id WHERE TRUE%s)"
+	         " SELECT count(*) FROM t WHERE id IS DISTINCT FROM $1",
+	         vis, vis);
+	int rc = run_gen(s, &g, one_count, out, "counting sub-orchestrations");
+	buf_free(&g.sql);
 	pqp_free(&p);
-	*out = (uint64_t)v;
 	return rc;
 }
 

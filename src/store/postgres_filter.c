@@ -239,6 +239,12 @@ static void gen_expr(pgsqlgen *g, const durox_expr *e)
 		}
 		buf_adds(&g->sql, "))");
 		return;
+	case EXPR_IDSET:
+		/* any number of ids in one parameter: a JSON array */
+		buf_adds(&g->sql, "(i.instance_id IN (SELECT jsonb_array_elements_text(");
+		pg_bind_push(g, &e->vals[0]);
+		buf_adds(&g->sql, "::jsonb)))");
+		return;
 	case EXPR_BETWEEN: {
 		const char *coll = is_text(e->field) ? " COLLATE \"C\"" : "";
 		buf_addc(&g->sql, '(');
@@ -279,6 +285,7 @@ static int needs_execution(const durox_expr *e)
 				return 0;
 		return 1;
 	case EXPR_BETWEEN: return e->field == DUROX_FIELD_COMPLETED_AT;
+	case EXPR_IDSET: return 0;
 	}
 	return 0;
 }

@@ -60,6 +60,9 @@ typedef struct pg_store {
 	uint64_t reads, writes;
 	double read_ms, write_ms, max_read_ms, max_write_ms;
 	struct pg_hist *hist; /* the history digest kept between calls (postgres_metrics.c) */
+	char *identity;       /* store.identity: "<system identifier>/<database>/<schema>" */
+	char *state_buf;      /* the strings of the last rule run read (postgres_state.c) */
+	uint64_t own_deletes; /* purges and prunes of this handle (the change feed looks for deletions) */
 } pg_store;
 
 /* ---- parameters -------------------------------------------------------------------- */
@@ -181,6 +184,10 @@ char *pg_text_array(const char *const *ids, size_t n);
 
 extern const struct store_metrics_vtable pg_metrics_vtable;
 extern const struct store_ops_vtable pg_ops_vtable;
+/* The audit log in our schema (postgres_audit.c, store/audit.h). */
+extern const struct store_audit_vtable pg_audit_vtable;
+extern const struct store_feed_vtable pg_feed_vtable;   /* postgres_feed.c */
+extern const struct store_state_vtable pg_state_vtable; /* postgres_state.c */
 void pg_metrics_free(pg_store *s);
 
 #endif

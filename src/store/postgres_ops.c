@@ -266,6 +266,7 @@ static int pg_delete_instances(store *base, const char *const *ids, size_t n, st
 	                &p, counts_row, &u, "deleting an instance");
 	pqp_free(&p);
 	free(arr);
+	s->own_deletes++; /* the change feed checks for deleted rows on its next round */
 	return rc;
 }
 
@@ -293,6 +294,7 @@ static int pg_prune(store *base, const char *instance_id, int has_keep_last, uin
 	                " FROM @R.prune_executions($1::text, $2::int4, $3::int8)",
 	                &p, counts_row, &u, "pruning executions");
 	pqp_free(&p);
+	s->own_deletes++; /* the change feed checks for deleted rows on its next round */
 	return rc;
 }
 

@@ -22,7 +22,9 @@
 
 /* ---- the filter tree (the public durox_filter / durox_expr) ---------------------- */
 
-typedef enum expr_kind { EXPR_AND, EXPR_OR, EXPR_NOT, EXPR_CMP, EXPR_IN, EXPR_BETWEEN } expr_kind;
+/* EXPR_IDSET (engine-internal, never parsed): instance_id is one of a set of ids of any size,
+ * held as one JSON array text in vals[0].text (access control's exclusion of hidden rows). */
+typedef enum expr_kind { EXPR_AND, EXPR_OR, EXPR_NOT, EXPR_CMP, EXPR_IN, EXPR_BETWEEN, EXPR_IDSET } expr_kind;
 
 struct durox_expr {
 	expr_kind kind;
@@ -124,14 +126,21 @@ typedef struct store_vtable {
 
 typedef struct store_metrics_vtable store_metrics_vtable; /* provider_metrics.h */
 struct store_ops_vtable;                                  /* writes and the job journal: store/ops.h */
+struct store_audit_vtable;                                /* the audit log: store/audit.h */
 struct store_index_vtable;                                /* the visibility index: store/provider_index.h */
 
 struct store {
 	const store_vtable *vt;
-	const store_metrics_vtable *mvt;      /* metrics and analytics; NULL when the provider has none */
-	const struct store_ops_vtable *ops;   /* NULL when the provider cannot write */
-	const struct store_index_vtable *ivt; /* the visibility index; NULL when the provider keeps none */
+	const store_metrics_vtable *mvt;        /* metrics and analytics; NULL when the provider has none */
+	const struct store_ops_vtable *ops;     /* NULL when the provider cannot write */
+	const struct store_feed_vtable *fvt;    /* the change feed; NULL when the provider has none */
+	const struct store_state_vtable *svt;   /* our streams' durable state; NULL when none */
+	const struct store_audit_vtable *audit; /* our audit log (store/audit.h); NULL when the provider keeps none */
+	const struct store_index_vtable *ivt;   /* the visibility index; NULL when the provider keeps none */
 	durox_store_info info;
+	/* What names this store for cursors (the canonical path of a SQLite file; host, database
+	 * and schema on PostgreSQL): a cursor issued on one store is refused on another. */
+	const char *identity;
 	char err[512]; /* message of the last failure */
 };
 

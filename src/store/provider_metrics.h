@@ -184,6 +184,7 @@ typedef struct store_series_query {
 	int64_t bucket_ms;
 	unsigned series; /* durox_series bits */
 	const char *orchestration_name;
+	const durox_filter *filter; /* only instances matching it (access control's view); NULL: all */
 } store_series_query;
 
 /* A descendant (strings transient). */
@@ -215,9 +216,14 @@ typedef struct store_metrics_vtable {
 	int (*query_instances)(store *st, const store_group_query *q, store_group_cb cb, void *ud);
 	/* Adds the window's figures into buckets[0..n) (bucket i starts at from + i * bucket_ms). */
 	int (*time_series)(store *st, const store_series_query *q, durox_time_bucket *buckets, size_t n);
-	/* Descendants of root down to max_depth (0: all), by depth, creation, id; at most limit rows. */
-	int (*descendants)(store *st, const char *root, uint32_t max_depth, uint32_t limit, store_node_cb cb, void *ud);
-	int (*count_descendants)(store *st, const char *root, uint64_t *out);
+	/* Descendants of root down to max_depth (0: all), by depth, creation, id; at most limit rows.
+	 * With a filter (access control's view; NULL: none) the walk passes only through instances
+	 * matching it: a node that does not match is left out with its whole subtree, and
+	 * child_count counts matching children only. */
+	int (*descendants)(store *st, const char *root, uint32_t max_depth, uint32_t limit, const durox_filter *filter,
+	                   store_node_cb cb, void *ud);
+	/* The number of descendants descendants() would list without depth and row limits. */
+	int (*count_descendants)(store *st, const char *root, const durox_filter *filter, uint64_t *out);
 	/* Ancestors of id, nearest first (the instance itself excluded). */
 	int (*ancestors)(store *st, const char *id, store_node_cb cb, void *ud);
 } store_metrics_vtable;

@@ -6,7 +6,7 @@
  * output). Queries live in sqlite_read.c, filter compilation in sqlite_filter.c.
  * Used by the engine through store_sqlite_open().
  */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,6 +302,97 @@ static int detect_schema(sqlite_store *s)
 	return DUROX_OK;
 }
 
+/* Opens the connection of s (s->location) and checks the schema: the part of opening that a
+ * reopen repeats. On failure the message is in err and s->db may be open (sq_close frees it). */
+static int connect_db(sqlite_store *s, int readonly, int memory, char *err, size_t errlen)
+{
+	int flags = (readonly && !memory ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
+	if (memory)
+		flags |= SQLITE_OPEN_CREATE | SQLITE_OPEN_MEMORY;
+	int src = sqlite3_open_v2(s->location, &s->db, flags, NULL);
+	if (src != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open store '%s': %s", s->location,
+		         s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+		return DUROX_EIO;
+	}
+	sqlite3_extended_result_codes(s->db, 0);
+	sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
+	sq_register_functions(s->db);
+	sq_metrics_attach(s);
+	if (memory) {
+		char *msg = NULL;
+		if (sqlite3_exec(s->db, memory_schema, NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, errlen, "cannot create in-memory store: %s", msg ? msg : "?");
+			sqlite3_free(msg);
+			return DUROX_EIO;
+		}
+	}
+	/* Foreign keys as the runtime has them, so a purge can never orphan a child. */
+	sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+	/* The durability the runtime's own connections have (its "synchronous = WAL" is read by
+	 * SQLite as NORMAL): in WAL mode a commit then holds the write lock without an fsync. */
+	if (!readonly && !memory)
+		sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+	int rc = detect_schema(s);
+	if (rc != DUROX_OK) {
+		if (rc == DUROX_ECORRUPT && strstr(s->base.err, "not a database") != NULL)
+			snprintf(err, errlen, "'%s' is not a SQLite database, so not a Duroxide store", s->location);
+		else
+			snprintf(err, errlen, "%s", s->base.err);
+		return rc == DUROX_ECORRUPT ? DUROX_EUNSUPPORTED : rc;
+	}
+	return DUROX_OK;
+}
+
+/* Closes what connect_db opened: the statement cache, the metrics state, the connection. */
+static void disconnect_db(sqlite_store *s)
+{
+	sq_metrics_detach(s);
+	for (int i = 0; i < CACHE_SIZE; i++) {
+		if (s->cache[i].sql != NULL) {
+			sqlite3_finalize(s->cache[i].stmt);
+			free(s->cache[i].sql);
+			s->cache[i].sql = NULL;
+			s->cache[i].stmt = NULL;
+		}
+	}
+	sqlite3_close_v2(s->db);
+	s->db = NULL;
+	free(s->schema_version);
+	s->schema_version = NULL;
+	s->base.info.schema_version = NULL;
+}
+
+/* The identity of the file at s->location now (0 when it cannot be read). */
+int sq_file_identity(sqlite_store *s, uint64_t *dev, uint64_t *ino)
+{
+	struct stat sb;
+	*dev = *ino = 0;
+	if (s->memory || stat(s->location, &sb) != 0)
+		return -1;
+	*dev = (uint64_t)sb.st_dev;
+	*ino = (uint64_t)sb.st_ino;
+	return 0;
+}
+
+int sq_reopen(sqlite_store *s)
+{
+	disconnect_db(s);
+	char err[512];
+	durox_store_info keep = s->base.info;
+	int rc = connect_db(s, s->base.info.readonly, s->memory, err, sizeof err);
+	if (rc != DUROX_OK) {
+		sqlite3_close_v2(s->db);
+		s->db = NULL;
+		s->base.info = keep;
+		s->base.info.schema_version = "";
+		return store_fail(&s->base, rc, "reopening the replaced store file: %s", err);
+	}
+	sq_file_identity(s, &s->file_dev, &s->file_ino);
+	s->reopens++;
+	return DUROX_OK;
+}
+
 /* ---- open/close ----------------------------------------------------------------- */
 
 static void sq_close(store *base)
@@ -310,16 +401,10 @@ static void sq_close(store *base)
 	if (s == NULL)
 		return;
 	sqi_close(s);
-	sq_metrics_detach(s);
-	for (int i = 0; i < CACHE_SIZE; i++) {
-		if (s->cache[i].sql != NULL) {
-			sqlite3_finalize(s->cache[i].stmt);
-			free(s->cache[i].sql);
-		}
-	}
-	sqlite3_close_v2(s->db);
+	disconnect_db(s);
 	free(s->location);
-	free(s->schema_version);
+	free(s->identity);
+	free(s->state_buf);
 	free(s->index_path);
 	free(s);
 }
@@ -360,6 +445,9 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	s->base.vt = &sqlite_vtable;
 	s->base.mvt = &sq_metrics_vtable;
 	s->base.ops = &sq_ops_vtable;
+	s->base.audit = &sq_audit_vtable;
+	s->base.fvt = &sq_feed_vtable;
+	s->base.svt = &sq_state_vtable;
 	s->base.ivt = &sq_index_vtable;
 	s->base.info.provider = "sqlite";
 	s->base.info.location = s->location;
@@ -399,44 +487,21 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 			return DUROX_EINVALID;
 		}
 	}
-	int flags = (readonly && !memory ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
-	if (memory)
-		flags |= SQLITE_OPEN_CREATE | SQLITE_OPEN_MEMORY;
-	int src = sqlite3_open_v2(s->location, &s->db, flags, NULL);
-	if (src != SQLITE_OK) {
-		snprintf(err, errlen, "cannot open store '%s': %s", s->location,
-		         s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
-		sq_close(&s->base);
-		return DUROX_EIO;
-	}
-	sqlite3_extended_result_codes(s->db, 0);
-	sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
-	sq_register_functions(s->db);
-	sq_metrics_attach(s);
-	if (memory) {
-		char *msg = NULL;
-		if (sqlite3_exec(s->db, memory_schema, NULL, NULL, &msg) != SQLITE_OK) {
-			snprintf(err, errlen, "cannot create in-memory store: %s", msg ? msg : "?");
-			sqlite3_free(msg);
-			sq_close(&s->base);
-			return DUROX_EIO;
-		}
-	}
-	/* Foreign keys as the runtime has them, so a purge can never orphan a child. */
-	sqlite3_exec(s->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
-	/* The durability the runtime's own connections have (its "synchronous = WAL" is read by
-	 * SQLite as NORMAL): in WAL mode a commit then holds the write lock without an fsync. */
-	if (!readonly && !memory)
-		sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-	rc = detect_schema(s);
+	rc = connect_db(s, readonly, memory, err, errlen);
 	if (rc != DUROX_OK) {
-		if (rc == DUROX_ECORRUPT && strstr(s->base.err, "not a database") != NULL)
-			snprintf(err, errlen, "'%s' is not a SQLite database, so not a Duroxide store", s->location);
-		else
-			snprintf(err, errlen, "%s", s->base.err);
 		sq_close(&s->base);
-		return rc == DUROX_ECORRUPT ? DUROX_EUNSUPPORTED : rc;
+		return rc;
 	}
+	sq_file_identity(s, &s->file_dev, &s->file_ino);
+	s->identity = memory ? strdup(":memory:") : realpath(s->location, NULL);
+	if (s->identity == NULL)
+		s->identity = strdup(s->location);
+	if (s->identity == NULL) {
+		snprintf(err, errlen, "out of memory");
+		sq_close(&s->base);
+		return DUROX_ENOMEM;
+	}
+	s->base.identity = s->identity;
 	*out = &s->base;
 	return DUROX_OK;
 }

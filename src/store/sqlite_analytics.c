@@ -17,8 +17,9 @@
 
 int sq_query_instances(store *st, const store_group_query *q, store_group_cb cb, void *ud);
 int sq_time_series(store *st, const store_series_query *q, durox_time_bucket *buckets, size_t n);
-int sq_descendants(store *st, const char *root, uint32_t max_depth, uint32_t limit, store_node_cb cb, void *ud);
-int sq_count_descendants(store *st, const char *root, uint64_t *out);
+int sq_descendants(store *st, const char *root, uint32_t max_depth, uint32_t limit, const durox_filter *filter,
+                   store_node_cb cb, void *ud);
+int sq_count_descendants(store *st, const char *root, const durox_filter *filter, uint64_t *out);
 int sq_ancestors(store *st, const char *id, store_node_cb cb, void *ud);
 
 static const char *group_key_sql(sqlite_store *s, int g, int over_index)
@@ -198,39 +199,92 @@ int sq_query_instances(store *base, const store_group_query *q, store_group_cb c
 
 /* ---- time series ------------------------------------------------------------------- */
 
+/* The visible set of a filter as the first CTE of a statement: "v(id) AS MATERIALIZED
+ * (SELECT i.instance_id ... WHERE <filter>)". Coming first in the text, the filter's
+ * parameters are numbered 1..b->n; the statement numbers its own from b->n + 1. Appends
+ * nothing when f is NULL or empty. */
+static void add_visible_cte(sqlgen *g, const durox_filter *f)
+{
+	if (f == NULL || f->root == NULL)
+		return;
+	buf_adds(&g->sql, "v(id) AS MATERIALIZED (SELECT i.instance_id");
+	buf_adds(&g->sql, sq_from_current(f));
+	buf_adds(&g->sql, " WHERE ");
+	sq_gen_where(g, f);
+	buf_adds(&g->sql, ")");
+}
+
+/* Prepares g's statement and binds the filter's values (1..n); NULL on error (code in *rc). */
+static sqlite3_stmt *prepare_gen(sqlite_store *s, sqlgen *g, int *rc)
+{
+	if (buf_oom(&g->sql) || g->b->overflow) {
+		*rc = store_fail(&s->base, g->b->overflow ? DUROX_EINVALID : DUROX_ENOMEM,
+		                 g->b->overflow ? "the filter has too many values" : "out of memory");
+		return NULL;
+	}
+	sqlite3_stmt *st = sq_stmt(s, g->sql.data);
+	if (st == NULL) {
+		*rc = sq_stmt_err(s);
+		return NULL;
+	}
+	if ((*rc = sq_bind_all(s, st, g->b, 1)) != DUROX_OK) {
+		sq_done(st);
+		return NULL;
+	}
+	return st;
+}
+
 int sq_time_series(store *base, const store_series_query *q, durox_time_bucket *buckets, size_t n)
 {
 	sqlite_store *s = (sqlite_store *)base;
-	const char *name_cond = q->orchestration_name != NULL ? " AND i.orchestration_name=?4" : "";
+	int filtered = q->filter != NULL && q->filter->root != NULL;
+	binds *b = calloc(1, sizeof *b);
+	if (b == NULL)
+		return store_fail(base, DUROX_ENOMEM, "out of memory");
+	sqlgen g = {s, {0}, b, 0};
+	buf_init(&g.sql);
 	int rc = DUROX_OK, r;
-	char sql[3072];
 	if (q->series & DUROX_SERIES_INSTANCES_STARTED) {
-		snprintf(sql, sizeof sql,
-		         "SELECT (c - ?1) / ?3, count(*) FROM (SELECT durox_ms(i.created_at) AS c FROM instances i"
-		         " WHERE 1%s) WHERE c >= ?1 AND c < ?2 GROUP BY 1",
-		         name_cond);
-		sqlite3_stmt *st = sq_stmt(s, sql);
+		buf_reset(&g.sql);
+		b->n = 0;
+		if (filtered) {
+			buf_adds(&g.sql, "WITH ");
+			add_visible_cte(&g, q->filter);
+		}
+		size_t o = b->n; /* the statement's own parameters: o+1 from, o+2 to, o+3 bucket, o+4 name */
+		buf_addf(&g.sql,
+		         " SELECT (c - ?%zu) / ?%zu, count(*) FROM (SELECT durox_ms(i.created_at) AS c FROM instances i"
+		         " WHERE 1",
+		         o + 1, o + 3);
+		if (q->orchestration_name != NULL)
+			buf_addf(&g.sql, " AND i.orchestration_name=?%zu", o + 4);
+		if (filtered)
+			buf_adds(&g.sql, " AND i.instance_id IN (SELECT id FROM v)");
+		buf_addf(&g.sql, ") WHERE c >= ?%zu AND c < ?%zu GROUP BY 1", o + 1, o + 2);
+		sqlite3_stmt *st = prepare_gen(s, &g, &rc);
 		if (st == NULL)
-			return sq_stmt_err(s);
-		sqlite3_bind_int64(st, 1, q->from);
-		sqlite3_bind_int64(st, 2, q->to);
-		sqlite3_bind_int64(st, 3, q->bucket_ms);
+			goto done;
+		sqlite3_bind_int64(st, (int)o + 1, q->from);
+		sqlite3_bind_int64(st, (int)o + 2, q->to);
+		sqlite3_bind_int64(st, (int)o + 3, q->bucket_ms);
 		if (q->orchestration_name)
-			sqlite3_bind_text(st, 4, q->orchestration_name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, (int)o + 4, q->orchestration_name, -1, SQLITE_STATIC);
 		while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 			int64_t k = sqlite3_column_int64(st, 0);
 			if (k >= 0 && (size_t)k < n)
 				buckets[k].instances_started += (uint64_t)sqlite3_column_int64(st, 1);
 		}
 		sq_done(st);
-		if (r != SQLITE_DONE)
-			return sq_fail(s, r, "reading instances");
+		if (r != SQLITE_DONE) {
+			rc = sq_fail(s, r, "reading instances");
+			goto done;
+		}
 	}
 	unsigned terminal = DUROX_SERIES_INSTANCES_COMPLETED | DUROX_SERIES_INSTANCES_FAILED |
 	                    DUROX_SERIES_INSTANCES_CANCELLED | DUROX_SERIES_AVERAGE_DURATION;
 	unsigned activity = DUROX_SERIES_ACTIVITIES_COMPLETED | DUROX_SERIES_ACTIVITIES_FAILED;
 	if ((q->series & (terminal | activity)) == 0)
-		return DUROX_OK;
+		goto done;
 	const char *types;
 	if ((q->series & terminal) && (q->series & activity))
 		types = "'OrchestrationCompleted','OrchestrationFailed','ActivityCompleted','ActivityFailed'";
@@ -239,29 +293,41 @@ int sq_time_series(store *base, const store_series_query *q, durox_time_bucket *
 	else
 		types = "'ActivityCompleted','ActivityFailed'";
 	int want_dur = (q->series & DUROX_SERIES_AVERAGE_DURATION) != 0;
-	snprintf(sql, sizeof sql,
-	         "SELECT (ts - ?1) / ?3, total(t='OrchestrationCompleted'),"
+	buf_reset(&g.sql);
+	b->n = 0;
+	if (filtered) {
+		buf_adds(&g.sql, "WITH ");
+		add_visible_cte(&g, q->filter);
+	}
+	size_t o = b->n;
+	buf_addf(&g.sql,
+	         " SELECT (ts - ?%zu) / ?%zu, total(t='OrchestrationCompleted'),"
 	         " total(t='OrchestrationFailed' AND k IS NOT 'cancelled'), total(k IS 'cancelled'),"
 	         " total(t='ActivityCompleted'), total(t='ActivityFailed'), total(dur), count(dur)"
 	         " FROM (SELECT h.event_type AS t, durox_event_ts(h.event_data, h.created_at) AS ts,"
 	         " CASE WHEN h.event_type='OrchestrationFailed' THEN durox_failure_kind(h.event_data, NULL) END AS k,"
-	         " %s AS dur FROM history h WHERE h.event_type IN (%s)%s)"
-	         " WHERE ts >= ?1 AND ts < ?2 GROUP BY 1",
+	         " %s AS dur FROM history h WHERE h.event_type IN (%s)",
+	         o + 1, o + 3,
 	         want_dur ? "CASE WHEN h.event_type IN ('OrchestrationCompleted','OrchestrationFailed') THEN"
 	                    " durox_event_ts(h.event_data, h.created_at) - " FIRST_START("h") " END"
 	                  : "NULL",
-	         types,
-	         q->orchestration_name != NULL
-	                 ? " AND h.instance_id IN (SELECT i.instance_id FROM instances i WHERE i.orchestration_name=?4)"
-	                 : "");
-	sqlite3_stmt *st = sq_stmt(s, sql);
+	         types);
+	if (q->orchestration_name != NULL)
+		buf_addf(
+		        &g.sql,
+		        " AND h.instance_id IN (SELECT i.instance_id FROM instances i WHERE i.orchestration_name=?%zu)",
+		        o + 4);
+	if (filtered)
+		buf_adds(&g.sql, " AND h.instance_id IN (SELECT id FROM v)");
+	buf_addf(&g.sql, ") WHERE ts >= ?%zu AND ts < ?%zu GROUP BY 1", o + 1, o + 2);
+	sqlite3_stmt *st = prepare_gen(s, &g, &rc);
 	if (st == NULL)
-		return sq_stmt_err(s);
-	sqlite3_bind_int64(st, 1, q->from);
-	sqlite3_bind_int64(st, 2, q->to);
-	sqlite3_bind_int64(st, 3, q->bucket_ms);
+		goto done;
+	sqlite3_bind_int64(st, (int)o + 1, q->from);
+	sqlite3_bind_int64(st, (int)o + 2, q->to);
+	sqlite3_bind_int64(st, (int)o + 3, q->bucket_ms);
 	if (q->orchestration_name)
-		sqlite3_bind_text(st, 4, q->orchestration_name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, (int)o + 4, q->orchestration_name, -1, SQLITE_STATIC);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t k = sqlite3_column_int64(st, 0);
 		if (k < 0 || (size_t)k >= n)
@@ -279,6 +345,9 @@ int sq_time_series(store *base, const store_series_query *q, durox_time_bucket *
 	sq_done(st);
 	if (r != SQLITE_DONE)
 		rc = sq_fail(s, r, "reading history");
+done:
+	buf_free(&g.sql);
+	free(b);
 	return rc;
 }
 
@@ -311,46 +380,86 @@ static int run_nodes(sqlite_store *s, sqlite3_stmt *st, store_node_cb cb, void *
 	return r == SQLITE_DONE ? DUROX_OK : sq_fail(s, r, what);
 }
 
-int sq_descendants(store *base, const char *root, uint32_t max_depth, uint32_t limit, store_node_cb cb, void *ud)
+int sq_descendants(store *base, const char *root, uint32_t max_depth, uint32_t limit, const durox_filter *filter,
+                   store_node_cb cb, void *ud)
 {
 	sqlite_store *s = (sqlite_store *)base;
 	if (!s->base.info.has_parent_instance)
 		return DUROX_OK;
-	sqlite3_stmt *st = sq_stmt(
-	        s,
-	        "WITH RECURSIVE t(id, parent, depth) AS (SELECT instance_id, parent_instance_id, 1 FROM instances"
-	        " WHERE parent_instance_id=?1 UNION ALL SELECT c.instance_id, c.parent_instance_id, t.depth + 1 FROM t"
-	        " JOIN instances c ON c.parent_instance_id=t.id WHERE (?2 = 0 OR t.depth < ?2) AND t.depth < 1000)"
-	        " SELECT t.id, t.parent, i.orchestration_name, COALESCE(e.status,'Unknown'), t.depth,"
-	        " (SELECT count(*) FROM instances x WHERE x.parent_instance_id=t.id)"
-	        " FROM t JOIN instances i ON i.instance_id=t.id LEFT JOIN executions e ON e.instance_id=i.instance_id"
-	        " AND e.execution_id=i.current_execution_id ORDER BY t.depth, durox_ms(i.created_at), t.id LIMIT ?3");
-	if (st == NULL)
-		return sq_stmt_err(s);
-	sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, max_depth);
-	sqlite3_bind_int64(st, 3, limit == 0 ? -1 : (int64_t)limit);
-	return run_nodes(s, st, cb, ud, "reading sub-orchestrations");
+	int filtered = filter != NULL && filter->root != NULL;
+	binds *b = calloc(1, sizeof *b);
+	if (b == NULL)
+		return store_fail(base, DUROX_ENOMEM, "out of memory");
+	sqlgen g = {s, {0}, b, 0};
+	buf_init(&g.sql);
+	buf_adds(&g.sql, "WITH RECURSIVE ");
+	if (filtered) {
+		add_visible_cte(&g, filter);
+		buf_adds(&g.sql, ", ");
+	}
+	size_t o = b->n; /* o+1 root, o+2 max_depth, o+3 limit */
+	const char *vis_c = filtered ? " AND c.instance_id IN (SELECT id FROM v)" : "";
+	buf_addf(&g.sql,
+	         "t(id, parent, depth) AS (SELECT c.instance_id, c.parent_instance_id, 1 FROM instances c"
+	         " WHERE c.parent_instance_id=?%zu%s UNION ALL SELECT c.instance_id, c.parent_instance_id, t.depth + 1"
+	         " FROM t JOIN instances c ON c.parent_instance_id=t.id WHERE (?%zu = 0 OR t.depth < ?%zu) AND"
+	         " t.depth < 1000%s)"
+	         " SELECT t.id, t.parent, i.orchestration_name, COALESCE(e.status,'Unknown'), t.depth,"
+	         " (SELECT count(*) FROM instances c WHERE c.parent_instance_id=t.id%s)"
+	         " FROM t JOIN instances i ON i.instance_id=t.id LEFT JOIN executions e ON e.instance_id=i.instance_id"
+	         " AND e.execution_id=i.current_execution_id ORDER BY t.depth, durox_ms(i.created_at), t.id LIMIT ?%zu",
+	         o + 1, vis_c, o + 2, o + 2, vis_c, vis_c, o + 3);
+	int rc;
+	sqlite3_stmt *st = prepare_gen(s, &g, &rc);
+	if (st != NULL) {
+		sqlite3_bind_text(st, (int)o + 1, root, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, (int)o + 2, max_depth);
+		sqlite3_bind_int64(st, (int)o + 3, limit == 0 ? -1 : (int64_t)limit);
+		rc = run_nodes(s, st, cb, ud, "reading sub-orchestrations");
+	}
+	buf_free(&g.sql);
+	free(b);
+	return rc;
 }
 
-int sq_count_descendants(store *base, const char *root, uint64_t *out)
+int sq_count_descendants(store *base, const char *root, const durox_filter *filter, uint64_t *out)
 {
 	sqlite_store *s = (sqlite_store *)base;
 	*out = 0;
 	if (!s->base.info.has_parent_instance)
 		return DUROX_OK;
+	int filtered = filter != NULL && filter->root != NULL;
+	binds *b = calloc(1, sizeof *b);
+	if (b == NULL)
+		return store_fail(base, DUROX_ENOMEM, "out of memory");
+	sqlgen g = {s, {0}, b, 0};
+	buf_init(&g.sql);
+	buf_adds(&g.sql, "WITH RECURSIVE ");
+	if (filtered) {
+		add_visible_cte(&g, filter);
+		buf_adds(&g.sql, ", ");
+	}
+	size_t o = b->n;
+	const char *vis_c = filtered ? " AND c.instance_id IN (SELECT id FROM v)" : "";
 	/* UNION (not ALL) ends on a cycle */
-	sqlite3_stmt *st = sq_stmt(s, "WITH RECURSIVE t(id) AS (SELECT instance_id FROM instances WHERE"
-	                              " parent_instance_id=?1 UNION SELECT c.instance_id FROM t JOIN instances c ON"
-	                              " c.parent_instance_id=t.id) SELECT count(*) FROM t WHERE id IS NOT ?1");
-	if (st == NULL)
-		return sq_stmt_err(s);
-	sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC);
-	int r = sqlite3_step(st);
-	if (r == SQLITE_ROW)
-		*out = (uint64_t)sqlite3_column_int64(st, 0);
-	sq_done(st);
-	return r == SQLITE_ROW ? DUROX_OK : sq_fail(s, r, "counting sub-orchestrations");
+	buf_addf(&g.sql,
+	         "t(id) AS (SELECT c.instance_id FROM instances c WHERE c.parent_instance_id=?%zu%s UNION SELECT"
+	         " c.instance_id FROM t JOIN instances c ON c.parent_instance_id=t.id%s)"
+	         " SELECT count(*) FROM t WHERE id IS NOT ?%zu",
+	         o + 1, vis_c, filtered ? " WHERE c.instance_id IN (SELECT id FROM v)" : "", o + 1);
+	int rc;
+	sqlite3_stmt *st = prepare_gen(s, &g, &rc);
+	if (st != NULL) {
+		sqlite3_bind_text(st, (int)o + 1, root, -1, SQLITE_STATIC);
+		int r = sqlite3_step(st);
+		if (r == SQLITE_ROW)
+			*out = (uint64_t)sqlite3_column_int64(st, 0);
+		sq_done(st);
+		rc = r == SQLITE_ROW ? DUROX_OK : sq_fail(s, r, "counting sub-orchestrations");
+	}
+	buf_free(&g.sql);
+	free(b);
+	return rc;
 }
 
 int sq_ancestors(store *base, const char *id, store_node_cb cb, void *ud)

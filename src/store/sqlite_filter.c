@@ -171,6 +171,13 @@ static void gen_expr(sqlgen *g, const durox_expr *e)
 		sq_bind_push(g, &e->vals[1]);
 		buf_addc(&g->sql, ')');
 		return;
+	case EXPR_IDSET:
+		/* any number of ids in one parameter: a JSON array */
+		buf_addf(&g->sql, "(%s IN (SELECT value FROM json_each(",
+		         g->over_index ? "x.instance_id" : "i.instance_id");
+		sq_bind_push(g, &e->vals[0]);
+		buf_adds(&g->sql, ")))");
+		return;
 	}
 }
 
@@ -201,6 +208,7 @@ static int needs_execution(const durox_expr *e)
 				return 0;
 		return 1;
 	case EXPR_BETWEEN: return e->field == DUROX_FIELD_COMPLETED_AT;
+	case EXPR_IDSET: return 0;
 	}
 	return 0;
 }

@@ -23,6 +23,7 @@ typedef struct sqlite_store {
 	store base;
 	sqlite3 *db;
 	char *location;
+	char *identity; /* realpath of location (store.identity) */
 	char *schema_version;
 	int busy_timeout_ms;
 	cached_stmt cache[CACHE_SIZE];
@@ -43,8 +44,14 @@ typedef struct sqlite_store {
 	 * how many times as long as it held the lock the next one waits */
 	int64_t w_begin_us, w_end_us;
 	double w_gap_factor;
+	/* the change feed (sqlite_feed.c): the file the connection has open, to notice when it
+	 * is replaced; how often it was reopened; deletes this connection made (purge, prune) */
+	int memory;
+	uint64_t file_dev, file_ino;
+	uint64_t reopens;
+	uint64_t own_deletes;
+	char *state_buf; /* the strings of the last run_get (sqlite_state.c) */
 	/* the visibility index (sqlite_index.c): how it was asked for, and its state */
-	int memory;       /* the store is sqlite::memory: (no index) */
 	int index_mode;   /* DUROX_INDEX_AUTO / DUROX_INDEX_OFF */
 	char *index_path; /* index = PATH, else NULL (the default path) */
 	struct sq_index *ix;
@@ -151,6 +158,20 @@ extern const struct store_metrics_vtable sq_metrics_vtable;
 /* ---- writes and the job journal (sqlite_ops.c, sqlite_jobs.c) ---- */
 
 extern const struct store_ops_vtable sq_ops_vtable;
+/* The audit log (sqlite_audit.c, store/audit.h). */
+extern const struct store_audit_vtable sq_audit_vtable;
+
+/* ---- the change feed (sqlite_feed.c) and reopening (sqlite.c) ---- */
+
+extern const struct store_feed_vtable sq_feed_vtable;
+extern const struct store_state_vtable sq_state_vtable;
+/* Sets the (device, inode) of the file at s->location now; -1 (and zeros) when it cannot be
+ * read or the store is in memory. */
+int sq_file_identity(sqlite_store *s, uint64_t *dev, uint64_t *ino);
+/* Closes the connection and opens s->location again (the file was replaced): the statement
+ * cache and the metrics state start afresh. On failure s->db is NULL, every later call
+ * fails, and the message is set. */
+int sq_reopen(sqlite_store *s);
 
 /* ---- the visibility index (sqlite_index.c, sqlite_index_read.c) ---- */
 

@@ -61,8 +61,9 @@ int sq_idle_running(store *base, int64_t older_than, store_idle_cb cb, void *ud)
 
 int sq_query_instances(store *st, const store_group_query *q, store_group_cb cb, void *ud);
 int sq_time_series(store *st, const store_series_query *q, durox_time_bucket *buckets, size_t n);
-int sq_descendants(store *st, const char *root, uint32_t max_depth, uint32_t limit, store_node_cb cb, void *ud);
-int sq_count_descendants(store *st, const char *root, uint64_t *out);
+int sq_descendants(store *st, const char *root, uint32_t max_depth, uint32_t limit, const durox_filter *filter,
+                   store_node_cb cb, void *ud);
+int sq_count_descendants(store *st, const char *root, const durox_filter *filter, uint64_t *out);
 int sq_ancestors(store *st, const char *id, store_node_cb cb, void *ud);
 
 /* ---- helpers (sqlite_metrics.c) ---- */

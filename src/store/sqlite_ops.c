@@ -325,6 +325,7 @@ static int sq_delete_instances(store *base, const char *const *ids, size_t n, st
 	if (rc == DUROX_OK)
 		rc = run_ids(s, "DELETE FROM instances WHERE instance_id IN " IDS, &b, &out->instances,
 		             "deleting an instance");
+	s->own_deletes++; /* the change feed checks for deleted rows on its next round */
 	buf_free(&b);
 	return rc;
 }
@@ -368,6 +369,7 @@ static int sq_prune(store *base, const char *instance_id, int has_keep_last, uin
 	if (rc == DUROX_OK)
 		rc = prune_step(s, "DELETE FROM executions WHERE instance_id=?1 AND execution_id IN " PRUNABLE,
 		                instance_id, has_keep_last, keep_last, completed_before, &out->executions);
+	s->own_deletes++; /* the change feed checks for deleted rows on its next round */
 	return rc;
 }
 

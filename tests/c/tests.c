@@ -42,7 +42,13 @@ const char *t_current = "";
 	T(metrics_names)                                                                                               \
 	T(ops_single_writes)                                                                                           \
 	T(ops_bulk_jobs)                                                                                               \
-	T(ops_waits)
+	T(ops_waits)                                                                                                   \
+	T(access_hooks_fail_closed)                                                                                    \
+	T(access_audit_records_and_chain)                                                                              \
+	T(access_readonly_audit_file)                                                                                  \
+	T(webhook_backoff)                                                                                             \
+	T(webhook_retry_after)                                                                                         \
+	T(webhook_signature)
 TESTS
 #undef T
 

@@ -160,6 +160,7 @@ function outstandingWork(history) {
   const open = new Map(); // scheduling event id -> descriptor
   const pendingEvents = []; // subscriptions by name (FIFO, resolved by name)
   const pendingQueues = [];
+  const buffered = new Map(); // queue name -> messages delivered before any subscription took them
   for (const e of history || []) {
     const data = tryParse(e.data);
     switch (e.kind) {
@@ -195,12 +196,18 @@ function outstandingWork(history) {
         if (i >= 0) pendingEvents.splice(i, 1);
         break;
       }
-      case 'QueueSubscribed':
-        pendingQueues.push({ what: `queue:${data && data.name}`, eventId: e.eventId, name: data && data.name });
+      case 'QueueSubscribed': {
+        // queue messages are buffered (FIFO): one that arrived earlier satisfies the subscription
+        const name = data && data.name;
+        if ((buffered.get(name) || 0) > 0) buffered.set(name, buffered.get(name) - 1);
+        else pendingQueues.push({ what: `queue:${name}`, eventId: e.eventId, name });
         break;
+      }
       case 'QueueEventDelivered': {
-        const i = pendingQueues.findIndex((s) => s.name === (data && data.name));
+        const name = data && data.name;
+        const i = pendingQueues.findIndex((s) => s.name === name);
         if (i >= 0) pendingQueues.splice(i, 1);
+        else buffered.set(name, (buffered.get(name) || 0) + 1);
         break;
       }
       case 'QueueSubscriptionCancelled': {

@@ -2,6 +2,7 @@
 'use strict';
 // node live.js <db-path> [--stdin-eof] [--log-level L] [--log-format json|compact|pretty]
 //                        [--shutdown-timeout MS] [--tag-filter MODE] [--tags a,b] [--checkpoint]
+//                        [--worker-lock-timeout MS]
 //
 // Runs the real Duroxide runtime (every harness orchestration/activity registered) on the store until
 // SIGTERM/SIGINT (or stdin EOF with --stdin-eof), then shuts down gracefully and exits 0.
@@ -15,7 +16,7 @@ const { registerAll } = require('./orchestrations');
 const { native, openProvider, initLogging, runtimeOptions } = common;
 
 function parseArgs(argv) {
-  const o = { db: null, stdinEof: false, logLevel: 'warn', logFormat: 'json', shutdownTimeout: 1000, tagFilter: null, tags: null, checkpoint: false };
+  const o = { db: null, stdinEof: false, logLevel: 'warn', logFormat: 'json', shutdownTimeout: 1000, tagFilter: null, tags: null, checkpoint: false, workerLockTimeout: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--stdin-eof') o.stdinEof = true;
@@ -25,11 +26,14 @@ function parseArgs(argv) {
     else if (a === '--tag-filter') o.tagFilter = argv[++i];
     else if (a === '--tags') o.tags = String(argv[++i]).split(',').filter(Boolean);
     else if (a === '--checkpoint') o.checkpoint = true;
+    else if (a === '--worker-lock-timeout') o.workerLockTimeout = Number(argv[++i]);
     else if (!a.startsWith('--') && o.db === null) o.db = a;
     else throw new Error(`unknown argument ${a}`);
   }
   if (!o.db) throw new Error('missing <db-path>');
   if (!Number.isFinite(o.shutdownTimeout) || o.shutdownTimeout < 1) throw new Error('--shutdown-timeout must be >= 1 ms');
+  if (o.workerLockTimeout !== null && !(Number.isInteger(o.workerLockTimeout) && o.workerLockTimeout >= 1))
+    throw new Error('--worker-lock-timeout must be an integer >= 1 ms');
   return o;
 }
 
@@ -42,7 +46,7 @@ async function main() {
   try {
     opts = parseArgs(process.argv.slice(2));
   } catch (e) {
-    process.stderr.write(`${e.message}\nusage: node live.js <db-path> [--stdin-eof] [--log-level L] [--log-format F] [--shutdown-timeout MS] [--tag-filter MODE] [--tags a,b] [--checkpoint]\n`);
+    process.stderr.write(`${e.message}\nusage: node live.js <db-path> [--stdin-eof] [--log-level L] [--log-format F] [--shutdown-timeout MS] [--tag-filter MODE] [--tags a,b] [--checkpoint] [--worker-lock-timeout MS]\n`);
     return 2;
   }
   // Without initTracing the runtime would print its logs to STDOUT; send them to stderr instead.
@@ -52,6 +56,7 @@ async function main() {
   const extra = {};
   if (opts.tagFilter) extra.workerTagFilter = opts.tagFilter;
   if (opts.tags) extra.workerTagFilterTags = opts.tags;
+  if (opts.workerLockTimeout !== null) extra.workerLockTimeoutMs = opts.workerLockTimeout;
   const runtime = common.newRuntime(provider, runtimeOptions(extra));
   const driver = registerAll(runtime);
 

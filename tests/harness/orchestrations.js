@@ -19,6 +19,8 @@ function checksum(text) {
   return h.toString(16).padStart(8, '0');
 }
 
+const flakyCalls = new Map();
+
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const activities = {
@@ -45,6 +47,25 @@ const activities = {
       await delay(Math.min(50, until - Date.now()));
     }
     return { sleptMs: ms };
+  },
+  // never finishes by itself: waits (polling isCancelled) for input.ms (default 10 min). The poison
+  // scenarios run it in runtimes that are SIGKILLed while it runs, so its queue row is fetched again
+  // and again (attempt_count) until the runtime poisons it.
+  Hang: async (x, actx) => {
+    const until = Date.now() + Number((x && x.ms) || 600000);
+    while (Date.now() < until) {
+      if (actx.isCancelled()) return { cancelled: true };
+      await delay(50);
+    }
+    return { hungMs: Number((x && x.ms) || 600000) };
+  },
+  // fails the first input.failures calls for the same input.key (process-local counter), then succeeds
+  Flaky: async (x) => {
+    const key = String((x && x.key) || 'flaky');
+    const n = (flakyCalls.get(key) || 0) + 1;
+    flakyCalls.set(key, n);
+    if (n <= Number((x && x.failures) || 0)) throw new Error(`flaky failure ${n} of ${key}`);
+    return { calls: n };
   },
   // demo domain
   ValidateOrder: async (o) => {
@@ -296,6 +317,117 @@ const orchestrations = {
   PayloadWaiter: function* (ctx) {
     yield ctx.waitEvent('Payload');
     return { length: ctx.lastRawResult.length };
+  },
+
+  // ---- history shapes (scenarios.js --set shapes) ------------------------------------------------
+  /** select(timer(timerMs), waitEvent(event)): {winner:'timer'} or {winner:'event', data}. */
+  RaceTimerEvent: function* (ctx, input) {
+    const st = Object.assign({ timerMs: 200, event: 'Go' }, input || {});
+    const r = yield ctx.select(ctx.timer(st.timerMs), ctx.waitEvent(st.event));
+    return r.index === 0 ? { winner: 'timer' } : { winner: 'event', data: r.value };
+  },
+
+  /** Approval with a timeout: select(waitEvent('Approve'), timer(timeoutMs)). */
+  ApprovalWithTimeout: function* (ctx, input) {
+    const st = Object.assign({ timeoutMs: 3600000 }, input || {});
+    ctx.setCustomStatus(JSON.stringify({ phase: 'awaiting-approval' }));
+    const r = yield ctx.select(ctx.waitEvent('Approve'), ctx.timer(st.timeoutMs));
+    ctx.setCustomStatus(JSON.stringify({ phase: r.index === 0 ? 'approved' : 'timed-out' }));
+    return r.index === 0 ? { approved: r.value } : { timedOut: true };
+  },
+
+  /** select(activity SlowWork(activityMs), timer(timerMs)): the timer wins, the activity is cancelled. */
+  RaceActivity: function* (ctx, input) {
+    const st = Object.assign({ activityMs: 60000, timerMs: 300 }, input || {});
+    const r = yield ctx.select(ctx.activity('SlowWork', { ms: st.activityMs }), ctx.timer(st.timerMs));
+    return { winner: r.index === 0 ? 'activity' : 'timer' };
+  },
+
+  /** select(subOrchestration(WaitApprove), timer(timerMs)): the timer wins, the child is cancelled. */
+  RaceChild: function* (ctx, input) {
+    const st = Object.assign({ timerMs: 300 }, input || {});
+    const r = yield ctx.select(ctx.subOrchestration('WaitApprove', null), ctx.timer(st.timerMs));
+    return { winner: r.index === 0 ? 'child' : 'timer' };
+  },
+
+  /** select(dequeueEvent(queue), timer(timerMs)): the timer wins, the queue subscription is cancelled. */
+  RaceQueue: function* (ctx, input) {
+    const st = Object.assign({ timerMs: 300, queue: 'inbox' }, input || {});
+    const r = yield ctx.select(ctx.dequeueEvent(st.queue), ctx.timer(st.timerMs));
+    return { winner: r.index === 0 ? 'queue' : 'timer' };
+  },
+
+  /** System calls the runtime records as activities: newGuid, utcNow, getValueFromInstance. */
+  Syscalls: function* (ctx, input) {
+    const guid = yield ctx.newGuid();
+    const now = yield ctx.utcNow();
+    const st = Object.assign({ from: null, key: 'color' }, input || {});
+    const kv = st.from ? yield ctx.getValueFromInstance(st.from, st.key) : null;
+    yield ctx.activity('Add', { value: 1, add: 1 });
+    return { guidLength: String(guid).length, nowIsNumber: typeof now === 'number' && now > 0, kv };
+  },
+
+  /**
+   * Continue-as-new with queue messages carried over: execution 1 dequeues one 'inbox' message and
+   * continues as new while the others are still undelivered; execution 2 dequeues input.rest more.
+   */
+  CarryForward: function* (ctx, input) {
+    const st = Object.assign({ gen: 0, rest: 2, got: [] }, input || {});
+    ctx.setCustomStatus(JSON.stringify({ gen: st.gen }));
+    if (st.gen === 0) {
+      const m = yield ctx.dequeueEvent('inbox');
+      yield ctx.continueAsNew({ gen: 1, rest: st.rest, got: [m] });
+      return null;
+    }
+    const got = st.got.slice();
+    for (let i = 0; i < st.rest; i++) got.push(yield ctx.dequeueEvent('inbox'));
+    return { received: got };
+  },
+
+  /** KV: set two values, then clear them all (KeyValuesCleared), set one more. */
+  KvClearAll: function* (ctx) {
+    ctx.setValue('a', '1');
+    ctx.setValue('b', '2');
+    yield ctx.activity('Add', { value: 1, add: 1 });
+    ctx.clearAllValues();
+    ctx.setValue('after', 'yes');
+    return { cleared: true };
+  },
+
+  /** An activity on a session and one with a retry policy (Flaky fails input.failures times first). */
+  SessionAndRetry: function* (ctx, input) {
+    const st = Object.assign({ failures: 2 }, input || {});
+    const s = yield ctx.activity('Echo', { on: 'session' }, { sessionId: `session-${ctx.instanceId}` });
+    const r = yield ctx.activityWithRetry('Flaky', { key: ctx.instanceId, failures: st.failures }, { maxAttempts: 5 });
+    return { session: s, flaky: r };
+  },
+
+  /**
+   * Still running after its races: an activity, a sub-orchestration, an event wait and a queue wait
+   * lose to timers (all cancelled), a system call runs, then it waits for 'Approve': what a running
+   * instance with cancelled work and system calls in its history looks like.
+   */
+  RacesThenWait: function* (ctx) {
+    const a = yield ctx.select(ctx.activity('SlowWork', { ms: 60000 }), ctx.timer(300));
+    const c = yield ctx.select(ctx.subOrchestration('WaitApprove', null), ctx.timer(300));
+    // an event wait and a queue wait that lose to timers (their subscriptions are cancelled)
+    yield ctx.select(ctx.waitEvent('Go'), ctx.timer(300));
+    yield ctx.select(ctx.dequeueEvent('inbox'), ctx.timer(300));
+    const guid = yield ctx.newGuid();
+    const data = yield ctx.waitEvent('Approve');
+    return { activity: a.index, child: c.index, guidLength: String(guid).length, approved: data };
+  },
+
+  /** Dequeues one message from 'inbox', then waits for 'Approve' (later messages stay buffered). */
+  DequeueThenWait: function* (ctx) {
+    const m = yield ctx.dequeueEvent('inbox');
+    const data = yield ctx.waitEvent('Approve');
+    return { first: m, approved: data };
+  },
+
+  /** Waits on activity Hang (the poison scenarios). */
+  HangActivity: function* (ctx, input) {
+    return yield ctx.activity('Hang', input || {});
   },
 
   // ---- demo domain -----------------------------------------------------------------------------

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 'use strict';
-// node scenarios.js create <db-path> [--demo N] [--log FILE] [--seed S]
+// node scenarios.js create <db-path> [--set scenarios|shapes] [--demo N] [--log FILE] [--seed S]
 //
 // Creates a NEW SQLite store with the real Duroxide runtime, runs every scenario until each instance is in
 // its expected stable state, shuts the runtime down and writes <db-path>.manifest.json describing every
 // instance (asserted against Duroxide's own getStatus/getInstanceInfo/listExecutions/readExecutionHistory).
+// --set shapes makes a second, smaller store holding the history shapes the main set lacks (races,
+// cancelled activities and sub-orchestrations, syscalls, approval with timeout, carried-over queue
+// messages, retries, sessions, KeyValuesCleared, an unregistered start, poisoned / nearly poisoned
+// activities), so the main store and every expectation built on it stay as they are.
 
 const crypto = require('crypto');
 const fs = require('fs');
@@ -83,6 +87,9 @@ class Plan {
   constructor() {
     this.starts = []; // {id, name, input (raw text), version?, wave}
     this.preRaises = []; // {id, event, data} enqueued right after the start, before the runtime runs
+    this.preEnqueues = []; // {id, queue, data} queue messages enqueued likewise
+    this.poison = []; // {id, name, input, fetches}: started after the main phase, see runPoisonPhase
+    this.expectDepths = null; // {orchestratorQueue, workerQueue} at the end of the main phase (default: derived)
     this.followups = []; // {id, waitFor, action(client), what}
     this.expect = new Map(); // id -> expectation
   }
@@ -329,6 +336,165 @@ function buildScenarios(plan) {
   S('list-c-wait-1', 'listing-wave-C', 'WaitApprove', 'null', { status: 'Running', waiting_on: 'event:Approve' }, { wave: 'C' });
 }
 
+/**
+ * The history shapes the main set lacks (--set shapes). Every one is made by the runtime itself:
+ * races decided by a timer or an event, the losers' cancellations (activity, sub-orchestration, queue
+ * and event subscriptions), an approval that waits on an event and a timer at once, system calls,
+ * continue-as-new carrying undelivered queue messages, a retried activity and a session activity,
+ * KeyValuesCleared, a start of an unregistered orchestration (retried with the runtime's backoff) and
+ * activities poisoned / one delivery short of poison by runtimes killed while they run them.
+ */
+function buildShapes(plan) {
+  const S = (id, scenario, name, input, expect, opts) => {
+    plan.start(id, name, input, opts);
+    plan.expectInstance(id, Object.assign({ scenario, name }, expect));
+  };
+  const J = JSON.stringify;
+  // --- races: select(timer, event) ---------------------------------------------------------------
+  S('race-timer-1', 'race-timer-wins', 'RaceTimerEvent', J({ timerMs: 200, event: 'Go' }), { status: 'Completed', output: J({ winner: 'timer' }) });
+  S('race-event-1', 'race-event-wins', 'RaceTimerEvent', J({ timerMs: 3600000, event: 'Go' }), {
+    status: 'Completed',
+    output: J({ winner: 'event', data: 'go!' }),
+    external_events: 1,
+  });
+  plan.followup('race-event-1', 'timer,event:Go', "raiseEvent(id, 'Go', '\"go!\"')", (c) => c.raiseEvent('race-event-1', 'Go', '"go!"'));
+  // --- approval with a timeout -------------------------------------------------------------------
+  S('approval-wait-1', 'approval-with-timeout-waiting', 'ApprovalWithTimeout', J({ timeoutMs: 3600000 }), {
+    status: 'Running',
+    waiting_on: 'event:Approve,timer',
+    custom_status: J({ phase: 'awaiting-approval' }),
+    custom_status_version: 1,
+  });
+  S('approval-timeout-1', 'approval-timed-out', 'ApprovalWithTimeout', J({ timeoutMs: 200 }), {
+    status: 'Completed',
+    output: J({ timedOut: true }),
+    custom_status: J({ phase: 'timed-out' }),
+    custom_status_version: 2,
+  });
+  // --- losers of a race are cancelled (reason dropped_future) -------------------------------------
+  S('race-activity-1', 'race-activity-cancelled', 'RaceActivity', J({ activityMs: 60000, timerMs: 300 }), { status: 'Completed', output: J({ winner: 'timer' }) });
+  S('race-child-1', 'race-child-cancelled', 'RaceChild', J({ timerMs: 300 }), { status: 'Completed', output: J({ winner: 'timer' }) });
+  plan.expectInstance('race-child-1::sub::2', {
+    scenario: 'race-child-cancelled',
+    name: 'WaitApprove',
+    status: 'Failed',
+    failure_kind: 'cancelled',
+    output: 'canceled: parent dropped sub-orchestration future',
+    parent: 'race-child-1',
+  });
+  S('race-queue-1', 'race-queue-cancelled', 'RaceQueue', J({ timerMs: 300, queue: 'inbox' }), { status: 'Completed', output: J({ winner: 'timer' }) });
+  S('races-then-wait-1', 'running-after-cancelled-work', 'RacesThenWait', 'null', { status: 'Running', waiting_on: 'event:Approve' });
+  plan.expectInstance('races-then-wait-1::sub::5', {
+    scenario: 'running-after-cancelled-work',
+    name: 'WaitApprove',
+    status: 'Failed',
+    failure_kind: 'cancelled',
+    output: 'canceled: parent dropped sub-orchestration future',
+    parent: 'races-then-wait-1',
+  });
+  // --- cancelling an instance while its activity runs / while it waits on a queue ------------------
+  S('cancel-activity-1', 'cancelled-running-activity', 'SlowActivity', J({ ms: 60000 }), { status: 'Failed', failure_kind: 'cancelled', output: 'canceled: ops-reason' });
+  plan.followup('cancel-activity-1', 'activity:SlowWork', "cancelInstance(id, 'ops-reason')", (c) => c.cancelInstance('cancel-activity-1', 'ops-reason'));
+  S('cancel-queue-1', 'cancelled-waiting-queue', 'QueueWaiter', J({ queue: 'inbox', count: 1 }), { status: 'Failed', failure_kind: 'cancelled', output: 'canceled: ops-reason' });
+  plan.followup('cancel-queue-1', 'queue:inbox', "cancelInstance(id, 'ops-reason')", (c) => c.cancelInstance('cancel-queue-1', 'ops-reason'));
+  // --- KV cleared, then read by another instance through a system call ---------------------------
+  S('kv-clear-1', 'kv-clear-all', 'KvClearAll', 'null', { status: 'Completed', output: J({ cleared: true }), kv: { after: 'yes' } });
+  S('syscalls-1', 'system-calls', 'Syscalls', J({ from: 'kv-clear-1', key: 'after' }), { status: 'Completed', output: J({ guidLength: 36, nowIsNumber: true, kv: 'yes' }) }, { wave: 'C' });
+  // --- continue-as-new carrying queue messages over ----------------------------------------------
+  S('carry-1', 'continue-as-new-carry-forward', 'CarryForward', J({ gen: 0, rest: 2 }), {
+    status: 'Completed',
+    executions: 2,
+    execution_statuses: ['ContinuedAsNew', 'Completed'],
+    output: J({ received: [{ m: 1 }, { m: 2 }, { m: 3 }] }),
+    custom_status: J({ gen: 1 }),
+    custom_status_version: 2,
+  });
+  for (const m of [1, 2, 3]) plan.preEnqueues.push({ id: 'carry-1', queue: 'inbox', data: J({ m }) });
+  // --- queue messages buffered while the instance waits on something else -------------------------
+  S('queue-buffered-1', 'queue-messages-buffered', 'DequeueThenWait', 'null', { status: 'Running', waiting_on: 'event:Approve', external_events: 3 });
+  for (const m of [1, 2, 3]) plan.preEnqueues.push({ id: 'queue-buffered-1', queue: 'inbox', data: J({ m }) });
+  // --- an activity on a session, one retried by its policy ----------------------------------------
+  S('session-retry-1', 'session-and-retry', 'SessionAndRetry', J({ failures: 2 }), { status: 'Completed', output: J({ session: { on: 'session' }, flaky: { calls: 3 } }) });
+  // --- a start of an orchestration nobody registered: retried with backoff, never created ---------
+  S('unregistered-1', 'unregistered-start', 'NoSuchOrchestration', J({ x: 1 }), { absent: true });
+  // --- poison: runtimes killed while they run activity Hang ---------------------------------------
+  plan.poison.push({ id: 'poison-past-1', name: 'HangActivity', input: J({ ms: 600000 }), fetches: 11 });
+  plan.poison.push({ id: 'poison-at-1', name: 'HangActivity', input: J({ ms: 600000 }), fetches: 10 });
+  plan.expectInstance('poison-past-1', {
+    scenario: 'activity-poisoned',
+    name: 'HangActivity',
+    status: 'Failed',
+    failure_kind: 'poison',
+    output: 'poison: activity Hang#2 exceeded 11 attempts (max 10)',
+  });
+  plan.expectInstance('poison-at-1', { scenario: 'activity-at-poison-limit', name: 'HangActivity', status: 'Running', waiting_on: 'activity:Hang' });
+  // timers left in the orchestrator queue: race-event-1's 1 h timer (lost the race) and approval-wait-1's
+  plan.expectDepths = { orchestratorQueue: 2, workerQueue: 0 };
+}
+
+/** sqlite3 CLI query (one value per line); the runtime is stopped or in another process. */
+function sqliteQuery(db, sql) {
+  const { execFileSync } = require('child_process');
+  return execFileSync('sqlite3', ['-cmd', '.timeout 5000', db, sql], { encoding: 'utf8', timeout: 15000, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+/**
+ * Poison through the runtime's own attempt counting: every fetch of a worker item increments its
+ * attempt_count, and the runtime poisons an item fetched more than max_attempts (10) times. A worker
+ * that dies while it runs the activity is what makes a real item come back: each cycle starts a runtime
+ * (live.js, 1 s worker lock so the lock of a killed worker expires quickly), waits until it has fetched
+ * the items again, SIGKILLs it and waits for the locks to expire. The instance due for `fetches` = 11
+ * is poisoned by the runtime in the last cycle (ActivityFailed + OrchestrationFailed, Poison details);
+ * the one due for 10 (started one cycle later) is left with its item fetched exactly max_attempts times.
+ * The runtime has no max_attempts option in the node module and an unregistered activity's backoff
+ * would take ~6 minutes to reach the limit; this takes ~12 s.
+ */
+async function runPoisonPhase(plan, db, client, log, deadline) {
+  const { spawn } = require('child_process');
+  const most = Math.max(...plan.poison.map((p) => p.fetches));
+  const q = (id) => `'${id.replace(/'/g, "''")}'`;
+  const attempts = (id) => {
+    const out = sqliteQuery(db, `SELECT attempt_count FROM worker_queue WHERE instance_id = ${q(id)}`);
+    return out === '' ? null : Number(out.split('\n')[0]);
+  };
+  const status = (id) => sqliteQuery(db, `SELECT status FROM executions WHERE instance_id = ${q(id)} ORDER BY execution_id DESC LIMIT 1`);
+  for (const p of plan.poison) p.kills = 0;
+  for (let cycle = 1; cycle <= most; cycle++) {
+    // item of p is fetched in cycles (most - fetches + 1) .. most
+    for (const p of plan.poison) if (cycle === most - p.fetches + 1) await client.startOrchestration(p.id, p.name, p.input);
+    const child = spawn(process.execPath, [path.join(__dirname, 'live.js'), db, '--worker-lock-timeout', '1000'], {
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    try {
+      for (;;) {
+        if (Date.now() > deadline) throw new Error(`timeout in cycle ${cycle}`);
+        const due = plan.poison.filter((p) => cycle >= most - p.fetches + 1);
+        const done = due.every((p) => {
+          const fetched = cycle - (most - p.fetches + 1) + 1;
+          if (fetched > 10) return status(p.id) === 'Failed'; // the runtime poisoned it
+          return attempts(p.id) === fetched;
+        });
+        if (done) break;
+        await sleep(50);
+      }
+      // let the poisoning turn finish (the orchestration has failed; nothing else is running)
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    for (const p of plan.poison) if (cycle >= most - p.fetches + 1) p.kills++;
+    // wait until the killed worker's locks have expired (the next runtime may fetch the items again)
+    for (;;) {
+      const n = Number(sqliteQuery(db, "SELECT COUNT(*) FROM worker_queue WHERE locked_until > CAST(unixepoch('subsec') * 1000 AS INTEGER)"));
+      if (n === 0) break;
+      if (Date.now() > deadline) throw new Error('timeout waiting for worker locks to expire');
+      await sleep(50);
+    }
+  }
+  log(`poison phase: ${most} runtime(s) started and SIGKILLed while they ran activity Hang`);
+}
+
 function buildDemo(plan, n, seed) {
   const rand = mulberry32(seed);
   const waves = ['A', 'B', 'C'];
@@ -466,6 +632,7 @@ async function observe(client, id) {
 
 function mismatches(exp, obs) {
   const out = [];
+  if (exp.absent) return obs && obs.exists ? [`instance exists (status ${obs.status}), expected none`] : [];
   if (!obs || !obs.exists) return [`instance does not exist yet (${obs && obs.error})`];
   const eq = (field, a, b) => {
     if (JSON.stringify(a) !== JSON.stringify(b)) out.push(`${field}: expected ${JSON.stringify(a)}, got ${JSON.stringify(b)}`);
@@ -502,7 +669,7 @@ function sortKeys(o) {
 // ---------------------------------------------------------------------------------------------------
 
 function usage() {
-  process.stderr.write('usage: node scenarios.js create <db-path|postgres-url> [--demo N] [--seed S] [--log FILE] [--manifest FILE]\n');
+  process.stderr.write('usage: node scenarios.js create <db-path|postgres-url> [--set scenarios|shapes] [--demo N] [--seed S] [--log FILE] [--manifest FILE]\n');
   return 2;
 }
 
@@ -512,15 +679,19 @@ async function create(argv) {
   let demo = 0;
   let seed = DEFAULT_SEED;
   let logFile = '/dev/null';
+  let set = 'scenarios';
   let manifestPath = null;
   for (let i = 1; i < argv.length; i++) {
     if (argv[i] === '--demo') demo = parseInt(argv[++i], 10);
+    else if (argv[i] === '--set') set = argv[++i];
     else if (argv[i] === '--manifest') manifestPath = argv[++i];
     else if (argv[i] === '--seed') seed = parseInt(argv[++i], 10);
     else if (argv[i] === '--log') logFile = argv[++i];
     else return usage();
   }
   if (!Number.isInteger(demo) || demo < 0) return usage();
+  if (set !== 'scenarios' && set !== 'shapes') return usage();
+  if (set === 'shapes' && demo > 0) return usage();
   const pg = common.isPgUrl(dbPath);
   // A PostgreSQL store is a URL (its schema must be new: the caller makes a fresh database or schema); its
   // manifest goes to --manifest (default: none beside a URL, so it is required).
@@ -539,7 +710,8 @@ async function create(argv) {
   const log = (msg) => process.stderr.write(`[scenarios +${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`);
 
   const plan = new Plan();
-  buildScenarios(plan);
+  if (set === 'shapes') buildShapes(plan);
+  else buildScenarios(plan);
   if (demo > 0) buildDemo(plan, demo, seed);
 
   initLogging(logFile, { level: 'warn', format: 'json' });
@@ -557,6 +729,7 @@ async function create(argv) {
     if (s.version) await client.startOrchestrationVersioned(s.id, s.name, s.input, s.version);
     else await client.startOrchestration(s.id, s.name, s.input);
     for (const r of plan.preRaises.filter((p) => p.id === s.id)) await client.raiseEvent(r.id, r.event, r.data);
+    for (const r of plan.preEnqueues.filter((p) => p.id === s.id)) await client.enqueueEvent(r.id, r.queue, r.data);
   };
   for (const s of byWave.A) await startOne(s);
   log(`enqueued wave A (${byWave.A.length} starts); starting runtime`);
@@ -591,9 +764,12 @@ async function create(argv) {
   );
 
   const expectedIds = [...plan.expect.keys()];
+  const poisonIds = new Set(plan.poison.map((p) => p.id));
+  const mainIds = expectedIds.filter((id) => !poisonIds.has(id));
+  const presentIds = mainIds.filter((id) => !plan.expect.get(id).absent);
   // Duroxide's SQLite getQueueDepths counts every unlocked row (pending timers included); its PostgreSQL one
   // counts only rows visible now, so the pending timers of sleeping instances are not in it.
-  const expectedDepths = {
+  const expectedDepths = plan.expectDepths ? { orchestratorQueue: pg ? 0 : plan.expectDepths.orchestratorQueue, workerQueue: plan.expectDepths.workerQueue } : {
     orchestratorQueue: pg ? 0 : expectedIds.filter((id) => plan.expect.get(id).waiting_on === 'timer').length,
     workerQueue: expectedIds.filter((id) => String(plan.expect.get(id).waiting_on).startsWith('activity:')).length,
   };
@@ -607,7 +783,7 @@ async function create(argv) {
   };
 
   // Wait until every instance matches, the follow-ups ran and the queues are quiescent; then re-check all.
-  let pending = new Set(expectedIds);
+  let pending = new Set(mainIds);
   let settled = false;
   while (!settled) {
     if (failed) break;
@@ -639,13 +815,13 @@ async function create(argv) {
       fail(`unexpected instances in store: ${unexpected.slice(0, 20).join(', ')}`);
       break;
     }
-    if (depths.orchestratorQueue !== expectedDepths.orchestratorQueue || depths.workerQueue !== expectedDepths.workerQueue || all.length !== expectedIds.length) {
-      lastReport = { _queues: [`depths ${JSON.stringify(depths)} expected ${JSON.stringify(expectedDepths)}; instances ${all.length}/${expectedIds.length}`] };
+    if (depths.orchestratorQueue !== expectedDepths.orchestratorQueue || depths.workerQueue !== expectedDepths.workerQueue || all.length !== presentIds.length) {
+      lastReport = { _queues: [`depths ${JSON.stringify(depths)} expected ${JSON.stringify(expectedDepths)}; instances ${all.length}/${presentIds.length}`] };
       await sleep(POLL_MS);
       continue;
     }
     // full re-verification pass (nothing may have moved on)
-    const res = await checkAll(expectedIds);
+    const res = await checkAll(mainIds);
     const bad = res.filter(([, , mm]) => mm.length > 0);
     if (bad.length === 0) settled = true;
     else pending = new Set(bad.map(([id]) => id));
@@ -654,6 +830,14 @@ async function create(argv) {
 
   log(settled ? 'all instances stable; shutting runtime down' : `NOT settled: ${failed}`);
   await runtime.shutdown(500);
+  if (settled && plan.poison.length) {
+    try {
+      await runPoisonPhase(plan, abs, client, log, deadline);
+    } catch (e) {
+      settled = false;
+      failed = `poison phase: ${e.message}`;
+    }
+  }
   if (!settled) {
     const lines = Object.entries(lastReport)
       .slice(0, 40)
@@ -673,13 +857,14 @@ async function create(argv) {
   // tree membership via getInstanceTree for every root
   const childrenOf = new Map();
   for (const [id, o] of final) {
+    if (!o.exists) continue;
     if (o.parent !== null) {
       if (!childrenOf.has(o.parent)) childrenOf.set(o.parent, []);
       childrenOf.get(o.parent).push(id);
     }
   }
   for (const [id, o] of final) {
-    if (o.parent !== null) continue;
+    if (!o.exists || o.parent !== null) continue;
     const tree = await client.getInstanceTree(id);
     const expectTree = [];
     const walk = (x) => {
@@ -700,6 +885,12 @@ async function create(argv) {
   const counts = {};
   for (const [id, o] of final) {
     const exp = plan.expect.get(id);
+    if (!o.exists) {
+      // an instance the runtime never created (its start is still queued): described from the plan
+      const start = plan.starts.find((s) => s.id === id);
+      instances[id] = { scenario: exp.scenario, name: exp.name, absent: true, start: start ? { wave: start.wave, version: start.version || null, input: start.input } : null };
+      continue;
+    }
     counts[o.status] = (counts[o.status] || 0) + 1;
     const m = {
       scenario: exp.scenario,
@@ -737,12 +928,15 @@ async function create(argv) {
     }
     const fus = plan.followups.filter((f) => f.id === id);
     if (fus.length) m.followups = fus.map((f) => ({ when: f.waitFor, action: f.what }));
+    const poison = plan.poison.find((x) => x.id === id);
+    if (poison) m.poison = { fetches: poison.fetches, runtime_kills: poison.kills };
     instances[id] = m;
   }
 
   const manifest = {
     format: 1,
     generator: 'tests/harness/scenarios.js',
+    set,
     runtime: { package: 'duroxide-linux-x64-gnu', version: require('duroxide-linux-x64-gnu/package.json').version },
     db_path: pg ? common.storeName(abs) : abs,
     provider: pg ? 'postgres' : 'sqlite',
@@ -750,7 +944,7 @@ async function create(argv) {
     duration_ms: Date.now() - t0,
     demo,
     seed: demo > 0 ? seed : null,
-    instance_count: expectedIds.length,
+    instance_count: expectedIds.filter((id) => !plan.expect.get(id).absent).length,
     counts,
     queue_depths: depths,
     wal_checkpoint: checkpoint,
@@ -758,8 +952,8 @@ async function create(argv) {
     instances,
   };
   fs.writeFileSync(manifestPath, `${safeStringify(manifest, 2)}\n`);
-  log(`wrote ${manifestPath} (${expectedIds.length} instances: ${JSON.stringify(counts)}) in ${Date.now() - t0} ms`);
-  process.stdout.write(`${safeStringify({ db: pg ? common.storeName(abs) : abs, manifest: manifestPath, instances: expectedIds.length, counts, duration_ms: Date.now() - t0 })}\n`);
+  log(`wrote ${manifestPath} (${manifest.instance_count} instances: ${JSON.stringify(counts)}) in ${Date.now() - t0} ms`);
+  process.stdout.write(`${safeStringify({ db: pg ? common.storeName(abs) : abs, manifest: manifestPath, instances: manifest.instance_count, counts, duration_ms: Date.now() - t0 })}\n`);
   return 0;
 }
 

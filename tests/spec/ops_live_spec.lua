@@ -3,7 +3,9 @@
 -- (children included) exactly as Duroxide's own cancel does; a bulk raise reaches exactly
 -- the instances waiting on the event, once each, and classifies the rest; waits return the
 -- right final states and timeouts; a purge leaves Duroxide's own API reporting the instances
--- gone; restarted instances run; and the runtime logs no error caused by our writes.
+-- gone; restarted instances run; and the runtime logs no error caused by our writes. On both
+-- providers: a fresh SQLite file, and a fresh database of the PostgreSQL test server with the
+-- runtime on it through Duroxide's PG provider.
 local durox = require "durox"
 local L = require "live"
 
@@ -14,19 +16,24 @@ end
 
 local E = durox.encode_json
 
-describe("ops against the live runtime", function()
+local STORES = { "sqlite" }
+if L.pg_dir and io.open(L.pg_dir .. "/port") then STORES[2] = "postgres" end
+
+for _, provider in ipairs(STORES) do
+describe("ops against the live runtime on " .. provider, function()
   local dir, db, rt, dx
 
   setup(function()
     dir = L.tmpdir()
-    db = dir .. "/live.db"
-    rt = L.start_runtime(db)
-    dx = assert(durox.open("sqlite:" .. db))
+    db = provider == "postgres" and L.pg_fresh(true) or dir .. "/live.db"
+    rt = L.start_runtime(db, dir .. "/live")
+    dx = assert(durox.open(L.url(db)))
   end)
 
   teardown(function()
     if dx then dx:close() end
     L.stop_runtime(rt)
+    if db and L.is_pg(db) then L.pg_drop(db) end
     L.cleanup(dir)
   end)
 
@@ -61,7 +68,8 @@ describe("ops against the live runtime", function()
 
   local function count_events(id, event_type)
     return L.sql_value(db, ("SELECT count(*) AS n FROM history WHERE instance_id = %s AND event_type = %s"):format(
-      L.lit(id), L.lit(event_type)))
+      L.lit(id), L.lit(event_type)), ("SELECT count(*) AS n FROM history WHERE instance_id = %s AND"
+      .. " event_data::json->>'type' = %s"):format(L.lit(id), L.lit(event_type)))
   end
 
   local function queued(id)
@@ -288,3 +296,4 @@ describe("ops against the live runtime", function()
     end
   end)
 end)
+end

@@ -139,6 +139,11 @@ describe("events a newer runtime might write, and corrupt rows", function()
       event_data = replace(event_data, '"type":"ActivityCompleted"', '"type":"FutureThing","extra":{"x":[1,null]}')
       WHERE instance_id = 'completed-seq-1' AND event_id = 3;
     UPDATE history SET event_data = '{"event_id":4,"type":"ActivitySch' WHERE instance_id = 'completed-seq-1' AND event_id = 4;
+    UPDATE history SET event_id = 6118911064, event_data = replace(event_data, '"event_id":8,', '"event_id":6118911064,')
+      WHERE instance_id = 'list-a-01' AND event_id = 8;
+    UPDATE history SET event_id = 4611686018427387904,
+      event_data = replace(event_data, '"event_id":2,', '"event_id":4611686018427387904,')
+      WHERE instance_id = 'wait-approve-1' AND event_id = 2;
   ]])
   dx = assert(durox.open("sqlite:" .. path, { readonly = true }))
   end)
@@ -171,6 +176,19 @@ describe("events a newer runtime might write, and corrupt rows", function()
     assert.are.equal("Completed", d.summary.status)
     assert.is_true(d.statistics.total_history_events >= 6)
     assert.are.same({}, d.current_execution.pending_activities)
+  end)
+
+  it("skips rows with event ids far beyond the execution's rows (found by fuzz_history)", function()
+    -- Duroxide's ids are dense; such an id would make the analysis reserve memory for every id below it
+    local d = assert(dx:get_instance_details("list-a-01"))
+    assert.are.equal("Completed", d.summary.status)
+    assert.are.equal(7, d.statistics.total_history_events) -- 8 rows, the corrupt one skipped
+    local w = assert(dx:get_instance_details("wait-approve-1"))
+    assert.are.equal("Running", w.summary.status)
+    assert.are.same({}, w.current_execution.pending_events) -- its subscription was the corrupt row
+    local h = assert(dx:read_execution_history("list-a-01"))
+    assert.are.equal(6118911064, h[#h].event_id) -- history reads still show it as stored
+    assert(dx:find_stuck_instances { event_wait_threshold_ms = 0 })
   end)
 end)
 

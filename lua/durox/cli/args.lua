@@ -29,6 +29,12 @@ M.COMMON = {
   { "config", arg = "FILE", help = "ManagementConfig file (default: the global --config, then $DUROX_CONFIG)" },
   { "no-index", help = "read the store itself, without the visibility index (docs/index.md)" },
   { "help", short = "h", help = "show this help" },
+  { section = "Access control (docs/access-control.md)" },
+  { "policy", arg = "FILE", help = "access-control policy (default: the global --policy, then $DUROX_POLICY)" },
+  { "user", arg = "NAME", help = "the caller's user id for the policy (default: $DUROX_USER)" },
+  { "role", arg = "R1,R2", multi = true, split = true, help = "the caller's roles, repeatable (default: $DUROX_ROLES)" },
+  { "audit-file", arg = "FILE", help = "JSON Lines audit log when the store is read-only (default: $DUROX_AUDIT_FILE)" },
+  { "access-reason", arg = "TEXT", help = "why you act, for break-glass policies (default: $DUROX_ACCESS_REASON)" },
 }
 
 -- Result key of an option entry.

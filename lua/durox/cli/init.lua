@@ -47,7 +47,8 @@ function M.usage()
     lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format(name, M.command(name).summary or "")
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "Every command takes --store URL, --config FILE, --no-index, --json and -h/--help."
+  lines[#lines + 1] = "Every command takes --store URL, --config FILE, --no-index, --json and -h/--help,"
+  lines[#lines + 1] = "and --policy FILE, --user NAME, --role R1,R2 for access control (docs/access-control.md)."
   lines[#lines + 1] = "Run 'duroxlua <command> --help' for the options of a command."
   return table.concat(lines, "\n") .. "\n"
 end
@@ -73,6 +74,27 @@ function Ctx:print_json(v)
   io.stdout:write(durox.encode_json(v, true), "\n")
 end
 
+-- The durox.open options of a command: read-only unless write, the configuration file, and
+-- access control from access = { policy, user, roles, audit_file, reason, source_ip } (the
+-- command line and environment, src/cli/main.c). Under a policy, a read-only command without
+-- an audit file opens the store writable so that its audit records (the policy load, denials)
+-- go into the store's audit log: its reads stay reads. $DUROX_AUDIT_KEY keys the hash chain.
+function M.open_options(write, config_file, access)
+  local opts = { readonly = not write, config_file = config_file }
+  access = access or {}
+  if access.policy then
+    opts.policy = access.policy
+    opts.context = { user_id = access.user, roles = access.roles, source_ip = access.source_ip,
+                     reason = access.reason }
+    if not write and not access.audit_file then opts.readonly = false end
+  end
+  opts.audit_file = access.audit_file
+  if access.no_index then opts.index = false end
+  opts.audit_key = os.getenv("DUROX_AUDIT_KEY")
+  if opts.audit_key == "" then opts.audit_key = nil end
+  return opts
+end
+
 -- Opens the store, read-only unless write is true (extra: more durox.open options). Returns
 -- the handle, or nil and the exit code after reporting "duroxlua: <message>" on stderr.
 function Ctx:open(write, extra)
@@ -80,7 +102,7 @@ function Ctx:open(write, extra)
     io.stderr:write("duroxlua: no store given (use --store URL or set DUROX_STORE)\n")
     return nil, M.USAGE
   end
-  local opts = { readonly = not write, config_file = self.config_file }
+  local opts = M.open_options(write, self.config_file, self.access)
   if self.no_index then opts.index = false end
   for k, v in pairs(extra or {}) do opts[k] = v end
   local dx, msg = durox.open(self.store_url, opts)
@@ -161,9 +183,32 @@ local function handler(err)
   return msg
 end
 
+-- The access settings of a command: its own options over the global ones (main.c).
+local function access_of(parsed, global)
+  global = global or {}
+  local a = {}
+  for k, v in pairs(global) do a[k] = v end
+  if parsed.policy then a.policy = parsed.policy end
+  if parsed.user then a.user = parsed.user end
+  if parsed.audit_file then a.audit_file = parsed.audit_file end
+  if parsed.access_reason then a.reason = parsed.access_reason end
+  if parsed.role and #parsed.role > 0 then a.roles = parsed.role end
+  -- roles from $DUROX_ROLES arrive as one "a,b" string: split it
+  local roles = {}
+  for _, r in ipairs(a.roles or {}) do
+    for part in (r .. ","):gmatch("(.-),") do
+      if part ~= "" then roles[#roles + 1] = part end
+    end
+  end
+  a.roles = roles
+  if a.policy == "" then a.policy = nil end
+  return a
+end
+
 -- Runs argv = { command, args... } with the global store URL and configuration file (or nil)
--- and the global flags ({ no_index = true } for duroxlua --no-index); returns the exit code.
-function M.main(argv, store_url, config_file, flags)
+-- and the global settings of main.c (access control, and no_index for duroxlua --no-index);
+-- returns the exit code.
+function M.main(argv, store_url, config_file, access)
   local name = argv[1]
   if name == nil or name == "-h" or name == "--help" then
     io.stdout:write(M.usage())
@@ -189,7 +234,8 @@ function M.main(argv, store_url, config_file, flags)
     json = parsed.json == true,
     store_url = parsed.store or store_url,
     config_file = parsed.config or config_file,
-    no_index = parsed.no_index or (flags and flags.no_index) or false,
+    access = access_of(parsed, access),
+    no_index = parsed.no_index or (access ~= nil and access.no_index) or false,
     now = durox.now(),
   }, Ctx)
   if ctx.store_url == "" then ctx.store_url = nil end

@@ -15,6 +15,9 @@ M.options = {
   { "fresh", help = "recompute instead of using the handle's metrics cache" },
   { "merge-versions", help = "one row per orchestration name instead of per (name, version)" },
   { "wide", short = "w", help = "do not truncate table cells to the terminal width" },
+  { "format", arg = "F", choices = { "text", "json", "prometheus" },
+    help = "text (default), json (as --json) or prometheus (the text exposition format 0.0.4)" },
+  { "out", arg = "FILE", help = "with --format prometheus: write FILE atomically instead of stdout (node_exporter's textfile collector)" },
 }
 
 M.help = args.help("duroxlua metrics [options]",
@@ -22,6 +25,9 @@ M.help = args.help("duroxlua metrics [options]",
   "(get_runtime_metrics), one row per orchestration name and version\n" ..
   "(get_orchestration_metrics) and the store's size, counts and this process's measured\n" ..
   "read/write latency (get_provider_diagnostics). Every figure is defined in docs/metrics.md.\n" ..
+  "With --format prometheus: the gauges of docs/streams.md in the Prometheus text format\n" ..
+  "(what `duroxlua exporter` serves); --out FILE replaces FILE atomically, for node_exporter's\n" ..
+  "textfile collector.\n" ..
   "With --json: {\"runtime\": ..., \"orchestrations\": [...], \"provider\": ...}.",
   M.options)
 
@@ -105,8 +111,23 @@ end
 -- Runs `duroxlua metrics`.
 function M.run(a, ctx)
   if a[1] then return ctx:fail(("unexpected argument '%s'"):format(a[1]), 2) end
+  if a.out and a.format ~= "prometheus" then return ctx:fail("--out needs --format prometheus", 2) end
+  if a.format == "json" then ctx.json = true end
   local dx, code = ctx:open()
   if not dx then return code end
+  if a.format == "prometheus" then
+    if a.now then return ctx:fail("--now cannot be used with --format prometheus", 2) end
+    local prom = require "durox.prometheus"
+    local text, err = prom.collect(dx, { fresh = a.fresh })
+    if not text then return ctx:fail(err) end
+    if not a.out then
+      ctx:out(text)
+      return 0
+    end
+    local ok, werr = require("durox.cli.follow").write_atomic(a.out, text, "output file")
+    if not ok then return ctx:fail(werr) end
+    return 0
+  end
   local opts = { now = a.now, fresh = a.fresh or nil }
   local rt, types, prov
   rt, code = ctx:call("get_runtime_metrics", opts)

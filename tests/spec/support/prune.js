@@ -9,7 +9,7 @@ const common = require(path.join(process.env.DUROX_HARNESS || path.join(__dirnam
 async function main() {
   const [db, id, keep, before] = process.argv.slice(2);
   const provider = await common.openProvider(db, { mustExist: true });
-  const client = new common.native.JsClient(provider);
+  const client = common.newClient(provider);
   const opts = {};
   if (keep !== undefined && keep !== '-') opts.keepLast = Number(keep);
   if (before !== undefined && before !== '-') opts.completedBefore = Number(before);

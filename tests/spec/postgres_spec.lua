@@ -1,0 +1,409 @@
+-- postgres_spec.lua - what only the PostgreSQL provider has: its store URLs (our schema=,
+-- state_schema= and statement_timeout= parameters, libpq's own passed through), passwords
+-- never shown, every bad input of issue 7 as one clear line with nothing written (a port
+-- nobody listens on, a server that never answers within the connect timeout, a wrong
+-- password, a missing database or schema, a schema that is not Duroxide's, a store missing
+-- the procedures of a migration, bad schema names, the connection lost under an iteration,
+-- the server restarted or stopped between calls), and the grants a read-only and an
+-- operator role need. Runs against a server of its own (tests/pg_server.sh), so that it can
+-- stop and restart it, holding copies of the scenario store the real runtime wrote.
+local durox = require "durox"
+local H = require "helpers"
+local L = require "live"
+
+if H.pg_skip then
+  describe("postgres", function() pending("the PostgreSQL fixtures are not set") end)
+  return
+end
+
+local q = L.q
+local here = os.getenv("DUROX_HARNESS"):gsub("/harness$", "")
+
+-- A server of this spec's own, with a copy of the scenario database (pg_dump | psql).
+local dir = L.tmpdir()
+local function sh(cmd)
+  local out, code, err = L.run(cmd)
+  assert(code == 0, cmd .. " failed: " .. out .. err)
+  return out
+end
+local function server(cmd) return sh(("%s/pg_server.sh %s %s tcp"):format(here, cmd, q(dir))) end
+-- registered first: the server goes whatever fails below
+teardown(function()
+  L.run(("%s/pg_server.sh stop %s"):format(here, q(dir)))
+  L.cleanup(dir)
+end)
+server("start")
+local port = (L.read(dir .. "/port"):gsub("%s+$", ""))
+local function url(db, extra, user)
+  return ("postgresql://%s@/%s?host=%s&port=%s%s"):format(user or "postgres", db, dir, port,
+    extra and ("&" .. extra) or "")
+end
+local function psql(db, sql)
+  return sh(("psql -X -q -A -t -v ON_ERROR_STOP=1 %s -c %s"):format(q(url(db)), q(sql)))
+end
+local function value(db, sql) return (psql(db, sql):gsub("%s+$", "")) end
+psql("postgres", "CREATE DATABASE scen")
+sh("bash -o pipefail -c " .. q(("pg_dump -d %s | psql -X -q -v ON_ERROR_STOP=1 -d %s >/dev/null"):format(
+  q(H.pg_url("durox_scenarios")), q(url("scen")))))
+local STORE = url("scen", "schema=dx")
+local instances = tonumber(value("scen", "SELECT count(*) FROM dx.instances"))
+
+-- copies made before any handle is open (a template must have no other session)
+local COPIES = {}
+for _, name in ipairs({ "noproc", "grants" }) do
+  psql("postgres", ("CREATE DATABASE %s TEMPLATE scen"):format(name))
+  COPIES[name] = url(name, "schema=dx")
+end
+local function copy(name) return COPIES[name] end
+
+-- What the runtime's tables hold, to show that a refused call wrote nothing.
+local function snapshot(db)
+  return value(db, "SELECT (SELECT count(*) FROM dx.orchestrator_queue) || '/' || (SELECT count(*) FROM dx.instances)"
+    .. " || '/' || (SELECT count(*) FROM dx.history) || '/' || (SELECT count(*) FROM pg_namespace WHERE"
+    .. " nspname = 'durox')")
+end
+
+describe("postgres store URLs", function()
+  it("opens postgres:// and postgresql:// URIs with our schema parameter, libpq's passed through", function()
+    for _, u in ipairs({ STORE, (STORE:gsub("^postgresql:", "postgres:")),
+                         url("scen", "schema=dx&sslmode=disable&connect_timeout=5&application_name=ops") }) do
+      local dx = assert(durox.open(u, { readonly = true }))
+      local info = dx:info()
+      assert.are.equal("postgres", info.provider)
+      assert.are.equal("23", info.schema_version)
+      assert.are.equal(instances, #assert(dx:list_instances()))
+      dx:close()
+    end
+  end)
+
+  it("names itself duroxlua to the server unless the URI says otherwise", function()
+    local dx = assert(durox.open(STORE, { readonly = true }))
+    assert(dx:list_instances_paginated { page_size = 1 })
+    assert.are.equal("1", value("postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'duroxlua'"
+      .. " AND datname = 'scen'"))
+    dx:close()
+  end)
+
+  it("refuses bad schema names before connecting", function()
+    for _, bad in ipairs({ "Dx", "a%20b", "x%22y", "1abc", "d-x", "", ("a"):rep(64) }) do
+      local dx, msg, code = durox.open(url("scen", "schema=" .. bad))
+      assert.is_nil(dx)
+      assert.are.equal("INVALID", code)
+      assert.are.equal(("invalid schema name '%s' in store URL (expected lower-case letters, digits and _, not"
+        .. " starting with a digit, at most 63)"):format(bad), msg)
+    end
+    local dx, msg, code = durox.open(url("scen", "schema=dx&state_schema=dx"))
+    assert.is_nil(dx)
+    assert.are.equal("INVALID", code)
+    assert.are.equal("state_schema 'dx' is the runtime's schema: duroxlua keeps its own tables in a schema of their own"
+      .. " (default durox)", msg)
+  end)
+end)
+
+describe("postgres bad input", function()
+  it("fails at once on a port nobody listens on", function()
+    local t0 = durox.now()
+    local dx, msg, code = durox.open("postgresql://postgres@127.0.0.1:1/scen?schema=dx")
+    assert.is_nil(dx)
+    assert.are.equal("IO", code)
+    assert.is_truthy(msg:match("^cannot connect to PostgreSQL store postgresql://postgres@127%.0%.0%.1:1/scen%?schema=dx: "))
+    assert.is_truthy(msg:find("Connection refused", 1, true))
+    assert.is_nil(msg:find("\n"))
+    assert.is_true(durox.now() - t0 < 2000)
+  end)
+
+  it("gives up on a server that never answers within the connect timeout", function()
+    -- a listener that accepts and then says nothing
+    local lport = 20000 + (os.time() % 20000)
+    local srv = L.spawn(("node -e %s"):format(q(("require('net').createServer(() => {}).listen(%d, '127.0.0.1');"
+      .. " setTimeout(() => process.exit(0), 30000)"):format(lport))))
+    L.wait_until(function()
+      local _, rc = L.run("bash -c " .. q("exec 3<>/dev/tcp/127.0.0.1/" .. lport))
+      return rc == 0
+    end, 10000, "the listener", 100)
+    local t0 = durox.now()
+    local dx, msg, code = durox.open(("postgresql://postgres@127.0.0.1:%d/scen?schema=dx"):format(lport),
+      { connect_timeout_ms = 2000 })
+    local took = durox.now() - t0
+    L.kill(srv)
+    L.wait_exit(srv)
+    assert.is_nil(dx)
+    assert.are.equal("TIMEOUT", code)
+    assert.is_truthy(msg:find("timeout expired", 1, true), msg)
+    assert.is_true(took >= 1500 and took < 6000, "took " .. took)
+  end)
+
+  it("refuses a wrong password, and never shows one", function()
+    psql("postgres", "CREATE ROLE durox_pw LOGIN PASSWORD 'right-secret'")
+    psql("scen", "GRANT USAGE ON SCHEMA dx TO durox_pw; GRANT SELECT ON ALL TABLES IN SCHEMA dx TO durox_pw")
+    local bad = ("postgresql://durox_pw:wrong-secret@127.0.0.1:%s/scen?schema=dx"):format(port)
+    local dx, msg, code = durox.open(bad)
+    assert.is_nil(dx)
+    assert.are.equal("DENIED", code)
+    assert.are.equal(("cannot connect to PostgreSQL store postgresql://durox_pw:***@127.0.0.1:%s/scen?schema=dx:"
+      .. " connection to server at \"127.0.0.1\", port %s failed: password authentication failed for user"
+      .. " \"durox_pw\""):format(port, port), msg)
+    assert.is_nil(msg:find("secret", 1, true))
+    -- also as a parameter
+    dx, msg = durox.open(("postgresql://durox_pw@127.0.0.1:%s/scen?schema=dx&password=wrong-secret"):format(port))
+    assert.is_nil(dx)
+    assert.is_nil(msg:find("secret", 1, true))
+    assert.is_truthy(msg:find("password=***", 1, true))
+    -- the right one, from the URI: the password appears nowhere we report
+    local good = ("postgresql://durox_pw:right-secret@127.0.0.1:%s/scen?schema=dx"):format(port)
+    dx = assert(durox.open(good, { readonly = true }))
+    assert.are.equal(("postgresql://durox_pw:***@127.0.0.1:%s/scen?schema=dx"):format(port), dx:info().location)
+    assert.is_nil(durox.encode_json(assert(dx:get_provider_diagnostics())):find("secret", 1, true))
+    dx:close()
+    -- and through the CLI, in --json output and error messages
+    local out, rc, err = L.run(("%s --store %s metrics --json"):format(q(L.bin), q(good)))
+    assert.are.equal(0, rc, err)
+    assert.is_nil((out .. err):find("secret", 1, true))
+    assert.is_truthy(out:find("durox_pw:***@", 1, true))
+    out, rc, err = L.run(("%s --store %s list"):format(q(L.bin), q(bad)))
+    assert.are.equal(1, rc)
+    assert.is_nil((out .. err):find("secret", 1, true))
+    assert.is_truthy(err:find("durox_pw:***@", 1, true))
+  end)
+
+  it("takes the password from PGPASSWORD or ~/.pgpass as libpq does", function()
+    local tcp = ("postgresql://durox_pw@127.0.0.1:%s/scen?schema=dx"):format(port)
+    local lua = "local dx = assert(require('durox').open(os.getenv('S'), { readonly = true })) io.write(#dx:list_instances())"
+    local out, rc, err = L.run(("S=%s PGPASSWORD=right-secret %s -e %s"):format(q(tcp), q(L.bin), q(lua)))
+    assert.are.equal(0, rc, err)
+    assert.are.equal(tostring(instances), out)
+    local pgpass = dir .. "/pgpass"
+    L.write(pgpass, ("127.0.0.1:%s:scen:durox_pw:right-secret\n"):format(port))
+    sh("chmod 600 " .. q(pgpass))
+    out, rc, err = L.run(("S=%s PGPASSFILE=%s %s -e %s"):format(q(tcp), q(pgpass), q(L.bin), q(lua)))
+    assert.are.equal(0, rc, err)
+    assert.are.equal(tostring(instances), out)
+  end)
+
+  it("names a database or a schema that does not exist", function()
+    local dx, msg, code = durox.open(url("nope", "schema=dx"))
+    assert.is_nil(dx)
+    assert.are.equal("NOTFOUND", code)
+    assert.is_truthy(msg:find('database "nope" does not exist', 1, true))
+    dx, msg, code = durox.open(url("scen", "schema=nope"))
+    assert.is_nil(dx)
+    assert.are.equal("NOTFOUND", code)
+    assert.are.equal("schema 'nope' does not exist in database 'scen' (check schema= in the store URL)", msg)
+    assert.are.equal("0", value("scen", "SELECT count(*) FROM pg_namespace WHERE nspname = 'nope'"))
+  end)
+
+  it("refuses a schema that is not Duroxide's, and the default public one when empty", function()
+    psql("scen", "CREATE SCHEMA notdx; CREATE TABLE notdx.instances (id int); CREATE TABLE notdx.other (x int)")
+    local dx, msg, code = durox.open(url("scen", "schema=notdx"))
+    assert.is_nil(dx)
+    assert.are.equal("UNSUPPORTED", code)
+    assert.are.equal("schema 'notdx' of database 'scen' is not a Duroxide store (table 'instances' has no column"
+      .. " 'instance_id')", msg)
+    dx, msg, code = durox.open(url("scen"))
+    assert.is_nil(dx)
+    assert.are.equal("UNSUPPORTED", code)
+    assert.are.equal("schema 'public' of database 'scen' is not a Duroxide store (it has no table 'instances')", msg)
+  end)
+
+  it("reads a store that lacks the procedures of a migration, and refuses the writes that need them", function()
+    local u = copy("noproc")
+    psql("noproc", "DROP FUNCTION dx.enqueue_orchestrator_work(text, text, timestamptz, text, text, bigint);"
+      .. " DROP FUNCTION dx.delete_instances_atomic(text[], boolean)")
+    local before = snapshot("noproc")
+    local dx = assert(durox.open(u))
+    assert.are.equal(instances, #assert(dx:list_instances()))
+    assert(dx:get_runtime_metrics())
+    local ok, msg, code = dx:cancel_instance("wait-approve-1", "x")
+    assert.is_nil(ok)
+    assert.are.equal("UNSUPPORTED", code)
+    assert.are.equal("schema 'dx' lacks Duroxide's procedure enqueue_orchestrator_work(text, text, timestamptz, text,"
+      .. " text, bigint) (migration 0006); start a current Duroxide runtime on the store once to migrate it", msg)
+    -- a store failure interrupts a bulk job (resumable once the store is fixed)
+    local r
+    r, msg = dx:purge_instances { filter = "status = 'Completed' AND name = 'Greeter'" }
+    assert.is_nil(r)
+    assert.are.equal("job 1 interrupted: schema 'dx' lacks Duroxide's procedure delete_instances_atomic(text[],"
+      .. " boolean) (migration 0010); start a current Duroxide runtime on the store once to migrate it; resume it"
+      .. " with resume_job(1)", msg)
+    dx:close()
+    -- nothing of the runtime's changed (the job journal, ours, recorded the refusals)
+    local after = snapshot("noproc")
+    assert.are.equal(before:gsub("/%d+$", ""), after:gsub("/%d+$", ""))
+  end)
+
+  it("goes on after the server drops the connection between pages of an iteration", function()
+    local dx = assert(durox.open(STORE, { readonly = true }))
+    local seen, n, pids = {}, 0, {}
+    local function pid()
+      return value("postgres", "SELECT pid FROM pg_stat_activity WHERE application_name = 'duroxlua' AND datname = 'scen'")
+    end
+    for inst in dx:instances(nil, { batch_size = 10 }) do
+      n = n + 1
+      assert.is_nil(seen[inst.instance_id], "visited twice: " .. inst.instance_id)
+      seen[inst.instance_id] = true
+      if n == 15 then
+        pids[1] = pid()
+        psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'duroxlua'"
+          .. " AND datname = 'scen'")
+      end
+    end
+    pids[2] = pid()
+    assert.are.equal(instances, n)
+    assert.are_not.equal(pids[1], pids[2])
+    dx:close()
+  end)
+
+  it("reconnects once when the server restarted between calls, and fails clearly while it is down", function()
+    local dx = assert(durox.open(STORE, { readonly = true }))
+    assert.are.equal(instances, #assert(dx:list_instances()))
+    server("stop")
+    server("start")
+    assert.are.equal(instances, #assert(dx:list_instances()))
+    server("stop")
+    local t0 = durox.now()
+    local r, msg, code = dx:list_instances()
+    assert.is_nil(r)
+    assert.are.equal("IO", code)
+    assert.is_truthy(msg:match("^cannot reconnect to PostgreSQL store postgresql://postgres@/scen%?"), msg)
+    assert.is_nil(msg:find("\n"))
+    assert.is_true(durox.now() - t0 < 3000)
+    server("start")
+    assert.are.equal(instances, #assert(dx:list_instances()))
+    dx:close()
+  end)
+
+  it("stops a statement at the statement timeout", function()
+    local dx = assert(durox.open(url("scen", "schema=dx&statement_timeout=300"), { readonly = true }))
+    -- another session holds the instances table for 3 s
+    local holder = L.spawn(("psql -X -q %s -c %s"):format(q(url("scen")),
+      q("BEGIN; LOCK TABLE dx.instances IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;")))
+    L.wait_until(function()
+      return value("scen", "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE"
+        .. " c.relname = 'instances' AND l.mode = 'AccessExclusiveLock' AND l.granted") == "1"
+    end, 5000, "the lock", 50)
+    local t0 = durox.now()
+    local r, msg, code = dx:list_instances()
+    local took = durox.now() - t0
+    assert.is_nil(r)
+    assert.are.equal("BUSY", code)
+    assert.are.equal("listing instances failed: the statement ran longer than the statement timeout (300 ms)", msg)
+    assert.is_true(took >= 250 and took < 2500, "took " .. took)
+    L.wait_exit(holder)
+    assert.are.equal(instances, #assert(dx:list_instances()))
+    dx:close()
+  end)
+end)
+
+describe("postgres hot standby", function()
+  it("reads from read_url, a standby made by pg_basebackup, and writes to the primary", function()
+    local sdir = dir .. "/standby"
+    sh(("%s/pg_server.sh standby %s %s"):format(here, q(sdir), q(dir)))
+    finally(function() L.run(("%s/pg_server.sh stop %s"):format(here, q(sdir))) end)
+    local sport = (L.read(sdir .. "/port"):gsub("%s+$", ""))
+    local standby = ("postgresql://postgres@/scen?host=%s&port=%s&schema=dx"):format(sdir, sport)
+    local function on_standby(sql)
+      return (sh(("psql -X -q -A -t %s -c %s"):format(q(("postgresql://postgres@/scen?host=%s&port=%s"):format(sdir,
+        sport)), q(sql))):gsub("%s+$", ""))
+    end
+    assert.are.equal("t", on_standby("SELECT pg_is_in_recovery()"))
+    local dx = assert(durox.open(STORE, { read_url = standby }))
+    assert.are.equal(instances, #assert(dx:list_instances()))
+    -- the reads are the standby's: our session there, none on the primary until we write
+    assert.are.equal("1", on_standby("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'duroxlua'"))
+    local queued = tonumber(value("scen", "SELECT count(*) FROM dx.orchestrator_queue"))
+    assert(dx:cancel_instance("kv-wait-1", "from the primary"))
+    assert.are.equal(queued + 1, tonumber(value("scen", "SELECT count(*) FROM dx.orchestrator_queue")))
+    -- and the standby catches up
+    L.wait_until(function()
+      return tonumber(on_standby("SELECT count(*) FROM dx.orchestrator_queue")) == queued + 1
+    end, 10000, "the standby to replay the write")
+    -- a read-only handle on the standby alone refuses writes clearly
+    local ro = assert(durox.open(standby))
+    local ok, msg, code = ro:raise_event("wait-approve-1", "Approve", "1")
+    assert.is_nil(ok)
+    assert.are.equal("DENIED", code)
+    assert.is_truthy(msg:find("read-only", 1, true), msg)
+    ro:close()
+    dx:close()
+    -- read_url must be a PostgreSQL URL of the same schema
+    local r, m2, c2 = durox.open(STORE, { read_url = "sqlite:/tmp/x.db" })
+    assert.is_nil(r)
+    assert.are.equal("INVALID", c2)
+    assert.are.equal("read_url must be a postgres:// or postgresql:// URL (a standby of the store's server)", m2)
+  end)
+end)
+
+describe("postgres grants", function()
+  local u = copy("grants")
+  psql("postgres", "CREATE ROLE durox_reader LOGIN; CREATE ROLE durox_operator LOGIN")
+  -- read-only: SELECT on the runtime's schema
+  psql("grants", "GRANT USAGE ON SCHEMA dx TO durox_reader; GRANT SELECT ON ALL TABLES IN SCHEMA dx TO durox_reader")
+  -- operator: Duroxide's procedures run with the caller's rights, so the writes they make
+  -- need the table privileges; our own state needs a schema the operator may create in
+  psql("grants", table.concat({
+    "GRANT USAGE ON SCHEMA dx TO durox_operator",
+    "GRANT SELECT ON ALL TABLES IN SCHEMA dx TO durox_operator",
+    "GRANT INSERT ON dx.orchestrator_queue TO durox_operator",
+    "GRANT USAGE ON SEQUENCE dx.orchestrator_queue_id_seq TO durox_operator",
+    "GRANT UPDATE, DELETE ON dx.instances, dx.executions, dx.history, dx.orchestrator_queue, dx.worker_queue,"
+      .. " dx.instance_locks, dx.kv_store, dx.kv_delta TO durox_operator",
+    "CREATE SCHEMA durox AUTHORIZATION durox_operator",
+  }, "; "))
+  local reader = url("grants", "schema=dx", "durox_reader")
+  local operator = url("grants", "schema=dx", "durox_operator")
+  local function queued() return tonumber(value("grants", "SELECT count(*) FROM dx.orchestrator_queue")) end
+
+  it("lets a read-only role read everything", function()
+    local dx = assert(durox.open(reader))
+    assert.are.equal(instances, #assert(dx:list_instances()))
+    assert(dx:get_instance_details("can-done-1"))
+    assert(dx:read_execution_history("early-event-1"))
+    assert(dx:get_runtime_metrics())
+    assert(dx:get_queue_metrics())
+    assert(dx:get_provider_diagnostics())
+    assert(dx:query_instances { group_by = "Status" })
+    assert(dx:find_stuck_instances {})
+    assert(dx:get_instance_dependencies("tree-done-1"))
+    assert.are.same({}, assert(dx:list_jobs()))
+    dx:close()
+  end)
+
+  it("refuses every write of a read-only role with DENIED, and writes nothing", function()
+    local before = snapshot("grants")
+    local dx = assert(durox.open(reader))
+    local ok, msg, code = dx:cancel_instance("wait-approve-1", "x")
+    assert.is_nil(ok)
+    assert.are.equal("DENIED", code)
+    assert.are.equal("queueing a work item denied: permission denied for table orchestrator_queue", msg)
+    ok, msg, code = dx:raise_event("wait-approve-1", "Approve", '"x"')
+    assert.is_nil(ok)
+    assert.are.equal("DENIED", code)
+    ok, msg, code = dx:cancel_instances { filter = "status = 'Running'", reason = "x" }
+    assert.is_nil(ok)
+    assert.are.equal("DENIED", code)
+    assert.is_truthy(msg:find("permission denied", 1, true), msg)
+    ok, msg, code = dx:purge_instances { filter = "status = 'Completed'" }
+    assert.is_nil(ok)
+    assert.are.equal("DENIED", code)
+    dx:close()
+    assert.are.equal(before, snapshot("grants"))
+  end)
+
+  it("lets an operator role queue work, run jobs and purge", function()
+    local n = queued()
+    local dx = assert(durox.open(operator))
+    assert(dx:cancel_instance("wait-approve-1", "ops"))
+    assert.are.equal(n + 1, queued())
+    local r = assert(dx:cancel_instances { filter = "status = 'Running' AND name = 'QueueWaiter'", reason = "ops" })
+    assert.are.equal(2, #r.cancelled_instances)
+    assert.are.equal(n + 3, queued())
+    local p = assert(dx:purge_instances { filter = "status = 'Completed' AND name = 'Greeter'" })
+    assert.is_true(#p.purged_instances > 0)
+    assert.are.equal("0", value("grants", "SELECT count(*) FROM dx.instances WHERE orchestration_name = 'Greeter'"
+      .. " AND instance_id IN (SELECT instance_id FROM dx.executions WHERE status = 'Completed')"))
+    assert.are.equal(2, #assert(dx:list_jobs()))
+    assert.are.equal("durox_operator", value("grants", "SELECT tableowner FROM pg_tables WHERE schemaname = 'durox'"
+      .. " AND tablename = 'jobs'"))
+    dx:close()
+  end)
+end)
