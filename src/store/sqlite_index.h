@@ -44,7 +44,8 @@ typedef struct sq_index {
 	/* the gate: nothing was committed to the store or the index since the last sync */
 	int gate_valid;
 	int64_t gate_store_dv, gate_index_dv;
-	store_feed *feed; /* the store's change feed (on the store's own connection), once opened */
+	store_feed *feed;             /* the store's change feed (on the store's own connection), once opened */
+	int feed_placed;              /* the feed stands where the index's dx_meta feed_pos says */
 	int64_t store_dev, store_ino; /* the store file the index connection attached */
 	/* status strings */
 	char state_text[16];
@@ -70,6 +71,8 @@ int ix_meta_set_int(sq_index *ix, const char *k, int64_t v);
 int ix_meta_set_text(sq_index *ix, const char *k, const char *v);
 
 void ix_set_state(sq_index *ix, int state, const char *reason);
+/* Maps the store into memory for the index connection's reads (on), or reads it (off). */
+void ix_store_mmap(sq_index *ix, int on);
 /* "ready", "building", ... (durox_index_status.state). */
 const char *ix_state_name(int state);
 /* The index of s, its file opened when it was not (NULL when out of memory). */

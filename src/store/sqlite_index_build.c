@@ -910,7 +910,8 @@ static int build_begin(sq_index *ix)
 	/* the feed's position now, before any chunk reads: what the chunks miss comes after it,
 	 * and so do instances rows above the highest rowid now */
 	if ((rc = ix_exec(ix, ix_drop_sql, "clearing it")) == DUROX_OK &&
-	    (rc = ix_exec(ix, ix_schema_sql, "creating its tables")) == DUROX_OK && (rc = ix_feed_mark(ix)) == DUROX_OK &&
+	    (rc = ix_exec(ix, ix_schema_sql, "creating its tables")) == DUROX_OK &&
+	    (rc = ix_feed_mark(ix)) == DUROX_OK &&
 	    (rc = ix_int(ix, "SELECT max(rowid) FROM store.instances", NULL, &max_rowid, NULL)) == DUROX_OK &&
 	    (rc = ix_meta_set_int(ix, "inst_rowid", max_rowid)) == DUROX_OK &&
 	    (rc = ix_int(ix, "SELECT count(*) FROM store.instances", NULL, &total, NULL)) == DUROX_OK &&
@@ -1005,6 +1006,7 @@ int ix_build(sq_index *ix, int rebuild, store_progress_fn progress, void *ud)
 	if (ix->building)
 		return store_fail(&ix->s->base, DUROX_ECONFLICT, "the visibility index is being built by this handle");
 	ix->building = 1;
+	ix_store_mmap(ix, 0);
 	if (rebuild || ix->state == IX_ABSENT || ix->state == IX_STALE || ix->state == IX_READY) {
 		if ((rc = build_begin(ix)) != DUROX_OK)
 			goto out;
@@ -1029,10 +1031,12 @@ int ix_build(sq_index *ix, int rebuild, store_progress_fn progress, void *ud)
 	}
 	ix_set_state(ix, IX_READY, "");
 	ix->building = 0;
+	ix_store_mmap(ix, 1);
 	/* what the runtime committed while the chunks were read: from the build's start on */
 	return ix_sync(ix);
 out:
 	ix->building = 0;
+	ix_store_mmap(ix, 1);
 	return rc;
 }
 
@@ -1078,7 +1082,8 @@ int ix_recompute(sq_index *ix, const char *ids_json)
 			arena a;
 			arena_init(&a);
 			ix_contrib c;
-			if (ix_contrib_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &a, &c) != 0) {
+			if (ix_contrib_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &a,
+			                      &c) != 0) {
 				arena_release(&a);
 				r = SQLITE_CORRUPT;
 				break;
@@ -1130,4 +1135,3 @@ int ix_recompute(sq_index *ix, const char *ids_json)
 		rc = ix_meta_set_int(ix, "n_inst", total + n - n_old);
 	return rc;
 }
-

@@ -25,9 +25,9 @@
 #include "util/hmap.h"
 #include "util/timeutil.h"
 
-#define POLL_ROWS 5000   /* history rows per feed round */
-#define FLUSH_IDS 2000   /* ids recomputed per statement */
-#define VERIFY_MS 1000   /* the feed counts history for deletions at most this often */
+#define POLL_ROWS 5000 /* history rows per feed round */
+#define FLUSH_IDS 2000 /* ids recomputed per statement */
+#define VERIFY_MS 1000 /* the feed counts history for deletions at most this often */
 
 /* How often the feed looks for deleted history rows: VERIFY_MS or $DUROX_INDEX_VERIFY_MS
  * (0: every reading sync; docs/index.md). */
@@ -123,6 +123,7 @@ void ix_feed_close(sq_index *ix)
 	if (ix->feed != NULL)
 		ix->s->base.fvt->close(ix->feed);
 	ix->feed = NULL;
+	ix->feed_placed = 0;
 }
 
 static int save_position(sq_index *ix)
@@ -142,10 +143,13 @@ int ix_feed_mark(sq_index *ix)
 		rc = ix->s->base.fvt->seek(ix->feed, 1);
 	if (rc == DUROX_OK)
 		rc = save_position(ix);
+	ix->feed_placed = rc == DUROX_OK;
 	return rc;
 }
 
-/* Positions the feed at the index's saved position. */
+/* Positions the feed at the index's saved position, unless it is there already (a restored
+ * position is checked for deletions on the next poll, a count of the history table: only
+ * when another handle moved the index on, or on the first sync). */
 static int restore_position(sq_index *ix)
 {
 	sqlite3_stmt *st = ix_stmt(ix, "SELECT v FROM main.dx_meta WHERE k='feed_pos'");
@@ -153,9 +157,18 @@ static int restore_position(sq_index *ix)
 		return ix_last_err(ix);
 	int r = sqlite3_step(st);
 	int rc;
-	if (r == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_BLOB)
-		rc = ix->s->base.fvt->restore(ix->feed, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
-	else if (r == SQLITE_ROW || r == SQLITE_DONE)
+	if (r == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_BLOB) {
+		const void *saved = sqlite3_column_blob(st, 0);
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		unsigned char now[STORE_FEED_POS_MAX];
+		size_t nn = 0;
+		if (ix->feed_placed && ix->s->base.fvt->save(ix->feed, now, &nn) == DUROX_OK && nn == n &&
+		    memcmp(now, saved, n) == 0)
+			rc = DUROX_OK;
+		else
+			rc = ix->s->base.fvt->restore(ix->feed, saved, n);
+		ix->feed_placed = rc == DUROX_OK;
+	} else if (r == SQLITE_ROW || r == SQLITE_DONE)
 		rc = store_fail(&ix->s->base, DUROX_ECORRUPT, "the visibility index has no feed position");
 	else
 		rc = ix_fail(ix, r, "reading its state");
@@ -196,7 +209,7 @@ static int merge_diff(sq_index *ix, sqlite3_stmt *a, sqlite3_stmt *b, int counts
 			rb = sqlite3_step(b);
 		}
 	}
-	int rc = ra != SQLITE_DONE ? ix_fail(ix, ra, "reading the store")
+	int rc = ra != SQLITE_DONE   ? ix_fail(ix, ra, "reading the store")
 	         : rb != SQLITE_DONE ? ix_fail(ix, rb, "reading the index")
 	                             : DUROX_OK;
 	sq_done(a);
@@ -326,13 +339,37 @@ int ix_sync(sq_index *ix)
 		idset_free(&ids);
 		return rc;
 	}
+	int64_t max_rowid = 0, seen_rowid = 0, n_store = 0, n_index = 0;
+	int found;
+	if (ids.n == 0 && !deleted) {
+		/* nothing in history: a read transaction tells whether instances rows changed (new
+		 * ones without history, or deleted ones), and only then is the index written */
+		if ((rc = ix_exec(ix, "BEGIN", "syncing")) != DUROX_OK) {
+			idset_free(&ids);
+			return rc;
+		}
+		if ((rc = ix_int(ix, "SELECT max(rowid) FROM store.instances", NULL, &max_rowid, NULL)) == DUROX_OK &&
+		    (rc = ix_meta_int(ix, "inst_rowid", &seen_rowid, &found)) == DUROX_OK &&
+		    (rc = ix_int(ix, "SELECT count(*) FROM store.instances", NULL, &n_store, NULL)) == DUROX_OK)
+			rc = ix_meta_int(ix, "n_inst", &n_index, NULL);
+		sqlite3_exec(ix->db, "COMMIT", NULL, NULL, NULL);
+		if (rc == DUROX_OK && max_rowid == seen_rowid && n_store == n_index) {
+			idset_free(&ids);
+			ix->gate_valid = 1;
+			ix->gate_store_dv = sdv;
+			ix->gate_index_dv = idv;
+			return DUROX_OK;
+		}
+		if (rc != DUROX_OK) {
+			idset_free(&ids);
+			return rc;
+		}
+	}
 	/* 3. one write transaction of the index: its snapshot of the store is newer than the poll */
 	if ((rc = ix_exec(ix, "BEGIN IMMEDIATE", "syncing")) != DUROX_OK) {
 		idset_free(&ids);
 		return rc;
 	}
-	int64_t max_rowid = 0, seen_rowid = 0, n_store = 0, n_index = 0;
-	int found;
 	if ((rc = ix_meta_text(ix, "state", state, sizeof state)) == DUROX_OK && strcmp(state, "ready") != 0) {
 		sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
 		idset_free(&ids);
@@ -340,8 +377,8 @@ int ix_sync(sq_index *ix)
 		return DUROX_OK;
 	}
 	/* 4. instances rows new since the last sync (with or without history of their own) */
-	if (rc == DUROX_OK && (rc = ix_int(ix, "SELECT max(rowid) FROM store.instances", NULL, &max_rowid, NULL)) ==
-	                              DUROX_OK &&
+	if (rc == DUROX_OK &&
+	    (rc = ix_int(ix, "SELECT max(rowid) FROM store.instances", NULL, &max_rowid, NULL)) == DUROX_OK &&
 	    (rc = ix_meta_int(ix, "inst_rowid", &seen_rowid, &found)) == DUROX_OK && max_rowid > seen_rowid) {
 		sqlite3_stmt *st = ix_stmt(ix, "SELECT instance_id FROM store.instances WHERE rowid > ?1");
 		if (st == NULL)
@@ -350,7 +387,8 @@ int ix_sync(sq_index *ix)
 			sqlite3_bind_int64(st, 1, seen_rowid);
 			int r;
 			while ((r = sqlite3_step(st)) == SQLITE_ROW)
-				idset_add(&ids, (const char *)sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+				idset_add(&ids, (const char *)sqlite3_column_blob(st, 0),
+				          (size_t)sqlite3_column_bytes(st, 0));
 			sq_done(st);
 			if (r != SQLITE_DONE)
 				rc = ix_fail(ix, r, "reading instances");
@@ -361,7 +399,8 @@ int ix_sync(sq_index *ix)
 	if (rc == DUROX_OK)
 		rc = idset_flush(ix, &ids);
 	/* deletions of instances rows, by anyone: the counts tell at every reading sync */
-	if (rc == DUROX_OK && (rc = ix_int(ix, "SELECT count(*) FROM store.instances", NULL, &n_store, NULL)) == DUROX_OK &&
+	if (rc == DUROX_OK &&
+	    (rc = ix_int(ix, "SELECT count(*) FROM store.instances", NULL, &n_store, NULL)) == DUROX_OK &&
 	    (rc = ix_meta_int(ix, "n_inst", &n_index, NULL)) == DUROX_OK && n_store != n_index) {
 		if ((rc = reconcile_instances(ix, &ids)) == DUROX_OK)
 			rc = idset_flush(ix, &ids);

@@ -11,8 +11,6 @@
 
 #include "store/sqlite_index.h"
 
-
-
 /* Keeps the first difference found. */
 #define NOTE(out, ...)                                                                                                 \
 	do {                                                                                                           \
@@ -331,12 +329,16 @@ int sqi_verify(store *base, durox_index_verify_result *out)
 	if (ix->state != IX_READY)
 		return store_fail(base, DUROX_EUNSUPPORTED, "the visibility index is not ready (%s): %s",
 		                  ix_state_name(ix->state), ix->reason);
+	ix_store_mmap(ix, 0);
 	int rc = ix_exec(ix, "BEGIN", "verifying");
-	if (rc != DUROX_OK)
+	if (rc != DUROX_OK) {
+		ix_store_mmap(ix, 1);
 		return rc;
+	}
 	rc = verify_summaries(ix, out);
 	if (rc == DUROX_OK)
 		rc = verify_contribs(ix, out);
 	sqlite3_exec(ix->db, "COMMIT", NULL, NULL, NULL);
+	ix_store_mmap(ix, 1);
 	return rc;
 }

@@ -267,6 +267,22 @@ describe("the visibility index file", function()
     assert.are.equal(80, #assert(dx:list_instances()))
   end)
 
+  it("notices executions pruned by another handle within the feed's verify interval", function()
+    local path = dir .. "/pr.dxi"
+    local dx = assert(durox.open("sqlite:" .. db, { readonly = true, index = path }))
+    local plain = assert(durox.open("sqlite:" .. db, { readonly = true, index = false }))
+    assert(dx:index_build())
+    local before = assert(dx:get_runtime_metrics { fresh = true }).total_history_events
+    local other = assert(durox.open("sqlite:" .. db, { index = false, max_write_share = 1 }))
+    local r = assert(other:prune_executions { instances = { "can-done-1", "can-wait-1" }, keep_last = 1 })
+    assert.is_true(r.events_deleted > 0)
+    durox.sleep(1100)
+    local m = assert(dx:get_runtime_metrics { fresh = true })
+    assert.are.equal(before - r.events_deleted, m.total_history_events)
+    assert.are.same({}, (D.compare(plain, dx, { filters = { {}, { min_executions = 2 } } })))
+    assert.is_true(assert(dx:index_verify()).ok)
+  end)
+
   it("is dropped with its files", function()
     local path = dir .. "/d.dxi"
     local dx = assert(durox.open("sqlite:" .. db, { index = path }))
