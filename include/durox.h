@@ -217,6 +217,10 @@ int durox_index_build(durox *dx, int rebuild, durox_index_progress_fn progress, 
  * read that needs the index starts, unless the handle was opened with DUROX_INDEX_OFF). */
 int durox_index_drop(durox *dx);
 
+/* Brings the index up to date with the store now, as every read that uses it does first
+ * (building it when it was never built). DUROX_EUNSUPPORTED when the handle keeps none. */
+int durox_index_sync(durox *dx);
+
 /* The progress callback of builds that a read starts (NULL clears it). */
 void durox_index_set_progress(durox *dx, durox_index_progress_fn progress, void *ud);
 

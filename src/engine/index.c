@@ -42,6 +42,15 @@ int durox_index_build(durox *dx, int rebuild, durox_index_progress_fn progress, 
 	return rc == DUROX_OK ? DUROX_OK : dx_store_fail(dx, rc);
 }
 
+int durox_index_sync(durox *dx)
+{
+	dx_clear(dx);
+	if (dx->st->ivt == NULL)
+		return no_index(dx);
+	int rc = dx->st->ivt->sync(dx->st);
+	return rc == DUROX_OK ? DUROX_OK : dx_store_fail(dx, rc);
+}
+
 int durox_index_drop(durox *dx)
 {
 	dx_clear(dx);

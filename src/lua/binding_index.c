@@ -111,6 +111,17 @@ static int l_index_build(lua_State *L)
 	return 1;
 }
 
+/* handle:index_sync() -> true */
+static int l_index_sync(lua_State *L)
+{
+	durox *dx = lx_checkstore(L, 1);
+	int rc = durox_index_sync(dx);
+	if (rc != DUROX_OK)
+		return lx_fail(L, dx, rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* handle:index_drop() -> true */
 static int l_index_drop(lua_State *L)
 {
@@ -143,11 +154,8 @@ static int l_index_verify(lua_State *L)
 }
 
 static const luaL_Reg index_methods[] = {
-        {"index_status", l_index_status},
-        {"index_build", l_index_build},
-        {"index_drop", l_index_drop},
-        {"index_verify", l_index_verify},
-        {NULL, NULL},
+        {"index_status", l_index_status}, {"index_build", l_index_build},   {"index_sync", l_index_sync},
+        {"index_drop", l_index_drop},     {"index_verify", l_index_verify}, {NULL, NULL},
 };
 
 void lx_open_index(lua_State *L) { luaL_setfuncs(L, index_methods, 0); }

@@ -31,6 +31,8 @@ typedef struct store_index_vtable {
 	int (*verify)(store *st, durox_index_verify_result *out);
 	/* The progress callback for builds that a query starts (NULL: none). */
 	void (*set_progress)(store *st, store_progress_fn progress, void *ud);
+	/* Brings the index up to date now (what every read does first); builds it when absent. */
+	int (*sync)(store *st);
 } store_index_vtable;
 
 #endif

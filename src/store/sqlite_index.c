@@ -658,4 +658,18 @@ static void sqi_set_progress(store *base, store_progress_fn progress, void *ud)
 	}
 }
 
-const store_index_vtable sq_index_vtable = {sqi_status, sqi_build, sqi_drop, sqi_verify, sqi_set_progress};
+static int sqi_sync(store *base)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sq_index *ix = ix_opened(s);
+	if (ix == NULL)
+		return store_fail(base, DUROX_ENOMEM, "out of memory");
+	if (ix->state == IX_OFF)
+		return store_fail(base, DUROX_EUNSUPPORTED, "this handle keeps no visibility index (%s)", ix->reason);
+	if (sqi_usable(s))
+		return DUROX_OK;
+	return store_fail(base, ix->state == IX_BUILDING ? DUROX_EABORT : DUROX_EIO, "the visibility index is %s: %s",
+	                  ix_state_name(ix->state), ix->reason);
+}
+
+const store_index_vtable sq_index_vtable = {sqi_status, sqi_build, sqi_drop, sqi_verify, sqi_set_progress, sqi_sync};

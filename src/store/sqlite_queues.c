@@ -2,7 +2,8 @@
  * sqlite_queues.c - the SQLite provider's queue reads for metrics and stuck-work detection:
  * the snapshot of both work queues (depths, in-progress, waiting, stalled, overdue timers,
  * orphans), the problem rows behind it, expired instance locks and running instances with no
- * work queued. Relies on sqlite_internal.h; used by the engine through sq_metrics_vtable.
+ * work queued. Relies on sqlite_internal.h (and the visibility index's connection when it is
+ * ready); used by the engine through sq_metrics_vtable.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -14,17 +15,26 @@
  * tm: a TimerFired item; pt: a pending timer; st: 0 free, 1 in progress (held by its
  * instance's live lock), 2 waiting (its instance is locked by a turn it is not part of);
  * orphan: no instance and no StartOrchestration queued for it. */
-#define ORCH_ROWS(attempts)                                                                                            \
+#define ORCH_ROWS_WITH(attempts, absent)                                                                               \
 	"SELECT q.id AS id, q.instance_id AS instance_id, q.work_item AS work_item,"                                   \
 	" durox_ms(q.visible_at) AS vis, durox_ms(q.created_at) AS created, " attempts " AS attempts,"                 \
 	" q.lock_token AS token, l.locked_until AS lu,"                                                                \
 	" substr(q.work_item,1,14)='{\"TimerFired\":' AS tm,"                                                          \
 	" CASE WHEN l.instance_id IS NULL OR l.locked_until <= ?1 THEN 0 WHEN q.lock_token IS l.lock_token THEN 1"     \
 	" ELSE 2 END AS st,"                                                                                           \
-	" (NOT EXISTS (SELECT 1 FROM instances x WHERE x.instance_id=q.instance_id) AND NOT EXISTS (SELECT 1 FROM"     \
+	" (" absent " AND NOT EXISTS (SELECT 1 FROM"                                                                   \
 	" orchestrator_queue y WHERE y.instance_id=q.instance_id AND substr(y.work_item,1,22)="                        \
 	"'{\"StartOrchestration\":')) AS orphan"                                                                       \
 	" FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id=q.instance_id"
+#define ORCH_ROWS(attempts)                                                                                            \
+	ORCH_ROWS_WITH(attempts, "NOT EXISTS (SELECT 1 FROM instances x WHERE x.instance_id=q.instance_id)")
+/* The same rows read on the visibility index's connection (the store attached, read through a
+ * memory mapping): the index's instance rows, which its own page cache keeps between calls,
+ * answer "does the instance exist" for almost every row; only a row whose instance it lacks
+ * is looked up in the store, so an instance created since the last sync is never an orphan. */
+#define ORCH_ROWS_IX(attempts)                                                                                         \
+	ORCH_ROWS_WITH(attempts, "NOT EXISTS (SELECT 1 FROM main.dx_inst d WHERE d.instance_id=q.instance_id) AND"     \
+	                         " NOT EXISTS (SELECT 1 FROM store.instances x WHERE x.instance_id=q.instance_id)")
 
 #define WORKER_ROWS(attempts)                                                                                          \
 	"SELECT w.id AS id, w.instance_id AS instance_id, w.work_item AS work_item,"                                   \
@@ -44,9 +54,11 @@ int sq_queue_snapshot(store *base, const store_queue_params *p, store_queue_snap
 	/* One pass, each row classified in C: no table of every row and its work item is built
 	 * (the figures read every per-row value several times). Values that SQL leaves NULL
 	 * (an unreadable time) compare false, as they would in SQL. */
-	sqlite3_stmt *st = sq_stmt(s, has_attempts ? ORCH_ROWS("q.attempt_count") : ORCH_ROWS("0"));
+	int ix = sqi_usable(s);
+	sqlite3_stmt *st = ix ? sqi_stmt(s, has_attempts ? ORCH_ROWS_IX("q.attempt_count") : ORCH_ROWS_IX("0"))
+	                      : sq_stmt(s, has_attempts ? ORCH_ROWS("q.attempt_count") : ORCH_ROWS("0"));
 	if (st == NULL)
-		return sq_stmt_err(s);
+		return ix ? DUROX_EIO : sq_stmt_err(s);
 	sqlite3_bind_int64(st, 1, p->now);
 	int64_t now = p->now;
 	durox_queue_detail *o = &out->orchestrator;
@@ -110,7 +122,8 @@ int sq_queue_snapshot(store *base, const store_queue_params *p, store_queue_snap
 	}
 	sq_done(st);
 	if (r != SQLITE_DONE)
-		return sq_fail(s, r, "reading the orchestrator queue");
+		return ix ? sqi_fail(s, r, "reading the orchestrator queue")
+		          : sq_fail(s, r, "reading the orchestrator queue");
 
 	char sql[4096];
 	snprintf(sql, sizeof sql,
