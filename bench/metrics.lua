@@ -2,6 +2,7 @@
 -- Duroxide's own management API on the same store, in one run:
 --
 --   duroxlua bench/metrics.lua STORE.db [runs]        (default 3 runs)
+--   duroxlua bench/metrics.lua postgres://...?schema=dx [runs]   (a PostgreSQL store)
 --
 -- For each run it starts fresh processes (the OS page cache is warmed once first, by reading
 -- the store's files): ours (this same binary) measures, in process,
@@ -31,9 +32,11 @@ local function timed(f)
   return durox.now() - t0, r
 end
 
+local function store_url(db) return db:match("^postgres") and db or "sqlite:" .. db end
+
 local function child(db)
   local out = {}
-  local dx = assert(durox.open("sqlite:" .. db, { readonly = true, config = { cache_ttl_seconds = 3600 } }))
+  local dx = assert(durox.open(store_url(db), { readonly = true, config = { cache_ttl_seconds = 3600 } }))
   local m
   out.runtime_cold, m = timed(function() return assert(dx:get_runtime_metrics()) end)
   out.instances = m.total_instances_started
@@ -46,7 +49,7 @@ local function child(db)
   out.orch_warm = timed(function() return assert(dx:get_orchestration_metrics { fresh = true }) end)
   dx:close()
   -- the group-by queries, each first in a fresh handle (query_instances is not cached)
-  dx = assert(durox.open("sqlite:" .. db, { readonly = true }))
+  dx = assert(durox.open(store_url(db), { readonly = true }))
   local q1 = { group_by = { "OrchestrationName", "Status" }, aggregate = { "Count", "SuccessRate", "FailureRate" } }
   local q2 = { group_by = { "OrchestrationName" } } -- every aggregate: durations and p50/p95/p99
   out.group_counts_cold = timed(function() return assert(dx:query_instances(q1)) end)
@@ -82,8 +85,13 @@ local function capture(cmd)
   return s
 end
 
--- warm the OS cache: every run starts with the store's pages in memory
-capture(("cat %s %s >/dev/null 2>&1 || true"):format(sh(db), sh(db .. "-wal")))
+-- warm the OS cache: every run starts with the store's pages in memory (a PostgreSQL server
+-- keeps its own cache: one untimed pass first)
+if db:match("^postgres") then
+  capture(("%s %s --child %s >/dev/null"):format(sh(self_bin), sh(arg[0]), sh(db)))
+else
+  capture(("cat %s %s >/dev/null 2>&1 || true"):format(sh(db), sh(db .. "-wal")))
+end
 
 local ours, theirs = {}, {}
 for r = 1, runs do

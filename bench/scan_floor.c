@@ -41,9 +41,10 @@ int main(int argc, char **argv)
 		sqlite3_close(db);
 		return 1;
 	}
-	const char *sql = strcmp(argv[2], "history") == 0
-	                          ? "SELECT instance_id, execution_id, event_id, event_type, event_data, created_at FROM history"
-	                          : "SELECT instance_id, execution_id, status, output, started_at, completed_at FROM executions";
+	const char *sql =
+	        strcmp(argv[2], "history") == 0
+	                ? "SELECT instance_id, execution_id, event_id, event_type, event_data, created_at FROM history"
+	                : "SELECT instance_id, execution_id, status, output, started_at, completed_at FROM executions";
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		fprintf(stderr, "scan_floor: %s\n", sqlite3_errmsg(db));

@@ -27,7 +27,18 @@
 extern "C" {
 #endif
 
+/* The version of this header, the one place it is written (CMake, the .pc file and the
+ * rockspec read it from here): DUROX_VERSION_NUMBER is major * 1000000 + minor * 1000 +
+ * patch, for compile-time comparisons; durox_version() tells the library's at run time. */
+#define DUROX_VERSION_MAJOR 0
+#define DUROX_VERSION_MINOR 1
+#define DUROX_VERSION_PATCH 0
 #define DUROX_VERSION "0.1.0"
+#define DUROX_VERSION_NUMBER (DUROX_VERSION_MAJOR * 1000000 + DUROX_VERSION_MINOR * 1000 + DUROX_VERSION_PATCH)
+
+/* The version of the library linked ("0.1.0"; a static string) and its number. */
+const char *durox_version(void);
+int durox_version_number(void);
 
 /* ---- result codes ------------------------------------------------------------- */
 
@@ -46,6 +57,7 @@ extern "C" {
 	(-11)                /* the instance or job is not in a state that allows the operation                        \
 	                        (already terminal, still running, already exists...) */
 #define DUROX_ETIMEOUT (-12) /* a wait ended before its condition was met */
+#define DUROX_EGONE (-13)    /* the store went away under the handle: its file was deleted or replaced; reopen it */
 
 /* Short upper-case name of a result code ("NOTFOUND", "BUSY", ...); "OK" for 0, "UNKNOWN" otherwise. */
 const char *durox_code_name(int rc);
@@ -62,6 +74,8 @@ typedef enum durox_status {
 	DUROX_STATUS_FAILED,           /* "Failed" (cancellation is a failure in Duroxide) */
 	DUROX_STATUS_CONTINUED_AS_NEW, /* "ContinuedAsNew": between an execution's end and the next one's start */
 	DUROX_STATUS_UNKNOWN,          /* "Unknown": the instance row exists but its current execution row does not */
+	DUROX_STATUS_PENDING, /* "Pending": no instance row yet, but its StartOrchestration is queued (the runtime
+	                         has not picked it up); shown by status, details, waits and stuck-work reports */
 	DUROX_STATUS__COUNT
 } durox_status;
 
@@ -253,12 +267,29 @@ typedef struct durox_config {
 	uint32_t event_wait_threshold_ms; /* find_stuck_instances: event waits longer than this; default 86400000 */
 	uint32_t max_attempts;            /* the runtime's poison limit (RuntimeOptions.max_attempts); default 10 */
 	uint32_t near_poison_attempts;    /* attempt_count from which a queue item is near poison; default 5 */
+	/* caps on what a write carries (DUROX_ELIMIT beyond them) */
+	uint32_t max_payload_bytes; /* an input, event data or cancel reason; default 16777216 (16 MiB) */
+	uint32_t max_id_bytes;      /* an instance id, orchestration, event or queue name, version; default 1024 */
+	/* the Lua binding: how long one call of a predicate, authorize or progress function may run
+	 * before it is stopped with an error; 0 (the default) sets no limit (trusted scripts) */
+	uint32_t callback_budget_ms;
 } durox_config;
+
+/* The defaults of a new handle (what durox_get_config returns right after durox_open). */
+#define DUROX_CONFIG_INIT                                                                                              \
+	{                                                                                                              \
+		.enable_metrics = 1, .enable_streaming = 1, .max_list_instances = 10000, .max_bulk_operations = 1000,  \
+		.metrics_retention_hours = 24, .cache_ttl_seconds = 5, .stall_threshold_ms = 60000,                    \
+		.timer_overdue_ms = 60000, .event_wait_threshold_ms = 86400000, .max_attempts = 10,                    \
+		.near_poison_attempts = 5, .max_payload_bytes = 16777216, .max_id_bytes = 1024,                        \
+		.callback_budget_ms = 0                                                                                \
+	}
 
 /* Copies the handle's configuration into *cfg. */
 void durox_get_config(durox *dx, durox_config *cfg);
 /* Replaces the configuration; DUROX_EINVALID when max_list_instances, max_bulk_operations,
- * max_attempts or near_poison_attempts is 0, or near_poison_attempts exceeds max_attempts. */
+ * max_attempts, near_poison_attempts, max_payload_bytes or max_id_bytes is 0, or
+ * near_poison_attempts exceeds max_attempts. */
 int durox_set_config(durox *dx, const durox_config *cfg);
 
 /* ---- instance summaries ---------------------------------------------------------- */
@@ -1150,10 +1181,12 @@ int durox_wait_for_orchestration(durox *dx, const char *instance_id, int64_t tim
 
 /* What happened (or, in a dry run, would happen) to one target. */
 typedef enum durox_outcome {
-	DUROX_OUTCOME_PENDING = 0,    /* not processed yet (a stopped or interrupted job) */
-	DUROX_OUTCOME_DONE,           /* acted on: cancelled, raised, purged, pruned, restarted */
-	DUROX_OUTCOME_FAILED,         /* refused; code and message say why */
-	DUROX_OUTCOME_NO_SUBSCRIPTION /* raise: running, but no open subscription for the event */
+	DUROX_OUTCOME_PENDING = 0,     /* not processed yet (a stopped or interrupted job) */
+	DUROX_OUTCOME_DONE,            /* acted on: cancelled, raised, purged, pruned, restarted */
+	DUROX_OUTCOME_FAILED,          /* refused; code and message say why */
+	DUROX_OUTCOME_NO_SUBSCRIPTION, /* raise: running, but no open subscription for the event */
+	DUROX_OUTCOME_SKIPPED          /* purge or restart by filter: a sub-orchestration, acted on only through its
+	                                  root; message says so. Reported in the response, not journaled. */
 } durox_outcome;
 
 /* "pending", "done", "failed", "no_subscription"; NULL when out of range. */
@@ -1281,7 +1314,7 @@ typedef struct durox_bulk_response {
 	uint64_t total_matched;
 	size_t count;
 	durox_bulk_item *items; /* every target, in processing order */
-	uint64_t done, failed, no_subscription, pending;
+	uint64_t done, failed, no_subscription, pending, skipped;
 	/* purge/prune totals over the items */
 	uint64_t instances_deleted, executions_deleted, events_deleted, queue_messages_deleted;
 	int64_t elapsed_ms; /* this call */
@@ -1730,6 +1763,7 @@ typedef struct durox_event_stream_request {
 	uint32_t batch_size;       /* history rows read per poll; 0 means 500 */
 	int no_payloads;           /* nonzero: details leave out inputs, outputs, results and event data */
 	int64_t verify_ms;         /* how often to look for deleted rows (0 means 1000; < 0 never) */
+	int no_wait;               /* follow: when nothing is there, next() returns 2 at once instead of waiting */
 	durox_wait_fn wait;
 	void *wait_ud;
 } durox_event_stream_request;
@@ -1746,8 +1780,9 @@ typedef struct durox_event_stream durox_event_stream;
  */
 int durox_event_stream_open(durox *dx, const durox_event_stream_request *req, durox_event_stream **out);
 /* The next item: 1 and *ev set (valid until the next call), 0 when the stream ended (the
- * present reached without follow, or the timeout), or a negative code (DUROX_EABORT when the
- * wait function or the predicate stopped it). */
+ * present reached without follow, or the timeout), 2 (follow with no_wait) when nothing is
+ * there now, or a negative code (DUROX_EABORT when the wait function or the predicate
+ * stopped it). */
 int durox_event_stream_next(durox_event_stream *s, const durox_instance_event **ev);
 /* A cursor for everything read so far (past the rows that matched nothing): the place to
  * resume when the consumer has handled every item it was given. Owned by s, valid until the
@@ -1862,7 +1897,8 @@ void durox_dead_letter_list_free(durox_dead_letter_list *l);
  * creating our tables on first use. DUROX_EDENIED on a read-only handle. */
 int durox_dead_letter_add(durox *dx, const durox_dead_letter *d, int64_t *id);
 /* Dead letters with id > after (oldest first), of one source (NULL: any), at most limit (0:
- * 1000). An empty list when none was ever recorded. */
+ * 1000). An empty list when none was ever recorded. Under a policy: can_manage_jobs (they hold
+ * the payloads of every follower's events), else DUROX_EDENIED; so is deleting one. */
 int durox_list_dead_letters(durox *dx, const char *source, int64_t after, uint32_t limit, durox_dead_letter_list **out);
 /* Removes one; DUROX_ENOTFOUND when there is none with that id. */
 int durox_dead_letter_delete(durox *dx, int64_t id);

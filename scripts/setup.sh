@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted
-          libsqlite3-dev sqlite3 libpq-dev postgresql postgresql-client libcurl4-openssl-dev clang-14 libclang-rt-14-dev clang-format nodejs npm
-          prometheus openssl curl)
+          libsqlite3-dev sqlite3 libpq-dev postgresql postgresql-client libcurl4-openssl-dev libedit-dev tmux zsh
+          luarocks clang-14 libclang-rt-14-dev clang-format nodejs npm prometheus openssl curl)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # test.sh - the whole test suite on a fresh machine: installs what is needed, builds,
 # creates the fixtures with the real Duroxide runtime, runs every test, then rebuilds with
-# AddressSanitizer/UBSan and runs every test again (same fixtures), then runs the libFuzzer
-# targets (clang-14) for a bounded time each (DUROX_FUZZ_SECONDS, default 20).
+# AddressSanitizer/UBSan and runs every test again (same fixtures), builds Release with gcc
+# (and runs the unit tests and a few specs there) and everything with clang-14, both with
+# -Werror, then runs the libFuzzer targets (clang-14) for a bounded time each
+# (DUROX_FUZZ_SECONDS, default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -12,7 +14,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # pg_server fixture) and stops it after the last test; this makes sure none is left behind
 # when a run is interrupted or a build fails.
 stop_pg() {
-  for b in build build-asan; do
+  for b in build build-asan build-release; do
     d=$(sed -n 's/^DUROX_PG_DIR:PATH=//p' "$b/CMakeCache.txt" 2>/dev/null || true)
     [ -n "$d" ] && ./tests/pg_server.sh stop "$d" >/dev/null 2>&1 || true
   done
@@ -28,6 +30,15 @@ cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ctest --output-on-failure)
 
+# Every build type builds, warning-free (-Werror) with gcc and clang: Release with gcc (its
+# optimiser warns about more, e.g. format truncation), with a few tests run on it, and every
+# target with clang-14.
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DDUROX_FIXTURES="$PWD/build/fixtures"
+cmake --build build-release -j"$jobs"
+(cd build-release && ctest --output-on-failure -FA 'pg_server|pg_store|pg_busy_store' -R '^(c_unit|spec_options|cli_format|cli_exit)$')
+cmake -S . -B build-clang -DCMAKE_C_COMPILER=clang-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDUROX_TESTS=OFF
+cmake --build build-clang -j"$jobs"
+
 # The libFuzzer targets (tests/fuzz: query parser, page tokens, history decoder, work-item
 # encoder), each a CTest test fuzzing for a bounded time (DUROX_FUZZ_SECONDS each, default 20;
 # a crash or a broken invariant fails the script). New inputs go to scratch corpora beside the
@@ -40,4 +51,4 @@ for t in history work_item; do cp build-fuzz/tests/fuzz/fixture-seeds/$t/* build
 DUROX_FUZZ_DB="$PWD/build/fixtures/scenarios.db" DUROX_FUZZ_MAKE_CORPUS="$PWD/build-fuzz/tests/fuzz/corpus-token" \
   build-fuzz/tests/fuzz/fuzz_token -runs=0 build-fuzz/tests/fuzz/corpus-token >/dev/null 2>&1
 (cd build-fuzz && ctest --output-on-failure)
-echo "test.sh: all tests passed (normal and sanitizer builds, fuzzing)"
+echo "test.sh: all tests passed (RelWithDebInfo, sanitizer and Release builds; clang build; fuzzing)"

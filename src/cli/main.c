@@ -1,14 +1,17 @@
 /*
- * main.c - duroxlua: a Lua 5.4 interpreter with the durox module preloaded, a REPL that
- * pretty-prints results, and ready-made subcommands written in Lua (lua/durox/cli).
+ * main.c - duroxlua, the Lua 5.4 interpreter with the durox module built in:
  *
- *   duroxlua [--store URL] [--config FILE] [options] [script [args]]      like `lua`
- *   duroxlua [--store URL] <subcommand> [args]            e.g. list, show, history
+ *   duroxlua [--store URL] [--config FILE] [--no-index] [access options] [-e CODE] [-l [G=]MOD] [-i] [-v] [-E] [-W]
+ * [SCRIPT [ARGS]] duroxlua [--store URL] [--config FILE] COMMAND [ARGS]     (list, show, cancel, ...: lua/durox/cli)
  *
- * Like lua.c it runs everything inside a protected pmain with a traceback handler and
- * turns Ctrl-C into a hook that raises "interrupted!". The store URL comes from --store or
- * DUROX_STORE; when given, the global `dx` is an open handle. Relies on the Lua binding
- * (durox_luaopen). The subcommands live in lua/ and are embedded at build time.
+ * The front end reads its own options, then hands over: a COMMAND to durox.cli.main, a
+ * SCRIPT (or standard input that is no terminal) to the interpreter, and with no script on a
+ * terminal, or with -i, to the REPL (lua/durox/repl.lua, on durox.term from term.c). The
+ * whole run is one protected call, so a Lua error anywhere is reported and nothing escapes.
+ * Ctrl-C while Lua code runs sets a hook that raises "interrupted!" at the next instruction;
+ * at the prompt it only discards the line. Exit codes follow docs/cli.md: 0 done, 1 an error,
+ * 2 a bad command line, 130 interrupted (a COMMAND returns its own). Relies on the binding
+ * (durox_luaopen) and term.c; the subcommands are the embedded lua/durox/cli modules.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
@@ -21,73 +24,173 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "cli/cli.h"
 #include "lua/lx.h"
 
-static const char *progname = "duroxlua";
-static lua_State *globalL = NULL;
+#define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130
 
-static void usage(FILE *out)
+static const char *const PROGRAM = "duroxlua";
+
+/* ---- the command line ---------------------------------------------------------------------- */
+
+/* What the front end's options asked for. Actions (-e, -l, -W) are run in their order by
+ * walking argv again up to `first`. */
+/* The access-control settings (docs/access-control.md): the command line's, else the
+ * environment's ($DUROX_POLICY, $DUROX_USER, $DUROX_ROLES, $DUROX_AUDIT_FILE,
+ * $DUROX_ACCESS_REASON). */
+typedef struct access_opts {
+	const char *policy, *user, *audit_file, *reason;
+	const char *roles[64];
+	int n_roles;
+	const char *roles_env; /* $DUROX_ROLES when no --role was given */
+	int no_index;          /* --no-index: read the store without the visibility index */
+} access_opts;
+
+typedef struct frontend {
+	int argc;
+	char **argv;
+	int first; /* index of the script or command; argc when there is none */
+	int interactive, version, help, no_env, has_code, stdin_script;
+	const char *store, *config;
+	access_opts access;
+	const char *bad; /* an option we do not know, or one missing its value */
+} frontend;
+
+/* The options that take a value (skipped when the actions are run in order). */
+static int takes_value(const char *a)
 {
-	fprintf(out,
-	        "usage: %s [--store URL] [options] [script [args]]\n"
-	        "       %s [--store URL] <command> [args]   (commands: run '%s help')\n"
-	        "Options:\n"
-	        "  --store URL  open this Duroxide store as the global 'dx' (default: $DUROX_STORE)\n"
-	        "  --config FILE  ManagementConfig file for the store (default: $DUROX_CONFIG)\n"
-	        "  --no-index   read the store without the visibility index (docs/index.md)\n"
-	        "  --policy FILE  access-control policy (default: $DUROX_POLICY; docs/access-control.md)\n"
-	        "  --user NAME    the caller's user id for the policy (default: $DUROX_USER)\n"
-	        "  --role R1,R2   the caller's roles, repeatable (default: $DUROX_ROLES)\n"
-	        "  --audit-file FILE  JSON Lines audit log of a read-only handle (default: $DUROX_AUDIT_FILE)\n"
-	        "  --access-reason TEXT  why the caller acts (break-glass policies; default: $DUROX_ACCESS_REASON)\n"
-	        "  -e stat      execute string 'stat'\n"
-	        "  -i           enter interactive mode after executing 'script'\n"
-	        "  -l mod       require library 'mod' into global 'mod'\n"
-	        "  -l g=mod     require library 'mod' into global 'g'\n"
-	        "  -v           show version information\n"
-	        "  -E           ignore environment variables\n"
-	        "  -W           turn warnings on\n"
-	        "  --           stop handling options\n"
-	        "  -            stop handling options and execute stdin\n"
-	        "  -h, --help   show this help\n",
-	        progname, progname, progname);
+	static const char *const names[] = {"--store", "--config",     "--policy",        "--user",
+	                                    "--role",  "--audit-file", "--access-reason", NULL};
+	for (int k = 0; names[k] != NULL; k++)
+		if (strcmp(a, names[k]) == 0)
+			return 1;
+	return 0;
 }
 
-static void l_message(const char *pname, const char *msg)
+/* Reads the value of option argv[*i] (its own next argument, or after '=' in --name=value). */
+static const char *option_value(frontend *f, int *i, const char *name)
 {
-	if (pname)
-		fprintf(stderr, "%s: ", pname);
-	fprintf(stderr, "%s\n", msg);
-	fflush(stderr);
-}
-
-static int report(lua_State *L, int status)
-{
-	if (status != LUA_OK) {
-		const char *msg = lua_tostring(L, -1);
-		if (msg == NULL)
-			msg = "(error object is not a string)";
-		l_message(progname, msg);
-		lua_pop(L, 1);
+	const char *a = f->argv[*i];
+	size_t n = strlen(name);
+	if (a[n] == '=')
+		return a + n + 1;
+	if (*i + 1 >= f->argc) {
+		f->bad = a;
+		return NULL;
 	}
-	return status;
+	return f->argv[++*i];
 }
 
-static void lstop(lua_State *L, lua_Debug *ar)
+/* Fills f from argv; stops at the first argument that is not an option (the script or
+ * command), at "--" or at "-" (the script is standard input). */
+static void read_command_line(frontend *f)
+{
+	for (int i = 1; i < f->argc; i++) {
+		const char *a = f->argv[i];
+		if (a[0] != '-') {
+			f->first = i;
+			return;
+		}
+		if (strcmp(a, "--") == 0) {
+			f->first = i + 1;
+			return;
+		}
+		if (strcmp(a, "-") == 0) {
+			f->first = i;
+			f->stdin_script = 1;
+			return;
+		}
+		if (strcmp(a, "--store") == 0 || strncmp(a, "--store=", 8) == 0) {
+			if ((f->store = option_value(f, &i, "--store")) == NULL)
+				return;
+		} else if (strcmp(a, "--config") == 0 || strncmp(a, "--config=", 9) == 0) {
+			if ((f->config = option_value(f, &i, "--config")) == NULL)
+				return;
+		} else if (strcmp(a, "--policy") == 0 || strncmp(a, "--policy=", 9) == 0) {
+			if ((f->access.policy = option_value(f, &i, "--policy")) == NULL)
+				return;
+		} else if (strcmp(a, "--user") == 0 || strncmp(a, "--user=", 7) == 0) {
+			if ((f->access.user = option_value(f, &i, "--user")) == NULL)
+				return;
+		} else if (strcmp(a, "--audit-file") == 0 || strncmp(a, "--audit-file=", 13) == 0) {
+			if ((f->access.audit_file = option_value(f, &i, "--audit-file")) == NULL)
+				return;
+		} else if (strcmp(a, "--access-reason") == 0 || strncmp(a, "--access-reason=", 16) == 0) {
+			if ((f->access.reason = option_value(f, &i, "--access-reason")) == NULL)
+				return;
+		} else if (strcmp(a, "--role") == 0 || strncmp(a, "--role=", 7) == 0) {
+			const char *r = option_value(f, &i, "--role");
+			if (r == NULL)
+				return;
+			if (f->access.n_roles >= 64) {
+				f->bad = a;
+				return;
+			}
+			f->access.roles[f->access.n_roles++] = r;
+		} else if (strcmp(a, "--no-index") == 0) {
+			f->access.no_index = 1;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			f->help = 1;
+		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
+			f->version = 1;
+		} else if (strcmp(a, "-i") == 0) {
+			f->interactive = f->version = 1;
+		} else if (strcmp(a, "-E") == 0) {
+			f->no_env = 1;
+		} else if (strcmp(a, "-W") == 0) {
+			/* run in order with -e and -l */
+		} else if (a[1] == 'e' || a[1] == 'l') {
+			f->has_code |= a[1] == 'e';
+			if (a[2] == '\0' && (i + 1 >= f->argc || f->argv[i + 1][0] == '-')) {
+				f->bad = a;
+				return;
+			}
+			if (a[2] == '\0')
+				i++;
+		} else {
+			f->bad = a;
+			return;
+		}
+	}
+	f->first = f->argc;
+}
+
+/* Prints durox.cli's interpreter_usage() (the one text --help and the manual show). */
+static void print_usage(lua_State *L, FILE *out)
+{
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "durox.cli");
+	if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_getfield(L, -1, "interpreter_usage") == LUA_TFUNCTION &&
+	    lua_pcall(L, 0, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
+		fputs(lua_tostring(L, -1), out);
+	else
+		fprintf(out, "usage: %s [options] [script [args]]\n", PROGRAM);
+	lua_settop(L, 2);
+}
+
+/* ---- running Lua code ------------------------------------------------------------------------ */
+
+static lua_State *running; /* the state whose code a Ctrl-C interrupts */
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
 	lua_sethook(L, NULL, 0, 0);
 	luaL_error(L, "interrupted!");
 }
 
-static void laction(int i)
+/* SIGINT while Lua code runs: stop it at its next instruction (setting a hook is what a
+ * signal handler may do with a Lua state). */
+static void on_sigint(int sig)
 {
-	int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
-	signal(i, SIG_DFL);
-	lua_sethook(globalL, lstop, flag, 1);
+	(void)sig;
+	if (running != NULL)
+		lua_sethook(running, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
 }
 
-static int msghandler(lua_State *L)
+/* Message handler: the error as text, with a traceback below it. */
+static int traceback(lua_State *L)
 {
 	const char *msg = lua_tostring(L, 1);
 	if (msg == NULL) {
@@ -99,285 +202,195 @@ static int msghandler(lua_State *L)
 	return 1;
 }
 
-static int docall(lua_State *L, int narg, int nres)
+/* Calls the function below its nargs arguments, protected, with Ctrl-C interrupting it.
+ * Leaves nres results (or the error message) and returns the lua_pcall status. */
+static int call(lua_State *L, int nargs, int nres)
 {
-	int base = lua_gettop(L) - narg;
-	lua_pushcfunction(L, msghandler);
+	int base = lua_gettop(L) - nargs;
+	lua_pushcfunction(L, traceback);
 	lua_insert(L, base);
-	globalL = L;
-	signal(SIGINT, laction);
-	int status = lua_pcall(L, narg, nres, base);
-	signal(SIGINT, SIG_DFL);
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old);
+	lua_State *outer = running;
+	running = L;
+	int status = lua_pcall(L, nargs, nres, base);
+	running = outer;
+	sigaction(SIGINT, &old, NULL);
 	lua_remove(L, base);
 	return status;
 }
 
-static int dochunk(lua_State *L, int status)
+/* Whether the error at the top is an interruption by Ctrl-C. */
+static int interrupted(lua_State *L)
 {
-	if (status == LUA_OK)
-		status = docall(L, 0, 0);
-	return report(L, status);
+	const char *msg = lua_tostring(L, -1);
+	return msg != NULL && strstr(msg, "interrupted!") != NULL;
 }
 
-static int dostring(lua_State *L, const char *s, const char *name)
+/* Reports a failed call's message (at the top, popped) as "duroxlua: message". */
+static int report(lua_State *L, int status)
 {
-	return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
-}
-
-static int dolibrary(lua_State *L, char *arg)
-{
-	char *eq = strchr(arg, '=');
-	const char *mod = arg, *glb = arg;
-	if (eq != NULL) {
-		*eq = '\0';
-		mod = eq + 1;
+	if (status != LUA_OK) {
+		const char *msg = lua_tostring(L, -1);
+		fprintf(stderr, "%s: %s\n", PROGRAM, msg != NULL ? msg : "(error object is not a string)");
+		fflush(stderr);
+		lua_pop(L, 1);
 	}
+	return status;
+}
+
+/* The exit code of a failed run: interrupted or an error. Pops the message after reporting. */
+static int failure(lua_State *L, int status)
+{
+	int code = interrupted(L) ? EXIT_INTERRUPTED : EXIT_FAILURE;
+	report(L, status);
+	return code;
+}
+
+/* Runs a loaded chunk, below its nargs arguments (or reports why it did not load: then no
+ * arguments were pushed); returns 0 or an exit code. */
+static int run_loaded(lua_State *L, int load_status, int nargs)
+{
+	if (load_status != LUA_OK)
+		return failure(L, load_status);
+	int status = call(L, nargs, 0);
+	return status == LUA_OK ? 0 : failure(L, status);
+}
+
+/* -l [G=]MOD: require("MOD") into the global G (default MOD). Returns 0 or an exit code. */
+static int require_into_global(lua_State *L, const char *spec)
+{
+	const char *eq = strchr(spec, '=');
+	const char *mod = eq != NULL ? eq + 1 : spec;
+	lua_pushglobaltable(L);
+	lua_pushlstring(L, spec, eq != NULL ? (size_t)(eq - spec) : strlen(spec));
 	lua_getglobal(L, "require");
 	lua_pushstring(L, mod);
-	int status = docall(L, 1, 1);
-	if (status == LUA_OK)
-		lua_setglobal(L, glb);
-	return report(L, status);
+	int status = call(L, 1, 1);
+	if (status != LUA_OK) {
+		int code = failure(L, status);
+		lua_pop(L, 2);
+		return code;
+	}
+	lua_settable(L, -3);
+	lua_pop(L, 1);
+	return 0;
 }
 
-/* Creates the global 'arg' table like lua.c: script at 0, its arguments at 1.. */
-static void createargtable(lua_State *L, char **argv, int argc, int script)
+/* Runs the -e, -l and -W actions in their order. Returns 0 or an exit code. */
+static int run_actions(lua_State *L, const frontend *f)
 {
-	if (script == argc)
-		script = 0;
-	int narg = argc - (script + 1);
-	lua_createtable(L, narg, script + 1);
-	for (int i = 0; i < argc; i++) {
-		lua_pushstring(L, argv[i]);
+	for (int i = 1; i < f->first; i++) {
+		const char *a = f->argv[i];
+		if (takes_value(a)) {
+			i++;
+			continue;
+		}
+		if (strcmp(a, "-W") == 0) {
+			lua_warning(L, "@on", 0);
+			continue;
+		}
+		if (a[0] != '-' || (a[1] != 'e' && a[1] != 'l'))
+			continue;
+		const char *value = a[2] != '\0' ? a + 2 : f->argv[++i];
+		int code;
+		if (a[1] == 'e') {
+			code = run_loaded(L, luaL_loadbuffer(L, value, strlen(value), "=(command line)"), 0);
+		} else {
+			code = require_into_global(L, value);
+		}
+		if (code != 0)
+			return code;
+	}
+	return 0;
+}
+
+/* LUA_INIT_5_4 (else LUA_INIT): "@file" runs the file, anything else is code. */
+static int run_lua_init(lua_State *L)
+{
+	const char *name = "=LUA_INIT_5_4";
+	const char *init = getenv("LUA_INIT_5_4");
+	if (init == NULL) {
+		name = "=LUA_INIT";
+		init = getenv("LUA_INIT");
+	}
+	if (init == NULL)
+		return 0;
+	if (init[0] == '@')
+		return run_loaded(L, luaL_loadfile(L, init + 1), 0);
+	return run_loaded(L, luaL_loadbuffer(L, init, strlen(init), name), 0);
+}
+
+/* The global table arg: the script at 0, its arguments at 1.., the options below 0. */
+static void set_arg_table(lua_State *L, const frontend *f)
+{
+	int script = f->first < f->argc ? f->first : 0;
+	lua_createtable(L, f->argc - script, script + 1);
+	for (int i = 0; i < f->argc; i++) {
+		lua_pushstring(L, f->argv[i]);
 		lua_rawseti(L, -2, i - script);
 	}
 	lua_setglobal(L, "arg");
 }
 
-static int pushargs(lua_State *L)
+/* Runs the script argv[first] (NULL name: stdin) with its arguments. */
+static int run_script(lua_State *L, const frontend *f)
 {
-	if (lua_getglobal(L, "arg") != LUA_TTABLE)
-		luaL_error(L, "'arg' is not a table");
-	int n = (int)luaL_len(L, -1);
-	luaL_checkstack(L, n + 3, "too many arguments to script");
-	int i;
-	for (i = 1; i <= n; i++)
-		lua_rawgeti(L, -i, i);
-	lua_remove(L, -i);
-	return n;
-}
-
-static int handle_script(lua_State *L, char **argv)
-{
-	const char *fname = argv[0];
-	if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0)
-		fname = NULL; /* stdin */
-	int status = luaL_loadfile(L, fname);
-	if (status == LUA_OK) {
-		int n = pushargs(L);
-		status = docall(L, n, 0);
+	const char *name = f->stdin_script ? NULL : f->argv[f->first];
+	int load = luaL_loadfile(L, name);
+	int nargs = 0;
+	if (load == LUA_OK) {
+		nargs = f->argc - f->first - 1;
+		luaL_checkstack(L, nargs + 3, "too many arguments to the script");
+		for (int i = f->first + 1; i < f->argc; i++)
+			lua_pushstring(L, f->argv[i]);
 	}
-	return report(L, status);
+	return run_loaded(L, load, nargs);
 }
 
-/* ---- REPL -------------------------------------------------------------------------- */
+/* ---- commands, the store, the REPL ------------------------------------------------------------ */
 
-static const char *get_prompt(lua_State *L, int firstline)
+/* Whether argv[first] names a command: a plain word (no '.', no '/') that is not a file. */
+static int names_command(const frontend *f)
 {
-	if (lua_getglobal(L, firstline ? "_PROMPT" : "_PROMPT2") == LUA_TNIL)
-		return firstline ? "durox> " : "   >> ";
-	const char *p = luaL_tolstring(L, -1, NULL);
-	lua_remove(L, -2);
-	return p;
+	if (f->first >= f->argc || f->stdin_script || strcmp(f->argv[f->first - 1], "--") == 0)
+		return 0;
+	const char *w = f->argv[f->first];
+	return w[0] != '\0' && strchr(w, '.') == NULL && strchr(w, '/') == NULL && access(w, F_OK) != 0;
 }
 
-static int incomplete(lua_State *L, int status)
+/* Pushes the access settings as durox.cli takes them: { policy, user, roles = {...},
+ * audit_file, reason, source_ip } (source_ip: the client of an SSH session, $SSH_CLIENT). */
+static void push_access(lua_State *L, const frontend *f)
 {
-	if (status == LUA_ERRSYNTAX) {
-		size_t lmsg;
-		const char *msg = lua_tolstring(L, -1, &lmsg);
-		const char eof[] = "<eof>";
-		if (lmsg >= sizeof eof - 1 && strcmp(msg + lmsg - (sizeof eof - 1), eof) == 0) {
-			lua_pop(L, 1);
-			return 1;
+	const access_opts *a = &f->access;
+	lua_createtable(L, 0, 6);
+	const char *fields[][2] = {
+	        {"policy", a->policy}, {"user", a->user}, {"audit_file", a->audit_file}, {"reason", a->reason}};
+	for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++) {
+		if (fields[k][1] != NULL) {
+			lua_pushstring(L, fields[k][1]);
+			lua_setfield(L, -2, fields[k][0]);
 		}
 	}
-	return 0;
-}
-
-static int pushline(lua_State *L, int firstline)
-{
-	char buffer[4096];
-	const char *prmt = get_prompt(L, firstline);
-	fputs(prmt, stdout);
-	fflush(stdout);
-	lua_pop(L, 1); /* prompt */
-	/* a line may be longer than the buffer: read it in pieces */
-	luaL_Buffer b;
-	luaL_buffinit(L, &b);
-	int got = 0;
-	while (fgets(buffer, sizeof buffer, stdin) != NULL) {
-		got = 1;
-		size_t l = strlen(buffer);
-		luaL_addlstring(&b, buffer, l);
-		if (l > 0 && buffer[l - 1] == '\n')
-			break;
+	lua_createtable(L, a->n_roles, 0);
+	for (int k = 0; k < a->n_roles; k++) {
+		lua_pushstring(L, a->roles[k]);
+		lua_rawseti(L, -2, k + 1);
 	}
-	luaL_pushresult(&b);
-	if (!got) {
-		lua_pop(L, 1);
-		return 0;
+	if (a->n_roles == 0 && a->roles_env != NULL) {
+		lua_pushstring(L, a->roles_env); /* "a,b": durox.cli splits it */
+		lua_rawseti(L, -2, 1);
 	}
-	size_t l;
-	const char *s = lua_tolstring(L, -1, &l);
-	if (l > 0 && s[l - 1] == '\n') {
-		lua_pushlstring(L, s, l - 1);
-		lua_remove(L, -2);
-	}
-	if (firstline && lua_tostring(L, -1)[0] == '=') {
-		lua_pushfstring(L, "return %s", lua_tostring(L, -1) + 1);
-		lua_remove(L, -2);
-	}
-	return 1;
-}
-
-static int addreturn(lua_State *L)
-{
-	const char *line = lua_tostring(L, -1);
-	const char *retline = lua_pushfstring(L, "return %s;", line);
-	int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
-	if (status == LUA_OK)
-		lua_remove(L, -2);
-	else
-		lua_pop(L, 2);
-	return status;
-}
-
-static int multiline(lua_State *L)
-{
-	for (;;) {
-		size_t len;
-		const char *line = lua_tolstring(L, 1, &len);
-		int status = luaL_loadbuffer(L, line, len, "=stdin");
-		if (!incomplete(L, status) || !pushline(L, 0))
-			return status;
-		lua_pushliteral(L, "\n");
-		lua_insert(L, -2);
-		lua_concat(L, 3);
-	}
-}
-
-static int loadline(lua_State *L)
-{
-	lua_settop(L, 0);
-	if (!pushline(L, 1))
-		return -1;
-	int status = addreturn(L);
-	if (status != LUA_OK)
-		status = multiline(L);
-	lua_remove(L, 1);
-	return status;
-}
-
-/* Prints results with durox.pretty (tables as readable trees). */
-static void l_print(lua_State *L)
-{
-	int n = lua_gettop(L);
-	if (n == 0)
-		return;
-	luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
-	lua_getglobal(L, "require");
-	lua_pushliteral(L, "durox.pretty");
-	if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-		l_message(progname, lua_tostring(L, -1));
-		lua_settop(L, 0);
-		return;
-	}
-	lua_getfield(L, -1, "print");
-	lua_remove(L, -2);
-	lua_insert(L, 1);
-	if (lua_pcall(L, n, 0, 0) != LUA_OK)
-		l_message(progname, lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));
-}
-
-static void doREPL(lua_State *L)
-{
-	const char *oldprogname = progname;
-	progname = NULL;
-	int status;
-	while ((status = loadline(L)) != -1) {
-		if (status == LUA_OK)
-			status = docall(L, 0, LUA_MULTRET);
-		if (status == LUA_OK)
-			l_print(L);
-		else
-			report(L, status);
-	}
-	lua_settop(L, 0);
-	fputs("\n", stdout);
-	fflush(stdout);
-	progname = oldprogname;
-}
-
-/* ---- subcommands ----------------------------------------------------------------- */
-
-/* Nonzero when name is meant as a subcommand: a plain word (no '.', no '/') that is not an
- * existing file. durox.cli.main then runs it or reports an unknown command. */
-static int is_subcommand(const char *name)
-{
-	if (name[0] == '-' || name[0] == '\0' || strchr(name, '.') != NULL || strchr(name, '/') != NULL)
-		return 0;
-	return access(name, F_OK) != 0;
-}
-
-/* Runs durox.cli.main with the command name and its arguments; returns the exit code. */
-/* The access-control settings of the command line and the environment. */
-typedef struct access_opts {
-	const char *policy, *user, *audit_file, *reason;
-	const char *roles[64];
-	int n_roles;
-	const char *roles_env; /* $DUROX_ROLES when no --role was given */
-	int no_index;          /* --no-index: read the store without the visibility index */
-} access_opts;
-
-/* Pushes a table { policy, user, roles = {...}, audit_file, reason, source_ip, no_index } (nil
- * fields when not given); source_ip is the client of an SSH session ($SSH_CLIENT), when there
- * is one. */
-static void push_access(lua_State *L, const access_opts *a, int ignore_env)
-{
-	lua_createtable(L, 0, 7);
+	lua_setfield(L, -2, "roles");
 	if (a->no_index) {
 		lua_pushboolean(L, 1);
 		lua_setfield(L, -2, "no_index");
 	}
-	if (a->policy != NULL) {
-		lua_pushstring(L, a->policy);
-		lua_setfield(L, -2, "policy");
-	}
-	if (a->user != NULL) {
-		lua_pushstring(L, a->user);
-		lua_setfield(L, -2, "user");
-	}
-	if (a->audit_file != NULL) {
-		lua_pushstring(L, a->audit_file);
-		lua_setfield(L, -2, "audit_file");
-	}
-	if (a->reason != NULL) {
-		lua_pushstring(L, a->reason);
-		lua_setfield(L, -2, "reason");
-	}
-	lua_newtable(L);
-	int n = 0;
-	for (int k = 0; k < a->n_roles; k++) {
-		lua_pushstring(L, a->roles[k]);
-		lua_rawseti(L, -2, ++n);
-	}
-	if (a->n_roles == 0 && a->roles_env != NULL) {
-		lua_pushstring(L, a->roles_env);
-		lua_rawseti(L, -2, ++n);
-	}
-	lua_setfield(L, -2, "roles");
-	const char *ssh = ignore_env ? NULL : getenv("SSH_CLIENT");
+	const char *ssh = f->no_env ? NULL : getenv("SSH_CLIENT");
 	if (ssh != NULL && ssh[0] != '\0') {
 		const char *sp = strchr(ssh, ' ');
 		lua_pushlstring(L, ssh, sp != NULL ? (size_t)(sp - ssh) : strlen(ssh));
@@ -385,241 +398,129 @@ static void push_access(lua_State *L, const access_opts *a, int ignore_env)
 	}
 }
 
-static int run_subcommand(lua_State *L, char **argv, int argc, const char *store_url, const char *config_file,
-                          const access_opts *acc, int ignore_env)
+/* durox.cli.main({command, args...}, store, config, access) -> its exit code. */
+static int run_command(lua_State *L, const frontend *f)
 {
 	lua_getglobal(L, "require");
 	lua_pushliteral(L, "durox.cli");
-	int status = docall(L, 1, 1);
-	if (status != LUA_OK) {
-		report(L, status);
-		return 1;
-	}
+	int status = call(L, 1, 1);
+	if (status != LUA_OK)
+		return failure(L, status);
 	lua_getfield(L, -1, "main");
-	lua_createtable(L, argc, 0);
-	for (int i = 0; i < argc; i++) {
-		lua_pushstring(L, argv[i]);
-		lua_rawseti(L, -2, i + 1);
+	lua_createtable(L, f->argc - f->first, 0);
+	for (int i = f->first; i < f->argc; i++) {
+		lua_pushstring(L, f->argv[i]);
+		lua_rawseti(L, -2, i - f->first + 1);
 	}
-	if (store_url != NULL)
-		lua_pushstring(L, store_url);
-	else
-		lua_pushnil(L);
-	if (config_file != NULL)
-		lua_pushstring(L, config_file);
-	else
-		lua_pushnil(L);
-	push_access(L, acc, ignore_env);
-	status = docall(L, 4, 1);
-	if (status != LUA_OK) {
-		report(L, status);
-		return 1;
-	}
+	f->store != NULL ? (void)lua_pushstring(L, f->store) : lua_pushnil(L);
+	f->config != NULL ? (void)lua_pushstring(L, f->config) : lua_pushnil(L);
+	push_access(L, f);
+	status = call(L, 4, 1);
+	if (status != LUA_OK)
+		return failure(L, status);
 	return lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
 }
 
-/* ---- main ------------------------------------------------------------------------- */
-
-typedef struct opts {
-	int argc;
-	char **argv;
-	int script; /* index of the script or subcommand, or argc */
-	int interactive;
-	int version;
-	int has_e;
-	int ignore_env;
-	int warnings;
-	const char *store;
-	const char *config;
-	access_opts access;
-	int help;
-	int bad; /* index of a bad option */
-} opts;
-
-static void parse_args(opts *o)
+/* Opens the store as the global dx, with the options the commands use (durox.cli's
+ * open_options: the configuration file and access control; a script may write). Returns 0
+ * or an exit code. */
+static int open_store(lua_State *L, const frontend *f)
 {
-	char **argv = o->argv;
-	int i;
-	for (i = 1; i < o->argc; i++) {
-		const char *a = argv[i];
-		if (a[0] != '-') {
-			o->script = i;
-			return;
-		}
-		if (strcmp(a, "--") == 0) {
-			o->script = i + 1 < o->argc ? i + 1 : o->argc;
-			return;
-		}
-		if (strcmp(a, "-") == 0) {
-			o->script = i;
-			return;
-		}
-		if (strcmp(a, "--store") == 0) {
-			if (++i >= o->argc) {
-				o->bad = i - 1;
-				return;
-			}
-			o->store = argv[i];
-		} else if (strncmp(a, "--store=", 8) == 0) {
-			o->store = a + 8;
-		} else if (strcmp(a, "--config") == 0) {
-			if (++i >= o->argc) {
-				o->bad = i - 1;
-				return;
-			}
-			o->config = argv[i];
-		} else if (strncmp(a, "--config=", 9) == 0) {
-			o->config = a + 9;
-		} else if (strcmp(a, "--no-index") == 0) {
-			o->access.no_index = 1;
-		} else if (strcmp(a, "--policy") == 0 || strcmp(a, "--user") == 0 || strcmp(a, "--role") == 0 ||
-		           strcmp(a, "--audit-file") == 0 || strcmp(a, "--access-reason") == 0) {
-			if (++i >= o->argc || (strcmp(a, "--role") == 0 && o->access.n_roles >= 64)) {
-				o->bad = i - 1;
-				return;
-			}
-			if (strcmp(a, "--policy") == 0)
-				o->access.policy = argv[i];
-			else if (strcmp(a, "--user") == 0)
-				o->access.user = argv[i];
-			else if (strcmp(a, "--role") == 0)
-				o->access.roles[o->access.n_roles++] = argv[i];
-			else if (strcmp(a, "--audit-file") == 0)
-				o->access.audit_file = argv[i];
-			else
-				o->access.reason = argv[i];
-		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			o->help = 1;
-		} else if (strcmp(a, "-i") == 0) {
-			o->interactive = o->version = 1;
-		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
-			o->version = 1;
-		} else if (strcmp(a, "-E") == 0) {
-			o->ignore_env = 1;
-		} else if (strcmp(a, "-W") == 0) {
-			o->warnings = 1;
-		} else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) {
-			if (a[1] == 'e')
-				o->has_e = 1;
-			if (++i >= o->argc || argv[i][0] == '-') {
-				o->bad = i - 1;
-				return;
-			}
-		} else if ((a[1] == 'e' || a[1] == 'l') && a[2] != '\0') {
-			if (a[1] == 'e')
-				o->has_e = 1;
-		} else {
-			o->bad = i;
-			return;
-		}
-	}
-	o->script = o->argc;
-}
-
-/* Runs -e and -l options in order. */
-static int runargs(lua_State *L, opts *o)
-{
-	for (int i = 1; i < o->script; i++) {
-		char *a = o->argv[i];
-		if (strcmp(a, "--store") == 0 || strcmp(a, "--config") == 0 || strcmp(a, "--policy") == 0 ||
-		    strcmp(a, "--user") == 0 || strcmp(a, "--role") == 0 || strcmp(a, "--audit-file") == 0 ||
-		    strcmp(a, "--access-reason") == 0) {
-			i++;
-			continue;
-		}
-		if (strcmp(a, "--no-index") == 0)
-			continue;
-		if (a[0] == '-' && (a[1] == 'e' || a[1] == 'l')) {
-			char *extra = a[2] != '\0' ? a + 2 : o->argv[++i];
-			int status = a[1] == 'e' ? dostring(L, extra, "=(command line)") : dolibrary(L, extra);
-			if (status != LUA_OK)
-				return 0;
-		} else if (strcmp(a, "-W") == 0) {
-			lua_warning(L, "@on", 0);
-		}
-	}
-	return 1;
-}
-
-static int open_store_global(lua_State *L, const char *url, const char *config_file, const access_opts *acc,
-                             int ignore_env)
-{
-	/* durox.cli.open_options builds the same options the subcommands use */
 	lua_getglobal(L, "require");
 	lua_pushliteral(L, "durox.cli");
-	if (docall(L, 1, 1) != LUA_OK) {
-		report(L, LUA_ERRRUN);
-		return 0;
-	}
+	int status = call(L, 1, 1);
+	if (status != LUA_OK)
+		return failure(L, status);
 	lua_getfield(L, -1, "open_options");
 	lua_remove(L, -2);
-	lua_pushboolean(L, 1); /* a script may write */
-	if (config_file != NULL)
-		lua_pushstring(L, config_file);
-	else
-		lua_pushnil(L);
-	push_access(L, acc, ignore_env);
-	if (docall(L, 3, 1) != LUA_OK) {
-		report(L, LUA_ERRRUN);
-		return 0;
-	}
-	int options = lua_gettop(L);
+	lua_pushboolean(L, 1);
+	f->config != NULL ? (void)lua_pushstring(L, f->config) : lua_pushnil(L);
+	push_access(L, f);
+	if ((status = call(L, 3, 1)) != LUA_OK)
+		return failure(L, status);
 	lua_getglobal(L, "durox");
 	lua_getfield(L, -1, "open");
-	lua_pushstring(L, url);
-	lua_pushvalue(L, options);
-	lua_remove(L, options);
-	int nargs = 2;
-	if (docall(L, nargs, 3) != LUA_OK) {
-		report(L, LUA_ERRRUN);
-		return 0;
+	lua_remove(L, -2);
+	lua_pushstring(L, f->store);
+	lua_pushvalue(L, -3); /* the options */
+	lua_remove(L, -4);
+	if ((status = call(L, 2, 2)) != LUA_OK)
+		return failure(L, status);
+	if (lua_isnil(L, -2)) {
+		fprintf(stderr, "%s: %s\n", PROGRAM, lua_tostring(L, -1));
+		lua_pop(L, 2);
+		return EXIT_FAILURE;
 	}
-	if (lua_isnil(L, -3)) {
-		l_message(progname, lua_tostring(L, -2));
-		lua_pop(L, 4);
-		return 0;
-	}
-	lua_pop(L, 2);
-	lua_setglobal(L, "dx");
 	lua_pop(L, 1);
-	return 1;
+	lua_setglobal(L, "dx");
+	return 0;
 }
 
-static int pmain(lua_State *L)
+/* The REPL: durox.repl.run, started again after a Ctrl-C that reached its own code. */
+static int run_repl(lua_State *L, int banner)
 {
-	opts *o = lua_touserdata(L, 1);
+	for (;;) {
+		lua_getglobal(L, "require");
+		lua_pushliteral(L, "durox.repl");
+		int status = call(L, 1, 1);
+		if (status != LUA_OK)
+			return failure(L, status);
+		lua_getfield(L, -1, "run");
+		lua_remove(L, -2);
+		lua_createtable(L, 0, 2);
+		lua_pushboolean(L, banner);
+		lua_setfield(L, -2, "banner");
+		lua_pushfstring(L, "%s %s (%s)", PROGRAM, DUROX_VERSION, LUA_RELEASE);
+		lua_setfield(L, -2, "version");
+		status = call(L, 1, 0);
+		if (status == LUA_OK)
+			return 0;
+		if (!interrupted(L))
+			return failure(L, status);
+		lua_pop(L, 1);
+		fputs("\ninterrupted\n", stdout);
+		banner = 0;
+	}
+}
+
+/* Everything, protected: argument 1 is the frontend, argument 2 the exit code's address. */
+static int frontend_main(lua_State *L)
+{
+	frontend *f = lua_touserdata(L, 1);
 	int *exit_code = lua_touserdata(L, 2);
 	luaL_checkversion(L);
-	parse_args(o);
-	if (o->bad) {
-		fprintf(stderr, "%s: unrecognized option '%s'\n", progname, o->argv[o->bad]);
-		usage(stderr);
-		*exit_code = 2;
-		return 0;
-	}
-	if (o->help) {
-		usage(stdout);
-		return 0;
-	}
-	if (o->ignore_env) {
+	read_command_line(f);
+	if (f->no_env) {
 		lua_pushboolean(L, 1);
-		lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+		lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV"); /* luaL_openlibs: no LUA_PATH */
 	}
 	luaL_openlibs(L);
 	luaL_requiref(L, "durox", durox_luaopen, 1);
 	lua_pop(L, 1);
-	const char *store = o->store;
-	if (store == NULL && !o->ignore_env)
-		store = getenv("DUROX_STORE");
-	if (store != NULL && store[0] == '\0')
-		store = NULL;
-	const char *config = o->config;
-	if (config == NULL && !o->ignore_env)
-		config = getenv("DUROX_CONFIG");
-	if (config != NULL && config[0] == '\0')
-		config = NULL;
-	access_opts *acc = &o->access;
-	if (!o->ignore_env) {
+	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+	lua_pushcfunction(L, cli_open_term);
+	lua_setfield(L, -2, "durox.term");
+	lua_pop(L, 1);
+	if (f->bad != NULL) {
+		fprintf(stderr, "%s: unknown option or missing value: '%s'\n", PROGRAM, f->bad);
+		print_usage(L, stderr);
+		*exit_code = EXIT_USAGE;
+		return 0;
+	}
+	if (f->help) {
+		print_usage(L, stdout);
+		return 0;
+	}
+	if (f->store == NULL && !f->no_env)
+		f->store = getenv("DUROX_STORE");
+	if (f->store != NULL && f->store[0] == '\0')
+		f->store = NULL;
+	if (f->config == NULL && !f->no_env)
+		f->config = getenv("DUROX_CONFIG");
+	if (f->config != NULL && f->config[0] == '\0')
+		f->config = NULL;
+	access_opts *acc = &f->access;
+	if (!f->no_env) {
 		if (acc->policy == NULL)
 			acc->policy = getenv("DUROX_POLICY");
 		if (acc->user == NULL)
@@ -632,43 +533,34 @@ static int pmain(lua_State *L)
 	}
 	if (acc->policy != NULL && acc->policy[0] == '\0')
 		acc->policy = NULL;
-	createargtable(L, o->argv, o->argc, o->script);
+	set_arg_table(L, f);
 	lua_gc(L, LUA_GCRESTART);
 	lua_gc(L, LUA_GCGEN, 0, 0);
 
-	/* a subcommand takes over everything after it */
-	if (o->script < o->argc && !o->has_e && is_subcommand(o->argv[o->script]) &&
-	    strcmp(o->argv[o->script - 1], "--") != 0) {
-		*exit_code =
-		        run_subcommand(L, o->argv + o->script, o->argc - o->script, store, config, acc, o->ignore_env);
+	if (!f->has_code && names_command(f)) { /* the command takes every argument after it */
+		*exit_code = run_command(L, f);
 		return 0;
 	}
-	if (o->version)
-		fprintf(stdout, "duroxlua %s (%s)\n", DUROX_VERSION, LUA_RELEASE);
-	if (store != NULL && !open_store_global(L, store, config, acc, o->ignore_env)) {
-		*exit_code = 1;
+	if (f->version)
+		printf("%s %s (%s)\n", PROGRAM, DUROX_VERSION, LUA_RELEASE);
+	int code = f->no_env ? 0 : run_lua_init(L);
+	if (code == 0 && f->store != NULL)
+		code = open_store(L, f);
+	if (code == 0)
+		code = run_actions(L, f);
+	if (code == 0 && f->first < f->argc)
+		code = run_script(L, f);
+	if (code != 0) {
+		*exit_code = code;
 		return 0;
 	}
-	if (!runargs(L, o)) {
-		*exit_code = 1;
-		return 0;
-	}
-	if (o->script < o->argc && handle_script(L, o->argv + o->script) != LUA_OK) {
-		*exit_code = 1;
-		return 0;
-	}
-	if (o->interactive) {
-		doREPL(L);
-	} else if (o->script == o->argc && !o->has_e && !o->version) {
-		if (isatty(STDIN_FILENO)) {
-			fprintf(stdout, "duroxlua %s (%s)%s\n", DUROX_VERSION, LUA_RELEASE,
-			        lua_getglobal(L, "dx") != LUA_TNIL ? " - store open as 'dx'"
-			                                           : " - no store (use --store URL)");
-			lua_pop(L, 1);
-			doREPL(L);
-		} else if (dochunk(L, luaL_loadfile(L, NULL)) != LUA_OK) {
-			*exit_code = 1;
-		}
+	if (f->interactive) {
+		*exit_code = run_repl(L, 0);
+	} else if (f->first >= f->argc && !f->has_code && !f->version) {
+		if (isatty(STDIN_FILENO))
+			*exit_code = run_repl(L, 1);
+		else /* standard input is a script */
+			*exit_code = run_loaded(L, luaL_loadfile(L, NULL), 0);
 	}
 	return 0;
 }
@@ -677,20 +569,19 @@ int main(int argc, char **argv)
 {
 	lua_State *L = luaL_newstate();
 	if (L == NULL) {
-		l_message(progname, "cannot create state: not enough memory");
+		fprintf(stderr, "%s: not enough memory for a Lua state\n", PROGRAM);
 		return EXIT_FAILURE;
 	}
-	lua_gc(L, LUA_GCSTOP);
-	opts o = {.argc = argc, .argv = argv, .script = argc};
+	lua_gc(L, LUA_GCSTOP); /* until the libraries are open */
+	frontend f = {.argc = argc, .argv = argv, .first = argc};
 	int exit_code = 0;
-	lua_pushcfunction(L, pmain);
-	lua_pushlightuserdata(L, &o);
+	lua_pushcfunction(L, frontend_main);
+	lua_pushlightuserdata(L, &f);
 	lua_pushlightuserdata(L, &exit_code);
 	int status = lua_pcall(L, 2, 0, 0);
-	report(L, status);
-	lua_close(L);
 	if (status != LUA_OK)
-		return EXIT_FAILURE;
+		exit_code = failure(L, status);
+	lua_close(L);
 	fflush(stdout);
 	return exit_code;
 }

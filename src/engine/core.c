@@ -73,7 +73,7 @@ int durox_open(const char *url, const durox_open_options *opts, durox **out, cha
 		return rc;
 	}
 	dx->st = st;
-	dx->cfg = (durox_config){1, 1, 10000, 1000, 24, 5, 60000, 60000, 86400000, 10, 5};
+	dx->cfg = (durox_config)DUROX_CONFIG_INIT;
 	/* access control and the audit log; the policy is released by durox_close from here on */
 	rc = access_init(dx, opts, errbuf, errlen);
 	if (rc != DUROX_OK) {
@@ -113,6 +113,8 @@ int durox_set_config(durox *dx, const durox_config *cfg)
 	if (cfg->near_poison_attempts == 0 || cfg->near_poison_attempts > cfg->max_attempts)
 		return dx_fail(dx, DUROX_EINVALID, "near_poison_attempts must be between 1 and max_attempts (%u)",
 		               (unsigned)cfg->max_attempts);
+	if (cfg->max_payload_bytes == 0 || cfg->max_id_bytes == 0)
+		return dx_fail(dx, DUROX_EINVALID, "max_payload_bytes and max_id_bytes must be at least 1");
 	int rc = access_check_config(dx, cfg);
 	if (rc != DUROX_OK)
 		return rc;

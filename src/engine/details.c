@@ -11,6 +11,7 @@
 #include "engine/access.h"
 #include "engine/internal.h"
 #include "store/format.h"
+#include "store/ops.h"
 #include "util/buf.h"
 
 /* ---- one summary ---------------------------------------------------------------- */
@@ -42,6 +43,69 @@ static int load_summary(durox *dx, arena *a, const char *id, durox_instance_summ
 		return o.rc != DUROX_OK ? dx_fail(dx, o.rc, "out of memory") : dx_store_fail(dx, rc);
 	*found = o.found;
 	*out = o.s;
+	return DUROX_OK;
+}
+
+/* ---- a start still queued ------------------------------------------------------------ */
+
+typedef struct queued_start {
+	arena *a;
+	arena scratch;
+	durox_instance_summary *s;
+	const char *input;
+	int found, rc;
+} queued_start;
+
+static int queued_start_cb(void *ud, const char *work_item)
+{
+	queued_start *q = ud;
+	if (q->found || strncmp(work_item, "{\"StartOrchestration\":", 22) != 0)
+		return 0;
+	arena_release(&q->scratch);
+	const json *v = json_first(json_parse(&q->scratch, work_item, strlen(work_item), NULL, 0));
+	if (v == NULL)
+		return 0;
+	const char *name = json_get_str(v, "orchestration"), *version = json_get_str(v, "version");
+	const char *parent = json_get_str(v, "parent_instance"), *input = json_get_str(v, "input");
+	q->s->orchestration_name = arena_strdup(q->a, name != NULL ? name : "");
+	q->s->version = version != NULL ? arena_strdup(q->a, version) : NULL;
+	q->s->parent_instance = parent != NULL ? arena_strdup(q->a, parent) : NULL;
+	q->input = input != NULL ? arena_strdup(q->a, input) : NULL;
+	if (q->s->orchestration_name == NULL || (version && !q->s->version) || (parent && !q->s->parent_instance) ||
+	    (input && !q->input)) {
+		q->rc = DUROX_ENOMEM;
+		return -1;
+	}
+	q->found = 1;
+	return 0;
+}
+
+/* For an id without an instance row: whether its StartOrchestration is queued (the runtime
+ * has not created the instance yet); then *s is a summary of status Pending from that work
+ * item, allocated from a, and *input its input. */
+static int load_queued_start(durox *dx, arena *a, const char *id, durox_instance_summary *s, const char **input,
+                             int *found)
+{
+	*found = 0;
+	if (dx->st->ops == NULL || dx->st->ops->queued_items == NULL)
+		return DUROX_OK;
+	memset(s, 0, sizeof *s);
+	queued_start q = {a, {0}, s, NULL, 0, DUROX_OK};
+	arena_init(&q.scratch);
+	int rc = dx->st->ops->queued_items(dx->st, id, queued_start_cb, &q);
+	arena_release(&q.scratch);
+	if (rc != DUROX_OK)
+		return q.rc != DUROX_OK ? dx_fail(dx, q.rc, "out of memory") : dx_store_fail(dx, rc);
+	if (!q.found)
+		return DUROX_OK;
+	s->instance_id = arena_strdup(a, id);
+	if (s->instance_id == NULL)
+		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+	s->status = DUROX_STATUS_PENDING;
+	s->created_at = s->updated_at = s->completed_at = DUROX_NO_TIME;
+	s->parent_id = -1;
+	*input = q.input;
+	*found = 1;
 	return DUROX_OK;
 }
 
@@ -155,7 +219,16 @@ int durox_get_orchestration_status(durox *dx, const char *instance_id, durox_orc
 	} else {
 		st->status = ss.started ? DUROX_STATUS_RUNNING : DUROX_STATUS_NOT_FOUND;
 	}
-	if (st->status != DUROX_STATUS_NOT_FOUND) {
+	if (st->status == DUROX_STATUS_NOT_FOUND) {
+		durox_instance_summary qs;
+		const char *input;
+		int queued;
+		if ((rc = load_queued_start(dx, &sr->mem, instance_id, &qs, &input, &queued)) != DUROX_OK)
+			goto fail;
+		if (queued)
+			st->status = DUROX_STATUS_PENDING;
+	}
+	if (st->status != DUROX_STATUS_NOT_FOUND && st->status != DUROX_STATUS_PENDING) {
 		durox_instance_summary sum;
 		int found;
 		rc = load_summary(dx, &sr->mem, instance_id, &sum, &found);
@@ -391,8 +464,12 @@ static int build_details(durox *dx, arena *a, const char *id, int want_pending, 
 	int found, rc = load_summary(dx, a, id, &d->summary, &found);
 	if (rc != DUROX_OK)
 		return rc;
-	if (!found)
-		return dx_fail(dx, DUROX_ENOTFOUND, "instance '%s' not found", id);
+	if (!found) {
+		/* a start the runtime has not picked up yet: Pending, with what its start asks for */
+		if ((rc = load_queued_start(dx, a, id, &d->summary, &d->input, &found)) != DUROX_OK)
+			return rc;
+		return found ? DUROX_OK : dx_fail(dx, DUROX_ENOTFOUND, "instance '%s' not found", id);
+	}
 	exec_list el;
 	if ((rc = load_executions(dx, a, id, &el)) != DUROX_OK)
 		return rc;

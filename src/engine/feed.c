@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/feed.h"
 #include "engine/token.h"
 #include "util/codec.h"
+#include "util/hmap.h"
 
 #define TOKEN_VERSION 1
 
@@ -245,6 +247,56 @@ static int change_cb(void *ud, const store_feed_row *row)
 	return 0;
 }
 
+/* Marks the instances the caller may see (access_visible_by_id). */
+static int visible_cb(void *ud, const durox_instance_summary *s)
+{
+	int created;
+	return hmap_put(ud, s->instance_id, strlen(s->instance_id), &created) != NULL ? 0 : DUROX_ENOMEM;
+}
+
+/* With a policy: drops the changes of instances the caller may not see (nothing else tells
+ * that they exist). */
+static int drop_hidden(durox *dx, access_view *v, changes_result *r)
+{
+	if (r->pub.count == 0)
+		return DUROX_OK;
+	const char **ids = malloc(r->pub.count * sizeof *ids);
+	if (ids == NULL)
+		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+	hmap uniq, vis;
+	hmap_init(&uniq);
+	hmap_init(&vis);
+	size_t n = 0;
+	int rc = DUROX_OK;
+	for (size_t i = 0; i < r->pub.count; i++) {
+		const char *id = r->pub.changes[i].instance_id;
+		int created;
+		if (hmap_put(&uniq, id, strlen(id), &created) == NULL) {
+			rc = dx_fail(dx, DUROX_ENOMEM, "out of memory");
+			break;
+		}
+		if (created)
+			ids[n++] = id;
+	}
+	if (rc == DUROX_OK)
+		rc = access_visible_by_id(v, ids, n, visible_cb, &vis);
+	if (rc == DUROX_OK) {
+		size_t w = 0;
+		for (size_t i = 0; i < r->pub.count; i++) {
+			const char *id = r->pub.changes[i].instance_id;
+			if (hmap_get(&vis, id, strlen(id)) != NULL)
+				r->pub.changes[w++] = r->pub.changes[i];
+		}
+		r->pub.count = w;
+	}
+	free(ids);
+	hmap_free(&uniq);
+	hmap_free(&vis);
+	return rc;
+}
+
+static int read_changes(durox *dx, const durox_changes_request *req, access_view *view, durox_changes **out);
+
 int durox_read_changes(durox *dx, const durox_changes_request *req, durox_changes **out)
 {
 	dx_clear(dx);
@@ -252,8 +304,20 @@ int durox_read_changes(durox *dx, const durox_changes_request *req, durox_change
 	if (!dx->cfg.enable_streaming)
 		return dx_fail(dx, DUROX_EDENIED,
 		               "streaming is disabled by the configuration (enable_streaming = false)");
+	/* the one enforcement point: can_list_instances, then only the instances the caller sees */
+	access_view view;
+	int rc = access_view_open(dx, "read_changes", NULL, &view);
+	if (rc == DUROX_OK)
+		rc = read_changes(dx, req, &view, out);
+	access_view_close(&view);
+	return rc;
+}
+
+static int read_changes(durox *dx, const durox_changes_request *req, access_view *view, durox_changes **out)
+{
 	struct changes_state *cs = dx->changes;
 	int rc;
+	uint64_t binding = access_fingerprint(dx, 0);
 	/* the handle's feed serves when the caller continues from the cursor it was last given */
 	int reuse = cs != NULL && cs->e.f != NULL && req->cursor != NULL && cs->last_cursor != NULL &&
 	            strcmp(req->cursor, cs->last_cursor) == 0;
@@ -266,7 +330,7 @@ int durox_read_changes(durox *dx, const durox_changes_request *req, durox_change
 		efeed_close(&cs->e);
 		free(cs->last_cursor);
 		cs->last_cursor = NULL;
-		if ((rc = efeed_open(dx, &cs->e, EFEED_CHANGES, 0, req->cursor, req->from_now)) != DUROX_OK)
+		if ((rc = efeed_open(dx, &cs->e, EFEED_CHANGES, binding, req->cursor, req->from_now)) != DUROX_OK)
 			return rc;
 	}
 	changes_result *r = calloc(1, sizeof *r);
@@ -278,12 +342,17 @@ int durox_read_changes(durox *dx, const durox_changes_request *req, durox_change
 	rq.with_data = 1; /* the event's own timestamp is in its JSON */
 	rq.verify_ms = req->verify_ms;
 	store_feed_result fr;
-	changes_ctx c = {r, &cs->e, req->include_payloads};
+	/* payloads only for a caller whose policy always lets them see history (can_view_history) */
+	changes_ctx c = {r, &cs->e, req->include_payloads && access_payloads_visible(dx)};
 	rc = dx->st->fvt->poll(cs->e.f, &rq, change_cb, &c, &fr);
 	if (rc != DUROX_OK) {
 		rc = rc == DUROX_ENOMEM ? dx_fail(dx, rc, "out of memory") : dx_store_fail(dx, rc);
 		durox_changes_free(&r->pub);
 		efeed_close(&cs->e);
+		return rc;
+	}
+	if (access_enabled(dx) && (rc = drop_hidden(dx, view, r)) != DUROX_OK) {
+		durox_changes_free(&r->pub);
 		return rc;
 	}
 	r->pub.more = fr.more;

@@ -110,7 +110,7 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 	int64_t now = time_now_ms();
 	store_job j = {0};
 	j.kind = op_kind_name(p->kind);
-	j.state = ts->n <= RECORD_CHUNK ? "running" : "resolving";
+	int r0 = job_move(dx, &j, ts->n <= RECORD_CHUNK ? JOB_RUNNING : JOB_RESOLVING);
 	j.request = buf_str(&req);
 	j.description = buf_str(&desc);
 	j.total = ts->n;
@@ -123,8 +123,7 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 	j.started_at = now;
 	j.finished_at = DUROX_NO_TIME;
 	store_target *chunk = calloc(RECORD_CHUNK, sizeof *chunk);
-	int r = buf_oom(&req) || buf_oom(&desc) || chunk == NULL ? dx_fail(dx, DUROX_ENOMEM, "out of memory")
-	                                                         : DUROX_OK;
+	int r = buf_oom(&req) || buf_oom(&desc) || chunk == NULL ? dx_fail(dx, DUROX_ENOMEM, "out of memory") : r0;
 	size_t next = 0;
 	int first = 1;
 	while (r == DUROX_OK && (first || next < ts->n)) {
@@ -157,10 +156,10 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 		if (r == DUROX_OK)
 			r = dx->st->ops->job_add_targets(dx->st, *job_id, next + 1, chunk, n);
 		int last = next + n >= ts->n;
-		if (r == DUROX_OK && last && strcmp(j.state, "resolving") == 0) {
-			j.state = "running";
+		if (r == DUROX_OK && last && job_is(&j, JOB_RESOLVING)) {
+			r = job_move(dx, &j, JOB_RUNNING);
 			j.heartbeat_at = time_now_ms();
-			r = dx->st->ops->job_update(dx->st, &j);
+			r = r == DUROX_OK ? dx->st->ops->job_update(dx->st, &j) : r;
 		}
 		if (r == DUROX_OK)
 			r = dx->st->ops->commit(dx->st);
@@ -183,6 +182,26 @@ static int record_job(runctx *rc, const op_params *p, const targets *ts, int64_t
 	free(chunk);
 	buf_free(&req);
 	buf_free(&desc);
+	return r;
+}
+
+/* Sets *found when at least one target would be acted on (classifying without writing,
+ * up to the first such target): a job whose targets are all refused writes nothing, not
+ * even the journal, like a single refused call. */
+static int any_actionable(runctx *rc, const op_params *p, const targets *ts, int *found)
+{
+	op_result res;
+	op_result_init(&res);
+	int r = DUROX_OK;
+	int64_t now = time_now_ms();
+	*found = 0;
+	for (size_t k = 0; k < ts->n && !*found && r == DUROX_OK; k++) {
+		if (ts->v[k].deny != NULL)
+			continue;
+		r = op_apply(rc->dx, p, ts->v[k].id, now, 0, &res);
+		*found = r == DUROX_OK && res.outcome == DUROX_OUTCOME_DONE;
+	}
+	op_result_free(&res);
 	return r;
 }
 
@@ -263,14 +282,15 @@ static int bulk(durox *dx, const op_params *p, const durox_bulk_options *o, duro
 	targets ts;
 	job_targets_init(&ts);
 	r = o->instances != NULL ? job_resolve_ids(&rc, &ts, limit, p) : job_resolve_filter(&rc, &ts, limit, p);
-	size_t actionable = 0;
-	for (size_t k = 0; r == DUROX_OK && k < ts.n; k++)
-		actionable += ts.v[k].deny == NULL;
+	int actionable = 0;
+	if (r == DUROX_OK && !o->dry_run)
+		r = any_actionable(&rc, p, &ts, &actionable);
 	if (r == DUROX_OK && o->dry_run) {
 		r = dry_run(&rc, p, &ts, out);
-	} else if (r == DUROX_OK && actionable == 0) {
-		/* nothing to act on (no target, or every one refused): no job; the refusals are the
-		 * response and the attempt is recorded */
+	} else if (r == DUROX_OK && !actionable) {
+		/* nothing to act on (no target, or every one refused: unknown, terminal, denied, no
+		 * subscription): no job, nothing written but the audit record of the attempt; the
+		 * refusals are the response, as a dry run reports them */
 		buf desc;
 		buf_init(&desc);
 		describe_targets(o, ts.n, &desc);
@@ -285,12 +305,16 @@ static int bulk(durox *dx, const op_params *p, const durox_bulk_options *o, duro
 		int64_t job_id = 0;
 		rc.pr.total = ts.n;
 		r = record_job(&rc, p, &ts, &job_id);
-		job_targets_free(&ts);
-		job_targets_init(&ts);
+		job_targets_release(&ts); /* the job runs from the journal */
 		if (r != DUROX_OK && job_id != 0)
-			job_mark(&rc, job_id, "resolving", "abandoned", durox_errmsg(dx));
+			job_mark(&rc, job_id, JOB_RESOLVING, JOB_ABANDONED, durox_errmsg(dx));
 		if (r == DUROX_OK)
 			r = job_run_and_report(&rc, job_id, p, o->batch_size, o->rate, out);
+	}
+	if (r == DUROX_OK && *out != NULL && job_add_skipped(*out, &ts) != DUROX_OK) {
+		durox_bulk_response_free(*out);
+		*out = NULL;
+		r = dx_fail(dx, DUROX_ENOMEM, "out of memory");
 	}
 	job_targets_free(&ts);
 	return r;

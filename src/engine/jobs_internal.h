@@ -25,6 +25,50 @@
  * one long transaction (see the pacing note in store/sqlite_ops.c). */
 #define MAX_TX_MS 5
 
+/* ---- job states (jobs_owner.c) ----
+ *
+ * The state of a job is stored as text in the journal (durox_jobs.state) and is one of
+ * these. The moves a job may make, and who makes them:
+ *
+ *   from         to           when
+ *   (new)        running      a job is recorded in one transaction (at most RECORD_CHUNK targets)
+ *   (new)        resolving    a larger job: its targets are recorded in chunks
+ *   resolving    running      the last chunk is recorded
+ *   resolving    abandoned    recording failed or was stopped, or its process died (resume_job or
+ *                             stop_job find it so): nothing was done, start the operation again
+ *   running      completed    no target is pending any more (final)
+ *   running      stopped      a stop request (stop_job) or a progress callback returning false
+ *   running      interrupted  its run ended on an error or Ctrl-C (a killed process leaves it
+ *                             running with a dead owner: shown as interrupted)
+ *   running      running      resume_job takes over a job whose owner died
+ *   interrupted  running      resume_job
+ *   stopped      running      resume_job
+ *   interrupted  stopped      stop_job on a job nobody runs
+ *
+ * completed and abandoned are final; nothing else moves. job_move is the one way the
+ * engine changes a state, and refuses a move the table does not have. */
+typedef enum job_state {
+	JOB_RESOLVING,   /* "resolving" */
+	JOB_RUNNING,     /* "running" */
+	JOB_STOPPED,     /* "stopped" */
+	JOB_INTERRUPTED, /* "interrupted" */
+	JOB_COMPLETED,   /* "completed" */
+	JOB_ABANDONED,   /* "abandoned" */
+	JOB__COUNT
+} job_state;
+
+/* The stored name of a state (a static string), or NULL when out of range. */
+const char *job_state_name(int state);
+/* The state a stored name means, or -1. */
+int job_state_parse(const char *name);
+/* Whether the table above has the move from -> to (from -1: a new job). */
+int job_can_move(int from, int to);
+/* Sets j->state to `to` when the move from its current state is in the table; otherwise
+ * leaves it and returns DUROX_ECONFLICT with dx's message set. */
+int job_move(durox *dx, store_job *j, int to);
+/* Whether j is in state s. */
+int job_is(const store_job *j, int s);
+
 /* ---- owner (jobs_owner.c) ---- */
 
 /* "host:pid" of this process into out. */
@@ -77,6 +121,11 @@ typedef struct targets {
 	arena mem;
 	target *v;
 	size_t n, cap;
+	/* purge and restart by filter: the sub-orchestrations that matched, with why they are
+	 * skipped (in deny); never journaled, reported in the response */
+	target *skipped;
+	size_t nskipped, skipcap;
+	arena skipmem; /* the skipped targets live here, past job_targets_release */
 	/* open-addressing index id -> position (for dedup and mapping summaries back) */
 	size_t *slots; /* position + 1; 0 = empty */
 	size_t nslots;
@@ -84,6 +133,8 @@ typedef struct targets {
 
 void job_targets_init(targets *t);
 void job_targets_free(targets *t);
+/* Frees the targets but keeps the skipped ones (a long job runs from the journal). */
+void job_targets_release(targets *t);
 /* Fill ts from the ids of rc->o (deduplicated, at most limit) or from its filter and
  * predicate, asking the access policy (engine/access.h: what the caller may not see is
  * NOTFOUND, what it may not change is DENIED "denied") and the authorize callback about
@@ -116,6 +167,9 @@ durox_bulk_item *job_result_push(bulk_result *br);
 void job_tally(durox_bulk_response *r, const durox_bulk_item *it);
 /* The JSON journaled as a target's result (NULL when none), built in b. */
 const char *job_result_json(const op_params *p, const op_result *res, buf *b);
+/* Appends the skipped targets of ts to the response r (outcome SKIPPED, counted in
+ * total_matched). DUROX_ENOMEM when out of memory. */
+int job_add_skipped(durox_bulk_response *r, const targets *ts);
 /* Builds the response of job j from the journal. */
 int job_build_report(durox *dx, const store_job *j, int64_t elapsed, durox_bulk_response **out);
 
@@ -123,9 +177,9 @@ int job_build_report(durox *dx, const store_job *j, int64_t elapsed, durox_bulk_
 
 /* BEGIN IMMEDIATE, retried with backoff while the store stays busy. */
 int job_begin_retry(runctx *rc);
-/* Moves the job from state `from` to `state` in its own transaction if it is still ours;
- * best effort (the message of dx is kept). */
-void job_mark(runctx *rc, int64_t job_id, const char *from, const char *state, const char *error);
+/* Moves the job from state `from` to `to` (job_state) in its own transaction if it is still
+ * ours; best effort (the message of dx is kept). */
+void job_mark(runctx *rc, int64_t job_id, int from, int to, const char *error);
 /* Runs job_id to its end and builds the response from the journal. */
 int job_run_and_report(runctx *rc, int64_t job_id, const op_params *p, uint32_t batch_size, double rate,
                        durox_bulk_response **out);

@@ -211,30 +211,30 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
 	if (rc == DUROX_OK) {
 		const store_job *j = &jc.j;
 		int alive = job_owner_alive(j->owner, j->heartbeat_at, now) && !job_is_self(j->owner);
-		if (strcmp(j->state, "completed") == 0) {
+		if (job_is(j, JOB_COMPLETED)) {
 			finished = 1;
-		} else if (strcmp(j->state, "abandoned") == 0) {
+		} else if (job_is(j, JOB_ABANDONED)) {
 			rc = dx_fail(dx, DUROX_ECONFLICT,
 			             "job %lld was interrupted while its targets were being recorded; nothing was "
 			             "done; start "
 			             "the operation again",
 			             (long long)job_id);
-		} else if (strcmp(j->state, "resolving") == 0) {
+		} else if (job_is(j, JOB_RESOLVING)) {
 			if (alive) {
 				rc = dx_fail(dx, DUROX_ECONFLICT,
 				             "job %lld is still recording its targets in process %s", (long long)job_id,
 				             j->owner);
 			} else {
-				jc.j.state = "abandoned";
 				jc.j.finished_at = now;
-				commit = dx->st->ops->job_update(dx->st, &jc.j) == DUROX_OK;
+				commit = job_move(dx, &jc.j, JOB_ABANDONED) == DUROX_OK &&
+				         dx->st->ops->job_update(dx->st, &jc.j) == DUROX_OK;
 				rc = dx_fail(dx, DUROX_ECONFLICT,
 				             "job %lld was interrupted while its targets were being recorded; nothing "
 				             "was done; "
 				             "start the operation again",
 				             (long long)job_id);
 			}
-		} else if (strcmp(j->state, "running") == 0 && alive) {
+		} else if (job_is(j, JOB_RUNNING) && alive) {
 			rc = dx_fail(dx, DUROX_ECONFLICT, "job %lld is running in process %s; stop it or wait for it",
 			             (long long)job_id, j->owner);
 		} else if (op_params_from_json(&pmem, j->kind, j->request, &p) != 0) {
@@ -243,7 +243,7 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
 		} else {
 			char owner[200];
 			job_self_owner(owner, sizeof owner);
-			jc.j.state = "running";
+			rc = job_move(dx, &jc.j, JOB_RUNNING);
 			jc.j.owner = owner;
 			jc.j.heartbeat_at = now;
 			jc.j.stop_requested = 0;
@@ -254,8 +254,7 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
 				jc.j.rate = opts->rate;
 			if (opts->batch_size > 0)
 				jc.j.batch_size = opts->batch_size;
-			rc = dx->st->ops->job_update(dx->st, &jc.j);
-			if (rc != DUROX_OK)
+			if (rc == DUROX_OK && (rc = dx->st->ops->job_update(dx->st, &jc.j)) != DUROX_OK)
 				rc = dx_store_fail(dx, rc);
 			if (rc == DUROX_OK && audit_active(dx)) {
 				char tgt[64];
@@ -297,7 +296,7 @@ int durox_job_resume(durox *dx, int64_t job_id, const durox_bulk_options *opts, 
 		if (rc == DUROX_OK)
 			rc = job_run_and_report(&run, job_id, &p, jc.j.batch_size, jc.j.rate, out);
 		else
-			job_mark(&run, job_id, "running", "interrupted", durox_errmsg(dx));
+			job_mark(&run, job_id, JOB_RUNNING, JOB_INTERRUPTED, durox_errmsg(dx));
 	}
 	arena_release(&pmem);
 	arena_release(&jc.mem);
@@ -332,15 +331,16 @@ int durox_job_stop(durox *dx, int64_t job_id, const char **state)
 	if (rc == DUROX_OK) {
 		int active;
 		const char *shown = job_shown_state(&jc.j, time_now_ms(), &active);
-		if (strcmp(shown, "completed") == 0 || strcmp(shown, "abandoned") == 0) {
+		int st = job_state_parse(shown);
+		if (st == JOB_COMPLETED || st == JOB_ABANDONED) {
 			rc = dx_fail(dx, DUROX_ECONFLICT, "job %lld already ended (%s)", (long long)job_id, shown);
-		} else if (strcmp(shown, "stopped") == 0) {
-			result = "stopped";
+		} else if (st == JOB_STOPPED) {
+			result = job_state_name(JOB_STOPPED);
 		} else if (active) {
 			jc.j.stop_requested = 1;
 			result = "stopping";
 		} else {
-			jc.j.state = strcmp(jc.j.state, "resolving") == 0 ? "abandoned" : "stopped";
+			rc = job_move(dx, &jc.j, job_is(&jc.j, JOB_RESOLVING) ? JOB_ABANDONED : JOB_STOPPED);
 			jc.j.stop_requested = 0;
 			result = jc.j.state;
 		}

@@ -87,6 +87,7 @@ void job_tally(durox_bulk_response *r, const durox_bulk_item *it)
 	case DUROX_OUTCOME_DONE: r->done++; break;
 	case DUROX_OUTCOME_FAILED: r->failed++; break;
 	case DUROX_OUTCOME_NO_SUBSCRIPTION: r->no_subscription++; break;
+	case DUROX_OUTCOME_SKIPPED: r->skipped++; break;
 	default: r->pending++;
 	}
 	r->instances_deleted += it->instances_deleted;
@@ -97,7 +98,7 @@ void job_tally(durox_bulk_response *r, const durox_bulk_item *it)
 
 static int outcome_parse(const char *state)
 {
-	for (int k = 0; k <= DUROX_OUTCOME_NO_SUBSCRIPTION; k++)
+	for (int k = 0; k <= DUROX_OUTCOME_SKIPPED; k++)
 		if (strcmp(state, durox_outcome_name(k)) == 0)
 			return k;
 	return DUROX_OUTCOME_PENDING;
@@ -107,7 +108,7 @@ static int code_parse(const char *name)
 {
 	if (name == NULL)
 		return DUROX_OK;
-	for (int c = DUROX_ENOTFOUND; c >= DUROX_ETIMEOUT; c--)
+	for (int c = DUROX_ENOTFOUND; c >= DUROX_EGONE; c--)
 		if (strcmp(durox_code_name(c), name) == 0)
 			return c;
 	return DUROX_EIO;
@@ -201,5 +202,20 @@ int job_build_report(durox *dx, const store_job *j, int64_t elapsed, durox_bulk_
 	}
 	br->pub.total_matched = br->pub.count;
 	*out = &br->pub;
+	return DUROX_OK;
+}
+
+int job_add_skipped(durox_bulk_response *r, const targets *ts)
+{
+	bulk_result *br = (bulk_result *)r; /* every response is made by job_result_new */
+	for (size_t k = 0; k < ts->nskipped; k++) {
+		durox_bulk_item *it = job_result_push(br);
+		if (it == NULL || (it->instance_id = arena_strdup(&br->mem, ts->skipped[k].id)) == NULL ||
+		    (it->message = arena_strdup(&br->mem, ts->skipped[k].deny)) == NULL)
+			return DUROX_ENOMEM;
+		it->outcome = DUROX_OUTCOME_SKIPPED;
+		job_tally(r, it);
+		r->total_matched++;
+	}
 	return DUROX_OK;
 }

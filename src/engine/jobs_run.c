@@ -68,12 +68,23 @@ static int batch_cb(void *ud, const store_target *t)
 int job_begin_retry(runctx *rc)
 {
 	durox *dx = rc->dx;
+	int64_t t0 = time_mono_ms();
 	for (int attempt = 0;; attempt++) {
 		int r = dx->st->ops->begin(dx->st);
 		if (r == DUROX_OK)
 			return r;
-		if (r != DUROX_EBUSY || attempt >= BUSY_RETRIES)
+		if (r != DUROX_EBUSY)
 			return dx_store_fail(dx, r);
+		if (attempt >= BUSY_RETRIES) {
+			/* the message says how long it really waited, not one attempt's timeout */
+			double s = (double)(time_mono_ms() - t0) / 1000.0;
+			dx->st->err[0] = '\0';
+			return dx_fail(
+			        dx, DUROX_EBUSY,
+			        "store is busy: its write lock stayed taken for %.1f s (%d attempts, each waiting "
+			        "up to busy_timeout_ms); retry later",
+			        s, attempt + 1);
+		}
 		dx->st->err[0] = '\0';
 		op_sleep_ms(100LL << attempt);
 		int p = job_progress(rc, 1);
@@ -123,9 +134,7 @@ static int audit_job_end(durox *dx, const store_job *j, const char *state, const
 	return rc;
 }
 
-/* Moves the job from state `from` to `state` in its own transaction if it is still ours;
- * best effort (the message of dx is kept). */
-void job_mark(runctx *rc, int64_t job_id, const char *from, const char *state, const char *error)
+void job_mark(runctx *rc, int64_t job_id, int from, int to, const char *error)
 {
 	durox *dx = rc->dx;
 	char saved[sizeof dx->err];
@@ -134,10 +143,9 @@ void job_mark(runctx *rc, int64_t job_id, const char *from, const char *state, c
 		job_copy jc = {{0}, {0}, 0, DUROX_OK};
 		arena_init(&jc.mem);
 		int ok = job_load(dx, job_id, &jc) == DUROX_OK && jc.found && job_is_self(jc.j.owner) &&
-		         strcmp(jc.j.state, from) == 0;
+		         job_is(&jc.j, from) && job_move(dx, &jc.j, to) == DUROX_OK;
 		if (ok) {
-			jc.j.state = state;
-			if (strcmp(state, "abandoned") == 0)
+			if (to == JOB_ABANDONED)
 				jc.j.finished_at = time_now_ms();
 			jc.j.stop_requested = 0;
 			jc.j.last_error = error;
@@ -145,7 +153,7 @@ void job_mark(runctx *rc, int64_t job_id, const char *from, const char *state, c
 			ok = dx->st->ops->job_update(dx->st, &jc.j) == DUROX_OK;
 		}
 		if (ok)
-			ok = audit_job_end(dx, &jc.j, state, error, 1) == DUROX_OK;
+			ok = audit_job_end(dx, &jc.j, job_state_name(to), error, 1) == DUROX_OK;
 		if (ok)
 			ok = dx->st->ops->commit(dx->st) == DUROX_OK;
 		else
@@ -176,7 +184,7 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 	job_copy jc = {{0}, {0}, 0, DUROX_OK};
 	arena_init(&jc.mem);
 	int r = DUROX_OK;
-	const char *end = NULL; /* "completed", "stopped" or NULL (interrupted) */
+	int end = -1; /* JOB_COMPLETED, JOB_STOPPED, JOB_RUNNING (taken over by another process) or -1 */
 	rc->pr.job_id = job_id;
 	rc->pr.phase = "running";
 	for (;;) {
@@ -191,8 +199,8 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 			}
 		}
 		if (s > 0) {
-			job_mark(rc, job_id, "running", "stopped", NULL);
-			end = "stopped";
+			job_mark(rc, job_id, JOB_RUNNING, JOB_STOPPED, NULL);
+			end = JOB_STOPPED;
 			break;
 		}
 		if (s < 0) {
@@ -208,20 +216,21 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 				            (long long)job_id);
 			break;
 		}
-		if (!job_is_self(jc.j.owner) || strcmp(jc.j.state, "running") != 0) {
+		if (!job_is_self(jc.j.owner) || !job_is(&jc.j, JOB_RUNNING)) {
 			dx->st->ops->rollback(dx->st);
 			r = dx_fail(dx, DUROX_ECONFLICT, "job %lld was taken over by %s (state %s)", (long long)job_id,
 			            jc.j.owner ? jc.j.owner : "another process", jc.j.state);
-			end = "taken";
+			end = JOB_RUNNING;
 			break;
 		}
 		int64_t now = time_now_ms();
 		if (jc.j.stop_requested) {
-			jc.j.state = "stopped";
+			r = job_move(dx, &jc.j, JOB_STOPPED);
 			jc.j.stop_requested = 0;
 			jc.j.heartbeat_at = now;
-			r = dx->st->ops->job_update(dx->st, &jc.j);
-			if (r == DUROX_OK && (r = audit_job_end(dx, &jc.j, "stopped", NULL, 1)) != DUROX_OK) {
+			r = r == DUROX_OK ? dx->st->ops->job_update(dx->st, &jc.j) : r;
+			if (r == DUROX_OK &&
+			    (r = audit_job_end(dx, &jc.j, job_state_name(JOB_STOPPED), NULL, 1)) != DUROX_OK) {
 				dx->st->ops->rollback(dx->st);
 				break;
 			}
@@ -230,7 +239,7 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 				dx->st->ops->rollback(dx->st);
 				r = dx_store_fail(dx, r);
 			} else {
-				end = "stopped";
+				end = JOB_STOPPED;
 			}
 			break;
 		}
@@ -250,11 +259,12 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 			break;
 		}
 		if (b.n == 0) {
-			jc.j.state = "completed";
+			r = job_move(dx, &jc.j, JOB_COMPLETED);
 			jc.j.finished_at = now;
 			jc.j.heartbeat_at = now;
-			r = dx->st->ops->job_update(dx->st, &jc.j);
-			if (r == DUROX_OK && (r = audit_job_end(dx, &jc.j, "completed", NULL, 1)) != DUROX_OK) {
+			r = r == DUROX_OK ? dx->st->ops->job_update(dx->st, &jc.j) : r;
+			if (r == DUROX_OK &&
+			    (r = audit_job_end(dx, &jc.j, job_state_name(JOB_COMPLETED), NULL, 1)) != DUROX_OK) {
 				dx->st->ops->rollback(dx->st);
 				break;
 			}
@@ -263,7 +273,7 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 				dx->st->ops->rollback(dx->st);
 				r = dx_store_fail(dx, r);
 			} else {
-				end = "completed";
+				end = JOB_COMPLETED;
 			}
 			break;
 		}
@@ -317,8 +327,8 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 		rc->pr.no_subscription = jc.j.no_subscription;
 		s = job_progress(rc, 1);
 		if (s > 0) {
-			job_mark(rc, job_id, "running", "stopped", NULL);
-			end = "stopped";
+			job_mark(rc, job_id, JOB_RUNNING, JOB_STOPPED, NULL);
+			end = JOB_STOPPED;
 			break;
 		}
 		if (s < 0) {
@@ -326,10 +336,10 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 			break;
 		}
 	}
-	if (end == NULL) {
+	if (end < 0) {
 		char msg[sizeof dx->err];
 		snprintf(msg, sizeof msg, "%s", dx->err);
-		job_mark(rc, job_id, "running", "interrupted", msg);
+		job_mark(rc, job_id, JOB_RUNNING, JOB_INTERRUPTED, msg);
 		dx_fail(dx, r, "job %lld interrupted: %s; resume it with resume_job(%lld)", (long long)job_id, msg,
 		        (long long)job_id);
 	}
@@ -337,7 +347,7 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 	arena_release(&b.mem);
 	buf_free(&rj);
 	op_result_free(&res);
-	return end != NULL && strcmp(end, "taken") != 0 ? DUROX_OK : r;
+	return end == JOB_COMPLETED || end == JOB_STOPPED ? DUROX_OK : r;
 }
 
 /* Runs job_id to its end and builds the response from the journal. */

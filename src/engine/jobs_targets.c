@@ -18,12 +18,23 @@ void job_targets_init(targets *t)
 {
 	memset(t, 0, sizeof *t);
 	arena_init(&t->mem);
+	arena_init(&t->skipmem);
+}
+
+void job_targets_release(targets *t)
+{
+	arena_release(&t->mem);
+	free(t->slots);
+	t->slots = NULL;
+	t->nslots = 0;
+	t->v = NULL;
+	t->n = t->cap = 0;
 }
 
 void job_targets_free(targets *t)
 {
-	arena_release(&t->mem);
-	free(t->slots);
+	job_targets_release(t);
+	arena_release(&t->skipmem);
 }
 
 static int targets_push(targets *t, const char *id)
@@ -203,6 +214,10 @@ int job_resolve_ids(runctx *rc, targets *ts, uint32_t limit, const op_params *p)
 		const char *id = o->instances[k];
 		if (id == NULL || id[0] == '\0')
 			return dx_fail(dx, DUROX_EINVALID, "instance id #%zu is empty", k + 1);
+		if (strlen(id) > dx->cfg.max_id_bytes)
+			return dx_fail(dx, DUROX_ELIMIT,
+			               "instance id #%zu is %zu bytes; the limit is %u (max_id_bytes)", k + 1,
+			               strlen(id), (unsigned)dx->cfg.max_id_bytes);
 		if (!op_valid_utf8(id))
 			return dx_fail(dx, DUROX_EINVALID, "instance id #%zu is not valid UTF-8", k + 1);
 		size_t pos, slot = index_find(ts, id, &pos);
@@ -279,38 +294,53 @@ int job_resolve_ids(runctx *rc, targets *ts, uint32_t limit, const op_params *p)
 	return DUROX_OK;
 }
 
-typedef struct pred_chain {
-	const durox_bulk_options *o;
-	int skip_children;
-} pred_chain;
-
-static int chained_predicate(void *ud, const durox_instance_summary *s)
+/* Records a sub-orchestration that purge or restart by filter skips, with the reason. */
+static int push_skipped(durox *dx, targets *ts, const durox_instance_summary *s, int kind)
 {
-	pred_chain *pc = ud;
-	if (pc->skip_children && s->parent_instance != NULL)
-		return 0;
-	return pc->o->predicate != NULL ? pc->o->predicate(pc->o->predicate_ud, s) : 1;
+	if (ts->nskipped == ts->skipcap) {
+		size_t cap = ts->skipcap ? ts->skipcap * 2 : 64;
+		target *v = arena_calloc(&ts->skipmem, cap, sizeof *v);
+		if (v == NULL)
+			return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+		if (ts->nskipped)
+			memcpy(v, ts->skipped, ts->nskipped * sizeof *v);
+		ts->skipped = v;
+		ts->skipcap = cap;
+	}
+	char msg[600];
+	snprintf(msg, sizeof msg, "a sub-orchestration of '%s': %s acts on trees through their root",
+	         s->parent_instance, op_kind_name(kind));
+	target *t = &ts->skipped[ts->nskipped];
+	t->id = arena_strdup(&ts->skipmem, s->instance_id);
+	t->deny = arena_strdup(&ts->skipmem, msg);
+	if (t->id == NULL || t->deny == NULL)
+		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+	ts->nskipped++;
+	return DUROX_OK;
 }
 
 int job_resolve_filter(runctx *rc, targets *ts, uint32_t limit, const op_params *p)
 {
 	durox *dx = rc->dx;
-	pred_chain pc = {rc->o, rc->kind == OP_PURGE || rc->kind == OP_RESTART};
+	int skip_children = rc->kind == OP_PURGE || rc->kind == OP_RESTART;
 	durox_list_request req = {0};
 	req.filter = rc->o->filter;
 	req.order_by = DUROX_ORDER_INSTANCE_ID;
 	req.direction = DUROX_DIR_ASC;
 	req.page_size = 256;
-	if (pc.skip_children || rc->o->predicate != NULL) {
-		req.predicate = chained_predicate;
-		req.predicate_ud = &pc;
-	}
+	req.predicate = rc->o->predicate;
+	req.predicate_ud = rc->o->predicate_ud;
 	durox_instance_iter *it;
 	int r = instance_iter_open(dx, job_bulk_operation(rc->kind), &req, &it); /* only what the caller sees */
 	if (r != DUROX_OK)
 		return r;
 	const durox_instance_summary *s;
 	while ((r = durox_instance_iter_next(it, &s)) == 1) {
+		if (skip_children && s->parent_instance != NULL) {
+			if ((r = push_skipped(dx, ts, s, rc->kind)) != DUROX_OK)
+				break;
+			continue;
+		}
 		if (ts->n >= limit) {
 			r = dx_fail(dx, DUROX_ELIMIT,
 			            "more than %u instances match (max_instances); narrow the filter or raise "

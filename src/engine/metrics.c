@@ -238,8 +238,12 @@ int durox_get_runtime_metrics(durox *dx, const durox_metrics_request *req, durox
 	if (meta->newest_lock_at != DUROX_NO_TIME &&
 	    (out->last_activity_at == DUROX_NO_TIME || meta->newest_lock_at > out->last_activity_at))
 		out->last_activity_at = meta->newest_lock_at;
-	if (out->store_created_at != DUROX_NO_TIME && m.now > out->store_created_at)
-		out->uptime_seconds = (uint64_t)((m.now - out->store_created_at) / 1000);
+	/* as of the request's explicit now, else as of when the figures were collected (so a
+	 * cached result is the same result) */
+	out->collected_at = metrics_collected_at(&m);
+	int64_t asof = m.explicit_now ? m.now : out->collected_at;
+	if (out->store_created_at != DUROX_NO_TIME && asof > out->store_created_at)
+		out->uptime_seconds = (uint64_t)((asof - out->store_created_at) / 1000);
 	out->stalled_orchestrator_items = q->orchestrator.stalled;
 	out->stalled_worker_items = q->worker.stalled;
 	out->overdue_timers = q->overdue_timers;
@@ -249,7 +253,6 @@ int durox_get_runtime_metrics(durox *dx, const durox_metrics_request *req, durox
 	                                       q->orchestrator.orphans_blocking == 0;
 	out->worker_dispatcher_healthy = q->worker.stalled == 0;
 	out->timer_dispatcher_healthy = q->overdue_timers == 0;
-	out->collected_at = metrics_collected_at(&m);
 	return DUROX_OK;
 }
 

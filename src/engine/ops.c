@@ -31,7 +31,7 @@ int op_kind_parse(const char *name)
 	return -1;
 }
 
-static const char *const outcome_names[] = {"pending", "done", "failed", "no_subscription"};
+static const char *const outcome_names[] = {"pending", "done", "failed", "no_subscription", "skipped"};
 
 const char *durox_outcome_name(int outcome)
 {
@@ -204,10 +204,24 @@ int op_check_writable(durox *dx)
 	return DUROX_OK;
 }
 
-static int check_text(durox *dx, const char *what, const char *s, int nonempty)
+int op_check_size(durox *dx, const char *what, const char *s, int payload)
+{
+	size_t n = strlen(s), cap = payload ? dx->cfg.max_payload_bytes : dx->cfg.max_id_bytes;
+	if (n > cap)
+		return dx_fail(dx, DUROX_ELIMIT, "%s is %zu bytes; the limit is %zu (%s)", what, n, cap,
+		               payload ? "max_payload_bytes" : "max_id_bytes");
+	return DUROX_OK;
+}
+
+/* Checks a text argument: not empty when nonempty, valid UTF-8, within its size cap (an id
+ * or name, or with payload a payload). */
+static int check_text(durox *dx, const char *what, const char *s, int nonempty, int payload)
 {
 	if (s == NULL || (nonempty && s[0] == '\0'))
 		return dx_fail(dx, DUROX_EINVALID, "%s must not be empty", what);
+	int rc = op_check_size(dx, what, s, payload);
+	if (rc != DUROX_OK)
+		return rc;
 	if (!op_valid_utf8(s))
 		return dx_fail(dx, DUROX_EINVALID, "%s is not valid UTF-8", what);
 	return DUROX_OK;
@@ -219,13 +233,13 @@ int op_check_params(durox *dx, const op_params *p)
 	switch (p->kind) {
 	case OP_CANCEL:
 		if (p->reason != NULL)
-			rc = check_text(dx, "reason", p->reason, 0);
+			rc = check_text(dx, "reason", p->reason, 0, 1);
 		break;
 	case OP_RAISE:
 	case OP_ENQUEUE:
-		rc = check_text(dx, p->kind == OP_RAISE ? "event name" : "queue name", p->event_name, 1);
+		rc = check_text(dx, p->kind == OP_RAISE ? "event name" : "queue name", p->event_name, 1, 0);
 		if (rc == DUROX_OK && p->event_data != NULL)
-			rc = check_text(dx, "event data", p->event_data, 0);
+			rc = check_text(dx, "event data", p->event_data, 0, 1);
 		break;
 	case OP_PRUNE:
 		if (p->has_keep_last && p->keep_last > 1000000000u)
@@ -626,6 +640,8 @@ static int single(durox *dx, const op_params *p, const char *id, const char *ope
 	int rc = op_check_writable(dx);
 	if (rc == DUROX_OK && (id == NULL || id[0] == '\0'))
 		rc = dx_fail(dx, DUROX_EINVALID, "instance id must not be empty");
+	if (rc == DUROX_OK)
+		rc = op_check_size(dx, "instance id", id, 0);
 	if (rc == DUROX_OK && !op_valid_utf8(id))
 		rc = dx_fail(dx, DUROX_EINVALID, "instance id is not valid UTF-8");
 	if (rc == DUROX_OK)
@@ -695,10 +711,10 @@ int durox_start_orchestration(durox *dx, const char *instance_id, const char *na
 	int rc = op_check_writable(dx);
 	if (rc != DUROX_OK)
 		return rc;
-	if ((rc = check_text(dx, "instance id", instance_id, 1)) != DUROX_OK ||
-	    (rc = check_text(dx, "orchestration name", name, 1)) != DUROX_OK ||
-	    (input != NULL && (rc = check_text(dx, "input", input, 0)) != DUROX_OK) ||
-	    (version != NULL && (rc = check_text(dx, "version", version, 1)) != DUROX_OK))
+	if ((rc = check_text(dx, "instance id", instance_id, 1, 0)) != DUROX_OK ||
+	    (rc = check_text(dx, "orchestration name", name, 1, 0)) != DUROX_OK ||
+	    (input != NULL && (rc = check_text(dx, "input", input, 0, 1)) != DUROX_OK) ||
+	    (version != NULL && (rc = check_text(dx, "version", version, 1, 0)) != DUROX_OK))
 		return rc;
 	if ((rc = access_start(dx, name, instance_id)) != DUROX_OK)
 		return rc;

@@ -59,6 +59,10 @@ int op_check_writable(durox *dx);
 /* Validates params for kind (names non-empty, valid UTF-8...). Sets the message. */
 int op_check_params(durox *dx, const op_params *p);
 
+/* DUROX_ELIMIT (message naming what, its size and the limit) when s is longer than
+ * max_payload_bytes (payload nonzero) or max_id_bytes. */
+int op_check_size(durox *dx, const char *what, const char *s, int payload);
+
 /* The work items op_apply and restart enqueue, appended to b as Duroxide's compact serde
  * JSON: StartOrchestration (version NULL = null), ExternalRaised (queue 0) / QueueMessage
  * (queue 1), CancelInstance. Strings must be valid UTF-8 (op_valid_utf8); buf_oom(b) tells

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/ops_internal.h"
 #include "store/provider_state.h"
 #include "util/timeutil.h"
@@ -21,7 +22,9 @@ static int check_state(durox *dx)
 {
 	if (dx->st->svt == NULL)
 		return dx_fail(dx, DUROX_EUNSUPPORTED, "the %s store cannot keep stream state", dx->st->info.provider);
-	return DUROX_OK;
+	/* the durable state of streams, webhooks and rules is operational state, as the job
+	 * journal is: under a policy it needs can_manage_jobs */
+	return access_global(dx, "stream_state", DUROX_HOOK_MANAGE_JOBS);
 }
 
 /* Opens a write transaction with our tables in place. */
@@ -136,12 +139,16 @@ int durox_list_dead_letters(durox *dx, const char *source, int64_t after, uint32
 {
 	dx_clear(dx);
 	*out = NULL;
+	/* dead letters hold event payloads of every follower: the journal's hook guards them */
+	int rc = access_global(dx, "list_dead_letters", DUROX_HOOK_MANAGE_JOBS);
+	if (rc != DUROX_OK)
+		return rc;
 	dl_result *r = calloc(1, sizeof *r);
 	if (r == NULL)
 		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
 	arena_init(&r->mem);
 	int exists = 0;
-	int rc = have_state(dx, &exists);
+	rc = have_state(dx, &exists);
 	if (rc == DUROX_OK && exists) {
 		rc = dx->st->svt->dead_letter_list(dx->st, source, after, limit ? limit : DEFAULT_LIMIT, dl_cb, r);
 		if (rc == DUROX_ENOMEM && dx->st->err[0] == '\0')
@@ -160,7 +167,10 @@ int durox_list_dead_letters(durox *dx, const char *source, int64_t after, uint32
 int durox_dead_letter_delete(durox *dx, int64_t id)
 {
 	dx_clear(dx);
-	int rc = begin_state(dx);
+	int rc = access_global(dx, "delete_dead_letter", DUROX_HOOK_MANAGE_JOBS);
+	if (rc != DUROX_OK)
+		return rc;
+	rc = begin_state(dx);
 	if (rc != DUROX_OK)
 		return rc;
 	int found = 0;

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "engine/access.h"
 #include "engine/feed.h"
 #include "engine/stream_internal.h"
 #include "store/format.h"
@@ -24,7 +25,6 @@
 
 #define DEFAULT_POLL_MS 200
 #define DEFAULT_VERIFY_MS 1000
-#define ID_CHUNK 200   /* instance ids per summary query */
 #define MAP_MAX 200000 /* cached names before the caches start over */
 #define SYSCALL_PREFIX "__duroxide_syscall:"
 
@@ -147,6 +147,8 @@ struct durox_event_stream {
 	efeed e;
 	durox_event_stream_request rq;
 	uint64_t binding;
+	access_view view; /* what the caller may see: the filter ANDed with the policy's */
+	int view_open;
 	stream_rows rows;
 	arena mem; /* the current batch's items */
 	durox_instance_event *items;
@@ -189,6 +191,8 @@ void durox_event_stream_free(durox_event_stream *s)
 {
 	if (s == NULL)
 		return;
+	if (s->view_open)
+		access_view_close(&s->view);
 	efeed_close(&s->e);
 	stream_rows_free(&s->rows);
 	arena_release(&s->mem);
@@ -223,8 +227,19 @@ int durox_event_stream_open(durox *dx, const durox_event_stream_request *req, du
 	arena_init(&s->rows.mem);
 	hmap_init(&s->activities);
 	hmap_init(&s->names);
-	s->binding = event_binding(req);
-	int rc = efeed_open(dx, &s->e, EFEED_EVENTS, s->binding, req->cursor, req->from_now);
+	/* the one enforcement point: can_list_instances and the policy's filter now, and
+	 * can_view_instance for every instance an item is about */
+	int rc = access_view_open(dx, "stream_instance_events", req->filter, &s->view);
+	s->view_open = 1;
+	if (rc != DUROX_OK) {
+		durox_event_stream_free(s);
+		return rc;
+	}
+	s->binding = access_fingerprint(dx, event_binding(req));
+	/* details carry payloads only for a caller whose policy always lets them see history */
+	if (!access_payloads_visible(dx))
+		s->rq.no_payloads = 1;
+	rc = efeed_open(dx, &s->e, EFEED_EVENTS, s->binding, req->cursor, req->from_now);
 	if (rc != DUROX_OK) {
 		durox_event_stream_free(s);
 		return rc;
@@ -572,45 +587,14 @@ static int sum_cb(void *ud, const durox_instance_summary *sm)
 	return 0;
 }
 
-/* Looks up the summaries of the given ids (filter applied by the store), chunk by chunk. */
+/* The summaries of the given ids that the caller may see and the filter admits (the store
+ * tests the filter; access control the rest), chunk by chunk. */
 static int lookup(durox_event_stream *s, const char *const *ids, size_t n, sum_ctx *c)
 {
-	durox *dx = s->dx;
-	int filtered = s->rq.filter != NULL && s->rq.filter->root != NULL;
-	for (size_t i = 0; i < n; i += ID_CHUNK) {
-		size_t m = n - i < ID_CHUNK ? n - i : ID_CHUNK;
-		int rc;
-		if (!filtered) {
-			rc = dx->st->vt->summaries_by_id(dx->st, ids + i, m, sum_cb, c);
-		} else {
-			durox_filter *f = durox_filter_new();
-			durox_value *vals = f != NULL ? arena_calloc(&f->mem, m, sizeof *vals) : NULL;
-			if (vals == NULL) {
-				durox_filter_free(f);
-				return dx_fail(dx, DUROX_ENOMEM, "out of memory");
-			}
-			for (size_t k = 0; k < m; k++) {
-				vals[k].type = DUROX_VAL_TEXT;
-				vals[k].text = ids[i + k];
-			}
-			durox_expr *in = durox_expr_in(f, DUROX_FIELD_INSTANCE_ID, vals, m);
-			f->root = in != NULL ? durox_expr_and(f, s->rq.filter->root, in) : NULL;
-			if (f->root == NULL) {
-				durox_filter_free(f);
-				return dx_fail(dx, DUROX_ENOMEM, "out of memory");
-			}
-			store_list_query q = {0};
-			q.filter = f;
-			q.order_by = DUROX_ORDER_INSTANCE_ID;
-			rc = dx->st->vt->list(dx->st, &q, sum_cb, c);
-			durox_filter_free(f);
-		}
-		if (c->rc != 0)
-			return c->rc == DUROX_ENOMEM ? dx_fail(dx, c->rc, "out of memory") : c->rc;
-		if (rc != DUROX_OK)
-			return dx_store_fail(dx, rc);
-	}
-	return DUROX_OK;
+	int rc = access_visible_by_id(&s->view, ids, n, sum_cb, c);
+	if (c->rc != 0)
+		return c->rc == DUROX_ENOMEM ? dx_fail(s->dx, c->rc, "out of memory") : c->rc;
+	return rc;
 }
 
 /* Turns the rows of the last poll into items. */
@@ -671,7 +655,8 @@ static int build_items(durox_event_stream *s)
 			return dx_fail(s->dx, DUROX_ENOMEM, "out of memory");
 	}
 	/* the instances of the items: filter, predicate and names, one query per chunk */
-	int need = (s->rq.filter != NULL && s->rq.filter->root != NULL) || s->rq.predicate != NULL;
+	int need = (s->view.filter != NULL && s->view.filter->root != NULL) || s->rq.predicate != NULL ||
+	           s->view.per_row || s->view.nothing;
 	const char **ids = malloc(s->n * sizeof *ids);
 	if (ids == NULL)
 		return dx_fail(s->dx, DUROX_ENOMEM, "out of memory");
@@ -769,6 +754,8 @@ int durox_event_stream_next(durox_event_stream *s, const durox_instance_event **
 			s->ended = 1;
 			return 0;
 		}
+		if (s->rq.no_wait)
+			return 2;
 		if (s->rq.heartbeat_ms > 0 && now - s->last_item >= (int64_t)s->rq.heartbeat_ms) {
 			durox_instance_event *it = new_item(s);
 			if (it == NULL || (it->cursor = current_cursor(s, &s->mem)) == NULL)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/metrics_internal.h"
 #include "engine/stream_internal.h"
 #include "util/hmap.h"
@@ -51,6 +52,10 @@ int durox_metrics_stream_open(durox *dx, const durox_metrics_stream_request *req
 		return dx_fail(dx, DUROX_EDENIED, "metrics are disabled by the configuration (enable_metrics = false)");
 	if (dx->st->mvt == NULL)
 		return dx_fail(dx, DUROX_EUNSUPPORTED, "the %s store has no metrics", dx->st->info.provider);
+	/* store-wide figures: can_view_metrics and an unrestricted view (the one enforcement point) */
+	int rc = access_store_wide(dx, "stream_runtime_metrics");
+	if (rc != DUROX_OK)
+		return rc;
 	durox_metrics_stream *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
@@ -62,7 +67,7 @@ int durox_metrics_stream_open(durox *dx, const durox_metrics_stream_request *req
 		s->rq.recount_ms = DEFAULT_RECOUNT_MS;
 	hmap_init(&s->starts);
 	arena_init(&s->rows.mem);
-	int rc = efeed_open(dx, &s->e, EFEED_CHANGES, 0, NULL, 1);
+	rc = efeed_open(dx, &s->e, EFEED_CHANGES, 0, NULL, 1);
 	if (rc != DUROX_OK) {
 		durox_metrics_stream_free(s);
 		return rc;

@@ -170,9 +170,11 @@ static int item_cb(void *ud, const store_queue_item *it)
 {
 	collector *c = ud;
 	const char *status_text = it->status;
-	int status = status_text           ? durox_status_parse(status_text)
-	             : it->instance_exists ? DUROX_STATUS_UNKNOWN
-	                                   : DUROX_STATUS_NOT_FOUND;
+	/* no instance yet: Pending when its start is queued (not an orphan), else NotFound */
+	int status = status_text                ? durox_status_parse(status_text)
+	             : it->instance_exists      ? DUROX_STATUS_UNKNOWN
+	             : !(it->flags & QF_ORPHAN) ? DUROX_STATUS_PENDING
+	                                        : DUROX_STATUS_NOT_FOUND;
 	if (status < 0)
 		status = DUROX_STATUS_UNKNOWN;
 	/* the messages of finished instances are acknowledged without processing: not stuck */

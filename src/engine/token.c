@@ -48,7 +48,10 @@ const char *token_seal(arena *a, buf *b)
 
 int token_open(const char *token, buf *raw)
 {
-	if (b64url_decode(raw, token, strlen(token)) != 0 || raw->len < 9)
+	/* only the canonical text token_seal makes: no padding, nothing appended */
+	size_t len = strlen(token);
+	if (strchr(token, '=') != NULL || b64url_decode(raw, token, len) != 0 || raw->len < 9 ||
+	    (raw->len * 8 + 5) / 6 != len)
 		return -1;
 	size_t n = raw->len - 8;
 	token_reader r = {(const unsigned char *)raw->data + n, (const unsigned char *)raw->data + raw->len, 0};

@@ -93,6 +93,8 @@ static int status_cb(void *ud, const store_status_row *r)
 	} else if (!r->exists && !r->pending_start) {
 		it->finished = 1; /* unknown: it will never finish */
 		it->status = DUROX_STATUS_NOT_FOUND;
+	} else if (!r->exists) {
+		it->status = DUROX_STATUS_PENDING; /* its start is queued: it will run */
 	}
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/access.h"
 #include "engine/stream_internal.h"
 #include "engine/token.h"
 #include "util/codec.h"
@@ -22,7 +23,6 @@
 #define MAX_IDS 1000
 #define DEFAULT_POLL_MS 200
 #define DEFAULT_VERIFY_MS 1000
-#define ID_CHUNK 200
 
 typedef struct wstate {
 	char *id;
@@ -36,6 +36,8 @@ typedef struct wstate {
 struct durox_watch {
 	durox *dx;
 	efeed e;
+	access_view view; /* a watched instance the caller may not see stays NotFound */
+	int view_open;
 	durox_watch_request rq;
 	wstate *st;
 	size_t n;
@@ -66,6 +68,8 @@ void durox_watch_free(durox_watch *w)
 {
 	if (w == NULL)
 		return;
+	if (w->view_open)
+		access_view_close(&w->view);
 	efeed_close(&w->e);
 	for (size_t i = 0; i < w->n; i++) {
 		free(w->st[i].id);
@@ -219,15 +223,9 @@ static int read_now(durox_watch *w, wstate **out)
 	}
 	for (size_t i = 0; i < w->n; i++)
 		ids[i] = w->st[i].id;
-	int rc = DUROX_OK;
-	for (size_t i = 0; i < w->n && rc == DUROX_OK; i += ID_CHUNK) {
-		size_t m = w->n - i < ID_CHUNK ? w->n - i : ID_CHUNK;
-		rc = dx->st->vt->summaries_by_id(dx->st, ids + i, m, sum_cb, &c);
-		if (c.rc != 0)
-			rc = dx_fail(dx, c.rc, "out of memory");
-		else if (rc != DUROX_OK)
-			rc = dx_store_fail(dx, rc);
-	}
+	int rc = access_visible_by_id(&w->view, ids, w->n, sum_cb, &c);
+	if (c.rc != 0)
+		rc = dx_fail(dx, c.rc, "out of memory");
 	free(ids);
 	if (rc != DUROX_OK) {
 		free_states(now, w->n);
@@ -371,7 +369,10 @@ int durox_watch_open(durox *dx, const durox_watch_request *req, durox_watch **ou
 		durox_watch_free(w);
 		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
 	}
-	rc = efeed_open(dx, &w->e, EFEED_WATCH, h, req->cursor, 1);
+	rc = access_view_open(dx, "watch_instances", NULL, &w->view);
+	w->view_open = 1;
+	if (rc == DUROX_OK)
+		rc = efeed_open(dx, &w->e, EFEED_WATCH, access_fingerprint(dx, h), req->cursor, 1);
 	if (rc == DUROX_OK && req->cursor != NULL && decode_state(w, &w->e.extra) != 0)
 		rc = dx_fail(dx, DUROX_EINVALID, "malformed cursor (its watch state is unreadable)");
 	if (rc == DUROX_OK && req->cursor == NULL)
@@ -393,12 +394,44 @@ int durox_watch_open(durox *dx, const durox_watch_request *req, durox_watch **ou
 
 /* ---- polls -------------------------------------------------------------------------------------- */
 
+/* Marks the watched instances of this batch the caller may see (access_visible_by_id). */
+static int vis_cb(void *ud, const durox_instance_summary *s)
+{
+	int created;
+	return hmap_put(ud, s->instance_id, strlen(s->instance_id), &created) != NULL ? 0 : DUROX_ENOMEM;
+}
+
 static int apply_rows(durox_watch *w)
 {
+	hmap vis;
+	hmap_init(&vis);
+	int restricted = w->view.restricted || w->view.per_row || w->view.nothing;
+	if (restricted) {
+		const char **ids = malloc((w->rows.n ? w->rows.n : 1) * sizeof *ids);
+		size_t n = 0;
+		if (ids == NULL)
+			return dx_fail(w->dx, DUROX_ENOMEM, "out of memory");
+		hmap seen;
+		hmap_init(&seen);
+		for (size_t r = 0; r < w->rows.n; r++) {
+			const char *id = w->rows.rows[r].instance_id;
+			int created;
+			if (hmap_get(&w->index, id, strlen(id)) != NULL &&
+			    hmap_put(&seen, id, strlen(id), &created) != NULL && created)
+				ids[n++] = id;
+		}
+		int rc = n > 0 ? access_visible_by_id(&w->view, ids, n, vis_cb, &vis) : DUROX_OK;
+		hmap_free(&seen);
+		free(ids);
+		if (rc != DUROX_OK) {
+			hmap_free(&vis);
+			return rc;
+		}
+	}
 	for (size_t r = 0; r < w->rows.n; r++) {
 		stream_row *x = &w->rows.rows[r];
 		hmap_entry *e = hmap_get(&w->index, x->instance_id, strlen(x->instance_id));
-		if (e == NULL)
+		if (e == NULL || (restricted && hmap_get(&vis, x->instance_id, strlen(x->instance_id)) == NULL))
 			continue;
 		int sh = stream_history_type(x->event_type);
 		if (sh != SH_STARTED && sh != SH_COMPLETED && sh != SH_FAILED && sh != SH_CAN && sh != SH_CUSTOM_STATUS)
@@ -473,9 +506,12 @@ static int apply_rows(durox_watch *w)
 			                        output, error, x->pos, x->pos_len);
 		}
 		arena_release(&tmp);
-		if (rc != DUROX_OK)
+		if (rc != DUROX_OK) {
+			hmap_free(&vis);
 			return dx_fail(w->dx, rc, "out of memory");
+		}
 	}
+	hmap_free(&vis);
 	return DUROX_OK;
 }
 

@@ -70,7 +70,7 @@ static int l_list_instances(lua_State *L)
 	int pred_idx;
 	durox_filter *f = check_filter(L, 2, 3, &pred_idx);
 	lx_box *b = lx_newbox(L);
-	lx_pred p = {L, pred_idx, 0};
+	lx_pred p = {L, pred_idx, 0, lx_budget(dx)};
 	luaL_checkstack(L, 8, NULL);
 	durox_instance_list *l;
 	int rc = durox_list_instances(dx, f, pred_idx ? lx_predicate : NULL, &p, &l);
@@ -133,7 +133,7 @@ static int l_list_paginated(lua_State *L)
 	int pred_idx;
 	check_list_request(L, 2, &req, &pred_idx);
 	lx_box *b = lx_newbox(L);
-	lx_pred p = {L, pred_idx, 0};
+	lx_pred p = {L, pred_idx, 0, lx_budget(dx)};
 	req.predicate = pred_idx ? lx_predicate : NULL;
 	req.predicate_ud = &p;
 	luaL_checkstack(L, 8, NULL);
@@ -177,7 +177,7 @@ static int l_search(lua_State *L)
 		request_predicate(&o, &pred_idx);
 	}
 	lx_box *b = lx_newbox(L);
-	lx_pred p = {L, pred_idx, 0};
+	lx_pred p = {L, pred_idx, 0, lx_budget(dx)};
 	req.predicate = pred_idx ? lx_predicate : NULL;
 	req.predicate_ud = &p;
 	luaL_checkstack(L, 8, NULL);
@@ -222,7 +222,7 @@ static int iter_next(lua_State *L)
 	if (h->dx == NULL)
 		return luaL_error(L, "store was closed during iteration");
 	lua_getiuservalue(L, 1, 3);
-	i->pred = (lx_pred){L, lua_isfunction(L, -1) ? lua_absindex(L, -1) : 0, 0};
+	i->pred = (lx_pred){L, lua_isfunction(L, -1) ? lua_absindex(L, -1) : 0, 0, lx_budget(h->dx)};
 	luaL_checkstack(L, 8, NULL);
 	const durox_instance_summary *s;
 	int rc = durox_instance_iter_next(i->it, &s);
@@ -257,7 +257,7 @@ static int l_instances(lua_State *L)
 	lx_iter *i = lua_newuserdatauv(L, sizeof *i, 3);
 	i->it = NULL;
 	i->done = 0;
-	i->pred = (lx_pred){NULL, 0, 0};
+	i->pred = (lx_pred){NULL, 0, 0, 0};
 	luaL_setmetatable(L, LX_ITER);
 	int it_idx = lua_gettop(L);
 	lua_pushvalue(L, 1);

@@ -53,6 +53,7 @@ typedef struct lx_calls {
 	int predicate, authorize, progress;
 	int errored;
 	char reason[512];
+	uint32_t budget_ms; /* the handle's callback_budget_ms */
 } lx_calls;
 
 static int call_predicate(lua_State *L)
@@ -74,7 +75,7 @@ static int predicate_cb(void *ud, const durox_instance_summary *s)
 	lua_pushcfunction(L, call_predicate);
 	lua_pushvalue(L, c->predicate);
 	lua_pushlightuserdata(L, (void *)s);
-	if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+	if (lx_pcall(L, 2, 1, c->budget_ms, "the predicate") != LUA_OK) {
 		c->errored = 1;
 		return DUROX_EABORT;
 	}
@@ -103,7 +104,7 @@ static int authorize_cb(void *ud, const durox_instance_summary *s, const char **
 	lua_pushcfunction(L, call_authorize);
 	lua_pushvalue(L, c->authorize);
 	lua_pushlightuserdata(L, (void *)s);
-	if (lua_pcall(L, 2, 2, 0) != LUA_OK) {
+	if (lx_pcall(L, 2, 2, c->budget_ms, "the authorize function") != LUA_OK) {
 		c->errored = 1;
 		return DUROX_EABORT;
 	}
@@ -167,7 +168,7 @@ static int progress_cb(void *ud, const durox_bulk_progress *p)
 	else
 		lua_pushnil(L);
 	lua_pushlightuserdata(L, (void *)p);
-	if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+	if (lx_pcall(L, 2, 1, c->budget_ms, "the progress function") != LUA_OK) {
 		c->errored = 1;
 		return DUROX_EABORT;
 	}
@@ -256,7 +257,7 @@ static int l_wait_one(lua_State *L)
 	int64_t poll = lx_check_duration(L, 4, "poll interval", 0, 0, MAX_POLL);
 	lua_settop(L, 4);
 	const char *ids[1] = {id};
-	lx_calls c = {L, 0, 0, 0, 0, {0}};
+	lx_calls c = {L, 0, 0, 0, 0, {0}, lx_budget(dx)};
 	durox_bulk_wait_request req = {0};
 	req.opts.instances = ids;
 	req.opts.n_instances = 1;
@@ -310,13 +311,13 @@ static const char *const wait_common[] = {"instances", "filter", "predicate", "p
 /* Fills o from the request table at t, whose keys must be in common or extra (raises on
  * misuse). Pushes the boxes and functions it needs on the stack, where they stay for the
  * engine call. Returns the reader of the table for the request's own fields. */
-static lx_opts check_bulk(lua_State *L, int t, const char *const *common, const char *const *extra,
+static lx_opts check_bulk(lua_State *L, durox *dx, int t, const char *const *common, const char *const *extra,
                           durox_bulk_options *o, lx_calls *c)
 {
 	luaL_checktype(L, t, LUA_TTABLE);
 	lx_opts q = lx_opts_at(L, t, "request", common, extra);
 	memset(o, 0, sizeof *o);
-	*c = (lx_calls){L, 0, 0, 0, 0, {0}};
+	*c = (lx_calls){L, 0, 0, 0, 0, {0}, lx_budget(dx)};
 	lua_getfield(L, t, "instances");
 	int ids = lua_gettop(L);
 	lua_getfield(L, t, "filter");
@@ -466,6 +467,20 @@ static void push_bulk_response(lua_State *L, const durox_bulk_response *r)
 		push_id_list(L, r, DUROX_OUTCOME_PENDING);
 		lua_setfield(L, -2, "pending_instances");
 	}
+	if (r->skipped > 0) {
+		lua_createtable(L, (int)r->skipped, 0);
+		lua_Integer ns = 0;
+		for (size_t k = 0; k < r->count; k++) {
+			const durox_bulk_item *it = &r->items[k];
+			if (it->outcome != DUROX_OUTCOME_SKIPPED)
+				continue;
+			lua_createtable(L, 0, 2);
+			lx_set_str(L, "instance_id", it->instance_id);
+			lx_set_str(L, "reason", it->message);
+			lua_rawseti(L, -2, ++ns);
+		}
+		lua_setfield(L, -2, "skipped_instances");
+	}
 	if (strcmp(kind, "purge") == 0 || strcmp(kind, "prune") == 0) {
 		if (strcmp(kind, "purge") == 0) {
 			lx_set_int(L, "instances_deleted", (int64_t)r->instances_deleted);
@@ -502,7 +517,7 @@ static int l_cancel_instances(lua_State *L)
 	static const char *const extra[] = {"reason", NULL};
 	durox_bulk_cancel_request req = {0};
 	lx_calls c;
-	lx_opts q = check_bulk(L, 2, bulk_common, extra, &req.opts, &c);
+	lx_opts q = check_bulk(L, dx, 2, bulk_common, extra, &req.opts, &c);
 	req.reason = lx_opt_text(&q, "reason");
 	lx_box *b = lx_newbox(L);
 	durox_bulk_response *r = NULL;
@@ -518,7 +533,7 @@ static int l_raise_bulk(lua_State *L)
 	static const char *const extra[] = {"event_name", "event_data", "queue", NULL};
 	durox_bulk_event_request req = {0};
 	lx_calls c;
-	lx_opts q = check_bulk(L, 2, bulk_common, extra, &req.opts, &c);
+	lx_opts q = check_bulk(L, dx, 2, bulk_common, extra, &req.opts, &c);
 	req.event_name = lx_opt_text(&q, "event_name");
 	if (req.event_name == NULL)
 		lx_opt_error(&q, "event_name", "expects a string, got nil");
@@ -539,7 +554,7 @@ static int l_purge(lua_State *L)
 	static const char *const extra[] = {"force", NULL};
 	durox_purge_request req = {0};
 	lx_calls c;
-	lx_opts q = check_bulk(L, 2, bulk_common, extra, &req.opts, &c);
+	lx_opts q = check_bulk(L, dx, 2, bulk_common, extra, &req.opts, &c);
 	req.force = lx_opt_boolean(&q, "force", 0);
 	lx_box *b = lx_newbox(L);
 	durox_bulk_response *r = NULL;
@@ -555,7 +570,7 @@ static int l_prune(lua_State *L)
 	static const char *const extra[] = {"keep_last", "completed_before", NULL};
 	durox_prune_request req = {0};
 	lx_calls c;
-	lx_opts q = check_bulk(L, 2, bulk_common, extra, &req.opts, &c);
+	lx_opts q = check_bulk(L, dx, 2, bulk_common, extra, &req.opts, &c);
 	req.has_keep_last = lx_opt_has(&q, "keep_last");
 	req.keep_last = (uint32_t)lx_opt_integer(&q, "keep_last", 0, 0, 1000000000);
 	req.completed_before = lx_opt_time(&q, "completed_before");
@@ -573,7 +588,7 @@ static int l_restart(lua_State *L)
 	static const char *const extra[] = {"latest_version", NULL};
 	durox_restart_request req = {0};
 	lx_calls c;
-	lx_opts q = check_bulk(L, 2, bulk_common, extra, &req.opts, &c);
+	lx_opts q = check_bulk(L, dx, 2, bulk_common, extra, &req.opts, &c);
 	req.latest_version = lx_opt_boolean(&q, "latest_version", 0);
 	lx_box *b = lx_newbox(L);
 	durox_bulk_response *r = NULL;
@@ -653,7 +668,7 @@ static int l_wait_instances(lua_State *L)
 	                                    "count",   NULL};
 	durox_bulk_wait_request req = {0};
 	lx_calls c;
-	lx_opts q = check_bulk(L, 2, wait_common, extra, &req.opts, &c);
+	lx_opts q = check_bulk(L, dx, 2, wait_common, extra, &req.opts, &c);
 	if (lx_opt_has(&q, "timeout_ms") && lx_opt_has(&q, "timeout"))
 		lx_opt_error(&q, "timeout", "given twice (as timeout and as timeout_ms)");
 	if (lx_opt_has(&q, "poll_interval_ms") && lx_opt_has(&q, "poll_interval"))
@@ -820,7 +835,7 @@ static int l_resume_job(lua_State *L)
 	int64_t id = check_job_id(L, 2);
 	lua_settop(L, 3);
 	durox_bulk_options o = {0};
-	lx_calls c = {L, 0, 0, 0, 0, {0}};
+	lx_calls c = {L, 0, 0, 0, 0, {0}, lx_budget(dx)};
 	static const char *const known[] = {"progress", "rate", "batch_size", NULL};
 	lx_opts q = lx_opts_at(L, 3, "resume_job option", known, NULL);
 	c.progress = lx_opt_function(&q, "progress");

@@ -47,7 +47,8 @@ static int store_tostring(lua_State *L)
 static const char *const config_fields[] = {"enable_metrics",      "enable_streaming",        "max_list_instances",
                                             "max_bulk_operations", "metrics_retention_hours", "cache_ttl_seconds",
                                             "stall_threshold_ms",  "timer_overdue_ms",        "event_wait_threshold_ms",
-                                            "max_attempts",        "near_poison_attempts",    NULL};
+                                            "max_attempts",        "near_poison_attempts",    "max_payload_bytes",
+                                            "max_id_bytes",        "callback_budget_ms",      NULL};
 
 /* Applies the ManagementConfig fields of the table at t to dx; raises on misuse. The ranges
  * are the engine's (durox_set_config), checked here so that every fault names its field. */
@@ -70,6 +71,9 @@ static void apply_config(lua_State *L, durox *dx, int t)
 	        (uint32_t)lx_opt_duration(&o, "event_wait_threshold_ms", c.event_wait_threshold_ms, 0, I32);
 	c.max_attempts = (uint32_t)lx_opt_integer(&o, "max_attempts", c.max_attempts, 1, I32);
 	c.near_poison_attempts = (uint32_t)lx_opt_integer(&o, "near_poison_attempts", c.near_poison_attempts, 1, I32);
+	c.max_payload_bytes = (uint32_t)lx_opt_integer(&o, "max_payload_bytes", c.max_payload_bytes, 1, I32);
+	c.max_id_bytes = (uint32_t)lx_opt_integer(&o, "max_id_bytes", c.max_id_bytes, 1, I32);
+	c.callback_budget_ms = (uint32_t)lx_opt_duration(&o, "callback_budget_ms", c.callback_budget_ms, 0, I32);
 #undef I32
 	if (c.near_poison_attempts > c.max_attempts && lx_opt_has(&o, "near_poison_attempts"))
 		lx_opt_error(&o, "near_poison_attempts", "out of range (1 to max_attempts, %d), got %d",
@@ -242,6 +246,9 @@ static int l_config(lua_State *L)
 	lx_set_int(L, "event_wait_threshold_ms", c.event_wait_threshold_ms);
 	lx_set_int(L, "max_attempts", c.max_attempts);
 	lx_set_int(L, "near_poison_attempts", c.near_poison_attempts);
+	lx_set_int(L, "max_payload_bytes", c.max_payload_bytes);
+	lx_set_int(L, "max_id_bytes", c.max_id_bytes);
+	lx_set_int(L, "callback_budget_ms", c.callback_budget_ms);
 	return 1;
 }
 

@@ -215,7 +215,7 @@ static durox *stream_prepare(lua_State *L, lx_stream *x)
 	if (h->dx == NULL)
 		luaL_error(L, "store was closed during the stream");
 	lua_getiuservalue(L, 1, 3);
-	x->pred = (lx_pred){L, lua_isfunction(L, -1) ? lua_absindex(L, -1) : 0, 0};
+	x->pred = (lx_pred){L, lua_isfunction(L, -1) ? lua_absindex(L, -1) : 0, 0, lx_budget(h->dx)};
 	x->L = L;
 	x->errored = 0;
 	luaL_checkstack(L, 10, NULL);
@@ -253,6 +253,10 @@ static int stream_next(lua_State *L)
 	if (rc == 0) {
 		x->done = 1; /* kept until closed, so that stream:cursor() still answers */
 		return 0;
+	}
+	if (rc == 2) { /* no_wait: nothing now */
+		lua_pushboolean(L, 0);
+		return 1;
 	}
 	if (e != NULL) {
 		push_item(L, e);
@@ -309,9 +313,9 @@ static int l_stream_events(lua_State *L)
 {
 	lx_checkstore(L, 1);
 	lua_settop(L, 2);
-	static const char *const known[] = {"filter",   "predicate",        "event_types", "cursor",       "from",
-	                                    "follow",   "poll_interval_ms", "timeout_ms",  "heartbeat_ms", "batch_size",
-	                                    "payloads", "verify_ms",        NULL};
+	static const char *const known[] = {
+	        "filter",     "predicate",    "event_types", "cursor",   "from",      "follow",  "poll_interval_ms",
+	        "timeout_ms", "heartbeat_ms", "batch_size",  "payloads", "verify_ms", "no_wait", NULL};
 	lx_opts o = lx_opts_at(L, 2, "stream option", known, NULL);
 	durox_event_stream_request req = {0};
 	if (o.t == 0) {
@@ -346,6 +350,9 @@ static int l_stream_events(lua_State *L)
 	req.batch_size = (uint32_t)lx_opt_integer(&o, "batch_size", 0, 1, 100000);
 	req.no_payloads = !lx_opt_boolean(&o, "payloads", 1);
 	req.verify_ms = (int64_t)lx_opt_integer(&o, "verify_ms", 0, -1, 86400000);
+	req.no_wait = lx_opt_boolean(&o, "no_wait", 0);
+	if (req.no_wait && !req.follow)
+		lx_opt_error(&o, "no_wait", "needs follow = true");
 	lx_stream *x = lua_newuserdatauv(L, sizeof *x, 3);
 	memset(x, 0, sizeof *x);
 	luaL_setmetatable(L, LX_STREAM);

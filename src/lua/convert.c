@@ -415,7 +415,7 @@ int lx_predicate(void *ud, const durox_instance_summary *s)
 	lua_pushcfunction(L, call_predicate);
 	lua_pushvalue(L, p->fn_idx);
 	lua_pushlightuserdata(L, (void *)s);
-	if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+	if (lx_pcall(L, 2, 1, p->budget_ms, "the predicate") != LUA_OK) {
 		p->errored = 1;
 		return DUROX_EABORT; /* the error value stays on the stack */
 	}

@@ -149,10 +149,17 @@ void lx_open_query(lua_State *L);
 /* Predicate plumbing: the engine callback runs the Lua function protected. */
 typedef struct lx_pred {
 	lua_State *L;
-	int fn_idx;  /* absolute stack index of the function */
-	int errored; /* the function raised: its error value is at the top of L's stack */
+	int fn_idx;         /* absolute stack index of the function */
+	int errored;        /* the function raised: its error value is at the top of L's stack */
+	uint32_t budget_ms; /* the handle's callback_budget_ms (0: none) */
 } lx_pred;
 int lx_predicate(void *ud, const durox_instance_summary *s);
+
+/* lua_pcall of a callback (no message handler) that raises "<what> ran longer than its time
+ * budget of N ms (callback_budget_ms)" once budget_ms has passed; 0: no limit (budget.c). */
+int lx_pcall(lua_State *L, int nargs, int nresults, uint32_t budget_ms, const char *what);
+/* The callback budget of dx (its callback_budget_ms). */
+uint32_t lx_budget(durox *dx);
 
 /* JSON encoding of a Lua value (sorted object keys, exact integers). Pushes the string
  * or raises on a value JSON cannot hold. pretty: indent with two spaces. */

@@ -59,37 +59,39 @@ static const char *describe(lua_State *L, int idx)
 	}
 }
 
-/* Edit distance of a and b (both at most 63 bytes; more counts as far), case-insensitive. */
+/* Edit distance of a and b (at most 63 bytes each; more counts as far), case-insensitive, a
+ * swap of two neighbours counting as one edit. */
 static size_t distance(const char *a, const char *b)
 {
 	size_t na = strlen(a), nb = strlen(b);
 	if (na > 63 || nb > 63)
 		return 99;
-	size_t row[64];
+	size_t d[64][64];
+	for (size_t i = 0; i <= na; i++)
+		d[i][0] = i;
 	for (size_t j = 0; j <= nb; j++)
-		row[j] = j;
+		d[0][j] = j;
 	for (size_t i = 1; i <= na; i++) {
-		size_t diag = row[0];
-		row[0] = i;
 		for (size_t j = 1; j <= nb; j++) {
-			size_t up = row[j];
 			int same = (a[i - 1] | 0x20) == (b[j - 1] | 0x20);
-			size_t best = diag + (same ? 0 : 1);
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
-			diag = up;
+			size_t v = d[i - 1][j - 1] + (same ? 0 : 1);
+			if (d[i - 1][j] + 1 < v)
+				v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && (a[i - 1] | 0x20) == (b[j - 2] | 0x20) &&
+			    (a[i - 2] | 0x20) == (b[j - 1] | 0x20) && d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
 		}
 	}
-	return row[nb];
+	return d[na][nb];
 }
 
 const char *lx_suggest(const char *k, const char *const *known, const char *const *extra)
 {
 	const char *best = NULL;
-	size_t bd = 3, klen = strlen(k);
+	size_t klen = strlen(k), bd = klen >= 6 ? 3 : 2;
 	for (int l = 0; l < 2; l++) {
 		const char *const *v = l == 0 ? known : extra;
 		for (int i = 0; v != NULL && v[i] != NULL; i++) {
@@ -97,7 +99,7 @@ const char *lx_suggest(const char *k, const char *const *known, const char *cons
 			/* a key that starts the known one (stall_threshold -> stall_threshold_ms) */
 			if (klen >= 3 && strncasecmp(k, v[i], klen) == 0)
 				d = 1;
-			if (d < bd && d < klen) {
+			if (d < bd) {
 				bd = d;
 				best = v[i];
 			}

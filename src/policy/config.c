@@ -20,11 +20,34 @@
 
 static void free_sandbox(void *p) { sandbox_free(p); }
 
-/* Pushes the message and returns 0. */
+/* Pushes the message, printable on one line (control bytes and bytes that are not UTF-8 text
+ * become \xNN: a binary file's bytes never reach the terminal), and returns 0. */
 static int fail(lua_State *L, int top, const char *msg)
 {
 	lua_settop(L, top);
-	lua_pushstring(L, msg);
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	const unsigned char *s = (const unsigned char *)msg;
+	for (size_t i = 0; s[i] != '\0'; i++) {
+		unsigned char c = s[i];
+		size_t len = c < 0x80             ? 1
+		             : (c & 0xE0) == 0xC0 ? 2
+		             : (c & 0xF0) == 0xE0 ? 3
+		             : (c & 0xF8) == 0xF0 ? 4
+		                                  : 0;
+		int ok = len > 0 && (c >= 0x20 || len > 1) && c != 0x7F;
+		for (size_t k = 1; ok && k < len; k++)
+			ok = (s[i + k] & 0xC0) == 0x80;
+		if (ok) {
+			luaL_addlstring(&b, (const char *)s + i, len);
+			i += len - 1;
+		} else {
+			char esc[8];
+			snprintf(esc, sizeof esc, "\\x%02x", c);
+			luaL_addstring(&b, esc);
+		}
+	}
+	luaL_pushresult(&b);
 	return 0;
 }
 
@@ -41,10 +64,13 @@ int lx_read_config_file(lua_State *L, const char *path)
 	size_t n = text != NULL ? fread(text, 1, MAX_CONFIG_BYTES + 1, f) : 0;
 	int bad = text == NULL || ferror(f);
 	fclose(f);
-	if (bad || n > MAX_CONFIG_BYTES) {
+	if (bad || n > MAX_CONFIG_BYTES || (text != NULL && memchr(text, '\0', n) != NULL)) {
+		int binary = !bad && memchr(text, '\0', n) != NULL; /* a binary file, whatever its size */
 		free(text);
 		snprintf(msg, sizeof msg, "cannot read configuration file: %s is %s", path,
-		         bad ? "unreadable" : "larger than 1 MB");
+		         bad      ? "unreadable"
+		         : binary ? "not a text file (it contains NUL bytes)"
+		                  : "larger than 1 MB");
 		return fail(L, top, msg);
 	}
 	sandbox_limits lim = {16u << 20, 1000, 1000000};

@@ -24,13 +24,16 @@ typedef struct lua_policy {
 	sandbox *sb;
 	int fn[DUROX_HOOK__COUNT]; /* registry references of the hook functions; LUA_NOREF: none */
 	int inst_mt;               /* the metatable of instance tables (inst.root) */
-	int cur_inst;              /* the instance table of the decision in progress */
+	int cur_inst;              /* a decision about an instance is in progress (its table: CURRENT_KEY) */
 	const durox_access_instance *current;
 	char id[80];  /* "sha256:<hex>" */
 	char *source; /* the file name or "policy_source" */
 } lua_policy;
 
 /* ---- the instance and context tables ---------------------------------------------------- */
+
+/* Registry key of the instance table of the decision in progress (inst.root checks it). */
+static const char CURRENT_KEY = 0;
 
 /* inst.root: resolved on first use during the decision the table was made for. */
 static int inst_index(lua_State *L)
@@ -39,7 +42,7 @@ static int inst_index(lua_State *L)
 	const char *k = lua_tostring(L, 2);
 	if (k == NULL || strcmp(k, "root") != 0 || lp->current == NULL || lp->cur_inst == LUA_NOREF)
 		return 0;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, lp->cur_inst);
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &CURRENT_KEY);
 	int same = lua_rawequal(L, 1, -1);
 	lua_pop(L, 1);
 	if (!same)
@@ -148,7 +151,8 @@ static int decide(lua_policy *lp, int hook, const durox_access_context *ctx, con
 	if (inst != NULL) {
 		push_inst(L, lp, inst->summary);
 		lua_pushvalue(L, -1);
-		lp->cur_inst = luaL_ref(L, LUA_REGISTRYINDEX);
+		lua_rawsetp(L, LUA_REGISTRYINDEX, &CURRENT_KEY); /* the decision's instance table */
+		lp->cur_inst = 1;
 		lp->current = inst;
 		nargs++;
 	}
@@ -163,7 +167,8 @@ static int decide(lua_policy *lp, int hook, const durox_access_context *ctx, con
 	sandbox_trip trip;
 	int st = sandbox_call(lp->sb, nargs, 2, &trip);
 	if (inst != NULL) {
-		luaL_unref(L, LUA_REGISTRYINDEX, lp->cur_inst);
+		lua_pushnil(L);
+		lua_rawsetp(L, LUA_REGISTRYINDEX, &CURRENT_KEY);
 		lp->cur_inst = LUA_NOREF;
 		lp->current = NULL;
 	}

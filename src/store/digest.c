@@ -15,42 +15,6 @@
 #include "store/format.h"
 #include "util/json.h"
 
-/* The counted types in store_event_type order (provider_metrics.h). */
-#define EVENT_TYPES(X)                                                                                                 \
-	X("OrchestrationStarted")                                                                                      \
-	X("OrchestrationCompleted")                                                                                    \
-	X("OrchestrationFailed")                                                                                       \
-	X("OrchestrationContinuedAsNew")                                                                               \
-	X("OrchestrationCancelRequested")                                                                              \
-	X("OrchestrationChained")                                                                                      \
-	X("ActivityScheduled")                                                                                         \
-	X("ActivityCompleted")                                                                                         \
-	X("ActivityFailed")                                                                                            \
-	X("ActivityCancelRequested")                                                                                   \
-	X("TimerCreated")                                                                                              \
-	X("TimerFired")                                                                                                \
-	X("ExternalSubscribed")                                                                                        \
-	X("ExternalEvent")                                                                                             \
-	X("ExternalSubscribedCancelled")                                                                               \
-	X("ExternalSubscribedPersistent")                                                                              \
-	X("ExternalEventPersistent")                                                                                   \
-	X("ExternalSubscribedPersistentCancelled")                                                                     \
-	X("SubOrchestrationScheduled")                                                                                 \
-	X("SubOrchestrationCompleted")                                                                                 \
-	X("SubOrchestrationFailed")                                                                                    \
-	X("SubOrchestrationCancelRequested")                                                                           \
-	X("CustomStatusUpdated")                                                                                       \
-	X("KeyValueSet")                                                                                               \
-	X("KeyValueCleared")                                                                                           \
-	X("KeyValuesCleared")
-
-#define EV_NAME(s) s,
-#define EV_LEN(s) sizeof(s) - 1,
-const char *const store_event_type_names[EV__COUNT] = {EVENT_TYPES(EV_NAME)};
-static const unsigned char type_len[EV__COUNT] = {EVENT_TYPES(EV_LEN)};
-#undef EV_NAME
-#undef EV_LEN
-
 void dg_init(dg_acc *a)
 {
 	memset(a, 0, sizeof *a);
@@ -58,6 +22,16 @@ void dg_init(dg_acc *a)
 	hmap_init(&a->gindex);
 	hmap_init(&a->pending);
 	hmap_init(&a->started);
+	hmap_init(&a->early);
+	memset(a->by_len, -1, sizeof a->by_len);
+	for (int k = 0; k < EV__COUNT; k++) {
+		size_t len = strlen(store_event_type_names[k]);
+		for (int j = 0; j < 4; j++)
+			if (a->by_len[len][j] < 0) {
+				a->by_len[len][j] = (signed char)k;
+				break;
+			}
+	}
 }
 
 void dg_free(dg_acc *a)
@@ -65,20 +39,20 @@ void dg_free(dg_acc *a)
 	hmap_free(&a->gindex);
 	hmap_free(&a->pending);
 	hmap_free(&a->started);
+	hmap_free(&a->early);
+	free(a->insts);
 	free(a->g);
 	arena_release(&a->mem);
 	memset(a, 0, sizeof *a);
 }
 
-/* This runs for every history row: the lengths are compared first, so a name is compared at
- * most about four times. */
-int dg_event_type(const char *t, size_t n)
+int dg_type_of(const dg_acc *a, const char *t, size_t n)
 {
-	if (t == NULL)
+	if (t == NULL || n >= 40)
 		return -1;
-	for (int k = 0; k < EV__COUNT; k++)
-		if (type_len[k] == n && memcmp(store_event_type_names[k], t, n) == 0)
-			return k;
+	for (int j = 0; j < 4 && a->by_len[n][j] >= 0; j++)
+		if (memcmp(store_event_type_names[a->by_len[n][j]], t, n) == 0)
+			return a->by_len[n][j];
 	return -1;
 }
 
@@ -191,7 +165,7 @@ static int64_t group_of(dg_acc *a, const char *name, size_t nlen, const char *ve
 	return (int64_t)a->ng++;
 }
 
-size_t dg_activity_key(char *key, size_t cap, const char *inst, size_t ilen, int64_t exec, int64_t id)
+static size_t act_key(char *key, size_t cap, const char *inst, size_t ilen, int64_t exec, int64_t id)
 {
 	if (ilen + 48 > cap)
 		return 0;
@@ -207,51 +181,35 @@ size_t dg_activity_key(char *key, size_t cap, const char *inst, size_t ilen, int
 #define TS_KEY "\"timestamp_ms\":"
 #define SRC_KEY "\"source_event_id\":"
 
-void dg_facts_read(int t, const char *data, size_t dlen, size_t ilen, arena *a, dg_facts *f)
+/* Per-instance facts for the durations, kept until dg_finish (rows may come in any order). */
+typedef struct dg_inst {
+	int64_t first_exec, first_id, first_ts; /* the earliest OrchestrationStarted */
+	int64_t last_exec, group;               /* the latest start's execution and (name, version) group */
+	int64_t term_exec, term_id, term_ts;    /* the latest terminal event */
+	int has_start, has_term;
+} dg_inst;
+
+static int64_t inst_of(dg_acc *a, const char *inst, size_t ilen)
 {
-	memset(f, 0, sizeof *f);
-	if (data == NULL)
-		return;
-	if (t == EV_ORCHESTRATION_FAILED) {
-		int kind = format_failure_kind(data, dlen, NULL);
-		if (kind > 0 && kind < DUROX_FAILURE__COUNT)
-			f->failure_kind = kind;
+	int created;
+	hmap_entry *e = hmap_put(&a->started, inst, ilen, &created);
+	if (e == NULL)
+		return -1;
+	if (!created)
+		return e->a;
+	if (a->ni == a->icap) {
+		size_t ncap = a->icap ? a->icap * 2 : 256;
+		dg_inst *ni = realloc(a->insts, ncap * sizeof *ni);
+		if (ni == NULL) {
+			hmap_del(&a->started, inst, ilen);
+			return -1;
+		}
+		a->insts = ni;
+		a->icap = ncap;
 	}
-	/* Duroxide writes {"event_id":N,"source_event_id":N|null,"instance_id":"<id>",
-	 * "execution_id":N,"timestamp_ms":N,...: timestamp_ms cannot start before byte 68 + the
-	 * id's length, so the search starts there (and from the start if the layout differs) */
-	size_t skip = 66 + ilen < dlen ? 66 + ilen : 0;
-	f->has_ts = int_member(data + skip, dlen - skip, TS_KEY, sizeof TS_KEY - 1, &f->ts) ||
-	            (skip != 0 && int_member(data, dlen, TS_KEY, sizeof TS_KEY - 1, &f->ts));
-	if (!f->has_ts)
-		return;
-	if (t == EV_ACTIVITY_COMPLETED || t == EV_ACTIVITY_FAILED)
-		f->has_src = int_member(data, dlen, SRC_KEY, sizeof SRC_KEY - 1, &f->src);
-	if (t != EV_ORCHESTRATION_STARTED)
-		return;
-	/* the started execution's name and version, after "type" (which follows timestamp_ms) */
-	const char *dend = data + dlen;
-	const char *tp = find(data + skip, dlen - skip, "\"type\":", 7);
-	if (tp == NULL)
-		tp = find(data, dlen, "\"type\":", 7);
-	int nnull, vnull;
-	if (tp != NULL && str_member(tp, dend, "\"name\":", &f->name, &f->nlen, &nnull) && !nnull &&
-	    str_member(tp, dend, "\"version\":", &f->version, &f->vlen, &vnull)) {
-		f->has_name = 1;
-		return;
-	}
-	/* escaped or unusual: parse the whole event */
-	f->name = f->version = NULL;
-	f->nlen = f->vlen = 0;
-	json *ev = json_parse(a, data, dlen, NULL, 0);
-	const char *n2 = json_get_str(ev, "name"), *v2 = json_get_str(ev, "version");
-	if (n2 != NULL) {
-		f->has_name = 1;
-		f->name = n2;
-		f->nlen = strlen(n2);
-		f->version = v2;
-		f->vlen = v2 ? strlen(v2) : 0;
-	}
+	memset(&a->insts[a->ni], 0, sizeof a->insts[a->ni]);
+	e->a = (int64_t)a->ni;
+	return (int64_t)a->ni++;
 }
 
 int dg_add(dg_acc *a, int t, const char *inst, size_t ilen, int64_t exec, int64_t id, const char *data, size_t dlen)
@@ -263,76 +221,152 @@ int dg_add(dg_acc *a, int t, const char *inst, size_t ilen, int64_t exec, int64_
 		return 0;
 	}
 	d->by_type[t]++;
-	if (t != EV_ORCHESTRATION_STARTED && t != EV_ORCHESTRATION_COMPLETED && t != EV_ORCHESTRATION_FAILED &&
-	    (a->no_round_trips ||
-	     (t != EV_ACTIVITY_SCHEDULED && t != EV_ACTIVITY_COMPLETED && t != EV_ACTIVITY_FAILED)))
+	if (t != EV_ACTIVITY_SCHEDULED && t != EV_ACTIVITY_COMPLETED && t != EV_ACTIVITY_FAILED &&
+	    t != EV_ORCHESTRATION_STARTED && t != EV_ORCHESTRATION_COMPLETED && t != EV_ORCHESTRATION_FAILED)
 		return 0;
 	if (inst == NULL || data == NULL)
 		return 0;
-	arena scratch;
-	arena_init(&scratch);
-	dg_facts f;
-	dg_facts_read(t, data, dlen, ilen, &scratch, &f);
-	if (f.failure_kind > 0)
-		d->failed_by_kind[f.failure_kind]++;
-	int rc = 0;
+	if (t == EV_ORCHESTRATION_FAILED) {
+		int kind = format_failure_kind(data, dlen, NULL);
+		if (kind > 0 && kind < DUROX_FAILURE__COUNT)
+			d->failed_by_kind[kind]++;
+	}
+	int64_t ts;
+	size_t skip = 66 + ilen < dlen ? 66 + ilen : 0;
+	if (!int_member(data + skip, dlen - skip, TS_KEY, sizeof TS_KEY - 1, &ts) &&
+	    (skip == 0 || !int_member(data, dlen, TS_KEY, sizeof TS_KEY - 1, &ts)))
+		return 0;
 	char key[512];
 	size_t klen;
 	int created;
 	hmap_entry *e;
-	if (!f.has_ts)
-		goto done;
 	switch (t) {
 	case EV_ACTIVITY_SCHEDULED:
-		if ((klen = dg_activity_key(key, sizeof key, inst, ilen, exec, id)) == 0)
-			break;
+		if ((klen = act_key(key, sizeof key, inst, ilen, exec, id)) == 0)
+			return 0;
+		if ((e = hmap_get(&a->early, key, klen)) != NULL) { /* its result came first */
+			d->round_trips++;
+			d->round_trip_ms += (double)(e->a - ts);
+			hmap_del(&a->early, key, klen);
+			return 0;
+		}
 		if ((e = hmap_put(&a->pending, key, klen, &created)) == NULL)
 			goto oom;
-		e->a = f.ts;
-		break;
+		e->a = ts;
+		return 0;
 	case EV_ACTIVITY_COMPLETED:
-	case EV_ACTIVITY_FAILED:
-		if (!f.has_src || (klen = dg_activity_key(key, sizeof key, inst, ilen, exec, f.src)) == 0)
-			break;
+	case EV_ACTIVITY_FAILED: {
+		int64_t src;
+		if (!int_member(data, dlen, SRC_KEY, sizeof SRC_KEY - 1, &src))
+			return 0;
+		if ((klen = act_key(key, sizeof key, inst, ilen, exec, src)) == 0)
+			return 0;
 		if ((e = hmap_get(&a->pending, key, klen)) != NULL) {
 			d->round_trips++;
-			d->round_trip_ms += (double)(f.ts - e->a);
+			d->round_trip_ms += (double)(ts - e->a);
 			hmap_del(&a->pending, key, klen);
+		} else if ((e = hmap_put(&a->early, key, klen, &created)) == NULL) {
+			goto oom;
+		} else if (created) {
+			e->a = ts;
 		}
-		break;
+		return 0;
+	}
 	case EV_ORCHESTRATION_STARTED: {
-		if (!f.has_name)
-			break;
-		int64_t gi = group_of(a, f.name, f.nlen, f.version, f.vlen);
+		const char *dend = data + dlen;
+		const char *tp = find(data + skip, dlen - skip, "\"type\":", 7);
+		if (tp == NULL)
+			tp = find(data, dlen, "\"type\":", 7);
+		const char *name = NULL, *version = NULL;
+		size_t nlen = 0, vlen = 0;
+		int nnull, vnull;
+		int64_t gi = -1;
+		if (tp != NULL && str_member(tp, dend, "\"name\":", &name, &nlen, &nnull) && !nnull &&
+		    str_member(tp, dend, "\"version\":", &version, &vlen, &vnull)) {
+			gi = group_of(a, name, nlen, version, vlen);
+		} else {
+			arena ar;
+			arena_init(&ar);
+			json *ev = json_parse(&ar, data, dlen, NULL, 0);
+			const char *n2 = json_get_str(ev, "name"), *v2 = json_get_str(ev, "version");
+			if (n2 != NULL)
+				gi = group_of(a, n2, strlen(n2), v2, v2 ? strlen(v2) : 0);
+			arena_release(&ar);
+			if (n2 == NULL)
+				return 0;
+		}
 		if (gi < 0)
 			goto oom;
-		if ((e = hmap_put(&a->started, inst, ilen, &created)) == NULL)
+		int64_t k = inst_of(a, inst, ilen);
+		if (k < 0)
 			goto oom;
-		if (created)
-			e->a = f.ts; /* the first stored execution's start */
-		e->b = gi;
-		break;
+		dg_inst *x = &a->insts[k];
+		if (!x->has_start || exec < x->first_exec || (exec == x->first_exec && id < x->first_id)) {
+			x->first_exec = exec;
+			x->first_id = id;
+			x->first_ts = ts;
+		}
+		if (!x->has_start || exec >= x->last_exec) {
+			x->last_exec = exec;
+			x->group = gi;
+		}
+		x->has_start = 1;
+		return 0;
 	}
 	default: { /* OrchestrationCompleted / OrchestrationFailed */
-		if ((e = hmap_get(&a->started, inst, ilen)) == NULL)
-			break;
-		double dur = (double)(f.ts - e->a);
-		dg_group *g = &a->g[e->b];
-		g->dn++;
-		g->dsum += dur;
-		d->durations++;
-		d->duration_ms += dur;
-		hmap_del(&a->started, inst, ilen);
-		break;
+		int64_t k = inst_of(a, inst, ilen);
+		if (k < 0)
+			goto oom;
+		dg_inst *x = &a->insts[k];
+		if (!x->has_term || exec > x->term_exec || (exec == x->term_exec && id > x->term_id)) {
+			x->term_exec = exec;
+			x->term_id = id;
+			x->term_ts = ts;
+		}
+		x->has_term = 1;
+		return 0;
 	}
 	}
-done:
-	arena_release(&scratch);
-	return rc;
 oom:
-	arena_release(&scratch);
 	a->oom = 1;
 	return -1;
+}
+
+/* The durations of the instances whose first start and terminal event were both seen. */
+static void durations(dg_acc *a)
+{
+	for (size_t k = 0; k < a->ni; k++) {
+		dg_inst *x = &a->insts[k];
+		if (!x->has_start || !x->has_term)
+			continue;
+		double dur = (double)(x->term_ts - x->first_ts);
+		dg_group *g = &a->g[x->group];
+		g->dn++;
+		g->dsum += dur;
+		a->d.durations++;
+		a->d.duration_ms += dur;
+	}
+}
+
+int dg_type_from_event(const dg_acc *a, const char *data, size_t dlen, size_t ilen)
+{
+	size_t skip = 66 + ilen < dlen ? 66 + ilen : 0;
+	const char *tp = find(data + skip, dlen - skip, "\"type\":", 7);
+	if (tp == NULL && skip > 0)
+		tp = find(data, dlen, "\"type\":", 7);
+	if (tp == NULL)
+		return -1;
+	const char *p = tp + 7, *end = data + dlen;
+	while (p < end && *p == ' ')
+		p++;
+	if (p >= end || *p != '"')
+		return -1;
+	const char *b = ++p;
+	while (p < end && *p != '"' && p - b < 40)
+		p++;
+	if (p >= end || *p != '"')
+		return -1;
+	return dg_type_of(a, b, (size_t)(p - b));
 }
 
 static int cmp_str_null_first(const char *a, const char *b)
@@ -349,10 +383,10 @@ static int cmp_group(const void *x, const void *y)
 	return c != 0 ? c : cmp_str_null_first(a->version, b->version);
 }
 
-int dg_finish(const dg_acc *a, store_history_digest *out)
+int dg_finish(dg_acc *a, store_history_digest *out)
 {
+	durations(a);
 	*out = a->d;
-	out->has = a->no_round_trips ? 0 : STORE_DIGEST_ROUND_TRIPS;
 	arena_init(&out->mem);
 	out->groups = NULL;
 	out->ngroups = 0;

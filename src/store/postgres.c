@@ -592,6 +592,13 @@ int pq_query(pg_store *s, int flags, const char *sql, const pqp *p, pq_row_cb cb
 	if (p != NULL && p->oom)
 		return store_fail(&s->base, DUROX_ENOMEM, "out of memory");
 	pg_conn *pc = conn_for(s, flags);
+	if (s->npipe > 0 && pc == &s->primary) {
+		int frc = pq_flush(s);
+		if (frc != DUROX_OK)
+			return frc;
+	}
+	if (flags & PQ_WRITE)
+		pq_cache_clear(s);
 	for (int attempt = 0;; attempt++) {
 		int rc = conn_ensure(s, pc);
 		if (rc != DUROX_OK)
@@ -676,6 +683,12 @@ int pq_one_int(pg_store *s, int flags, const char *sql, const pqp *p, int64_t *o
 int pq_exec_simple(pg_store *s, const char *sql, const char *what)
 {
 	pg_conn *pc = &s->primary;
+	pq_cache_clear(s);
+	if (s->npipe > 0) {
+		int frc = pq_flush(s);
+		if (frc != DUROX_OK)
+			return frc;
+	}
 	int rc = conn_ensure(s, pc);
 	if (rc != DUROX_OK)
 		return rc;
@@ -685,6 +698,97 @@ int pq_exec_simple(pg_store *s, const char *sql, const char *what)
 	rc = x == PGRES_COMMAND_OK || x == PGRES_TUPLES_OK ? DUROX_OK : result_fail(s, pc, r, what);
 	PQclear(r);
 	account(s, 1, t0);
+	return rc;
+}
+
+void pq_cache_clear(pg_store *s)
+{
+	for (size_t k = 0; k < s->qc_n; k++)
+		free(s->qc_items[k]);
+	free(s->qc_items);
+	free(s->qc_id);
+	s->qc_items = NULL;
+	s->qc_id = NULL;
+	s->qc_n = 0;
+}
+
+int pq_defer(pg_store *s, const char *sql, const pqp *p, const char *what, const char *check)
+{
+	if (!s->in_txn)
+		return pq_query(s, PQ_WRITE, sql, p, NULL, NULL, NULL, what);
+	if (p != NULL && p->oom)
+		return store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+	pq_cache_clear(s);
+	pg_conn *pc = &s->primary;
+	if (conn_bad(pc))
+		return result_fail(s, pc, NULL, what);
+	int rc = DUROX_OK;
+	/* a statement not prepared yet is prepared outside the pipeline */
+	int cached = 0;
+	for (int i = 0; i < PG_CACHE_SIZE && !cached; i++)
+		cached = pc->cache[i].sql != NULL && strcmp(pc->cache[i].sql, sql) == 0;
+	if (!cached && s->npipe > 0 && (rc = pq_flush(s)) != DUROX_OK)
+		return rc;
+	pg_stmt *st = stmt_get(s, pc, sql, what, &rc);
+	if (st == NULL)
+		return rc;
+	if (PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF && !PQenterPipelineMode(pc->c))
+		return result_fail(s, pc, NULL, what);
+	if (!PQsendQueryPrepared(pc->c, st->name, p != NULL ? p->n : 0, p != NULL ? p->v : NULL, NULL, NULL, 0)) {
+		rc = result_fail(s, pc, NULL, what);
+		pq_flush(s);
+		return rc;
+	}
+	struct pq_pending *e = &s->pipe[s->npipe++];
+	snprintf(e->what, sizeof e->what, "%s", what);
+	snprintf(e->check, sizeof e->check, "%s", check != NULL ? check : "");
+	s->writes++;
+	if (s->npipe == (int)(sizeof s->pipe / sizeof s->pipe[0]))
+		return pq_flush(s);
+	return DUROX_OK;
+}
+
+int pq_flush(pg_store *s)
+{
+	if (s->npipe == 0)
+		return DUROX_OK;
+	pg_conn *pc = &s->primary;
+	int64_t t0 = mono_ns();
+	int rc = DUROX_OK;
+	if (conn_bad(pc) || !PQpipelineSync(pc->c)) {
+		rc = result_fail(s, pc, NULL, s->pipe[0].what);
+	} else {
+		for (int k = 0; k < s->npipe; k++) {
+			PGresult *res;
+			/* (libpq may carry single-row mode over from the statement before: rows then come
+			 * one per result) */
+			while ((res = PQgetResult(pc->c)) != NULL) {
+				ExecStatusType x = PQresultStatus(res);
+				if (rc == DUROX_OK && x == PGRES_COMMAND_OK && s->pipe[k].check[0] != '\0' &&
+				    strcmp(PQcmdTuples(res), "1") != 0)
+					rc = store_fail(&s->base, DUROX_ECORRUPT, "%s", s->pipe[k].check);
+				else if (rc == DUROX_OK && x != PGRES_COMMAND_OK && x != PGRES_TUPLES_OK &&
+				         x != PGRES_SINGLE_TUPLE && x != PGRES_PIPELINE_ABORTED)
+					rc = result_fail(s, pc, res, s->pipe[k].what);
+				PQclear(res);
+			}
+		}
+		/* the sync's own result */
+		PGresult *res;
+		while ((res = PQgetResult(pc->c)) != NULL) {
+			ExecStatusType x = PQresultStatus(res);
+			PQclear(res);
+			if (x == PGRES_PIPELINE_SYNC)
+				break;
+		}
+		if (!PQexitPipelineMode(pc->c) && rc == DUROX_OK)
+			rc = result_fail(s, pc, NULL, s->pipe[0].what);
+	}
+	s->npipe = 0;
+	double ms = (double)(mono_ns() - t0) / 1e6;
+	s->write_ms += ms;
+	if (ms > s->max_write_ms)
+		s->max_write_ms = ms;
 	return rc;
 }
 
@@ -833,6 +937,14 @@ static int detect_schema(pg_store *s)
 		            "prune_executions(p_instance_id text, p_keep_last integer, p_completed_before_ms bigint)",
 		            NULL);
 	}
+	if (rc == DUROX_OK) {
+		int64_t c = 0;
+		rc = pq_one_int(s, PQ_PRIMARY,
+		                "SELECT count(*) FROM pg_database WHERE datname = current_database() AND datcollate IN"
+		                " ('C','POSIX')",
+		                NULL, &c, NULL, "reading the database's collation");
+		s->byte_order = c > 0;
+	}
 	int has_migrations = rc == DUROX_OK && has(&cols, "_duroxide_migrations", "version");
 	hmap_free(&cols);
 	char version[32] = "none";
@@ -858,6 +970,7 @@ static void pg_close(store *base)
 	if (s == NULL)
 		return;
 	pg_metrics_free(s);
+	pq_cache_clear(s);
 	conn_close(&s->primary);
 	if (s->reader != NULL) {
 		conn_close(s->reader);

@@ -49,9 +49,9 @@ static const char audit_tables[] =
         "CREATE INDEX IF NOT EXISTS audit_log_at ON @S.audit_log (at_ms);"
         "CREATE OR REPLACE FUNCTION @S.audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS"
         " $f$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $f$;"
-        "DROP TRIGGER IF EXISTS audit_log_append_only ON @S.audit_log;"
-        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON @S.audit_log"
-        " FOR EACH ROW EXECUTE FUNCTION @S.audit_log_append_only();";
+        "DO $d$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname='audit_log_append_only' AND"
+        " tgrelid='@S.audit_log'::regclass) THEN CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON"
+        " @S.audit_log FOR EACH ROW EXECUTE FUNCTION @S.audit_log_append_only(); END IF; END $d$;";
 
 static int count_row(void *ud, const PGresult *r)
 {
@@ -76,11 +76,21 @@ static int pga_exists(store *base, int *exists)
 	return rc;
 }
 
+/* One appender (or creator) at a time until the caller's transaction ends. */
+static int lock_log(pg_store *s)
+{
+	return pq_query(s, PQ_PRIMARY | PQ_WRITE, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK_KEY ")", NULL, NULL, NULL,
+	                NULL, "locking the audit log");
+}
+
 static int pga_create(store *base)
 {
 	pg_store *s = (pg_store *)base;
-	int exists;
-	int rc = pga_exists(base, &exists);
+	int exists = 0;
+	/* two processes creating the table at once would collide in the catalog: the lock first */
+	int rc = lock_log(s);
+	if (rc == DUROX_OK)
+		rc = pga_exists(base, &exists);
 	if (rc != DUROX_OK || exists)
 		return rc;
 	/* CREATE SCHEMA checks the database privilege even when the schema exists: only when it is
@@ -129,9 +139,8 @@ static int pga_head(store *base, uint64_t *seq, char hash[65])
 	pg_store *s = (pg_store *)base;
 	*seq = 0;
 	hash[0] = '\0';
-	/* one appender at a time until this transaction ends */
-	int rc = pq_query(s, PQ_PRIMARY | PQ_WRITE, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK_KEY ")", NULL, NULL,
-	                  NULL, NULL, "locking the audit log");
+	/* one appender at a time until this transaction ends (held already after create) */
+	int rc = lock_log(s);
 	if (rc != DUROX_OK)
 		return rc;
 	head_ud h = {seq, hash};

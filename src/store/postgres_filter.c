@@ -63,11 +63,11 @@ const char *pg_field_sql(pg_store *s, int field)
 		return s->base.info.has_parent_instance ? "i.parent_instance_id" : "NULL::text";
 	case DUROX_FIELD_CREATED_AT: return "COALESCE(" PG_MS("i.created_at") ",0)";
 	case DUROX_FIELD_UPDATED_AT:
+		/* Duroxide's PostgreSQL runtime stamps instances.updated_at at every turn it
+		 * acknowledges (its SQLite one never does, so the SQLite provider also looks at the
+		 * last event): here the column, with the execution's times for rows it has not touched */
 		return "GREATEST(COALESCE(" PG_MS("i.updated_at") ",0),COALESCE(" PG_MS(
-		        "e.started_at") ",0),"
-		                        "COALESCE(" PG_MS("e.completed_at") ",0),COALESCE((SELECT " PG_EVENT_TS(
-		                                "h") " FROM history h WHERE " PG_CURRENT_EXEC
-		                                     " ORDER BY h.event_id DESC LIMIT 1),0))";
+		        "e.started_at") ",0),COALESCE(" PG_MS("e.completed_at") ",0))";
 	case DUROX_FIELD_COMPLETED_AT: return PG_MS("e.completed_at");
 	case DUROX_FIELD_CUSTOM_STATUS: return s->base.info.has_custom_status ? "i.custom_status" : "NULL::text";
 	case DUROX_FIELD_EXECUTION_COUNT: return "i.current_execution_id";
@@ -98,6 +98,15 @@ static int is_text(int field) { return durox_field_type(field) == FT_TEXT; }
 	" AND h.event_id=1 AND h.event_data ~ '\"type\": ?\"OrchestrationStarted\"')"
 
 static void gen_expr(pgsqlgen *g, const durox_expr *e);
+
+/* Whether a status IN list names Unknown. */
+static int has_unknown(const durox_expr *e)
+{
+	for (size_t k = 0; k < e->nvals; k++)
+		if (e->vals[k].type != DUROX_VAL_TEXT || strcmp(e->vals[k].text, "Unknown") == 0)
+			return 1;
+	return 0;
+}
 
 /* A LIKE pattern ending in a lone escape matches nothing (PostgreSQL would raise). */
 static int lone_escape(const char *p)
@@ -140,7 +149,7 @@ static void gen_cmp(pgsqlgen *g, const durox_expr *e)
 		buf_addc(&g->sql, ')');
 		return;
 	}
-	const char *coll = is_text(e->field) ? " COLLATE \"C\"" : "";
+	const char *coll = is_text(e->field) && !g->s->byte_order ? " COLLATE \"C\"" : "";
 	switch (e->op) {
 	case DUROX_OP_IS_NULL:
 		buf_addc(&g->sql, '(');
@@ -192,7 +201,14 @@ static void gen_cmp(pgsqlgen *g, const durox_expr *e)
 		                                  [DUROX_OP_GE] = ">="};
 		int eq = e->op == DUROX_OP_EQ;
 		buf_addc(&g->sql, '(');
-		add_field(g, e->field);
+		/* a status other than Unknown compares with the column itself, not COALESCE(...): the
+		 * same truth (a missing row is never that status; NOT is "IS NOT TRUE"), and the
+		 * planner then estimates the rows it selects */
+		if (eq && e->field == DUROX_FIELD_STATUS && e->vals[0].type == DUROX_VAL_TEXT &&
+		    strcmp(e->vals[0].text, "Unknown") != 0)
+			buf_adds(&g->sql, "e.status");
+		else
+			add_field(g, e->field);
 		buf_addf(&g->sql, "%s %s ", eq ? "" : coll, ops[e->op]);
 		pg_bind_push(g, &e->vals[0]);
 		if (!eq && *coll)
@@ -230,7 +246,10 @@ static void gen_expr(pgsqlgen *g, const durox_expr *e)
 	case EXPR_CMP: gen_cmp(g, e); return;
 	case EXPR_IN:
 		buf_addc(&g->sql, '(');
-		add_field(g, e->field);
+		if (e->field == DUROX_FIELD_STATUS && !has_unknown(e))
+			buf_adds(&g->sql, "e.status"); /* see gen_cmp */
+		else
+			add_field(g, e->field);
 		buf_adds(&g->sql, " IN (");
 		for (size_t k = 0; k < e->nvals; k++) {
 			if (k > 0)
@@ -246,7 +265,7 @@ static void gen_expr(pgsqlgen *g, const durox_expr *e)
 		buf_adds(&g->sql, "::jsonb)))");
 		return;
 	case EXPR_BETWEEN: {
-		const char *coll = is_text(e->field) ? " COLLATE \"C\"" : "";
+		const char *coll = is_text(e->field) && !g->s->byte_order ? " COLLATE \"C\"" : "";
 		buf_addc(&g->sql, '(');
 		add_field(g, e->field);
 		buf_addf(&g->sql, "%s BETWEEN ", coll);

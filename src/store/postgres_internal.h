@@ -46,6 +46,7 @@ typedef struct pg_store {
 	int connect_timeout_s;
 	int statement_timeout_ms;
 	int readonly;
+	int byte_order; /* the database's collation is C/POSIX: text already compares byte-wise */
 	int in_txn;
 	int last_rc;
 	int reconnects; /* how many times a dropped connection was re-established */
@@ -56,6 +57,18 @@ typedef struct pg_store {
 	int has_prune;     /* prune_executions(text, integer, bigint) */
 	int journal_known; /* journal existence checked ... */
 	int journal_ok;    /* ... and found */
+	/* writes sent in pipeline mode inside a write transaction, their results read at the next
+	 * statement or the commit (pq_defer) */
+	int npipe;
+	struct pq_pending {
+		char what[48];
+		char check[112]; /* the message when the command must change exactly one row, else "" */
+	} pipe[256];
+	/* the queued work items of the instance the last instance_state read (postgres_ops.c),
+	 * valid until the next write */
+	char *qc_id;
+	char **qc_items;
+	size_t qc_n;
 	/* statement timing (provider diagnostics) */
 	uint64_t reads, writes;
 	double read_ms, write_ms, max_read_ms, max_write_ms;
@@ -104,6 +117,18 @@ enum {
 int pq_query(pg_store *s, int flags, const char *sql, const pqp *p, pq_row_cb cb, void *ud, uint64_t *affected,
              const char *what);
 
+/* A write inside a write transaction whose rows are not needed, sent at once in libpq's
+ * pipeline mode; its result (and, when check is not NULL, that it changed exactly one row,
+ * else the failure check names) is read with the next statement or the commit, which then
+ * fail with its error. Outside a transaction it runs as pq_query. Returns a durox code. */
+int pq_defer(pg_store *s, const char *sql, const pqp *p, const char *what, const char *check);
+
+/* Reads the results of the deferred writes; a durox code (the first failure). */
+int pq_flush(pg_store *s);
+
+/* Forgets the cached queued items (postgres_ops.c); called on every write. */
+void pq_cache_clear(pg_store *s);
+
 /* One-row, one-column integer query; *isnull (may be NULL) is set when the value is NULL or
  * there is no row. */
 int pq_one_int(pg_store *s, int flags, const char *sql, const pqp *p, int64_t *out, int *isnull, const char *what);
@@ -129,8 +154,11 @@ int pq_status_of(const char *t);
 
 /* ---- SQL fragments for Duroxide's formats ------------------------------------------ */
 
-/* ms since the epoch of a timestamptz expression (NULL stays NULL). */
-#define PG_MS(x) "floor(extract(epoch from " x ")*1000)::int8"
+/* ms since the epoch of a timestamptz expression (NULL stays NULL), truncated as Duroxide's
+ * own conversion does. In double precision (date_part), 4x faster than extract()'s numeric:
+ * the double's error (under 0.0003 ms at today's epoch) is absorbed by the 0.0005 added, and
+ * a stored time holds whole microseconds at most, so the floor is exact. */
+#define PG_MS(x) "floor(date_part('epoch'," x ")*1000+0.0005)::int8"
 
 /* An event's own timestamp_ms, else the row's created_at. Duroxide writes the common
  * fields first and escapes every quote inside strings, so the first "timestamp_ms" member

@@ -332,15 +332,13 @@ int pgj_set_target(store *base, int64_t job_id, uint64_t seq, const store_target
 	time_or_null(&p, done_at);
 	pqp_int(&p, job_id);
 	pqp_int(&p, (int64_t)seq);
-	uint64_t changed = 0;
-	int rc = run(s, PQ_WRITE,
-	             "UPDATE @S.job_targets SET state=$1, code=$2, message=$3, result=$4, done_at=$5::int8"
-	             " WHERE job_id=$6::int8 AND seq=$7::int8",
-	             &p, NULL, NULL, &changed, "recording a job target");
+	char check[112];
+	snprintf(check, sizeof check, "job %lld has no target #%llu", (long long)job_id, (unsigned long long)seq);
+	char *sql = pq_ours(s, "UPDATE @S.job_targets SET state=$1, code=$2, message=$3, result=$4, done_at=$5::int8"
+	                       " WHERE job_id=$6::int8 AND seq=$7::int8");
+	int rc = sql == NULL ? store_fail(base, DUROX_ENOMEM, "out of memory")
+	                     : pq_defer(s, sql, &p, "recording a job target", check);
+	free(sql);
 	pqp_free(&p);
-	if (rc != DUROX_OK)
-		return rc;
-	return changed == 1 ? DUROX_OK
-	                    : store_fail(base, DUROX_ECORRUPT, "job %lld has no target #%llu", (long long)job_id,
-	                                 (unsigned long long)seq);
+	return rc;
 }

@@ -16,10 +16,13 @@
 #include "store/ops.h"
 #include "store/postgres_internal.h"
 #include "store/postgres_jobs.h"
+#include "util/json.h"
 
 /* A work item that starts an orchestration: Duroxide's client writes compact serde JSON, the
  * runtime's own acks jsonb text ({"StartOrchestration": {...}). */
 #define IS_START(col) "left(" col ",24) ~ '^\\{ ?\"StartOrchestration\"'"
+#define IS_START_TEXT(w)                                                                                               \
+	(strncmp((w), "{\"StartOrchestration\"", 21) == 0 || strncmp((w), "{ \"StartOrchestration\"", 22) == 0)
 
 /* ---- transactions ----------------------------------------------------------------------- */
 
@@ -47,6 +50,13 @@ static int pg_commit(store *base)
 static void pg_rollback(store *base)
 {
 	pg_store *s = (pg_store *)base;
+	/* whatever the deferred writes say now is rolled back with them; the message of the
+	 * failure that led here stays */
+	char saved[sizeof s->base.err];
+	memcpy(saved, s->base.err, sizeof saved);
+	pq_flush(s);
+	memcpy(s->base.err, saved, sizeof saved);
+	pq_cache_clear(s);
 	if (s->primary.c != NULL && PQstatus(s->primary.c) == CONNECTION_OK &&
 	    PQtransactionStatus(s->primary.c) != PQTRANS_IDLE)
 		PQclear(PQexec(s->primary.c, "ROLLBACK"));
@@ -56,17 +66,53 @@ static void pg_rollback(store *base)
 /* ---- reads inside write transactions --------------------------------------------------- */
 
 struct state_ud {
+	pg_store *s;
 	store_instance_state *out;
+	const char *items; /* JSON array of the instance's queued work items, in queue order */
+	int oom;
 };
 
 static int state_row(void *ud, const PGresult *r)
 {
-	store_instance_state *out = ((struct state_ud *)ud)->out;
-	out->exists = 1;
-	out->current_execution = (uint64_t)pq_int(r, 0);
-	out->status = pq_status_of(pq_text(r, 1));
-	out->is_child = pq_bool(r, 2);
-	out->locked = pq_bool(r, 3);
+	struct state_ud *u = ud;
+	store_instance_state *out = u->out;
+	out->exists = pq_bool(r, 4);
+	if (out->exists) {
+		out->current_execution = (uint64_t)pq_int(r, 0);
+		out->status = pq_status_of(pq_text(r, 1));
+		out->is_child = pq_bool(r, 2);
+		out->locked = pq_bool(r, 3);
+	}
+	/* keep the queued items for the queued_items call that follows in the engine's checks */
+	const char *items = pq_text(r, 5);
+	arena a;
+	arena_init(&a);
+	json *arr = items != NULL ? json_parse(&a, items, strlen(items), NULL, 0) : NULL;
+	const json *first = arr != NULL && arr->type == JSON_ARRAY ? arr->child : NULL;
+	size_t n = 0;
+	for (const json *v = first; v != NULL; v = v->next)
+		n++;
+	pg_store *s = u->s;
+	pq_cache_clear(s);
+	s->qc_items = calloc(n ? n : 1, sizeof *s->qc_items);
+	s->qc_id = strdup(pq_text(r, 6) ? pq_text(r, 6) : "");
+	if (s->qc_items == NULL || s->qc_id == NULL) {
+		u->oom = 1;
+	} else {
+		for (const json *v = first; v != NULL; v = v->next) {
+			const char *w = v->type == JSON_STRING ? v->str : NULL;
+			if ((s->qc_items[s->qc_n] = strdup(w != NULL ? w : "")) == NULL) {
+				u->oom = 1;
+				break;
+			}
+			s->qc_n++;
+			if (!out->exists && IS_START_TEXT(s->qc_items[s->qc_n - 1]))
+				out->pending_start = 1;
+		}
+	}
+	arena_release(&a);
+	if (u->oom)
+		pq_cache_clear(s);
 	return 1;
 }
 
@@ -79,34 +125,30 @@ static int pg_instance_state(store *base, const char *instance_id, int64_t now_m
 	pqp_init(&p);
 	pqp_text(&p, instance_id);
 	pqp_int(&p, now_ms);
-	struct state_ud u = {out};
-	int rc = pq_query(s, PQ_PRIMARY,
-	                  s->base.info.has_parent_instance
-	                          ? "SELECT i.current_execution_id, e.status, i.parent_instance_id IS NOT NULL,"
-	                            " EXISTS(SELECT 1 FROM instance_locks l WHERE l.instance_id=i.instance_id AND"
-	                            " l.locked_until>$2::int8) FROM instances i LEFT JOIN executions e ON"
-	                            " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id"
-	                            " WHERE i.instance_id=$1"
-	                          : "SELECT i.current_execution_id, e.status, false,"
-	                            " EXISTS(SELECT 1 FROM instance_locks l WHERE l.instance_id=i.instance_id AND"
-	                            " l.locked_until>$2::int8) FROM instances i LEFT JOIN executions e ON"
-	                            " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id"
-	                            " WHERE i.instance_id=$1",
-	                  &p, state_row, &u, NULL, "reading an instance");
+	struct state_ud u = {s, out, NULL, 0};
+	/* one round trip: the instance, its current execution, its lock, and what is queued for it
+	 * (the engine looks at that next; a start queued for an instance the runtime has not
+	 * created yet means it exists) */
+	int rc =
+	        pq_query(s, PQ_PRIMARY,
+	                 s->base.info.has_parent_instance
+	                         ? "SELECT i.current_execution_id, e.status, i.parent_instance_id IS NOT NULL,"
+	                           " EXISTS(SELECT 1 FROM instance_locks l WHERE l.instance_id=i.instance_id AND"
+	                           " l.locked_until>$2::int8), i.instance_id IS NOT NULL, (SELECT json_agg(q.work_item"
+	                           " ORDER BY q.id) FROM orchestrator_queue q WHERE q.instance_id=$1), $1::text"
+	                           " FROM (SELECT 1) one LEFT JOIN instances i ON i.instance_id=$1 LEFT JOIN executions"
+	                           " e ON e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id"
+	                         : "SELECT i.current_execution_id, e.status, false,"
+	                           " EXISTS(SELECT 1 FROM instance_locks l WHERE l.instance_id=i.instance_id AND"
+	                           " l.locked_until>$2::int8), i.instance_id IS NOT NULL, (SELECT json_agg(q.work_item"
+	                           " ORDER BY q.id) FROM orchestrator_queue q WHERE q.instance_id=$1), $1::text"
+	                           " FROM (SELECT 1) one LEFT JOIN instances i ON i.instance_id=$1 LEFT JOIN executions"
+	                           " e ON e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id",
+	                 &p, state_row, &u, NULL, "reading an instance");
 	pqp_free(&p);
-	if (rc != DUROX_OK || out->exists)
-		return rc;
-	/* No row yet: a queued start means the runtime will create it on its first turn. */
-	pqp_init(&p);
-	pqp_text(&p, instance_id);
-	int64_t n = 0;
-	rc = pq_one_int(s, PQ_PRIMARY,
-	                "SELECT count(*) FROM (SELECT 1 FROM orchestrator_queue WHERE instance_id=$1 AND " IS_START(
-	                        "work_item") " LIMIT 1) x",
-	                &p, &n, NULL, "reading the orchestrator queue");
-	pqp_free(&p);
-	out->pending_start = n > 0;
-	if (out->pending_start)
+	if (rc == DUROX_OK && u.oom)
+		rc = store_fail(base, DUROX_ENOMEM, "out of memory");
+	if (rc == DUROX_OK && !out->exists && out->pending_start)
 		out->status = DUROX_STATUS_RUNNING;
 	return rc;
 }
@@ -126,6 +168,15 @@ static int item_row(void *ud, const PGresult *r)
 static int pg_queued_items(store *base, const char *instance_id, store_item_cb cb, void *ud)
 {
 	pg_store *s = (pg_store *)base;
+	if (s->qc_id != NULL && strcmp(s->qc_id, instance_id) == 0) {
+		/* read by instance_state in this transaction, nothing written since */
+		for (size_t k = 0; k < s->qc_n; k++) {
+			int x = cb(ud, s->qc_items[k]);
+			if (x != 0)
+				return x > 0 ? DUROX_OK : x;
+		}
+		return DUROX_OK;
+	}
 	pqp p;
 	pqp_init(&p);
 	pqp_text(&p, instance_id);
@@ -169,10 +220,12 @@ static int pg_enqueue(store *base, const char *instance_id, const char *work_ite
 	pqp_text(&p, instance_id);
 	pqp_text(&p, work_item);
 	pqp_int(&p, visible_at_ms);
-	int rc = run_rt(s, PQ_WRITE,
-	                "SELECT @R.enqueue_orchestrator_work($1::text, $2::text, to_timestamp($3::int8 / 1000.0),"
-	                " NULL, NULL, NULL)",
-	                &p, NULL, NULL, "queueing a work item");
+	char *sql =
+	        pq_ours(s, "SELECT @R.enqueue_orchestrator_work($1::text, $2::text, to_timestamp($3::int8 / 1000.0),"
+	                   " NULL, NULL, NULL)");
+	int rc = sql == NULL ? store_fail(base, DUROX_ENOMEM, "out of memory")
+	                     : pq_defer(s, sql, &p, "queueing a work item", NULL);
+	free(sql);
 	pqp_free(&p);
 	return rc;
 }

@@ -96,7 +96,10 @@ int pg_list(store *base, const store_list_query *q, store_summary_cb cb, void *u
 	const char *dir = q->descending ? "DESC" : "ASC";
 	int id_order = q->order_by == DUROX_ORDER_INSTANCE_ID;
 	int text_key = q->order_by == DUROX_ORDER_ORCHESTRATION_NAME;
-	const char *kc = text_key ? " COLLATE \"C\"" : "";
+	/* byte order: the database's own collation when it is C (the primary key index then serves
+	 * instance_id order), else COLLATE "C" */
+	const char *bc = s->byte_order ? "" : " COLLATE \"C\"";
+	const char *kc = text_key ? bc : "";
 
 	buf_adds(&g.sql, "WITH page AS MATERIALIZED (SELECT i.instance_id AS pid");
 	if (!id_order)
@@ -111,7 +114,7 @@ int pg_list(store *base, const store_list_query *q, store_summary_cb cb, void *u
 		                  .i = q->after.key_int};
 		durox_value idv = {.type = DUROX_VAL_TEXT, .text = q->after.instance_id};
 		if (id_order) {
-			buf_addf(&g.sql, " AND i.instance_id COLLATE \"C\" %s ", cmp);
+			buf_addf(&g.sql, " AND i.instance_id%s %s ", bc, cmp);
 			pg_bind_push(&g, &idv);
 			buf_adds(&g.sql, "::text");
 		} else {
@@ -120,17 +123,16 @@ int pg_list(store *base, const store_list_query *q, store_summary_cb cb, void *u
 			pg_bind_push(&g, &kv);
 			buf_addf(&g.sql, "%s OR (%s = ", cast, key);
 			pg_bind_push(&g, &kv);
-			buf_addf(&g.sql, "%s AND i.instance_id COLLATE \"C\" %s ", cast, cmp);
+			buf_addf(&g.sql, "%s AND i.instance_id%s %s ", cast, bc, cmp);
 			pg_bind_push(&g, &idv);
 			buf_adds(&g.sql, "::text))");
 		}
 	}
 	if (id_order)
-		buf_addf(&g.sql, " ORDER BY i.instance_id COLLATE \"C\" %s", dir);
+		buf_addf(&g.sql, " ORDER BY i.instance_id%s %s", bc, dir);
 	else
 		/* an output alias may only stand alone in ORDER BY: the expression itself under a collation */
-		buf_addf(&g.sql, " ORDER BY %s%s %s, i.instance_id COLLATE \"C\" %s", text_key ? key : "k", kc, dir,
-		         dir);
+		buf_addf(&g.sql, " ORDER BY %s%s %s, i.instance_id%s %s", text_key ? key : "k", kc, dir, bc, dir);
 	if (q->limit > 0)
 		buf_addf(&g.sql, " LIMIT %u", (unsigned)q->limit);
 	buf_adds(&g.sql, ") ");
@@ -138,9 +140,9 @@ int pg_list(store *base, const store_list_query *q, store_summary_cb cb, void *u
 	buf_adds(&g.sql, " FROM page p JOIN instances i ON i.instance_id=p.pid LEFT JOIN executions e ON "
 	                 "e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id");
 	if (id_order)
-		buf_addf(&g.sql, " ORDER BY i.instance_id COLLATE \"C\" %s", dir);
+		buf_addf(&g.sql, " ORDER BY i.instance_id%s %s", bc, dir);
 	else
-		buf_addf(&g.sql, " ORDER BY p.k%s %s, i.instance_id COLLATE \"C\" %s", kc, dir, dir);
+		buf_addf(&g.sql, " ORDER BY p.k%s %s, i.instance_id%s %s", kc, dir, bc, dir);
 
 	int rc;
 	if (buf_oom(&g.sql))

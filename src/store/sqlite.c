@@ -38,6 +38,27 @@ int sq_fail(sqlite_store *s, int src, const char *what)
 	return store_fail(&s->base, rc, "%s failed: %s", what, sqlite3_errmsg(s->db));
 }
 
+int sq_check_file(sqlite_store *s)
+{
+	if (s->file_ino == 0 && s->file_dev == 0)
+		return DUROX_OK;
+	struct stat sb;
+	const char *what = NULL;
+	if (s->gone)
+		what = "was deleted or replaced";
+	else if (stat(s->location, &sb) != 0)
+		what = "was deleted";
+	else if ((uint64_t)sb.st_ino != s->file_ino || (uint64_t)sb.st_dev != s->file_dev)
+		what = "was replaced by another file";
+	if (what == NULL)
+		return DUROX_OK;
+	s->gone = 1;
+	s->last_rc = DUROX_EGONE;
+	/* nothing was read or written: a write to the old file would be lost, a read would show
+	 * a store that no longer exists */
+	return store_fail(&s->base, DUROX_EGONE, "store '%s' %s while it was open; open it again", s->location, what);
+}
+
 /* The durox code for a NULL from stmt_get. */
 int sq_stmt_err(sqlite_store *s) { return s->last_rc != 0 ? s->last_rc : DUROX_EIO; }
 
@@ -45,6 +66,10 @@ int sq_stmt_err(sqlite_store *s) { return s->last_rc != 0 ? s->last_rc : DUROX_E
  * with no bindings. NULL on error (message set). */
 sqlite3_stmt *sq_stmt(sqlite_store *s, const char *sql)
 {
+	/* a statement that starts a transaction (or runs in autocommit mode) checks the file
+	 * first; statements inside a transaction see the file the transaction began on */
+	if (sqlite3_get_autocommit(s->db) && sq_check_file(s) != DUROX_OK)
+		return NULL;
 	cached_stmt *victim = &s->cache[0];
 	for (int i = 0; i < CACHE_SIZE; i++) {
 		cached_stmt *c = &s->cache[i];
@@ -378,6 +403,9 @@ int sq_file_identity(sqlite_store *s, uint64_t *dev, uint64_t *ino)
 int sq_reopen(sqlite_store *s)
 {
 	disconnect_db(s);
+	/* the new file is the store from now on (sq_check_file compares with it) */
+	sq_file_identity(s, &s->file_dev, &s->file_ino);
+	s->gone = 0;
 	char err[512];
 	durox_store_info keep = s->base.info;
 	int rc = connect_db(s, s->base.info.readonly, s->memory, err, sizeof err);

@@ -16,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store/digest.h"
 #include "store/format.h"
 #include "store/sqlite_index.h"
 #include "util/hmap.h"

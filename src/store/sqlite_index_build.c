@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/digest.h"
 #include "store/format.h"
 #include "store/sqlite_index.h"
 #include "util/hmap.h"
@@ -149,8 +148,8 @@ int ix_contrib_decode(const void *blob, size_t n, arena *a, ix_contrib *c)
 /* ---- one id's history, as the cold digest reads it -------------------------------------- */
 
 /* The pairing state of one id while its rows are read in (execution, event) order, which is
- * the order Duroxide appended them: the same state machine as dg_add in digest.c (the cold
- * digest of both providers), whose keys all contain the instance id, so one id at a time
+ * the order Duroxide appended them: the same state machine as the cold digest's durox_hdigest
+ * (sqlite_history_digest.c), whose keys all contain the instance id, so one id at a time
  * gives the same figures. */
 typedef struct ix_pending {
 	int64_t exec, event, ts;
@@ -165,6 +164,7 @@ typedef struct ix_acc {
 	int open;                           /* a start awaits its terminal event */
 	int64_t open_ts;                    /* the first start since the last terminal event */
 	const char *grp_name, *grp_version; /* the latest start's (arena) */
+	signed char by_len[40][4];          /* sq_types_by_length */
 	int oom;
 } ix_acc;
 
@@ -174,6 +174,7 @@ static void acc_reset(ix_acc *a)
 	free(a->pend);
 	memset(a, 0, sizeof *a);
 	arena_init(&a->mem);
+	sq_types_by_length(a->by_len);
 }
 
 static ix_dgroup *acc_dgroup(ix_acc *a, const char *name, const char *version)
@@ -210,8 +211,8 @@ static ix_pending *pend_find(ix_acc *a, int64_t exec, int64_t event)
 	return NULL;
 }
 
-/* dg_add keys activities by dg_activity_key in a 512-byte buffer and skips ids too long
- * for it: so does this. */
+/* The cold digest keys activities by "<id>\0<exec><event>" in a 512-byte buffer and skips
+ * ids too long for it: so does this. */
 #define ACT_KEY_ROOM(ilen) ((ilen) + 48 <= 512)
 
 /* Counts one history row of the id (type as stored, data its JSON, ilen the id's length). */
@@ -220,7 +221,7 @@ static void acc_row(ix_acc *a, const char *type, size_t tlen, int64_t exec, int6
 {
 	ix_contrib *c = &a->c;
 	c->rows++;
-	int t = dg_event_type(type, tlen);
+	int t = type != NULL ? sq_event_type(a->by_len, type, tlen) : -1;
 	if (t < 0) {
 		c->other++;
 		return;
@@ -231,8 +232,8 @@ static void acc_row(ix_acc *a, const char *type, size_t tlen, int64_t exec, int6
 		return;
 	if (data == NULL)
 		return;
-	dg_facts f;
-	dg_facts_read(t, data, dlen, ilen, &a->mem, &f);
+	sq_event_facts f;
+	sq_event_facts_read(t, data, dlen, ilen, &a->mem, &f);
 	if (f.failure_kind > 0)
 		c->failed_by_kind[f.failure_kind]++;
 	if (!f.has_ts)

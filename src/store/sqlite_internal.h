@@ -25,6 +25,10 @@ typedef struct sqlite_store {
 	char *location;
 	char *identity; /* realpath of location (store.identity) */
 	char *schema_version;
+	/* the file was deleted or replaced (sq_check_file, which a statement outside a
+	 * transaction calls first): every call fails with DUROX_EGONE until the change feed
+	 * reopens the new file (sq_reopen) */
+	int gone;
 	int busy_timeout_ms;
 	cached_stmt cache[CACHE_SIZE];
 	uint64_t clock;
@@ -44,8 +48,9 @@ typedef struct sqlite_store {
 	 * how many times as long as it held the lock the next one waits */
 	int64_t w_begin_us, w_end_us;
 	double w_gap_factor;
-	/* the change feed (sqlite_feed.c): the file the connection has open, to notice when it
-	 * is replaced; how often it was reopened; deletes this connection made (purge, prune) */
+	/* the file the connection has open (0, 0 for :memory:), to notice when it is deleted or
+	 * replaced (sq_check_file; the change feed, sqlite_feed.c, reopens a replaced one); how
+	 * often it was reopened; deletes this connection made (purge, prune) */
 	int memory;
 	uint64_t file_dev, file_ino;
 	uint64_t reopens;
@@ -60,6 +65,9 @@ typedef struct sqlite_store {
 /* Maps a SQLite result code to a durox code, sets the message ("<what> failed: ...") and
  * returns the code. */
 int sq_fail(sqlite_store *s, int src, const char *what);
+/* DUROX_OK while the store's path still names the file opened, else DUROX_EGONE (message set;
+ * the handle stays gone). Costs one stat(2). */
+int sq_check_file(sqlite_store *s);
 /* The durox code for a NULL from sq_stmt. */
 int sq_stmt_err(sqlite_store *s);
 /* A cached prepared statement for sql, reset and unbound; NULL on error (message set). The
@@ -148,6 +156,31 @@ int sq_latest_execution(store *base, const char *instance_id, uint64_t *out);
 /* ---- metrics and analytics (sqlite_metrics.c, sqlite_analytics.c) ---- */
 
 typedef struct hist_inc hist_inc;
+
+/* The counted-type lookup table by name length, and the counted type (store_event_type,
+ * provider_metrics.h) of an event_type value, or -1 (sqlite_history_digest.c). */
+void sq_types_by_length(signed char by_len[40][4]);
+int sq_event_type(signed char by_len[40][4], const char *type, size_t len);
+
+/* What the history digests read from one event's JSON (sq_event_facts_read). The cold digest
+ * (sqlite_history_digest.c) and the visibility index (sqlite_index_build.c) read events with
+ * this one function, so both count exactly the same things. */
+typedef struct sq_event_facts {
+	int type;         /* store_event_type */
+	int failure_kind; /* OrchestrationFailed: the kind of its details, 0 when unreadable */
+	int has_ts;       /* timestamp_ms was found (nothing below is read without it) */
+	int64_t ts;
+	int has_src; /* ActivityCompleted/Failed: source_event_id */
+	int64_t src;
+	int has_name;               /* OrchestrationStarted: the started execution's name and version */
+	const char *name, *version; /* not NUL-terminated; version NULL for JSON null */
+	size_t nlen, vlen;
+} sq_event_facts;
+
+/* Reads the facts of an event of counted type t (data: its JSON, ilen: the length of its
+ * instance id, which tells where timestamp_ms can start). Strings point into data, or into a
+ * when the event had to be parsed. */
+void sq_event_facts_read(int t, const char *data, size_t dlen, size_t ilen, arena *a, sq_event_facts *f);
 
 /* Registers the metrics SQL functions and the statement timer on a new connection. */
 void sq_metrics_attach(sqlite_store *s);

@@ -17,6 +17,35 @@
 #include "store/format.h"
 #include "store/sqlite_metrics_internal.h"
 
+const char *const store_event_type_names[EV__COUNT] = {
+        "OrchestrationStarted",
+        "OrchestrationCompleted",
+        "OrchestrationFailed",
+        "OrchestrationContinuedAsNew",
+        "OrchestrationCancelRequested",
+        "OrchestrationChained",
+        "ActivityScheduled",
+        "ActivityCompleted",
+        "ActivityFailed",
+        "ActivityCancelRequested",
+        "TimerCreated",
+        "TimerFired",
+        "ExternalSubscribed",
+        "ExternalEvent",
+        "ExternalSubscribedCancelled",
+        "ExternalSubscribedPersistent",
+        "ExternalEventPersistent",
+        "ExternalSubscribedPersistentCancelled",
+        "SubOrchestrationScheduled",
+        "SubOrchestrationCompleted",
+        "SubOrchestrationFailed",
+        "SubOrchestrationCancelRequested",
+        "CustomStatusUpdated",
+        "KeyValueSet",
+        "KeyValueCleared",
+        "KeyValuesCleared",
+};
+
 void store_instance_digest_free(store_instance_digest *d)
 {
 	if (d != NULL) {

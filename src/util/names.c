@@ -27,11 +27,13 @@ const char *durox_code_name(int rc)
 	case DUROX_EABORT: return "ABORT";
 	case DUROX_ECONFLICT: return "CONFLICT";
 	case DUROX_ETIMEOUT: return "TIMEOUT";
+	case DUROX_EGONE: return "GONE";
 	default: return "UNKNOWN";
 	}
 }
 
-static const char *const status_names[] = {"NotFound", "Running", "Completed", "Failed", "ContinuedAsNew", "Unknown"};
+static const char *const status_names[] = {"NotFound",       "Running", "Completed", "Failed",
+                                           "ContinuedAsNew", "Unknown", "Pending"};
 
 const char *durox_status_name(int status)
 {
@@ -113,3 +115,7 @@ int durox_order_parse(const char *name)
 			return i;
 	return -1;
 }
+
+const char *durox_version(void) { return DUROX_VERSION; }
+
+int durox_version_number(void) { return DUROX_VERSION_NUMBER; }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "durox.h"
+#include "engine/jobs_internal.h"
 #include "t.h"
 
 static durox *memory_store(int readonly)
@@ -149,7 +150,7 @@ TEST(ops_waits)
 	durox_orchestration_status *st = (durox_orchestration_status *)1;
 	EQ_INT(durox_wait_for_orchestration(dx, "w-1", 30, 10, &st), DUROX_ETIMEOUT);
 	CHECK(st == NULL);
-	CHECK(strstr(durox_errmsg(dx), "instance 'w-1' is still Running after waiting") != NULL);
+	CHECK(strstr(durox_errmsg(dx), "instance 'w-1' is still Pending after waiting") != NULL);
 	EQ_INT(durox_wait_for_orchestration(dx, "nope", 1000, 10, &st), DUROX_ENOTFOUND);
 	const char *ids[] = {"w-1", "nope"};
 	durox_bulk_wait_request req = {0};
@@ -163,7 +164,7 @@ TEST(ops_waits)
 	EQ_INT(w->polls, 1);
 	EQ_INT(w->unfinished, 1);
 	EQ_INT(w->not_found, 1);
-	EQ_INT(w->items[0].status, DUROX_STATUS_RUNNING);
+	EQ_INT(w->items[0].status, DUROX_STATUS_PENDING); /* its start is queued: no instance row yet */
 	EQ_INT(w->items[1].status, DUROX_STATUS_NOT_FOUND);
 	durox_bulk_wait_response_free(w);
 	req.mode = DUROX_WAIT_FIRST;
@@ -171,4 +172,44 @@ TEST(ops_waits)
 	durox_close(dx);
 	EQ_STR(durox_outcome_name(DUROX_OUTCOME_NO_SUBSCRIPTION), "no_subscription");
 	CHECK(durox_outcome_name(9) == NULL);
+}
+
+TEST(ops_job_states)
+{
+	/* the transition table of jobs_internal.h, every pair (from -1: a new job) */
+	static const char *const allowed[] = {"new>running",         "new>resolving",     "resolving>running",
+	                                      "resolving>abandoned", "running>completed", "running>stopped",
+	                                      "running>interrupted", "running>running",   "interrupted>running",
+	                                      "interrupted>stopped", "stopped>running",   NULL};
+	for (int from = -1; from < JOB__COUNT; from++) {
+		for (int to = 0; to < JOB__COUNT; to++) {
+			char pair[64];
+			snprintf(pair, sizeof pair, "%s>%s", from < 0 ? "new" : job_state_name(from),
+			         job_state_name(to));
+			int want = 0;
+			for (int k = 0; allowed[k] != NULL; k++)
+				want |= strcmp(allowed[k], pair) == 0;
+			if (job_can_move(from, to) != want)
+				fprintf(stderr, "move %s\n", pair);
+			EQ_INT(job_can_move(from, to), want);
+		}
+	}
+	for (int s = 0; s < JOB__COUNT; s++)
+		EQ_INT(job_state_parse(job_state_name(s)), s);
+	EQ_INT(job_state_parse("dry_run"), -1);
+	CHECK(job_state_name(JOB__COUNT) == NULL);
+	/* job_move refuses a move the table does not have, and says so */
+	durox *dx = memory_store(0);
+	store_job j = {0};
+	j.job_id = 7;
+	j.state = "completed";
+	EQ_INT(job_move(dx, &j, JOB_RUNNING), DUROX_ECONFLICT);
+	EQ_STR(durox_errmsg(dx), "job 7 cannot go from completed to running");
+	EQ_STR(j.state, "completed");
+	j.state = "interrupted";
+	EQ_INT(job_move(dx, &j, JOB_RUNNING), DUROX_OK);
+	EQ_STR(j.state, "running");
+	j.state = "weird";
+	EQ_INT(job_move(dx, &j, JOB_RUNNING), DUROX_ECORRUPT);
+	durox_close(dx);
 }

@@ -585,7 +585,7 @@ TEST(query_roundtrip)
 	const char *q = "NOT (status IN ('Failed','Running') OR name LIKE 'a\\%%' AND has_parent = false) AND "
 	                "created_at BETWEEN '2026-01-01' AND now() - 1h OR NOT NOT execution_count >= 2 AND "
 	                "text CONTAINS 'it''s' AND id NOT STARTS_WITH \"tmp\" AND completed_at IS NOT NULL";
-	char first[4096];
+	char first[16384];
 	snprintf(first, sizeof first, "%s", canon(q));
 	EQ_STR(first,
 	       "((NOT (status IN ('Failed', 'Running') OR (orchestration_name LIKE 'a\\%%' AND parent_instance "

@@ -48,7 +48,8 @@ const char *t_current = "";
 	T(access_readonly_audit_file)                                                                                  \
 	T(webhook_backoff)                                                                                             \
 	T(webhook_retry_after)                                                                                         \
-	T(webhook_signature)
+	T(webhook_signature)                                                                                           \
+	T(ops_job_states)
 TESTS
 #undef T
 

@@ -126,35 +126,35 @@ describe("duroxlua commands", function()
 
   describe("stores", function()
     it("needs a store", function()
-      expect(run { "list" }, 2, "", "duroxlua: no store given (use --store URL or set DUROX_STORE)\n")
+      expect(run { "list" }, 2, "", "duroxlua list: no store given (use --store URL or set DUROX_STORE)\n")
       expect(run({ "show", "x" }, { env = { DUROX_STORE = "" } }), 2, "",
-        "duroxlua: no store given (use --store URL or set DUROX_STORE)\n")
+        "duroxlua show: no store given (use --store URL or set DUROX_STORE)\n")
     end)
 
-    it("reports a missing store file, exit 1", function()
-      expect(run { "--store", "sqlite:/nonexistent/dir/x.db", "list" }, 1, "",
-        "duroxlua: store '/nonexistent/dir/x.db' does not exist (No such file or directory)\n")
-      expect(run { "show", "x", "--store", "sqlite:/nonexistent/dir/x.db" }, 1, "",
-        "duroxlua: store '/nonexistent/dir/x.db' does not exist (No such file or directory)\n")
+    it("reports a missing store file, exit 3 (not found)", function()
+      expect(run { "--store", "sqlite:/nonexistent/dir/x.db", "list" }, 3, "",
+        "duroxlua list: store '/nonexistent/dir/x.db' does not exist (No such file or directory)\n")
+      expect(run { "show", "x", "--store", "sqlite:/nonexistent/dir/x.db" }, 3, "",
+        "duroxlua show: store '/nonexistent/dir/x.db' does not exist (No such file or directory)\n")
     end)
 
-    it("reports a malformed store URL, exit 1", function()
-      expect(run { "list", "--store", "/tmp/x.db" }, 1, "",
-        "duroxlua: unrecognised store URL '/tmp/x.db' (expected sqlite:PATH, sqlite::memory: or postgres://...)\n")
+    it("reports a malformed store URL, exit 2 (usage)", function()
+      expect(run { "list", "--store", "/tmp/x.db" }, 2, "",
+        "duroxlua list: unrecognised store URL '/tmp/x.db' (expected sqlite:PATH, sqlite::memory: or postgres://...)\n")
     end)
 
     it("reports a file that is not a Duroxide store, exit 1", function()
       local path = os.tmpname()
       write_file(path, "hello, not a database\n")
       expect(run { "list", "--store", "sqlite:" .. path }, 1, "",
-        ("duroxlua: '%s' is not a SQLite database, so not a Duroxide store\n"):format(path))
+        ("duroxlua list: '%s' is not a SQLite database, so not a Duroxide store\n"):format(path))
       os.remove(path)
       if os.execute("command -v sqlite3 >/dev/null") then
         path = os.tmpname()
         os.remove(path)
         assert.is_true(os.execute(("sqlite3 %s 'CREATE TABLE t(x)'"):format(sh(path))))
         expect(run { "history", "x", "--store", "sqlite:" .. path }, 1, "",
-          ("duroxlua: '%s' is not a Duroxide store (it has no table 'instances')\n"):format(path))
+          ("duroxlua history: '%s' is not a Duroxide store (it has no table 'instances')\n"):format(path))
         os.remove(path)
       end
     end)
@@ -183,12 +183,14 @@ describe("duroxlua commands", function()
     end)
 
     it("does not find an instance", function()
-      expect(run { "show", "x", "--store", MEM }, 1, "", "duroxlua show: instance 'x' not found\n")
-      expect(run { "show", "x", "--store", MEM, "--json" }, 1, "", "duroxlua show: instance 'x' not found\n")
-      expect(run { "history", "x", "--store", MEM }, 1, "", "duroxlua history: instance 'x' not found\n")
-      expect(run { "show", "--store", MEM, "--", "-dash" }, 1, "", "duroxlua show: instance '-dash' not found\n")
+      expect(run { "show", "x", "--store", MEM }, 3, "", "duroxlua show: instance 'x' not found\n")
+      -- with --json the error is JSON on stdout
+      expect(run { "show", "x", "--store", MEM, "--json" }, 3,
+        '{\n  "code": "NOTFOUND",\n  "error": "instance \'x\' not found",\n  "exit": 3\n}\n', "")
+      expect(run { "history", "x", "--store", MEM }, 3, "", "duroxlua history: instance 'x' not found\n")
+      expect(run { "show", "--store", MEM, "--", "-dash" }, 3, "", "duroxlua show: instance '-dash' not found\n")
       -- a control character in a message is escaped, so the message stays on one line
-      expect(run { "show", "a\nb", "--store", MEM }, 1, "", "duroxlua show: instance 'a\\nb' not found\n")
+      expect(run { "show", "a\nb", "--store", MEM }, 3, "", "duroxlua show: instance 'a\\nb' not found\n")
     end)
   end)
 
@@ -544,9 +546,9 @@ describe("duroxlua commands", function()
       assert.are.same({ 3, 4 }, { events[1].event_id, events[2].event_id })
     end)
 
-    it("history of an execution that does not exist fails, exit 1", function()
+    it("history of an execution that does not exist fails, exit 3", function()
       local r = on { "history", ids[1], "--execution", "999" }
-      expect(r, 1, "", ("duroxlua history: execution 999 of instance '%s' not found\n"):format(ids[1]))
+      expect(r, 3, "", ("duroxlua history: execution 999 of instance '%s' not found\n"):format(ids[1]))
     end)
   end)
 end)

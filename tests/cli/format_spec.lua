@@ -118,9 +118,10 @@ describe("durox.cli.args", function()
     assert.is_true(r.all)
     assert.are.equal("-24h", r.since)
     assert.are.same({ "x", "--not-an-option" }, { r[1], r[2] })
-    r = assert(args.parse({ "--json", "--store", "sqlite::memory:", "-h" }, 1, spec))
+    -- -h anywhere wins over every other argument
+    assert.are.same({ help = true }, assert(args.parse({ "--json", "--bogus", "x", "-h" }, 1, spec, {})))
+    r = assert(args.parse({ "--json", "--store", "sqlite::memory:" }, 1, spec))
     assert.is_true(r.json)
-    assert.is_true(r.help)
     assert.are.equal("sqlite::memory:", r.store)
   end)
 
@@ -235,5 +236,113 @@ describe("durox.pretty", function()
       "bb        M     1        Failed (poison)  1970-01-01T00:00:00Z  1970-01-01T00:00:00Z      2  a",
       "-- 2 instances",
     }, "\n"), pretty.tostring(list, 200))
+  end)
+end)
+
+describe("durox.cli.output", function()
+  local output = require "durox.cli.output"
+
+  it("quotes CSV fields as RFC 4180 says, with CRLF line ends and a header", function()
+    assert.are.equal("plain", output.csv_field("plain"))
+    assert.are.equal('"a,b"', output.csv_field("a,b"))
+    assert.are.equal('"say ""hi"""', output.csv_field('say "hi"'))
+    assert.are.equal('"two\nlines"', output.csv_field("two\nlines"))
+    assert.are.equal('"cr\rhere"', output.csv_field("cr\rhere"))
+    assert.are.equal("", output.csv_field(nil))
+    assert.are.equal("", output.csv_field(durox.null))
+    assert.are.equal("42", output.csv_field(42))
+    assert.are.equal('id,created_at,n,t\r\n"x,1",1970-01-01T00:00:01.500Z,3,"{""a"":1}"\r\ny,,,\r\n',
+      output.csv({ { "id" }, { "created_at" }, { "n", get = function(r) return r.count end }, { "t" } },
+        { { id = "x,1", created_at = 1500, count = 3, t = { a = 1 } }, { id = "y" } }))
+    assert.are.equal("a\r\n", output.csv({ { "a" } }, {}))
+  end)
+
+  it("adds an ISO-8601 twin beside every time in ms, deep, without touching the input", function()
+    local v = { created_at = 0, nested = { { timestamp_ms = 1706702405250, since = 1000 } }, name = "x", now = 2.5 }
+    local w = output.with_iso(v)
+    assert.are.equal("1970-01-01T00:00:00.000Z", w.created_at_iso)
+    assert.are.equal("2024-01-31T12:00:05.250Z", w.nested[1].timestamp_iso)
+    assert.are.equal("1970-01-01T00:00:01.000Z", w.nested[1].since_iso)
+    assert.is_nil(w.now_iso) -- not an integer
+    assert.is_nil(v.created_at_iso)
+    assert.are.equal(0, w.created_at)
+    assert.are.equal('{"a":1,"at_iso":null}', durox.encode_json { a = 1, at_iso = durox.null })
+    assert.are.equal('{"b_at":5,"b_at_iso":"1970-01-01T00:00:00.005Z"}\n', output.jsonl { { b_at = 5 } })
+  end)
+end)
+
+describe("durox.cli.exit", function()
+  local exit = require "durox.cli.exit"
+
+  it("maps engine codes and bulk responses onto the documented exit codes", function()
+    assert.are.same({ 0, 1, 2, 3, 4, 5, 6, 130 }, { exit.OK, exit.FAILED, exit.USAGE, exit.NOTFOUND, exit.REFUSED,
+      exit.TIMEOUT, exit.PARTIAL, exit.INTERRUPTED })
+    for code, want in pairs { INVALID = 2, NOTFOUND = 3, DENIED = 4, CONFLICT = 4, LIMIT = 4, TIMEOUT = 5, BUSY = 5,
+                               IO = 1, CORRUPT = 1, GONE = 1, UNSUPPORTED = 1 } do
+      assert.are.equal(want, exit.of(code), code)
+    end
+    local function bulk(t)
+      t.total_matched = t.total_matched or 0
+      t.failed_instances = t.failed_instances or {}
+      return exit.of_bulk(t)
+    end
+    local nf = { instance_id = "x", code = "NOTFOUND" }
+    local cf = { instance_id = "y", code = "CONFLICT" }
+    assert.are.equal(0, bulk { total_matched = 0, state = "completed" })
+    assert.are.equal(0, bulk { total_matched = 2, state = "completed" })
+    assert.are.equal(0, bulk { total_matched = 2, dry_run = true, state = "dry_run" })
+    assert.are.equal(6, bulk { total_matched = 2, failed_instances = { nf } })
+    assert.are.equal(6, bulk { total_matched = 2, dry_run = true, no_subscription_instances = { "z" } })
+    assert.are.equal(3, bulk { total_matched = 1, failed_instances = { nf } })
+    assert.are.equal(4, bulk { total_matched = 2, failed_instances = { nf, cf } })
+    assert.are.equal(4, bulk { total_matched = 1, no_subscription_instances = { "z" } })
+    assert.are.equal(6, bulk { total_matched = 3, state = "stopped", pending_instances = { "p" } })
+    -- sub-orchestrations skipped as reported: not a failure, but nothing done is refused
+    assert.are.equal(0, bulk { total_matched = 3, skipped_instances = { {}, {} } })
+    assert.are.equal(4, bulk { total_matched = 2, skipped_instances = { {}, {} } })
+    assert.is_true(#exit.TABLE == 8)
+  end)
+end)
+
+describe("durox.cli.args, positional arguments and one meaning per option", function()
+  local spec = { { "limit", short = "n", arg = "N", type = "count" }, { "quiet" } }
+
+  it("checks declared positional arguments", function()
+    local function err(argv, decl) return select(2, args.parse(argv, 1, spec, decl)) end
+    assert.are.equal("missing instance id", err({}, { { "ID", missing = "instance id" } }))
+    assert.are.equal("missing ID and NAME", err({}, { { "ID" }, { "NAME" }, { "INPUT", optional = true } }))
+    assert.are.equal("missing NAME", err({ "x" }, { { "ID" }, { "NAME" } }))
+    assert.are.equal("unexpected argument 'b'", err({ "a", "b" }, { { "ID" } }))
+    assert.are.equal("unexpected argument 'a'", err({ "a" }, {}))
+    assert.are.same({ "a", "b", "c" }, { table.unpack(assert(args.parse({ "a", "b", "c" }, 1, spec,
+      { { "EVENT" }, { "ID", many = true, optional = true } }))) })
+  end)
+
+  it("suggests the option or command meant", function()
+    assert.are.equal("unknown option '--limt' (did you mean '--limit'?)", select(2, args.parse({ "--limt" }, 1, spec)))
+    assert.are.equal("unknown option '--xyz'", select(2, args.parse({ "--xyz" }, 1, spec)))
+    assert.are.equal("list", args.suggest("lsit", { "list", "show" }))
+    assert.are.equal("Order", args.suggest("order", { "Order", "Echo" }))
+    assert.is_nil(args.suggest("zz", { "list" }))
+  end)
+
+  it("refuses a spec where one short option has two meanings", function()
+    local bad = { { "query", short = "q", arg = "Q" }, { "quiet", short = "q" } }
+    assert.has_error(function() args.parse({}, 1, bad) end, "option '-q' means both '--query' and '--quiet'")
+  end)
+
+  it("gives -q one meaning in every command: --query", function()
+    local cli = require "durox.cli"
+    for _, name in ipairs(cli.commands()) do
+      local cmd = cli.command(name)
+      local ok, err = pcall(args.parse, { "--store", "sqlite::memory:" }, 1, cmd.options or {})
+      assert(ok, name .. ": " .. tostring(err))
+      for _, opt in ipairs(cmd.options or {}) do
+        if opt.short == "q" then assert.are.equal("query", opt[1], name) end
+      end
+      -- the help text says the same
+      local q = cmd.help:match("\n  %-q, %-%-(%S+)")
+      if q then assert.are.equal("query", q, name) end
+    end
   end)
 end)

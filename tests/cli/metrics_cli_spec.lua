@@ -58,7 +58,7 @@ describe("duroxlua metrics commands", function()
       local r = run(full)
       expect(r, 0, nil, "")
     end
-    expect(run { "--store", "sqlite::memory:", "tree", "nope" }, 1, "", "duroxlua tree: instance 'nope' not found\n")
+    expect(run { "--store", "sqlite::memory:", "tree", "nope" }, 3, "", "duroxlua tree: instance 'nope' not found\n")
     expect(run { "--store", "sqlite::memory:", "stuck" }, 0, "nothing stuck\n", "")
     expect(run { "--store", "sqlite::memory:", "query" }, 0, "COUNT  AVG  SUCCESS  FAILURE  P50  P95  P99\n"
       .. "    0    -        -        -    -    -    -\n1 group of 0 instances\n", "")
@@ -233,9 +233,10 @@ describe("duroxlua metrics commands on real stores", function()
     local path = os.tmpname()
     write_file(path, "return { enable_metrics = false }\n")
     local msg = "metrics are disabled (enable_metrics = false in the ManagementConfig)\n"
-    expect(run { "--store", "sqlite:" .. SCENARIO_DB, "--config", path, "metrics" }, 1, "", "duroxlua metrics: " .. msg)
-    expect(run { "--store", "sqlite:" .. SCENARIO_DB, "queues", "--config", path }, 1, "", "duroxlua queues: " .. msg)
-    expect(run({ "--store", "sqlite:" .. SCENARIO_DB, "series" }, { env = { DUROX_CONFIG = path } }), 1, "",
+    -- metrics disabled: DENIED, exit 4 (refused)
+    expect(run { "--store", "sqlite:" .. SCENARIO_DB, "--config", path, "metrics" }, 4, "", "duroxlua metrics: " .. msg)
+    expect(run { "--store", "sqlite:" .. SCENARIO_DB, "queues", "--config", path }, 4, "", "duroxlua queues: " .. msg)
+    expect(run({ "--store", "sqlite:" .. SCENARIO_DB, "series" }, { env = { DUROX_CONFIG = path } }), 4, "",
       "duroxlua series: " .. msg)
     -- analytics still work
     expect(run { "--store", "sqlite:" .. SCENARIO_DB, "--config", path, "query", "-a", "count" }, 0, nil, "")
@@ -243,8 +244,8 @@ describe("duroxlua metrics commands on real stores", function()
     expect(run { "--store", "sqlite:" .. SCENARIO_DB, "--config", path, "-e", "print(dx:config().enable_metrics)" }, 0,
       "false\n", "")
     write_file(path, "return { enable_metric = false }\n")
-    expect(run { "--store", "sqlite:" .. SCENARIO_DB, "--config", path, "metrics" }, 1, "",
-      "duroxlua: configuration file " .. path .. ": unknown config field 'enable_metric' (did you mean 'enable_metrics'?)\n")
+    expect(run { "--store", "sqlite:" .. SCENARIO_DB, "--config", path, "metrics" }, 2, "",
+      "duroxlua metrics: configuration file " .. path .. ": unknown config field 'enable_metric' (did you mean 'enable_metrics'?)\n")
     os.remove(path)
   end)
 end)

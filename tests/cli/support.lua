@@ -34,14 +34,16 @@ function M.sh(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
--- Runs the binary with argv (a list) and returns {out=, err=, code=}. $DUROX_STORE and
--- $DUROX_CONFIG are unset and COLUMNS is opts.columns (default 120); opts.env adds variables;
+-- Runs the binary with argv (a list) and returns {out=, err=, code=}. $DUROX_STORE,
+-- $DUROX_CONFIG and the access-control variables ($DUROX_POLICY, ...) are unset and COLUMNS is opts.columns (default 120); opts.env adds variables;
 -- opts.stdin is fed to standard input (default /dev/null, not a terminal).
 function M.run(argv, opts)
   opts = opts or {}
   local sh = M.sh
   local errf = os.tmpname()
-  local parts = { "env", "-u", "DUROX_STORE", "-u", "DUROX_CONFIG", "COLUMNS=" .. (opts.columns or 120) }
+  local parts = { "env", "-u", "DUROX_STORE", "-u", "DUROX_CONFIG", "-u", "DUROX_POLICY", "-u", "DUROX_USER",
+                  "-u", "DUROX_ROLES", "-u", "DUROX_AUDIT_FILE", "-u", "DUROX_ACCESS_REASON", "-u", "DUROX_AUDIT_KEY",
+                  "-u", "SSH_CLIENT", "COLUMNS=" .. (opts.columns or 120) }
   local keys = {}
   for k in pairs(opts.env or {}) do keys[#keys + 1] = k end
   table.sort(keys)
@@ -70,11 +72,30 @@ function M.expect(r, code, out, err)
   assert.are.equal(code, r.code)
 end
 
--- Decodes JSON text or fails the test.
+-- Checks every ISO-8601 twin the CLI adds beside a time in ms (created_at ->
+-- created_at_iso, timestamp_ms -> timestamp_iso) against durox.format_time of the time, and
+-- removes it, so the rest compares equal to the API's own result.
+function M.strip_iso(v)
+  if type(v) ~= "table" then return v end
+  for k, x in pairs(v) do
+    if type(k) == "string" and k:sub(-4) == "_iso" then
+      local base = k:sub(1, -5)
+      local ms = v[base] or v[base .. "_ms"]
+      assert(math.type(ms) == "integer", ("%s without its time %s"):format(k, base))
+      assert.are.equal(durox.format_time(ms), x, k)
+      v[k] = nil
+    else
+      M.strip_iso(x)
+    end
+  end
+  return v
+end
+
+-- Decodes JSON text (checking and removing the ISO twins of times) or fails the test.
 function M.json(text)
   local v, msg = durox.decode_json(text)
   assert(v ~= nil, "output is not JSON: " .. tostring(msg) .. "\n" .. text)
-  return v
+  return M.strip_iso(v)
 end
 
 -- The lines of text (without their newlines).

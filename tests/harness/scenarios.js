@@ -432,10 +432,18 @@ function buildShapes(plan) {
   plan.expectDepths = { orchestratorQueue: 2, workerQueue: 0 };
 }
 
-/** sqlite3 CLI query (one value per line); the runtime is stopped or in another process. */
-function sqliteQuery(db, sql) {
+/**
+ * One query on the store, by the sqlite3 CLI or psql (one value per line): sqliteSql on a SQLite file,
+ * pgSql (default: the same text) on a PostgreSQL URL, in the store's schema.
+ */
+function storeQuery(store, sqliteSql, pgSql) {
   const { execFileSync } = require('child_process');
-  return execFileSync('sqlite3', ['-cmd', '.timeout 5000', db, sql], { encoding: 'utf8', timeout: 15000, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  const opts = { encoding: 'utf8', timeout: 15000, stdio: ['ignore', 'pipe', 'pipe'] };
+  if (common.isPgUrl(store)) {
+    const t = common.pgTarget(store);
+    return execFileSync('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', t.url, '-c', `SET search_path TO ${t.schema}`, '-c', pgSql || sqliteSql], opts).trim();
+  }
+  return execFileSync('sqlite3', ['-cmd', '.timeout 5000', store, sqliteSql], opts).trim();
 }
 
 /**
@@ -454,10 +462,10 @@ async function runPoisonPhase(plan, db, client, log, deadline) {
   const most = Math.max(...plan.poison.map((p) => p.fetches));
   const q = (id) => `'${id.replace(/'/g, "''")}'`;
   const attempts = (id) => {
-    const out = sqliteQuery(db, `SELECT attempt_count FROM worker_queue WHERE instance_id = ${q(id)}`);
+    const out = storeQuery(db, `SELECT attempt_count FROM worker_queue WHERE instance_id = ${q(id)}`);
     return out === '' ? null : Number(out.split('\n')[0]);
   };
-  const status = (id) => sqliteQuery(db, `SELECT status FROM executions WHERE instance_id = ${q(id)} ORDER BY execution_id DESC LIMIT 1`);
+  const status = (id) => storeQuery(db, `SELECT status FROM executions WHERE instance_id = ${q(id)} ORDER BY execution_id DESC LIMIT 1`);
   for (const p of plan.poison) p.kills = 0;
   for (let cycle = 1; cycle <= most; cycle++) {
     // item of p is fetched in cycles (most - fetches + 1) .. most
@@ -486,7 +494,13 @@ async function runPoisonPhase(plan, db, client, log, deadline) {
     for (const p of plan.poison) if (cycle >= most - p.fetches + 1) p.kills++;
     // wait until the killed worker's locks have expired (the next runtime may fetch the items again)
     for (;;) {
-      const n = Number(sqliteQuery(db, "SELECT COUNT(*) FROM worker_queue WHERE locked_until > CAST(unixepoch('subsec') * 1000 AS INTEGER)"));
+      const n = Number(
+        storeQuery(
+          db,
+          "SELECT COUNT(*) FROM worker_queue WHERE locked_until > CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+          'SELECT COUNT(*) FROM worker_queue WHERE locked_until > floor(extract(epoch from clock_timestamp()) * 1000)::int8',
+        ),
+      );
       if (n === 0) break;
       if (Date.now() > deadline) throw new Error('timeout waiting for worker locks to expire');
       await sleep(50);

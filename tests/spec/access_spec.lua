@@ -35,7 +35,7 @@ local function none() return false end
 
 local ROLES = {
   { name = "viewer", open = { policy = POLICIES .. "viewer.lua", context = { user_id = "vera" } },
-    sees = all, history = true, store_wide = true },
+    sees = all, history = true, store_wide = true, raw_feed = true },
   { name = "team member", open = { policy = POLICIES .. "team.lua",
       context = { user_id = "tom", roles = { "team:Echo", "team:Wait" } } },
     sees = function(r) return r.name:sub(1, 4) == "Echo" or r.name:sub(1, 4) == "Wait" end,
@@ -52,11 +52,44 @@ local ROLES = {
     sees = none, nothing = true, history = true, store_wide = false },
 }
 
-local db = L.copy_scenarios(dir .. "/reads.db")
-local ROWS = H.instance_rows(db)
+-- Both providers: a copy of the SQLite scenario store, and of the PostgreSQL one when the
+-- test server runs (the same scenarios, written by the runtime to each store).
+local STORES = { { name = "sqlite" } }
+if L.pg_dir and io.open(L.pg_dir .. "/port") then STORES[2] = { name = "postgres" } end
+local pg_copies = {}
+teardown(function() for _, db in ipairs(pg_copies) do L.pg_drop(db) end end)
+
+local SEARCH_SQL = [[
+  SELECT i.instance_id AS id FROM instances i LEFT JOIN executions e ON e.instance_id = i.instance_id
+    AND e.execution_id = i.current_execution_id
+  WHERE instr(lower(i.instance_id), 'list-') > 0 OR instr(lower(i.orchestration_name), 'list-') > 0
+    OR instr(lower(COALESCE(i.custom_status, '')), 'list-') > 0 OR instr(lower(COALESCE(e.output, '')), 'list-') > 0
+    OR instr(lower(COALESCE((SELECT json_extract(h.event_data, '$.input') FROM history h
+      WHERE h.instance_id = i.instance_id AND h.execution_id = i.current_execution_id AND h.event_id = 1), '')),
+      'list-') > 0]]
+local PG_SEARCH_SQL = [[
+  SELECT i.instance_id AS id FROM instances i LEFT JOIN executions e ON e.instance_id = i.instance_id
+    AND e.execution_id = i.current_execution_id
+  WHERE strpos(lower(i.instance_id), 'list-') > 0 OR strpos(lower(i.orchestration_name), 'list-') > 0
+    OR strpos(lower(COALESCE(i.custom_status, '')), 'list-') > 0 OR strpos(lower(COALESCE(e.output, '')), 'list-') > 0
+    OR strpos(lower(COALESCE((SELECT h.event_data::json->>'input' FROM history h
+      WHERE h.instance_id = i.instance_id AND h.execution_id = i.current_execution_id AND h.event_id = 1), '')),
+      'list-') > 0]]
+
+for _, P in ipairs(STORES) do
+local pg = P.name == "postgres"
+local db, pgname
+if pg then
+  db, pgname = L.pg_fresh()
+  pg_copies[#pg_copies + 1] = db
+else
+  db = L.copy_scenarios(dir .. "/reads.db")
+end
+local url = L.url(db)
+local ROWS = pg and H.pg_instance_rows(pgname) or H.instance_rows(db)
 local BY_ID = {}
 for _, r in ipairs(ROWS) do BY_ID[r.id] = r end
-local manifest = H.manifest()
+local manifest = pg and assert(durox.decode_json(H.read_file(H.pg_manifest_path))) or H.manifest()
 local NOW = manifest.created_at_ms + 600000
 
 local function visible(role)
@@ -80,14 +113,14 @@ local function sql_list(ids)
   return "(" .. (#q > 0 and table.concat(q, ",") or "NULL") .. ")"
 end
 
-local function denied_listing(dx, ...)
-  local res, msg, code = ...
-  return res == nil and code == "DENIED" and msg
+local function denied_listing(_, ...)
+  local res, _, code = ...
+  return res == nil and code == "DENIED"
 end
 
 for _, role in ipairs(ROLES) do
-  describe(role.name, function()
-    local dx = assert(durox.open("sqlite:" .. db, role.open))
+  describe(P.name .. ": " .. role.name, function()
+    local dx = assert(durox.open(url, role.open))
     local seen = visible(role)
     local seen_ids = ids_of(seen)
     local seen_set = H.set(seen_ids)
@@ -135,7 +168,7 @@ for _, role in ipairs(ROLES) do
       if role.nothing then return end
       local page = assert(dx:list_instances_paginated { page_size = 2 })
       assert.is_string(page.next_page_token)
-      local other = assert(durox.open("sqlite:" .. db, { policy = POLICIES .. "viewer.lua",
+      local other = assert(durox.open(url, { policy = POLICIES .. "viewer.lua",
                                                          context = { user_id = "someone-else" } }))
       local res, msg, code = other:list_instances_paginated { page_size = 2, page_token = page.next_page_token }
       assert.is_nil(res)
@@ -143,7 +176,7 @@ for _, role in ipairs(ROLES) do
       assert.truthy(msg:find("page token was issued for a different filter or order", 1, true))
       other:close()
       -- and without a policy, a token of a caller under one is refused too
-      local plain = assert(durox.open("sqlite:" .. db, { readonly = true }))
+      local plain = assert(durox.open(url, { readonly = true }))
       res, _, code = plain:list_instances_paginated { page_size = 2, page_token = page.next_page_token }
       assert.is_nil(res)
       assert.are.equal("INVALID", code)
@@ -152,14 +185,7 @@ for _, role in ipairs(ROLES) do
 
     it("searches only what it may see", function()
       local expected = {}
-      for _, r in ipairs(H.rows([[
-          SELECT i.instance_id AS id FROM instances i LEFT JOIN executions e ON e.instance_id = i.instance_id
-            AND e.execution_id = i.current_execution_id
-          WHERE instr(lower(i.instance_id), 'list-') > 0 OR instr(lower(i.orchestration_name), 'list-') > 0
-            OR instr(lower(COALESCE(i.custom_status, '')), 'list-') > 0 OR instr(lower(COALESCE(e.output, '')), 'list-') > 0
-            OR instr(lower(COALESCE((SELECT json_extract(h.event_data, '$.input') FROM history h
-              WHERE h.instance_id = i.instance_id AND h.execution_id = i.current_execution_id AND h.event_id = 1), '')),
-              'list-') > 0]], db)) do
+      for _, r in ipairs(L.sql(db, SEARCH_SQL, PG_SEARCH_SQL)) do
         if seen_set[r.id] then expected[#expected + 1] = r.id end
       end
       table.sort(expected)
@@ -181,6 +207,8 @@ for _, role in ipairs(ROLES) do
           assert.are.equal("NOTFOUND", code, m)
           assert.are.equal(("instance '%s' not found"):format(id), msg, m)
         end
+        local hf, hmsg, hcode = dx:get_execution_history_filtered { instance_id = id, event_types = "ActivityScheduled" }
+        assert.are.same({ nil, ("instance '%s' not found"):format(id), "NOTFOUND" }, { hf, hmsg, hcode })
         local res, msg, code = dx:wait_for_orchestration(id, 0)
         assert.is_nil(res)
         assert.are.equal("NOTFOUND", code)
@@ -261,7 +289,8 @@ for _, role in ipairs(ROLES) do
       local in_list = sql_list(seen_ids)
       local function count(types)
         return L.sql_value(db, ("SELECT count(*) AS n FROM history WHERE event_type IN (%s) AND instance_id IN %s")
-          :format(types, in_list))
+          :format(types, in_list), ("SELECT count(*) AS n FROM history WHERE event_data::json->>'type' IN (%s) AND"
+          .. " instance_id IN %s"):format(types, in_list))
       end
       assert.are.equal(#seen_ids, ts.totals.instances_started)
       assert.are.equal(count("'OrchestrationCompleted'"), ts.totals.instances_completed)
@@ -379,7 +408,7 @@ for _, role in ipairs(ROLES) do
         return
       end
       assert.is_table(res, msg)
-      local plain = assert(durox.open("sqlite:" .. db, { readonly = true }))
+      local plain = assert(durox.open(url, { readonly = true }))
       local all_stuck = assert(plain:find_stuck_instances { now = NOW })
       plain:close()
       local want = {}
@@ -388,6 +417,45 @@ for _, role in ipairs(ROLES) do
       end
       table.sort(want)
       assert.are.same(want, H.sorted(H.ids(res.instances)))
+    end)
+
+    it("streams the events of what it may see, and the raw feed only to a full view", function()
+      local s, msg, code = dx:stream_instance_events { event_types = "Started" }
+      if code == "UNSUPPORTED" then return end -- this provider has no change feed (yet)
+      if role.nothing then
+        assert.are.same({ nil, "DENIED" }, { s, code })
+      else
+        assert(s, msg)
+        local got = {}
+        while true do
+          local it = s:next()
+          if not it then break end
+          got[it.instance_id] = true
+          -- payloads only when the policy always shows history
+          if not role.history then assert.is_nil(it.input) end
+        end
+        s:close()
+        -- every visible instance has an OrchestrationStarted event in history
+        local want = H.keys(H.set(seen_ids))
+        assert.are.same(want, H.keys(got))
+      end
+      local ch, err, c2 = dx:read_changes { limit = 5 }
+      -- (the raw feed: an unrestricted view whose history is a constant allow)
+      if role.raw_feed then
+        assert.is_table(ch, err)
+      else
+        assert.is_nil(ch)
+        assert.are.equal("DENIED", c2)
+      end
+      -- the durable state of streams and rules is the journal's: can_manage_jobs
+      local dl, _, c3 = dx:list_dead_letters()
+      if c3 == "UNSUPPORTED" then return end -- this provider keeps no stream state (yet)
+      if role.name == "on-call operator" or role.name == "break-glass admin" then
+        assert.is_table(dl)
+      else
+        assert.is_nil(dl)
+        assert.are.equal("DENIED", c3)
+      end
     end)
 
     it("classifies a bulk dry run over what it may see", function()
@@ -422,4 +490,5 @@ for _, role in ipairs(ROLES) do
       end
     end)
   end)
+end
 end

@@ -75,13 +75,30 @@ local function outcome(res, msg, code)
   return code
 end
 
+-- Both providers: copies of the SQLite scenario store, and of the PostgreSQL one when the
+-- test server runs. On PostgreSQL our audit log is durox.audit_log.
+local STORES = { "sqlite" }
+if L.pg_dir and io.open(L.pg_dir .. "/port") then STORES[2] = "postgres" end
+local pg_copies = {}
+teardown(function() for _, db in ipairs(pg_copies) do L.pg_drop(db) end end)
+
+for _, provider in ipairs(STORES) do
+local pg = provider == "postgres"
+local AUDIT = pg and "durox.audit_log" or "durox_audit_log"
 for n, role in ipairs(ROLES) do
-  describe(role.name, function()
+  describe(provider .. ": " .. role.name, function()
     it("writes exactly what the policy allows, and records every attempt", function()
-      local db = L.copy_scenarios(("%s/w%d.db"):format(dir, n))
+      local db
+      if pg then
+        db = L.pg_fresh()
+        pg_copies[#pg_copies + 1] = db
+      else
+        db = L.copy_scenarios(("%s/w%d.db"):format(dir, n))
+      end
+      local url = L.url(db)
       local before = dump(db)
       local q0 = L.sql_value(db, "SELECT max(id) AS m FROM orchestrator_queue")
-      local dx = assert(durox.open("sqlite:" .. db, role.open))
+      local dx = assert(durox.open(url, role.open))
       local expect_log = { { "policy_load", role.source, "allow" } }
       local function log(op, target, decision) expect_log[#expect_log + 1] = { op, target, decision } end
       local queued = {} -- the work items the allowed writes must queue, in order
@@ -192,7 +209,7 @@ for n, role in ipairs(ROLES) do
       end
 
       -- the audit log, read with the sqlite3 tool: one record per attempt, in order, all by this caller
-      local recs = L.sql(db, "SELECT operation, target, decision, user_id, policy FROM durox_audit_log ORDER BY seq")
+      local recs = L.sql(db, ("SELECT operation, target, decision, user_id, policy FROM %s ORDER BY seq"):format(AUDIT))
       local got_log = {}
       for _, rec in ipairs(recs) do
         got_log[#got_log + 1] = { rec.operation, rec.target ~= durox.null and rec.target or nil, rec.decision }
@@ -201,9 +218,110 @@ for n, role in ipairs(ROLES) do
       end
       assert.are.same(expect_log, got_log)
       -- and the chain verifies (a plain handle: no policy needed to verify)
-      local plain = assert(durox.open("sqlite:" .. db))
+      local plain = assert(durox.open(url))
       assert.is_true((plain:verify_audit_log()))
       plain:close()
     end)
   end)
+end
+end
+
+-- The rest of the write methods, and jobs run by one caller and resumed by another.
+for _, provider in ipairs(STORES) do
+local pg = provider == "postgres"
+local function fresh()
+  if pg then
+    local db = L.pg_fresh()
+    pg_copies[#pg_copies + 1] = db
+    return db
+  end
+  return L.copy_scenarios(("%s/x%d.db"):format(dir, #pg_copies + math.random(1, 1e9)))
+end
+
+describe(provider .. ": every other write", function()
+  local PICK = { viewer = ROLES[1], team = ROLES[2], oncall = ROLES[3], admin = ROLES[4] }
+
+  it("enqueue_event, raise_event_bulk and prune_executions ask the policy about each target", function()
+    local db = fresh()
+    local url = L.url(db)
+    local plain = assert(durox.open(url))
+    local targets = { "wait-approve-1", "list-b-wait-1", "completed-seq-1", "tree-wait-1", "no-such-instance" }
+    -- what the store's state makes of each target, for a caller who may do anything
+    local base = assert(plain:raise_event_bulk { instances = targets, event_name = "Approve", dry_run = true })
+    local base_out = {}
+    for _, id in ipairs(base.delivered_instances) do base_out[id] = "delivered" end
+    for _, id in ipairs(base.no_subscription_instances) do base_out[id] = "no_subscription" end
+    for _, f in ipairs(base.failed_instances) do base_out[f.instance_id] = f.code end
+    plain:close()
+    local expect = {
+      viewer = { enqueue = "DENIED", raise = function(id) return id ~= "no-such-instance" and "DENIED" or "NOTFOUND" end,
+                 prune = "DENIED" },
+      team = { enqueue = "NOTFOUND", prune = "NOTFOUND",
+               raise = function(id)
+                 return (id == "wait-approve-1" or id == "list-b-wait-1") and base_out[id] or "NOTFOUND"
+               end },
+      oncall = { enqueue = "ok", raise = function(id) return base_out[id] end, prune = "DENIED" },
+      admin = { enqueue = "ok", raise = function(id) return base_out[id] end, prune = "ok" },
+    }
+    for name, role in pairs(PICK) do
+      local e = expect[name]
+      local dx = assert(durox.open(url, role.open))
+      local res, msg, code = dx:enqueue_event("queue-wait-1", "inbox", "1")
+      assert.are.equal(e.enqueue, res ~= nil and "ok" or code, name .. ": " .. tostring(msg))
+      local r = assert(dx:raise_event_bulk { instances = targets, event_name = "Approve", dry_run = true })
+      local got = {}
+      for _, id in ipairs(r.delivered_instances) do got[id] = "delivered" end
+      for _, id in ipairs(r.no_subscription_instances) do got[id] = "no_subscription" end
+      for _, f in ipairs(r.failed_instances) do got[f.instance_id] = f.code end
+      for _, id in ipairs(targets) do assert.are.equal(e.raise(id), got[id], name .. " " .. id) end
+      r = assert(dx:prune_executions { instances = { "can-done-1" }, keep_last = 1 })
+      local po = #r.pruned_instances == 1 and "ok" or r.failed_instances[1].code
+      assert.are.equal(e.prune, po, name)
+      dx:close()
+    end
+  end)
+
+  it("a job stopped by one caller is resumed with the rights of the next", function()
+    local db = fresh()
+    local url = L.url(db)
+    local targets = { "wait-approve-1", "list-b-wait-1", "tree-wait-1", "kv-wait-1" }
+    local admin = assert(durox.open(url, PICK.admin.open))
+    local r = assert(admin:cancel_instances { instances = targets, reason = "two callers", batch_size = 1,
+                                               progress = function(p) return p.phase ~= "running" end })
+    assert.are.equal("stopped", r.state)
+    assert.are.equal(1, #r.cancelled_instances) -- the first batch, then the stop
+    local job = r.job_id
+    admin:close()
+    -- the next caller sees WaitApprove only and may cancel it, and manages jobs
+    local other = assert(durox.open(url, { policy_source = [[
+      return { can_list_instances = function() return "name = 'WaitApprove'" end, can_view_instance = true,
+               can_manage_jobs = true,
+               can_cancel_instance = function(ctx, inst) return inst.id ~= "list-b-wait-1", "not that one" end }]],
+      context = { user_id = "resumer" } }))
+    local j = assert(other:get_job(job))
+    assert.are.equal(3, j.pending)
+    local res = assert(other:resume_job(job))
+    assert.are.equal("completed", res.state)
+    local out = {}
+    for _, id in ipairs(res.cancelled_instances) do out[id] = "ok" end
+    for _, f in ipairs(res.failed_instances) do out[f.instance_id] = f.code end
+    assert.are.same({ ["wait-approve-1"] = "ok", ["list-b-wait-1"] = "DENIED", ["tree-wait-1"] = "NOTFOUND",
+                      ["kv-wait-1"] = "NOTFOUND" }, out)
+    -- stop_job of a job that ended: CONFLICT; a caller without can_manage_jobs: DENIED
+    local s, _, code = other:stop_job(job)
+    assert.are.same({ nil, "CONFLICT" }, { s, code })
+    other:close()
+    local viewer = assert(durox.open(url, PICK.viewer.open))
+    for _, m in ipairs { "get_job", "stop_job", "resume_job" } do
+      local v, _, c = viewer[m](viewer, job)
+      assert.are.same({ nil, "DENIED" }, { v, c }, m)
+    end
+    viewer:close()
+    -- the queue: exactly the cancel the admin's first batch made; the resumer made none
+    local rows = L.sql(db, "SELECT instance_id FROM orchestrator_queue WHERE work_item LIKE '{\"CancelInstance\"%' ORDER BY id")
+    local ids = {}
+    for _, row in ipairs(rows) do ids[#ids + 1] = row.instance_id end
+    assert.are.same({ "wait-approve-1" }, ids)
+  end)
+end)
 end

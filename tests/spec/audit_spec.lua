@@ -34,7 +34,7 @@ local function activity(db, extra)
   local opts = { policy_source = OPS, context = { user_id = "ann", roles = { "ops", "night" }, source_ip = "10.0.0.7",
                                                   reason = "CHG-7" } }
   for k, v in pairs(extra or {}) do opts[k] = v end
-  local dx = assert(durox.open("sqlite:" .. db, opts))
+  local dx = assert(durox.open(L.url(db), opts))
   assert(dx:cancel_instance("wait-approve-1", "audit test"))
   assert.is_nil(dx:cancel_instance("tree-wait-1"))
   assert.is_nil(dx:raise_event("completed-seq-1", "Nope"))
@@ -319,3 +319,113 @@ describe("an operation whose record cannot be written", function()
       .. "file or directory)", 1, true))
   end)
 end)
+
+describe("concurrent writers", function()
+  -- two processes appending at the same time must not fork the chain (SQLite: the write lock;
+  -- PostgreSQL: an advisory lock taken before the head is read)
+  local stores = { { name = "sqlite", db = function() return copy() end } }
+  if L.pg_dir and io.open(L.pg_dir .. "/port") then
+    stores[2] = { name = "postgres", db = function() local u = L.pg_fresh() return u end, pg = true }
+  end
+  for _, S in ipairs(stores) do
+    it("keep one chain on " .. S.name, function()
+      local db = S.db()
+      local url = L.url(db)
+      local script = dir .. "/appender.lua"
+      L.write(script, ([[
+        local durox = require "durox"
+        local dx = assert(durox.open(%q, { policy_source = "return { can_list_instances = true }",
+                                          context = { user_id = arg[1] } }))
+        for i = 1, 40 do assert(dx:get_runtime_metrics() == nil) end
+        dx:close()
+      ]]):format(url))
+      local a = L.spawn(("%s %s one"):format(L.q(L.bin), L.q(script)))
+      local b = L.spawn(("%s %s two"):format(L.q(L.bin), L.q(script)))
+      L.wait_exit(a)
+      L.wait_exit(b)
+      local dx = assert(durox.open(url))
+      local ok, info = dx:verify_audit_log()
+      assert.is_true(ok, info)
+      assert.are.equal(82, info.records) -- two loads and 2 x 40 denials
+      dx:close()
+      if S.pg then
+        local rows = L.sql(db, "", "SELECT user_id, count(*) AS n FROM durox.audit_log GROUP BY 1 ORDER BY 1")
+        assert.are.same({ { user_id = "one", n = 41 }, { user_id = "two", n = 41 } }, rows)
+        L.pg_drop(db)
+      else
+        local rows = L.sql(db, "SELECT user_id, count(*) AS n FROM durox_audit_log GROUP BY 1 ORDER BY 1")
+        assert.are.same({ { user_id = "one", n = 41 }, { user_id = "two", n = 41 } }, rows)
+      end
+    end)
+  end
+end)
+
+if L.pg_dir and io.open(L.pg_dir .. "/port") then
+  describe("on PostgreSQL", function()
+    local pg_copies = {}
+    teardown(function() for _, db in ipairs(pg_copies) do L.pg_drop(db) end end)
+    local function pg_activity()
+      local db = L.pg_fresh()
+      pg_copies[#pg_copies + 1] = db
+      activity(db):close()
+      return db
+    end
+    local function psql_write(db, sql)
+      local out, code, err = L.run(("psql -X -q -v ON_ERROR_STOP=1 %s -c %s"):format(
+        L.q((db:gsub("&schema=dx", ""))), L.q(sql)))
+      return code == 0, err .. out
+    end
+
+    it("keeps the same records and chain in durox.audit_log", function()
+      local db = pg_activity()
+      local rows = L.sql(db, "", "SELECT * FROM durox.audit_log ORDER BY seq")
+      local ops = {}
+      local prev = ("0"):rep(64)
+      for i, r in ipairs(rows) do
+        ops[#ops + 1] = r.operation .. ":" .. r.decision
+        assert.are.equal(i, r.seq)
+        assert.are.equal(prev, r.prev_hash)
+        assert.are.equal(sha256_hex(canonical(r)), r.hash)
+        prev = r.hash
+      end
+      assert.are.same({ "policy_load:allow", "cancel_instance:allow", "cancel_instance:deny", "raise_event:allow",
+                        "cancel_instances:allow", "job_end:allow" }, ops)
+    end)
+
+    it("refuses UPDATE and DELETE, and detects what an owner of the table changes anyway", function()
+      local db = pg_activity()
+      local ok, err = psql_write(db, "UPDATE durox.audit_log SET decision = 'allow' WHERE seq = 3")
+      assert.is_false(ok)
+      assert.truthy(err:find("the audit log is append-only", 1, true))
+      ok, err = psql_write(db, "DELETE FROM durox.audit_log WHERE seq = 3")
+      assert.is_false(ok)
+      assert.truthy(err:find("the audit log is append-only", 1, true))
+      assert(psql_write(db, "ALTER TABLE durox.audit_log DISABLE TRIGGER audit_log_append_only;"
+        .. " UPDATE durox.audit_log SET decision = 'allow' WHERE seq = 3"))
+      local dx = assert(durox.open(db))
+      local res, msg, code = dx:verify_audit_log()
+      assert.are.same({ nil, "CORRUPT" }, { res, code })
+      assert.are.equal("audit record 3: its hash does not match its content (edited, or written with an audit_key)",
+        msg)
+      dx:close()
+      assert(psql_write(db, "DELETE FROM durox.audit_log WHERE seq = 3"))
+      dx = assert(durox.open(db))
+      res, msg = dx:verify_audit_log()
+      assert.is_nil(res)
+      assert.are.equal("audit record 4: out of sequence (records 3 to 3 are missing)", msg)
+      dx:close()
+    end)
+
+    it("refuses an operation whose record cannot be written", function()
+      local db = pg_activity()
+      assert(psql_write(db, "ALTER TABLE durox.audit_log ADD CONSTRAINT no_more CHECK (seq < 7)"))
+      local q0 = L.sql_value(db, "", "SELECT count(*) AS n FROM orchestrator_queue")
+      local dx = assert(durox.open(db, { audit = true }))
+      local res, msg = dx:cancel_instance("pctX1")
+      assert.is_nil(res)
+      assert.truthy(msg:find("the audit record could not be written", 1, true), msg)
+      dx:close()
+      assert.are.equal(q0, L.sql_value(db, "", "SELECT count(*) AS n FROM orchestrator_queue"))
+    end)
+  end)
+end

@@ -32,15 +32,25 @@ end
 
 -- Runs SQL through the sqlite3 command-line tool (read-only) and returns its rows; db
 -- defaults to the scenario store.
+-- A sqlite3 error (a typo in the query, a missing table or column, an unreadable file) raises:
+-- an oracle that fails must never look like one that found no rows.
 function H.sql(query, db)
-  local tmp = os.tmpname()
+  local tmp, errf = os.tmpname(), os.tmpname()
   local f = assert(io.open(tmp, "wb"))
   f:write(query)
   f:close()
-  local p = assert(io.popen(string.format("sqlite3 -readonly -json 'file:%s?mode=ro' < %s", db or H.db, tmp)))
+  local p = assert(io.popen(string.format("sqlite3 -bail -readonly -json 'file:%s?mode=ro' < %s 2>%s", db or H.db,
+    tmp, errf)))
   local out = p:read("a")
-  p:close()
+  local ok = p:close()
+  local e = io.open(errf, "rb")
+  local err = e and e:read("a") or ""
+  if e then e:close() end
   os.remove(tmp)
+  os.remove(errf)
+  if not ok or err ~= "" then
+    error(("sqlite3 failed on %s: %s\nquery: %s"):format(db or H.db, err:gsub("%s+$", ""), query), 2)
+  end
   if out == "" then return {} end
   return assert(durox.decode_json(out))
 end

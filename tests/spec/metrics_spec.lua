@@ -601,6 +601,23 @@ describe("configuration files on " .. P.name, function()
       if c[2] then assert.are.equal(c[2]:format(path), msg) else assert.is_truthy(msg:find(path, 1, true)) end
       os.remove(path)
     end
+    -- a binary file: one printable line, never its raw bytes
+    local dx0, msg0, code0 = durox.open(P.url, { readonly = true, config_file = H.db })
+    assert.is_nil(dx0)
+    assert.are.equal("INVALID", code0)
+    assert.are.equal(("cannot read configuration file: %s is not a text file (it contains NUL bytes)"):format(H.db),
+      msg0)
+    local junk = write("\255\254\27[2J = 1\n")
+    dx0, msg0, code0 = durox.open(P.url, { readonly = true, config_file = junk })
+    assert.is_nil(dx0)
+    assert.are.equal("INVALID", code0)
+    assert.is_nil(msg0:find("[%c\128-\255]"), msg0)
+    assert.truthy(msg0:find("<\\255>", 1, true), msg0)
+    os.remove(junk)
+    local big = write(("-- x\n"):rep(300000))
+    dx0, msg0 = durox.open(P.url, { readonly = true, config_file = big })
+    assert.are.equal(("cannot read configuration file: %s is larger than 1 MB"):format(big), msg0)
+    os.remove(big)
     local dx, msg, code = durox.open(P.url, { config_file = "/nonexistent/durox.conf" })
     assert.is_nil(dx)
     assert.are.equal("INVALID", code)

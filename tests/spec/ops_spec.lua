@@ -323,6 +323,18 @@ describe("purge on " .. provider, function()
     local ids = {}
     for i, row in ipairs(expected) do ids[i] = row.id end
     assert.are.same(ids, r.purged_instances)
+    -- the sub-orchestrations that matched are reported as skipped, each with its reason
+    local children = L.sql(L.scenario_db, "SELECT i.instance_id AS id, i.parent_instance_id AS parent FROM instances i"
+      .. " JOIN executions e ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id"
+      .. " WHERE e.status = 'Failed' AND i.parent_instance_id IS NOT NULL ORDER BY 1")
+    assert.is_true(#children > 0)
+    assert.are.equal(#children, #r.skipped_instances)
+    for i, c in ipairs(children) do
+      assert.are.equal(c.id, r.skipped_instances[i].instance_id)
+      assert.are.equal(("a sub-orchestration of '%s': purge acts on trees through their root"):format(c.parent),
+        r.skipped_instances[i].reason)
+    end
+    assert.are.equal(#ids + #children, r.total_matched)
     dx:close()
   end)
 end)
@@ -379,6 +391,24 @@ describe("restart on " .. provider, function()
     r = assert(dx:restart_instances { instances = { "failed-throw-1" }, latest_version = true })
     assert.are.equal("failed-throw-1~r2", r.restarted_instances[1].new_instance_id)
     assert.truthy(queue_rows(db, before)[3].work_item:find('"version":null', 1, true))
+    dx:close()
+  end)
+
+  it("by filter reports the sub-orchestrations it skips, with a count and a reason", function()
+    local dx, db = fresh()
+    local failed = L.sql(db, "SELECT i.instance_id AS id, i.parent_instance_id AS parent FROM instances i"
+      .. " JOIN executions e ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id"
+      .. " WHERE e.status = 'Failed' ORDER BY 1")
+    local roots, children = 0, 0
+    for _, f in ipairs(failed) do
+      if f.parent == durox.null or f.parent == nil then roots = roots + 1 else children = children + 1 end
+    end
+    assert.is_true(children > 0)
+    local r = assert(dx:restart_instances { filter = { status = "Failed" } })
+    assert.are.equal(#failed, r.total_matched)
+    assert.are.equal(roots, #r.restarted_instances + #r.failed_instances)
+    assert.are.equal(children, #r.skipped_instances)
+    assert.truthy(r.skipped_instances[1].reason:find("restart acts on trees through their root", 1, true))
     dx:close()
   end)
 end)
@@ -539,14 +569,40 @@ describe("jobs on " .. provider, function()
   end)
 
   it("are rate-limited", function()
-    local dx = fresh()
-    local ids = {}
-    for i = 1, 30 do ids[i] = "nope-" .. i end
+    local dx, db = fresh()
+    local running = L.sql_value(db, "SELECT count(*) AS n FROM instances i JOIN executions e ON"
+      .. " e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id WHERE e.status = 'Running'")
+    assert.is_true(running > 20, "needs more than 20 running instances")
     local t0 = durox.now()
-    local r = assert(dx:cancel_instances { instances = ids, rate = 20 })
-    assert.are.equal(30, #r.failed_instances)
+    local r = assert(dx:cancel_instances { filter = { status = "Running" }, rate = 20 })
+    assert.are.equal(running, #r.cancelled_instances)
     -- batches of at most 20 (one second's worth), the second one second after the first
     assert.is_true(durox.now() - t0 >= 950, "took " .. (durox.now() - t0) .. " ms")
+    dx:close()
+  end)
+
+  it("write nothing, not even the journal, when every target is refused", function()
+    local dx, db = fresh()
+    local before = queue_count(db)
+    local ids = {}
+    for i = 1, 30 do ids[i] = "nope-" .. i end
+    local r = assert(dx:cancel_instances { instances = ids })
+    assert.are.equal("completed", r.state)
+    assert.is_nil(r.job_id)
+    assert.are.equal(30, #r.failed_instances)
+    assert.are.equal("NOTFOUND", r.failed_instances[1].code)
+    -- terminal instances are refused too
+    r = assert(dx:cancel_instances { filter = { status = "Completed" } })
+    assert.is_nil(r.job_id)
+    assert.is_true(#r.failed_instances > 0)
+    assert.are.equal(0, #r.cancelled_instances)
+    assert.are.equal(before, queue_count(db))
+    assert.are.equal(0, own_tables(db))
+    -- one target acted on: the job is journaled, with the refused ones
+    r = assert(dx:cancel_instances { instances = { "nope-1", "wait-approve-1" } })
+    assert.is_number(r.job_id)
+    assert.are.equal(1, #r.cancelled_instances)
+    assert.are.equal(1, #r.failed_instances)
     dx:close()
   end)
 end)

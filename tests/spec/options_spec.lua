@@ -151,3 +151,25 @@ describe("raise or return", function()
     assert.are.equal("INVALID", code)
   end)
 end)
+
+describe("page tokens", function()
+  it("are refused with anything appended, as the table form refuses NUL bytes", function()
+    local page = assert(dx:list_instances_paginated { page_size = 2 })
+    local t = assert(page.next_page_token)
+    assert(dx:list_instances_paginated { page_size = 2, page_token = t })
+    for _, junk in ipairs { "=", "==", "A", "AAAA", " " } do
+      local r, msg, code = dx:list_instances_paginated { page_size = 2, page_token = t .. junk }
+      assert.is_nil(r, "accepted " .. t .. junk)
+      assert.are.equal("INVALID", code)
+      assert.is_truthy(msg:find("page token", 1, true), msg)
+    end
+    assert.are.equal("request field 'page_token' contains a NUL byte",
+      raised(dx.list_instances_paginated, dx, { page_size = 2, page_token = t .. "\0junk" }))
+    local h = assert(dx:get_execution_history_filtered { instance_id = "can-done-1", execution_id = 1, page_size = 1 })
+    local ht = assert(h.next_page_token)
+    local r, _, code = dx:get_execution_history_filtered { instance_id = "can-done-1", execution_id = 1, page_size = 1,
+      page_token = ht .. "==" }
+    assert.is_nil(r)
+    assert.are.equal("INVALID", code)
+  end)
+end)

@@ -126,7 +126,8 @@ describe("bombs", function()
 
   it("deep recursion stops", function()
     local msg = denied("local function f() return 1 + f() end return f()")
-    assert.truthy(msg:find("stopped: exceeded the memory budget", 1, true) or msg:find("stack overflow", 1, true), msg)
+    -- the memory cap, the stack limit or (on a slow machine) the time budget: whichever comes first
+    assert.truthy(msg:find("stopped: exceeded the", 1, true) or msg:find("stack overflow", 1, true), msg)
   end)
 
   it("a huge answer is a bad filter, and a non-boolean answer denies", function()

@@ -241,8 +241,8 @@ describe("find_stuck_instances on the " .. B.name, function()
     local found = 0
     for _, s in ipairs(res.instances) do
       if s.instance_id:match("^busy%-unreg%-") then
-        -- not created yet: the name comes from its queued start
-        assert.are.equal("NotFound", s.status)
+        -- not created yet: Pending, and the name comes from its queued start
+        assert.are.equal("Pending", s.status)
         assert.are.equal("NoSuchOrchestration", s.orchestration_name)
         for _, r in ipairs(s.reasons) do
           if r.reason == "poison_risk" then

@@ -19,6 +19,13 @@ option:
     group = "dir",          at most one option of the same group may be given
     key = "asc",            result key when it differs from the name
     help = "..." }          one line for --help
+
+Positional arguments are declared too (a command's `arguments`), so that no command checks
+"missing ..." or "unexpected argument" by hand:
+  { { "ID", missing = "instance id" },    required; the message when absent
+    { "INPUT", optional = true },          may be left out
+    { "ID", many = true, optional = true } any number (only the last may be many) }
+Without a declaration, positional arguments are collected and the command checks them.
 ]]
 
 -- The options every command has.
@@ -94,14 +101,103 @@ local function store(r, opt, value, seen_group)
   return true
 end
 
--- Parses argv[first..] against the spec (plus M.COMMON). Returns a table with the options
--- under their keys and the positional arguments at 1..n, or nil and a one-line message.
-function M.parse(argv, first, spec)
+-- Edit distance of a and b (case-insensitive; a swap of two neighbours counts as one edit),
+-- for suggestions.
+local function distance(a, b)
+  a, b = a:lower(), b:lower()
+  if #a > 64 or #b > 64 then return 99 end
+  local d = {}
+  for i = 0, #a do d[i] = { [0] = i } end
+  for j = 0, #b do d[0][j] = j end
+  for i = 1, #a do
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
+    end
+  end
+  return d[#a][#b]
+end
+
+-- The entry of words closest to word, or nil: another case, a prefix of at least 3
+-- characters, or one edit (two for words of 6 or more characters).
+function M.suggest(word, words)
+  local best, bd = nil, #word >= 6 and 3 or 2
+  for _, w in ipairs(words) do
+    local d = distance(word, w)
+    if #word >= 3 and w:lower():sub(1, #word) == word:lower() then d = math.min(d, 1) end
+    if d < bd then best, bd = w, d end
+  end
+  return best
+end
+
+-- Checks a spec once: every long and short name unique (one meaning everywhere).
+local checked = setmetatable({}, { __mode = "k" })
+local function check_spec(spec)
+  if checked[spec] then return end
   local long, short = {}, {}
   for _, list in ipairs { spec, M.COMMON } do
     for _, opt in ipairs(list) do
       if opt[1] then
+        if long[opt[1]] and long[opt[1]] ~= opt then error("option '--" .. opt[1] .. "' declared twice", 3) end
         long[opt[1]] = opt
+        if opt.short then
+          if short[opt.short] and short[opt.short] ~= opt then
+            error(("option '-%s' means both '--%s' and '--%s'"):format(opt.short, short[opt.short][1], opt[1]), 3)
+          end
+          short[opt.short] = opt
+        end
+      end
+    end
+  end
+  checked[spec] = true
+end
+
+-- Checks the positional arguments r[1..n] against the declaration; nil, message when wrong.
+local function check_positional(r, arguments)
+  if not arguments then return true end
+  local n = #r
+  local required, many = 0, false
+  for _, p in ipairs(arguments) do
+    if not p.optional then required = required + 1 end
+    if p.many then many = true end
+  end
+  if n < required then
+    local missing = {}
+    for i = n + 1, #arguments do
+      local p = arguments[i]
+      if not p.optional then
+        if #missing == 0 and p.missing then return nil, "missing " .. p.missing end
+        missing[#missing + 1] = p[1]
+      end
+    end
+    return nil, "missing " .. table.concat(missing, " and ")
+  end
+  if not many and n > #arguments then
+    return nil, ("unexpected argument '%s'"):format(r[#arguments + 1])
+  end
+  return true
+end
+
+-- Parses argv[first..] against the spec (plus M.COMMON) and the positional declaration
+-- (optional). Returns a table with the options under their keys and the positional
+-- arguments at 1..n, or nil and a one-line message. -h/--help anywhere (before "--") wins:
+-- the result is then {help = true}.
+function M.parse(argv, first, spec, arguments)
+  check_spec(spec)
+  for i = first or 1, #argv do
+    if argv[i] == "--" then break end
+    if argv[i] == "--help" or argv[i] == "-h" then return { help = true } end
+  end
+  local long, short, names = {}, {}, {}
+  for _, list in ipairs { spec, M.COMMON } do
+    for _, opt in ipairs(list) do
+      if opt[1] then
+        long[opt[1]] = opt
+        names[#names + 1] = opt[1]
         if opt.short then short[opt.short] = opt end
       end
     end
@@ -117,7 +213,10 @@ function M.parse(argv, first, spec)
       local name, value = a:match("^%-%-([^=]+)=(.*)$")
       name = name or a:sub(3)
       local opt = long[name]
-      if not opt then return nil, ("unknown option '--%s'"):format(name) end
+      if not opt then
+        local close = M.suggest(name, names)
+        return nil, ("unknown option '--%s'%s"):format(name, close and (" (did you mean '--%s'?)"):format(close) or "")
+      end
       if opt.arg then
         if value == nil then
           i = i + 1
@@ -164,8 +263,15 @@ function M.parse(argv, first, spec)
     end
     i = i + 1
   end
+  local ok, err = check_positional(r, arguments)
+  if not ok then return nil, err end
   return r
 end
+
+-- What each help text was made from ({usage, description, spec}), keyed by the text: the
+-- manual (durox.cli.manual) builds docs/cli.md, the man page and the shell completions from
+-- exactly what --help shows.
+M.docs = {}
 
 -- The --help text of a command: usage line(s), description, then the options of spec and
 -- M.COMMON in aligned sections.
@@ -197,7 +303,9 @@ function M.help(usage, description, spec)
       lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format(left[i], opt.help or "")
     end
   end
-  return table.concat(lines, "\n") .. "\n"
+  local text = table.concat(lines, "\n") .. "\n"
+  M.docs[text] = { usage = usage, description = description, spec = spec }
+  return text
 end
 
 return M

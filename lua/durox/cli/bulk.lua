@@ -3,6 +3,8 @@
 -- confirmation flow (a dry run, the count, a question; refused without a terminal unless
 -- --yes), the progress bar on stderr, and the printing of bulk responses. Not a command.
 local durox = require "durox"
+local exit = require "durox.cli.exit"
+local files = require "durox.cli.files"
 local format = require "durox.format"
 local filters = require "durox.cli.filters"
 
@@ -23,22 +25,21 @@ M.RUN_OPTIONS = {
   { "rate", arg = "N", type = "count", min = 1, help = "at most N operations per second" },
   { "batch", arg = "N", type = "count", min = 1, max = 100000, help = "targets per transaction (default 200)" },
   { "no-pacing", help = "hold the write lock back to back (only when no runtime works on the store)" },
-  { "quiet", short = "q", help = "no progress bar" },
+  { "quiet", help = "no progress bar" },
   { "verbose", short = "v", help = "list every instance in the summary, not only the first 20 of each group" },
 }
 
 local SHOWN = 20
 
--- Reads ids from a file ('-': stdin), one per line; blank lines are skipped.
+-- Reads ids from a file ('-': stdin), one per line (at most files.IDS_MAX_BYTES); blank
+-- lines are skipped. Returns the list, or nil and a message.
 local function read_ids(path)
-  local f, err = path == "-" and io.stdin or io.open(path, "r")
-  if not f then return nil, err end
+  local text, err = files.read(path, files.IDS_MAX_BYTES, "ids file")
+  if not text then return nil, err end
   local ids = {}
-  for line in f:lines() do
-    line = line:gsub("\r$", "")
+  for line in (text:gsub("\r?\n?$", "\n")):gmatch("(.-)\r?\n") do
     if line:match("%S") then ids[#ids + 1] = line end
   end
-  if f ~= io.stdin then f:close() end
   return ids
 end
 
@@ -49,7 +50,7 @@ function M.targets(a, first)
   for i = first or 1, #a do ids[#ids + 1] = a[i] end
   if a.ids_file then
     local more, err = read_ids(a.ids_file)
-    if not more then return nil, ("cannot read ids from '%s': %s"):format(a.ids_file, err) end
+    if not more then return nil, err end
     for _, id in ipairs(more) do ids[#ids + 1] = id end
   end
   local has_filter = filters.given(a)
@@ -107,20 +108,31 @@ function M.progress(ctx, verb)
   return fn, finish, state
 end
 
--- Asks "<question>? [y/N]" on the terminal. Returns true, or nil and the exit code after
--- explaining (no terminal: refused unless --yes; an answer other than yes: nothing done).
-function M.confirm(ctx, question, stdin_taken)
+-- Asks "<question>? [y/N]" on the terminal, after showing up to SAMPLE of the targets.
+-- Returns true, or nil and the exit code after explaining (no terminal: refused unless
+-- --yes; an answer other than yes: nothing done, exit REFUSED).
+local SAMPLE = 5
+function M.confirm(ctx, question, stdin_taken, sample)
   if ctx.args.yes then return true end
   if stdin_taken or not durox.isatty("stdin") then
     return nil, ctx:fail(("refusing to %s without confirmation: standard input is not a terminal;"
-      .. " pass --yes to go ahead (or --dry-run to see what would be done)"):format(question), 2)
+      .. " pass --yes to go ahead (or --dry-run to see what would be done)"):format(question), exit.USAGE)
+  end
+  if sample and #sample > 0 then
+    local shown = {}
+    for i = 1, math.min(#sample, SAMPLE) do
+      local x = sample[i]
+      shown[i] = "  " .. format.oneline(type(x) == "table" and x.instance_id or x)
+    end
+    if #sample > SAMPLE then shown[#shown + 1] = ("  ... and %d more"):format(#sample - SAMPLE) end
+    io.stderr:write(table.concat(shown, "\n"), "\n")
   end
   io.stderr:write(question:sub(1, 1):upper(), question:sub(2), "? [y/N] ")
   io.stderr:flush()
   local answer = io.stdin:read("l")
   if answer and answer:match("^%s*[yY]") then return true end
   io.stderr:write("nothing done\n")
-  return nil, 1
+  return nil, exit.REFUSED
 end
 
 -- The done list and its label, per kind.
@@ -146,6 +158,10 @@ function M.counts(r)
   if r.pending_instances and #r.pending_instances > 0 then
     parts[#parts + 1] = ("%d not processed"):format(#r.pending_instances)
   end
+  if r.skipped_instances and #r.skipped_instances > 0 then
+    parts[#parts + 1] = ("%d skipped (sub-orchestrations: %s their root instead)"):format(#r.skipped_instances,
+      r.kind == "restart" and "restart" or "purge")
+  end
   return table.concat(parts, ", ")
 end
 
@@ -157,8 +173,8 @@ local function list_block(out, title, items, verbose, render)
   if n < #items then out[#out + 1] = ("  ... and %d more (--verbose or --json lists all)"):format(#items - n) end
 end
 
--- Prints a bulk response (text or --json); returns the exit code: 0 when nothing failed and
--- the job completed (or it was a dry run), else 1.
+-- Prints a bulk response (text or --json); returns its exit code (durox.cli.exit.of_bulk:
+-- 0 all done, 6 partly done, 4 refused, 3 every target unknown; a dry run by what would happen).
 function M.print_response(ctx, r)
   if ctx.json then
     ctx:print_json(r)
@@ -182,6 +198,9 @@ function M.print_response(ctx, r)
       list_block(out, d[r.dry_run and 3 or 2] .. ":", r[d[1]], true, format.oneline)
     end
     list_block(out, "no open subscription:", r.no_subscription_instances or {}, verbose, format.oneline)
+    list_block(out, "skipped:", r.skipped_instances or {}, verbose, function(x)
+      return ("%s  %s"):format(format.oneline(x.instance_id), format.oneline(x.reason))
+    end)
     list_block(out, r.dry_run and "would fail:" or "failed:", r.failed_instances, verbose, function(f)
       return ("%s  %s  %s"):format(format.oneline(f.instance_id), f.code, format.oneline(f.error))
     end)
@@ -190,8 +209,7 @@ function M.print_response(ctx, r)
     end
     ctx:out(table.concat(out, "\n") .. "\n")
   end
-  if r.dry_run then return 0 end
-  return (#r.failed_instances == 0 and r.state == "completed") and 0 or 1
+  return exit.of_bulk(r)
 end
 
 --[[ Runs a bulk write for a command:
@@ -199,9 +217,12 @@ end
            fields = { reason = ... } (the request's own fields) } ]]
 function M.execute(a, ctx, spec)
   local req, err = M.targets(a, spec.first)
-  if not req then return ctx:fail(err, 2) end
-  local dx, code = ctx:open(not a.dry_run, { max_write_share = a.no_pacing and 1 or nil })
-  if not dx then return code end
+  if not req then return ctx:fail(err, exit.USAGE) end
+  local dx, code = ctx.dx, nil -- a command may have opened it already (raise --data-file)
+  if not dx then
+    dx, code = ctx:open(not a.dry_run, { max_write_share = a.no_pacing and 1 or nil })
+    if not dx then return code end
+  end
   for k, v in pairs(spec.fields or {}) do req[k] = v end
   M.apply_max(dx, a, req)
   req.rate = a.rate
@@ -217,33 +238,35 @@ function M.execute(a, ctx, spec)
       if text:match("interrupted!$") then
         if state.job_id then
           return nil, ctx:fail(("interrupted; job %d can be resumed with 'duroxlua jobs resume %d'"):format(
-            state.job_id, state.job_id), 130)
+            state.job_id, state.job_id), exit.INTERRUPTED)
         end
-        return nil, ctx:fail("interrupted; nothing was done", 130)
+        return nil, ctx:fail("interrupted; nothing was done", exit.INTERRUPTED)
       end
-      return nil, ctx:fail(text, 2)
+      return nil, ctx:fail(text, exit.USAGE)
     end
-    if res == nil then return nil, ctx:fail(msg or "failed", rcode == "INVALID" and 2 or 1) end
+    if res == nil then return nil, ctx:fail(msg or "failed", rcode) end
     return res
   end
   if not a.dry_run and not a.yes then
     local preview, pcode = call(true)
     if not preview then return pcode end
     if preview.total_matched == 0 then
+      if ctx.json then return M.print_response(ctx, preview) end
       ctx:out("no instance matches: nothing to do\n")
-      return 0
+      filters.name_hint(ctx, a)
+      return exit.OK
     end
     io.stderr:write(("%s: %s matched: %s\n"):format(spec.verb, format.count(preview.total_matched, "instance"),
       M.counts(preview)))
     local d = DONE[preview.kind] or DONE.cancel
     local n = #preview[d[1]]
     if n == 0 then
-      M.print_response(ctx, preview)
-      ctx:out("nothing to do\n")
-      return 0
+      local code = M.print_response(ctx, preview)
+      if not ctx.json then ctx:out("nothing to do\n") end
+      return code
     end
     local ok, ccode = M.confirm(ctx, ("%s %s"):format(spec.verb, format.count(n, "instance")),
-      a.ids_file == "-")
+      a.ids_file == "-", preview[d[1]])
     if not ok then return ccode end
   end
   local res, rcode = call(a.dry_run)

@@ -14,6 +14,8 @@ M.options = filters.spec({
   { "reason", short = "r", arg = "TEXT", help = "the reason Duroxide records (output 'canceled: TEXT'; default empty)" },
 }, bulk.TARGET_OPTIONS, bulk.RUN_OPTIONS, filters.OPTIONS)
 
+M.arguments = { { "ID", many = true, optional = true } }
+
 M.help = args.help("duroxlua cancel [options] ID...\nduroxlua cancel [options] --status Running --name Order ...",
   "Cancels the given instances, or those matching the filter options, exactly as Duroxide's\n" ..
   "own client does (a CancelInstance message; the runtime then fails each one with\n" ..
@@ -21,7 +23,8 @@ M.help = args.help("duroxlua cancel [options] ID...\nduroxlua cancel [options] -
   "terminal instances are refused and reported, never written to. Runs as a job journaled\n" ..
   "in the store: if it is interrupted, 'duroxlua jobs resume JOB' finishes it and every\n" ..
   "instance is cancelled exactly once. Without --yes it first shows how many instances\n" ..
-  "would be cancelled and asks. Exit status 0 when nothing failed.\n" ..
+  "would be cancelled, with a sample, and asks. Exit status 0 when all were cancelled, 6 when\n" ..
+  "some were and others refused, 4 (3) when all were refused (unknown); see 'duroxlua help exit'.\n" ..
   "With --json: the BulkCancelResponse {job_id, cancelled_instances, failed_instances, total_matched, ...}.",
   M.options)
 

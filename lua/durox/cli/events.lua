@@ -70,6 +70,9 @@ function M.run(a, ctx)
   if not stream then return rcode end
   local ok, err = sink:open(dx)
   if not ok then return ctx:fail(err) end
+  -- the starting point, at once: a follower killed before its first item resumes there
+  ok, err = follow.save_cursor(a.cursor_file, stream:cursor())
+  if not ok then return ctx:fail(err) end
   local out = io.stdout
   while true do
     local ev = stream:next()

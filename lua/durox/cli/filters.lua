@@ -72,6 +72,29 @@ function M.given(a)
   return a.roots == true or a.children == true or a.query ~= nil
 end
 
+-- After a selection by --name matched nothing: when no orchestration has that exact name but
+-- one differs only in case (or by a typo), says so on stderr ("did you mean 'Order'?").
+function M.name_hint(ctx, a)
+  local name = a.name
+  if type(name) ~= "string" or not ctx.dx then return end
+  local ok, res = pcall(ctx.dx.query_instances, ctx.dx,
+    { group_by = "OrchestrationName", aggregate = "Count", limit = 100000 })
+  if not ok or not res then return end
+  local names, close = {}, nil
+  for _, g in ipairs(res.groups) do
+    local n = g.orchestration_name
+    if n == name then return end
+    if type(n) == "string" then
+      names[#names + 1] = n
+      if not close and n:lower() == name:lower() then close = n end
+    end
+  end
+  close = close or require("durox.cli.args").suggest(name, names)
+  local format = require "durox.format"
+  io.stderr:write(("duroxlua %s: no orchestration is named '%s'%s\n"):format(ctx.command, format.oneline(name),
+    close and ("; did you mean '%s'?"):format(format.oneline(close)) or ""))
+end
+
 -- Concatenates option spec lists into one.
 function M.spec(...)
   local out = {}

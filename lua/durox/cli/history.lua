@@ -4,6 +4,7 @@
 local durox = require "durox"
 local args = require "durox.cli.args"
 local format = require "durox.format"
+local output = require "durox.cli.output"
 
 local M = {}
 
@@ -22,16 +23,21 @@ M.options = {
   { "limit", short = "n", arg = "N", type = "count", min = 1, max = 1000000, help = "page size (default: every event)" },
   { "page-token", arg = "TOKEN", help = "continue after a previous page (same selection)" },
   { section = "Output" },
+  output.OPTION,
   { "no-payloads", help = "leave out inputs, results, outputs and error details" },
   { "full", short = "f", help = "show every field value in full (implies --wide)" },
   { "wide", short = "w", help = "do not truncate table cells to the terminal width" },
 }
 
+M.arguments = { { "ID", missing = "instance id" } }
+
 M.help = args.help("duroxlua history [options] ID",
   "Shows the history of one execution of instance ID (the current one unless --execution),\n" ..
   "one event per line: id, time (UTC), type, the event it answers (SOURCE), and its own\n" ..
   "fields (name, input, result, ...).\n" ..
-  "With --json: {\"events\": [...], \"execution_id\": N, \"next_page_token\": ...}.",
+  "With --json: {\"events\": [...], \"execution_id\": N, \"next_page_token\": ...}; --format jsonl:\n" ..
+  "one event per line; --format csv: event_id, timestamp_ms, event_type, source_event_id and\n" ..
+  "the event's own fields as JSON (data).",
   M.options)
 
 -- fields every event has (they have their own columns) or that only repeat the instance
@@ -111,8 +117,6 @@ end
 
 -- Runs `duroxlua history ID`.
 function M.run(a, ctx)
-  if not a[1] then return ctx:fail("missing instance id", 2) end
-  if a[2] then return ctx:fail(("unexpected argument '%s'"):format(a[2]), 2) end
   local since, since_abs = resolve_time("since", a["since"], ctx.now)
   local till, until_abs = resolve_time("until", a["until"], ctx.now)
   local dx, code = ctx:open()
@@ -131,11 +135,16 @@ function M.run(a, ctx)
     include_payloads = not a.no_payloads,
   })
   if not res then return code end
-  if ctx.json then
-    ctx:print_json {
-      events = res.events,
-      execution_id = res.execution_id,
-      next_page_token = res.next_page_token or durox.null,
+  if ctx.format ~= "table" then
+    ctx:emit {
+      doc = { events = res.events, execution_id = res.execution_id, next_page_token = res.next_page_token or durox.null },
+      records = res.events,
+      columns = { { "event_id" }, { "timestamp_ms" }, { "event_type" }, { "source_event_id" },
+                  { "data", get = function(e)
+                    local own = {}
+                    for k, v in pairs(e) do if not SKIP[k] then own[k] = v end end
+                    return next(own) and own or nil
+                  end } },
     }
     return 0
   end

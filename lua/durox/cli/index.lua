@@ -14,7 +14,7 @@ M.options = {
   { section = "Options" },
   { "rebuild", help = "build: start from scratch (default: resume a build, or catch up)" },
   { "index", arg = "PATH", help = "the index file (default: under the cache directory, see docs/index.md)" },
-  { "quiet", short = "q", help = "build: no progress bar" },
+  { "quiet", help = "build: no progress bar" },
 }
 
 M.help = args.help("duroxlua index status\n" ..

@@ -1,15 +1,19 @@
 -- durox.cli: the dispatcher of duroxlua's subcommands. src/cli/main.c calls
 -- main({command, args...}, store_url, config_file) for `duroxlua [--store URL] <command> ...` and exits
 -- with the returned code. Each command is a module durox.cli.<name> exporting summary,
--- help, options (an args spec) and run(args, ctx) -> exit code.
+-- help, options (an args spec), optionally arguments (its positional arguments) and
+-- run(args, ctx) -> exit code (durox.cli.exit). docs/cli.md tells how to add one.
 local durox = require "durox"
 local args = require "durox.cli.args"
+local exit = require "durox.cli.exit"
 local format = require "durox.format"
+local output = require "durox.cli.output"
 
 local M = {}
 
--- Exit codes: success, a failure (store, not found), a usage error.
-M.OK, M.FAILURE, M.USAGE = 0, 1, 2
+-- Exit codes (the table is durox.cli.exit).
+M.OK, M.FAILURE, M.USAGE = exit.OK, exit.FAILED, exit.USAGE
+M.exit = exit
 
 -- The command module for name (an embedded or loaded durox.cli.<name> with run), or nil.
 function M.command(name)
@@ -32,6 +36,38 @@ function M.commands()
   return names
 end
 
+-- The interpreter's own options (src/cli/main.c reads them; --help and the manual print them).
+M.INTERPRETER_OPTIONS = {
+  { "--store URL", "open this Duroxide store as the global 'dx' (default: $DUROX_STORE)" },
+  { "--config FILE", "its ManagementConfig file (default: $DUROX_CONFIG)" },
+  { "--no-index", "read the store without the visibility index (docs/index.md)" },
+  { "--policy FILE", "access-control policy (default: $DUROX_POLICY; docs/access-control.md)" },
+  { "--user NAME", "the caller's user id for the policy (default: $DUROX_USER)" },
+  { "--role R1,R2", "the caller's roles, repeatable (default: $DUROX_ROLES)" },
+  { "--audit-file FILE", "JSON Lines audit log of a read-only handle (default: $DUROX_AUDIT_FILE)" },
+  { "--access-reason TEXT", "why the caller acts (break-glass policies; default: $DUROX_ACCESS_REASON)" },
+  { "-e CODE", "run the Lua code CODE" },
+  { "-l MOD", "require module MOD into the global MOD (-l G=MOD: into G)" },
+  { "-i", "the REPL after the script and -e code" },
+  { "-v, --version", "print the version" },
+  { "-E", "ignore the environment (LUA_INIT, LUA_PATH, DUROX_STORE, DUROX_CONFIG)" },
+  { "-W", "turn warnings on" },
+  { "-h, --help", "this help" },
+  { "--", "end of options; '-' alone runs standard input" },
+}
+
+-- `duroxlua --help`: the interpreter and the way to the commands.
+function M.interpreter_usage()
+  local lines = {
+    "usage: duroxlua [options] [script [args]]       run Lua code (no script: the REPL on a terminal)",
+    "       duroxlua [--store URL] command [args]    run a command ('duroxlua help' lists them)",
+    "Options:",
+  }
+  for _, o in ipairs(M.INTERPRETER_OPTIONS) do lines[#lines + 1] = ("  %-20s %s"):format(o[1], o[2]) end
+  lines[#lines + 1] = "In the REPL: 'help' explains it, Tab completes, Ctrl-C stops a running call, Ctrl-D leaves."
+  return table.concat(lines, "\n") .. "\n"
+end
+
 -- The overall usage text (`duroxlua help`).
 function M.usage()
   local lines = {
@@ -49,6 +85,8 @@ function M.usage()
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Every command takes --store URL, --config FILE, --no-index, --json and -h/--help,"
   lines[#lines + 1] = "and --policy FILE, --user NAME, --role R1,R2 for access control (docs/access-control.md)."
+  lines[#lines + 1] = "Exit status: 0 done, 1 failed, 2 usage, 3 not found, 4 refused, 5 timeout, 6 partly done,"
+  lines[#lines + 1] = "130 interrupted ('duroxlua help exit' explains each)."
   lines[#lines + 1] = "Run 'duroxlua <command> --help' for the options of a command."
   return table.concat(lines, "\n") .. "\n"
 end
@@ -58,10 +96,21 @@ end
 local Ctx = {}
 Ctx.__index = Ctx
 
--- Prints "duroxlua <command>: message" on stderr and returns code (default 1).
+-- Reports a failure and returns its exit code. code is an exit code or an engine code name
+-- ("NOTFOUND", ...; default FAILED). With --json (or --format json/jsonl) the error is one
+-- JSON object on stdout: {"error": message, "code": code name, "exit": exit code}; else one
+-- line "duroxlua <command>: message" on stderr.
 function Ctx:fail(message, code)
-  io.stderr:write(("duroxlua %s: %s\n"):format(self.command, format.oneline(message)))
-  return code or M.FAILURE
+  local name = type(code) == "string" and code or nil
+  local status = name and exit.of(name) or code or exit.FAILED
+  message = format.oneline(message)
+  if self.json or self.format == "jsonl" then
+    local doc = { error = message, code = name or durox.null, exit = status }
+    io.stdout:write(self.format == "jsonl" and (durox.encode_json(doc) .. "\n") or durox.encode_json(doc, true) .. "\n")
+  else
+    io.stderr:write(("duroxlua %s: %s\n"):format(self.command, message))
+  end
+  return status
 end
 
 -- Writes text to stdout.
@@ -69,9 +118,27 @@ function Ctx:out(text)
   io.stdout:write(text)
 end
 
--- Prints v as one pretty JSON document on stdout.
+-- Prints v as one pretty JSON document on stdout, times also as ISO-8601 (<field>_iso).
 function Ctx:print_json(v)
-  io.stdout:write(durox.encode_json(v, true), "\n")
+  io.stdout:write(output.json(v))
+end
+
+--[[ Prints a command's result in the chosen --format:
+  doc      the JSON document (--format json / --json)
+  records  the list of records (jsonl: one per line; csv: one per row)
+  columns  the CSV columns { {name [, get = function(record)]} }
+  text     a function returning the table text (the default format) ]]
+function Ctx:emit(spec)
+  local f = self.format
+  if f == "json" then
+    self:print_json(spec.doc)
+  elseif f == "jsonl" then
+    self:out(output.jsonl(spec.records))
+  elseif f == "csv" then
+    self:out(output.csv(spec.columns, spec.records))
+  else
+    self:out(spec.text())
+  end
 end
 
 -- The durox.open options of a command: read-only unless write, the configuration file, and
@@ -96,20 +163,17 @@ function M.open_options(write, config_file, access)
 end
 
 -- Opens the store, read-only unless write is true (extra: more durox.open options). Returns
--- the handle, or nil and the exit code after reporting "duroxlua: <message>" on stderr.
+-- the handle, or nil and the exit code after reporting the failure.
 function Ctx:open(write, extra)
   if not self.store_url then
-    io.stderr:write("duroxlua: no store given (use --store URL or set DUROX_STORE)\n")
-    return nil, M.USAGE
+    return nil, self:fail("no store given (use --store URL or set DUROX_STORE)", exit.USAGE)
   end
   local opts = M.open_options(write, self.config_file, self.access)
   if self.no_index then opts.index = false end
   for k, v in pairs(extra or {}) do opts[k] = v end
-  local dx, msg = durox.open(self.store_url, opts)
-  if not dx then
-    io.stderr:write(("duroxlua: %s\n"):format(format.oneline(msg)))
-    return nil, M.FAILURE
-  end
+  local ok, dx, msg, code = pcall(durox.open, self.store_url, opts)
+  if not ok then return nil, self:fail(tostring(dx):gsub("^[^:\n]+:%d+: ", ""), exit.USAGE) end
+  if not dx then return nil, self:fail(msg, code) end
   self.dx = dx
   if not self.no_index then
     local ok, code = self:build_index()
@@ -156,14 +220,17 @@ end
 
 -- Calls handle method `method` with the arguments, protected. Returns its result, or nil
 -- and an exit code after reporting the failure: a raised error (a malformed filter or
--- request built from the command line) and INVALID are usage errors (2), others 1.
+-- request built from the command line) is a usage error, a failed call's code is mapped
+-- by durox.cli.exit.
 function Ctx:call(method, ...)
   local ok, res, msg, code = pcall(self.dx[method], self.dx, ...)
   if not ok then
-    return nil, self:fail(tostring(res):gsub("^[^:\n]+:%d+: ", ""), M.USAGE)
+    local text = tostring(res):gsub("^[^:\n]+:%d+: ", "")
+    if text:match("interrupted!$") then return nil, self:fail("interrupted", exit.INTERRUPTED) end
+    return nil, self:fail(text, exit.USAGE)
   end
   if res == nil then
-    return nil, self:fail(msg or "failed", code == "INVALID" and M.USAGE or M.FAILURE)
+    return nil, self:fail(msg or "failed", code)
   end
   return res
 end
@@ -181,6 +248,16 @@ local function handler(err)
   local msg = tostring(err)
   if os.getenv("DUROX_DEBUG") then msg = debug.traceback(msg, 2) end
   return msg
+end
+
+-- Whether argv asks for JSON output (for errors found before the options are parsed).
+local function wants_json(argv)
+  for i = 2, #argv do
+    local a = argv[i]
+    if a == "--" then break end
+    if a == "--json" or a == "--format=json" or (a == "--format" and argv[i + 1] == "json") then return "json" end
+    if a == "--format=jsonl" or (a == "--format" and argv[i + 1] == "jsonl") then return "jsonl" end
+  end
 end
 
 -- The access settings of a command: its own options over the global ones (main.c).
@@ -215,23 +292,35 @@ function M.main(argv, store_url, config_file, access)
     return M.OK
   end
   local cmd = M.command(name)
+  local early = setmetatable({ command = name }, Ctx)
+  local jf = wants_json(argv)
+  early.json, early.format = jf == "json", jf
   if not cmd then
-    io.stderr:write(("duroxlua: unknown command '%s' (see 'duroxlua help')\n"):format(format.oneline(name)))
+    local close = args.suggest(name, M.commands())
+    local msg = ("unknown command '%s' (%ssee 'duroxlua help')"):format(format.oneline(name),
+      close and ("did you mean '%s'? "):format(close) or "")
+    if early.json or early.format == "jsonl" then return early:fail(msg, M.USAGE) end
+    io.stderr:write("duroxlua: ", msg, "\n")
     return M.USAGE
   end
-  local parsed, err = args.parse(argv, 2, cmd.options or {})
-  if not parsed then
-    io.stderr:write(("duroxlua %s: %s\n"):format(name, format.oneline(err)))
-    return M.USAGE
-  end
-  if parsed.help then
+  local parsed, err = args.parse(argv, 2, cmd.options or {}, cmd.arguments)
+  if parsed and parsed.help then
     io.stdout:write(cmd.help or M.usage())
     return M.OK
+  end
+  if not parsed then return early:fail(err, M.USAGE) end
+  local fmt = parsed.format
+  if parsed.json then
+    if fmt and fmt ~= "json" then
+      return early:fail(("options '--json' and '--format %s' cannot be combined"):format(fmt), M.USAGE)
+    end
+    fmt = "json"
   end
   local ctx = setmetatable({
     command = name,
     args = parsed,
-    json = parsed.json == true,
+    format = fmt or "table",
+    json = fmt == "json",
     store_url = parsed.store or store_url,
     config_file = parsed.config or config_file,
     access = access_of(parsed, access),
@@ -244,8 +333,8 @@ function M.main(argv, store_url, config_file, access)
   if ctx.dx then ctx.dx:close() end
   io.stdout:flush()
   if not ok then
-    io.stderr:write(("duroxlua %s: %s\n"):format(name, code))
-    return M.FAILURE
+    if tostring(code):match("interrupted!") then return ctx:fail("interrupted", exit.INTERRUPTED) end
+    return ctx:fail(code, exit.FAILED)
   end
   return math.tointeger(code) or M.OK
 end

@@ -4,7 +4,9 @@
 local durox = require "durox"
 local args = require "durox.cli.args"
 local bulk = require "durox.cli.bulk"
+local exit = require "durox.cli.exit"
 local format = require "durox.format"
+local output = require "durox.cli.output"
 
 local M = {}
 
@@ -23,9 +25,12 @@ M.options = {
   { section = "resume" },
   { "rate", arg = "N", type = "count", min = 1, help = "at most N operations per second" },
   { "batch", arg = "N", type = "count", min = 1, max = 100000, help = "targets per transaction" },
-  { "quiet", short = "q", help = "no progress bar" },
+  { "quiet", help = "no progress bar" },
   { "wide", short = "w", help = "do not truncate cells to the terminal width" },
+  output.OPTION,
 }
+
+M.arguments = { { "SUBCOMMAND", optional = true }, { "JOB", optional = true } }
 
 M.help = args.help("duroxlua jobs [list] [--state S] [--kind K]\nduroxlua jobs show JOB [--targets]\n" ..
   "duroxlua jobs resume JOB [--rate N]\nduroxlua jobs stop JOB",
@@ -37,7 +42,8 @@ M.help = args.help("duroxlua jobs [list] [--state S] [--kind K]\nduroxlua jobs s
   "  show    one job: its request, counts, owner, times, and its failed targets\n" ..
   "  resume  continues an interrupted or stopped job; every target is acted on exactly once\n" ..
   "  stop    asks the process running a job to stop after its current batch (a job nobody\n" ..
-  "          runs is marked stopped at once); 'resume' continues it later",
+  "          runs is marked stopped at once); 'resume' continues it later\n" ..
+  "'list' takes --format (table, json, jsonl, csv).",
   M.options)
 
 local COLUMNS = {
@@ -55,7 +61,8 @@ local COLUMNS = {
 
 local function job_id(ctx, text)
   local id = text and text:match("^%d+$") and math.tointeger(tonumber(text))
-  if not id or id < 1 then return nil, ctx:fail(("expected a job id, got '%s'"):format(tostring(text)), 2) end
+  if text == nil then return nil, ctx:fail("missing JOB (a job id)", exit.USAGE) end
+  if not id or id < 1 then return nil, ctx:fail(("expected a job id, got '%s'"):format(format.oneline(text)), exit.USAGE) end
   return id
 end
 
@@ -64,21 +71,23 @@ local function list(a, ctx)
   if not dx then return code end
   local jobs, rcode = ctx:call("list_jobs", { state = a.state, kind = a.kind, limit = a.limit })
   if not jobs then return rcode end
-  if ctx.json then
-    ctx:print_json { jobs = jobs }
-    return 0
-  end
-  if #jobs == 0 then
-    ctx:out("no jobs\n")
-    return 0
-  end
-  local rows = {}
-  for i, j in ipairs(jobs) do
-    rows[i] = { tostring(j.job_id), j.kind, j.state, tostring(j.total), tostring(j.done), tostring(j.failed),
-      tostring(j.no_subscription), tostring(j.pending), format.iso(j.created_at), format.oneline(j.description) }
-  end
-  ctx:out(format.table(COLUMNS, rows, ctx:width()))
-  return 0
+  ctx:emit {
+    doc = { jobs = jobs },
+    records = jobs,
+    columns = { { "job_id" }, { "kind" }, { "state" }, { "total" }, { "done" }, { "failed" }, { "no_subscription" },
+                { "pending" }, { "created_at" }, { "started_at" }, { "finished_at" }, { "owner" }, { "description" },
+                { "last_error" } },
+    text = function()
+      if #jobs == 0 then return "no jobs\n" end
+      local rows = {}
+      for i, j in ipairs(jobs) do
+        rows[i] = { tostring(j.job_id), j.kind, j.state, tostring(j.total), tostring(j.done), tostring(j.failed),
+          tostring(j.no_subscription), tostring(j.pending), format.iso(j.created_at), format.oneline(j.description) }
+      end
+      return format.table(COLUMNS, rows, ctx:width())
+    end,
+  }
+  return exit.OK
 end
 
 local function show(a, ctx)
@@ -141,11 +150,11 @@ local function resume(a, ctx)
   if not ok then
     local text = tostring(res):gsub("^[^:\n]+:%d+: ", "")
     if text:match("interrupted!$") then
-      return ctx:fail(("interrupted; resume job %d again to finish it"):format(id), 130)
+      return ctx:fail(("interrupted; resume job %d again to finish it"):format(id), exit.INTERRUPTED)
     end
-    return ctx:fail(text, 2)
+    return ctx:fail(text, exit.USAGE)
   end
-  if not res then return ctx:fail(msg, rcode == "INVALID" and 2 or 1) end
+  if not res then return ctx:fail(msg, rcode) end
   return bulk.print_response(ctx, res)
 end
 
@@ -163,7 +172,7 @@ end
 function M.run(a, ctx)
   local sub = a[1] or "list"
   if sub == "list" then
-    if a[2] then return ctx:fail(("unexpected argument '%s'"):format(a[2]), 2) end
+    if a[2] then return ctx:fail(("unexpected argument '%s'"):format(a[2]), exit.USAGE) end
     return list(a, ctx)
   elseif sub == "show" then
     return show(a, ctx)
@@ -172,7 +181,8 @@ function M.run(a, ctx)
   elseif sub == "stop" then
     return stop(a, ctx)
   end
-  return ctx:fail(("unknown jobs subcommand '%s' (expected list, show, resume or stop)"):format(sub), 2)
+  return ctx:fail(("unknown jobs subcommand '%s' (expected list, show, resume or stop)"):format(format.oneline(sub)),
+    exit.USAGE)
 end
 
 return M

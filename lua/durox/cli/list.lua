@@ -5,6 +5,7 @@ local durox = require "durox"
 local args = require "durox.cli.args"
 local filters = require "durox.cli.filters"
 local format = require "durox.format"
+local output = require "durox.cli.output"
 
 local M = {}
 
@@ -21,14 +22,18 @@ M.options = filters.spec(filters.OPTIONS, {
   { "all", help = "stream every match instead of one page" },
   { "count", help = "also count all matches" },
   { section = "Output" },
+  output.OPTION,
   { "ids", help = "print only the instance ids, one per line" },
   { "wide", short = "w", help = "do not truncate cells to the terminal width" },
 })
 
+M.arguments = {}
+
 M.help = args.help("duroxlua list [options]",
   "Lists the instances of the store that match every filter given, newest first, one page\n" ..
   "at a time. A page ends with the token of the next one; pass it with the same filters\n" ..
-  "and order. With --json: {\"instances\": [...], \"next_page_token\": ..., \"total_count\": ...}.\n" ..
+  "and order. With --json: {\"instances\": [...], \"next_page_token\": ..., \"total_count\": ...};\n" ..
+  "--format jsonl prints one summary per line, --format csv one row per instance.\n" ..
   "\n" ..
   "--query takes the query language (docs/query-language.md), for example\n" ..
   "  --query \"status IN ('Failed','Running') AND name STARTS_WITH 'Order' AND created_at > now() - 1h\"\n" ..
@@ -46,6 +51,11 @@ M.filter = filters.filter
 
 M.COLUMNS = format.SUMMARY_COLUMNS
 
+-- The CSV columns of an instance summary (every field of InstanceSummary).
+M.CSV = { { "instance_id" }, { "orchestration_name" }, { "version" }, { "status" }, { "failure_kind" },
+          { "created_at" }, { "updated_at" }, { "completed_at" }, { "execution_count" }, { "parent_instance" },
+          { "custom_status" }, { "error" } }
+
 -- Prints one page (the paginated request) as a table or JSON; returns the exit code.
 local function list_page(a, ctx, filter)
   local res, code = ctx:call("list_instances_paginated", {
@@ -58,28 +68,29 @@ local function list_page(a, ctx, filter)
   })
   if not res then return code end
   local items = res.instances
-  if ctx.json then
-    ctx:print_json {
-      instances = items,
-      next_page_token = res.next_page_token or durox.null,
-      total_count = res.total_count or durox.null,
-    }
-    return 0
-  end
   if a.ids then
     for _, s in ipairs(items) do ctx:out(s.instance_id .. "\n") end
     return 0
   end
-  local rows = {}
-  for i, s in ipairs(items) do rows[i] = format.summary_cells(s) end
-  if #rows > 0 then ctx:out(format.table(M.COLUMNS, rows, ctx:width())) end
-  local shown = res.total_count
-      and ("%d of %s shown"):format(#items, format.count(res.total_count, "instance"))
-      or format.count(#items, "instance") .. " shown"
-  if res.next_page_token then
-    shown = ("%s; more with --page-token %s"):format(shown, res.next_page_token)
-  end
-  ctx:out(shown .. "\n")
+  ctx:emit {
+    doc = { instances = items, next_page_token = res.next_page_token or durox.null,
+            total_count = res.total_count or durox.null },
+    records = items,
+    columns = M.CSV,
+    text = function()
+      local rows = {}
+      for i, s in ipairs(items) do rows[i] = format.summary_cells(s) end
+      local text = #rows > 0 and format.table(M.COLUMNS, rows, ctx:width()) or ""
+      local shown = res.total_count
+          and ("%d of %s shown"):format(#items, format.count(res.total_count, "instance"))
+          or format.count(#items, "instance") .. " shown"
+      if res.next_page_token then
+        shown = ("%s; more with --page-token %s"):format(shown, res.next_page_token)
+      end
+      return text .. shown .. "\n"
+    end,
+  }
+  if #items == 0 then filters.name_hint(ctx, a) end
   return 0
 end
 
@@ -95,7 +106,7 @@ local function list_all(a, ctx, filter)
     batch_size = STREAM_BATCH,
   })
   if not ok then return ctx:fail(tostring(iter):gsub("^[^:\n]+:%d+: ", ""), 2) end
-  if iter == nil then return ctx:fail(state or "failed", closer == "INVALID" and 2 or 1) end
+  if iter == nil then return ctx:fail(state or "failed", closer) end
   local n = 0
   local width = ctx:width()
   local pending, widths = {}, nil
@@ -109,30 +120,37 @@ local function list_all(a, ctx, filter)
     for _, row in ipairs(pending) do ctx:out(format.row(M.COLUMNS, widths, row, width == nil) .. "\n") end
     pending = {}
   end
-  if ctx.json then ctx:out('{\n  "instances": [') end
+  local fmt = ctx.format
+  if fmt == "json" then ctx:out('{\n  "instances": [') end
+  if fmt == "csv" then ctx:out((output.csv(M.CSV, {}))) end
   for s in iter, state, init, closer do
     n = n + 1
-    if ctx.json then
-      ctx:out((n > 1 and ",\n    " or "\n    ") .. durox.encode_json(s, true):gsub("\n", "\n    "))
-    elseif a.ids then
+    if a.ids then
       ctx:out(s.instance_id .. "\n")
+    elseif fmt == "json" then
+      ctx:out((n > 1 and ",\n    " or "\n    ") .. output.json(s):gsub("\n$", ""):gsub("\n", "\n    "))
+    elseif fmt == "jsonl" then
+      ctx:out(output.jsonl { s })
+    elseif fmt == "csv" then
+      ctx:out((output.csv(M.CSV, { s }):gsub("^[^\n]*\n", "")))
     else
       pending[#pending + 1] = format.summary_cells(s)
       if #pending >= STREAM_BATCH then flush() end
     end
   end
-  if ctx.json then
+  if a.ids then return 0 end
+  if fmt == "json" then
     ctx:out(("%s],\n  \"next_page_token\": null,\n  \"total_count\": %d\n}\n"):format(n > 0 and "\n  " or "", n))
-  elseif not a.ids then
+  elseif fmt == "table" then
     flush()
     ctx:out(format.count(n, "instance") .. " shown\n")
   end
+  if n == 0 then filters.name_hint(ctx, a) end
   return 0
 end
 
 -- Runs `duroxlua list`.
 function M.run(a, ctx)
-  if a[1] then return ctx:fail(("unexpected argument '%s'"):format(a[1]), 2) end
   if a.all and a.page_token then return ctx:fail("options '--all' and '--page-token' cannot be combined", 2) end
   local dx, code = ctx:open()
   if not dx then return code end

@@ -20,6 +20,8 @@ M.options = {
   { "out", arg = "FILE", help = "with --format prometheus: write FILE atomically instead of stdout (node_exporter's textfile collector)" },
 }
 
+M.arguments = {}
+
 M.help = args.help("duroxlua metrics [options]",
   "Shows the runtime's totals and dispatcher health as the store shows them\n" ..
   "(get_runtime_metrics), one row per orchestration name and version\n" ..
@@ -110,7 +112,6 @@ end
 
 -- Runs `duroxlua metrics`.
 function M.run(a, ctx)
-  if a[1] then return ctx:fail(("unexpected argument '%s'"):format(a[1]), 2) end
   if a.out and a.format ~= "prometheus" then return ctx:fail("--out needs --format prometheus", 2) end
   if a.format == "json" then ctx.json = true end
   local dx, code = ctx:open()

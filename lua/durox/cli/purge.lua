@@ -19,6 +19,8 @@ M.options = filters.spec({
     help = "with --executions: only executions completed before T" },
 }, bulk.TARGET_OPTIONS, bulk.RUN_OPTIONS, filters.OPTIONS)
 
+M.arguments = { { "ID", many = true, optional = true } }
+
 M.help = args.help("duroxlua purge [options] ID...\nduroxlua purge [options] --status Completed --completed-before -30d\n" ..
   "duroxlua purge --executions [--keep-last N] [--executions-before T] ID...|filters",
   "Deletes the given root instances, or the root instances matching the filter options,\n" ..

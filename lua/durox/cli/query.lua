@@ -6,6 +6,7 @@ local durox = require "durox"
 local args = require "durox.cli.args"
 local format = require "durox.format"
 local list = require "durox.cli.list"
+local output = require "durox.cli.output"
 local report = require "durox.report"
 
 local M = {}
@@ -34,8 +35,11 @@ for _, opt in ipairs({
     help = "count, avg, success, failure, p50, p95, p99 (repeatable; default: all)" },
   { "limit", short = "n", arg = "N", type = "count", min = 1, max = 1000000, help = "at most N groups (default 1000)" },
   { section = "Output" },
+  output.OPTION,
   { "wide", short = "w", help = "do not truncate table cells to the terminal width" },
 }) do M.options[#M.options + 1] = opt end
+
+M.arguments = {}
 
 M.help = args.help("duroxlua query [filters] [-g name,status,...] [-a count,avg,...] [-n N]",
   "Groups the instances that match the filters (the filters of 'duroxlua list') and computes\n" ..
@@ -43,7 +47,8 @@ M.help = args.help("duroxlua query [filters] [-g name,status,...] [-a count,avg,
   "rates (among finished instances) and nearest-rank duration percentiles. Groups come largest\n" ..
   "first. A duration runs from an instance's first start to the end of its current execution\n" ..
   "(docs/metrics.md). Group names also accept the API's: OrchestrationName, Status,\n" ..
-  "CreatedDate, CreatedHour, ParentInstance, Version. With --json: the QueryResponse table.",
+  "CreatedDate, CreatedHour, ParentInstance, Version. With --json: the QueryResponse table;\n" ..
+  "--format jsonl and csv: one record or row per group.",
   M.options)
 
 local KEY_COLUMN = {
@@ -109,7 +114,6 @@ local function names(list_, map, what, ctx)
 end
 
 function M.run(a, ctx)
-  if a[1] then return ctx:fail(("unexpected argument '%s'"):format(a[1]), 2) end
   local gb, code = names(a.group_by, GROUPS, "group field", ctx)
   if not gb then return code end
   local aggs
@@ -122,11 +126,14 @@ function M.run(a, ctx)
   res, code = ctx:call("query_instances", { filter = list.filter(a), group_by = gb,
                                             aggregate = #aggs > 0 and aggs or nil, limit = a.limit })
   if not res then return code end
-  if ctx.json then
-    ctx:print_json(res)
-  else
-    ctx:out(M.render(res, ctx:width()))
+  local columns = {}
+  for _, g in ipairs(res.group_by) do columns[#columns + 1] = { KEY_COLUMN[g].field } end
+  for _, f in ipairs { "count", "average_duration_ms", "success_rate", "failure_rate", "p50_duration_ms",
+                       "p95_duration_ms", "p99_duration_ms", "completed", "failed", "durations_counted" } do
+    columns[#columns + 1] = { f }
   end
+  ctx:emit { doc = res, records = res.groups, columns = columns, text = function() return M.render(res, ctx:width()) end }
+  if #res.groups == 0 then require("durox.cli.filters").name_hint(ctx, a) end
   return 0
 end
 

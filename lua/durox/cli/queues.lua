@@ -16,6 +16,8 @@ M.options = {
   { "wide", short = "w", help = "do not truncate table cells to the terminal width" },
 }
 
+M.arguments = {}
+
 M.help = args.help("duroxlua queues [options]",
   "Shows the runtime's queues as the store holds them (get_queue_metrics): the orchestrator\n" ..
   "queue (without pending timers), the worker queue and the timers not yet due, with their\n" ..
@@ -74,7 +76,6 @@ function M.render(q, now, width)
 end
 
 function M.run(a, ctx)
-  if a[1] then return ctx:fail(("unexpected argument '%s'"):format(a[1]), 2) end
   local dx, code = ctx:open()
   if not dx then return code end
   local q

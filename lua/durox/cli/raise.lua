@@ -3,6 +3,7 @@
 -- (raise_event_bulk). Run by the dispatcher (durox.cli); shares durox.cli.bulk.
 local args = require "durox.cli.args"
 local bulk = require "durox.cli.bulk"
+local files = require "durox.cli.files"
 local filters = require "durox.cli.filters"
 
 local M = {}
@@ -16,6 +17,8 @@ M.options = filters.spec({
   { "queue", help = "enqueue a queue message (dequeue_event) instead of a positional event" },
 }, bulk.TARGET_OPTIONS, bulk.RUN_OPTIONS, filters.OPTIONS)
 
+M.arguments = { { "EVENT", missing = "EVENT (the event or queue name)" }, { "ID", many = true, optional = true } }
+
 M.help = args.help("duroxlua raise [options] EVENT ID...\nduroxlua raise [options] EVENT --status Running --name Order ...",
   "Raises the external event EVENT with --data for the given instances, or those matching\n" ..
   "the filter options, exactly as Duroxide's client raise_event does. Only running\n" ..
@@ -24,21 +27,23 @@ M.help = args.help("duroxlua raise [options] EVENT ID...\nduroxlua raise [option
   "nothing is written for them (Duroxide would record the event and never deliver it).\n" ..
   "With --queue the data is enqueued as a queue message for every running target (messages\n" ..
   "wait until dequeued). Unknown and terminal instances are refused. Runs as a resumable job:\n" ..
-  "each instance receives the event exactly once. Exit status 0 when nothing failed.\n" ..
+  "each instance receives the event exactly once. Exit status 0 when every target got it, 6 when\n" ..
+  "some did not, 4 when none did (see 'duroxlua help exit').\n" ..
   "With --json: the BulkEventResponse {job_id, delivered_instances, no_subscription_instances,\n" ..
   "failed_instances, total_matched, ...}.",
   M.options)
 
 function M.run(a, ctx)
   local event = a[1]
-  if not event then return ctx:fail("missing EVENT (the event or queue name)", 2) end
   local data = a.data
   if a.data_file then
     if data then return ctx:fail("options '--data' and '--data-file' cannot be combined", 2) end
-    local f, err = io.open(a.data_file, "rb")
-    if not f then return ctx:fail(("cannot read '%s': %s"):format(a.data_file, err), 2) end
-    data = f:read("a")
-    f:close()
+    -- the cap is the store's max_payload_bytes (the engine refuses more anyway)
+    local dx, code = ctx:open(not a.dry_run, { max_write_share = a.no_pacing and 1 or nil })
+    if not dx then return code end
+    local err
+    data, err = files.read(a.data_file, dx:config().max_payload_bytes, "data file")
+    if not data then return ctx:fail(err, 2) end
   end
   return bulk.execute(a, ctx, {
     method = "raise_event_bulk", verb = a.queue and "enqueue" or "raise", first = 2,

@@ -14,6 +14,8 @@ M.options = filters.spec({
   { "latest-version", help = "run the latest registered version instead of the recorded one" },
 }, bulk.TARGET_OPTIONS, bulk.RUN_OPTIONS, filters.OPTIONS)
 
+M.arguments = { { "ID", many = true, optional = true } }
+
 M.help = args.help("duroxlua restart [options] ID...\nduroxlua restart [options] --status Failed --name Order ...",
   "For each Failed root instance (cancelled ones included) given or matched, starts a new\n" ..
   "instance with the name, version and input of its current execution. The new id is\n" ..

@@ -1,6 +1,7 @@
 -- durox.cli.series: `duroxlua series`, metrics over time (get_time_series_metrics) drawn in the
 -- terminal: a sparkline per series, a bar chart of one series, or the numbers per bucket.
 -- Buckets come from durable timestamps, so any past window works. Run by the dispatcher.
+local durox = require "durox"
 local args = require "durox.cli.args"
 local format = require "durox.format"
 local report = require "durox.report"
@@ -14,7 +15,8 @@ local SERIES = { "instances_started", "instances_completed", "instances_failed",
 
 M.options = {
   { section = "Window" },
-  { "from", arg = "T", type = "time", help = "window start (default: --to minus metrics_retention_hours)" },
+  { "from", arg = "T", type = "time",
+    help = "window start (default: when the store was created, at most metrics_retention_hours back)" },
   { "to", arg = "T", type = "time", help = "window end (default: now)" },
   { "bucket", short = "b", arg = "D", help = "bucket size, e.g. 1m, 15m, 1h, 1d (default: at most 60 buckets)" },
   { "name", arg = "NAME", help = "only instances of this orchestration" },
@@ -27,12 +29,16 @@ M.options = {
   { "ascii", help = "ASCII characters only" },
 }
 
+M.arguments = {}
+
 M.help = args.help("duroxlua series [--from T] [--to T] [-b D] [--name N] [-s S,...] [-c S] [-t]",
   "Shows the store's activity over a window (get_time_series_metrics): instances started\n" ..
   "(instances.created_at), completed, failed and cancelled (their terminal events), activities\n" ..
   "completed and failed (history events), and the average duration of the instances that ended\n" ..
   "in each bucket. Buckets are aligned to multiples of their size since the epoch (UTC). By\n" ..
   "default one sparkline per series; --chart draws one series as bars, --table prints numbers.\n" ..
+  "Without --from the window starts when the store was created (at most metrics_retention_hours\n" ..
+  "ago), and the bucket is chosen so that the window has at most 60 of them.\n" ..
   "With --json: the TimeSeriesResponse table.",
   M.options)
 
@@ -127,10 +133,20 @@ function M.render(res, opts, width)
 end
 
 function M.run(a, ctx)
-  if a[1] then return ctx:fail(("unexpected argument '%s'"):format(a[1]), 2) end
   local dx, code = ctx:open()
   if not dx then return code end
   local req = { from = a.from, to = a.to, bucket = a.bucket, name = a.name, series = a.series }
+  if not a.from then
+    -- a young store: the window starts when it was created, so its buckets are fine enough
+    -- to show something (the engine then picks at most 60 buckets for the window)
+    local ok, rt = pcall(dx.get_runtime_metrics, dx) -- quietly: the series call reports failures
+    if not ok then rt = nil end
+    local to = a.to and durox.parse_time(a.to) or ctx.now
+    local retention = dx:config().metrics_retention_hours * 3600000
+    if rt and rt.store_created_at and rt.store_created_at < to and to - rt.store_created_at < retention then
+      req.from = rt.store_created_at
+    end
+  end
   if a.chart and a.series then
     local found = false
     for _, s in ipairs(a.series) do found = found or s == a.chart end

@@ -14,6 +14,8 @@ M.options = {
   { "wide", short = "w", help = "do not truncate table cells to the terminal width" },
 }
 
+M.arguments = { { "ID", missing = "instance id" } }
+
 M.help = args.help("duroxlua show [options] ID",
   "Shows the instance ID: its summary (times in UTC, with how long ago), error and failure\n" ..
   "kind when it failed, custom status, input and output, its executions, what its current\n" ..
@@ -217,8 +219,6 @@ end
 
 -- Runs `duroxlua show ID`.
 function M.run(a, ctx)
-  if not a[1] then return ctx:fail("missing instance id", 2) end
-  if a[2] then return ctx:fail(("unexpected argument '%s'"):format(a[2]), 2) end
   local dx, code = ctx:open()
   if not dx then return code end
   local d

@@ -3,6 +3,7 @@
 -- dispatcher (durox.cli).
 local args = require "durox.cli.args"
 local format = require "durox.format"
+local output = require "durox.cli.output"
 
 local M = {}
 
@@ -17,9 +18,12 @@ M.options = {
   { "near-poison", arg = "N", type = "count", min = 1, help = "attempt count from which an item is near poison" },
   { "max-attempts", arg = "N", type = "count", min = 1, help = "the runtime's poison limit (default 10)" },
   { section = "Output" },
+  output.OPTION,
   { "limit", short = "n", arg = "N", type = "count", min = 1, max = 1000000, help = "at most N instances" },
   { "wide", short = "w", help = "do not truncate table cells to the terminal width" },
 }
+
+M.arguments = {}
 
 M.help = args.help("duroxlua stuck [options]",
   "Lists the running instances that make no progress, oldest problem first, with one line per\n" ..
@@ -28,7 +32,8 @@ M.help = args.help("duroxlua stuck [options]",
   "picked up (unpicked_activity), orchestrator messages not processed (stalled_messages),\n" ..
   "event subscriptions open longer than --wait (waiting_on_event), and messages addressed to\n" ..
   "instances that do not exist (orphan_messages; on SQLite they block the orchestrator queue).\n" ..
-  "Exit status 0 whether or not something is stuck. With --json: the find_stuck_instances table.",
+  "Exit status 0 whether or not something is stuck. With --json: the find_stuck_instances table;\n" ..
+  "--format jsonl: one instance per line; --format csv: one row per piece of evidence.",
   M.options)
 
 local COLUMNS = {
@@ -62,7 +67,6 @@ function M.render(res, width)
 end
 
 function M.run(a, ctx)
-  if a[1] then return ctx:fail(("unexpected argument '%s'"):format(a[1]), 2) end
   local dx, code = ctx:open()
   if not dx then return code end
   local res
@@ -71,11 +75,21 @@ function M.run(a, ctx)
     near_poison_attempts = a.near_poison, max_attempts = a.max_attempts, limit = a.limit,
   })
   if not res then return code end
-  if ctx.json then
-    ctx:print_json(res)
-  else
-    ctx:out(M.render(res, ctx:width()))
+  local rows = {}
+  for _, s in ipairs(res.instances) do
+    for _, r in ipairs(s.reasons) do
+      rows[#rows + 1] = { instance_id = s.instance_id, orchestration_name = s.orchestration_name, status = s.status,
+        reason = r.reason, since = r.since, message = r.message, queue = r.queue, queue_id = r.queue_id,
+        attempt_count = r.attempt_count, detail = r.detail }
+    end
   end
+  ctx:emit {
+    doc = res,
+    records = ctx.format == "csv" and rows or res.instances,
+    columns = { { "instance_id" }, { "orchestration_name" }, { "status" }, { "reason" }, { "since" }, { "message" },
+                { "queue" }, { "queue_id" }, { "attempt_count" }, { "detail" } },
+    text = function() return M.render(res, ctx:width()) end,
+  }
   return 0
 end
 

@@ -14,6 +14,8 @@ M.options = {
   { "ascii", help = "draw the tree with ASCII characters" },
 }
 
+M.arguments = { { "ID", missing = "instance id" } }
+
 M.help = args.help("duroxlua tree [--depth N] ID",
   "Shows the instance ID with its parent and the root of its tree, then every descendant\n" ..
   "(sub-orchestrations, through instances.parent_instance_id) with its orchestration name,\n" ..
@@ -56,8 +58,6 @@ function M.render(g, ascii)
 end
 
 function M.run(a, ctx)
-  if not a[1] then return ctx:fail("missing instance id", 2) end
-  if a[2] then return ctx:fail(("unexpected argument '%s'"):format(a[2]), 2) end
   local dx, code = ctx:open()
   if not dx then return code end
   local g

@@ -4,6 +4,7 @@
 local args = require "durox.cli.args"
 local bulk = require "durox.cli.bulk"
 local filters = require "durox.cli.filters"
+local exit = require "durox.cli.exit"
 local format = require "durox.format"
 
 local M = {}
@@ -16,16 +17,19 @@ M.options = filters.spec({
   { "any", group = "mode", help = "until at least one target is terminal" },
   { "first", arg = "N", type = "count", min = 1, group = "mode", help = "until N targets are terminal" },
   { "poll", arg = "T", help = "polling interval (default 200ms)" },
-  { "quiet", short = "q", help = "no progress line" },
+  { "quiet", help = "no progress line" },
   { "wide", short = "w", help = "do not truncate cells to the terminal width" },
 }, bulk.TARGET_OPTIONS, filters.OPTIONS)
+
+M.arguments = { { "ID", many = true, optional = true } }
 
 M.help = args.help("duroxlua wait [options] ID...\nduroxlua wait [options] --status Running --name Order",
   "Waits until the given instances, or those matching the filter options when the wait\n" ..
   "starts, are terminal (Completed or Failed): all of them (default), --any, or --first N.\n" ..
   "Every polling round reads the status of all unfinished instances with one query.\n" ..
   "Prints each instance's final status and output or error. Unknown ids are reported as\n" ..
-  "NotFound at once. Exit status 0 when the condition was met, 1 on timeout.\n" ..
+  "NotFound at once; a start not yet picked up by the runtime waits as Pending. Exit status 0\n" ..
+  "when the condition was met, 5 on timeout, 3 when an instance named does not exist.\n" ..
   "With --json: the BulkWaitResponse {instances, completed_instances, failed_instances,\n" ..
   "timed_out_instances, satisfied, timed_out, ...}.",
   M.options)
@@ -39,7 +43,7 @@ local COLUMNS = {
 
 function M.run(a, ctx)
   local req, err = bulk.targets(a, 1)
-  if not req then return ctx:fail(err, 2) end
+  if not req then return ctx:fail(err, exit.USAGE) end
   local dx, code = ctx:open()
   if not dx then return code end
   bulk.apply_max(dx, a, req)
@@ -70,7 +74,14 @@ function M.run(a, ctx)
       format.duration(res.elapsed_ms), #res.completed_instances, #res.failed_instances,
       #res.not_found_instances, #res.timed_out_instances + #res.pending_instances))
   end
-  return res.satisfied and 0 or 1
+  if #res.not_found_instances > 0 and not (res.satisfied and req.mode ~= "all") then
+    if not ctx.json then
+      io.stderr:write(("duroxlua wait: not found: %s\n"):format(table.concat(res.not_found_instances, ", ")))
+    end
+    return exit.NOTFOUND
+  end
+  if res.satisfied then return exit.OK end
+  return res.timed_out and exit.TIMEOUT or exit.PARTIAL
 end
 
 return M

@@ -89,6 +89,9 @@ function M.run(a, ctx)
   if not w then return rcode end
   local ok, err = sink:open(dx)
   if not ok then return ctx:fail(err) end
+  -- the starting point, at once: a follower killed before its first item resumes there
+  ok, err = follow.save_cursor(a.cursor_file, w:cursor())
+  if not ok then return ctx:fail(err) end
   local terminal = {}
   while true do
     local c = w:next()
