@@ -10,8 +10,8 @@
  * timeout: the runtime's ack upgrades a read transaction to a write one, and SQLite never waits in that upgrade, so a
  * refusal there is immediate whatever the timeout; with no timeout at all every refusal anywhere
  * is counted. It prints one JSON line: transactions committed, SQLITE_BUSY by step (begin/read,
- * write = the upgrade, commit), other errors. Used by bench/reads_vs_runtime.sh and the
- * reads_never_lock spec; needs only libsqlite3. Run it on a copy of a store, never on a store a
+ * write = the upgrade, commit), other errors. Used by bench/reads_mechanism.sh; needs only
+ * libsqlite3. Run it on a copy of a store, never on a store a
  * runtime works on (it adds its own table).
  */
 #define _POSIX_C_SOURCE 200809L

@@ -121,13 +121,15 @@ if mode == "live" then
     f:close()
     while not io.open(dir .. "/" .. name .. ".go") do durox.sleep(20) end
   end
-  wait_for("go1") -- the runtime has committed a few turns, and is frozen
+  -- (every call syncs first, index_status too: the rows are counted before each wait, so the
+  -- timed call is the one that catches up)
   local before = rows()
+  wait_for("go1") -- the runtime has committed a few turns, and is frozen
   local t = timed(function() return assert(dx:get_runtime_metrics { fresh = true }) end)
   say("runtime_after_turns_ms", t)
   say("runtime_after_turns_rows", rows() - before)
-  wait_for("go2") -- >= 10,000 more history rows, frozen again
   before = rows()
+  wait_for("go2") -- >= 10,000 more history rows, frozen again
   local tc = timed(function() return assert(dx:index_sync()) end)
   local added = rows() - before
   say("catchup_ms", tc)
