@@ -125,6 +125,7 @@ static int l_open(lua_State *L)
 	                                    "audit",
 	                                    "audit_file",
 	                                    "audit_key",
+	                                    "index",
 	                                    NULL};
 	const char *url = lx_checktext(L, 1);
 	lua_settop(L, 2);
@@ -136,6 +137,18 @@ static int l_open(lua_State *L)
 	oo.connect_timeout_ms = (int)lx_opt_duration(&o, "connect_timeout_ms", 0, 0, 3600000);
 	oo.statement_timeout_ms = (int)lx_opt_duration(&o, "statement_timeout_ms", 0, 0, 86400000);
 	oo.read_url = lx_opt_text(&o, "read_url");
+	/* index = true (the default path) | false | PATH (the string lives in the options table) */
+	if (lx_opt_has(&o, "index")) {
+		lua_getfield(L, 2, "index");
+		int t = lua_type(L, -1);
+		lua_pop(L, 1);
+		if (t == LUA_TBOOLEAN)
+			oo.index = lx_opt_boolean(&o, "index", 1) ? DUROX_INDEX_AUTO : DUROX_INDEX_OFF;
+		else if (t == LUA_TSTRING)
+			oo.index_path = lx_opt_text(&o, "index");
+		else
+			lx_opt_error(&o, "index", "expects a boolean or a path, got %s", lua_typename(L, t));
+	}
 	const char *config_file = lx_opt_text(&o, "config_file");
 	if (o.t != 0) {
 		lua_getfield(L, 2, "config");

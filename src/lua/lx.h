@@ -189,6 +189,8 @@ void lx_open_store_module(lua_State *L);
 int lx_read_config_file(lua_State *L, const char *path);
 /* Adds the write, bulk and job methods (binding_ops.c) to the method table at the top. */
 void lx_open_ops(lua_State *L);
+/* Adds the visibility index methods (binding_index.c) to the method table at the top. */
+void lx_open_index(lua_State *L);
 /* Adds the real-time methods (binding_stream.c: read_changes, streams, watches) to the
  * method table at the top. */
 void lx_open_stream(lua_State *L);

@@ -131,6 +131,7 @@ typedef struct store_vtable {
 typedef struct store_metrics_vtable store_metrics_vtable; /* provider_metrics.h */
 struct store_ops_vtable;                                  /* writes and the job journal: store/ops.h */
 struct store_audit_vtable;                                /* the audit log: store/audit.h */
+struct store_index_vtable;                                /* the visibility index: store/provider_index.h */
 
 struct store {
 	const store_vtable *vt;
@@ -139,6 +140,7 @@ struct store {
 	const struct store_feed_vtable *fvt;    /* the change feed; NULL when the provider has none */
 	const struct store_state_vtable *svt;   /* our streams' durable state; NULL when none */
 	const struct store_audit_vtable *audit; /* our audit log (store/audit.h); NULL when the provider keeps none */
+	const struct store_index_vtable *ivt;   /* the visibility index; NULL when the provider keeps none */
 	durox_store_info info;
 	/* What names this store for cursors (the canonical path of a SQLite file; host, database
 	 * and schema on PostgreSQL): a cursor issued on one store is refused on another. */

@@ -202,6 +202,16 @@ static void fn_failure_kind(sqlite3_context *ctx, int argc, sqlite3_value **argv
 	sqlite3_result_text(ctx, durox_failure_kind_name(kind), -1, SQLITE_STATIC);
 }
 
+void sq_register_functions(sqlite3 *db)
+{
+	sqlite3_create_function(db, "durox_ms", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL, fn_ms,
+	                        NULL, NULL);
+	sqlite3_create_function(db, "durox_event_ts", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+	                        fn_event_ts, NULL, NULL);
+	sqlite3_create_function(db, "durox_failure_kind", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+	                        NULL, fn_failure_kind, NULL, NULL);
+}
+
 /* ---- schema --------------------------------------------------------------------- */
 
 /* The schema Duroxide's SQLite provider creates for in-memory stores (create_schema). */
@@ -335,12 +345,7 @@ static int connect_db(sqlite_store *s, int readonly, int memory, char *err, size
 	}
 	sqlite3_extended_result_codes(s->db, 0);
 	sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
-	sqlite3_create_function(s->db, "durox_ms", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
-	                        fn_ms, NULL, NULL);
-	sqlite3_create_function(s->db, "durox_event_ts", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
-	                        fn_event_ts, NULL, NULL);
-	sqlite3_create_function(s->db, "durox_failure_kind", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
-	                        NULL, fn_failure_kind, NULL, NULL);
+	sq_register_functions(s->db);
 	sq_metrics_attach(s);
 	if (memory) {
 		char *msg = NULL;
@@ -426,10 +431,12 @@ static void sq_close(store *base)
 	sqlite_store *s = (sqlite_store *)base;
 	if (s == NULL)
 		return;
+	sqi_close(s);
 	disconnect_db(s);
 	free(s->location);
 	free(s->identity);
 	free(s->state_buf);
+	free(s->index_path);
 	free(s);
 }
 
@@ -481,6 +488,7 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	s->base.audit = &sq_audit_vtable;
 	s->base.fvt = &sq_feed_vtable;
 	s->base.svt = &sq_state_vtable;
+	s->base.ivt = &sq_index_vtable;
 	s->base.info.provider = "sqlite";
 	s->base.info.location = s->location;
 	s->base.info.readonly = readonly;
@@ -494,6 +502,17 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	s->w_gap_factor = (1.0 - share) / share;
 	memory = strcmp(s->location, ":memory:") == 0;
 	s->memory = memory;
+	s->index_mode = opts != NULL ? opts->index : DUROX_INDEX_AUTO;
+	if (s->index_mode != DUROX_INDEX_AUTO && s->index_mode != DUROX_INDEX_OFF) {
+		snprintf(err, errlen, "unknown index mode %d", s->index_mode);
+		sq_close(&s->base);
+		return DUROX_EINVALID;
+	}
+	if (opts != NULL && opts->index_path != NULL && (s->index_path = strdup(opts->index_path)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		sq_close(&s->base);
+		return DUROX_ENOMEM;
+	}
 
 	if (!memory) {
 		struct stat sb;
