@@ -175,6 +175,14 @@ int durox_open(const char *url, const durox_open_options *opts, durox **out, cha
 /* Closes the handle and its connection. Accepts NULL. */
 void durox_close(durox *dx);
 
+/* Asks the store call running on dx (from another thread, or a signal handler: it is
+ * async-signal-safe) to stop: the call fails with DUROX_EABORT, "interrupted: ...". Does
+ * nothing when no call runs. Accepts NULL. */
+void durox_interrupt(durox *dx);
+/* durox_interrupt on every handle open in this process (what a Ctrl-C handler calls; for a
+ * process whose handles are used by one thread). Async-signal-safe. */
+void durox_interrupt_all(void);
+
 /* The message of the last failed call on dx (never NULL; "" after success). */
 const char *durox_errmsg(const durox *dx);
 
@@ -983,6 +991,13 @@ typedef struct durox_time_series_request {
 	const char *orchestration_name; /* NULL: every orchestration */
 } durox_time_series_request;
 
+/* The defaults (from and to are DUROX_NO_TIME, not 0): `durox_time_series_request r =
+ * DUROX_TIME_SERIES_REQUEST_INIT;` then set what differs. */
+#define DUROX_TIME_SERIES_REQUEST_INIT                                                                                 \
+	{                                                                                                              \
+		DUROX_NO_TIME, DUROX_NO_TIME, 0, 0, NULL                                                               \
+	}
+
 typedef struct durox_time_bucket {
 	int64_t start;
 	uint64_t instances_started, instances_completed, instances_failed, instances_cancelled;
@@ -1280,6 +1295,12 @@ typedef struct durox_prune_request {
 	int64_t completed_before; /* DUROX_NO_TIME: no bound */
 } durox_prune_request;
 
+/* The defaults (completed_before is DUROX_NO_TIME, not 0). */
+#define DUROX_PRUNE_REQUEST_INIT                                                                                       \
+	{                                                                                                              \
+		.has_keep_last = 0, .completed_before = DUROX_NO_TIME                                                  \
+	}
+
 /* Restart: for every Failed root target (cancelled ones included), starts a new instance
  * with the name, version and input of the target's current execution (its
  * OrchestrationStarted event). The new id is "<base>~r<N>": base is the target's id
@@ -1357,9 +1378,15 @@ typedef struct durox_bulk_wait_request {
 	uint32_t count;           /* DUROX_WAIT_FIRST: how many */
 } durox_bulk_wait_request;
 
+/* The defaults: wait for all targets with no timeout (timeout_ms -1, not 0, which checks once). */
+#define DUROX_BULK_WAIT_REQUEST_INIT                                                                                   \
+	{                                                                                                              \
+		.timeout_ms = -1, .mode = DUROX_WAIT_ALL                                                               \
+	}
+
 typedef struct durox_wait_item {
 	const char *instance_id;
-	int status;         /* last status seen: the current execution's (NOT_FOUND, RUNNING for a queued start, ...) */
+	int status;         /* last status seen: the current execution's (NOT_FOUND, PENDING for a queued start, ...) */
 	int finished;       /* terminal (Completed/Failed) when the wait ended */
 	const char *output; /* Completed: executions.output */
 	const char *error;  /* Failed: the error Duroxide stored */

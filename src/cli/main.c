@@ -181,12 +181,14 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar)
 }
 
 /* SIGINT while Lua code runs: stop it at its next instruction (setting a hook is what a
- * signal handler may do with a Lua state). */
+ * signal handler may do with a Lua state), and stop the store call running, if one is, so a
+ * long query ends now rather than when it is done (durox_interrupt_all is signal-safe). */
 static void on_sigint(int sig)
 {
 	(void)sig;
 	if (running != NULL)
 		lua_sethook(running, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+	durox_interrupt_all();
 }
 
 /* Message handler: the error as text, with a traceback below it. */

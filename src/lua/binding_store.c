@@ -252,11 +252,16 @@ static int l_config(lua_State *L)
 	return 1;
 }
 
+/* handle:interrupt(): asks the store call running on the handle to stop (it then returns
+ * nil, "interrupted: ...", "ABORT"); from a callback or a coroutine, or nothing when none runs. */
+static int l_interrupt(lua_State *L)
+{
+	durox_interrupt(lx_checkstore(L, 1));
+	return 0;
+}
+
 static const luaL_Reg store_methods[] = {
-        {"close", store_close},
-        {"info", l_info},
-        {"config", l_config},
-        {NULL, NULL},
+        {"close", store_close}, {"interrupt", l_interrupt}, {"info", l_info}, {"config", l_config}, {NULL, NULL},
 };
 
 void lx_open_store(lua_State *L) { luaL_setfuncs(L, store_methods, 0); }

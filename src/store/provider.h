@@ -122,6 +122,10 @@ typedef struct store_vtable {
 	int (*instance_exists)(store *st, const char *instance_id, int *exists, uint64_t *current);
 	/* MAX(execution_id) of the instance's executions, or 0 when it has none. */
 	int (*latest_execution)(store *st, const char *instance_id, uint64_t *out);
+	/* Asks the statement running on st (from any thread, or a signal handler: this must be
+	 * async-signal-safe) to stop; it then fails with DUROX_EABORT. Does nothing when none runs.
+	 * NULL when the provider cannot. */
+	void (*interrupt)(store *st);
 } store_vtable;
 
 typedef struct store_metrics_vtable store_metrics_vtable; /* provider_metrics.h */

@@ -28,6 +28,9 @@ int sq_fail(sqlite_store *s, int src, const char *what)
 		return store_fail(&s->base, DUROX_EBUSY,
 		                  "store is busy: %s stayed locked for more than %d ms; retry later", s->location,
 		                  s->busy_timeout_ms);
+	case SQLITE_INTERRUPT:
+		s->last_rc = DUROX_EABORT;
+		return store_fail(&s->base, DUROX_EABORT, "interrupted: %s stopped", what);
 	case SQLITE_NOMEM: rc = DUROX_ENOMEM; break;
 	case SQLITE_READONLY: rc = DUROX_EDENIED; break;
 	case SQLITE_CORRUPT:
@@ -437,9 +440,18 @@ static void sq_close(store *base)
 	free(s);
 }
 
+/* sqlite3_interrupt may be called from another thread or a signal handler. */
+static void sq_interrupt(store *base)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	if (s->db != NULL)
+		sqlite3_interrupt(s->db);
+}
+
 static const store_vtable sqlite_vtable = {
         sq_close,      sq_list,    sq_count,           sq_summaries_by_id,
         sq_executions, sq_history, sq_instance_exists, sq_latest_execution,
+        sq_interrupt,
 };
 
 int store_sqlite_open(const char *location, const durox_open_options *opts, store **out, char *err, size_t errlen)

@@ -45,8 +45,7 @@ if not H.pg_skip then
   PROVIDERS[#PROVIDERS + 1] = { name = "PostgreSQL", copy = function()
     n = n + 1
     local name = ("durox_hard_%d_%d"):format(os.time() % 100000, n)
-    assert(os.execute(("psql -X -q %s -c %s >/dev/null"):format(H.shell_quote(H.pg_url("postgres")),
-      H.shell_quote("CREATE DATABASE " .. name .. " TEMPLATE durox_scenarios"))))
+    L.pg_create(name, true) -- tried again while another spec is connected to the template
     pg_copies[#pg_copies + 1] = name
     return H.pg_url(name, "schema=dx"), function(sql)
       local row = H.psql(sql, name)[1]

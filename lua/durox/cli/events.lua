@@ -15,6 +15,8 @@ M.summary = "instance events as the runtime commits them (Started, Completed, Fa
 local TYPES = "Started, Completed, Failed, ContinuedAsNew, Cancelled, ActivityCompleted, ActivityFailed, TimerFired, " ..
   "EventReceived"
 
+M.arguments = {}
+
 M.options = filters.spec({
   { section = "Events" },
   { "type", short = "t", arg = "T", multi = true, split = true, help = "only these event types (repeatable; a,b): " ..
@@ -45,8 +47,17 @@ M.help = args.help("duroxlua events [filter options] [--type T,...] [--follow] [
   "With --webhook URL: each batch is POSTed as JSON instead of printed (docs/streams.md).",
   M.options)
 
+local KNOWN = {}
+for t in TYPES:gmatch("%a+") do KNOWN[t:lower()] = t end
+
 function M.run(a, ctx)
+  if a[1] then return ctx:fail(("unexpected argument '%s'"):format(a[1]), 2) end
   if a.timeout and not a.follow then return ctx:fail("--timeout needs --follow", 2) end
+  for i, t in ipairs(a.type or {}) do
+    local name = KNOWN[t:lower()]
+    if not name then return ctx:fail(("unknown event type '%s' (expected %s)"):format(t, TYPES), 2) end
+    a.type[i] = name
+  end
   local cursor, cerr = follow.start_cursor(a)
   if cerr then return ctx:fail(cerr) end
   local sink, herr = hook.sink(a, ctx)
@@ -75,7 +86,8 @@ function M.run(a, ctx)
   if not ok then return ctx:fail(err) end
   local out = io.stdout
   while true do
-    local ev = stream:next()
+    local ev, ecode = follow.next(ctx, stream)
+    if ev == false then return ecode end
     if not ev then break end
     local delivered, derr = sink:add(ev)
     if not delivered then return ctx:fail(derr) end

@@ -58,6 +58,17 @@ function M.save_cursor(path, cursor)
   return M.write_atomic(path, cursor .. "\n", "cursor file")
 end
 
+-- The next item of stream s: the item, nil at the end, or false and the exit code after
+-- reporting a failure (Ctrl-C: interrupted; a store failure while following).
+function M.next(ctx, s)
+  local ok, item = pcall(s.next, s)
+  if ok then return item end
+  local exit = require "durox.cli.exit"
+  local text = tostring(item):gsub("^[^:\n]+:%d+: ", "")
+  if text:match("interrupted!$") then return false, ctx:fail("interrupted", exit.INTERRUPTED) end
+  return false, ctx:fail(text, exit.FAILED)
+end
+
 -- One JSON line.
 function M.json_line(item)
   return durox.encode_json(item) .. "\n"

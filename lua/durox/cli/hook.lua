@@ -52,8 +52,8 @@ local Hook = {}
 Hook.__index = Hook
 
 function Hook:open(dx)
-  local wh, err = durox.webhook(self.opts)
-  if not wh then return nil, err end
+  local ok, wh = pcall(durox.webhook, self.opts)
+  if not ok then return nil, tostring(wh):gsub("^[^:\n]+:%d+: ", "") end
   self.wh = wh
   self.dx = dx
   return true
@@ -92,6 +92,12 @@ function M.sink(a, ctx, render)
       if a[k] ~= nil then return nil, ("--%s needs --webhook"):format(k:gsub("_", "-")) end
     end
     return setmetatable({ json = ctx.json, parts = {}, render = render or follow.event_line }, Stdout)
+  end
+  if not a.webhook:match("^https?://[^/]") then
+    return nil, ("--webhook expects an http:// or https:// URL, got '%s'"):format(a.webhook)
+  end
+  if a.webhook_timeout and not durox.parse_duration(a.webhook_timeout) then
+    return nil, ("--webhook-timeout expects a duration like 10s, got '%s'"):format(a.webhook_timeout)
   end
   local opts = { url = a.webhook, timeout_ms = a.webhook_timeout, max_attempts = a.webhook_attempts,
     verify_tls = not a.webhook_insecure, headers = a.webhook_header }

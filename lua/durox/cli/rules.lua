@@ -11,6 +11,8 @@ local M = {}
 
 M.summary = "run remediation rules (FILE.lua) on the events the runtime commits"
 
+M.arguments = { { "FILE", missing = "rules file (duroxlua rules FILE.lua)" } }
+
 M.options = {
   { section = "Rules" },
   { "once", help = "handle the events that are there now, then exit" },
@@ -74,8 +76,6 @@ end
 
 function M.run(a, ctx)
   local path = a[1]
-  if not path then return ctx:fail("no rules file given (duroxlua rules FILE.lua)", 2) end
-  if a[2] then return ctx:fail(("unexpected argument '%s'"):format(a[2]), 2) end
   local list, err = rules.load(path)
   if not list then return ctx:fail(err, 2) end
   local dx, code = ctx:open(true)
@@ -88,13 +88,22 @@ function M.run(a, ctx)
   end
   local runner, rerr = rules.runner(dx, list, { poll_ms = poll })
   if not runner then return ctx:fail(rerr) end
-  if a.once then
-    while runner:step() > 0 do end
-  else
-    io.stderr:write(("duroxlua rules: %d rule(s) from %s running\n"):format(#list, path))
-    runner:run()
-  end
+  local ok, perr = pcall(function()
+    if a.once then
+      while runner:step() > 0 do end
+    else
+      io.stderr:write(("duroxlua rules: %d rule(s) from %s running\n"):format(#list, path))
+      runner:run()
+    end
+  end)
   runner:close()
+  if not ok then
+    local text = tostring(perr):gsub("^[^:\n]+:%d+: ", "")
+    local exit = require "durox.cli.exit"
+    if text:match("interrupted!$") then return ctx:fail("interrupted (each rule resumes where it stopped)",
+      exit.INTERRUPTED) end
+    return ctx:fail(text, exit.FAILED)
+  end
   return 0
 end
 

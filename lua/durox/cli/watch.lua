@@ -3,20 +3,25 @@
 -- each, JSON Lines with --json, to a webhook with --webhook; resumable with --cursor-file.
 -- Run by the dispatcher (durox.cli); shares durox.cli.follow and durox.cli.hook.
 local args = require "durox.cli.args"
+local exit = require "durox.cli.exit"
+local files = require "durox.cli.files"
 local follow = require "durox.cli.follow"
 local format = require "durox.format"
+local exit = require "durox.cli.exit"
 local hook = require "durox.cli.hook"
 
 local M = {}
 
 M.summary = "watch instances change status until they complete or fail"
 
+M.arguments = { { "ID", many = true, optional = true } }
+
 M.options = {
   { section = "Watch" },
   { "timeout", short = "t", arg = "T", help = "stop after T (ms, or like 30s, 5m; default: until all are terminal)" },
   { "poll", arg = "T", help = "polling interval when nothing happens (default 200ms)" },
   { "heartbeat", arg = "T", help = "a heartbeat line after T without a change (default with --json: 30s; 0: none)" },
-  { "ids-file", arg = "FILE", help = "read more ids from FILE (one per line)" },
+  { "ids-file", arg = "FILE", help = "read more ids from FILE (one per line; '-' for standard input)" },
 }
 for _, list in ipairs { follow.CURSOR_OPTIONS, hook.OPTIONS } do
   for _, o in ipairs(list) do M.options[#M.options + 1] = o end
@@ -26,7 +31,7 @@ M.help = args.help("duroxlua watch [options] ID...",
   "Reports every status transition of the given instances as the runtime commits it\n" ..
   "(NotFound -> Running -> Completed or Failed, continue-as-new included) and every change of\n" ..
   "their custom status, until each is Completed or Failed (exit status 0) or the timeout\n" ..
-  "(exit status 1). First one line per instance with its state now (not with a cursor).\n" ..
+  "(exit status 5). First one line per instance with its state now (not with a cursor).\n" ..
   "With --json: JSON Lines: changes {\"kind\":\"change\", \"instance_id\", \"initial\", \"old_status\",\n" ..
   "\"new_status\", \"failure_kind\", \"execution_id\", \"custom_status_changed\", \"custom_status\",\n" ..
   "\"old_custom_status\", \"output\", \"error\", \"key\", \"at\", \"cursor\"}, resets and heartbeats as\n" ..
@@ -68,15 +73,11 @@ function M.run(a, ctx)
   local ids = {}
   for _, id in ipairs(a) do ids[#ids + 1] = id end
   if a.ids_file then
-    local f, err = io.open(a.ids_file, "rb")
-    if not f then return ctx:fail(("cannot read the ids file: %s"):format(err), 2) end
-    for l in f:lines() do
-      l = l:gsub("^%s+", ""):gsub("%s+$", "")
-      if l ~= "" then ids[#ids + 1] = l end
-    end
-    f:close()
+    local more, err = files.read_ids(a.ids_file)
+    if not more then return ctx:fail(err, exit.USAGE) end
+    for _, id in ipairs(more) do ids[#ids + 1] = id end
   end
-  if #ids == 0 then return ctx:fail("no instance to watch (give ids or --ids-file)", 2) end
+  if #ids == 0 then return ctx:fail("no instance to watch (give ids or --ids-file)", exit.USAGE) end
   local cursor, cerr = follow.start_cursor(a)
   if cerr then return ctx:fail(cerr) end
   local sink, herr = hook.sink(a, ctx, line)
@@ -94,7 +95,8 @@ function M.run(a, ctx)
   if not ok then return ctx:fail(err) end
   local terminal = {}
   while true do
-    local c = w:next()
+    local c, ecode = follow.next(ctx, w)
+    if c == false then return ecode end
     if not c then break end
     if c.kind == "change" then
       terminal[c.instance_id] = c.new_status == "Completed" or c.new_status == "Failed"
@@ -117,9 +119,9 @@ function M.run(a, ctx)
   local now = dx:get_instances_status(ids)
   for i, id in ipairs(ids) do
     local st = now and now[i] and now[i].status
-    if not (terminal[id] or st == "Completed" or st == "Failed") then return 1 end
+    if not (terminal[id] or st == "Completed" or st == "Failed") then return exit.TIMEOUT end
   end
-  return 0
+  return exit.OK
 end
 
 return M
