@@ -73,6 +73,9 @@ local function count(name, text)
   end
 end
 
+-- a session that lives as long as the spec: the server would exit with its last session, and
+-- a new-session racing with that exit fails
+tmux("new-session -d -s keep -x 80 -y 24 'sleep 3600'")
 teardown(function() tmux("kill-server") end)
 
 describe("the REPL in a terminal", function()
