@@ -110,12 +110,14 @@ describe("a bulk raise killed with SIGKILL on " .. provider, function()
       local sent = os.execute(("kill -KILL %d 2>/dev/null"):format(p.pid))
       L.wait_exit(p)
       job = newest_job()
-      if sent and not (job and job.state == "completed") then kills = kills + 1 end
+      -- (a kill before the job was journaled hit no job: PostgreSQL takes longer to start one)
+      if sent and job and job.state ~= "completed" then kills = kills + 1 end
       progress[#progress + 1] = job and (job.state .. ":" .. job.done) or "none"
     end
     assert.is_true(kills >= KILLS, "only " .. kills .. " kills")
     local job = newest_job()
-    assert(job and job.state ~= "completed", "the job completed before the last kill")
+    assert(job and job.state ~= "completed", ("the job completed before the last kill (job %s %s, %s done of %s)")
+      :format(job and job.job_id, job and job.state, job and job.done, job and job.total))
     print(("\n%d trials, %d SIGKILLs; job %d after each: %s"):format(trials, kills, job.job_id,
       table.concat(progress, " ")))
     local r = assert(dx:resume_job(job.job_id))
