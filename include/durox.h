@@ -115,6 +115,13 @@ typedef struct durox_open_options {
 	 * finding the lock taken (see docs/operations.md). 1 turns pacing off: only for a store
 	 * no runtime is working on. */
 	double max_write_share;
+	/* The visibility index (docs/index.md): DUROX_INDEX_AUTO (0) keeps one beside the store, in
+	 * a file of its own at index_path, or when that is NULL under the user's cache directory
+	 * ($DUROX_INDEX_DIR, else $XDG_CACHE_HOME/duroxlua/index, else ~/.cache/duroxlua/index),
+	 * built on the first read that needs it; DUROX_INDEX_OFF reads the store only. In-memory
+	 * stores have none. */
+	int index;
+	const char *index_path; /* copied by durox_open */
 	/* Access control (see "access control" below and docs/access-control.md). NULL: no access
 	 * control, every operation is allowed as before. The handle copies the struct; from the
 	 * call on it owns policy->ud and calls policy->release(ud) once when it is closed (also
@@ -135,6 +142,9 @@ typedef struct durox_open_options {
 	                             seconds, at least 2) */
 	int statement_timeout_ms; /* per statement, when the URL has no statement_timeout: 0 means 30000 */
 } durox_open_options;
+
+#define DUROX_INDEX_AUTO 0
+#define DUROX_INDEX_OFF 1
 
 /*
  * Opens a Duroxide store.
@@ -165,6 +175,14 @@ int durox_open(const char *url, const durox_open_options *opts, durox **out, cha
 /* Closes the handle and its connection. Accepts NULL. */
 void durox_close(durox *dx);
 
+/* Asks the store call running on dx (from another thread, or a signal handler: it is
+ * async-signal-safe) to stop: the call fails with DUROX_EABORT, "interrupted: ...". Does
+ * nothing when no call runs. Accepts NULL. */
+void durox_interrupt(durox *dx);
+/* durox_interrupt on every handle open in this process (what a Ctrl-C handler calls; for a
+ * process whose handles are used by one thread). Async-signal-safe. */
+void durox_interrupt_all(void);
+
 /* The message of the last failed call on dx (never NULL; "" after success). */
 const char *durox_errmsg(const durox *dx);
 
@@ -186,6 +204,61 @@ typedef struct durox_store_info {
 
 /* Fills *info; never fails. */
 void durox_get_store_info(durox *dx, durox_store_info *info);
+
+/* ---- the visibility index (docs/index.md) ------------------------------------------ */
+
+/* What the handle's visibility index holds. Strings are owned by dx until its next index call. */
+typedef struct durox_index_status {
+	int enabled;                      /* the handle keeps an index (not DUROX_INDEX_OFF, not an in-memory store) */
+	const char *state;                /* "off", "absent" (not built yet), "building" (a build is under way or was
+	                                   * interrupted: resumable), "ready" (reads use it), "stale" (the store changed in
+	                                   * a way the index cannot follow: reads use the store until it is rebuilt) */
+	const char *path;                 /* the index file, NULL when off */
+	const char *reason;               /* why it is not ready, "" when it is */
+	uint64_t instances;               /* instance rows it holds */
+	uint64_t build_done, build_total; /* instances done / to do in a build under way */
+	int64_t size_bytes;               /* the file and its WAL on disk, -1 when absent */
+	int64_t built_at;                 /* when the last build finished, DUROX_NO_TIME if never */
+	int64_t synced_at;                /* when it last caught up with the store, DUROX_NO_TIME if never */
+	uint64_t history_rows;            /* history rows it has read */
+} durox_index_status;
+
+/* Fills *out; DUROX_EIO/DUROX_ECORRUPT only when the index file cannot be read at all. */
+int durox_index_get_status(durox *dx, durox_index_status *out);
+
+/* Progress of an index build: done of total instances. Return nonzero to stop the build at the
+ * next chunk; it then stays resumable (the next build continues where it stopped). */
+typedef int (*durox_index_progress_fn)(void *ud, uint64_t done, uint64_t total);
+
+/* Builds the index (rebuild nonzero: from scratch; else it resumes a build under way, or only
+ * catches up when the index is ready). progress may be NULL. DUROX_EABORT when progress
+ * stopped it, DUROX_EUNSUPPORTED when the handle keeps no index. */
+int durox_index_build(durox *dx, int rebuild, durox_index_progress_fn progress, void *ud);
+
+/* Deletes the index file. Reads then go to the store until the next build (which the next
+ * read that needs the index starts, unless the handle was opened with DUROX_INDEX_OFF). */
+int durox_index_drop(durox *dx);
+
+/* Brings the index up to date with the store now, as every read that uses it does first
+ * (building it when it was never built). DUROX_EUNSUPPORTED when the handle keeps none. */
+int durox_index_sync(durox *dx);
+
+/* The progress callback of builds that a read starts (NULL clears it). */
+void durox_index_set_progress(durox *dx, durox_index_progress_fn progress, void *ud);
+
+/* What durox_index_verify found: every index row and digest compared with the store. */
+typedef struct durox_index_verify_result {
+	uint64_t instances_checked;
+	uint64_t mismatched;         /* instance rows whose summary or contribution differs */
+	uint64_t missing;            /* instances in the store but not in the index */
+	uint64_t extra;              /* index rows of instances the store no longer has */
+	uint64_t digests_mismatched; /* totals and groups that differ from the sum of the rows */
+	char first[512];             /* the first difference, "" when none */
+} durox_index_verify_result;
+
+/* Syncs, then compares the index with the store (a full read of both). DUROX_EUNSUPPORTED
+ * when the handle keeps no index or it is not ready. */
+int durox_index_verify(durox *dx, durox_index_verify_result *out);
 
 /* ---- configuration (the proposal's ManagementConfig) ---------------------------- */
 
@@ -918,6 +991,13 @@ typedef struct durox_time_series_request {
 	const char *orchestration_name; /* NULL: every orchestration */
 } durox_time_series_request;
 
+/* The defaults (from and to are DUROX_NO_TIME, not 0): `durox_time_series_request r =
+ * DUROX_TIME_SERIES_REQUEST_INIT;` then set what differs. */
+#define DUROX_TIME_SERIES_REQUEST_INIT                                                                                 \
+	{                                                                                                              \
+		DUROX_NO_TIME, DUROX_NO_TIME, 0, 0, NULL                                                               \
+	}
+
 typedef struct durox_time_bucket {
 	int64_t start;
 	uint64_t instances_started, instances_completed, instances_failed, instances_cancelled;
@@ -1215,6 +1295,12 @@ typedef struct durox_prune_request {
 	int64_t completed_before; /* DUROX_NO_TIME: no bound */
 } durox_prune_request;
 
+/* The defaults (completed_before is DUROX_NO_TIME, not 0). */
+#define DUROX_PRUNE_REQUEST_INIT                                                                                       \
+	{                                                                                                              \
+		.has_keep_last = 0, .completed_before = DUROX_NO_TIME                                                  \
+	}
+
 /* Restart: for every Failed root target (cancelled ones included), starts a new instance
  * with the name, version and input of the target's current execution (its
  * OrchestrationStarted event). The new id is "<base>~r<N>": base is the target's id
@@ -1292,9 +1378,15 @@ typedef struct durox_bulk_wait_request {
 	uint32_t count;           /* DUROX_WAIT_FIRST: how many */
 } durox_bulk_wait_request;
 
+/* The defaults: wait for all targets with no timeout (timeout_ms -1, not 0, which checks once). */
+#define DUROX_BULK_WAIT_REQUEST_INIT                                                                                   \
+	{                                                                                                              \
+		.timeout_ms = -1, .mode = DUROX_WAIT_ALL                                                               \
+	}
+
 typedef struct durox_wait_item {
 	const char *instance_id;
-	int status;         /* last status seen: the current execution's (NOT_FOUND, RUNNING for a queued start, ...) */
+	int status;         /* last status seen: the current execution's (NOT_FOUND, PENDING for a queued start, ...) */
 	int finished;       /* terminal (Completed/Failed) when the wait ended */
 	const char *output; /* Completed: executions.output */
 	const char *error;  /* Failed: the error Duroxide stored */

@@ -1,8 +1,8 @@
 /*
  * main.c - duroxlua, the Lua 5.4 interpreter with the durox module built in:
  *
- *   duroxlua [--store URL] [--config FILE] [access options] [-e CODE] [-l [G=]MOD] [-i] [-v] [-E] [-W] [SCRIPT [ARGS]]
- *   duroxlua [--store URL] [--config FILE] COMMAND [ARGS]     (list, show, cancel, ...: lua/durox/cli)
+ *   duroxlua [--store URL] [--config FILE] [--no-index] [access options] [-e CODE] [-l [G=]MOD] [-i] [-v] [-E] [-W]
+ * [SCRIPT [ARGS]] duroxlua [--store URL] [--config FILE] COMMAND [ARGS]     (list, show, cancel, ...: lua/durox/cli)
  *
  * The front end reads its own options, then hands over: a COMMAND to durox.cli.main, a
  * SCRIPT (or standard input that is no terminal) to the interpreter, and with no script on a
@@ -44,6 +44,7 @@ typedef struct access_opts {
 	const char *roles[64];
 	int n_roles;
 	const char *roles_env; /* $DUROX_ROLES when no --role was given */
+	int no_index;          /* --no-index: read the store without the visibility index */
 } access_opts;
 
 typedef struct frontend {
@@ -127,6 +128,8 @@ static void read_command_line(frontend *f)
 				return;
 			}
 			f->access.roles[f->access.n_roles++] = r;
+		} else if (strcmp(a, "--no-index") == 0) {
+			f->access.no_index = 1;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			f->help = 1;
 		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
@@ -178,12 +181,14 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar)
 }
 
 /* SIGINT while Lua code runs: stop it at its next instruction (setting a hook is what a
- * signal handler may do with a Lua state). */
+ * signal handler may do with a Lua state), and stop the store call running, if one is, so a
+ * long query ends now rather than when it is done (durox_interrupt_all is signal-safe). */
 static void on_sigint(int sig)
 {
 	(void)sig;
 	if (running != NULL)
 		lua_sethook(running, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+	durox_interrupt_all();
 }
 
 /* Message handler: the error as text, with a traceback below it. */
@@ -383,6 +388,10 @@ static void push_access(lua_State *L, const frontend *f)
 		lua_rawseti(L, -2, 1);
 	}
 	lua_setfield(L, -2, "roles");
+	if (a->no_index) {
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, "no_index");
+	}
 	const char *ssh = f->no_env ? NULL : getenv("SSH_CLIENT");
 	if (ssh != NULL && ssh[0] != '\0') {
 		const char *sp = strchr(ssh, ' ');

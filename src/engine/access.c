@@ -714,28 +714,6 @@ int access_payloads_visible(const durox *dx)
 	                               (dx->acl->pol.always_allow & (1u << DUROX_HOOK_VIEW_HISTORY)) != 0);
 }
 
-int access_raw_history(durox *dx, const char *operation)
-{
-	if (!access_enabled(dx))
-		return DUROX_OK;
-	access_view v;
-	int rc = access_view_open(dx, operation, NULL, &v);
-	int restricted = v.restricted;
-	access_view_close(&v);
-	if (rc != DUROX_OK)
-		return rc;
-	if (!restricted && access_payloads_visible(dx))
-		return DUROX_OK;
-	char who_s[300], msg[700];
-	who(dx->acl, who_s, sizeof who_s);
-	snprintf(msg, sizeof msg,
-	         "access denied: %s may not read the raw change feed, which holds every instance's history; use "
-	         "stream_instance_events, which shows what the caller may see",
-	         who_s);
-	return deny(dx, DUROX_EDENIED, operation, NULL, restricted ? "restricted view" : "history not always visible",
-	            msg);
-}
-
 uint32_t access_bulk_ceiling(const durox *dx)
 {
 	uint32_t c = dx->cfg.max_bulk_operations;

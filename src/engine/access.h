@@ -125,11 +125,6 @@ int access_global(durox *dx, const char *operation, int hook);
  * tell a restricted caller about instances it may not see. */
 int access_store_wide(durox *dx, const char *operation);
 
-/* Raw history of every instance (the change feed): under a policy only for a caller whose
- * view is unrestricted and whose can_view_history is a constant allow; else DUROX_EDENIED
- * (recorded). */
-int access_raw_history(durox *dx, const char *operation);
-
 /* Streams: whether payloads (inputs, outputs, event data) may be shown for the caller's
  * instances without asking per instance: 1 without a policy or when can_view_history is a
  * constant allow, 0 otherwise (the stream then leaves payloads out). */

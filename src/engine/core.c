@@ -5,6 +5,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,44 @@ void dx_clear(durox *dx)
 	dx->st->err[0] = '\0';
 }
 
+/* ---- interruption ----------------------------------------------------------------- */
+
+/* The handles open in this process, for durox_interrupt_all: slots read by a signal handler,
+ * so atomic pointers (lock-free) and a handle leaves its slot before it is closed. Beyond
+ * MAX_OPEN handles, the newest are not interruptible by durox_interrupt_all. */
+#define MAX_OPEN 256
+static _Atomic(durox *) open_handles[MAX_OPEN];
+
+static void register_handle(durox *dx)
+{
+	for (int i = 0; i < MAX_OPEN; i++) {
+		durox *expected = NULL;
+		if (atomic_compare_exchange_strong(&open_handles[i], &expected, dx))
+			return;
+	}
+}
+
+static void unregister_handle(durox *dx)
+{
+	for (int i = 0; i < MAX_OPEN; i++) {
+		durox *expected = dx;
+		if (atomic_compare_exchange_strong(&open_handles[i], &expected, NULL))
+			return;
+	}
+}
+
+void durox_interrupt(durox *dx)
+{
+	if (dx != NULL && dx->st->vt->interrupt != NULL)
+		dx->st->vt->interrupt(dx->st);
+}
+
+void durox_interrupt_all(void)
+{
+	for (int i = 0; i < MAX_OPEN; i++)
+		durox_interrupt(atomic_load(&open_handles[i]));
+}
+
 int durox_open(const char *url, const durox_open_options *opts, durox **out, char *errbuf, size_t errlen)
 {
 	char scratch[512];
@@ -80,6 +119,7 @@ int durox_open(const char *url, const durox_open_options *opts, durox **out, cha
 		durox_close(dx);
 		return rc;
 	}
+	register_handle(dx);
 	*out = dx;
 	return DUROX_OK;
 }
@@ -88,6 +128,7 @@ void durox_close(durox *dx)
 {
 	if (dx == NULL)
 		return;
+	unregister_handle(dx);
 	metrics_cache_free(dx->metrics);
 	access_free(dx);
 	feed_state_free(dx->changes);

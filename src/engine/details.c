@@ -229,8 +229,8 @@ int durox_get_orchestration_status(durox *dx, const char *instance_id, durox_orc
 			st->status = DUROX_STATUS_PENDING;
 	}
 	if (st->status != DUROX_STATUS_NOT_FOUND && st->status != DUROX_STATUS_PENDING) {
-		durox_instance_summary sum;
-		int found;
+		durox_instance_summary sum = {0};
+		int found = 0;
 		rc = load_summary(dx, &sr->mem, instance_id, &sum, &found);
 		if (rc != DUROX_OK)
 			goto fail;
@@ -461,7 +461,7 @@ static int is_terminal(int status)
 /* Loads summary, executions and their analyses into d (allocating from a). */
 static int build_details(durox *dx, arena *a, const char *id, int want_pending, durox_instance_details *d)
 {
-	int found, rc = load_summary(dx, a, id, &d->summary, &found);
+	int found = 0, rc = load_summary(dx, a, id, &d->summary, &found);
 	if (rc != DUROX_OK)
 		return rc;
 	if (!found) {

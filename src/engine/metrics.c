@@ -109,12 +109,12 @@ int metrics_instances(metrics_ctx *m, const store_instance_digest **out)
 	return DUROX_OK;
 }
 
-int metrics_history(metrics_ctx *m, const store_history_digest **out)
+int metrics_history(metrics_ctx *m, unsigned want, const store_history_digest **out)
 {
 	metrics_cache *c = m->dx->metrics;
-	if (!usable(m, c->has_hist, c->hist_mono)) {
+	if (!usable(m, c->has_hist && (c->hist.has & want) == want, c->hist_mono)) {
 		store_history_digest d;
-		int rc = m->dx->st->mvt->history_digest(m->dx->st, &d);
+		int rc = m->dx->st->mvt->history_digest(m->dx->st, want, &d);
 		if (rc != DUROX_OK)
 			return dx_store_fail(m->dx, rc);
 		store_history_digest_free(&c->hist);
@@ -212,7 +212,7 @@ int durox_get_runtime_metrics(durox *dx, const durox_metrics_request *req, durox
 	const store_queue_snapshot *q = NULL;
 	store_queue_snapshot scratch;
 	store_queue_params qp;
-	if ((rc = metrics_instances(&m, &in)) != DUROX_OK || (rc = metrics_history(&m, &h)) != DUROX_OK ||
+	if ((rc = metrics_instances(&m, &in)) != DUROX_OK || (rc = metrics_history(&m, 0, &h)) != DUROX_OK ||
 	    (rc = get_meta(&m, &meta)) != DUROX_OK || (rc = get_queues(&m, &scratch, &q, &qp)) != DUROX_OK)
 		return rc;
 	for (size_t k = 0; k < in->n; k++) {
@@ -316,7 +316,8 @@ int durox_get_queue_metrics(durox *dx, const durox_metrics_request *req, durox_q
 	store_queue_snapshot scratch;
 	const store_history_digest *h = NULL;
 	store_queue_params qp;
-	if ((rc = get_queues(&m, &scratch, &q, &qp)) != DUROX_OK || (rc = metrics_history(&m, &h)) != DUROX_OK)
+	if ((rc = get_queues(&m, &scratch, &q, &qp)) != DUROX_OK ||
+	    (rc = metrics_history(&m, STORE_DIGEST_ROUND_TRIPS, &h)) != DUROX_OK)
 		return rc;
 	int64_t now = qp.now;
 	out->orchestrator_queue_size = q->orchestrator_rows - q->pending_timers;
@@ -511,7 +512,7 @@ int durox_get_orchestration_metrics(durox *dx, const durox_metrics_request *req,
 	access_view_close(&view);
 	const store_instance_digest *in = NULL;
 	const store_history_digest *h = NULL;
-	if ((rc = metrics_instances(&m, &in)) != DUROX_OK || (rc = metrics_history(&m, &h)) != DUROX_OK)
+	if ((rc = metrics_instances(&m, &in)) != DUROX_OK || (rc = metrics_history(&m, 0, &h)) != DUROX_OK)
 		return rc;
 	int merge = req != NULL && req->merge_versions;
 	/* the result and its arena in one allocation: [struct][arena] */

@@ -22,7 +22,8 @@ typedef struct metrics_ctx {
 int metrics_begin(durox *dx, const durox_metrics_request *req, metrics_ctx *m);
 /* The (possibly cached) digests; the pointers stay valid until the next metric call. */
 int metrics_instances(metrics_ctx *m, const store_instance_digest **out);
-int metrics_history(metrics_ctx *m, const store_history_digest **out);
+/* want: STORE_DIGEST_* parts needed beyond the counts. */
+int metrics_history(metrics_ctx *m, unsigned want, const store_history_digest **out);
 /* The queue thresholds of the handle's configuration at time now. */
 void metrics_queue_params(const durox *dx, int64_t now, store_queue_params *p);
 int64_t metrics_collected_at(const metrics_ctx *m);

@@ -100,6 +100,7 @@ int durox_luaopen(lua_State *L)
 		lx_open_ops(L);
 		lx_open_access(L);
 		lx_open_stream(L);
+		lx_open_index(L);
 		lua_setfield(L, -2, "__index");
 		lx_store_metamethods(L);
 	}

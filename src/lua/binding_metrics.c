@@ -393,7 +393,7 @@ static int l_time_series(lua_State *L)
 	static const char *const known[] = {"from", "to", "bucket", "bucket_ms", "series", "orchestration_name",
 	                                    "name", NULL};
 	lx_opts o = lx_opts_at(L, 2, "time series request", known, NULL);
-	durox_time_series_request r = {DUROX_NO_TIME, DUROX_NO_TIME, 0, 0, NULL};
+	durox_time_series_request r = DUROX_TIME_SERIES_REQUEST_INIT;
 	r.from = lx_opt_time(&o, "from");
 	r.to = lx_opt_time(&o, "to");
 	if (r.from != DUROX_NO_TIME && r.to != DUROX_NO_TIME && r.from >= r.to)

@@ -568,7 +568,7 @@ static int l_prune(lua_State *L)
 	durox *dx = lx_checkstore(L, 1);
 	lua_settop(L, 2);
 	static const char *const extra[] = {"keep_last", "completed_before", NULL};
-	durox_prune_request req = {0};
+	durox_prune_request req = DUROX_PRUNE_REQUEST_INIT;
 	lx_calls c;
 	lx_opts q = check_bulk(L, dx, 2, bulk_common, extra, &req.opts, &c);
 	req.has_keep_last = lx_opt_has(&q, "keep_last");
@@ -666,7 +666,7 @@ static int l_wait_instances(lua_State *L)
 	lua_settop(L, 2);
 	static const char *const extra[] = {"timeout", "timeout_ms", "poll_interval_ms", "poll_interval", "mode",
 	                                    "count",   NULL};
-	durox_bulk_wait_request req = {0};
+	durox_bulk_wait_request req = DUROX_BULK_WAIT_REQUEST_INIT;
 	lx_calls c;
 	lx_opts q = check_bulk(L, dx, 2, wait_common, extra, &req.opts, &c);
 	if (lx_opt_has(&q, "timeout_ms") && lx_opt_has(&q, "timeout"))

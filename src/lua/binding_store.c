@@ -125,6 +125,7 @@ static int l_open(lua_State *L)
 	                                    "audit",
 	                                    "audit_file",
 	                                    "audit_key",
+	                                    "index",
 	                                    NULL};
 	const char *url = lx_checktext(L, 1);
 	lua_settop(L, 2);
@@ -136,6 +137,18 @@ static int l_open(lua_State *L)
 	oo.connect_timeout_ms = (int)lx_opt_duration(&o, "connect_timeout_ms", 0, 0, 3600000);
 	oo.statement_timeout_ms = (int)lx_opt_duration(&o, "statement_timeout_ms", 0, 0, 86400000);
 	oo.read_url = lx_opt_text(&o, "read_url");
+	/* index = true (the default path) | false | PATH (the string lives in the options table) */
+	if (lx_opt_has(&o, "index")) {
+		lua_getfield(L, 2, "index");
+		int t = lua_type(L, -1);
+		lua_pop(L, 1);
+		if (t == LUA_TBOOLEAN)
+			oo.index = lx_opt_boolean(&o, "index", 1) ? DUROX_INDEX_AUTO : DUROX_INDEX_OFF;
+		else if (t == LUA_TSTRING)
+			oo.index_path = lx_opt_text(&o, "index");
+		else
+			lx_opt_error(&o, "index", "expects a boolean or a path, got %s", lua_typename(L, t));
+	}
 	const char *config_file = lx_opt_text(&o, "config_file");
 	if (o.t != 0) {
 		lua_getfield(L, 2, "config");
@@ -239,11 +252,16 @@ static int l_config(lua_State *L)
 	return 1;
 }
 
+/* handle:interrupt(): asks the store call running on the handle to stop (it then returns
+ * nil, "interrupted: ...", "ABORT"); from a callback or a coroutine, or nothing when none runs. */
+static int l_interrupt(lua_State *L)
+{
+	durox_interrupt(lx_checkstore(L, 1));
+	return 0;
+}
+
 static const luaL_Reg store_methods[] = {
-        {"close", store_close},
-        {"info", l_info},
-        {"config", l_config},
-        {NULL, NULL},
+        {"close", store_close}, {"interrupt", l_interrupt}, {"info", l_info}, {"config", l_config}, {NULL, NULL},
 };
 
 void lx_open_store(lua_State *L) { luaL_setfuncs(L, store_methods, 0); }

@@ -182,12 +182,15 @@ void lx_store_metamethods(lua_State *L);
 /* Adds durox.open to the module table at the top (binding_store.c). */
 void lx_open_store_module(lua_State *L);
 
-/* Runs the ManagementConfig file at path (a Lua chunk, text only, with an empty environment,
- * returning a table or assigning fields) and pushes the table (returns 1), or pushes a
- * one-line message (returns 0). Never raises for the file's faults. */
+/* Runs the ManagementConfig file at path in the policy sandbox (src/policy/config.c: a text
+ * chunk with an empty environment, 16 MB and one million instructions) and pushes a table of
+ * its plain values (returns 1), or pushes a one-line message (returns 0). Never raises for the
+ * file's faults. */
 int lx_read_config_file(lua_State *L, const char *path);
 /* Adds the write, bulk and job methods (binding_ops.c) to the method table at the top. */
 void lx_open_ops(lua_State *L);
+/* Adds the visibility index methods (binding_index.c) to the method table at the top. */
+void lx_open_index(lua_State *L);
 /* Adds the real-time methods (binding_stream.c: read_changes, streams, watches) to the
  * method table at the top. */
 void lx_open_stream(lua_State *L);

@@ -391,6 +391,10 @@ static int result_fail(pg_store *s, pg_conn *pc, const PGresult *res, const char
 	one_line(msg, sizeof msg, primary != NULL ? primary : PQerrorMessage(pc->c));
 	int rc = code_of_sqlstate(st);
 	s->last_rc = rc;
+	if (st != NULL && strcmp(st, "57014") == 0 && strstr(msg, "user request") != NULL) {
+		s->last_rc = DUROX_EABORT; /* pg_interrupt: Ctrl-C, durox_interrupt */
+		return store_fail(&s->base, DUROX_EABORT, "interrupted: %s stopped", what);
+	}
 	if (st != NULL && strcmp(st, "57014") == 0 && strstr(msg, "statement timeout") != NULL)
 		return store_fail(&s->base, rc,
 		                  "%s failed: the statement ran longer than the statement timeout (%d ms)", what,
@@ -418,6 +422,10 @@ static void cache_clear(pg_conn *pc)
 static void conn_close(pg_conn *pc)
 {
 	cache_clear(pc);
+	PGcancel *cancel = pc->cancel;
+	pc->cancel = NULL; /* before it is freed: a signal handler may look at it */
+	if (cancel != NULL)
+		PQfreeCancel(cancel);
 	if (pc->c != NULL)
 		PQfinish(pc->c);
 	pc->c = NULL;
@@ -457,6 +465,9 @@ static int conn_open(pg_store *s, pg_conn *pc, char *err, size_t errlen)
 		pc->c = NULL;
 		return rc;
 	}
+	if (pc->cancel != NULL)
+		PQfreeCancel(pc->cancel);
+	pc->cancel = PQgetCancel(pc->c);
 	return DUROX_OK;
 }
 
@@ -983,9 +994,23 @@ static void pg_close(store *base)
 	free(s);
 }
 
+/* PQcancel sends the server a cancel request for what runs on the connection; it is safe in
+ * a signal handler with a local error buffer. */
+static void pg_interrupt(store *base)
+{
+	pg_store *s = (pg_store *)base;
+	char err[256];
+	PGcancel *c = s->primary.cancel;
+	if (c != NULL)
+		PQcancel(c, err, sizeof err);
+	if (s->reader != NULL && (c = s->reader->cancel) != NULL)
+		PQcancel(c, err, sizeof err);
+}
+
 static const store_vtable pg_vtable = {
         pg_close,      pg_list,    pg_count,           pg_summaries_by_id,
         pg_executions, pg_history, pg_instance_exists, pg_latest_execution,
+        pg_interrupt,
 };
 
 static int identity_row(void *ud, const PGresult *r)

@@ -27,8 +27,9 @@ typedef struct pg_stmt {
 /* One libpq connection with its statement cache. */
 typedef struct pg_conn {
 	PGconn *c;
-	char *uri;     /* what libpq gets (may hold a password: never shown) */
-	char *display; /* the URL with any password masked */
+	PGcancel *cancel; /* for pg_interrupt (PQcancel is async-signal-safe); NULL when closed */
+	char *uri;        /* what libpq gets (may hold a password: never shown) */
+	char *display;    /* the URL with any password masked */
 	pg_stmt cache[PG_CACHE_SIZE];
 	uint64_t clock;
 	unsigned next_id;

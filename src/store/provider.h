@@ -122,11 +122,16 @@ typedef struct store_vtable {
 	int (*instance_exists)(store *st, const char *instance_id, int *exists, uint64_t *current);
 	/* MAX(execution_id) of the instance's executions, or 0 when it has none. */
 	int (*latest_execution)(store *st, const char *instance_id, uint64_t *out);
+	/* Asks the statement running on st (from any thread, or a signal handler: this must be
+	 * async-signal-safe) to stop; it then fails with DUROX_EABORT. Does nothing when none runs.
+	 * NULL when the provider cannot. */
+	void (*interrupt)(store *st);
 } store_vtable;
 
 typedef struct store_metrics_vtable store_metrics_vtable; /* provider_metrics.h */
 struct store_ops_vtable;                                  /* writes and the job journal: store/ops.h */
 struct store_audit_vtable;                                /* the audit log: store/audit.h */
+struct store_index_vtable;                                /* the visibility index: store/provider_index.h */
 
 struct store {
 	const store_vtable *vt;
@@ -135,6 +140,7 @@ struct store {
 	const struct store_feed_vtable *fvt;    /* the change feed; NULL when the provider has none */
 	const struct store_state_vtable *svt;   /* our streams' durable state; NULL when none */
 	const struct store_audit_vtable *audit; /* our audit log (store/audit.h); NULL when the provider keeps none */
+	const struct store_index_vtable *ivt;   /* the visibility index; NULL when the provider keeps none */
 	durox_store_info info;
 	/* What names this store for cursors (the canonical path of a SQLite file; host, database
 	 * and schema on PostgreSQL): a cursor issued on one store is refused on another. */

@@ -68,8 +68,14 @@ typedef struct store_duration_group {
 	double sum_ms;
 } store_duration_group;
 
+/* What a history digest must include beyond the counts (store_metrics_vtable.history_digest):
+ * pairing activity results with their schedules needs a map of every activity in flight, so
+ * a caller that shows no processing times does not ask for it. */
+enum { STORE_DIGEST_ROUND_TRIPS = 1 };
+
 typedef struct store_history_digest {
 	arena mem;
+	unsigned has; /* STORE_DIGEST_* parts this digest includes (round_trips are 0 without) */
 	uint64_t rows;
 	uint64_t by_type[EV__COUNT];
 	uint64_t other_types;
@@ -194,7 +200,8 @@ typedef int (*store_node_cb)(void *ud, const store_node *n);
 
 typedef struct store_metrics_vtable {
 	int (*instance_digest)(store *st, store_instance_digest *out);
-	int (*history_digest)(store *st, store_history_digest *out);
+	/* want: STORE_DIGEST_* bits of the optional parts the caller needs (it may get more). */
+	int (*history_digest)(store *st, unsigned want, store_history_digest *out);
 	int (*meta)(store *st, store_meta *out);
 	/* Sizes and latencies; everything but the provider_type and the two averages. */
 	int (*diagnostics)(store *st, durox_provider_diagnostics *out);

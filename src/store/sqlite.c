@@ -8,6 +8,7 @@
  */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,9 @@
 int sq_fail(sqlite_store *s, int src, const char *what)
 {
 	int rc;
+	if ((src & 0xFF) == SQLITE_BUSY && s->busy_interrupted)
+		src = SQLITE_INTERRUPT; /* the wait for the lock was interrupted (sq_busy) */
+	s->busy_interrupted = 0;
 	switch (src & 0xFF) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
@@ -28,6 +32,9 @@ int sq_fail(sqlite_store *s, int src, const char *what)
 		return store_fail(&s->base, DUROX_EBUSY,
 		                  "store is busy: %s stayed locked for more than %d ms; retry later", s->location,
 		                  s->busy_timeout_ms);
+	case SQLITE_INTERRUPT:
+		s->last_rc = DUROX_EABORT;
+		return store_fail(&s->base, DUROX_EABORT, "interrupted: %s stopped", what);
 	case SQLITE_NOMEM: rc = DUROX_ENOMEM; break;
 	case SQLITE_READONLY: rc = DUROX_EDENIED; break;
 	case SQLITE_CORRUPT:
@@ -199,6 +206,16 @@ static void fn_failure_kind(sqlite3_context *ctx, int argc, sqlite3_value **argv
 	sqlite3_result_text(ctx, durox_failure_kind_name(kind), -1, SQLITE_STATIC);
 }
 
+void sq_register_functions(sqlite3 *db)
+{
+	sqlite3_create_function(db, "durox_ms", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL, fn_ms,
+	                        NULL, NULL);
+	sqlite3_create_function(db, "durox_event_ts", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+	                        fn_event_ts, NULL, NULL);
+	sqlite3_create_function(db, "durox_failure_kind", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+	                        NULL, fn_failure_kind, NULL, NULL);
+}
+
 /* ---- schema --------------------------------------------------------------------- */
 
 /* The schema Duroxide's SQLite provider creates for in-memory stores (create_schema). */
@@ -319,6 +336,32 @@ static int detect_schema(sqlite_store *s)
 
 /* Opens the connection of s (s->location) and checks the schema: the part of opening that a
  * reopen repeats. On failure the message is in err and s->db may be open (sq_close frees it). */
+/* The busy handler: waits for the lock up to busy_timeout_ms (the delays of SQLite's own
+ * handler, at most 50 ms each), but gives up at once when the store is interrupted meanwhile
+ * (Ctrl-C while another process holds the write lock: sqlite3_interrupt alone does not end
+ * the wait). Returns nonzero to try again. */
+static int sq_busy(void *ud, int count)
+{
+	static const int delays[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50};
+	sqlite_store *s = ud;
+	int64_t now = time_mono_ms();
+	if (count == 0) {
+		s->busy_since_ms = now;
+		s->busy_seen = atomic_load(&s->interrupts);
+		s->busy_interrupted = 0;
+	}
+	if (atomic_load(&s->interrupts) != s->busy_seen) {
+		s->busy_interrupted = 1;
+		return 0;
+	}
+	int64_t left = s->busy_timeout_ms - (now - s->busy_since_ms);
+	if (left <= 0)
+		return 0;
+	int delay = count < (int)(sizeof delays / sizeof delays[0]) ? delays[count] : 50;
+	sqlite3_sleep(delay < left ? delay : (int)left);
+	return 1;
+}
+
 static int connect_db(sqlite_store *s, int readonly, int memory, char *err, size_t errlen)
 {
 	int flags = (readonly && !memory ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
@@ -331,13 +374,8 @@ static int connect_db(sqlite_store *s, int readonly, int memory, char *err, size
 		return DUROX_EIO;
 	}
 	sqlite3_extended_result_codes(s->db, 0);
-	sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
-	sqlite3_create_function(s->db, "durox_ms", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
-	                        fn_ms, NULL, NULL);
-	sqlite3_create_function(s->db, "durox_event_ts", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
-	                        fn_event_ts, NULL, NULL);
-	sqlite3_create_function(s->db, "durox_failure_kind", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
-	                        NULL, fn_failure_kind, NULL, NULL);
+	sqlite3_busy_handler(s->db, sq_busy, s);
+	sq_register_functions(s->db);
 	sq_metrics_attach(s);
 	if (memory) {
 		char *msg = NULL;
@@ -423,16 +461,28 @@ static void sq_close(store *base)
 	sqlite_store *s = (sqlite_store *)base;
 	if (s == NULL)
 		return;
+	sqi_close(s);
 	disconnect_db(s);
 	free(s->location);
 	free(s->identity);
 	free(s->state_buf);
+	free(s->index_path);
 	free(s);
+}
+
+/* sqlite3_interrupt may be called from another thread or a signal handler. */
+static void sq_interrupt(store *base)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	atomic_fetch_add(&s->interrupts, 1); /* ends a wait for the lock (sq_busy) */
+	if (s->db != NULL)
+		sqlite3_interrupt(s->db);
 }
 
 static const store_vtable sqlite_vtable = {
         sq_close,      sq_list,    sq_count,           sq_summaries_by_id,
         sq_executions, sq_history, sq_instance_exists, sq_latest_execution,
+        sq_interrupt,
 };
 
 int store_sqlite_open(const char *location, const durox_open_options *opts, store **out, char *err, size_t errlen)
@@ -469,6 +519,7 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	s->base.audit = &sq_audit_vtable;
 	s->base.fvt = &sq_feed_vtable;
 	s->base.svt = &sq_state_vtable;
+	s->base.ivt = &sq_index_vtable;
 	s->base.info.provider = "sqlite";
 	s->base.info.location = s->location;
 	s->base.info.readonly = readonly;
@@ -482,6 +533,17 @@ int store_sqlite_open(const char *location, const durox_open_options *opts, stor
 	s->w_gap_factor = (1.0 - share) / share;
 	memory = strcmp(s->location, ":memory:") == 0;
 	s->memory = memory;
+	s->index_mode = opts != NULL ? opts->index : DUROX_INDEX_AUTO;
+	if (s->index_mode != DUROX_INDEX_AUTO && s->index_mode != DUROX_INDEX_OFF) {
+		snprintf(err, errlen, "unknown index mode %d", s->index_mode);
+		sq_close(&s->base);
+		return DUROX_EINVALID;
+	}
+	if (opts != NULL && opts->index_path != NULL && (s->index_path = strdup(opts->index_path)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		sq_close(&s->base);
+		return DUROX_ENOMEM;
+	}
 
 	if (!memory) {
 		struct stat sb;

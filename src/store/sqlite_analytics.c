@@ -22,22 +22,20 @@ int sq_descendants(store *st, const char *root, uint32_t max_depth, uint32_t lim
 int sq_count_descendants(store *st, const char *root, const durox_filter *filter, uint64_t *out);
 int sq_ancestors(store *st, const char *id, store_node_cb cb, void *ud);
 
-/* The timestamp of an instance's first start: the OrchestrationStarted of its first stored
- * execution (the primary key index serves the ORDER BY); X is the instances alias. */
-#define FIRST_START(X)                                                                                                 \
-	"(SELECT durox_event_ts(f.event_data, f.created_at) FROM history f WHERE f.instance_id=" X ".instance_id"      \
-	" AND f.event_type='OrchestrationStarted' ORDER BY f.execution_id, f.event_id LIMIT 1)"
-
-/* An instance's duration (docs/metrics.md): terminal event of the current execution minus
- * its first start, for Completed and Failed instances. */
-#define DURATION_SQL                                                                                                   \
-	"CASE WHEN e.status IN ('Completed','Failed') THEN (SELECT durox_event_ts(t.event_data, t.created_at)"         \
-	" FROM history t WHERE t.instance_id=i.instance_id AND t.execution_id=i.current_execution_id AND"              \
-	" t.event_type IN ('OrchestrationCompleted','OrchestrationFailed') ORDER BY t.event_id DESC LIMIT 1) "         \
-	"- " FIRST_START("i") " END"
-
-static const char *group_key_sql(sqlite_store *s, int g)
+static const char *group_key_sql(sqlite_store *s, int g, int over_index)
 {
+	if (over_index) {
+		/* the same values, as columns of the visibility index */
+		switch (g) {
+		case DUROX_GROUP_ORCHESTRATION_NAME: return "x.name";
+		case DUROX_GROUP_STATUS: return "x.status";
+		case DUROX_GROUP_CREATED_DATE: return "(x.created_at/86400000)*86400000";
+		case DUROX_GROUP_CREATED_HOUR: return "(x.created_at/3600000)*3600000";
+		case DUROX_GROUP_PARENT_INSTANCE: return "x.parent_instance";
+		case DUROX_GROUP_VERSION: return "x.version";
+		default: return "NULL";
+		}
+	}
 	switch (g) {
 	case DUROX_GROUP_ORCHESTRATION_NAME: return "i.orchestration_name";
 	case DUROX_GROUP_STATUS: return "COALESCE(e.status,'Unknown')";
@@ -62,7 +60,9 @@ int sq_query_instances(store *base, const store_group_query *q, store_group_cb c
 	binds *b = calloc(1, sizeof *b);
 	if (b == NULL)
 		return store_fail(base, DUROX_ENOMEM, "out of memory");
-	sqlgen g = {s, {0}, b};
+	/* over the visibility index when it is ready: one row per instance with its duration */
+	int ix = sqi_usable(s);
+	sqlgen g = {s, {0}, b, ix};
 	buf_init(&g.sql);
 	size_t nk = q->n_group_by;
 	int want_dur = (q->aggregates & (DUROX_AGG_AVERAGE_DURATION | DUROX_AGG_P50_DURATION | DUROX_AGG_P95_DURATION |
@@ -74,9 +74,13 @@ int sq_query_instances(store *base, const store_group_query *q, store_group_cb c
 	 * time, else flattened into the grouping (no temporary table) */
 	buf_adds(&g.sql, want_pct ? "WITH d AS MATERIALIZED (SELECT " : "WITH d AS (SELECT ");
 	for (size_t k = 0; k < nk; k++)
-		buf_addf(&g.sql, "%s AS k%zu, ", group_key_sql(s, q->group_by[k]), k + 1);
-	buf_addf(&g.sql, "COALESCE(e.status,'Unknown') AS st, %s AS dur", want_dur ? DURATION_SQL : "NULL");
-	buf_adds(&g.sql, sq_from_current(q->filter));
+		buf_addf(&g.sql, "%s AS k%zu, ", group_key_sql(s, q->group_by[k], ix), k + 1);
+	if (ix)
+		buf_addf(&g.sql, "x.status AS st, %s AS dur FROM main.dx_inst x", want_dur ? "x.duration_ms" : "NULL");
+	else {
+		buf_addf(&g.sql, "COALESCE(e.status,'Unknown') AS st, %s AS dur", want_dur ? DURATION_SQL : "NULL");
+		buf_adds(&g.sql, sq_from_current(q->filter));
+	}
 	buf_adds(&g.sql, " WHERE ");
 	sq_gen_where(&g, q->filter);
 	buf_adds(&g.sql, "), a AS (SELECT ");
@@ -142,8 +146,8 @@ int sq_query_instances(store *base, const store_group_query *q, store_group_cb c
 	else if (b->overflow)
 		rc = store_fail(base, DUROX_ELIMIT, "filter too large (more than %zu values)",
 		                sizeof b->v / sizeof b->v[0]);
-	else if ((st = sq_stmt(s, buf_str(&g.sql))) == NULL)
-		rc = sq_stmt_err(s);
+	else if ((st = ix ? sqi_stmt(s, buf_str(&g.sql)) : sq_stmt(s, buf_str(&g.sql))) == NULL)
+		rc = ix ? DUROX_EIO : sq_stmt_err(s);
 	else if ((rc = sq_bind_all(s, st, b, 1)) == DUROX_OK) {
 		int r;
 		while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -184,7 +188,7 @@ int sq_query_instances(store *base, const store_group_query *q, store_group_cb c
 			}
 		}
 		if (r != SQLITE_DONE && r != SQLITE_ABORT)
-			rc = sq_fail(s, r, "grouping instances");
+			rc = ix ? sqi_fail(s, r, "grouping instances") : sq_fail(s, r, "grouping instances");
 	}
 	if (st != NULL)
 		sq_done(st);
@@ -237,7 +241,7 @@ int sq_time_series(store *base, const store_series_query *q, durox_time_bucket *
 	binds *b = calloc(1, sizeof *b);
 	if (b == NULL)
 		return store_fail(base, DUROX_ENOMEM, "out of memory");
-	sqlgen g = {s, {0}, b};
+	sqlgen g = {s, {0}, b, 0};
 	buf_init(&g.sql);
 	int rc = DUROX_OK, r;
 	if (q->series & DUROX_SERIES_INSTANCES_STARTED) {
@@ -386,7 +390,7 @@ int sq_descendants(store *base, const char *root, uint32_t max_depth, uint32_t l
 	binds *b = calloc(1, sizeof *b);
 	if (b == NULL)
 		return store_fail(base, DUROX_ENOMEM, "out of memory");
-	sqlgen g = {s, {0}, b};
+	sqlgen g = {s, {0}, b, 0};
 	buf_init(&g.sql);
 	buf_adds(&g.sql, "WITH RECURSIVE ");
 	if (filtered) {
@@ -428,7 +432,7 @@ int sq_count_descendants(store *base, const char *root, const durox_filter *filt
 	binds *b = calloc(1, sizeof *b);
 	if (b == NULL)
 		return store_fail(base, DUROX_ENOMEM, "out of memory");
-	sqlgen g = {s, {0}, b};
+	sqlgen g = {s, {0}, b, 0};
 	buf_init(&g.sql);
 	buf_adds(&g.sql, "WITH RECURSIVE ");
 	if (filtered) {

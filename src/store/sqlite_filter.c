@@ -31,9 +31,8 @@ const char *sq_field_sql(sqlite_store *s, int field)
 	case DUROX_FIELD_PARENT_INSTANCE: return s->base.info.has_parent_instance ? "i.parent_instance_id" : "NULL";
 	case DUROX_FIELD_CREATED_AT: return "COALESCE(durox_ms(i.created_at),0)";
 	case DUROX_FIELD_UPDATED_AT:
-		return "MAX(COALESCE(durox_ms(i.updated_at),0),COALESCE(durox_ms(e.started_at),0),"
-		       "COALESCE(durox_ms(e.completed_at),0),COALESCE((SELECT "
-		       "durox_event_ts(h.event_data,h.created_at) FROM history h"
+		return "MAX(" UPDATED_AT_ROW_PARTS
+		       ",COALESCE((SELECT durox_event_ts(h.event_data,h.created_at) FROM history h"
 		       " WHERE " CURRENT_EXEC " ORDER BY h.event_id DESC LIMIT 1),0))";
 	case DUROX_FIELD_COMPLETED_AT: return "durox_ms(e.completed_at)";
 	case DUROX_FIELD_CUSTOM_STATUS: return s->base.info.has_custom_status ? "i.custom_status" : "NULL";
@@ -51,6 +50,18 @@ const char *sq_field_sql(sqlite_store *s, int field)
 #define INPUT_SQL                                                                                                      \
 	"(SELECT CASE WHEN json_valid(h.event_data) THEN json_extract(h.event_data,'$.input') END FROM history h"      \
 	" WHERE " CURRENT_EXEC " AND h.event_id=1)"
+/* The same two texts for a row `x` of the visibility index: read from the store, whose
+ * tables the index connection attaches (the index keeps no payloads). */
+#define IX_INPUT_SQL                                                                                                   \
+	"(SELECT CASE WHEN json_valid(h.event_data) THEN json_extract(h.event_data,'$.input') END FROM history h"      \
+	" WHERE h.instance_id=x.instance_id AND h.execution_id=x.execution_count AND h.event_id=1)"
+#define IX_OUTPUT_SQL                                                                                                  \
+	"(SELECT e.output FROM executions e WHERE e.instance_id=x.instance_id AND e.execution_id=x.execution_count)"
+
+static const char *field_sql(sqlgen *g, int field)
+{
+	return g->over_index ? sqi_field_sql(field) : sq_field_sql(g->s, field);
+}
 
 static void gen_expr(sqlgen *g, const durox_expr *e);
 
@@ -60,18 +71,20 @@ static void gen_cmp(sqlgen *g, const durox_expr *e)
 		/* substring of id, name, custom status, input or output, ASCII case-insensitive */
 		const char *cols[] = {"i.instance_id", "i.orchestration_name",
 		                      sq_field_sql(g->s, DUROX_FIELD_CUSTOM_STATUS), INPUT_SQL, "e.output"};
+		const char *xcols[] = {"x.instance_id", "x.name", "x.custom_status", IX_INPUT_SQL, IX_OUTPUT_SQL};
+		const char *const *use = g->over_index ? xcols : cols;
 		buf_adds(&g->sql, e->op == DUROX_OP_NE ? "NOT (" : "(");
 		for (size_t k = 0; k < 5; k++) {
 			if (k > 0)
 				buf_adds(&g->sql, " OR ");
-			buf_addf(&g->sql, "COALESCE(instr(lower(%s),lower(", cols[k]);
+			buf_addf(&g->sql, "COALESCE(instr(lower(%s),lower(", use[k]);
 			sq_bind_push(g, &e->vals[0]);
 			buf_adds(&g->sql, ")),0)>0");
 		}
 		buf_addc(&g->sql, ')');
 		return;
 	}
-	const char *f = sq_field_sql(g->s, e->field);
+	const char *f = field_sql(g, e->field);
 	switch (e->op) {
 	case DUROX_OP_IS_NULL: buf_addf(&g->sql, "(%s IS NULL)", f); return;
 	case DUROX_OP_NOT_NULL: buf_addf(&g->sql, "(%s IS NOT NULL)", f); return;
@@ -143,7 +156,7 @@ static void gen_expr(sqlgen *g, const durox_expr *e)
 		return;
 	case EXPR_CMP: gen_cmp(g, e); return;
 	case EXPR_IN:
-		buf_addf(&g->sql, "(%s IN (", sq_field_sql(g->s, e->field));
+		buf_addf(&g->sql, "(%s IN (", field_sql(g, e->field));
 		for (size_t k = 0; k < e->nvals; k++) {
 			if (k > 0)
 				buf_addc(&g->sql, ',');
@@ -152,7 +165,7 @@ static void gen_expr(sqlgen *g, const durox_expr *e)
 		buf_adds(&g->sql, "))");
 		return;
 	case EXPR_BETWEEN:
-		buf_addf(&g->sql, "(%s BETWEEN ", sq_field_sql(g->s, e->field));
+		buf_addf(&g->sql, "(%s BETWEEN ", field_sql(g, e->field));
 		sq_bind_push(g, &e->vals[0]);
 		buf_adds(&g->sql, " AND ");
 		sq_bind_push(g, &e->vals[1]);
@@ -160,7 +173,8 @@ static void gen_expr(sqlgen *g, const durox_expr *e)
 		return;
 	case EXPR_IDSET:
 		/* any number of ids in one parameter: a JSON array */
-		buf_adds(&g->sql, "(i.instance_id IN (SELECT value FROM json_each(");
+		buf_addf(&g->sql, "(%s IN (SELECT value FROM json_each(",
+		         g->over_index ? "x.instance_id" : "i.instance_id");
 		sq_bind_push(g, &e->vals[0]);
 		buf_adds(&g->sql, ")))");
 		return;

@@ -3,14 +3,17 @@
  * once by the SQL function durox_hdigest, which counts events by type, pairs activity
  * schedules with their results and instance starts with their ends (for durations), kept on
  * the connection and brought up to date incrementally by rowid while the rows already read
- * stay unchanged. Fields are found inside the event JSON without parsing it. Relies on
- * sqlite_groups.c and util/hmap; used by the engine's metrics through sq_metrics_vtable.
+ * stay unchanged. Fields are found inside the event JSON without parsing it, by the reader the
+ * visibility index shares (sq_event_facts_read), so both count the same. When the index is
+ * ready it answers instead (sqlite_index_read.c). Relies on sqlite_groups.c and util/hmap;
+ * used by the engine's metrics through sq_metrics_vtable.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/format.h"
+#include "store/sqlite_index.h"
 #include "store/sqlite_metrics_internal.h"
 
 /* ---- timestamps and fields inside event JSON ----------------------------------------- */
@@ -95,13 +98,14 @@ typedef struct hist_state {
 	group_set groups;
 	hmap pending;              /* "<instance>\0<execution>\0<event id>" of ActivityScheduled -> a = ts */
 	hmap started;              /* instance id -> a = first start ts, b = group of the latest start */
-	signed char by_len[40][4]; /* types_by_length */
+	signed char by_len[40][4]; /* sq_types_by_length */
+	int round_trips;           /* pair activity results with their schedules (STORE_DIGEST_ROUND_TRIPS) */
 	int oom;
 } hist_state;
 
 /* Candidates for the counted type of an event_type value by its length: the type is then
  * found with at most four comparisons (this runs for every history row). */
-static void types_by_length(signed char by_len[40][4])
+void sq_types_by_length(signed char by_len[40][4])
 {
 	memset(by_len, -1, 40 * 4);
 	for (int k = 0; k < EV__COUNT; k++) {
@@ -114,7 +118,7 @@ static void types_by_length(signed char by_len[40][4])
 	}
 }
 
-static int event_type_of(signed char by_len[40][4], const char *t, size_t n)
+int sq_event_type(signed char by_len[40][4], const char *t, size_t n)
 {
 	if (n >= 40)
 		return -1;
@@ -137,6 +141,55 @@ static size_t act_key(char *key, size_t cap, const char *inst, size_t ilen, int6
 	return n + sizeof id;
 }
 
+/* Reads the facts of one event the digests use (sqlite_internal.h). Duroxide writes
+ * {"event_id":N,"source_event_id":N|null,"instance_id":"<id>","execution_id":N,
+ * "timestamp_ms":N,...: timestamp_ms cannot start before byte 68 + the id's length, so the
+ * search starts there (and from the start if the layout differs). */
+void sq_event_facts_read(int t, const char *data, size_t dlen, size_t ilen, arena *a, sq_event_facts *f)
+{
+	memset(f, 0, sizeof *f);
+	f->type = t;
+	if (data == NULL)
+		return;
+	if (t == EV_ORCHESTRATION_FAILED) {
+		int kind = format_failure_kind(data, dlen, NULL);
+		if (kind > 0 && kind < DUROX_FAILURE__COUNT)
+			f->failure_kind = kind;
+	}
+	size_t skip = 66 + ilen < dlen ? 66 + ilen : 0;
+	f->has_ts = int_member(data + skip, dlen - skip, TS_KEY, sizeof TS_KEY - 1, &f->ts) ||
+	            (skip != 0 && int_member(data, dlen, TS_KEY, sizeof TS_KEY - 1, &f->ts));
+	if (!f->has_ts)
+		return;
+	if (t == EV_ACTIVITY_COMPLETED || t == EV_ACTIVITY_FAILED)
+		f->has_src = int_member(data, dlen, SRC_KEY, sizeof SRC_KEY - 1, &f->src);
+	if (t != EV_ORCHESTRATION_STARTED)
+		return;
+	/* the started execution's name and version */
+	const char *dend = data + dlen;
+	const char *tp = find(data + skip, dlen - skip, "\"type\":", 7); /* after timestamp_ms */
+	if (tp == NULL)
+		tp = find(data, dlen, "\"type\":", 7);
+	int nnull, vnull;
+	if (tp != NULL && str_member(tp, dend, "\"name\":", &f->name, &f->nlen, &nnull) && !nnull &&
+	    str_member(tp, dend, "\"version\":", &f->version, &f->vlen, &vnull)) {
+		f->has_name = 1;
+		return;
+	}
+	/* escaped or unusual: parse the whole event (strings in a) */
+	f->name = f->version = NULL;
+	f->nlen = f->vlen = 0;
+	json *ev = json_parse(a, data, dlen, NULL, 0);
+	const char *n2 = json_get_str(ev, "name"), *v2 = json_get_str(ev, "version");
+	if (n2 != NULL) {
+		f->has_name = 1;
+		f->name = n2;
+		f->nlen = strlen(n2);
+		f->version = v2;
+		f->vlen = v2 ? strlen(v2) : 0;
+	}
+}
+
 /* durox_hdigest(state, event_type, instance_id, execution_id, event_id, event_data): counts
  * one history row and pairs starts with ends and activity schedules with their results. Rows
  * arrive in rowid (= insertion) order, and Duroxide appends an instance's events in order. */
@@ -152,14 +205,14 @@ void sq_fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	d->rows++;
 	sqlite3_result_int(ctx, 0);
 	const char *type = (const char *)sqlite3_value_blob(argv[1]);
-	int t = type != NULL ? event_type_of(hs->by_len, type, (size_t)sqlite3_value_bytes(argv[1])) : -1;
+	int t = type != NULL ? sq_event_type(hs->by_len, type, (size_t)sqlite3_value_bytes(argv[1])) : -1;
 	if (t < 0) {
 		d->other_types++;
 		return;
 	}
 	d->by_type[t]++;
-	if (t != EV_ACTIVITY_SCHEDULED && t != EV_ACTIVITY_COMPLETED && t != EV_ACTIVITY_FAILED &&
-	    t != EV_ORCHESTRATION_STARTED && t != EV_ORCHESTRATION_COMPLETED && t != EV_ORCHESTRATION_FAILED)
+	if (t != EV_ORCHESTRATION_STARTED && t != EV_ORCHESTRATION_COMPLETED && t != EV_ORCHESTRATION_FAILED &&
+	    (!hs->round_trips || (t != EV_ACTIVITY_SCHEDULED && t != EV_ACTIVITY_COMPLETED && t != EV_ACTIVITY_FAILED)))
 		return;
 	const char *inst = (const char *)sqlite3_value_blob(argv[2]);
 	size_t ilen = (size_t)sqlite3_value_bytes(argv[2]);
@@ -169,19 +222,17 @@ void sq_fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	size_t dlen = (size_t)sqlite3_value_bytes(argv[5]);
 	if (inst == NULL || data == NULL)
 		return;
-	int64_t ts;
-	if (t == EV_ORCHESTRATION_FAILED) {
-		int kind = format_failure_kind(data, dlen, NULL);
-		if (kind > 0 && kind < DUROX_FAILURE__COUNT)
-			d->failed_by_kind[kind]++;
-	}
-	/* Duroxide writes {"event_id":N,"source_event_id":N|null,"instance_id":"<id>",
-	 * "execution_id":N,"timestamp_ms":N,...: timestamp_ms cannot start before byte 68 + the
-	 * id's length, so the search starts there (and from the start if the layout differs) */
-	size_t skip = 66 + ilen < dlen ? 66 + ilen : 0;
-	if (!int_member(data + skip, dlen - skip, TS_KEY, sizeof TS_KEY - 1, &ts) &&
-	    (skip == 0 || !int_member(data, dlen, TS_KEY, sizeof TS_KEY - 1, &ts)))
+	arena a;
+	arena_init(&a);
+	sq_event_facts f;
+	sq_event_facts_read(t, data, dlen, ilen, &a, &f);
+	if (f.failure_kind > 0)
+		d->failed_by_kind[f.failure_kind]++;
+	if (!f.has_ts) {
+		arena_release(&a);
 		return;
+	}
+	int64_t ts = f.ts;
 	char key[512];
 	size_t klen;
 	int created;
@@ -189,50 +240,25 @@ void sq_fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	switch (t) {
 	case EV_ACTIVITY_SCHEDULED:
 		if ((klen = act_key(key, sizeof key, inst, ilen, exec, id)) == 0)
-			return;
+			break;
 		if ((e = hmap_put(&hs->pending, key, klen, &created)) == NULL)
 			goto oom;
 		e->a = ts;
-		return;
+		break;
 	case EV_ACTIVITY_COMPLETED:
-	case EV_ACTIVITY_FAILED: {
-		int64_t src;
-		if (!int_member(data, dlen, SRC_KEY, sizeof SRC_KEY - 1, &src))
-			return;
-		if ((klen = act_key(key, sizeof key, inst, ilen, exec, src)) == 0)
-			return;
+	case EV_ACTIVITY_FAILED:
+		if (!f.has_src || (klen = act_key(key, sizeof key, inst, ilen, exec, f.src)) == 0)
+			break;
 		if ((e = hmap_get(&hs->pending, key, klen)) != NULL) {
 			d->round_trips++;
 			d->round_trip_ms += (double)(ts - e->a);
 			hmap_del(&hs->pending, key, klen);
 		}
-		return;
-	}
+		break;
 	case EV_ORCHESTRATION_STARTED: {
-		/* the group is the started execution's name and version */
-		const char *dend = data + dlen;
-		const char *tp = find(data + skip, dlen - skip, "\"type\":", 7); /* after timestamp_ms */
-		if (tp == NULL)
-			tp = find(data, dlen, "\"type\":", 7);
-		const char *name = NULL, *version = NULL;
-		size_t nlen = 0, vlen = 0;
-		int nnull, vnull;
-		int64_t gi = -1;
-		if (tp != NULL && str_member(tp, dend, "\"name\":", &name, &nlen, &nnull) && !nnull &&
-		    str_member(tp, dend, "\"version\":", &version, &vlen, &vnull)) {
-			gi = sq_group_of(&hs->groups, name, nlen, version, vlen);
-		} else {
-			/* escaped or unusual: parse the whole event */
-			arena a;
-			arena_init(&a);
-			json *ev = json_parse(&a, data, dlen, NULL, 0);
-			const char *n2 = json_get_str(ev, "name"), *v2 = json_get_str(ev, "version");
-			if (n2 != NULL)
-				gi = sq_group_of(&hs->groups, n2, strlen(n2), v2, v2 ? strlen(v2) : 0);
-			arena_release(&a);
-			if (n2 == NULL)
-				return;
-		}
+		if (!f.has_name)
+			break;
+		int64_t gi = sq_group_of(&hs->groups, f.name, f.nlen, f.version, f.vlen);
 		if (gi < 0)
 			goto oom;
 		if ((e = hmap_put(&hs->started, inst, ilen, &created)) == NULL)
@@ -240,11 +266,11 @@ void sq_fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		if (created)
 			e->a = ts; /* the first stored execution's start */
 		e->b = gi;
-		return;
+		break;
 	}
-	default: /* OrchestrationCompleted / OrchestrationFailed */
+	default: { /* OrchestrationCompleted / OrchestrationFailed */
 		if ((e = hmap_get(&hs->started, inst, ilen)) == NULL)
-			return;
+			break;
 		double dur = (double)(ts - e->a);
 		struct group_acc *g = &hs->groups.g[e->b];
 		g->dn++;
@@ -252,9 +278,13 @@ void sq_fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		d->durations++;
 		d->duration_ms += dur;
 		hmap_del(&hs->started, inst, ilen);
-		return;
+		break;
 	}
+	}
+	arena_release(&a);
+	return;
 oom:
+	arena_release(&a);
 	hs->oom = 1;
 	sqlite3_result_error_nomem(ctx);
 }
@@ -291,7 +321,7 @@ static void hist_inc_reset(hist_inc *h)
 	sq_groups_init(&h->hs.groups, &h->mem);
 	hmap_init(&h->hs.pending);
 	hmap_init(&h->hs.started);
-	types_by_length(h->hs.by_len);
+	sq_types_by_length(h->hs.by_len);
 	h->max_rowid = INT64_MIN;
 }
 
@@ -360,8 +390,13 @@ static int row_identity(sqlite_store *s, int64_t rowid, int *found, char **key, 
 static int hist_scan(sqlite_store *s, hist_inc *h, uint64_t *n)
 {
 	*n = 0;
-	sqlite3_stmt *st = sq_stmt(s, "SELECT max(rowid), count(*), sum(durox_hdigest(?1, event_type, instance_id,"
-	                              " execution_id, event_id, event_data)) FROM history WHERE rowid > ?2");
+	/* without round trips the ids of a row are not needed: fewer columns to decode per row */
+	sqlite3_stmt *st =
+	        sq_stmt(s, h->hs.round_trips ? "SELECT max(rowid), count(*), sum(durox_hdigest(?1, event_type,"
+	                                       " instance_id, execution_id, event_id, event_data)) FROM history"
+	                                       " WHERE rowid > ?2"
+	                                     : "SELECT max(rowid), count(*), sum(durox_hdigest(?1, event_type,"
+	                                       " instance_id, 0, 0, event_data)) FROM history WHERE rowid > ?2");
 	if (st == NULL)
 		return sq_stmt_err(s);
 	sqlite3_bind_pointer(st, 1, &h->hs, "durox_hist_state", NULL);
@@ -395,13 +430,15 @@ static int remember_last(sqlite_store *s, hist_inc *h)
  * When no other connection has committed since the last pass (PRAGMA data_version is
  * unchanged) and this one has written nothing, the digest is current as it is: no read at
  * all (counting 6M history rows alone costs 60 ms). */
-static int hist_refresh(sqlite_store *s)
+static int hist_refresh(sqlite_store *s, unsigned want)
 {
 	hist_inc *h = s->hist;
 	int rc;
 	int64_t dv = 0;
 	if ((rc = sq_one_int(s, "PRAGMA data_version", "reading the data version", &dv, NULL)) != DUROX_OK)
 		return rc;
+	if (h != NULL && (h->acc.has & want) != want)
+		h->valid = 0; /* it lacks a part: read everything again, with it */
 	if (h != NULL && h->valid && dv == h->data_version && s->writes == h->own_writes)
 		return DUROX_OK;
 	if (h != NULL && h->valid) {
@@ -446,6 +483,8 @@ static int hist_refresh(sqlite_store *s)
 		s->hist = h;
 	}
 	hist_inc_reset(h);
+	h->hs.round_trips = (want & STORE_DIGEST_ROUND_TRIPS) != 0;
+	h->acc.has = want & STORE_DIGEST_ROUND_TRIPS;
 	uint64_t n;
 	if ((rc = hist_scan(s, h, &n)) != DUROX_OK) {
 		hist_inc_reset(h);
@@ -458,12 +497,14 @@ static int hist_refresh(sqlite_store *s)
 	return remember_last(s, h);
 }
 
-int sq_history_digest(store *base, store_history_digest *out)
+int sq_history_digest(store *base, unsigned want, store_history_digest *out)
 {
 	sqlite_store *s = (sqlite_store *)base;
+	if (sqi_usable(s))
+		return sqi_history_digest(s, out); /* it always has every part */
 	memset(out, 0, sizeof *out);
 	arena_init(&out->mem);
-	int rc = hist_refresh(s);
+	int rc = hist_refresh(s, want);
 	if (rc != DUROX_OK)
 		return rc;
 	hist_inc *h = s->hist;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/sqlite_index.h"
 #include "store/sqlite_metrics_internal.h"
 
 /* durox_igroup(state, name, version, status): counts one instance into its group. */
@@ -93,6 +94,8 @@ static int instance_digest_read(sqlite_store *s, store_instance_digest *out);
 int sq_instance_digest(store *base, store_instance_digest *out)
 {
 	sqlite_store *s = (sqlite_store *)base;
+	if (sqi_usable(s))
+		return sqi_instance_digest(s, out);
 	int64_t dv = 0;
 	int rc = sq_one_int(s, "PRAGMA data_version", "reading the data version", &dv, NULL);
 	if (rc != DUROX_OK) {

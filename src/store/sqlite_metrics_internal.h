@@ -45,7 +45,7 @@ int sq_group_cmp(const void *x, const void *y);
 void sq_fn_igroup(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void sq_fn_hdigest(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 int sq_instance_digest(store *base, store_instance_digest *out);
-int sq_history_digest(store *base, store_history_digest *out);
+int sq_history_digest(store *base, unsigned want, store_history_digest *out);
 /* Free what the digests keep on the connection between calls (s->inst, s->hist). */
 void sq_inst_cache_free(sqlite_store *s);
 void sq_hist_free(sqlite_store *s);

@@ -2,7 +2,8 @@
  * sqlite_queues.c - the SQLite provider's queue reads for metrics and stuck-work detection:
  * the snapshot of both work queues (depths, in-progress, waiting, stalled, overdue timers,
  * orphans), the problem rows behind it, expired instance locks and running instances with no
- * work queued. Relies on sqlite_internal.h; used by the engine through sq_metrics_vtable.
+ * work queued. Relies on sqlite_internal.h (and the visibility index's connection when it is
+ * ready); used by the engine through sq_metrics_vtable.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -14,17 +15,26 @@
  * tm: a TimerFired item; pt: a pending timer; st: 0 free, 1 in progress (held by its
  * instance's live lock), 2 waiting (its instance is locked by a turn it is not part of);
  * orphan: no instance and no StartOrchestration queued for it. */
-#define ORCH_ROWS(attempts)                                                                                            \
+#define ORCH_ROWS_WITH(attempts, absent)                                                                               \
 	"SELECT q.id AS id, q.instance_id AS instance_id, q.work_item AS work_item,"                                   \
 	" durox_ms(q.visible_at) AS vis, durox_ms(q.created_at) AS created, " attempts " AS attempts,"                 \
 	" q.lock_token AS token, l.locked_until AS lu,"                                                                \
 	" substr(q.work_item,1,14)='{\"TimerFired\":' AS tm,"                                                          \
 	" CASE WHEN l.instance_id IS NULL OR l.locked_until <= ?1 THEN 0 WHEN q.lock_token IS l.lock_token THEN 1"     \
 	" ELSE 2 END AS st,"                                                                                           \
-	" (NOT EXISTS (SELECT 1 FROM instances x WHERE x.instance_id=q.instance_id) AND NOT EXISTS (SELECT 1 FROM"     \
+	" (" absent " AND NOT EXISTS (SELECT 1 FROM"                                                                   \
 	" orchestrator_queue y WHERE y.instance_id=q.instance_id AND substr(y.work_item,1,22)="                        \
 	"'{\"StartOrchestration\":')) AS orphan"                                                                       \
 	" FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id=q.instance_id"
+#define ORCH_ROWS(attempts)                                                                                            \
+	ORCH_ROWS_WITH(attempts, "NOT EXISTS (SELECT 1 FROM instances x WHERE x.instance_id=q.instance_id)")
+/* The same rows read on the visibility index's connection (the store attached, read through a
+ * memory mapping): the index's instance rows, which its own page cache keeps between calls,
+ * answer "does the instance exist" for almost every row; only a row whose instance it lacks
+ * is looked up in the store, so an instance created since the last sync is never an orphan. */
+#define ORCH_ROWS_IX(attempts)                                                                                         \
+	ORCH_ROWS_WITH(attempts, "NOT EXISTS (SELECT 1 FROM main.dx_inst d WHERE d.instance_id=q.instance_id) AND"     \
+	                         " NOT EXISTS (SELECT 1 FROM store.instances x WHERE x.instance_id=q.instance_id)")
 
 #define WORKER_ROWS(attempts)                                                                                          \
 	"SELECT w.id AS id, w.instance_id AS instance_id, w.work_item AS work_item,"                                   \
@@ -41,56 +51,81 @@ int sq_queue_snapshot(store *base, const store_queue_params *p, store_queue_snap
 	out->orchestrator_oldest_visible = out->worker_oldest_visible = DUROX_NO_TIME;
 	out->oldest_timer_created = out->next_timer_at = DUROX_NO_TIME;
 	int has_attempts = s->base.info.has_attempt_count;
-	const char *orch_sql =
-	        has_attempts
-	                ? "WITH r AS MATERIALIZED (" ORCH_ROWS(
-	                          "q.attempt_count") "), c AS (SELECT *, tm AND vis > ?1 AS pt FROM r)"
-	                : "WITH r AS MATERIALIZED (" ORCH_ROWS("0") "), c AS (SELECT *, tm AND vis > ?1 AS pt FROM r)";
-	char sql[4096];
-	snprintf(sql, sizeof sql,
-	         "%s SELECT count(*), total(pt), total(NOT pt AND st=1), total(NOT pt AND st=2),"
-	         " total(NOT pt AND st=0 AND vis > ?1), total(NOT pt AND st=0 AND vis <= ?1),"
-	         " total(NOT tm AND st=0 AND vis <= ?1 - ?2), total(tm AND NOT pt AND st=0 AND vis <= ?1 - ?3),"
-	         " min(CASE WHEN NOT pt AND vis <= ?1 THEN vis END), min(CASE WHEN pt THEN created END),"
-	         " min(CASE WHEN pt THEN vis END), total(attempts >= ?4), total(attempts >= ?5), max(attempts),"
-	         " total(token IS NULL), total(token IS NOT NULL AND st <> 1), total(orphan),"
-	         " total(orphan AND vis <= ?1 AND substr(work_item,1,16) <> '{\"QueueMessage\":')"
-	         " FROM c",
-	         orch_sql);
-	sqlite3_stmt *st = sq_stmt(s, sql);
+	/* One pass, each row classified in C: no table of every row and its work item is built
+	 * (the figures read every per-row value several times). Values that SQL leaves NULL
+	 * (an unreadable time) compare false, as they would in SQL. */
+	int ix = sqi_usable(s);
+	sqlite3_stmt *st = ix ? sqi_stmt(s, has_attempts ? ORCH_ROWS_IX("q.attempt_count") : ORCH_ROWS_IX("0"))
+	                      : sq_stmt(s, has_attempts ? ORCH_ROWS("q.attempt_count") : ORCH_ROWS("0"));
 	if (st == NULL)
-		return sq_stmt_err(s);
+		return ix ? DUROX_EIO : sq_stmt_err(s);
 	sqlite3_bind_int64(st, 1, p->now);
-	sqlite3_bind_int64(st, 2, p->stall_ms);
-	sqlite3_bind_int64(st, 3, p->timer_overdue_ms);
-	sqlite3_bind_int64(st, 4, p->near_poison);
-	sqlite3_bind_int64(st, 5, p->max_attempts);
-	int r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
-		durox_queue_detail *o = &out->orchestrator;
-		out->orchestrator_rows = (uint64_t)sqlite3_column_int64(st, 0);
-		out->pending_timers = (uint64_t)sqlite3_column_int64(st, 1);
-		o->in_progress = (uint64_t)sqlite3_column_int64(st, 2);
-		o->waiting_on_lock = (uint64_t)sqlite3_column_int64(st, 3);
-		o->delayed = (uint64_t)sqlite3_column_int64(st, 4);
-		o->available = (uint64_t)sqlite3_column_int64(st, 5);
-		o->stalled = (uint64_t)sqlite3_column_int64(st, 6);
-		out->overdue_timers = (uint64_t)sqlite3_column_int64(st, 7);
-		out->orchestrator_oldest_visible = sq_col_time(st, 8);
-		out->oldest_timer_created = sq_col_time(st, 9);
-		out->next_timer_at = sq_col_time(st, 10);
-		o->near_poison = (uint64_t)sqlite3_column_int64(st, 11);
-		o->at_poison_limit = (uint64_t)sqlite3_column_int64(st, 12);
-		o->max_attempt_count = sqlite3_column_type(st, 13) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 13);
-		o->unlocked_rows = (uint64_t)sqlite3_column_int64(st, 14);
-		o->stale_lock_tokens = (uint64_t)sqlite3_column_int64(st, 15);
-		o->orphans = (uint64_t)sqlite3_column_int64(st, 16);
-		o->orphans_blocking = (uint64_t)sqlite3_column_int64(st, 17);
+	int64_t now = p->now;
+	durox_queue_detail *o = &out->orchestrator;
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		/* columns: id, instance_id, work_item, vis, created, attempts, token, lu, tm, st, orphan */
+		int has_vis = sqlite3_column_type(st, 3) != SQLITE_NULL;
+		int64_t vis = sqlite3_column_int64(st, 3);
+		int has_created = sqlite3_column_type(st, 4) != SQLITE_NULL;
+		int64_t created = sqlite3_column_int64(st, 4);
+		int64_t attempts = sqlite3_column_int64(st, 5);
+		int token_null = sqlite3_column_type(st, 6) == SQLITE_NULL;
+		int tm = sqlite3_column_int(st, 8);
+		int lk = sqlite3_column_int(st, 9);
+		int orphan = sqlite3_column_int(st, 10);
+		int visible = has_vis && vis <= now, future = has_vis && vis > now;
+		int pt = tm && future;
+		out->orchestrator_rows++;
+		if (tm && !has_vis) {
+			/* SQL: "pending timer" is unknown, so neither it nor its negation counts */
+		} else if (pt) {
+			out->pending_timers++;
+			if (has_created &&
+			    (out->oldest_timer_created == DUROX_NO_TIME || created < out->oldest_timer_created))
+				out->oldest_timer_created = created;
+			if (out->next_timer_at == DUROX_NO_TIME || vis < out->next_timer_at)
+				out->next_timer_at = vis;
+		} else {
+			if (lk == 1)
+				o->in_progress++;
+			else if (lk == 2)
+				o->waiting_on_lock++;
+			else if (future)
+				o->delayed++;
+			else if (visible)
+				o->available++;
+			if (visible && (out->orchestrator_oldest_visible == DUROX_NO_TIME ||
+			                vis < out->orchestrator_oldest_visible))
+				out->orchestrator_oldest_visible = vis;
+			if (lk == 0 && tm && has_vis && vis <= now - p->timer_overdue_ms)
+				out->overdue_timers++;
+		}
+		if (!tm && lk == 0 && has_vis && vis <= now - p->stall_ms)
+			o->stalled++;
+		if (attempts >= (int64_t)p->near_poison)
+			o->near_poison++;
+		if (attempts >= (int64_t)p->max_attempts)
+			o->at_poison_limit++;
+		if (attempts > o->max_attempt_count)
+			o->max_attempt_count = attempts;
+		if (token_null)
+			o->unlocked_rows++;
+		else if (lk != 1)
+			o->stale_lock_tokens++;
+		if (orphan) {
+			o->orphans++;
+			const char *wi = sq_col_text(st, 2);
+			if (visible && wi != NULL && strncmp(wi, "{\"QueueMessage\":", 16) != 0)
+				o->orphans_blocking++;
+		}
 	}
 	sq_done(st);
-	if (r != SQLITE_ROW)
-		return sq_fail(s, r, "reading the orchestrator queue");
+	if (r != SQLITE_DONE)
+		return ix ? sqi_fail(s, r, "reading the orchestrator queue")
+		          : sq_fail(s, r, "reading the orchestrator queue");
 
+	char sql[4096];
 	snprintf(sql, sizeof sql,
 	         "WITH c AS MATERIALIZED (%s) SELECT count(*), total(st=1), total(st=3), total(st<>1 AND vis > ?1),"
 	         " total(st<>1 AND vis <= ?1), total(st<>1 AND max(vis, CASE WHEN st=3 THEN lu ELSE vis END) <= ?1 - "

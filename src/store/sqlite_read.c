@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite_index.h"
 
 /* ---- summaries ------------------------------------------------------------------ */
 
@@ -97,10 +97,12 @@ static const char *order_key_sql(sqlite_store *s, int order_by)
 int sq_list(store *base, const store_list_query *q, store_summary_cb cb, void *ud)
 {
 	sqlite_store *s = (sqlite_store *)base;
+	if (sqi_usable(s))
+		return sqi_list(s, q, cb, ud);
 	binds *b = calloc(1, sizeof *b);
 	if (b == NULL)
 		return store_fail(base, DUROX_ENOMEM, "out of memory");
-	sqlgen g = {s, {0}, b};
+	sqlgen g = {s, {0}, b, 0};
 	buf_init(&g.sql);
 	const char *key = order_key_sql(s, q->order_by);
 	const char *dir = q->descending ? "DESC" : "ASC";
@@ -172,11 +174,13 @@ int sq_list(store *base, const store_list_query *q, store_summary_cb cb, void *u
 int sq_count(store *base, const durox_filter *f, int64_t *out)
 {
 	sqlite_store *s = (sqlite_store *)base;
+	if (sqi_usable(s))
+		return sqi_count(s, f, out);
 	*out = 0;
 	binds *b = calloc(1, sizeof *b);
 	if (b == NULL)
 		return store_fail(base, DUROX_ENOMEM, "out of memory");
-	sqlgen g = {s, {0}, b};
+	sqlgen g = {s, {0}, b, 0};
 	buf_init(&g.sql);
 	buf_adds(&g.sql, "SELECT count(*)");
 	buf_adds(&g.sql, sq_from_current(f));
@@ -207,6 +211,8 @@ int sq_count(store *base, const durox_filter *f, int64_t *out)
 int sq_summaries_by_id(store *base, const char *const *ids, size_t n, store_summary_cb cb, void *ud)
 {
 	sqlite_store *s = (sqlite_store *)base;
+	if (sqi_usable(s))
+		return sqi_summaries_by_id(s, ids, n, cb, ud);
 	/* Fixed chunk sizes keep the statement cache small: 1, 8, 64, 256 placeholders. */
 	static const size_t sizes[] = {256, 64, 8, 1};
 	size_t done = 0;
@@ -277,7 +283,7 @@ int sq_executions(store *base, const char *instance_id, store_exec_cb cb, void *
 int sq_history(store *base, const store_history_query *q, store_event_cb cb, void *ud)
 {
 	sqlite_store *s = (sqlite_store *)base;
-	sqlgen g = {s, {0}, NULL};
+	sqlgen g = {s, {0}, NULL, 0};
 	buf_init(&g.sql);
 	buf_adds(&g.sql, "SELECT execution_id, event_id, event_type, event_data, durox_ms(created_at) FROM history"
 	                 " WHERE instance_id=? AND execution_id=?");

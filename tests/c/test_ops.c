@@ -213,3 +213,38 @@ TEST(ops_job_states)
 	EQ_INT(job_move(dx, &j, JOB_RUNNING), DUROX_ECORRUPT);
 	durox_close(dx);
 }
+
+TEST(ops_request_defaults)
+{
+	/* what a new handle has is DUROX_CONFIG_INIT, field by field */
+	durox *dx = memory_store(0);
+	durox_config got, want = DUROX_CONFIG_INIT;
+	durox_get_config(dx, &got);
+	EQ_INT(memcmp(&got, &want, sizeof got), 0);
+	EQ_INT(got.max_payload_bytes, 16777216);
+	EQ_INT(got.max_id_bytes, 1024);
+	EQ_INT(got.callback_budget_ms, 0);
+	/* a wait with the INIT defaults waits (no timeout) rather than checking once: a Completed
+	 * target ends it at once either way, an unknown one too */
+	durox_bulk_wait_request w = DUROX_BULK_WAIT_REQUEST_INIT;
+	CHECK(w.timeout_ms < 0);
+	const char *ids[] = {"nope"};
+	w.opts.instances = ids;
+	w.opts.n_instances = 1;
+	durox_bulk_wait_response *r;
+	EQ_INT(durox_wait_for_instances(dx, &w, &r), DUROX_OK);
+	EQ_INT(r->satisfied, 1);
+	EQ_INT(r->timed_out, 0);
+	durox_bulk_wait_response_free(r);
+	durox_time_series_request t = DUROX_TIME_SERIES_REQUEST_INIT;
+	EQ_INT(t.from == DUROX_NO_TIME && t.to == DUROX_NO_TIME, 1);
+	durox_time_series *ts;
+	EQ_INT(durox_get_time_series_metrics(dx, &t, &ts), DUROX_OK);
+	CHECK(ts->to - ts->from == 24LL * 3600000 || ts->count > 0);
+	durox_time_series_free(ts);
+	durox_prune_request p = DUROX_PRUNE_REQUEST_INIT;
+	EQ_INT(p.completed_before == DUROX_NO_TIME, 1);
+	EQ_STR(durox_version(), DUROX_VERSION);
+	EQ_INT(durox_version_number(), DUROX_VERSION_NUMBER);
+	durox_close(dx);
+}

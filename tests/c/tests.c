@@ -49,7 +49,8 @@ const char *t_current = "";
 	T(webhook_backoff)                                                                                             \
 	T(webhook_retry_after)                                                                                         \
 	T(webhook_signature)                                                                                           \
-	T(ops_job_states)
+	T(ops_job_states)                                                                                              \
+	T(ops_request_defaults)
 TESTS
 #undef T
 

@@ -2,11 +2,12 @@
 -- ready-made policies (scripts/policies) given by --policy/--user/--role (and by
 -- $DUROX_POLICY/$DUROX_USER/$DUROX_ROLES), on copies of the scenario store. What each caller
 -- may see is computed here with the sqlite3 tool; every command must show exactly that, fail
--- with the exact one-line denial (exit 1) where the policy says no, and write nothing on a
--- denial but the audit record. Also: 'duroxlua audit', --audit-file for read-only use, and
+-- with the exact one-line denial where the policy says no (exit 4, refused; a hidden instance
+-- is not found, exit 3: durox.cli.exit), and write nothing on a denial but the audit record. Also: 'duroxlua audit', --audit-file for read-only use, and
 -- the break-glass reason.
 local S = require "support"
 local durox = S.durox
+local E = require "durox.cli.exit"
 
 local SCENARIO_DB = os.getenv("DUROX_SCENARIO_DB")
 if not SCENARIO_DB then
@@ -88,7 +89,11 @@ for _, role in ipairs(ROLES) do
     it("list and query show exactly what it may see", function()
       local r = as(role, db, "list", "--json", "-n", "1000")
       if role.nothing then
-        S.expect(r, 1, "", "duroxlua list: access denied: user 'nina' may not list instances: no team role "
+        S.expect(r, E.REFUSED, nil, "")
+        assert.are.same({ code = "DENIED", exit = E.REFUSED, error = "access denied: user 'nina' may not list "
+          .. "instances: no team role (team:<Prefix>)" }, S.json(r.out))
+        r = as(role, db, "list")
+        S.expect(r, E.REFUSED, "", "duroxlua list: access denied: user 'nina' may not list instances: no team role "
           .. "(team:<Prefix>)\n")
         return
       end
@@ -116,7 +121,7 @@ for _, role in ipairs(ROLES) do
         for _, id in ipairs { hidden[1], "no-such-instance" } do
           if id then
             local r = as(role, db, cmd, id)
-            S.expect(r, 1, "", ("duroxlua %s: instance '%s' not found\n"):format(cmd, id))
+            S.expect(r, E.NOTFOUND, "", ("duroxlua %s: instance '%s' not found\n"):format(cmd, id))
           end
         end
         if seen[1] then S.expect(as(role, db, cmd, seen[1]), 0, nil, "") end
@@ -132,13 +137,13 @@ for _, role in ipairs(ROLES) do
         if role.metrics then
           S.expect(r, 0, nil, "")
         else
-          assert.are.equal(1, r.code, cmd[1])
+          assert.are.equal(E.REFUSED, r.code, cmd[1])
           assert.truthy(r.err:find("access denied: ", 1, true), cmd[1] .. ": " .. r.err)
         end
       end
       local r = as(role, db, "series", "--from", "-30d", "--json")
       if role.nothing then
-        assert.are.equal(1, r.code)
+        assert.are.equal(E.REFUSED, r.code)
       else
         S.expect(r, 0, nil, "")
         assert.are.equal(#seen, S.json(r.out).totals.instances_started)
@@ -157,10 +162,10 @@ for _, role in ipairs(ROLES) do
       local queued = 0
       -- (a cancel by id is a bulk operation of one: its targets' outcomes are its output)
       if role.nothing then
-        S.expect(r, 1, nil, "")
+        S.expect(r, E.NOTFOUND, nil, "")
         assert.truthy(r.out:find("wait-approve-1  NOTFOUND  instance 'wait-approve-1' not found", 1, true), r.out)
       elseif not role.write then
-        S.expect(r, 1, nil, "")
+        S.expect(r, E.REFUSED, nil, "")
         assert.truthy(r.out:find("wait-approve-1  DENIED  denied", 1, true), r.out)
       else
         S.expect(r, 0, nil, "")
@@ -168,7 +173,7 @@ for _, role in ipairs(ROLES) do
       end
       r = as(role, wdb, "raise", "--yes", "Approve", "pctX1", "--data", '"yes"')
       if role.write then queued = queued + (r.code == 0 and 1 or 0) end
-      if not role.write then assert.are.equal(1, r.code) end
+      if not role.write then assert.are.equal(role.nothing and E.NOTFOUND or E.REFUSED, r.code, r.out .. r.err) end
       -- purge: a policy that may not purge gets every target denied and nothing is deleted
       local n0 = sql(wdb, "SELECT count(*) AS n FROM instances")[1].n
       r = as(role, wdb, "purge", "--yes", "list-a-03", "--json")
@@ -185,14 +190,14 @@ for _, role in ipairs(ROLES) do
       -- start
       r = as(role, wdb, "start", "cli-new-1", "EchoCli", "1")
       local can_start = role.name == "team member" or role.name == "break-glass admin"
-      assert.are.equal(can_start and 0 or 1, r.code, r.err)
+      assert.are.equal(can_start and 0 or E.REFUSED, r.code, r.err)
       if can_start then queued = queued + 1 end
       assert.are.equal(q0 + queued, sql(wdb, "SELECT count(*) AS n FROM orchestrator_queue")[1].n)
       -- jobs and the audit log
       r = as(role, wdb, "jobs")
-      assert.are.equal(role.jobs and 0 or 1, r.code, r.err)
+      assert.are.equal(role.jobs and 0 or E.REFUSED, r.code, r.err)
       r = as(role, wdb, "audit", "--json")
-      assert.are.equal(role.audit and 0 or 1, r.code, r.err)
+      assert.are.equal(role.audit and 0 or E.REFUSED, r.code, r.err)
       -- every denial above is on record, with the caller's name
       local denials = sql(wdb, "SELECT operation FROM durox_audit_log WHERE decision = 'deny'")
       local users = sql(wdb, "SELECT DISTINCT user_id FROM durox_audit_log")
@@ -228,7 +233,7 @@ describe("the environment and read-only use", function()
     local before = sql(db, "SELECT count(*) AS n FROM sqlite_master")[1].n
     local r = S.run({ "--store", "sqlite:" .. db, "--policy", POL .. "team.lua", "--user", "ro", "--role",
                       "team:Echo", "--audit-file", file, "show", "completed-seq-1" })
-    S.expect(r, 1, "", "duroxlua show: instance 'completed-seq-1' not found\n")
+    S.expect(r, E.NOTFOUND, "", "duroxlua show: instance 'completed-seq-1' not found\n")
     assert.are.equal(before, sql(db, "SELECT count(*) AS n FROM sqlite_master")[1].n) -- no table of ours
     r = S.run({ "--store", "sqlite:" .. db, "audit", "--file", file, "--json" })
     S.expect(r, 0, nil, "")
@@ -259,7 +264,7 @@ describe("the environment and read-only use", function()
     local db = copy()
     local r = S.run({ "--store", "sqlite:" .. db, "--policy", POL .. "breakglass.lua", "--user", "root", "--role",
                       "admin", "cancel", "--yes", "pctX1" })
-    assert.are.equal(1, r.code)
+    assert.are.equal(E.REFUSED, r.code)
     assert.truthy(r.out:find("pctX1  DENIED  denied", 1, true), r.out)
     -- the policy's reason is in the audit record of the attempt (a bulk of one: no job)
     local recs = sql(db, "SELECT operation, decision, result FROM durox_audit_log ORDER BY seq")

@@ -170,6 +170,75 @@ describe("the write commands", function()
   end)
 end)
 
+describe("the real-time commands", function()
+  it("events: 0 read, 2 an unexpected argument, 3 store missing", function()
+    local url = copy()
+    assert.are.equal(0, run { "--store", url, "events", "--from", "start" }.code)
+    local r = run { "--store", url, "events", "extra" }
+    assert.are.equal(2, r.code)
+    assert.are.equal("duroxlua events: unexpected argument 'extra'\n", r.err)
+    assert.are.equal(3, run { "--store", MISSING, "events" }.code)
+  end)
+
+  it("watch: 0 every instance terminal, 5 the timeout first (as wait), 2 no instance or an unreadable ids file", function()
+    local url = copy()
+    assert.are.equal(0, run { "--store", url, "watch", "completed-seq-1", "failed-throw-1" }.code)
+    assert.are.equal(5, run { "--store", url, "watch", "wait-approve-1", "--timeout", "200ms" }.code)
+    assert.are.equal(2, run { "--store", url, "watch" }.code)
+    local r = run { "--store", url, "watch", "--ids-file", dir .. "/no-such-ids" }
+    assert.are.equal(2, r.code)
+    assert.truthy(r.err:find("cannot read ids file", 1, true), r.err)
+    -- --ids-file '-' reads standard input, like the bulk commands
+    r = run({ "--store", url, "watch", "--ids-file", "-" }, { stdin = "completed-seq-1\r\n\nfailed-throw-1\n" })
+    assert.are.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("failed-throw-1", 1, true))
+  end)
+
+  it("rules: 2 without a file or with one that cannot be loaded, 0 for --status and --once", function()
+    local url = copy()
+    local r = run { "--store", url, "rules" }
+    assert.are.equal(2, r.code)
+    assert.are.equal("duroxlua rules: missing rules file (duroxlua rules FILE.lua)\n", r.err)
+    assert.are.equal(2, run { "--store", url, "rules", dir .. "/none.lua" }.code)
+    local file = "scripts/rules/restart-transient-failures.lua"
+    assert.are.equal(0, run { "--store", url, "rules", "--status", file }.code)
+    assert.are.equal(0, run { "--store", url, "rules", "--once", file }.code)
+  end)
+
+  it("audit and exporter: 2 for an unexpected argument", function()
+    assert.are.equal(2, run { "--store", copy(), "audit", "extra" }.code)
+    assert.are.equal(2, run { "--store", copy(), "exporter", "extra" }.code)
+  end)
+
+  it("audit: --format csv and jsonl list the records; a failed --verify --json is one document, exit 1", function()
+    local url = copy()
+    -- a denied write leaves records (the policy load, the attempt)
+    run { "--store", url, "--policy", "scripts/policies/viewer.lua", "--user", "vic", "cancel", "wait-approve-1", "--yes" }
+    local r = run { "--store", url, "audit", "--format", "csv" }
+    assert.are.equal(0, r.code, r.err)
+    local head, first = r.out:match("^(.-)\r\n(.-)\r\n")
+    assert.are.equal("seq,time,user_id,roles,source_ip,context_reason,operation,target,decision,reason,policy,"
+      .. "params,result,prev_hash,hash", head)
+    assert.truthy(first:match("^1,%d%d%d%d%-%d%d%-%d%dT[%d:.]+Z,vic,"), first)
+    r = run { "--store", url, "audit", "--format", "jsonl" }
+    assert.are.equal(0, r.code)
+    local n = 0
+    for line in r.out:gmatch("[^\n]+") do
+      n = n + 1
+      assert.are.equal(n, json(line).seq)
+    end
+    assert.is_true(n >= 2)
+    local bad = dir .. "/bad-audit.jsonl"
+    T.write_file(bad, '{"seq":1}\n')
+    r = run { "--store", url, "audit", "--verify", "--file", bad, "--json" }
+    assert.are.equal(1, r.code)
+    local doc = json(r.out) -- one document (the whole of stdout)
+    assert.are.equal(false, doc.ok)
+    assert.are.equal(1, doc.exit)
+    assert.truthy(doc.error:find("not an audit record", 1, true))
+  end)
+end)
+
 describe("the interpreter", function()
   it("0 for a script that runs, 1 for one that raises, 2 for a bad option, 130 when interrupted", function()
     assert.are.equal(0, run { "-e", "x = 1" }.code)

@@ -158,6 +158,7 @@ describe("durox.cli.args", function()
       "      --json                print one JSON document instead of text",
       "      --store URL           the store to read (default: the global --store, then $DUROX_STORE)",
       "      --config FILE         ManagementConfig file (default: the global --config, then $DUROX_CONFIG)",
+      "      --no-index            read the store itself, without the visibility index (docs/index.md)",
       "  -h, --help                show this help",
       "",
       "Access control (docs/access-control.md):",

@@ -164,7 +164,7 @@ describe("postgres cli: writing commands", function()
   it("reports an unreachable server in one line, exit 1", function()
     local r = S.run { "--store", "postgresql://nobody:pw@127.0.0.1:1/x?schema=dx", "list" }
     assert.are.equal(1, r.code)
-    assert.are.equal("duroxlua: cannot connect to PostgreSQL store postgresql://nobody:***@127.0.0.1:1/x?schema=dx:"
+    assert.are.equal("duroxlua list: cannot connect to PostgreSQL store postgresql://nobody:***@127.0.0.1:1/x?schema=dx:"
       .. " connection to server at \"127.0.0.1\", port 1 failed: Connection refused; Is the server running on that"
       .. " host and accepting TCP/IP connections?\n", r.err)
     assert.are.equal("", r.out)

@@ -117,8 +117,10 @@ return {
 	         " | (CASE WHEN st=0]] },
   { id = "metrics/at-poison-limit-strict", file = "src/store/sqlite_queues.c", tests = FAST,
     why = "orchestrator at_poison_limit counts only items past the limit",
-    from = [[" min(CASE WHEN pt THEN vis END), total(attempts >= ?4), total(attempts >= ?5), max(attempts),"]],
-    to = [[" min(CASE WHEN pt THEN vis END), total(attempts >= ?4), total(attempts > ?5), max(attempts),"]] },
+    from = [[if (attempts >= (int64_t)p->max_attempts)
+			o->at_poison_limit++;]],
+    to = [[if (attempts > (int64_t)p->max_attempts)
+			o->at_poison_limit++;]] },
   { id = "metrics/worker-at-poison-limit", file = "src/store/sqlite_queues.c", tests = FAST,
     why = "worker at_poison_limit counts only items past the limit",
     from = [[" min(CASE WHEN vis <= ?1 THEN vis END), total(attempts >= ?4), total(attempts >= ?5), max(attempts),"]],

@@ -4,8 +4,9 @@
 -- apply (its original text is no longer found exactly once: the list must be maintained as
 -- the code changes), when one does not compile, or when the unmutated copy fails its tests.
 --
---   lua5.4 tests/mutation/run.lua [--work DIR] [--only PATTERN] [--list] [--jobs N]
+--   lua5.4 tests/mutation/run.lua [--work DIR] [--only PATTERNS] [--list] [--jobs N]
 --
+-- PATTERNS: comma-separated Lua patterns; the mutations whose id matches one of them.
 -- DIR (default build-mutation/) holds the scratch copy, its build and the fixtures; the
 -- fixtures are made once (tests/make_fixtures.sh) and shared by every run of the tests.
 -- Needs what the test suite needs (cmake, node + tests/harness/node_modules, busted, sqlite3).
@@ -20,7 +21,7 @@ while i <= #arg do
   elseif a == "--only" then opts.only = arg[i + 1]; i = i + 1
   elseif a == "--jobs" then opts.jobs = arg[i + 1]; i = i + 1
   elseif a == "--list" then opts.list = true
-  else io.stderr:write("usage: lua5.4 tests/mutation/run.lua [--work DIR] [--only PATTERN] [--list] [--jobs N]\n"); os.exit(2) end
+  else io.stderr:write("usage: lua5.4 tests/mutation/run.lua [--work DIR] [--only PATTERNS] [--list] [--jobs N]\n"); os.exit(2) end
   i = i + 1
 end
 
@@ -87,7 +88,11 @@ end
 
 local selected = {}
 for _, m in ipairs(mutations) do
-  if not opts.only or (m.id or ""):find(opts.only) then selected[#selected + 1] = m end
+  local hit = not opts.only
+  for pat in (opts.only or ""):gmatch("[^,]+") do
+    hit = hit or (m.id or ""):find(pat) ~= nil
+  end
+  if hit then selected[#selected + 1] = m end
 end
 
 if opts.list then

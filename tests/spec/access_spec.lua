@@ -35,11 +35,11 @@ local function none() return false end
 
 local ROLES = {
   { name = "viewer", open = { policy = POLICIES .. "viewer.lua", context = { user_id = "vera" } },
-    sees = all, history = true, store_wide = true, raw_feed = true },
+    sees = all, history = true, store_wide = true, payloads = true },
   { name = "team member", open = { policy = POLICIES .. "team.lua",
       context = { user_id = "tom", roles = { "team:Echo", "team:Wait" } } },
     sees = function(r) return r.name:sub(1, 4) == "Echo" or r.name:sub(1, 4) == "Wait" end,
-    history = true, store_wide = false },
+    history = true, store_wide = false, payloads = true },
   { name = "on-call operator", open = { policy = POLICIES .. "oncall.lua",
       context = { user_id = "olga", roles = { "oncall" } } },
     sees = all, history = true, store_wide = true },
@@ -419,7 +419,7 @@ for _, role in ipairs(ROLES) do
       assert.are.same(want, H.sorted(H.ids(res.instances)))
     end)
 
-    it("streams the events of what it may see, and the raw feed only to a full view", function()
+    it("streams the events and the raw feed of what it may see", function()
       local s, msg, code = dx:stream_instance_events { event_types = "Started" }
       if code == "UNSUPPORTED" then return end -- this provider has no change feed (yet)
       if role.nothing then
@@ -439,13 +439,24 @@ for _, role in ipairs(ROLES) do
         local want = H.keys(H.set(seen_ids))
         assert.are.same(want, H.keys(got))
       end
-      local ch, err, c2 = dx:read_changes { limit = 5 }
-      -- (the raw feed: an unrestricted view whose history is a constant allow)
-      if role.raw_feed then
-        assert.is_table(ch, err)
-      else
+      -- the raw feed: only the rows of visible instances, their JSON only when the policy's
+      -- can_view_history is a constant allow (payloads), nothing to a caller who may list nothing
+      local ch, err, c2 = dx:read_changes { from = "start", limit = 100000, payloads = true }
+      if role.nothing then
         assert.is_nil(ch)
         assert.are.equal("DENIED", c2)
+      else
+        assert.is_table(ch, err)
+        local rows = 0
+        local q = "SELECT instance_id AS i FROM history"
+        for _, x in ipairs(pg and H.psql(q, pgname) or H.sql(q, db)) do
+          if seen_set[x.i] then rows = rows + 1 end
+        end
+        assert.are.equal(rows, #ch.changes)
+        for _, c in ipairs(ch.changes) do
+          assert.is_true(seen_set[c.instance_id] == true, c.instance_id)
+          if role.payloads then assert.is_string(c.data) else assert.is_nil(c.data) end
+        end
       end
       -- the durable state of streams and rules is the journal's: can_manage_jobs
       local dl, _, c3 = dx:list_dead_letters()

@@ -34,6 +34,7 @@ M.COMMON = {
   { "json", help = "print one JSON document instead of text" },
   { "store", arg = "URL", help = "the store to read (default: the global --store, then $DUROX_STORE)" },
   { "config", arg = "FILE", help = "ManagementConfig file (default: the global --config, then $DUROX_CONFIG)" },
+  { "no-index", help = "read the store itself, without the visibility index (docs/index.md)" },
   { "help", short = "h", help = "show this help" },
   { section = "Access control (docs/access-control.md)" },
   { "policy", arg = "FILE", help = "access-control policy (default: the global --policy, then $DUROX_POLICY)" },

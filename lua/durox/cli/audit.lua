@@ -5,10 +5,13 @@
 local durox = require "durox"
 local args = require "durox.cli.args"
 local format = require "durox.format"
+local output = require "durox.cli.output"
 
 local M = {}
 
 M.summary = "show the audit log or verify its hash chain (--verify)"
+
+M.arguments = {}
 
 M.options = {
   { section = "Options" },
@@ -19,6 +22,7 @@ M.options = {
   { "limit", short = "n", arg = "N", type = "count", min = 1, max = 1000000, help = "the newest N records (default 100)" },
   { "file", arg = "FILE", help = "read a JSON Lines audit file instead of the store's log" },
   { "wide", short = "w", help = "do not truncate cells to the terminal width" },
+  output.OPTION,
 }
 
 M.help = args.help("duroxlua audit [--since TIME] [--for-user NAME] [--operation OP] [-n N] [--file FILE]\n" ..
@@ -29,7 +33,8 @@ M.help = args.help("duroxlua audit [--since TIME] [--for-user NAME] [--operation
   "records, oldest first. With --verify: recomputes every hash and link and says 'ok' with the\n" ..
   "head of the chain, or names the first edited, removed or reordered record (exit 1).\n" ..
   "Reading it needs can_view_audit when a policy is in force. A keyed chain needs the key in\n" ..
-  "$DUROX_AUDIT_KEY. With --json: the records (or the verification) as JSON.",
+  "$DUROX_AUDIT_KEY. With --json: the records (or the verification) as JSON; --format jsonl\n" ..
+  "or csv: one record per line (csv: every field, time as ISO-8601, roles/params/result as JSON).",
   M.options)
 
 local COLUMNS = {
@@ -42,6 +47,11 @@ local COLUMNS = {
   { title = "RESULT", min = 6, shrink = 1 },
   { title = "REASON", min = 6, shrink = 1 },
 }
+
+-- --format csv: every field of a record (docs/access-control.md), in its order.
+local CSV_COLUMNS = { { "seq" }, { "time", get = function(r) return durox.format_time(r.time) end }, { "user_id" },
+  { "roles" }, { "source_ip" }, { "context_reason" }, { "operation" }, { "target" }, { "decision" }, { "reason" },
+  { "policy" }, { "params" }, { "result" }, { "prev_hash" }, { "hash" } }
 
 -- One line for a record's result: its code (and message), or its counts.
 local function result_text(r)
@@ -58,13 +68,15 @@ local function result_text(r)
 end
 
 function M.run(a, ctx)
-  if a[1] then return ctx:fail(("unexpected argument '%s'"):format(a[1]), 2) end
   local dx, code = ctx:open()
   if not dx then return code end
   if a.verify then
     local ok, info = dx:verify_audit_log(a.file)
     if not ok then
-      if ctx.json then ctx:print_json { ok = false, error = info } end
+      if ctx.json then -- one document: the verification and the error shape of every command
+        ctx:print_json { ok = false, error = format.oneline(info), code = durox.null, exit = 1 }
+        return 1
+      end
       return ctx:fail(info, 1)
     end
     if ctx.json then
@@ -79,21 +91,21 @@ function M.run(a, ctx)
   local records
   records, code = ctx:call("get_audit_log", q)
   if not records then return code end
-  if ctx.json then
-    ctx:print_json(records)
-    return 0
-  end
-  local rows = {}
-  for _, r in ipairs(records) do
-    rows[#rows + 1] = { tostring(r.seq), format.iso_ms(r.time), format.oneline(r.user_id or "-"),
-      r.operation, format.oneline(r.target or "-"), r.decision, format.oneline(result_text(r)),
-      format.oneline(r.reason or "-") }
-  end
-  if #rows == 0 then
-    ctx:out("no audit records\n")
-  else
-    ctx:out(format.table(COLUMNS, rows, ctx:width()))
-  end
+  ctx:emit {
+    doc = records,
+    records = records,
+    columns = CSV_COLUMNS,
+    text = function()
+      if #records == 0 then return "no audit records\n" end
+      local rows = {}
+      for _, r in ipairs(records) do
+        rows[#rows + 1] = { tostring(r.seq), format.iso_ms(r.time), format.oneline(r.user_id or "-"),
+          r.operation, format.oneline(r.target or "-"), r.decision, format.oneline(result_text(r)),
+          format.oneline(r.reason or "-") }
+      end
+      return format.table(COLUMNS, rows, ctx:width())
+    end,
+  }
   return 0
 end
 

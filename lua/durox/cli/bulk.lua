@@ -31,25 +31,13 @@ M.RUN_OPTIONS = {
 
 local SHOWN = 20
 
--- Reads ids from a file ('-': stdin), one per line (at most files.IDS_MAX_BYTES); blank
--- lines are skipped. Returns the list, or nil and a message.
-local function read_ids(path)
-  local text, err = files.read(path, files.IDS_MAX_BYTES, "ids file")
-  if not text then return nil, err end
-  local ids = {}
-  for line in (text:gsub("\r?\n?$", "\n")):gmatch("(.-)\r?\n") do
-    if line:match("%S") then ids[#ids + 1] = line end
-  end
-  return ids
-end
-
 -- The target part of a request from the parsed options and the positional ids at
 -- a[first..]: {instances = ids} or {filter = ...}. Returns it, or nil and a usage message.
 function M.targets(a, first)
   local ids = {}
   for i = first or 1, #a do ids[#ids + 1] = a[i] end
   if a.ids_file then
-    local more, err = read_ids(a.ids_file)
+    local more, err = files.read_ids(a.ids_file)
     if not more then return nil, err end
     for _, id in ipairs(more) do ids[#ids + 1] = id end
   end
@@ -271,7 +259,9 @@ function M.execute(a, ctx, spec)
   end
   local res, rcode = call(a.dry_run)
   if not res then return rcode end
-  return M.print_response(ctx, res)
+  local status = M.print_response(ctx, res)
+  if res.total_matched == 0 then filters.name_hint(ctx, a) end
+  return status
 end
 
 return M

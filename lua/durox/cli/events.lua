@@ -15,6 +15,8 @@ M.summary = "instance events as the runtime commits them (Started, Completed, Fa
 local TYPES = "Started, Completed, Failed, ContinuedAsNew, Cancelled, ActivityCompleted, ActivityFailed, TimerFired, " ..
   "EventReceived"
 
+M.arguments = {}
+
 M.options = filters.spec({
   { section = "Events" },
   { "type", short = "t", arg = "T", multi = true, split = true, help = "only these event types (repeatable; a,b): " ..

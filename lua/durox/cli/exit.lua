@@ -38,6 +38,7 @@ local BY_CODE = {
   LIMIT = M.REFUSED,
   TIMEOUT = M.TIMEOUT,
   BUSY = M.TIMEOUT,
+  ABORT = M.INTERRUPTED, -- a store call stopped by Ctrl-C (durox_interrupt)
 }
 
 -- The exit code of a failed call's code name (nil: FAILED).

@@ -10,6 +10,8 @@ local M = {}
 
 M.summary = "serve the store's metrics to Prometheus (GET /metrics)"
 
+M.arguments = {}
+
 M.options = {
   { section = "Exporter" },
   { "listen", arg = "HOST:PORT", help = "where to listen (default 127.0.0.1:9470; port 0: any free port)" },
@@ -41,7 +43,6 @@ local function ms_of(text, def)
 end
 
 function M.run(a, ctx)
-  if a[1] then return ctx:fail(("unexpected argument '%s'"):format(a[1]), 2) end
   local host, port = parse_listen(a.listen or "127.0.0.1:9470")
   if not host then return ctx:fail(("--listen expects HOST:PORT, got '%s'"):format(a.listen), 2) end
   local cache_ms = ms_of(a.cache, 1000)

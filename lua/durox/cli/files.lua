@@ -1,7 +1,7 @@
 -- durox.cli.files: reading the files a command is given (--input-file, --data-file,
 -- --ids-file) with a size cap, so that /dev/zero or a wrong file ends with a clear one-line
 -- error instead of exhausting memory. Used by durox.cli.start, durox.cli.raise and
--- durox.cli.bulk.
+-- durox.cli.bulk, durox.cli.watch.
 local M = {}
 
 -- The cap of an --ids-file (ids are at most max_id_bytes each; 64 MiB is millions of them).
@@ -37,6 +37,18 @@ function M.read(path, cap, what)
   end
   if f ~= io.stdin then f:close() end
   return table.concat(parts)
+end
+
+-- Reads ids from a file ('-': stdin), one per line (at most M.IDS_MAX_BYTES; a line's
+-- trailing CR is dropped, blank lines are skipped). Returns the list, or nil and a message.
+function M.read_ids(path)
+  local text, err = M.read(path, M.IDS_MAX_BYTES, "ids file")
+  if not text then return nil, err end
+  local ids = {}
+  for line in (text:gsub("\r?\n?$", "\n")):gmatch("(.-)\r?\n") do
+    if line:match("%S") then ids[#ids + 1] = line end
+  end
+  return ids
 end
 
 return M

@@ -40,6 +40,7 @@ end
 M.INTERPRETER_OPTIONS = {
   { "--store URL", "open this Duroxide store as the global 'dx' (default: $DUROX_STORE)" },
   { "--config FILE", "its ManagementConfig file (default: $DUROX_CONFIG)" },
+  { "--no-index", "read the store without the visibility index (docs/index.md)" },
   { "--policy FILE", "access-control policy (default: $DUROX_POLICY; docs/access-control.md)" },
   { "--user NAME", "the caller's user id for the policy (default: $DUROX_USER)" },
   { "--role R1,R2", "the caller's roles, repeatable (default: $DUROX_ROLES)" },
@@ -82,7 +83,7 @@ function M.usage()
     lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format(name, M.command(name).summary or "")
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "Every command takes --store URL, --config FILE, --json and -h/--help,"
+  lines[#lines + 1] = "Every command takes --store URL, --config FILE, --no-index, --json and -h/--help,"
   lines[#lines + 1] = "and --policy FILE, --user NAME, --role R1,R2 for access control (docs/access-control.md)."
   lines[#lines + 1] = "Exit status: 0 done, 1 failed, 2 usage, 3 not found, 4 refused, 5 timeout, 6 partly done,"
   lines[#lines + 1] = "130 interrupted ('duroxlua help exit' explains each)."
@@ -155,6 +156,7 @@ function M.open_options(write, config_file, access)
     if not write and not access.audit_file then opts.readonly = false end
   end
   opts.audit_file = access.audit_file
+  if access.no_index then opts.index = false end
   opts.audit_key = os.getenv("DUROX_AUDIT_KEY")
   if opts.audit_key == "" then opts.audit_key = nil end
   return opts
@@ -167,12 +169,53 @@ function Ctx:open(write, extra)
     return nil, self:fail("no store given (use --store URL or set DUROX_STORE)", exit.USAGE)
   end
   local opts = M.open_options(write, self.config_file, self.access)
+  if self.no_index then opts.index = false end
   for k, v in pairs(extra or {}) do opts[k] = v end
   local ok, dx, msg, code = pcall(durox.open, self.store_url, opts)
   if not ok then return nil, self:fail(tostring(dx):gsub("^[^:\n]+:%d+: ", ""), exit.USAGE) end
   if not dx then return nil, self:fail(msg, code) end
   self.dx = dx
+  if not self.no_index then
+    local ok, code = self:build_index()
+    if not ok then return nil, code end
+  end
   return dx
+end
+
+-- Builds the visibility index now when it was never built (or a build was interrupted),
+-- with a progress bar on a terminal: the first read would build it anyway, silently.
+-- Ctrl-C stops the build at a chunk boundary; the next command resumes it. Returns true,
+-- or nil and the exit code.
+function Ctx:build_index()
+  local st = self.dx:index_status()
+  if not st or (st.state ~= "absent" and st.state ~= "building") then return true end
+  if not durox.isatty("stderr") then return true end
+  local drawn, last = false, 0
+  local ok, res, msg = pcall(self.dx.index_build, self.dx, { progress = function(done, total)
+    local now = durox.now()
+    if now - last >= 100 or done >= total then
+      last = now
+      local frac = total > 0 and done / total or 1
+      local fill = math.floor(frac * 30 + 0.5)
+      io.stderr:write(("\rbuilding the visibility index [%s%s] %d/%d %3d%%\27[K"):format(("#"):rep(fill),
+        ("-"):rep(30 - fill), done, total, math.floor(frac * 100)))
+      io.stderr:flush()
+      drawn = true
+    end
+  end })
+  if drawn then io.stderr:write("\r\27[K") io.stderr:flush() end
+  if not ok then
+    local text = tostring(res):gsub("^[^:\n]+:%d+: ", "")
+    if text:match("interrupted!$") then
+      return nil, self:fail("interrupted while building the visibility index; the next command resumes it", 130)
+    end
+    error(res, 0)
+  end
+  if not res then
+    -- the store answers without the index; say why once
+    io.stderr:write(("duroxlua: the visibility index was not built: %s\n"):format(format.oneline(msg)))
+  end
+  return true
 end
 
 -- Calls handle method `method` with the arguments, protected. Returns its result, or nil
@@ -240,7 +283,8 @@ local function access_of(parsed, global)
 end
 
 -- Runs argv = { command, args... } with the global store URL and configuration file (or nil)
--- and access settings (main.c); returns the exit code.
+-- and the global settings of main.c (access control, and no_index for duroxlua --no-index);
+-- returns the exit code.
 function M.main(argv, store_url, config_file, access)
   local name = argv[1]
   if name == nil or name == "-h" or name == "--help" then
@@ -280,6 +324,7 @@ function M.main(argv, store_url, config_file, access)
     store_url = parsed.store or store_url,
     config_file = parsed.config or config_file,
     access = access_of(parsed, access),
+    no_index = parsed.no_index or (access ~= nil and access.no_index) or false,
     now = durox.now(),
   }, Ctx)
   if ctx.store_url == "" then ctx.store_url = nil end

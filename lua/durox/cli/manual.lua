@@ -47,6 +47,12 @@ M.ENVIRONMENT = {
   { "DUROX_CONFIG", "the ManagementConfig file when --config is not given" },
   { "DUROX_HISTORY", "the REPL's history file (default ~/.duroxlua_history; empty: no history kept)" },
   { "DUROX_DEBUG", "set: an error inside a command prints a Lua traceback" },
+  { "DUROX_POLICY", "the access-control policy file when --policy is not given (docs/access-control.md)" },
+  { "DUROX_USER, DUROX_ROLES", "the caller's user id and roles (comma-separated) for the policy" },
+  { "DUROX_AUDIT_FILE", "the JSON Lines audit log of a read-only handle when --audit-file is not given" },
+  { "DUROX_ACCESS_REASON", "why the caller acts, when --access-reason is not given (break-glass policies)" },
+  { "DUROX_AUDIT_KEY", "the key of the audit log's HMAC hash chain (written and verified with it)" },
+  { "SSH_CLIENT", "its client address is the caller's source_ip in the access context and audit records" },
   { "COLUMNS", "the width of tables when standard output is no terminal (default 120)" },
   { "LUA_INIT_5_4, LUA_INIT", "Lua code (or @file) run before the interpreter's script, as lua runs it" },
 }
@@ -158,6 +164,11 @@ function M.markdown()
   add("  `ctx:fail(message, status_or_code)` reports (as JSON with --json), `ctx:emit{doc =, records =,")
   add("  columns =, text =}` prints in the chosen --format, `durox.cli.bulk.execute` runs a bulk operation")
   add("  with its confirmation and progress bar.")
+  add("")
+  add("A command that prints a list of records takes `--format` (table, json, jsonl, csv) and prints with")
+  add("`ctx:emit`; one that streams (events, watch) prints a line per item, or JSON Lines with `--json`. A")
+  add("waiting command that runs out of time exits 5, whatever it waits for. Files named by options are read")
+  add("with `durox.cli.files` (`read`, `read_ids`: a size cap, `-` for standard input, one message shape).")
   add("")
   add("The CLI specs check every command for `--help`, the exit statuses (tests/cli/exit_spec.lua) and the")
   add("one meaning of each short option; this file must be regenerated after a help text changes.")

@@ -15,8 +15,8 @@ M.options = {
   { "fresh", help = "recompute instead of using the handle's metrics cache" },
   { "merge-versions", help = "one row per orchestration name instead of per (name, version)" },
   { "wide", short = "w", help = "do not truncate table cells to the terminal width" },
-  { "format", arg = "F", choices = { "text", "json", "prometheus" },
-    help = "text (default), json (as --json) or prometheus (the text exposition format 0.0.4)" },
+  { "format", arg = "F", choices = { "table", "text", "json", "prometheus" },
+    help = "table or text (default), json (as --json) or prometheus (the text exposition format 0.0.4)" },
   { "out", arg = "FILE", help = "with --format prometheus: write FILE atomically instead of stdout (node_exporter's textfile collector)" },
 }
 

@@ -1,5 +1,5 @@
 -- durox.cli.output: the output formats of duroxlua's commands: the --format option (table,
--- json, jsonl, csv) that list, query, history, stuck and jobs take, JSON with ISO-8601 times
+-- json, jsonl, csv) that list, query, history, stuck, jobs and audit take, JSON with ISO-8601 times
 -- beside the milliseconds, JSON Lines, and CSV as RFC 4180 has it. Used by durox.cli (the
 -- context's print and emit) and by the commands that declare --format.
 local durox = require "durox"

@@ -11,6 +11,8 @@ local M = {}
 
 M.summary = "run remediation rules (FILE.lua) on the events the runtime commits"
 
+M.arguments = { { "FILE", missing = "rules file (duroxlua rules FILE.lua)" } }
+
 M.options = {
   { section = "Rules" },
   { "once", help = "handle the events that are there now, then exit" },
@@ -74,8 +76,6 @@ end
 
 function M.run(a, ctx)
   local path = a[1]
-  if not path then return ctx:fail("no rules file given (duroxlua rules FILE.lua)", 2) end
-  if a[2] then return ctx:fail(("unexpected argument '%s'"):format(a[2]), 2) end
   local list, err = rules.load(path)
   if not list then return ctx:fail(err, 2) end
   local dx, code = ctx:open(true)

@@ -3,6 +3,8 @@
 -- each, JSON Lines with --json, to a webhook with --webhook; resumable with --cursor-file.
 -- Run by the dispatcher (durox.cli); shares durox.cli.follow and durox.cli.hook.
 local args = require "durox.cli.args"
+local exit = require "durox.cli.exit"
+local files = require "durox.cli.files"
 local follow = require "durox.cli.follow"
 local format = require "durox.format"
 local exit = require "durox.cli.exit"
@@ -12,12 +14,14 @@ local M = {}
 
 M.summary = "watch instances change status until they complete or fail"
 
+M.arguments = { { "ID", many = true, optional = true } }
+
 M.options = {
   { section = "Watch" },
   { "timeout", short = "t", arg = "T", help = "stop after T (ms, or like 30s, 5m; default: until all are terminal)" },
   { "poll", arg = "T", help = "polling interval when nothing happens (default 200ms)" },
   { "heartbeat", arg = "T", help = "a heartbeat line after T without a change (default with --json: 30s; 0: none)" },
-  { "ids-file", arg = "FILE", help = "read more ids from FILE (one per line)" },
+  { "ids-file", arg = "FILE", help = "read more ids from FILE (one per line; '-' for standard input)" },
 }
 for _, list in ipairs { follow.CURSOR_OPTIONS, hook.OPTIONS } do
   for _, o in ipairs(list) do M.options[#M.options + 1] = o end
@@ -69,15 +73,11 @@ function M.run(a, ctx)
   local ids = {}
   for _, id in ipairs(a) do ids[#ids + 1] = id end
   if a.ids_file then
-    local f, err = io.open(a.ids_file, "rb")
-    if not f then return ctx:fail(("cannot read the ids file: %s"):format(err), 2) end
-    for l in f:lines() do
-      l = l:gsub("^%s+", ""):gsub("%s+$", "")
-      if l ~= "" then ids[#ids + 1] = l end
-    end
-    f:close()
+    local more, err = files.read_ids(a.ids_file)
+    if not more then return ctx:fail(err, exit.USAGE) end
+    for _, id in ipairs(more) do ids[#ids + 1] = id end
   end
-  if #ids == 0 then return ctx:fail("no instance to watch (give ids or --ids-file)", 2) end
+  if #ids == 0 then return ctx:fail("no instance to watch (give ids or --ids-file)", exit.USAGE) end
   local cursor, cerr = follow.start_cursor(a)
   if cerr then return ctx:fail(cerr) end
   local sink, herr = hook.sink(a, ctx, line)

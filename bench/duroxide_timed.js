@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+'use strict';
+// node duroxide_timed.js <db-path> <what> [rounds] - Duroxide's own management API on a store,
+// timed inside the node process after the provider is open (what bench/index_bench.sh puts
+// beside duroxlua's figures). Prints one JSON object: the median, min and max ms of `rounds`
+// calls (default 5; the first call is reported separately as `first`).
+//   status-page   listInstancesByStatus('Failed') + getInstanceInfo of the first 100
+//   list-all      listAllInstances (ids only, as Duroxide returns them)
+//   system        getSystemMetrics
+//   queues        getQueueDepths
+const common = require('../tests/harness/common');
+
+const { native, openProvider } = common;
+
+async function main() {
+  const [db, what, roundsArg] = process.argv.slice(2);
+  const rounds = Number(roundsArg || 5);
+  const provider = await openProvider(db);
+  const client = new native.JsClient(provider);
+  const calls = {
+    'status-page': async () => {
+      const ids = await client.listInstancesByStatus('Failed');
+      const page = ids.slice(0, 100);
+      for (const id of page) await client.getInstanceInfo(id);
+      return page.length;
+    },
+    'list-all': async () => (await client.listAllInstances()).length,
+    system: async () => (await client.getSystemMetrics()).totalInstances,
+    queues: async () => (await client.getQueueDepths()).orchestratorQueue,
+  };
+  const fn = calls[what];
+  if (!fn) throw new Error(`unknown measure ${what}`);
+  const times = [];
+  let first = null;
+  let count = null;
+  for (let i = 0; i <= rounds; i++) {
+    const t0 = process.hrtime.bigint();
+    count = await fn();
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (i === 0) first = ms;
+    else times.push(ms);
+  }
+  times.sort((a, b) => a - b);
+  const median = times[Math.floor((times.length - 1) / 2)];
+  process.stdout.write(JSON.stringify({ what, first, median, min: times[0], max: times[times.length - 1], count }) + '\n');
+}
+
+main().then(() => process.exit(0), (e) => {
+  process.stderr.write(`${e && e.message}\n`);
+  process.exit(1);
+});

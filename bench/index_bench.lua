@@ -1,0 +1,143 @@
+-- index_bench.lua - duroxlua's side of bench/index_bench.sh, printed as "name value" lines (ms
+-- unless the name says otherwise; medians of ROUNDS runs):
+--   duroxlua bench/index_bench.lua MODE STORE INDEX [ROUNDS]
+-- MODE build     builds INDEX from scratch (build_ms, size_bytes, instances)
+-- MODE reads     the index's reads on a built INDEX: the first page of 100 Failed with
+--                summaries on a fresh handle; pages 1 and 500 in each order and for
+--                name = 'Order' AND status = 'Running' (500, or the last full page when there
+--                are fewer); every instance listed without paging; queue metrics; the idle
+--                sync; runtime metrics in this (fresh) process
+-- MODE cold      runtime metrics in a fresh process without any index (run it in its own process)
+-- MODE fresh     runtime metrics in a fresh process with the built INDEX
+-- MODE live      with the live runtime (index_bench.sh drives it through files in INDEX's
+--                directory): waits for "go1", recomputes runtime metrics after a few turns;
+--                waits for "go2", catches up after >= 10,000 new history rows
+local durox = require "durox"
+local mode, store, index = arg[1], arg[2], arg[3]
+local rounds = math.tointeger(tonumber(arg[4] or "5"))
+
+local function median(t)
+  table.sort(t)
+  return t[(#t + 1) // 2]
+end
+
+local function timed(f)
+  local t0 = durox.now()
+  local r = f()
+  return durox.now() - t0, r
+end
+
+local function say(k, v) print(k .. " " .. tostring(v)) end
+
+local url = "sqlite:" .. store
+
+if mode == "build" then
+  local dx = assert(durox.open(url, { readonly = true, index = index }))
+  local t = timed(function() return assert(dx:index_build { rebuild = true }) end)
+  local st = dx:index_status()
+  say("build_ms", t)
+  say("size_bytes", st.size_bytes)
+  say("instances", st.instances)
+  say("history_rows", st.history_rows)
+  return
+end
+
+if mode == "cold" or mode == "fresh" then
+  -- runtime metrics in a fresh process: without any index (cold), or with the built one
+  local dx = assert(durox.open(url, { readonly = true, index = mode == "fresh" and index or false }))
+  say("runtime_" .. mode .. "_ms", (timed(function() return assert(dx:get_runtime_metrics()) end)))
+  return
+end
+
+if mode == "reads" then
+  local opts = { readonly = true, index = index, config = { max_list_instances = 2000000 } }
+  -- the first page of 100 Failed instances with their summaries, on a fresh handle
+  local first, warm = {}, {}
+  for _ = 1, rounds do
+    local dx = assert(durox.open(url, opts))
+    local t, r = timed(function() return assert(dx:list_instances_paginated { filter = { status = "Failed" }, page_size = 100 }) end)
+    assert(#r.instances == 100)
+    first[#first + 1] = t
+    warm[#warm + 1] = timed(function() return assert(dx:list_instances_paginated { filter = { status = "Failed" }, page_size = 100 }) end)
+    dx:close()
+  end
+  say("failed_page_first", median(first))
+  say("failed_page_warm", median(warm))
+  local dx = assert(durox.open(url, opts))
+  -- runtime and queue metrics in this process: the first calls read the persisted digests
+  say("runtime_index_first", (timed(function() return assert(dx:get_runtime_metrics()) end)))
+  local q = {}
+  for _ = 1, rounds do q[#q + 1] = timed(function() return assert(dx:get_queue_metrics { fresh = true }) end) end
+  say("queue_index", median(q))
+  -- keyset pages: page 1 and page 500 (the token that ends page 499: one page of 49,900)
+  local cases = { { "CreatedAt" }, { "UpdatedAt" }, { "InstanceId" }, { "OrchestrationName" },
+    { "CreatedAt", "name = 'Order' AND status = 'Running'", "order_running" } }
+  for _, c in ipairs(cases) do
+    local order, filter, label = c[1], c[2], c[3] or c[1]
+    local n = assert(dx:list_instances_paginated { filter = filter, page_size = 1, total_count = true }).total_count
+    local page = math.min(500, n // 100)
+    local token
+    if page > 1 then
+      token = assert(dx:list_instances_paginated { filter = filter, order_by = order, page_size = (page - 1) * 100 }).next_page_token
+    end
+    local p1, pn = {}, {}
+    for _ = 1, rounds do
+      p1[#p1 + 1] = timed(function() return assert(dx:list_instances_paginated { filter = filter, order_by = order, page_size = 100 }) end)
+      pn[#pn + 1] = timed(function()
+        return assert(dx:list_instances_paginated { filter = filter, order_by = order, page_size = 100, page_token = token })
+      end)
+    end
+    say("page1_" .. label, median(p1))
+    say("pageN_" .. label, median(pn))
+    say("pageN_number_" .. label, page)
+  end
+  -- every instance without paging
+  local all = {}
+  local count
+  for _ = 1, math.max(1, rounds // 2) do
+    local t, l = timed(function() return assert(dx:list_instances()) end)
+    all[#all + 1] = t
+    count = #l
+  end
+  say("list_all", median(all))
+  say("list_all_count", count)
+  -- the idle sync: nothing committed since the last one
+  assert(dx:index_sync())
+  local n, t0 = 20000, durox.now()
+  for _ = 1, n do assert(dx:index_sync()) end
+  say("idle_sync_us", ("%.2f"):format((durox.now() - t0) * 1000 / n))
+  return
+end
+
+if mode == "live" then
+  local dir = index:match("^(.*)/[^/]*$")
+  local dx = assert(durox.open(url, { readonly = true, index = index }))
+  assert(dx:index_build())
+  assert(dx:get_runtime_metrics { fresh = true })
+  local function rows() return dx:index_status().history_rows end
+  local function wait_for(name)
+    local f = io.open(dir .. "/" .. name, "w")
+    f:write("ready\n")
+    f:close()
+    while not io.open(dir .. "/" .. name .. ".go") do durox.sleep(20) end
+  end
+  -- (every call syncs first, index_status too: the rows are counted before each wait, so the
+  -- timed call is the one that catches up)
+  local before = rows()
+  wait_for("go1") -- the runtime has committed a few turns, and is frozen
+  local t = timed(function() return assert(dx:get_runtime_metrics { fresh = true }) end)
+  say("runtime_after_turns_ms", t)
+  say("runtime_after_turns_rows", rows() - before)
+  before = rows()
+  wait_for("go2") -- >= 10,000 more history rows, frozen again
+  local tc = timed(function() return assert(dx:index_sync()) end)
+  local added = rows() - before
+  say("catchup_ms", tc)
+  say("catchup_rows", added)
+  say("catchup_ms_per_10k", ("%.1f"):format(tc * 10000 / math.max(added, 1)))
+  local v = assert(dx:index_verify())
+  say("verify_ok", v.ok)
+  return
+end
+
+error("unknown mode " .. tostring(mode))
