@@ -304,14 +304,10 @@ int durox_read_changes(durox *dx, const durox_changes_request *req, durox_change
 	if (!dx->cfg.enable_streaming)
 		return dx_fail(dx, DUROX_EDENIED,
 		               "streaming is disabled by the configuration (enable_streaming = false)");
-	/* raw history of every instance: under a policy only for a caller who sees everything,
-	 * history included (stream_instance_events filters per instance instead) */
-	int rc = access_raw_history(dx, "read_changes");
-	if (rc != DUROX_OK)
-		return rc;
-	/* the view stays as a second guard: rows of instances the caller may not see are dropped */
+	/* the one enforcement point: can_list_instances, then only the rows of instances the caller
+	 * may see (payloads only under a constant can_view_history) */
 	access_view view;
-	rc = access_view_open(dx, "read_changes", NULL, &view);
+	int rc = access_view_open(dx, "read_changes", NULL, &view);
 	if (rc == DUROX_OK)
 		rc = read_changes(dx, req, &view, out);
 	access_view_close(&view);
