@@ -1925,8 +1925,8 @@ void durox_dead_letter_list_free(durox_dead_letter_list *l);
  * creating our tables on first use. DUROX_EDENIED on a read-only handle. */
 int durox_dead_letter_add(durox *dx, const durox_dead_letter *d, int64_t *id);
 /* Dead letters with id > after (oldest first), of one source (NULL: any), at most limit (0:
- * 1000). An empty list when none was ever recorded. Under a policy: can_manage_jobs (they hold
- * the payloads of every follower's events), else DUROX_EDENIED; so is deleting one. */
+ * 1000). An empty list when none was ever recorded. Under a policy every call of this section
+ * needs can_manage_jobs (DUROX_EDENIED otherwise): it is operational state, as the job journal. */
 int durox_list_dead_letters(durox *dx, const char *source, int64_t after, uint32_t limit, durox_dead_letter_list **out);
 /* Removes one; DUROX_ENOTFOUND when there is none with that id. */
 int durox_dead_letter_delete(durox *dx, int64_t id);
