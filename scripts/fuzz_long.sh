@@ -6,7 +6,9 @@
 # it (exit 1) and leaves the input in the fuzz build directory ($DUROX_FUZZ_BUILD, default
 # build-fuzz; give another one to run beside scripts/test.sh, which rebuilds build-fuzz).
 # Takes about an hour per target for fuzz_token and fuzz_cursor (they query a real store),
-# minutes for the others, on this 2-core machine.
+# minutes for the others, on this 2-core machine. DUROX_FUZZ_SECONDS=N caps each target at N
+# seconds (libFuzzer's -max_total_time; 0, the default, means no cap): the line then says how
+# many of the RUNS executions fitted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10000000}
@@ -14,6 +16,7 @@ shift || true
 targets=${*:-query token history work_item cursor}
 fb=${DUROX_FUZZ_BUILD:-build-fuzz}
 fx=${DUROX_FUZZ_FIXTURES:-build/fixtures} # the stores (copy them to run beside a test suite that remakes them)
+cap=${DUROX_FUZZ_SECONDS:-0}
 jobs=$(nproc 2>/dev/null || echo 2)
 if [ ! -s "$fx/scenarios.db.manifest.json" ]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -36,7 +39,7 @@ for t in $targets; do
   [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
   start=$(date +%s)
   log=$fb/tests/fuzz/long-$t.log
-  "$fb/tests/fuzz/fuzz_$t" -runs="$runs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  "$fb/tests/fuzz/fuzz_$t" -runs="$runs" -max_total_time="$cap" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$fb/tests/fuzz/" "${dict[@]}" "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1 || {
     tail -40 "$log" >&2
     echo "fuzz_long: fuzz_$t failed (log: $log)" >&2
@@ -45,5 +48,7 @@ for t in $targets; do
   secs=$(($(date +%s) - start))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
-  echo "fuzz_$t: $execs executions in ${secs}s, $cov, no crash"
+  capped=
+  [ "$execs" -lt "$runs" ] && capped=" (stopped by the ${cap}s cap before $runs)"
+  echo "fuzz_$t: $execs executions in ${secs}s$capped, $cov, no crash"
 done
