@@ -4,8 +4,10 @@
 -- apply (its original text is no longer found exactly once: the list must be maintained as
 -- the code changes), when one does not compile, or when the unmutated copy fails its tests.
 --
---   lua5.4 tests/mutation/run.lua [--work DIR] [--only PATTERNS] [--list] [--jobs N]
+--   lua5.4 tests/mutation/run.lua [--work DIR] [--only PATTERNS] [--slice FIRST-LAST] [--list] [--jobs N]
 --
+-- FIRST-LAST: the mutations at these positions of the list (1-based, inclusive), to run the
+-- list in slices, each in its own --work DIR (at the same time on a machine with cores to spare).
 -- PATTERNS: comma-separated Lua patterns; the mutations whose id matches one of them.
 -- DIR (default build-mutation/) holds the scratch copy, its build and the fixtures; the
 -- fixtures are made once (tests/make_fixtures.sh) and shared by every run of the tests.
@@ -13,15 +15,19 @@
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
 local root = here .. "/../.."
 
-local opts = { work = nil, only = nil, list = false, jobs = "2" }
+local opts = { work = nil, only = nil, slice = nil, list = false, jobs = "2" }
 local i = 1
 while i <= #arg do
   local a = arg[i]
   if a == "--work" then opts.work = arg[i + 1]; i = i + 1
   elseif a == "--only" then opts.only = arg[i + 1]; i = i + 1
   elseif a == "--jobs" then opts.jobs = arg[i + 1]; i = i + 1
+  elseif a == "--slice" then
+    local f, l = (arg[i + 1] or ""):match("^(%d+)%-(%d+)$")
+    if not f then io.stderr:write("--slice wants FIRST-LAST, e.g. 1-26\n"); os.exit(2) end
+    opts.slice = { tonumber(f), tonumber(l) }; i = i + 1
   elseif a == "--list" then opts.list = true
-  else io.stderr:write("usage: lua5.4 tests/mutation/run.lua [--work DIR] [--only PATTERNS] [--list] [--jobs N]\n"); os.exit(2) end
+  else io.stderr:write("usage: lua5.4 tests/mutation/run.lua [--work DIR] [--only PATTERNS] [--slice FIRST-LAST] [--list] [--jobs N]\n"); os.exit(2) end
   i = i + 1
 end
 
@@ -87,11 +93,12 @@ for k, m in ipairs(mutations) do
 end
 
 local selected = {}
-for _, m in ipairs(mutations) do
+for k, m in ipairs(mutations) do
   local hit = not opts.only
   for pat in (opts.only or ""):gmatch("[^,]+") do
     hit = hit or (m.id or ""):find(pat) ~= nil
   end
+  if opts.slice and (k < opts.slice[1] or k > opts.slice[2]) then hit = false end
   if hit then selected[#selected + 1] = m end
 end
 
