@@ -220,49 +220,55 @@ describe("find_stuck_instances on the " .. B.name, function()
       return pairs_of(assert(dx:find_stuck_instances { now = t, stall_threshold_ms = T.stall,
         timer_overdue_ms = T.overdue, near_poison_attempts = T.near, event_wait_threshold_ms = T.wait }))
     end
-    -- the instant each row crosses a threshold, per reason
-    local crossing = { stalled_messages = {}, overdue_timer = {}, expired_lock = {}, unpicked_activity = {} }
-    for _, r in ipairs(sql([[SELECT q.work_item LIKE '{"TimerFired":%' AS tm, q.visible_at AS vis, l.locked_until AS lu
-      FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id = q.instance_id]], db,
-      [[SELECT (q.work_item::jsonb ? 'TimerFired')::int AS tm, ]] .. pgms("q.visible_at") .. [[ AS vis,
+    -- the instant each row crosses a threshold and the pair (instance/reason) it must add then,
+    -- per kind of row (the locks of instances and of worker rows are judged apart, so each
+    -- kind gets its own crossings)
+    local crossing = { stalled_messages = {}, overdue_timer = {}, ["expired_lock/instance lock"] = {},
+                       ["expired_lock/worker lock"] = {}, unpicked_activity = {} }
+    local function cross(kind, t, id) table.insert(crossing[kind], { t = t, id = id }) end
+    for _, r in ipairs(sql([[SELECT q.instance_id AS id, q.work_item LIKE '{"TimerFired":%' AS tm, q.visible_at AS vis,
+      l.locked_until AS lu FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id = q.instance_id]], db,
+      [[SELECT q.instance_id AS id, (q.work_item::jsonb ? 'TimerFired')::int AS tm, ]] .. pgms("q.visible_at") .. [[ AS vis,
       l.locked_until AS lu FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id = q.instance_id]], pgdb)) do
-      if r.tm == 1 then table.insert(crossing.overdue_timer, r.vis + T.overdue)
-      else table.insert(crossing.stalled_messages, r.vis + T.stall) end
+      if r.tm == 1 then cross("overdue_timer", r.vis + T.overdue, r.id)
+      else cross("stalled_messages", r.vis + T.stall, r.id) end
     end
-    for _, r in ipairs(sql("SELECT locked_until AS lu FROM instance_locks", db, nil, pgdb)) do
-      table.insert(crossing.expired_lock, r.lu + T.stall)
+    for _, r in ipairs(sql("SELECT instance_id AS id, locked_until AS lu FROM instance_locks", db, nil, pgdb)) do
+      cross("expired_lock/instance lock", r.lu + T.stall, r.id)
     end
-    for _, r in ipairs(sql("SELECT visible_at AS vis, lock_token AS token, locked_until AS lu FROM worker_queue", db,
-      "SELECT " .. pgms("visible_at") .. " AS vis, lock_token AS token, locked_until AS lu FROM worker_queue", pgdb)) do
+    for _, r in ipairs(sql("SELECT instance_id AS id, visible_at AS vis, lock_token AS token, locked_until AS lu"
+      .. " FROM worker_queue", db, "SELECT instance_id AS id, " .. pgms("visible_at")
+      .. " AS vis, lock_token AS token, locked_until AS lu FROM worker_queue", pgdb)) do
       if r.token ~= nil then
-        table.insert(crossing.expired_lock, r.lu + T.stall)
-        table.insert(crossing.unpicked_activity, math.max(r.vis, r.lu) + T.stall)
+        cross("expired_lock/worker lock", r.lu + T.stall, r.id)
+        cross("unpicked_activity", math.max(r.vis, r.lu) + T.stall, r.id)
       else
-        table.insert(crossing.unpicked_activity, r.vis + T.stall)
+        cross("unpicked_activity", r.vis + T.stall, r.id)
       end
     end
-    local reasons = H.keys(crossing)
-    table.sort(reasons)
-    for _, reason in ipairs(reasons) do
-      local instants = uniq_sorted(crossing[reason])
+    local kinds = H.keys(crossing)
+    table.sort(kinds)
+    for _, kind in ipairs(kinds) do
+      local reason = kind:match("^[^/]+")
+      local list = crossing[kind]
+      table.sort(list, function(a, b) return a.t < b.t or (a.t == b.t and a.id < b.id) end)
       local tried, seen = 0, 0
-      for _, t in ipairs(instants) do
+      for _, c in ipairs(list) do
         if seen >= 2 or tried >= 6 then break end
         tried = tried + 1
+        local t = c.t
         local before, exact = expected(t - 1), expected(t)
-        -- a pair of this reason appears exactly at t (else another row hides this one)
-        local new = {}
-        for _, p in ipairs(exact) do new[p] = true end
-        for _, p in ipairs(before) do new[p] = nil end
-        local appears = false
-        for p in pairs(new) do appears = appears or p:match("/(.*)$") == reason end
-        if appears then
+        -- this row's pair appears exactly at t (else another row of the instance hides it)
+        local in_before, in_exact = false, false
+        for _, p in ipairs(before) do in_before = in_before or p == c.id .. "/" .. reason end
+        for _, p in ipairs(exact) do in_exact = in_exact or p == c.id .. "/" .. reason end
+        if in_exact and not in_before then
           seen = seen + 1
-          assert.are.same(exact, at(t), reason .. " at " .. t)
-          assert.are.same(before, at(t - 1), reason .. " at " .. (t - 1))
+          assert.are.same(exact, at(t), kind .. " of " .. c.id .. " at " .. t)
+          assert.are.same(before, at(t - 1), kind .. " of " .. c.id .. " at " .. (t - 1))
         end
       end
-      assert(seen > 0, "no " .. reason .. " crossing its threshold on the " .. B.name)
+      assert(seen > 0, "no " .. kind .. " crossing its threshold on the " .. B.name)
     end
     -- the health counters at the same kind of instants, from the rows
     local function count(q, pgq)
