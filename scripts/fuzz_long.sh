@@ -8,7 +8,9 @@
 # Takes about an hour per target for fuzz_token and fuzz_cursor (they query a real store),
 # minutes for the others, on this 2-core machine. DUROX_FUZZ_SECONDS=N caps each target at N
 # seconds (libFuzzer's -max_total_time; 0, the default, means no cap): the line then says how
-# many of the RUNS executions fitted.
+# many of the RUNS executions fitted. DUROX_FUZZ_TIMEOUT (default 10) is libFuzzer's -timeout, the
+# wall-clock seconds one input may take: raise it on a loaded machine, where a niced fuzzer gets
+# so little CPU that an input of 1 s can take more than 10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10000000}
@@ -17,6 +19,7 @@ targets=${*:-query token history work_item cursor}
 fb=${DUROX_FUZZ_BUILD:-build-fuzz}
 fx=${DUROX_FUZZ_FIXTURES:-build/fixtures} # the stores (copy them to run beside a test suite that remakes them)
 cap=${DUROX_FUZZ_SECONDS:-0}
+timeout=${DUROX_FUZZ_TIMEOUT:-10}
 jobs=$(nproc 2>/dev/null || echo 2)
 if [ ! -s "$fx/scenarios.db.manifest.json" ]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -39,7 +42,7 @@ for t in $targets; do
   [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
   start=$(date +%s)
   log=$fb/tests/fuzz/long-$t.log
-  "$fb/tests/fuzz/fuzz_$t" -runs="$runs" -max_total_time="$cap" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  "$fb/tests/fuzz/fuzz_$t" -runs="$runs" -max_total_time="$cap" -timeout="$timeout" -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$fb/tests/fuzz/" "${dict[@]}" "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1 || {
     tail -40 "$log" >&2
     echo "fuzz_long: fuzz_$t failed (log: $log)" >&2
