@@ -893,6 +893,20 @@ for _, S in ipairs(STORES) do
         .. TS(S) .. " < " .. t)
       assert.are.equal(before_t, activities(t - t % 1000, t))
       assert.are.equal(before_t + at_t, activities(t - t % 1000, t + 1))
+      -- the same ends for the instances started (their own SQL: instances.created_at)
+      local CR = CREATED_MS(S, "created_at")
+      local last = count("SELECT MAX(" .. CR .. ") AS n FROM instances")
+      local f0 = last - last % 1000 - 1000
+      local function started(tt)
+        return assert(dx:get_time_series_metrics { from = f0, to = tt, bucket_ms = 1000, series = "instances_started" })
+          .totals.instances_started
+      end
+      local in_window = count("SELECT COUNT(*) AS n FROM instances WHERE " .. CR .. " >= " .. f0 .. " AND " .. CR
+        .. " < " .. last)
+      local at_last = count("SELECT COUNT(*) AS n FROM instances WHERE " .. CR .. " = " .. last)
+      assert.is_true(at_last >= 1)
+      assert.are.equal(in_window, started(last))
+      assert.are.equal(in_window + at_last, started(last + 1))
       if S.name == "shapes" then
         assert.is_true(ts.totals.instances_cancelled >= 4)
         assert.is_true(ts.totals.instances_failed >= 1)
