@@ -375,6 +375,10 @@ return {
     to = [[return !access_enabled(dx) || (1 &&]] },
 
   -- ---- the visibility index ----
+  { id = "index/updated-at-ignores-history", file = "src/store/sqlite_index_build.c", tests = FAST,
+    why = "the index build's updated_at leaves out the last history event (the row parts only)",
+    from = [[sqlite3_bind_int64(ins, 6, last > updated ? last : updated);]],
+    to = [[sqlite3_bind_int64(ins, 6, ((void)last, updated));]] },
   { id = "index/prune-not-reconciled", file = "src/store/sqlite_index_sync.c", tests = INDEX,
     why = "the index keeps what it derived from history rows deleted by another handle (a prune)",
     from = [[if (rc == DUROX_OK && deleted)

@@ -146,8 +146,11 @@ assert(sh(q(copy .. "/tests/make_fixtures.sh") .. " " .. q(fixtures) .. " >" .. 
 -- The fixture setup tests (fixtures, busy_fixture, the PostgreSQL server and stores) run as
 -- ctest needs them; they reuse fresh fixtures. A mutation's run stops at its first failing test
 -- (killed: the rest need not run); the baseline runs every test.
+-- The visibility index files the tests' handles keep (DUROX_INDEX_DIR = build/test-index) are
+-- deleted before every run: an index built by an earlier run (by unmutated code) would be reused
+-- while the store is unchanged, and hide a mutation of the index build.
 local function run_tests(regex, log, stop)
-  return sh("cd " .. q(build) .. " && ctest --timeout 600 " .. (stop and "--stop-on-failure " or "") .. "-R " .. q(regex)
+  return sh("rm -rf " .. q(build .. "/test-index") .. " && cd " .. q(build) .. " && ctest --timeout 600 " .. (stop and "--stop-on-failure " or "") .. "-R " .. q(regex)
     .. " >" .. q(log) .. " 2>&1")
 end
 -- the PostgreSQL server of the copy's build (a run stopped at a failure may leave it running)
