@@ -1074,7 +1074,8 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 	                          : opts != NULL && opts->statement_timeout_ms > 0 ? opts->statement_timeout_ms
 	                                                                           : DEFAULT_STATEMENT_TIMEOUT_MS;
 	/* "how long to wait for a locked store" is PostgreSQL's lock_timeout */
-	s->lock_timeout_ms = opts != NULL && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : DEFAULT_LOCK_TIMEOUT_MS;
+	s->lock_timeout_ms =
+	        opts != NULL && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : DEFAULT_LOCK_TIMEOUT_MS;
 	int ct_ms = opts != NULL && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
 	                                                         : DEFAULT_CONNECT_TIMEOUT_S * 1000;
 	s->connect_timeout_s = (ct_ms + 999) / 1000;
