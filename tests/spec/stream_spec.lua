@@ -260,6 +260,15 @@ describe("on " .. kind .. ", event streams on a store the runtime wrote", functi
     assert.is_nil(ok)
     assert.are.equal("DENIED", code)
     assert.are.equal("streaming is disabled by the configuration (enable_streaming = false)", err)
+    -- the other streams and the raw feed too
+    for _, call in ipairs { function() return off:watch_instances { instance_ids = { "x" } } end,
+      function() return off:stream_runtime_metrics { count = 1 } end,
+      function() return off:read_changes { from = "now" } end } do
+      ok, err, code = call()
+      assert.is_nil(ok)
+      assert.are.equal("DENIED", code)
+      assert.are.equal("streaming is disabled by the configuration (enable_streaming = false)", err)
+    end
     off:close()
     assert.has_error(function() dx:stream_instance_events { event_types = { "Finished" } } end)
     assert.has_error(function() dx:stream_instance_events { follow = "yes" } end, "stream option field 'follow' expects a boolean, got 'yes'")
@@ -317,6 +326,54 @@ describe("on " .. kind .. ", event streams following the live runtime", function
       last[ex] = it.event_id
     end
     follower:close()
+  end)
+
+  it("resumes its cursor after the runtime restarts, in a new handle: nothing missed, nothing twice", function()
+    local s = assert(dx:stream_instance_events { from = "now", follow = true, no_wait = true })
+    assert(dx:start_orchestration("rr-1", "Sequence", '{"value":1}'))
+    assert(dx:wait_for_orchestration("rr-1", "120s"))
+    local done = S.rows("SELECT execution_id AS x, event_id AS e FROM history WHERE instance_id = 'rr-1' AND"
+      .. " event_type = 'OrchestrationCompleted'", "SELECT execution_id AS x, event_id AS e FROM history WHERE"
+      .. " instance_id = 'rr-1' AND event_data::json->>'type' = 'OrchestrationCompleted'")[1]
+    local last = ("rr-1/%d/%d"):format(done.x, done.e)
+    local keys, got_last = {}, false
+    L.wait_until(function()
+      local it = s:next()
+      while it do
+        if it.kind == "event" then
+          keys[#keys + 1] = it.key
+          got_last = got_last or it.key == last
+        end
+        it = s:next()
+      end
+      return got_last
+    end, 120000, "rr-1's events")
+    local cursor = s:cursor()
+    s:close()
+    dx:close()
+    L.stop_runtime(rt)
+    rt = L.start_runtime(S.target, dir .. "/live2")
+    dx = assert(durox.open(S.url))
+    assert(dx:start_orchestration("rr-2", "Sequence", '{"value":2}'))
+    assert(dx:wait_for_orchestration("rr-2", "120s"))
+    local other = assert(durox.open(S.url, { readonly = true }))
+    local tail = collect(other, { cursor = cursor })
+    other:close()
+    local seen = {}
+    for _, k in ipairs(keys) do seen[k] = true end
+    local want = {}
+    for _, e in ipairs(oracle(S, seen)) do
+      if e.instance:match("^rr%-") then want[#want + 1] = e.key end
+    end
+    local got = {}
+    for _, it in ipairs(tail) do
+      if it.kind == "event" then
+        assert.is_nil(seen[it.key], "twice: " .. it.key)
+        if it.instance_id:match("^rr%-") then got[#got + 1] = it.key end
+      end
+    end
+    assert.are.same(sorted(want), sorted(got))
+    assert.is_true(#got > 0)
   end)
 
   it("yields a reset when Duroxide's client purges under the cursor, then goes on", function()
