@@ -16,12 +16,17 @@
 #             followers plus `duroxlua exporter` scraped every second, in PAIRS alternating
 #             pairs (the machine is shared: alone/with run back to back so load hits both),
 #             medians and the share kept (goal: at least 97%)
+# STEPS="latency rate idle runtime" (the default: all) runs only those parts; WITH="followers"
+# or WITH="exporter" puts only those beside the runtime (default both).
 # Needs node, sqlite3 (or psql and PostgreSQL 15), curl and a built duroxlua ($DUROXLUA,
 # default build/duroxlua).
 set -euo pipefail
 K=${1:-1500}
 PAIRS=${2:-5}
 KIND=${3:-sqlite}
+STEPS=" ${STEPS:-latency rate idle runtime} "
+WITH=${WITH:-followers exporter} # what runs beside the runtime in the "with" runs (to attribute a loss)
+step() { [[ "$STEPS" == *" $1 "* ]]; }
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin=${DUROXLUA:-$root/build/duroxlua}
 harness=$root/tests/harness
@@ -46,7 +51,7 @@ case "$KIND" in
     ;;
   *) echo "stream_bench: the kind is sqlite or postgres, not '$KIND'" >&2; exit 2 ;;
 esac
-psqlq() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+psqlq() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 url() { # name -> the store's URL (durox.open, --store)
   if [ "$KIND" = sqlite ]; then echo "sqlite:$work/$1.db"; else echo "postgresql://postgres@/$1?host=$pgdir&port=$pgport&schema=dx"; fi
 }
@@ -170,15 +175,20 @@ latency() { # poll
   printf "  --poll %-6s %7d of %d events   median %4d ms   p99 %4d ms%s\n" "$1" "$n" "$want" "$p50" "$p99" \
     "$([ "$lost" -gt 0 ] && echo "   ($lost instances the runtime failed without a row)")"
 }
-echo "latency: event timestamp (just before the runtime's commit) to the follower's stdout, runtime flat out"
-latency 20ms
-latency 200ms
-echo
+if step latency; then
+  echo "latency: event timestamp (just before the runtime's commit) to the follower's stdout, runtime flat out"
+  latency 20ms
+  latency 200ms
+  echo
+fi
 
 # ---- rate: events a follower sustains ---------------------------------------------------------
+if step rate || step idle; then
 if [ "$KIND" = sqlite ]; then "$root/bench/make_store.sh" "$work/seed.db" "$work/big.db" 100000 2>/dev/null
 else psqlq "$admin" -c "DROP DATABASE IF EXISTS big WITH (FORCE)" >/dev/null; "$root/bench/make_pg_store.sh" "$admin" seed big 100000 2>/dev/null; fi
+fi
 big=$(url big)
+if step rate; then
 rows=$(count_history big)
 t0=$(ms)
 items=$("$bin" --store "$big" events --json --from start | wc -l)
@@ -205,8 +215,10 @@ printf "  duroxlua events --json > pipe   %8d events in %6.2f s   %8.0f events/s
   t = (durox.now() - t0) / 1000
   print(("  dx:read_changes (raw rows)      %8d rows   in %6.2f s   %8.0f rows/s"):format(rows, t, rows / t))'
 echo
+fi
 
 # ---- idle: an idle follower -------------------------------------------------------------------
+if step idle; then
 "$bin" --store "$big" events --follow --json --from now >/dev/null &
 fp=$!
 pids+=("$fp")
@@ -231,6 +243,7 @@ printf "  CPU over 10 s: %d ticks of 1/%d s = %.3f%% of one core\n" "$((c1 - c0)
   print(("  one idle poll round (dx:read_changes, Lua call and result table included): %.2f us"):format(
     (os.clock() - t0) / n * 1e6))'
 echo
+fi
 
 # ---- runtime: throughput alone and with three followers and the exporter ------------------------
 phase() { # name -> elapsed ms for K instances
@@ -238,18 +251,20 @@ phase() { # name -> elapsed ms for K instances
   fresh "$db" seed
   queue "$db" tp "$K"
   local extra=()
-  if [ "$1" = with ]; then
+  if [ "$1" = with ] && [[ " $WITH " == *" followers "* ]]; then
     for i in 1 2 3; do
       "$bin" --store "$(url "$db")" events --follow --json --from now >/dev/null 2>&1 &
       extra+=("$!")
     done
+  fi
+  if [ "$1" = with ] && [[ " $WITH " == *" exporter "* ]]; then
     "$bin" --store "$(url "$db")" exporter --listen 127.0.0.1:0 --port-file "$work/port" >/dev/null 2>&1 &
     extra+=("$!")
     for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
     ( while true; do curl -s -o /dev/null "http://127.0.0.1:$(cat "$work/port")/metrics" || true; sleep 1; done ) &
     extra+=("$!")
-    sleep 0.5
   fi
+  [ "$1" = with ] && sleep 0.5
   start_runtime "$db"
   local t0 t1 lost
   t0=$(ms)
@@ -262,6 +277,7 @@ phase() { # name -> elapsed ms for K instances
   rm -f "$work/port"
   echo $((t1 - t0))
 }
+step runtime || exit 0
 alone=()
 with=()
 for pair in $(seq "$PAIRS"); do
@@ -273,7 +289,7 @@ for pair in $(seq "$PAIRS"); do
 done
 ma=$(printf "%s\n" "${alone[@]}" | median)
 mw=$(printf "%s\n" "${with[@]}" | median)
-echo "runtime: $K Sequence instances, throughput alone vs with 3 followers + the exporter scraped every second"
+echo "runtime: $K Sequence instances, throughput alone vs with ${WITH/followers/3 followers} (the exporter scraped every second)"
 printf "  median alone %6d ms = %6.1f instances/s\n" "$ma" "$(echo "$K * 1000 / $ma" | bc -l)"
 printf "  median with  %6d ms = %6.1f instances/s\n" "$mw" "$(echo "$K * 1000 / $mw" | bc -l)"
 printf "  kept: %.1f%% of the throughput (goal: at least 97%%)\n" "$(echo "$ma * 100 / $mw" | bc -l)"
