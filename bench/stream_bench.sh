@@ -289,7 +289,8 @@ for pair in $(seq "$PAIRS"); do
 done
 ma=$(printf "%s\n" "${alone[@]}" | median)
 mw=$(printf "%s\n" "${with[@]}" | median)
-echo "runtime: $K Sequence instances, throughput alone vs with ${WITH/followers/3 followers} (the exporter scraped every second)"
+beside=$(echo "$WITH" | sed 's/followers/3 followers/; s/exporter/the exporter scraped every second/; s/followers the/followers + the/')
+echo "runtime: $K Sequence instances, throughput alone vs with $beside"
 printf "  median alone %6d ms = %6.1f instances/s\n" "$ma" "$(echo "$K * 1000 / $ma" | bc -l)"
 printf "  median with  %6d ms = %6.1f instances/s\n" "$mw" "$(echo "$K * 1000 / $mw" | bc -l)"
 printf "  kept: %.1f%% of the throughput (goal: at least 97%%)\n" "$(echo "$ma * 100 / $mw" | bc -l)"
