@@ -199,7 +199,9 @@ static int seen_cb(void *ud, const durox_instance_summary *s)
 		return 0;
 	c->seen[pos] = 1;
 	target *t = &c->ts->v[pos];
-	if ((c->r = police(c->rc, t, s, c->p)) == DUROX_OK && c->rc->o->authorize != NULL)
+	/* the caller's authorize callback only restricts further: it is not asked about a target
+	 * the policy refused (as for targets by filter) */
+	if ((c->r = police(c->rc, t, s, c->p)) == DUROX_OK && c->rc->o->authorize != NULL && t->deny == NULL)
 		c->r = authorize(c->rc, c->ts, t, s);
 	return c->r == DUROX_OK ? 0 : -1;
 }
