@@ -287,6 +287,20 @@ for _, S in ipairs(STORES) do
       end)
     end
 
+    it("tells hidden and missing bulk targets apart only in the audit record", function()
+      local r = assert(dx:cancel_instances { instances = { ID, "no-such-instance" }, dry_run = false })
+      local got = {}
+      for _, f in ipairs(r.failed_instances) do got[f.instance_id] = f.code .. ": " .. f.error end
+      assert.are.same({ [ID] = ("NOTFOUND: instance '%s' not found"):format(ID),
+                        ["no-such-instance"] = "NOTFOUND: instance 'no-such-instance' not found" }, got)
+      assert.is_nil(r.job_id)
+      local rec = L.sql(S.db, "SELECT result FROM durox_audit_log WHERE operation = 'cancel_instances' ORDER BY seq "
+        .. "DESC LIMIT 1", "SELECT result FROM durox.audit_log WHERE operation = 'cancel_instances' ORDER BY seq "
+        .. "DESC LIMIT 1")[1]
+      local result = type(rec.result) == "string" and durox.decode_json(rec.result) or rec.result
+      assert.are.same({ job_id = 0, matched = 2, denied = 0, not_found = 2, hidden = 1 }, result)
+    end)
+
     it("changed nothing in the store", function()
       assert.are.same(before, census(S.db))
     end)
