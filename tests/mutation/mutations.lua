@@ -337,8 +337,8 @@ return {
 			*ok = 1;]] },
   { id = "feed/pg-round-key-inclusive", file = "src/store/postgres_feed.c", tests = FEED,
     why = "PostgreSQL: a round split by the limit delivers its last row again",
-    from = [[" AND (h.instance_id COLLATE \"C\", h.execution_id, h.event_id) > ($%d COLLATE \"C\","]],
-    to = [[" AND (h.instance_id COLLATE \"C\", h.execution_id, h.event_id) >= ($%d COLLATE \"C\","]] },
+    from = [[" AND (h.instance_id%s, h.execution_id, h.event_id) > ($%d%s, $%d::int8, $%d::int8)",]],
+    to = [[" AND (h.instance_id%s, h.execution_id, h.event_id) >= ($%d%s, $%d::int8, $%d::int8)",]] },
   { id = "feed/pg-deleted-unnoticed", file = "src/store/postgres_feed.c", tests = FEED,
     why = "PostgreSQL: rows deleted behind the cursor give no 'deleted' reset",
     from = [[			if (n < p->count) {
