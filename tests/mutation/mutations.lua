@@ -358,7 +358,7 @@ return {
   { id = "access/instance-write-hook-ignored", file = "src/engine/access.c", tests = ACL,
     why = "a write on one instance (cancel, raise, purge, restart) goes through although its hook denies it",
     from = [[if (!ask_instance(dx, hook, &s, event_name, why, sizeof why)) {]],
-    to = [[if (0) {]] },
+    to = [[if ((void)event_name, 0) {]] },
   { id = "access/start-without-hook-allowed", file = "src/engine/access.c", tests = ACL,
     why = "a policy without can_start_orchestration lets every start through",
     from = [[ok = (p->always_allow & (1u << DUROX_HOOK_START_ORCHESTRATION)) != 0;]],
