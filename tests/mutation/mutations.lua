@@ -367,7 +367,7 @@ return {
     why = "store-wide figures are given to a caller who may not see every instance",
     from = [[if (rc != DUROX_OK || !restricted)
 		return rc;]],
-    to = [[if (rc != DUROX_OK || 1)
+    to = [[if (rc != DUROX_OK || ((void)restricted, 1))
 		return rc;]] },
   { id = "access/payloads-despite-history-hook", file = "src/engine/access.c", tests = ACL,
     why = "payloads of every instance are given although can_view_history decides per instance",

@@ -525,4 +525,19 @@ for _, role in ipairs(ROLES) do
     end)
   end)
 end
+
+-- A policy that lists but has no can_view_instance fails closed: no instance is visible, by
+-- listing, count or id (the store holds ROWS, read with raw SQL above).
+describe(P.name .. ": a policy without can_view_instance", function()
+  it("shows no instance at all", function()
+    assert.is_true(#ROWS > 0)
+    local h = assert(durox.open(url, { policy_source = "return { can_list_instances = true }",
+                                       context = { user_id = "noah" } }))
+    assert.are.same({}, assert(h:list_instances()))
+    local res, msg, code = h:get_instance_details(ROWS[1].id)
+    assert.is_nil(res)
+    assert.are.equal("NOTFOUND", code, msg)
+    h:close()
+  end)
+end)
 end
