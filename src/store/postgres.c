@@ -391,6 +391,17 @@ static int result_fail(pg_store *s, pg_conn *pc, const PGresult *res, const char
 	one_line(msg, sizeof msg, primary != NULL ? primary : PQerrorMessage(pc->c));
 	int rc = code_of_sqlstate(st);
 	s->last_rc = rc;
+	if (st != NULL && (strcmp(st, "42P01") == 0 || strcmp(st, "3F000") == 0) && s->db_oid[0] &&
+	    (strstr(msg, "\"instances\"") != NULL || strstr(msg, "\"executions\"") != NULL ||
+	     strstr(msg, "\"history\"") != NULL || strstr(msg, "\"orchestrator_queue\"") != NULL ||
+	     strstr(msg, "\"worker_queue\"") != NULL || strcmp(st, "3F000") == 0)) {
+		/* a table every Duroxide store has (checked at open) is missing: the schema was
+		 * dropped under the handle */
+		s->gone = 1;
+		s->last_rc = DUROX_EGONE;
+		return store_fail(&s->base, DUROX_EGONE, "store %s was dropped while it was open (%s); open it again",
+		                  s->display, msg);
+	}
 	if (st != NULL && strcmp(st, "57014") == 0 && strstr(msg, "user request") != NULL) {
 		s->last_rc = DUROX_EABORT; /* pg_interrupt: Ctrl-C, durox_interrupt */
 		return store_fail(&s->base, DUROX_EABORT, "interrupted: %s stopped", what);
@@ -480,25 +491,52 @@ static int conn_setup(pg_store *s, pg_conn *pc)
 	snprintf(stmt, sizeof stmt, "%d", s->statement_timeout_ms);
 	snprintf(lock, sizeof lock, "%d", DEFAULT_LOCK_TIMEOUT_MS);
 	snprintf(idle, sizeof idle, "%d", IDLE_IN_TXN_TIMEOUT_MS);
-	const char *vals[] = {path, stmt, lock, idle, s->readonly || pc == s->reader ? "on" : "off"};
+	const char *vals[] = {path, stmt, lock, idle, s->readonly || pc == s->reader ? "on" : "off", s->schema};
 	PGresult *r =
 	        PQexecParams(pc->c,
 	                     "SELECT set_config('search_path',$1,false), set_config('statement_timeout',$2,false),"
 	                     " set_config('lock_timeout',$3,false),"
 	                     " set_config('idle_in_transaction_session_timeout',$4,false),"
-	                     " set_config('default_transaction_read_only',$5,false)",
-	                     5, NULL, vals, NULL, NULL, 0);
-	int ok = r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK;
+	                     " set_config('default_transaction_read_only',$5,false),"
+	                     " (SELECT oid::text FROM pg_database WHERE datname = current_database()),"
+	                     " (SELECT oid::text FROM pg_namespace WHERE nspname = $6)",
+	                     6, NULL, vals, NULL, NULL, 0);
+	int ok = r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
 	int rc = ok ? DUROX_OK : result_fail(s, pc, r, "setting up the session");
+	if (ok && pc == &s->primary) {
+		const char *db = PQgetvalue(r, 0, 5), *ns = PQgetisnull(r, 0, 6) ? "" : PQgetvalue(r, 0, 6);
+		if (s->db_oid[0] == '\0') {
+			snprintf(s->db_oid, sizeof s->db_oid, "%s", db);
+			snprintf(s->schema_oid, sizeof s->schema_oid, "%s", ns);
+		} else if (strcmp(s->db_oid, db) != 0 || (s->schema_oid[0] && strcmp(s->schema_oid, ns) != 0)) {
+			ok = 0;
+			s->gone = 1;
+			s->last_rc = DUROX_EGONE;
+			rc = store_fail(&s->base, DUROX_EGONE, "store %s was %s while it was open; open it again",
+			                s->display, strcmp(s->db_oid, db) != 0 ? "replaced by another database"
+			                             : ns[0] ? "replaced by another schema"
+			                                     : "dropped (its schema is gone)");
+		}
+	}
 	PQclear(r);
 	pc->setup_done = ok;
 	return rc;
+}
+
+/* The handle's store was dropped or replaced (s->gone): every call says so. */
+static int gone_fail(pg_store *s)
+{
+	s->last_rc = DUROX_EGONE;
+	return store_fail(&s->base, DUROX_EGONE, "store %s was dropped or replaced while it was open; open it again",
+	                  s->display);
 }
 
 /* Makes sure pc is connected and set up; reconnects a dropped connection (its prepared
  * statements are gone with it). */
 static int conn_ensure(pg_store *s, pg_conn *pc)
 {
+	if (s->gone)
+		return gone_fail(s);
 	if (!conn_bad(pc) && pc->setup_done)
 		return DUROX_OK;
 	if (conn_bad(pc)) {
@@ -511,12 +549,26 @@ static int conn_ensure(pg_store *s, pg_conn *pc)
 		} else {
 			char err[400];
 			int rc = conn_open(s, pc, err, sizeof err);
+			if (rc == DUROX_ENOTFOUND && s->db_oid[0]) {
+				s->gone = 1;
+				s->last_rc = DUROX_EGONE;
+				return store_fail(&s->base, DUROX_EGONE,
+				                  "store %s was dropped while it was open (its database is gone); open it again",
+				                  s->display);
+			}
 			if (rc != DUROX_OK)
 				return store_fail(&s->base, rc, "%s", err);
 		}
 		if (conn_bad(pc)) {
 			char msg[400];
 			one_line(msg, sizeof msg, PQerrorMessage(pc->c));
+			if (s->db_oid[0] && strstr(msg, "does not exist") != NULL) {
+				s->gone = 1;
+				s->last_rc = DUROX_EGONE;
+				return store_fail(&s->base, DUROX_EGONE,
+				                  "store %s was dropped while it was open (its database is gone); open it again",
+				                  s->display);
+			}
 			s->last_rc = DUROX_EIO;
 			return store_fail(&s->base, DUROX_EIO, "cannot reconnect to PostgreSQL store %s: %s",
 			                  pc->display, msg);
@@ -706,6 +758,15 @@ int pq_exec_simple(pg_store *s, const char *sql, const char *what)
 	int64_t t0 = mono_ns();
 	PGresult *r = PQexec(pc->c, sql);
 	ExecStatusType x = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	if (x != PGRES_COMMAND_OK && conn_bad(pc) && !s->in_txn && strcmp(sql, "BEGIN") == 0) {
+		/* the connection dropped while idle: nothing was begun, so reconnect and begin once more
+		 * (a reconnect also finds a store dropped or replaced meanwhile) */
+		PQclear(r);
+		if ((rc = conn_ensure(s, pc)) != DUROX_OK)
+			return rc;
+		r = PQexec(pc->c, sql);
+		x = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	}
 	rc = x == PGRES_COMMAND_OK || x == PGRES_TUPLES_OK ? DUROX_OK : result_fail(s, pc, r, what);
 	PQclear(r);
 	account(s, 1, t0);

@@ -51,6 +51,11 @@ typedef struct pg_store {
 	int in_txn;
 	int last_rc;
 	int reconnects; /* how many times a dropped connection was re-established */
+	/* the store's identity, taken at the first session setup: a reconnect that finds another
+	 * database or schema under the same names (dropped and created again) makes the handle
+	 * gone, as a replaced SQLite file does */
+	char db_oid[16], schema_oid[16];
+	int gone;
 	/* capabilities beyond durox_store_info */
 	int has_kv_delta;
 	int has_enqueue;   /* enqueue_orchestrator_work(text, text, timestamptz, text, text, bigint) */
