@@ -513,9 +513,10 @@ static int conn_setup(pg_store *s, pg_conn *pc)
 			s->gone = 1;
 			s->last_rc = DUROX_EGONE;
 			rc = store_fail(&s->base, DUROX_EGONE, "store %s was %s while it was open; open it again",
-			                s->display, strcmp(s->db_oid, db) != 0 ? "replaced by another database"
-			                             : ns[0] ? "replaced by another schema"
-			                                     : "dropped (its schema is gone)");
+			                s->display,
+			                strcmp(s->db_oid, db) != 0 ? "replaced by another database"
+			                : ns[0]                    ? "replaced by another schema"
+			                                           : "dropped (its schema is gone)");
 		}
 	}
 	PQclear(r);
@@ -552,9 +553,10 @@ static int conn_ensure(pg_store *s, pg_conn *pc)
 			if (rc == DUROX_ENOTFOUND && s->db_oid[0]) {
 				s->gone = 1;
 				s->last_rc = DUROX_EGONE;
-				return store_fail(&s->base, DUROX_EGONE,
-				                  "store %s was dropped while it was open (its database is gone); open it again",
-				                  s->display);
+				return store_fail(
+				        &s->base, DUROX_EGONE,
+				        "store %s was dropped while it was open (its database is gone); open it again",
+				        s->display);
 			}
 			if (rc != DUROX_OK)
 				return store_fail(&s->base, rc, "%s", err);
@@ -565,9 +567,10 @@ static int conn_ensure(pg_store *s, pg_conn *pc)
 			if (s->db_oid[0] && strstr(msg, "does not exist") != NULL) {
 				s->gone = 1;
 				s->last_rc = DUROX_EGONE;
-				return store_fail(&s->base, DUROX_EGONE,
-				                  "store %s was dropped while it was open (its database is gone); open it again",
-				                  s->display);
+				return store_fail(
+				        &s->base, DUROX_EGONE,
+				        "store %s was dropped while it was open (its database is gone); open it again",
+				        s->display);
 			}
 			s->last_rc = DUROX_EIO;
 			return store_fail(&s->base, DUROX_EIO, "cannot reconnect to PostgreSQL store %s: %s",
