@@ -28,7 +28,8 @@ local PROVIDERS = {
     copy = function()
       local db = os.tmpname()
       assert(os.execute(("cp %s %s"):format(sh(SCENARIO_DB), sh(db))))
-      return "sqlite:" .. db, function() os.remove(db) end
+      return "sqlite:" .. db, function() os.remove(db) end,
+        function(sql) return shell_value(("sqlite3 %s %s"):format(sh(db), sh(sql))) end
     end,
     value = function(sql) return shell_value(("sqlite3 %s %s"):format(sh(SCENARIO_DB), sh(sql))) end,
     created_sql = "SELECT CAST(strftime('%s', min(installed_on)) AS INTEGER) * 1000 FROM _sqlx_migrations",
@@ -59,7 +60,7 @@ if pg_port then
       end
       return pg_url(name, true), function()
         os.execute(psql("postgres", "DROP DATABASE IF EXISTS " .. name .. " WITH (FORCE)") .. " >/dev/null")
-      end
+      end, function(sql) return shell_value(psql(name, "SET search_path = dx; " .. sql)) end
     end,
     value = function(sql) return shell_value(psql("durox_scenarios", sql)) end,
     created_sql = "SELECT floor(extract(epoch FROM min(applied_at)) * 1000)::bigint FROM dx._duroxide_migrations",
@@ -142,6 +143,36 @@ describe("on " .. P.name .. ", series without --from", function()
     s = json(r.out)
     assert.are.equal(3600000, s.bucket_ms)
     assert.is_true(s.from <= now - 2 * 3600000 + 3600000)
+  end)
+end)
+
+describe("on " .. P.name .. ", a start the runtime has not picked up yet", function()
+  it("is Pending in show, wait and stuck alike (it was not found, Running and NotFound)", function()
+    local url, drop, value = P.copy()
+    local r = run { "--store", url, "start", "pend-1", "Echo", '"hi"' }
+    assert.are.equal(0, r.code, r.err)
+    -- independently: no instance row, one StartOrchestration queued
+    assert.are.equal(0, value("SELECT count(*) FROM instances WHERE instance_id = 'pend-1'"))
+    assert.are.equal(1, value("SELECT count(*) FROM orchestrator_queue WHERE instance_id = 'pend-1'"
+      .. " AND CAST(work_item AS TEXT) LIKE '%StartOrchestration%'"))
+    local show = run { "--store", url, "show", "pend-1" }
+    local show_json = run { "--store", url, "show", "pend-1", "--json" }
+    local wait = run { "--store", url, "wait", "pend-1", "--timeout", "300ms" }
+    local wait_json = run { "--store", url, "wait", "pend-1", "--timeout", "300ms", "--json" }
+    local stuck = run { "--store", url, "stuck", "--now", "+2h", "--json" }
+    drop()
+    assert.are.equal(0, show.code, show.err)
+    assert.truthy(show.out:find("\nStatus:      Pending\n", 1, true), show.out)
+    assert.are.equal("Pending", json(show_json.out).summary.status)
+    assert.are.equal(5, wait.code, wait.err)
+    assert.truthy(wait.out:find("\npend%-1 +Pending"), wait.out)
+    assert.truthy(wait.out:find("0 still running, 1 pending (queued, not started yet)\n", 1, true), wait.out)
+    assert.are.equal("Pending", json(wait_json.out).instances[1].status)
+    assert.are.equal(0, stuck.code, stuck.err)
+    local found
+    for _, x in ipairs(json(stuck.out).instances) do if x.instance_id == "pend-1" then found = x end end
+    assert(found, "the queued start is stalled two hours later")
+    assert.are.equal("Pending", found.status)
   end)
 end)
 end
