@@ -1,7 +1,8 @@
 -- terminal_spec.lua - duroxlua under a real terminal: tmux runs it in a pane of a given size
 -- and the spec types keys (send-keys) and reads the screen (capture-pane). The REPL: line
 -- editing (the Up arrow recalls the history instead of printing ^[[A), history kept across
--- sessions in $DUROX_HISTORY, Tab completion of dx: methods and instance ids, 'help', Ctrl-C
+-- sessions in $DUROX_HISTORY, Tab completion of dx: methods, durox. functions, field names
+-- inside { } and instance ids, 'help', Ctrl-C
 -- discarding the line at the prompt and interrupting a running call without leaving, Ctrl-D
 -- leaving with exit 0. A bulk command's confirmation: a sample of the targets, then the
 -- question; 'n' does nothing. top: its frame fits 80x24 (and 40x15) and 'q' quits. Uses a tmux server
@@ -97,6 +98,15 @@ end
 tmux("new-session -d -s keep -x 80 -y 24 'sleep 3600'")
 teardown(function() tmux("kill-server") end)
 
+-- how many Echo instances the scenario store holds (the sqlite3 tool)
+local ECHO = (function()
+  local p = assert(io.popen(("sqlite3 %s %s"):format(sh(SCENARIO_DB),
+    sh("SELECT count(*) FROM instances WHERE orchestration_name = 'Echo'"))))
+  local v = math.tointeger(tonumber(p:read("a")))
+  p:close()
+  return assert(v)
+end)()
+
 describe("the REPL in a terminal", function()
   local history = os.tmpname()
   local store = "sqlite:" .. SCENARIO_DB
@@ -125,6 +135,15 @@ describe("the REPL in a terminal", function()
     wait_for(s, 'durox> dx:get_orchestration_status("can-done-1')
     type_(s, '").status', "Enter")
     wait_for(s, 'durox> dx:get_orchestration_status("can-done-1").status\nCompleted\n')
+    -- a function of the durox module, then a filter field name inside { }
+    type_(s, "durox.format_ti", "Tab")
+    wait_for(s, "durox> durox.format_time")
+    type_(s, "(0)", "Enter")
+    wait_for(s, "durox> durox.format_time(0)\n1970-01-01T00:00:00")
+    type_(s, "#dx:list_instances { orchestration_na", "Tab")
+    wait_for(s, "durox> #dx:list_instances { orchestration_name")
+    type_(s, ' = "Echo" }', "Enter")
+    wait_for(s, ('durox> #dx:list_instances { orchestration_name = "Echo" }\n%d\n'):format(ECHO))
     -- help
     type_(s, "help", "Enter")
     wait_for(s, "The duroxlua REPL")
