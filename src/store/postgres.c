@@ -412,7 +412,9 @@ static int result_fail(pg_store *s, pg_conn *pc, const PGresult *res, const char
 		                  s->statement_timeout_ms);
 	if (st != NULL && strcmp(st, "55P03") == 0)
 		return store_fail(&s->base, rc,
-		                  "store is busy: %s waited for a row lock the runtime holds; retry later", what);
+		                  "store is busy: %s waited %d ms (the lock_timeout) for a lock another session"
+		                  " holds, such as the runtime's; retry later",
+		                  what, DEFAULT_LOCK_TIMEOUT_MS);
 	if (rc == DUROX_EDENIED && st != NULL && strcmp(st, "25006") == 0)
 		return store_fail(&s->base, rc, "%s denied: the store is read-only here (%s)", what, msg);
 	if (rc == DUROX_EDENIED)

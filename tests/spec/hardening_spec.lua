@@ -1,7 +1,8 @@
 -- hardening_spec.lua - what an operator meets when the store changes under duroxlua: a store
 -- file deleted or replaced while a handle is open (every call says GONE and nothing is
 -- written, where writes used to report success and be lost), a store locked by another
--- process (the message tells the real wait; Ctrl-C ends the wait at once, on SQLite and on
+-- process or session (the message tells the real wait, on SQLite and on PostgreSQL; Ctrl-C
+-- ends the wait at once, on SQLite and on
 -- PostgreSQL), and bulk operations whose every target is
 -- refused (nothing written, not even our journal). Stores are copies of the scenario store
 -- the real runtime wrote; independent reads go through the sqlite3 tool.
@@ -206,6 +207,41 @@ describe("a store locked by another process", function()
     dx:close()
   end)
 end)
+
+if not H.pg_skip then
+describe("a PostgreSQL store locked by another session", function()
+  it("says BUSY with the real limit (lock_timeout 5000 ms), one line, and writes nothing", function()
+    n = n + 1
+    local name = ("durox_hard_%d_%d"):format(os.time() % 100000, n)
+    L.pg_create(name, true)
+    pg_copies[#pg_copies + 1] = name
+    local before = tonumber(L.psql(name, "SELECT count(*) FROM dx.orchestrator_queue"))
+    local holder = assert(io.popen(("psql -X -q %s -c %s >/dev/null 2>&1 &"):format(
+      H.shell_quote(H.pg_url(name)),
+      H.shell_quote("BEGIN; LOCK TABLE dx.instances IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT;"))))
+    holder:close()
+    L.wait_until(function()
+      local row = H.psql("SELECT count(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        .. "WHERE c.relname = 'instances' AND l.mode = 'AccessExclusiveLock' AND l.granted", name)[1]
+      return row and tonumber(row.n) == 1
+    end, 10000, "psql to take the lock", 50)
+    local dx = assert(durox.open(H.pg_url(name, "schema=dx")))
+    local t0 = durox.now()
+    local r, msg, code = dx:cancel_instances { filter = { status = "Running" } }
+    local waited = durox.now() - t0
+    H.psql("SELECT pg_terminate_backend(pid) AS n FROM pg_stat_activity WHERE datname = '" .. name
+      .. "' AND pid <> pg_backend_pid()", name)
+    assert.is_nil(r)
+    assert.are.equal("BUSY", code, msg)
+    assert.truthy(msg:find("waited 5000 ms (the lock_timeout) for a lock another session holds", 1, true), msg)
+    assert.is_nil(msg:find("\n", 1, true))
+    -- it did wait the limit it names (a lower bound: never flaky under load)
+    assert.is_true(waited >= 4900, ("returned after %d ms"):format(waited))
+    dx:close()
+    assert.are.equal(before, tonumber(L.psql(name, "SELECT count(*) FROM dx.orchestrator_queue")))
+  end)
+end)
+end
 
 -- Runs `duroxlua script url`, sends it SIGINT after ms and returns its exit status and how
 -- long it ran (ms).
