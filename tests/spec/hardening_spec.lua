@@ -1,11 +1,13 @@
 -- hardening_spec.lua - what an operator meets when the store changes under duroxlua: a store
--- file deleted or replaced while a handle is open (every call says GONE and nothing is
--- written, where writes used to report success and be lost), a store locked by another
--- process or session (the message tells the real wait, on SQLite and on PostgreSQL; Ctrl-C
--- ends the wait at once, on SQLite and on
--- PostgreSQL), and bulk operations whose every target is
--- refused (nothing written, not even our journal). Stores are copies of the scenario store
--- the real runtime wrote; independent reads go through the sqlite3 tool.
+-- deleted or replaced while a handle is open (a SQLite file deleted or renamed over, a
+-- PostgreSQL database dropped, or dropped and created again, or its schema dropped: every
+-- call says GONE and nothing is written, where writes used to report success and be lost), a
+-- store locked by another process or session (the message tells the real wait; Ctrl-C ends
+-- the wait at once, on SQLite and on PostgreSQL), bulk operations whose every target is
+-- refused (nothing written, not even our journal), queued starts shown as Pending, caps on
+-- payloads and ids, authorize allowing only with true, and the callbacks' time budget (those
+-- on both providers). Stores are copies of the scenario store the real runtime wrote;
+-- independent reads go through the sqlite3 tool and psql.
 local durox = require "durox"
 local H = require "helpers"
 local L = require "live"
