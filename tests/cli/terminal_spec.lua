@@ -2,14 +2,15 @@
 -- and the spec types keys (send-keys) and reads the screen (capture-pane). The REPL: line
 -- editing (the Up arrow recalls the history instead of printing ^[[A), history kept across
 -- sessions in $DUROX_HISTORY, Tab completion of dx: methods, durox. functions, field names
--- inside { } and instance ids, 'help', Ctrl-C
--- discarding the line at the prompt and interrupting a running call without leaving, Ctrl-D
--- leaving with exit 0. A bulk command's confirmation: a sample of the targets, then the
--- question; 'n' does nothing. top: its frame fits 80x24 (and 40x15) and 'q' quits. Uses a tmux server
--- of its own (-L), killed at the end. No fixed sleeps: after every key the spec polls the
--- screen until what it expects appears (a generous deadline, for a loaded machine), and a
--- call to interrupt prints a mark first, so Ctrl-C is sent once the call is known to run.
--- Binary: $DUROXLUA; stores: $DUROX_SCENARIO_DB, $DUROX_BUSY_DB.
+-- inside { } and instance ids, 'help', Ctrl-C discarding the line at the prompt and
+-- interrupting a running call without leaving, Ctrl-D leaving with exit 0. A bulk command's
+-- confirmation: a sample of the targets, then the question; 'n' does nothing, 'y' queues one
+-- cancellation per target (on SQLite and on PostgreSQL, counted with the sqlite3 tool and
+-- psql). top: its frame fits 80x24 (and 40x15) and 'q' quits. Uses a tmux server of its own
+-- (-L), killed at the end. No fixed sleeps: after every key the spec polls the screen until
+-- what it expects appears (a generous deadline, for a loaded machine), and a call to
+-- interrupt prints a mark first, so Ctrl-C is sent once the call is known to run.
+-- Binary: $DUROXLUA; stores: $DUROX_SCENARIO_DB, $DUROX_BUSY_DB, the PG test server.
 local T = require "support"
 local BIN, sh = T.BIN, T.sh
 local SCENARIO_DB, BUSY_DB = os.getenv("DUROX_SCENARIO_DB"), os.getenv("DUROX_BUSY_DB")
@@ -189,25 +190,70 @@ describe("the REPL in a terminal", function()
   end)
 end)
 
-describe("a bulk command asking for confirmation in a terminal", function()
-  local durox = T.durox
-  local db = os.tmpname()
-  teardown(function() os.remove(db) end)
-
-  it("shows a sample of the targets, not only the count; 'n' does nothing (exit 4), 'y' goes ahead", function()
+-- The stores the confirmation runs on: a copy of the scenario store on SQLite and (with the
+-- test server) of the same scenarios on PostgreSQL. copy() gives its URL, sql(query) -> the
+-- first column of every row (the sqlite3 tool, psql) and drop().
+local function column(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  assert(p:close(), cmd .. ": " .. out)
+  local t = {}
+  for l in out:gmatch("[^\n]+") do t[#t + 1] = l end
+  return t
+end
+local PROVIDERS = {
+  { name = "SQLite", copy = function()
+    local db = os.tmpname()
     assert(os.execute(("cp %s %s"):format(sh(SCENARIO_DB), sh(db))))
-    local dx = assert(durox.open("sqlite:" .. db, { readonly = true }))
-    local running = {}
-    for _, s in ipairs(assert(dx:list_instances { status = "Running" })) do
-      running[s.instance_id] = true
+    return "sqlite:" .. db, function(q) return column(("sqlite3 %s %s"):format(sh(db), sh(q))) end,
+      function() os.remove(db) end
+  end },
+}
+local pg_dir = os.getenv("DUROX_PG_DIR")
+local pg_port = pg_dir and io.open(pg_dir .. "/port") and T.read_file(pg_dir .. "/port"):gsub("%s+$", "")
+if pg_port then
+  local function pg_url(db, store)
+    return ("postgresql://postgres@/%s?host=%s&port=%s%s"):format(db, pg_dir, pg_port, store and "&schema=dx" or "")
+  end
+  local function psql(db, q)
+    return ("PGOPTIONS='-c search_path=dx' psql -X -q -A -t %s -c %s 2>&1"):format(sh(pg_url(db)), sh(q))
+  end
+  local copies = 0
+  PROVIDERS[2] = { name = "PostgreSQL", copy = function()
+    copies = copies + 1
+    local name = ("durox_term_%d_%d"):format(os.time() % 100000, copies)
+    -- a template copy fails while another spec is connected to the template: tried again
+    local deadline = os.time() + 60
+    while true do
+      local p = assert(io.popen(psql("postgres", "CREATE DATABASE " .. name .. " TEMPLATE durox_scenarios")))
+      local out = p:read("a")
+      if p:close() then break end
+      assert(out:find("being accessed by other users", 1, true) and os.time() < deadline, out)
+      os.execute("sleep 0.2")
     end
-    dx:close()
-    local n = 0
-    for _ in pairs(running) do n = n + 1 end
+    return pg_url(name, true), function(q) return column(psql(name, q)) end, function()
+      os.execute(psql("postgres", "DROP DATABASE IF EXISTS " .. name .. " WITH (FORCE)") .. " >/dev/null")
+    end
+  end }
+end
+
+local RUNNING = "SELECT i.instance_id FROM instances i JOIN executions e ON e.instance_id = i.instance_id"
+  .. " AND e.execution_id = i.current_execution_id WHERE e.status = 'Running' ORDER BY 1"
+local CANCELS = "SELECT count(*) FROM orchestrator_queue WHERE CAST(work_item AS TEXT) LIKE '{\"CancelInstance\"%'"
+
+for _, P in ipairs(PROVIDERS) do
+describe("on " .. P.name .. ", a bulk command asking for confirmation in a terminal", function()
+  it("shows a sample of the targets, not only the count; 'n' does nothing (exit 4), 'y' goes ahead", function()
+    local url, sql, drop = P.copy()
+    finally(drop)
+    -- independently: the running instances, and no cancellation queued yet
+    local running, n = {}, 0
+    for _, id in ipairs(sql(RUNNING)) do running[id] = true; n = n + 1 end
     assert.is_true(n > 5)
-    local cmd = ("%s --store %s cancel --status Running --reason terminal-spec"):format(sh(BIN), sh("sqlite:" .. db))
+    local before = tonumber(sql(CANCELS)[1])
+    local cmd = ("%s --store %s cancel --status Running --reason terminal-spec"):format(sh(BIN), sh(url))
     local s = start(cmd, 100, 30)
-    wait_for(s, "[y/N]")
+    wait_for(s, ("Cancel %d instances? [y/N]"):format(n))
     -- five of the targets by id, then how many more
     local shown = 0
     for l in screen(s):gmatch("[^\n]+") do
@@ -219,22 +265,17 @@ describe("a bulk command asking for confirmation in a terminal", function()
     type_(s, "n", "Enter")
     wait_for(s, "nothing done\nEXIT:4")
     tmux("kill-session -t " .. s)
-    dx = assert(durox.open("sqlite:" .. db, { readonly = true }))
-    assert.are.equal(n, #assert(dx:list_instances { status = "Running" }))
-    dx:close()
+    assert.are.equal(before, tonumber(sql(CANCELS)[1]))
     s = start(cmd, 100, 30)
     wait_for(s, "[y/N]")
     type_(s, "y", "Enter")
     wait_for(s, "EXIT:0")
     tmux("kill-session -t " .. s)
-    -- the cancellations are queued for the runtime (none runs on the copy)
-    dx = assert(durox.open("sqlite:" .. db, { readonly = true }))
-    local j = assert(dx:list_jobs {})
-    dx:close()
-    assert.are.equal(1, #j)
-    assert.are.equal(n, j[1].done)
+    -- one cancellation queued for each running instance (no runtime works on the copy)
+    assert.are.equal(before + n, tonumber(sql(CANCELS)[1]))
   end)
 end)
+end
 
 describe("top in a terminal", function()
   local cmd = ("%s --store %s top -i 300ms"):format(sh(BIN), sh("sqlite:" .. BUSY_DB))
