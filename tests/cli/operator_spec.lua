@@ -147,7 +147,7 @@ describe("on " .. P.name .. ", series without --from", function()
 end)
 
 describe("on " .. P.name .. ", a start the runtime has not picked up yet", function()
-  it("is Pending in show, wait and stuck alike (it was not found, Running and NotFound)", function()
+  it("is Pending in show, wait, watch, stuck, history, tree and purge alike (it was not found, Running and NotFound)", function()
     local url, drop, value = P.copy()
     local r = run { "--store", url, "start", "pend-1", "Echo", '"hi"' }
     assert.are.equal(0, r.code, r.err)
@@ -160,7 +160,24 @@ describe("on " .. P.name .. ", a start the runtime has not picked up yet", funct
     local wait = run { "--store", url, "wait", "pend-1", "--timeout", "300ms" }
     local wait_json = run { "--store", url, "wait", "pend-1", "--timeout", "300ms", "--json" }
     local stuck = run { "--store", url, "stuck", "--now", "+2h", "--json" }
+    local watch = run { "--store", url, "watch", "pend-1", "--timeout", "300ms" }
+    local history = run { "--store", url, "history", "pend-1" }
+    local tree = run { "--store", url, "tree", "pend-1" }
+    local purge = run { "--store", url, "purge", "pend-1", "--dry-run" }
+    local unknown = run { "--store", url, "history", "nope-x" }
     drop()
+    -- watch says Pending (it said NotFound); history, tree and purge say why there is nothing
+    -- yet (they said not found), with the not-found exit code; an unknown id stays not found
+    assert.are.equal(5, watch.code, watch.err)
+    assert.truthy(watch.out:find("  pend-1  is Pending\n", 1, true), watch.out)
+    local why = "instance 'pend-1' is Pending: its start is queued and the runtime has not created it yet"
+    assert.are.equal(3, history.code)
+    assert.are.equal("duroxlua history: " .. why .. ", so it has no history yet\n", history.err)
+    assert.are.equal(3, tree.code)
+    assert.are.equal("duroxlua tree: " .. why .. ", so it has no sub-orchestrations yet\n", tree.err)
+    assert.are.equal(3, purge.code)
+    assert.truthy(purge.out:find("  pend-1  NOTFOUND  " .. why .. "\n", 1, true), purge.out)
+    assert.are.equal("duroxlua history: instance 'nope-x' not found\n", unknown.err)
     assert.are.equal(0, show.code, show.err)
     assert.truthy(show.out:find("\nStatus:      Pending\n", 1, true), show.out)
     assert.are.equal("Pending", json(show_json.out).summary.status)
