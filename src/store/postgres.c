@@ -391,10 +391,10 @@ static int result_fail(pg_store *s, pg_conn *pc, const PGresult *res, const char
 	one_line(msg, sizeof msg, primary != NULL ? primary : PQerrorMessage(pc->c));
 	int rc = code_of_sqlstate(st);
 	s->last_rc = rc;
-	if (st != NULL && (strcmp(st, "42P01") == 0 || strcmp(st, "3F000") == 0) && s->db_oid[0] &&
+	if (st != NULL && strcmp(st, "42P01") == 0 && s->db_oid[0] &&
 	    (strstr(msg, "\"instances\"") != NULL || strstr(msg, "\"executions\"") != NULL ||
 	     strstr(msg, "\"history\"") != NULL || strstr(msg, "\"orchestrator_queue\"") != NULL ||
-	     strstr(msg, "\"worker_queue\"") != NULL || strcmp(st, "3F000") == 0)) {
+	     strstr(msg, "\"worker_queue\"") != NULL)) {
 		/* a table every Duroxide store has (checked at open) is missing: the schema was
 		 * dropped under the handle */
 		s->gone = 1;
@@ -552,7 +552,7 @@ static int conn_ensure(pg_store *s, pg_conn *pc)
 		} else {
 			char err[400];
 			int rc = conn_open(s, pc, err, sizeof err);
-			if (rc == DUROX_ENOTFOUND && s->db_oid[0]) {
+			if (rc == DUROX_ENOTFOUND && s->db_oid[0] && strstr(err, "database \"") != NULL) {
 				s->gone = 1;
 				s->last_rc = DUROX_EGONE;
 				return store_fail(
@@ -566,7 +566,8 @@ static int conn_ensure(pg_store *s, pg_conn *pc)
 		if (conn_bad(pc)) {
 			char msg[400];
 			one_line(msg, sizeof msg, PQerrorMessage(pc->c));
-			if (s->db_oid[0] && strstr(msg, "does not exist") != NULL) {
+			if (s->db_oid[0] && strstr(msg, "database \"") != NULL &&
+			    strstr(msg, "does not exist") != NULL) {
 				s->gone = 1;
 				s->last_rc = DUROX_EGONE;
 				return store_fail(
