@@ -110,7 +110,7 @@ int pg_query_instances(store *base, const store_group_query *q, store_group_cb c
 	pg_store *s = (pg_store *)base;
 	pqp p;
 	pqp_init(&p);
-	pgsqlgen g = {s, {0}, &p, 0};
+	pgsqlgen g = {s, {0}, &p, 0, 0};
 	buf_init(&g.sql);
 	size_t nk = q->n_group_by;
 	int want_dur = (q->aggregates & (DUROX_AGG_AVERAGE_DURATION | DUROX_AGG_P50_DURATION | DUROX_AGG_P95_DURATION |
@@ -280,7 +280,7 @@ int pg_time_series(store *base, const store_series_query *q, durox_time_bucket *
 		pqp_int(&p, q->bucket_ms);
 		if (q->orchestration_name)
 			pqp_text(&p, q->orchestration_name);
-		pgsqlgen g = {s, {0}, &p, 0};
+		pgsqlgen g = {s, {0}, &p, 0, 0};
 		buf_init(&g.sql);
 		buf_adds(&g.sql, "SELECT (c - $1::int8) / $3::int8, count(*) FROM (SELECT " PG_MS(
 		                         "i.created_at") " AS c FROM instances i WHERE TRUE");
@@ -314,7 +314,7 @@ int pg_time_series(store *base, const store_series_query *q, durox_time_bucket *
 	pqp_int(&p, q->bucket_ms);
 	if (q->orchestration_name)
 		pqp_text(&p, q->orchestration_name);
-	pgsqlgen g = {s, {0}, &p, 0};
+	pgsqlgen g = {s, {0}, &p, 0, 0};
 	buf_init(&g.sql);
 	buf_addf(&g.sql,
 	         "SELECT (ts - $1::int8) / $3::int8, count(*) FILTER (WHERE t='OrchestrationCompleted'),"
@@ -371,7 +371,7 @@ int pg_descendants(store *base, const char *root, uint32_t max_depth, uint32_t l
 		pqp_int(&p, limit);
 	else
 		pqp_null(&p);
-	pgsqlgen g = {s, {0}, &p, 0};
+	pgsqlgen g = {s, {0}, &p, 0, 0};
 	buf_init(&g.sql);
 	int filtered = filter != NULL && filter->root != NULL;
 	/* with a view, the walk passes only through what it admits: the visible set v first */
@@ -418,7 +418,7 @@ int pg_count_descendants(store *base, const char *root, const durox_filter *filt
 	pqp p;
 	pqp_init(&p);
 	pqp_text(&p, root);
-	pgsqlgen g = {s, {0}, &p, 0};
+	pgsqlgen g = {s, {0}, &p, 0, 0};
 	buf_init(&g.sql);
 	int filtered = filter != NULL && filter->root != NULL;
 	buf_adds(&g.sql, "WITH RECURSIVE ");

@@ -74,6 +74,7 @@ typedef struct pg_store {
 	uint64_t reads, writes;
 	double read_ms, write_ms, max_read_ms, max_write_ms;
 	struct pg_hist *hist; /* the history digest kept between calls (postgres_metrics.c) */
+	struct pg_index *ix;  /* the visibility index (postgres_index.c); never NULL once open */
 	char *identity;       /* store.identity: "<system identifier>/<database>/<schema>" */
 	char *state_buf;      /* the strings of the last rule run read (postgres_state.c) */
 	uint64_t own_deletes; /* purges and prunes of this handle (the change feed looks for deletions) */
@@ -180,6 +181,7 @@ typedef struct pgsqlgen {
 	buf sql;
 	pqp *p;
 	int overflow;
+	int over_index; /* fields are columns of the visibility index's table `x` (postgres_index.h) */
 } pgsqlgen;
 
 /* Appends "$n" and records v as its value. */
