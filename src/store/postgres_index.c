@@ -877,7 +877,8 @@ static int pgi_status(store *base, durox_index_status *out)
 	out->enabled = ix->state != PGIX_OFF;
 	out->path = ix->state != PGIX_OFF ? ix->where : NULL;
 	if (ix->state != PGIX_OFF && !ix->building && !s->in_txn) {
-		int rc = load(ix);
+		/* a broken index stays so in the status (its reason says why) until a read retries it */
+		int rc = ix->state == PGIX_BROKEN ? DUROX_OK : load(ix);
 		if (rc == DUROX_OK && ix->state != PGIX_ABSENT) {
 			char *sql = pgi_sql(ix, "SELECT count(*) FROM @X");
 			rc = sql == NULL
