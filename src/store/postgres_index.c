@@ -32,7 +32,7 @@
 #include "store/postgres_index.h"
 #include "util/timeutil.h"
 
-#define IX_FORMAT 1
+#define IX_FORMAT 2
 #define CHUNK_DEFAULT 4096
 #define FEED_LIMIT 20000
 
@@ -166,14 +166,15 @@ static int ix_end(pg_index *ix, int rc)
 /* The columns of the index table, in pg_add_summary_columns' order. */
 #define IX_COLS                                                                                                        \
 	"instance_id, name, version, status, created_at, updated_at, execution_count, parent_instance, parent_id,"     \
-	" completed_at, failure_kind, error, custom_status, custom_status_version"
+	" completed_at, failure_kind, error, custom_status, custom_status_version, duration"
 
 #define IX_UPSERT                                                                                                      \
 	" ON CONFLICT (instance_id) DO UPDATE SET (name, version, status, created_at, updated_at, execution_count,"    \
-	" parent_instance, parent_id, completed_at, failure_kind, error, custom_status, custom_status_version) ="      \
-	" (EXCLUDED.name, EXCLUDED.version, EXCLUDED.status, EXCLUDED.created_at, EXCLUDED.updated_at,"                \
+	" parent_instance, parent_id, completed_at, failure_kind, error, custom_status, custom_status_version,"        \
+	" duration) = (EXCLUDED.name, EXCLUDED.version, EXCLUDED.status, EXCLUDED.created_at, EXCLUDED.updated_at,"    \
 	" EXCLUDED.execution_count, EXCLUDED.parent_instance, EXCLUDED.parent_id, EXCLUDED.completed_at,"              \
-	" EXCLUDED.failure_kind, EXCLUDED.error, EXCLUDED.custom_status, EXCLUDED.custom_status_version)"
+	" EXCLUDED.failure_kind, EXCLUDED.error, EXCLUDED.custom_status, EXCLUDED.custom_status_version,"              \
+	" EXCLUDED.duration)"
 
 static const char tables_sql[] =
         "CREATE TABLE IF NOT EXISTS @M (runtime_schema text PRIMARY KEY, format int NOT NULL, state text NOT NULL,"
@@ -184,7 +185,7 @@ static const char tables_sql[] =
         " version text COLLATE \"C\", status text COLLATE \"C\" NOT NULL, created_at int8 NOT NULL,"
         " updated_at int8 NOT NULL, execution_count int8, parent_instance text COLLATE \"C\", parent_id int8,"
         " completed_at int8, failure_kind text COLLATE \"C\", error text, custom_status text COLLATE \"C\","
-        " custom_status_version int8)";
+        " custom_status_version int8, duration int8)";
 
 /* The listing indexes (created after a build's last chunk: loading is faster without them). */
 static const char *const index_sql[] = {
@@ -227,13 +228,21 @@ static int create_index(pg_index *ix, const char *tmpl)
 	" FROM instances i LEFT JOIN executions e ON e.instance_id=i.instance_id AND"                                  \
 	" e.execution_id=i.current_execution_id"
 
+/* The index row's columns as SQL over i and e: the listing's summary columns, then the duration. */
+static void add_row_columns(pg_store *s, buf *b)
+{
+	pg_add_summary_columns(s, b);
+	buf_adds(b, ", ");
+	buf_adds(b, pg_duration_sql);
+}
+
 /* INSERT INTO @X (...) <summary SELECT> FROM_STORE <where> ON CONFLICT ... */
 static char *upsert_sql(pg_index *ix, const char *from_where)
 {
 	buf b;
 	buf_init(&b);
 	buf_adds(&b, "INSERT INTO @X (" IX_COLS ") ");
-	pg_add_summary_columns(ix->s, &b);
+	add_row_columns(ix->s, &b);
 	buf_adds(&b, from_where);
 	buf_adds(&b, IX_UPSERT);
 	if (buf_oom(&b)) {
@@ -476,16 +485,11 @@ static int build_start(pg_index *ix)
 	}
 	if (rc == DUROX_OK)
 		rc = ix_exec(ix, tables_sql, "creating the index's tables");
+	/* a new table (an older layout goes with it), its listing indexes made after the last chunk */
 	if (rc == DUROX_OK)
-		rc = ix_exec(ix, "TRUNCATE @X", "emptying the index");
-	for (size_t k = 0; rc == DUROX_OK && k < sizeof index_sql / sizeof index_sql[0]; k++) {
-		char name[2 * PG_NAME_MAX + 64];
-		const char *suffix = strstr(index_sql[k], "@I") + 2;
-		size_t sl = (size_t)(strchr(suffix, ' ') - suffix);
-		snprintf(name, sizeof name, "DROP INDEX IF EXISTS \"%s\".\"ix_%s%.*s\"", s->state_schema, s->schema,
-		         (int)sl, suffix);
-		rc = pq_exec_simple(s, name, "dropping the index's listing indexes");
-	}
+		rc = ix_exec(ix, "DROP TABLE IF EXISTS @X", "emptying the index");
+	if (rc == DUROX_OK)
+		rc = ix_exec(ix, tables_sql, "creating the index's tables");
 	int64_t total = 0, o[2] = {0, 0};
 	if (rc == DUROX_OK)
 		rc = pq_one_int(s, PQ_PRIMARY, "SELECT count(*) FROM instances", NULL, &total, NULL,
@@ -538,7 +542,7 @@ static int build_chunk(pg_index *ix, const char *after, struct chunk_ud *cu)
 	         "WITH c AS MATERIALIZED (SELECT instance_id FROM instances%s ORDER BY instance_id LIMIT %d), w AS (",
 	         after != NULL ? " WHERE instance_id > $1" : "", chunk_size());
 	buf_adds(&b, "INSERT INTO @X (" IX_COLS ") ");
-	pg_add_summary_columns(ix->s, &b);
+	add_row_columns(ix->s, &b);
 	buf_adds(&b, " FROM c JOIN instances i ON i.instance_id=c.instance_id LEFT JOIN executions e ON"
 	             " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id" IX_UPSERT
 	             ") SELECT (SELECT max(instance_id) FROM c), (SELECT count(*) FROM c)");
@@ -712,9 +716,20 @@ static int recompute(pg_index *ix, idlist *l)
 }
 
 /* Makes the index hold exactly the store's instance ids: rows of purged instances go, instances
- * it lacks are added. In a transaction. */
-static int reconcile(pg_index *ix)
+ * it lacks are added; after deleted history (pruned: a prune keeps the current execution, so
+ * only instances with more than one can change, through their first start's time) those are
+ * recomputed too. In a transaction. */
+static int reconcile(pg_index *ix, int pruned)
 {
+	if (pruned) {
+		char *up = upsert_sql(ix, FROM_STORE " WHERE i.current_execution_id > 1");
+		if (up == NULL)
+			return store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory");
+		int rc = pq_query(ix->s, PQ_WRITE | PQ_PRIMARY, up, NULL, NULL, NULL, NULL, "reconciling the index");
+		free(up);
+		if (rc != DUROX_OK)
+			return rc;
+	}
 	char *ins = upsert_sql(ix, FROM_STORE " WHERE NOT EXISTS (SELECT 1 FROM @X x WHERE x.instance_id ="
 	                                      " i.instance_id COLLATE \"C\")");
 	if (ins == NULL)
@@ -782,7 +797,8 @@ static int ix_sync(pg_index *ix)
 			idlist_free(&ids);
 			break;
 		}
-		int fix = res.reset == STORE_FEED_RESET_DELETED;
+		int pruned = res.reset == STORE_FEED_RESET_DELETED;
+		int fix = pruned;
 		if (getenv("DUROX_IX_DEBUG"))
 			fprintf(stderr, "ixsync: idle %d rows %zu ids %zu more %d reset %d verified %d\n", res.idle,
 			        res.rows, ids.n, res.more, res.reset, res.verified);
@@ -801,7 +817,7 @@ static int ix_sync(pg_index *ix)
 			if (rc == DUROX_OK)
 				rc = recompute(ix, &ids);
 			if (rc == DUROX_OK && fix)
-				rc = reconcile(ix);
+				rc = reconcile(ix, pruned);
 			if (rc == DUROX_OK)
 				rc = save_position(ix, fu.rows);
 			rc = ix_end(ix, rc);
@@ -998,7 +1014,7 @@ static int pgi_verify(store *base, durox_index_verify_result *out)
 	buf b;
 	buf_init(&b);
 	buf_adds(&b, "WITH s AS MATERIALIZED (");
-	pg_add_summary_columns(s, &b);
+	add_row_columns(s, &b);
 	buf_adds(&b, FROM_STORE
 	         "), t AS (SELECT s.instance_id AS sid, x.instance_id AS xid, (s.*)::text AS st,"
 	         " (x.*)::text AS xt FROM s FULL JOIN @X x ON x.instance_id = s.instance_id COLLATE \"C\")"
@@ -1016,7 +1032,10 @@ static int pgi_verify(store *base, durox_index_verify_result *out)
 		rc = pq_exec_simple(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "verifying the index");
 		if (rc == DUROX_OK) {
 			s->in_txn = 1;
-			rc = ix_q(ix, 0, buf_str(&b), NULL, verify_row, &u, NULL, "verifying the index");
+			/* a full read of both sides: not bound by the handle's statement timeout */
+			rc = pq_exec_simple(s, "SET LOCAL statement_timeout = 0", "verifying the index");
+			if (rc == DUROX_OK)
+				rc = ix_q(ix, 0, buf_str(&b), NULL, verify_row, &u, NULL, "verifying the index");
 			rc = ix_end(ix, rc);
 		}
 	}

@@ -195,6 +195,10 @@ const char *pg_from_current(const durox_filter *f);
 /* The failure kind ('cancelled', ...) of a Failed current execution, as SQL over i and e. */
 extern const char pg_failure_kind_sql[];
 
+/* An instance's duration (docs/metrics.md) as SQL over i and e: NULL unless Completed or Failed
+ * (postgres_analytics.c; the visibility index keeps it per instance). */
+extern const char pg_duration_sql[];
+
 /* ---- reads (postgres_read.c) ---- */
 
 void pg_add_summary_columns(pg_store *s, buf *b);
