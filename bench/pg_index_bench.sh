@@ -11,7 +11,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 bin=${DUROXLUA:-$root/build/duroxlua}
 js() { node -e "const o=JSON.parse(process.argv[1]); console.log(o[process.argv[2]])" "$1" "$2"; }
 echo "== duroxlua (index, and index = false)"
-nice -n 10 "$bin" "$root/bench/pg_index_bench.lua" "$url" "$rounds"
+psql_url=$(echo "$url" | sed -E 's/[?&]schema=[a-z_0-9]+//')
+nice -n 10 "$bin" "$root/bench/pg_index_bench.lua" "$url" "$rounds" "$psql_url"
 echo "== Duroxide's PostgreSQL API"
 page=$(nice -n 10 node "$root/bench/duroxide_timed.js" "$url" status-page "$rounds")
 echo "duroxide_failed_page_first $(js "$page" first)"

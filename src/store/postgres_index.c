@@ -181,6 +181,7 @@ static const char tables_sql[] =
         " build_after text, build_done int8 NOT NULL DEFAULT 0, build_total int8 NOT NULL DEFAULT 0,"
         " feed_pos bytea, inst_oid int8, hist_oid int8, built_at int8, synced_at int8,"
         " history_rows int8 NOT NULL DEFAULT 0);"
+        "ALTER TABLE @M ADD COLUMN IF NOT EXISTS n_inst int8 NOT NULL DEFAULT 0;"
         "CREATE TABLE IF NOT EXISTS @X (instance_id text COLLATE \"C\" PRIMARY KEY, name text COLLATE \"C\","
         " version text COLLATE \"C\", status text COLLATE \"C\" NOT NULL, created_at int8 NOT NULL,"
         " updated_at int8 NOT NULL, execution_count int8, parent_instance text COLLATE \"C\", parent_id int8,"
@@ -254,6 +255,23 @@ static char *upsert_sql(pg_index *ix, const char *from_where)
 	return sql;
 }
 
+/* Runs an upsert from upsert_sql (p may be NULL) and adds the rows it inserted (not updated) to
+ * *delta: PostgreSQL leaves xmax 0 on a row an INSERT ... ON CONFLICT inserted. */
+static int run_upsert(pg_index *ix, const char *ins, const pqp *p, int64_t *delta, const char *what)
+{
+	buf b;
+	buf_init(&b);
+	buf_adds(&b, "WITH w AS (");
+	buf_adds(&b, ins);
+	buf_adds(&b, " RETURNING (xmax = 0) AS ins) SELECT count(*) FILTER (WHERE ins) FROM w");
+	int64_t n = 0;
+	int rc = buf_oom(&b) ? store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory")
+	                     : pq_one_int(ix->s, PQ_WRITE | PQ_PRIMARY, buf_str(&b), p, &n, NULL, what);
+	buf_free(&b);
+	*delta += n;
+	return rc;
+}
+
 /* ---- the meta row ------------------------------------------------------------------------ */
 
 struct meta_ud {
@@ -314,7 +332,7 @@ static int meta_read(pg_index *ix, struct meta_ud *u)
 	pqp_text(&p, ix->s->schema);
 	rc = ix_q(ix, 0,
 	          "SELECT state, format, build_after, build_done, build_total, encode(feed_pos,'hex'), inst_oid,"
-	          " hist_oid, built_at, synced_at, history_rows, 0 FROM @M"
+	          " hist_oid, built_at, synced_at, history_rows, COALESCE((to_jsonb(m)->>'n_inst')::int8, -1) FROM @M m"
 	          " WHERE runtime_schema=$1",
 	          &p, meta_row, u, NULL, "reading the index's state");
 	pqp_free(&p);
@@ -358,7 +376,7 @@ static int load(pg_index *ix)
 	}
 	if (!u.found) {
 		set_state(ix, PGIX_ABSENT, "not built yet: `duroxlua index build` (dx:index_build()) builds it");
-	} else if (u.format != IX_FORMAT) {
+	} else if (u.format != IX_FORMAT || ix->n_inst < 0) {
 		set_state(ix, PGIX_STALE, "an index of another layout: rebuild it (duroxlua index build --rebuild)");
 	} else if (strcmp(u.state, "building") == 0) {
 		set_state(ix, PGIX_BUILDING,
@@ -445,13 +463,14 @@ static int chunk_size(void)
 
 struct chunk_ud {
 	char *last;
-	int64_t n;
+	int64_t n, inserted;
 };
 
 static int chunk_row(void *ud, const PGresult *r)
 {
 	struct chunk_ud *u = ud;
 	u->n = pq_int(r, 1);
+	u->inserted = pq_int(r, 2);
 	if (!pq_isnull(r, 0)) {
 		free(u->last);
 		if ((u->last = strdup(pq_text(r, 0))) == NULL)
@@ -514,11 +533,13 @@ static int build_start(pg_index *ix)
 		rc = ix_q(
 		        ix, PQ_WRITE,
 		        "INSERT INTO @M (runtime_schema, format, state, build_after, build_done, build_total, feed_pos,"
-		        " inst_oid, hist_oid, built_at, synced_at, history_rows) VALUES ($1, $2, 'building', NULL, 0,"
-		        " $3, decode($4,'hex'), $5, $6, NULL, NULL, 0) ON CONFLICT (runtime_schema) DO UPDATE SET"
+		        " inst_oid, hist_oid, built_at, synced_at, history_rows, n_inst) VALUES ($1, $2, 'building', "
+		        "NULL,"
+		        " 0, $3, decode($4,'hex'), $5, $6, NULL, NULL, 0, 0) ON CONFLICT (runtime_schema) DO UPDATE SET"
 		        " (format, state, build_after, build_done, build_total, feed_pos, inst_oid, hist_oid, built_at,"
-		        " synced_at, history_rows) = (EXCLUDED.format, 'building', NULL, 0, EXCLUDED.build_total,"
-		        " EXCLUDED.feed_pos, EXCLUDED.inst_oid, EXCLUDED.hist_oid, NULL, NULL, 0)",
+		        " synced_at, history_rows, n_inst) = (EXCLUDED.format, 'building', NULL, 0, "
+		        "EXCLUDED.build_total,"
+		        " EXCLUDED.feed_pos, EXCLUDED.inst_oid, EXCLUDED.hist_oid, NULL, NULL, 0, 0)",
 		        &p, NULL, NULL, NULL, "recording the index's state");
 		pqp_free(&p);
 	}
@@ -545,7 +566,8 @@ static int build_chunk(pg_index *ix, const char *after, struct chunk_ud *cu)
 	add_row_columns(ix->s, &b);
 	buf_adds(&b, " FROM c JOIN instances i ON i.instance_id=c.instance_id LEFT JOIN executions e ON"
 	             " e.instance_id=i.instance_id AND e.execution_id=i.current_execution_id" IX_UPSERT
-	             ") SELECT (SELECT max(instance_id) FROM c), (SELECT count(*) FROM c)");
+	             " RETURNING (xmax = 0) AS ins) SELECT (SELECT max(instance_id) FROM c), (SELECT count(*) FROM c),"
+	             " (SELECT count(*) FILTER (WHERE ins) FROM w)");
 	char *sql = buf_oom(&b) ? NULL : pgi_sql(ix, buf_str(&b));
 	buf_free(&b);
 	if (sql == NULL)
@@ -566,9 +588,11 @@ static int build_chunk(pg_index *ix, const char *after, struct chunk_ud *cu)
 		pqp_text(&p, ix->s->schema);
 		pqp_text(&p, cu->n > 0 ? cu->last : after);
 		pqp_int(&p, cu->n);
+		pqp_int(&p, cu->inserted);
 		rc = ix_q(ix, PQ_WRITE,
-		          "UPDATE @M SET build_after=$2, build_done=build_done+$3 WHERE runtime_schema=$1", &p, NULL,
-		          NULL, NULL, "recording the build's progress");
+		          "UPDATE @M SET build_after=$2, build_done=build_done+$3, n_inst=n_inst+$4 WHERE"
+		          " runtime_schema=$1",
+		          &p, NULL, NULL, NULL, "recording the build's progress");
 		pqp_free(&p);
 	}
 	return ix_end(ix, rc);
@@ -601,7 +625,7 @@ static int ix_build(pg_index *ix, int rebuild, store_progress_fn progress, void 
 	if (rc == DUROX_OK && progress != NULL && progress(ud, (uint64_t)ix->build_done, (uint64_t)ix->build_total))
 		rc = DUROX_EABORT;
 	while (rc == DUROX_OK) {
-		struct chunk_ud cu = {NULL, 0};
+		struct chunk_ud cu = {NULL, 0, 0};
 		rc = build_chunk(ix, after, &cu);
 		if (rc != DUROX_OK || cu.n == 0) {
 			free(cu.last);
@@ -690,7 +714,7 @@ static int feed_row(void *ud, const store_feed_row *r)
 }
 
 /* Recomputes the ids' rows (those the store no longer has are deleted). In a transaction. */
-static int recompute(pg_index *ix, idlist *l)
+static int recompute(pg_index *ix, idlist *l, int64_t *delta)
 {
 	if (l->n == 0)
 		return DUROX_OK;
@@ -703,12 +727,14 @@ static int recompute(pg_index *ix, idlist *l)
 	pqp_init(&p);
 	pqp_text(&p, arr);
 	if (rc == DUROX_OK)
-		rc = pq_query(ix->s, PQ_WRITE | PQ_PRIMARY, ins, &p, NULL, NULL, NULL, "updating the index");
+		rc = run_upsert(ix, ins, &p, delta, "updating the index");
+	uint64_t gone = 0;
 	if (rc == DUROX_OK)
 		rc = ix_q(ix, PQ_WRITE,
 		          "DELETE FROM @X x WHERE x.instance_id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM"
 		          " instances i WHERE i.instance_id = x.instance_id COLLATE \"default\")",
-		          &p, NULL, NULL, NULL, "updating the index");
+		          &p, NULL, NULL, &gone, "updating the index");
+	*delta -= (int64_t)gone;
 	pqp_free(&p);
 	free(arr);
 	free(ins);
@@ -719,13 +745,13 @@ static int recompute(pg_index *ix, idlist *l)
  * it lacks are added; after deleted history (pruned: a prune keeps the current execution, so
  * only instances with more than one can change, through their first start's time) those are
  * recomputed too. In a transaction. */
-static int reconcile(pg_index *ix, int pruned)
+static int reconcile(pg_index *ix, int pruned, int64_t *delta)
 {
 	if (pruned) {
 		char *up = upsert_sql(ix, FROM_STORE " WHERE i.current_execution_id > 1");
 		if (up == NULL)
 			return store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory");
-		int rc = pq_query(ix->s, PQ_WRITE | PQ_PRIMARY, up, NULL, NULL, NULL, NULL, "reconciling the index");
+		int rc = run_upsert(ix, up, NULL, delta, "reconciling the index");
 		free(up);
 		if (rc != DUROX_OK)
 			return rc;
@@ -734,17 +760,19 @@ static int reconcile(pg_index *ix, int pruned)
 	                                      " i.instance_id COLLATE \"C\")");
 	if (ins == NULL)
 		return store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory");
-	int rc = pq_query(ix->s, PQ_WRITE | PQ_PRIMARY, ins, NULL, NULL, NULL, NULL, "reconciling the index");
+	int rc = run_upsert(ix, ins, NULL, delta, "reconciling the index");
 	free(ins);
+	uint64_t gone = 0;
 	if (rc == DUROX_OK)
 		rc = ix_q(ix, PQ_WRITE,
 		          "DELETE FROM @X x WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id ="
 		          " x.instance_id COLLATE \"default\")",
-		          NULL, NULL, NULL, NULL, "reconciling the index");
+		          NULL, NULL, NULL, &gone, "reconciling the index");
+	*delta -= (int64_t)gone;
 	return rc;
 }
 
-static int save_position(pg_index *ix, uint64_t rows)
+static int save_position(pg_index *ix, uint64_t rows, int64_t delta)
 {
 	char hex[2 * STORE_FEED_POS_MAX + 1];
 	int rc = feed_hex(ix, hex);
@@ -756,9 +784,10 @@ static int save_position(pg_index *ix, uint64_t rows)
 	pqp_text(&p, hex);
 	pqp_int(&p, now_ms());
 	pqp_int(&p, (int64_t)rows);
+	pqp_int(&p, delta);
 	rc = ix_q(ix, PQ_WRITE,
-	          "UPDATE @M SET feed_pos=decode($2,'hex'), synced_at=$3, history_rows=history_rows+$4 WHERE"
-	          " runtime_schema=$1",
+	          "UPDATE @M SET feed_pos=decode($2,'hex'), synced_at=$3, history_rows=history_rows+$4,"
+	          " n_inst=n_inst+$5 WHERE runtime_schema=$1",
 	          &p, NULL, NULL, NULL, "recording the index's position");
 	pqp_free(&p);
 	return rc;
@@ -772,22 +801,58 @@ static int64_t verify_ms(void)
 	return strtoll(e, NULL, 10);
 }
 
-/* Brings a ready index up to date (an idle round reads one snapshot and writes nothing). */
+/* One write of the index: the ids recomputed, with fix a reconciliation (pruned: also the
+ * instances a prune can change), the feed's position saved. */
+static int apply(pg_index *ix, idlist *ids, int fix, int pruned, uint64_t rows)
+{
+	int64_t delta = 0;
+	int rc = ix_begin(ix);
+	if (rc == DUROX_OK)
+		rc = recompute(ix, ids, &delta);
+	if (rc == DUROX_OK && fix)
+		rc = reconcile(ix, pruned, &delta);
+	if (rc == DUROX_OK)
+		rc = save_position(ix, rows, delta);
+	/* after a reconciliation (a full pass anyway) the count is taken afresh */
+	if (rc == DUROX_OK && fix) {
+		pqp p;
+		pqp_init(&p);
+		pqp_text(&p, ix->s->schema);
+		rc = ix_q(ix, PQ_WRITE, "UPDATE @M SET n_inst=(SELECT count(*) FROM @X) WHERE runtime_schema=$1", &p,
+		          NULL, NULL, NULL, "recording the index's state");
+		pqp_free(&p);
+	}
+	rc = ix_end(ix, rc);
+	if (rc != DUROX_OK)
+		ix->feed_placed = 0; /* the feed moved past rows the index did not take */
+	else
+		ix->synced_at = now_ms();
+	return rc;
+}
+
+/* Brings a ready index up to date. An idle round (no transaction ended since the last one)
+ * reads one snapshot and writes nothing; otherwise the changed instances are recomputed, and
+ * once per sync the number of instances is compared with the index's (kept in ix_meta), so a
+ * purge by anyone is reconciled at once. */
 static int ix_sync(pg_index *ix)
 {
 	int rc = place_feed(ix);
-	for (int rounds = 0; rc == DUROX_OK && rounds < 1000; rounds++) {
+	int moved = 0, pruned = 0;
+	for (int rounds = 0; rc == DUROX_OK && rounds < 100000; rounds++) {
 		idlist ids = {0};
 		struct feed_ud fu = {&ids, 0};
 		store_feed_request rq = {FEED_LIMIT, 0, 0, verify_ms(), 0};
 		store_feed_result res;
 		rc = pg_feed_vtable.poll(ix->feed, &rq, feed_row, &fu, &res);
 		if (rc != DUROX_OK) {
-			idlist_free(&ids);
 			if (ids.oom)
 				rc = store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory");
+			idlist_free(&ids);
 			break;
 		}
+		if (getenv("DUROX_IX_DEBUG"))
+			fprintf(stderr, "ixsync: idle %d rows %zu ids %zu more %d reset %d verified %d\n", res.idle,
+			        res.rows, ids.n, res.more, res.reset, res.verified);
 		if (res.reset == STORE_FEED_RESET_LOST) {
 			idlist_free(&ids);
 			/* rows may have been missed: start again */
@@ -797,38 +862,29 @@ static int ix_sync(pg_index *ix)
 			idlist_free(&ids);
 			break;
 		}
-		int pruned = res.reset == STORE_FEED_RESET_DELETED;
-		int fix = pruned;
-		if (getenv("DUROX_IX_DEBUG"))
-			fprintf(stderr, "ixsync: idle %d rows %zu ids %zu more %d reset %d verified %d\n", res.idle,
-			        res.rows, ids.n, res.more, res.reset, res.verified);
-		if (!fix) {
-			/* a purge by anyone shows as fewer instances than index rows (or a new instance without
-			 * history yet as more): a count of both primary keys */
-			int64_t d = 0;
-			char *sql = pgi_sql(ix, "SELECT (SELECT count(*) FROM instances) - (SELECT count(*) FROM @X)");
-			rc = sql == NULL ? store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory")
-			                 : pq_one_int(ix->s, PQ_PRIMARY, sql, NULL, &d, NULL, "counting instances");
-			free(sql);
-			fix = d != 0;
-		}
-		if (rc == DUROX_OK && (ids.n > 0 || fix)) {
-			rc = ix_begin(ix);
-			if (rc == DUROX_OK)
-				rc = recompute(ix, &ids);
-			if (rc == DUROX_OK && fix)
-				rc = reconcile(ix, pruned);
-			if (rc == DUROX_OK)
-				rc = save_position(ix, fu.rows);
-			rc = ix_end(ix, rc);
-			if (rc != DUROX_OK)
-				ix->feed_placed = 0; /* the feed moved past rows the index did not take */
-			else
-				ix->synced_at = now_ms();
-		}
+		moved = 1;
+		pruned |= res.reset == STORE_FEED_RESET_DELETED;
+		if (ids.n > 0)
+			rc = apply(ix, &ids, 0, 0, fu.rows);
 		idlist_free(&ids);
 		if (rc != DUROX_OK || !res.more)
 			break;
+	}
+	if (rc == DUROX_OK && moved) {
+		int64_t d = 0;
+		pqp p;
+		pqp_init(&p);
+		pqp_text(&p, ix->s->schema);
+		char *sql = pgi_sql(ix, "SELECT (SELECT count(*) FROM instances) - (SELECT n_inst FROM @M WHERE"
+		                        " runtime_schema=$1)");
+		rc = sql == NULL ? store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory")
+		                 : pq_one_int(ix->s, PQ_PRIMARY, sql, &p, &d, NULL, "counting instances");
+		free(sql);
+		pqp_free(&p);
+		if (rc == DUROX_OK && (d != 0 || pruned)) {
+			idlist none = {0};
+			rc = apply(ix, &none, 1, pruned, 0);
+		}
 	}
 	return rc;
 }
