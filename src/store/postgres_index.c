@@ -645,16 +645,16 @@ static int ix_build(pg_index *ix, int rebuild, store_progress_fn progress, void 
 			rc = create_index(ix, index_sql[k]);
 		if (rc == DUROX_OK)
 			rc = ix_exec(ix, "ANALYZE @X", "analyzing the index");
+		if (rc == DUROX_OK) {
+			pqp p;
+			pqp_init(&p);
+			pqp_text(&p, ix->s->schema);
+			pqp_int(&p, now_ms());
+			rc = ix_q(ix, PQ_WRITE, "UPDATE @M SET state='ready', built_at=$2 WHERE runtime_schema=$1", &p,
+			          NULL, NULL, NULL, "recording the index's state");
+			pqp_free(&p);
+		}
 		rc = ix_end(ix, rc);
-	}
-	if (rc == DUROX_OK) {
-		pqp p;
-		pqp_init(&p);
-		pqp_text(&p, ix->s->schema);
-		pqp_int(&p, now_ms());
-		rc = ix_q(ix, PQ_WRITE, "UPDATE @M SET state='ready', built_at=$2 WHERE runtime_schema=$1", &p, NULL,
-		          NULL, NULL, "recording the index's state");
-		pqp_free(&p);
 	}
 	ix->building = 0;
 	if (rc == DUROX_EABORT)

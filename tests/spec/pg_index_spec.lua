@@ -64,7 +64,8 @@ describe_pg("the PostgreSQL visibility index", function()
   it("lives in duroxlua's schema, never in the runtime's; builds resumably; verify catches a tampered row", function()
     local before = L.sql(db, "", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dx'"
       .. " ORDER BY 1")
-    local dx = assert(durox.open(db))
+    -- a read-only handle keeps the index too (its writes go to duroxlua's schema only)
+    local dx = assert(durox.open(db, { readonly = true }))
     -- stopped after its first chunk: resumable
     local calls = 0
     local ok, err = dx:index_build { progress = function() calls = calls + 1; return false end }
@@ -73,6 +74,12 @@ describe_pg("the PostgreSQL visibility index", function()
     assert.are.equal("building", dx:index_status().state)
     assert(dx:index_build())
     assert.are.equal("ready", dx:index_status().state)
+    -- the command works on PostgreSQL too
+    local out, code = L.run(("%s --store %s index status"):format(L.q(L.bin), L.q(db)))
+    assert.are.equal(0, code)
+    assert.truthy(out:match("state%s+ready"), out)
+    out, code = L.run(("%s --store %s index verify"):format(L.q(L.bin), L.q(db)))
+    assert.are.equal(0, code, out)
     local after = L.sql(db, "", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dx'"
       .. " ORDER BY 1")
     assert.are.same(before, after)
