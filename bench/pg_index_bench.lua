@@ -6,7 +6,8 @@
 -- summaries on a fresh handle, with the index and without (index = false: the runtime's
 -- tables); page 1 and page 500 in each order and for name = 'Order' AND status = 'Running'
 -- (or the last full page when there are fewer), with the index and without; the idle sync;
--- runtime metrics (not index-served on PostgreSQL).
+-- group-bys (with P95 and average durations; by status); runtime metrics (not index-served on
+-- PostgreSQL).
 local durox = require "durox"
 local url = arg[1]
 local rounds = math.tointeger(tonumber(arg[2] or "3"))
@@ -35,7 +36,7 @@ do
 end
 
 for _, mode in ipairs { "index", "store" } do
-  local opts = mode == "index" and {} or { index = false }
+  local opts = mode == "index" and { statement_timeout_ms = 300000 } or { index = false, statement_timeout_ms = 300000 }
   local first = {}
   for _ = 1, rounds do
     local dx = assert(durox.open(url, opts))
@@ -84,6 +85,12 @@ for _, mode in ipairs { "index", "store" } do
     for _, v in ipairs(s) do sum = sum + v end
     say("idle_sync_avg_ms", sum / #s)
   end
+  say("group_by_name_p95_" .. mode, (timed(function()
+    return assert(dx:query_instances { group_by = "OrchestrationName", aggregate = { "Count", "P95Duration", "AverageDuration" } })
+  end)))
+  say("group_by_status_count_" .. mode, (timed(function()
+    return assert(dx:query_instances { group_by = "Status", aggregate = "Count" })
+  end)))
   say("runtime_metrics_" .. mode, (timed(function() return assert(dx:get_runtime_metrics()) end)))
   dx:close()
 end
