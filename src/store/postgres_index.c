@@ -855,8 +855,13 @@ static int ix_sync(pg_index *ix)
 			        res.rows, ids.n, res.more, res.reset, res.verified);
 		if (res.reset == STORE_FEED_RESET_LOST) {
 			idlist_free(&ids);
-			/* rows may have been missed: start again */
-			return ix_build(ix, 1, ix->progress, ix->progress_ud);
+			/* rows may have been missed: the store answers until a rebuild (on request, as every
+			 * PostgreSQL build) */
+			char msg[400];
+			snprintf(msg, sizeof msg, "%.300s: rebuild it (duroxlua index build --rebuild)", res.reason);
+			set_state(ix, PGIX_STALE, msg);
+			ix->feed_placed = 0;
+			return DUROX_OK;
 		}
 		if (res.idle) {
 			idlist_free(&ids);

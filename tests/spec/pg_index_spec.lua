@@ -96,6 +96,17 @@ describe_pg("the PostgreSQL visibility index", function()
     assert.truthy(v.first:find(id, 1, true), v.first)
     assert(dx:index_build { rebuild = true })
     assert.is_true(assert(dx:index_verify()).ok)
+    -- the runtime's tables re-created (a replaced schema): stale, the store answers, a rebuild follows it
+    L.psql(name, "ALTER TABLE dx.instances RENAME TO instances_old; CREATE TABLE dx.instances (LIKE dx.instances_old"
+      .. " INCLUDING ALL); INSERT INTO dx.instances SELECT * FROM dx.instances_old WHERE instance_id <> "
+      .. L.lit(id) .. "; DROP TABLE dx.instances_old")
+    local total = math.tointeger(L.sql_value(db, "", "SELECT count(*) FROM instances"))
+    assert.are.equal(total, assert(dx:list_instances_paginated { page_size = 1, total_count = true }).total_count)
+    assert.are.equal("stale", dx:index_status().state)
+    assert(dx:index_build { rebuild = true })
+    assert.are.equal("ready", dx:index_status().state)
+    assert.are.equal(total, assert(dx:list_instances_paginated { page_size = 1, total_count = true }).total_count)
+    assert.is_true(assert(dx:index_verify()).ok)
     -- drop: reads use the store, status says absent, the table is gone
     assert(dx:index_drop())
     assert.are.equal("absent", dx:index_status().state)
