@@ -85,6 +85,11 @@ for _, mode in ipairs { "index", "store" } do
     for _, v in ipairs(s) do sum = sum + v end
     say("idle_sync_avg_ms", sum / #s)
   end
+  -- every instance with its summary, no paging (against listAllInstances' ids)
+  local big = assert(durox.open(url, { index = opts.index, statement_timeout_ms = 300000,
+    config = { max_list_instances = 10000000 } }))
+  say("list_all_" .. mode, (timed(function() return assert(big:list_instances()) end)))
+  big:close()
   say("group_by_name_p95_" .. mode, (timed(function()
     return assert(dx:query_instances { group_by = "OrchestrationName", aggregate = { "Count", "P95Duration", "AverageDuration" } })
   end)))

@@ -17,5 +17,7 @@ echo "== Duroxide's PostgreSQL API"
 page=$(nice -n 10 node "$root/bench/duroxide_timed.js" "$url" status-page "$rounds")
 echo "duroxide_failed_page_first $(js "$page" first)"
 echo "duroxide_failed_page_median $(js "$page" median)"
+all=$(nice -n 10 node "$root/bench/duroxide_timed.js" "$url" list-all 1)
+echo "duroxide_list_all_first $(js "$all" first)"
 sys=$(nice -n 10 node "$root/bench/duroxide_timed.js" "$url" system 1)
 echo "duroxide_system_metrics_first $(js "$sys" first)"
