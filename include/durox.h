@@ -738,9 +738,10 @@ int durox_get_instance_statistics(durox *dx, const char *instance_id, durox_inst
  *   OrchestrationStarted event of its first stored execution; defined only for instances
  *   whose current execution is Completed or Failed.
  * - "visible": a queue row's visible_at <= now. "Stalled": visible and not being processed for
- *   longer than stall_threshold_ms. Orchestrator rows are "in progress" when their instance
- *   holds an unexpired lock (instance_locks.locked_until > now) whose token they carry (the
- *   row's own lock_token alone means nothing: SQLite leaves stale tokens behind).
+ *   at least stall_threshold_ms (visible_at <= now - stall_threshold_ms: the age thresholds
+ *   are inclusive). Orchestrator rows are "in progress" when their instance holds an
+ *   unexpired lock (instance_locks.locked_until > now) whose token they carry (the row's own
+ *   lock_token alone means nothing: SQLite leaves stale tokens behind).
  * Figures that are averages or rates are NaN when nothing qualifies (Lua: nil); optional ages
  * and times are -1 / DUROX_NO_TIME when there is nothing to measure.
  *
@@ -830,7 +831,7 @@ typedef struct durox_queue_detail {
 	uint64_t in_progress;       /* held by an unexpired lock */
 	uint64_t waiting_on_lock;   /* orchestrator: visible, arrived while its instance was locked */
 	uint64_t delayed;           /* visible_at in the future (backoff), timers excluded */
-	uint64_t stalled;           /* available for longer than stall_threshold_ms */
+	uint64_t stalled;           /* available for at least stall_threshold_ms */
 	uint64_t expired_locks;     /* orchestrator: instance_locks rows expired; worker: rows whose lock expired */
 	uint64_t near_poison;       /* attempt_count >= near_poison_attempts */
 	uint64_t at_poison_limit;   /* attempt_count >= max_attempts: the next fetch poisons it */
@@ -1924,8 +1925,8 @@ void durox_dead_letter_list_free(durox_dead_letter_list *l);
  * creating our tables on first use. DUROX_EDENIED on a read-only handle. */
 int durox_dead_letter_add(durox *dx, const durox_dead_letter *d, int64_t *id);
 /* Dead letters with id > after (oldest first), of one source (NULL: any), at most limit (0:
- * 1000). An empty list when none was ever recorded. Under a policy: can_manage_jobs (they hold
- * the payloads of every follower's events), else DUROX_EDENIED; so is deleting one. */
+ * 1000). An empty list when none was ever recorded. Under a policy every call of this section
+ * needs can_manage_jobs (DUROX_EDENIED otherwise): it is operational state, as the job journal. */
 int durox_list_dead_letters(durox *dx, const char *source, int64_t after, uint32_t limit, durox_dead_letter_list **out);
 /* Removes one; DUROX_ENOTFOUND when there is none with that id. */
 int durox_dead_letter_delete(durox *dx, int64_t id);

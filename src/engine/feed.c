@@ -304,7 +304,8 @@ int durox_read_changes(durox *dx, const durox_changes_request *req, durox_change
 	if (!dx->cfg.enable_streaming)
 		return dx_fail(dx, DUROX_EDENIED,
 		               "streaming is disabled by the configuration (enable_streaming = false)");
-	/* the one enforcement point: can_list_instances, then only the instances the caller sees */
+	/* the one enforcement point: can_list_instances, then only the rows of instances the caller
+	 * may see (payloads only under a constant can_view_history) */
 	access_view view;
 	int rc = access_view_open(dx, "read_changes", NULL, &view);
 	if (rc == DUROX_OK)

@@ -8,6 +8,7 @@
  */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,9 @@
 int sq_fail(sqlite_store *s, int src, const char *what)
 {
 	int rc;
+	if ((src & 0xFF) == SQLITE_BUSY && s->busy_interrupted)
+		src = SQLITE_INTERRUPT; /* the wait for the lock was interrupted (sq_busy) */
+	s->busy_interrupted = 0;
 	switch (src & 0xFF) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
@@ -359,6 +363,32 @@ static int detect_schema(sqlite_store *s)
 
 /* Opens the connection of s (s->location) and checks the schema: the part of opening that a
  * reopen repeats. On failure the message is in err and s->db may be open (sq_close frees it). */
+/* The busy handler: waits for the lock up to busy_timeout_ms (the delays of SQLite's own
+ * handler, at most 50 ms each), but gives up at once when the store is interrupted meanwhile
+ * (Ctrl-C while another process holds the write lock: sqlite3_interrupt alone does not end
+ * the wait). Returns nonzero to try again. */
+static int sq_busy(void *ud, int count)
+{
+	static const int delays[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50};
+	sqlite_store *s = ud;
+	int64_t now = time_mono_ms();
+	if (count == 0) {
+		s->busy_since_ms = now;
+		s->busy_seen = atomic_load(&s->interrupts);
+		s->busy_interrupted = 0;
+	}
+	if (atomic_load(&s->interrupts) != s->busy_seen) {
+		s->busy_interrupted = 1;
+		return 0;
+	}
+	int64_t left = s->busy_timeout_ms - (now - s->busy_since_ms);
+	if (left <= 0)
+		return 0;
+	int delay = count < (int)(sizeof delays / sizeof delays[0]) ? delays[count] : 50;
+	sqlite3_sleep(delay < left ? delay : (int)left);
+	return 1;
+}
+
 static int connect_db(sqlite_store *s, int readonly, int memory, char *err, size_t errlen)
 {
 	int flags = (readonly && !memory ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
@@ -371,7 +401,7 @@ static int connect_db(sqlite_store *s, int readonly, int memory, char *err, size
 		return DUROX_EIO;
 	}
 	sqlite3_extended_result_codes(s->db, 0);
-	sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
+	sqlite3_busy_handler(s->db, sq_busy, s);
 	sq_register_functions(s->db);
 	sq_metrics_attach(s);
 	if (memory) {
@@ -471,6 +501,7 @@ static void sq_close(store *base)
 static void sq_interrupt(store *base)
 {
 	sqlite_store *s = (sqlite_store *)base;
+	atomic_fetch_add(&s->interrupts, 1); /* ends a wait for the lock (sq_busy) */
 	if (s->db != NULL)
 		sqlite3_interrupt(s->db);
 }

@@ -30,6 +30,13 @@ typedef struct sqlite_store {
 	 * reopens the new file (sq_reopen) */
 	int gone;
 	int busy_timeout_ms;
+	/* the busy handler (sq_busy): when the current wait for a lock began, the interrupt count
+	 * it began at (sq_interrupt counts, from a signal handler too), and whether it ended
+	 * because of an interrupt (sq_fail then says so instead of "busy") */
+	int64_t busy_since_ms;
+	unsigned busy_seen;
+	int busy_interrupted;
+	_Atomic unsigned interrupts;
 	cached_stmt cache[CACHE_SIZE];
 	uint64_t clock;
 	int last_rc; /* durox code of the last sq_fail, for callers of sq_stmt */

@@ -3,7 +3,8 @@
 -- editing (the Up arrow recalls the history instead of printing ^[[A), history kept across
 -- sessions in $DUROX_HISTORY, Tab completion of dx: methods and instance ids, 'help', Ctrl-C
 -- discarding the line at the prompt and interrupting a running call without leaving, Ctrl-D
--- leaving with exit 0. top: its frame fits 80x24 (and 40x15) and 'q' quits. Uses a tmux server
+-- leaving with exit 0. A bulk command's confirmation: a sample of the targets, then the
+-- question; 'n' does nothing. top: its frame fits 80x24 (and 40x15) and 'q' quits. Uses a tmux server
 -- of its own (-L), killed at the end. Binary: $DUROXLUA; stores: $DUROX_SCENARIO_DB, $DUROX_BUSY_DB.
 local T = require "support"
 local BIN, sh = T.BIN, T.sh
@@ -72,6 +73,9 @@ local function count(name, text)
   end
 end
 
+-- a session that lives as long as the spec: the server would exit with its last session, and
+-- a new-session racing with that exit fails
+tmux("new-session -d -s keep -x 80 -y 24 'sleep 3600'")
 teardown(function() tmux("kill-server") end)
 
 describe("the REPL in a terminal", function()
@@ -134,6 +138,53 @@ describe("the REPL in a terminal", function()
     wait_for(s, "durox> 6 * 7 + 2")
     type_(s, "", "Enter")
     wait_for(s, "\n44\n", 2000)
+  end)
+end)
+
+describe("a bulk command asking for confirmation in a terminal", function()
+  local durox = T.durox
+  local db = os.tmpname()
+  teardown(function() os.remove(db) end)
+
+  it("shows a sample of the targets, not only the count; 'n' does nothing (exit 4), 'y' goes ahead", function()
+    assert(os.execute(("cp %s %s"):format(sh(SCENARIO_DB), sh(db))))
+    local dx = assert(durox.open("sqlite:" .. db, { readonly = true }))
+    local running = {}
+    for _, s in ipairs(assert(dx:list_instances { status = "Running" })) do
+      running[s.instance_id] = true
+    end
+    dx:close()
+    local n = 0
+    for _ in pairs(running) do n = n + 1 end
+    assert.is_true(n > 5)
+    local cmd = ("%s --store %s cancel --status Running --reason terminal-spec"):format(sh(BIN), sh("sqlite:" .. db))
+    local s = start(cmd, 100, 30)
+    wait_for(s, "[y/N]")
+    -- five of the targets by id, then how many more
+    local shown = 0
+    for l in screen(s):gmatch("[^\n]+") do
+      local id = l:match("^  (.-)%s*$")
+      if id and running[id] then shown = shown + 1 end
+    end
+    assert.are.equal(5, shown, screen(s))
+    wait_for(s, ("  ... and %d more\nCancel %d instances? [y/N]"):format(n - 5, n))
+    type_(s, "n", "Enter")
+    wait_for(s, "nothing done\nEXIT:4")
+    tmux("kill-session -t " .. s)
+    dx = assert(durox.open("sqlite:" .. db, { readonly = true }))
+    assert.are.equal(n, #assert(dx:list_instances { status = "Running" }))
+    dx:close()
+    s = start(cmd, 100, 30)
+    wait_for(s, "[y/N]")
+    type_(s, "y", "Enter")
+    wait_for(s, "EXIT:0", 10000)
+    tmux("kill-session -t " .. s)
+    -- the cancellations are queued for the runtime (none runs on the copy)
+    dx = assert(durox.open("sqlite:" .. db, { readonly = true }))
+    local j = assert(dx:list_jobs {})
+    dx:close()
+    assert.are.equal(1, #j)
+    assert.are.equal(n, j[1].done)
   end)
 end)
 

@@ -9,6 +9,14 @@
 --   OPS   the specs and CLI tests of writes and bulk jobs, with a live runtime
 local FAST = "c_unit|spec_(shapes|api|query|stuck|robustness)$|cli_(query|format)$"
 local OPS = "spec_ops$|spec_ops_live$|cli_ops_cli$"
+--   STUCK the stuck spec (the busy stores: thresholds at the instant each row crosses them)
+--   FEED  the change feed, event streams and watches (stored and live), both providers
+--   ACL   access control: the enforcement point under policies, reads, writes and streams
+--   INDEX the visibility index against the store (fixtures, a purge, a prune, the live runtime)
+local STUCK = "spec_stuck$"
+local FEED = "spec_(feed|stream|watch)$"
+local ACL = "spec_(access|access_writes|stream_access)$|cli_access_cli$"
+local INDEX = "spec_index(_live)?$"
 
 return {
   { id = "history/cancel-request-keeps-activity-open", file = "src/engine/history.c", tests = FAST,
@@ -117,8 +125,10 @@ return {
 	         " | (CASE WHEN st=0]] },
   { id = "metrics/at-poison-limit-strict", file = "src/store/sqlite_queues.c", tests = FAST,
     why = "orchestrator at_poison_limit counts only items past the limit",
-    from = [[" min(CASE WHEN pt THEN vis END), total(attempts >= ?4), total(attempts >= ?5), max(attempts),"]],
-    to = [[" min(CASE WHEN pt THEN vis END), total(attempts >= ?4), total(attempts > ?5), max(attempts),"]] },
+    from = [[if (attempts >= (int64_t)p->max_attempts)
+			o->at_poison_limit++;]],
+    to = [[if (attempts > (int64_t)p->max_attempts)
+			o->at_poison_limit++;]] },
   { id = "metrics/worker-at-poison-limit", file = "src/store/sqlite_queues.c", tests = FAST,
     why = "worker at_poison_limit counts only items past the limit",
     from = [[" min(CASE WHEN vis <= ?1 THEN vis END), total(attempts >= ?4), total(attempts >= ?5), max(attempts),"]],
@@ -247,4 +257,136 @@ return {
 		return 0;]],
     to = [[	if (0)
 		return 0;]] },
+
+  -- ---- the age thresholds at their boundary (docs/metrics.md: inclusive), both providers ----
+  { id = "stuck/stall-threshold-exclusive", file = "src/store/sqlite_queues.c", tests = STUCK,
+    why = "an orchestrator message exactly stall_threshold_ms old not stalled",
+    from = [[" | (CASE WHEN NOT tm AND st=0 AND vis <= ?1 - ?2 THEN 8 ELSE 0 END)"]],
+    to = [[" | (CASE WHEN NOT tm AND st=0 AND vis < ?1 - ?2 THEN 8 ELSE 0 END)"]] },
+  { id = "stuck/worker-expired-lock-exclusive", file = "src/store/sqlite_queues.c", tests = STUCK,
+    why = "a worker lock expired exactly stall_threshold_ms ago not reported",
+    from = [[" | (CASE WHEN st=3 AND lu <= ?1 - ?2 THEN 2 ELSE 0 END)"]],
+    to = [[" | (CASE WHEN st=3 AND lu < ?1 - ?2 THEN 2 ELSE 0 END)"]] },
+  { id = "metrics/expired-instance-locks-exclusive", file = "src/store/sqlite_queues.c", tests = STUCK,
+    why = "expired_instance_locks leaves out a lock expired exactly stall_threshold_ms ago",
+    from = [[total(durox_ms(locked_until) <= ?1 - ?2)"]],
+    to = [[total(durox_ms(locked_until) < ?1 - ?2)"]] },
+  { id = "metrics/worker-stalled-exclusive", file = "src/store/sqlite_queues.c", tests = STUCK,
+    why = "stalled_worker_items leaves out a row available exactly stall_threshold_ms",
+    from = [[total(st<>1 AND max(vis, CASE WHEN st=3 THEN lu ELSE vis END) <= ?1 - "]],
+    to = [[total(st<>1 AND max(vis, CASE WHEN st=3 THEN lu ELSE vis END) < ?1 - "]] },
+  { id = "pg/stall-threshold-exclusive", file = "src/store/postgres_metrics.c", tests = STUCK,
+    why = "PostgreSQL: an orchestrator message exactly stall_threshold_ms old not stalled",
+    from = [[" | (CASE WHEN NOT tm AND st=0 AND vis <= $1::int8 - $2::int8 THEN 8 ELSE 0 END)"]],
+    to = [[" | (CASE WHEN NOT tm AND st=0 AND vis < $1::int8 - $2::int8 THEN 8 ELSE 0 END)"]] },
+  { id = "pg/worker-expired-lock-exclusive", file = "src/store/postgres_metrics.c", tests = STUCK,
+    why = "PostgreSQL: a worker lock expired exactly stall_threshold_ms ago not reported",
+    from = [[" | (CASE WHEN st=3 AND lu <= $1::int8 - $2::int8 THEN 2 ELSE 0 END)"]],
+    to = [[" | (CASE WHEN st=3 AND lu < $1::int8 - $2::int8 THEN 2 ELSE 0 END)"]] },
+  { id = "pg/expired-instance-locks-exclusive", file = "src/store/postgres_metrics.c", tests = STUCK,
+    why = "PostgreSQL: expired_instance_locks leaves out a lock expired exactly stall_threshold_ms ago",
+    from = [[CNT("locked_until <= $1::int8 - $2::int8")
+	" FROM instance_locks";]],
+    to = [[CNT("locked_until < $1::int8 - $2::int8")
+	" FROM instance_locks";]] },
+  { id = "pg/overdue-threshold-exclusive", file = "src/store/postgres_metrics.c", tests = FAST,
+    why = "PostgreSQL: a timer due exactly timer_overdue_ms ago not overdue",
+    from = [[" | (CASE WHEN tm AND st=0 AND vis <= $1::int8 - $3::int8 THEN 4 ELSE 0 END)"]],
+    to = [[" | (CASE WHEN tm AND st=0 AND vis < $1::int8 - $3::int8 THEN 4 ELSE 0 END)"]] },
+
+  -- ---- the PostgreSQL provider ----
+  { id = "pg/filter-le-as-lt", file = "src/store/postgres_filter.c", tests = FAST,
+    why = "PostgreSQL: <= compiled as <",
+    from = [[[DUROX_OP_LE] = "<=",]],
+    to = [[[DUROX_OP_LE] = "<",]] },
+  { id = "pg/updated-at-ignores-turns", file = "src/store/postgres_filter.c", tests = FAST,
+    why = "PostgreSQL: updated_at ignores the runtime's instances.updated_at (the last turn it acknowledged)",
+    from = [[return "GREATEST(COALESCE(" PG_MS("i.updated_at") ",0),COALESCE(" PG_MS(]],
+    to = [[return "GREATEST(0,COALESCE(" PG_MS(]] },
+  { id = "pg/series-window-end-inclusive", file = "src/store/postgres_analytics.c", tests = FAST,
+    why = "PostgreSQL: time series count instances started exactly at `to` (the window is [from, to))",
+    from = [[buf_adds(&g.sql, ") x WHERE c >= $1::int8 AND c < $2::int8 GROUP BY 1");]],
+    to = [[buf_adds(&g.sql, ") x WHERE c >= $1::int8 AND c <= $2::int8 GROUP BY 1");]] },
+  { id = "pg/cancelled-counted-as-failed", file = "src/store/postgres_analytics.c", tests = FAST,
+    why = "PostgreSQL: time series count cancelled instances as failed too",
+    from = [[" count(*) FILTER (WHERE t='OrchestrationFailed' AND k IS DISTINCT FROM 'cancelled'),"]],
+    to = [[" count(*) FILTER (WHERE t='OrchestrationFailed'),"]] },
+
+  -- ---- the change feed and its cursors ----
+  { id = "feed/binding-unchecked", file = "src/engine/feed.c", tests = FEED,
+    why = "a cursor issued for another filter, set of event types or set of watched ids is accepted",
+    from = [[if (bfp != binding) {]],
+    to = [[if (bfp != binding && 0) {]] },
+  { id = "feed/store-unchecked", file = "src/engine/feed.c", tests = FEED,
+    why = "a cursor issued for another store is accepted",
+    from = [[if (sfp != store_fp(dx)) {]],
+    to = [[if (sfp != store_fp(dx) && 0) {]] },
+  { id = "feed/sqlite-resume-redelivers", file = "src/store/sqlite_feed.c", tests = FEED,
+    why = "SQLite: resuming from a cursor delivers the row it was taken after again",
+    from = [[" event_data, durox_ms(created_at) FROM history WHERE rowid>?1"]],
+    to = [[" event_data, durox_ms(created_at) FROM history WHERE rowid>=?1"]] },
+  { id = "feed/sqlite-deleted-unnoticed", file = "src/store/sqlite_feed.c", tests = FEED,
+    why = "SQLite: rows deleted behind the cursor (a purge) give no 'deleted' reset",
+    from = [[if (before < f->pos.count) {]],
+    to = [[if (before < f->pos.count && 0) {]] },
+  { id = "feed/sqlite-guard-unchecked", file = "src/store/sqlite_feed.c", tests = FEED,
+    why = "SQLite: a last-read row replaced by another (rowid reuse) goes unnoticed",
+    from = [[		                 (uint64_t)sqlite3_column_int64(st, 2), data ? data : "", dlen)) {
+			*ok = 0;]],
+    to = [[		                 (uint64_t)sqlite3_column_int64(st, 2), data ? data : "", dlen)) {
+			*ok = 1;]] },
+  { id = "feed/pg-round-key-inclusive", file = "src/store/postgres_feed.c", tests = FEED,
+    why = "PostgreSQL: a round split by the limit delivers its last row again",
+    from = [[" AND (h.instance_id COLLATE \"C\", h.execution_id, h.event_id) > ($%d COLLATE \"C\","]],
+    to = [[" AND (h.instance_id COLLATE \"C\", h.execution_id, h.event_id) >= ($%d COLLATE \"C\","]] },
+  { id = "feed/pg-deleted-unnoticed", file = "src/store/postgres_feed.c", tests = FEED,
+    why = "PostgreSQL: rows deleted behind the cursor give no 'deleted' reset",
+    from = [[			if (n < p->count) {
+				res->reset = STORE_FEED_RESET_DELETED;]],
+    to = [[			if (n < p->count && 0) {
+				res->reset = STORE_FEED_RESET_DELETED;]] },
+
+  -- ---- access control (the one enforcement point) ----
+  { id = "access/no-view-hook-fails-open", file = "src/engine/access.c", tests = ACL,
+    why = "a policy without can_view_instance shows every instance (it must show none)",
+    from = [[v->nothing = 1; /* fail closed: no can_view_instance, no instance is visible */]],
+    to = [[v->nothing = 0; /* fail closed: no can_view_instance, no instance is visible */]] },
+  { id = "access/hidden-instance-readable", file = "src/engine/access.c", tests = ACL,
+    why = "an instance can_view_instance hides is read by its id",
+    from = [[if (rc == DUROX_OK && found && access_view_row(&v, &s) != 1)]],
+    to = [[if (rc == DUROX_OK && found && access_view_row(&v, &s) != 1 && 0)]] },
+  { id = "access/instance-write-hook-ignored", file = "src/engine/access.c", tests = ACL,
+    why = "a write on one instance (cancel, raise, purge, restart) goes through although its hook denies it",
+    from = [[if (!ask_instance(dx, hook, &s, event_name, why, sizeof why)) {]],
+    to = [[if (0) {]] },
+  { id = "access/start-without-hook-allowed", file = "src/engine/access.c", tests = ACL,
+    why = "a policy without can_start_orchestration lets every start through",
+    from = [[ok = (p->always_allow & (1u << DUROX_HOOK_START_ORCHESTRATION)) != 0;]],
+    to = [[ok = 1;]] },
+  { id = "access/store-wide-under-restricted-view", file = "src/engine/access.c", tests = ACL,
+    why = "store-wide figures are given to a caller who may not see every instance",
+    from = [[if (rc != DUROX_OK || !restricted)
+		return rc;]],
+    to = [[if (rc != DUROX_OK || 1)
+		return rc;]] },
+  { id = "access/payloads-despite-history-hook", file = "src/engine/access.c", tests = ACL,
+    why = "payloads of every instance are given although can_view_history decides per instance",
+    from = [[return !access_enabled(dx) || (dx->acl->pol.can_view_history == NULL &&]],
+    to = [[return !access_enabled(dx) || (1 &&]] },
+
+  -- ---- the visibility index ----
+  { id = "index/prune-not-reconciled", file = "src/store/sqlite_index_sync.c", tests = INDEX,
+    why = "the index keeps what it derived from history rows deleted by another handle (a prune)",
+    from = [[if (rc == DUROX_OK && deleted)
+		rc = reconcile_rows(ix, &ids);]],
+    to = [[if (rc == DUROX_OK && deleted && 0)
+		rc = reconcile_rows(ix, &ids);]] },
+  { id = "index/deleted-instances-kept", file = "src/store/sqlite_index_sync.c", tests = INDEX,
+    why = "instances rows deleted by anyone stay in the index",
+    from = [[if ((rc = reconcile_instances(ix, &ids)) == DUROX_OK)]],
+    to = [[if ((rc = ix != NULL ? DUROX_OK : reconcile_instances(ix, &ids)) == DUROX_OK)]] },
+  { id = "index/old-status-not-subtracted", file = "src/store/sqlite_index_build.c", tests = INDEX,
+    why = "an instance that changes status stays counted in its old status group",
+    from = [[g->inst[ix_status_class((const char *)sqlite3_column_text(st, 2))]--;]],
+    to = [[(void)0;]] },
 }

@@ -136,9 +136,19 @@ assert(build_copy(work .. "/build.log"), "the unmutated copy does not build (see
 assert(sh(q(copy .. "/tests/make_fixtures.sh") .. " " .. q(fixtures) .. " >" .. q(work .. "/fixtures.log") .. " 2>&1"),
   "making the fixtures failed (see " .. work .. "/fixtures.log)")
 
-local function run_tests(regex, log)
-  -- -FA: the fixture setup tests (fixtures, busy_fixture) run as needed; they reuse fresh fixtures
-  return sh("cd " .. q(build) .. " && ctest --timeout 600 -R " .. q(regex) .. " >" .. q(log) .. " 2>&1")
+-- The fixture setup tests (fixtures, busy_fixture, the PostgreSQL server and stores) run as
+-- ctest needs them; they reuse fresh fixtures. A mutation's run stops at its first failing test
+-- (killed: the rest need not run); the baseline runs every test.
+local function run_tests(regex, log, stop)
+  return sh("cd " .. q(build) .. " && ctest --timeout 600 " .. (stop and "--stop-on-failure " or "") .. "-R " .. q(regex)
+    .. " >" .. q(log) .. " 2>&1")
+end
+-- the PostgreSQL server of the copy's build (a run stopped at a failure may leave it running)
+local function stop_pg()
+  local f = io.open(build .. "/CMakeCache.txt", "r")
+  local dir = f and f:read("a"):match("DUROX_PG_DIR:PATH=([^\n]+)")
+  if f then f:close() end
+  if dir then sh(q(copy .. "/tests/pg_server.sh") .. " stop " .. q(dir) .. " >/dev/null 2>&1") end
 end
 
 local sets, seen_tests = {}, {}
@@ -170,7 +180,7 @@ for k, m in ipairs(selected) do
   if not build_copy(log .. ".build") then
     verdict = "BUILD-FAILED"
     broken = broken + 1
-  elseif run_tests(m.tests, log) then
+  elseif run_tests(m.tests, log, true) then
     verdict = "SURVIVED"
     survived = survived + 1
   elseif not (read(log) or ""):find("tests failed out of") then
@@ -185,8 +195,9 @@ for k, m in ipairs(selected) do
   io.stdout:flush()
   results[#results + 1] = { m = m, verdict = verdict }
 end
--- leave the copy built unmutated
+-- leave the copy built unmutated, and no server running
 build_copy(work .. "/build-final.log")
+stop_pg()
 
 local killed = #selected - survived - broken
 print(string.format("mutation gate: %d mutations, %d killed, %d survived, %d did not build or run; kill rate %.1f%%; "

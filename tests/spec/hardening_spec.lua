@@ -1,7 +1,8 @@
 -- hardening_spec.lua - what an operator meets when the store changes under duroxlua: a store
 -- file deleted or replaced while a handle is open (every call says GONE and nothing is
 -- written, where writes used to report success and be lost), a store locked by another
--- process (the message tells the real wait), and bulk operations whose every target is
+-- process (the message tells the real wait; Ctrl-C ends the wait at once, on SQLite and on
+-- PostgreSQL), and bulk operations whose every target is
 -- refused (nothing written, not even our journal). Stores are copies of the scenario store
 -- the real runtime wrote; independent reads go through the sqlite3 tool.
 local durox = require "durox"
@@ -129,6 +130,73 @@ describe("a store locked by another process", function()
     assert.is_nil(msg:find("\n", 1, true))
     dx:close()
   end)
+end)
+
+-- Runs `duroxlua script url`, sends it SIGINT after ms and returns its exit status and how
+-- long it ran (ms).
+local function interrupt_after(script, url, ms)
+  local path = dir .. "/interrupt.lua"
+  L.write(path, script)
+  local t0 = durox.now()
+  local p = assert(io.popen(("sh -c %s"):format(L.q(("%s %s %s 2>%s & pid=$!; sleep %.3f; kill -INT $pid; wait $pid; echo $?")
+    :format(L.q(L.bin), L.q(path), L.q(url), L.q(path .. ".err"), ms / 1000)))))
+  local code = tonumber(p:read("a"))
+  p:close()
+  return code, durox.now() - t0, L.read(path .. ".err") or ""
+end
+
+describe("Ctrl-C while another process holds the lock", function()
+  it("on SQLite ends the wait for the write lock at once, not after busy_timeout_ms", function()
+    local db = copy()
+    local said_file = db .. ".holder"
+    local holder = assert(io.popen("sqlite3 " .. L.q(db) .. " >" .. L.q(said_file), "w"))
+    holder:write("BEGIN IMMEDIATE;\nSELECT 'locked';\n")
+    holder:flush()
+    L.wait_until(function() return (L.read(said_file) or ""):find("locked", 1, true) end, 5000,
+      "the sqlite3 tool to take the write lock", 20)
+    local code, took, err = interrupt_after([[
+      local durox = require "durox"
+      local dx = assert(durox.open(arg[1], { busy_timeout_ms = 60000 }))
+      dx:start_orchestration("int-1", "Echo", '"x"')
+      print("not interrupted")
+    ]], "sqlite:" .. db, 1000)
+    holder:close()
+    assert.are.equal(130, code, err)
+    assert.truthy(err:find("interrupted!", 1, true), err)
+    -- it used to wait the whole busy timeout (here 60 s) before the interrupt was seen
+    assert.is_true(took < 15000, ("took %d ms"):format(took))
+    assert.are.equal(0, L.sql_value(db, "SELECT count(*) AS n FROM orchestrator_queue WHERE instance_id = 'int-1'"))
+  end)
+
+  if not H.pg_skip then
+    it("on PostgreSQL cancels the statement waiting on the server's lock (PQcancel)", function()
+      n = n + 1
+      local name = ("durox_hard_%d_%d"):format(os.time() % 100000, n)
+      L.pg_create(name, true)
+      pg_copies[#pg_copies + 1] = name
+      -- a session holding an exclusive lock on the instances table for a minute
+      local holder = assert(io.popen(("psql -X -q %s -c %s >/dev/null 2>&1 &"):format(
+        H.shell_quote(H.pg_url(name)),
+        H.shell_quote("BEGIN; LOCK TABLE dx.instances IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;"))))
+      holder:close()
+      L.wait_until(function()
+        local row = H.psql("SELECT count(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+          .. "WHERE c.relname = 'instances' AND l.mode = 'AccessExclusiveLock' AND l.granted", name)[1]
+        return row and tonumber(row.n) == 1
+      end, 10000, "psql to take the lock", 50)
+      local code, took, err = interrupt_after([[
+        local durox = require "durox"
+        local dx = assert(durox.open(arg[1]))
+        dx:list_instances()
+        print("not interrupted")
+      ]], H.pg_url(name, "schema=dx"), 1000)
+      H.psql("SELECT pg_terminate_backend(pid) AS n FROM pg_stat_activity WHERE datname = '" .. name
+        .. "' AND pid <> pg_backend_pid()", name)
+      assert.are.equal(130, code, err)
+      assert.truthy(err:find("interrupted!", 1, true), err)
+      assert.is_true(took < 15000, ("took %d ms"):format(took)) -- the lock is held for 60 s
+    end)
+  end
 end)
 
 for _, P in ipairs(PROVIDERS) do

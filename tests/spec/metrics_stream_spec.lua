@@ -75,7 +75,10 @@ for _, kind in ipairs(L.kinds()) do
       end
       local took = durox.now() - t0
       assert.are.equal(0, recounts)
-      assert.is_true(took >= 650 and took < 3000, "8 ticks took " .. took .. " ms")
+      -- paced by the interval (8 ticks of 100 ms, the first at once), never by recount_ms (an hour):
+      -- no recount (above), and a deadline generous enough for a loaded machine, where a tick's
+      -- reads and health judgement can take a second
+      assert.is_true(took >= 650 and took < 30000, "8 ticks took " .. took .. " ms")
       s:close()
       follower:close()
       local dm = assert(L.client(S.target, "metrics")).systemMetrics

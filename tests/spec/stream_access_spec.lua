@@ -2,8 +2,9 @@
 -- team policy (a filter the store applies) and a per-row policy (can_view_instance asked per
 -- instance), stream_instance_events, read_changes and watch_instances show exactly the
 -- instances the caller may see (computed here from the store's rows with sqlite3), a hidden
--- instance looks like a missing one, cursors are bound to the caller, and the store-wide
--- metric stream is denied to a restricted caller.
+-- instance looks like a missing one, the raw feed holds the rows of visible instances only
+-- (all of them for a caller who sees everything), cursors are bound to the caller, and the
+-- store-wide metric stream is denied to a restricted caller.
 local durox = require "durox"
 local L = require "live"
 
@@ -72,7 +73,7 @@ describe("streams under access control", function()
       -- the caller's own filter is ANDed with the policy's
       local mine = stream_keys(dx, { filter = { status = "Completed" } })
       for _, k in ipairs(mine) do assert.is_true(sees(k:match("^(.*)/%d+/%d+$"))) end
-      -- the raw feed too
+      -- the raw feed too: the rows of visible instances only
       local r = assert(dx:read_changes { from = "start", limit = 100000 })
       for _, c in ipairs(r.changes) do assert.is_true(sees(c.instance_id), c.instance_id) end
       local rows = 0
@@ -112,6 +113,8 @@ describe("streams under access control", function()
     ok, err, code = dx:stream_runtime_metrics { count = 1 }
     assert.is_nil(ok)
     assert.are.equal("DENIED", code)
+    local all = assert(viewer:read_changes { from = "start", limit = 100000 })
+    assert.are.equal(tonumber(L.sql_value(db, "SELECT count(*) AS n FROM history")), #all.changes)
     local m = assert(viewer:stream_runtime_metrics { count = 1 })
     assert.is_number(assert(m:next()).total_instances_started)
     m:close()

@@ -113,8 +113,8 @@ describe("find_stuck_instances on the " .. B.name, function()
   local res = assert(dx:find_stuck_instances { now = now, stall_threshold_ms = T.stall, timer_overdue_ms = T.overdue,
                                                near_poison_attempts = T.near, event_wait_threshold_ms = T.wait })
 
-  -- the evidence of docs/metrics.md recomputed from the rows
-  local function expected()
+  -- the evidence of docs/metrics.md recomputed from the rows, as of `now`
+  local function expected(now)
     local out = {}
     local function add(id, reason) out[#out + 1] = id .. "/" .. reason end
     local live = function(status) return status == nil or status == "Running" or status == "ContinuedAsNew" end
@@ -201,7 +201,7 @@ describe("find_stuck_instances on the " .. B.name, function()
   end
 
   it("finds every piece of evidence the rows show, and nothing else", function()
-    local exp = expected()
+    local exp = expected(now)
     assert.are.same(exp, pairs_of(res))
     -- the fixture really has each kind of trouble
     local kinds = {}
@@ -209,6 +209,84 @@ describe("find_stuck_instances on the " .. B.name, function()
     for _, k in ipairs({ "orphan_messages", "poison_risk", "expired_lock", "overdue_timer", "unpicked_activity",
                          "waiting_on_event" }) do
       assert(kinds[k], "the busy store shows no " .. k)
+    end
+  end)
+
+  -- The age thresholds are inclusive (docs/metrics.md): a row exactly stall_threshold_ms (or
+  -- timer_overdue_ms) old counts. At the very instant each row crosses its threshold, and 1 ms
+  -- before, the evidence and the health counters equal what the rows give.
+  it("counts work exactly as old as a threshold, and not 1 ms younger", function()
+    local function at(t)
+      return pairs_of(assert(dx:find_stuck_instances { now = t, stall_threshold_ms = T.stall,
+        timer_overdue_ms = T.overdue, near_poison_attempts = T.near, event_wait_threshold_ms = T.wait }))
+    end
+    -- the instant each row crosses a threshold, per reason
+    local crossing = { stalled_messages = {}, overdue_timer = {}, expired_lock = {}, unpicked_activity = {} }
+    for _, r in ipairs(sql([[SELECT q.work_item LIKE '{"TimerFired":%' AS tm, q.visible_at AS vis, l.locked_until AS lu
+      FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id = q.instance_id]], db,
+      [[SELECT (q.work_item::jsonb ? 'TimerFired')::int AS tm, ]] .. pgms("q.visible_at") .. [[ AS vis,
+      l.locked_until AS lu FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id = q.instance_id]], pgdb)) do
+      if r.tm == 1 then table.insert(crossing.overdue_timer, r.vis + T.overdue)
+      else table.insert(crossing.stalled_messages, r.vis + T.stall) end
+    end
+    for _, r in ipairs(sql("SELECT locked_until AS lu FROM instance_locks", db, nil, pgdb)) do
+      table.insert(crossing.expired_lock, r.lu + T.stall)
+    end
+    for _, r in ipairs(sql("SELECT visible_at AS vis, lock_token AS token, locked_until AS lu FROM worker_queue", db,
+      "SELECT " .. pgms("visible_at") .. " AS vis, lock_token AS token, locked_until AS lu FROM worker_queue", pgdb)) do
+      if r.token ~= nil then
+        table.insert(crossing.expired_lock, r.lu + T.stall)
+        table.insert(crossing.unpicked_activity, math.max(r.vis, r.lu) + T.stall)
+      else
+        table.insert(crossing.unpicked_activity, r.vis + T.stall)
+      end
+    end
+    local reasons = H.keys(crossing)
+    table.sort(reasons)
+    for _, reason in ipairs(reasons) do
+      local instants = uniq_sorted(crossing[reason])
+      local tried, seen = 0, 0
+      for _, t in ipairs(instants) do
+        if seen >= 2 or tried >= 6 then break end
+        tried = tried + 1
+        local before, exact = expected(t - 1), expected(t)
+        -- a pair of this reason appears exactly at t (else another row hides this one)
+        local new = {}
+        for _, p in ipairs(exact) do new[p] = true end
+        for _, p in ipairs(before) do new[p] = nil end
+        local appears = false
+        for p in pairs(new) do appears = appears or p:match("/(.*)$") == reason end
+        if appears then
+          seen = seen + 1
+          assert.are.same(exact, at(t), reason .. " at " .. t)
+          assert.are.same(before, at(t - 1), reason .. " at " .. (t - 1))
+        end
+      end
+      assert(seen > 0, "no " .. reason .. " crossing its threshold on the " .. B.name)
+    end
+    -- the health counters at the same kind of instants, from the rows
+    local function count(q, pgq)
+      return sql(q, db, pgq, pgdb)[1].n
+    end
+    for _, r in ipairs(sql("SELECT locked_until AS lu FROM instance_locks ORDER BY 1 LIMIT 2", db, nil, pgdb)) do
+      for _, t in ipairs({ r.lu + T.stall - 1, r.lu + T.stall }) do
+        local rm = assert(dx:get_runtime_metrics { now = t, fresh = true })
+        assert.are.equal(count("SELECT count(*) AS n FROM instance_locks WHERE locked_until <= " .. (t - T.stall)),
+          rm.expired_instance_locks, "expired_instance_locks at " .. t)
+      end
+    end
+    for _, r in ipairs(sql("SELECT visible_at AS vis, locked_until AS lu FROM worker_queue ORDER BY id LIMIT 3", db,
+      "SELECT " .. pgms("visible_at") .. " AS vis, locked_until AS lu FROM worker_queue ORDER BY id LIMIT 3", pgdb)) do
+      local cross = math.max(r.vis, r.lu or 0) + T.stall
+      for _, t in ipairs({ cross - 1, cross }) do
+        local rm = assert(dx:get_runtime_metrics { now = t, fresh = true })
+        local since = "max(visible_at, COALESCE(locked_until, 0))"
+        local pgsince = "GREATEST(" .. pgms("visible_at") .. ", COALESCE(locked_until, 0))"
+        local where = "(lock_token IS NULL OR locked_until <= " .. t .. ") AND %s <= " .. (t - T.stall)
+        assert.are.equal(count("SELECT count(*) AS n FROM worker_queue WHERE " .. where:format(since),
+          "SELECT count(*) AS n FROM worker_queue WHERE " .. where:format(pgsince)), rm.stalled_worker_items,
+          "stalled_worker_items at " .. t)
+      end
     end
   end)
 

@@ -259,7 +259,9 @@ function M.execute(a, ctx, spec)
   end
   local res, rcode = call(a.dry_run)
   if not res then return rcode end
-  return M.print_response(ctx, res)
+  local status = M.print_response(ctx, res)
+  if res.total_matched == 0 then filters.name_hint(ctx, a) end
+  return status
 end
 
 return M

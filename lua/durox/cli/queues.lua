@@ -22,7 +22,7 @@ M.help = args.help("duroxlua queues [options]",
   "Shows the runtime's queues as the store holds them (get_queue_metrics): the orchestrator\n" ..
   "queue (without pending timers), the worker queue and the timers not yet due, with their\n" ..
   "oldest visible item, what is available, in progress, waiting on an instance lock, delayed\n" ..
-  "(backoff), stalled (available longer than stall_threshold_ms) and near or at the poison\n" ..
+  "(backoff), stalled (available at least stall_threshold_ms) and near or at the poison\n" ..
   "limit; then the items processed and the average activity round trip, from history.\n" ..
   "The thresholds are the ManagementConfig's (--config). With --json: the QueueMetrics table.",
   M.options)
@@ -56,7 +56,7 @@ function M.render(q, now, width)
   out[#out + 1] = ""
   local t = q.thresholds
   report.fields(out, {
-    { "Timers", ("%d pending, next due %s, %d overdue (due more than %s ago)"):format(q.timer_queue_size,
+    { "Timers", ("%d pending, next due %s, %d overdue (due at least %s ago)"):format(q.timer_queue_size,
       q.next_timer_at and format.relative(q.next_timer_at, now) or "-", q.overdue_timers,
       format.duration(t.timer_overdue_ms)) },
     { "Locks", ("%d instance locks expired, %d worker locks expired, %d stale lock tokens"):format(o.expired_locks,

@@ -12,8 +12,8 @@ M.summary = "instances that make no progress, with the reason (locks, poison, st
 M.options = {
   { section = "Thresholds (default: the ManagementConfig's)" },
   { "now", arg = "T", type = "time", help = "judge as of time T (default: now)" },
-  { "stall", arg = "D", help = "visible work untouched longer than D is stalled (e.g. 1m)" },
-  { "overdue", arg = "D", help = "a due timer unprocessed longer than D is overdue" },
+  { "stall", arg = "D", help = "visible work untouched at least D is stalled (e.g. 1m)" },
+  { "overdue", arg = "D", help = "a due timer unprocessed at least D is overdue" },
   { "wait", arg = "D", help = "report event subscriptions open longer than D (e.g. 24h)" },
   { "near-poison", arg = "N", type = "count", min = 1, help = "attempt count from which an item is near poison" },
   { "max-attempts", arg = "N", type = "count", min = 1, help = "the runtime's poison limit (default 10)" },
