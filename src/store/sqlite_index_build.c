@@ -1033,9 +1033,12 @@ int ix_build(sq_index *ix, int rebuild, store_progress_fn progress, void *ud)
 	}
 	ix_set_state(ix, IX_READY, "");
 	ix->building = 0;
+	/* what the runtime committed while the chunks were read: from the build's start on.
+	 * Still through read(): this first sync counts the store's instances, whose pages a
+	 * mapping would leave resident (the build's peak RSS) */
+	rc = ix_sync(ix);
 	ix_store_mmap(ix, 1);
-	/* what the runtime committed while the chunks were read: from the build's start on */
-	return ix_sync(ix);
+	return rc;
 out:
 	ix->building = 0;
 	ix_store_mmap(ix, 1);
