@@ -57,17 +57,23 @@ for n in $SIZES; do
   /usr/bin/time -v -o "$work/time.txt" "$bin" "$root/bench/index_bench.lua" build "$db" "$idx" >"$work/build.txt"
   build=$(cat "$work/build.txt")
   rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/time.txt")
-  hread=$("$floor" "$db" history)
+  hread=$(/usr/bin/time -f "cpu %U %S" -o "$work/htime.txt" "$floor" "$db" history)
+  build_cpu=$(awk '/User time/ {u=$4} /System time/ {s=$4} END {printf "%.0f", (u + s) * 1000}' "$work/time.txt")
+  hread_cpu=$(awk '$1 == "cpu" {printf "%.0f", ($2 + $3) * 1000}' "$work/htime.txt")
   eread=$("$floor" "$db" executions)
   reads=$("$bin" "$root/bench/index_bench.lua" reads "$db" "$idx" "$ROUNDS")
-  cold=() fresh=() sys=() 
+  cold=() fresh=() sys=() cold_c=() fresh_c=() sys_c=()
   for _ in 1 2 3; do # fresh processes, alternating sides
-    cold+=("$(get "$("$bin" "$root/bench/index_bench.lua" cold "$db" "$idx")" runtime_cold_ms)")
-    fresh+=("$(get "$("$bin" "$root/bench/index_bench.lua" fresh "$db" "$idx")" runtime_fresh_ms)")
-    sys+=("$(js "$(node "$root/bench/duroxide_timed.js" "$db" system 1)" first)")
+    o=$("$bin" "$root/bench/index_bench.lua" cold "$db" "$idx")
+    cold+=("$(get "$o" runtime_cold_ms)") cold_c+=("$(get "$o" runtime_cold_cpu)")
+    o=$("$bin" "$root/bench/index_bench.lua" fresh "$db" "$idx")
+    fresh+=("$(get "$o" runtime_fresh_ms)") fresh_c+=("$(get "$o" runtime_fresh_cpu)")
+    o=$(node "$root/bench/duroxide_timed.js" "$db" system 1)
+    sys+=("$(js "$o" first)") sys_c+=("$(js "$o" cpu_first)")
   done
   med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
   cold_ms=$(med "${cold[@]}") fresh_ms=$(med "${fresh[@]}") sys_first=$(med "${sys[@]}")
+  cold_cpu=$(med "${cold_c[@]}") fresh_cpu=$(med "${fresh_c[@]}") sys_cpu=$(med "${sys_c[@]}")
   page=$(node "$root/bench/duroxide_timed.js" "$db" status-page "$ROUNDS")
   listall=$(node "$root/bench/duroxide_timed.js" "$db" list-all "$ROUNDS")
   sysm=$(node "$root/bench/duroxide_timed.js" "$db" system "$ROUNDS")
@@ -149,5 +155,20 @@ for n in $SIZES; do
     "$(awk -v b="$(get "$build" size_bytes)" -v n="$instances" 'BEGIN { printf "%.0f", b / n }')"
   printf '%-60s %12s\n' "peak RSS while building (MB)" "$(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')"
   printf '%-60s %12s\n' "the index verified against the store after the live run" "$(get "$lv" verify_ok)"
+  # the same comparisons in CPU ms (this process's; node's whole process, every thread): on a
+  # loaded machine wall times stretch unevenly, CPU times much less
+  printf '\nCPU ms (duroxlua: os.clock of its one thread; Duroxide: process.cpuUsage of node)\n'
+  row() { printf '%-60s %12s %12s %10s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
+  row "first page of 100 Failed, first call after open" "$(get "$reads" failed_page_first_cpu)" "$(js "$page" cpu_first)"
+  row "  the same, warm" "$(get "$reads" failed_page_warm_cpu)" "$(js "$page" cpu_median)"
+  row "runtime metrics, cold, no index (vs getSystemMetrics first)" "$cold_cpu" "$sys_cpu"
+  row "runtime metrics, fresh process, index" "$fresh_cpu" "$sys_cpu"
+  row "runtime metrics after new turns" "$(get "$lv" runtime_after_turns_cpu)" "$(js "$sys_live" cpu_first)"
+  row "queue metrics, first call of a handle" "$(get "$reads" queue_index_first_cpu)" "$(js "$queues" cpu_first)"
+  row "queue metrics, store at rest" "$(get "$reads" queue_index_cpu)" "$(js "$queues" cpu_median)"
+  row "queue metrics after new turns (no index)" "$(get "$lv" queue_after_turns_cpu)" "$(js "$q_live" cpu_first)"
+  printf '%-60s %12s %12s %10s\n' "index build (vs one full read of history, user+sys)" "$build_cpu" "$hread_cpu" \
+    "$(awk -v a="$build_cpu" -v b="$hread_cpu" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
+  printf '%-60s %12s\n' "catch-up of the new history rows (CPU ms)" "$(get "$lv" catchup_cpu)"
   rm -f "$live" "$live-wal" "$live-shm" "$work"/live.dxi*
 done
