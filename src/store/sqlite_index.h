@@ -21,7 +21,7 @@
 #include "store/sqlite_internal.h"
 
 #define IX_CACHE 32
-#define IX_FORMAT 2 /* the layout of the index file's tables (2: the (status, id) and (status, name, id) indexes) */
+#define IX_FORMAT 3 /* the layout of the index file's tables (3: the listing indexes of docs/index.md) */
 
 /* The handle's view of its index. State machine (docs/index.md):
  *   CLOSED --first read--> ABSENT/BUILDING/READY (file opened)     OFF: never
