@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "store/ops.h"
-#include "store/postgres_internal.h"
+#include "store/postgres_index.h"
 #include "store/provider_metrics.h"
 #include "util/hmap.h"
 
@@ -478,7 +478,7 @@ static int conn_setup(pg_store *s, pg_conn *pc)
 	char path[PG_NAME_MAX + 8], stmt[16], lock[16], idle[16];
 	snprintf(path, sizeof path, "\"%s\"", s->schema);
 	snprintf(stmt, sizeof stmt, "%d", s->statement_timeout_ms);
-	snprintf(lock, sizeof lock, "%d", DEFAULT_LOCK_TIMEOUT_MS);
+	snprintf(lock, sizeof lock, "%d", s->lock_timeout_ms);
 	snprintf(idle, sizeof idle, "%d", IDLE_IN_TXN_TIMEOUT_MS);
 	const char *vals[] = {path, stmt, lock, idle, s->readonly || pc == s->reader ? "on" : "off"};
 	PGresult *r =
@@ -981,6 +981,7 @@ static void pg_close(store *base)
 	if (s == NULL)
 		return;
 	pg_metrics_free(s);
+	pgi_free(s->ix);
 	pq_cache_clear(s);
 	conn_close(&s->primary);
 	if (s->reader != NULL) {
@@ -1073,6 +1074,9 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 	s->statement_timeout_ms = u.statement_timeout_ms > 0                       ? u.statement_timeout_ms
 	                          : opts != NULL && opts->statement_timeout_ms > 0 ? opts->statement_timeout_ms
 	                                                                           : DEFAULT_STATEMENT_TIMEOUT_MS;
+	/* "how long to wait for a locked store" is PostgreSQL's lock_timeout */
+	s->lock_timeout_ms =
+	        opts != NULL && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : DEFAULT_LOCK_TIMEOUT_MS;
 	int ct_ms = opts != NULL && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
 	                                                         : DEFAULT_CONNECT_TIMEOUT_S * 1000;
 	s->connect_timeout_s = (ct_ms + 999) / 1000;
@@ -1117,6 +1121,16 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 	}
 	if ((rc = read_identity(s)) != DUROX_OK)
 		return open_fail(s, rc, err, errlen, s->base.err);
+	int mode = opts != NULL ? opts->index : DUROX_INDEX_AUTO;
+	if (mode != DUROX_INDEX_AUTO && mode != DUROX_INDEX_OFF)
+		return open_fail(s, DUROX_EINVALID, err, errlen, "unknown index mode");
+	if (opts != NULL && opts->index_path != NULL && mode != DUROX_INDEX_OFF)
+		return open_fail(s, DUROX_EINVALID, err, errlen,
+		                 "index = PATH is for SQLite stores: on PostgreSQL the visibility index is a table of"
+		                 " the state schema (state_schema= in the URL)");
+	if ((s->ix = pgi_new(s, mode)) == NULL)
+		return open_fail(s, DUROX_ENOMEM, err, errlen, "out of memory");
+	s->base.ivt = &pg_index_vtable;
 	s->base.err[0] = '\0';
 	*out = &s->base;
 	return DUROX_OK;

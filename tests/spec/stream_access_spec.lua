@@ -1,9 +1,10 @@
 -- stream_access_spec.lua - the streams pass the ONE enforcement point: under the ready-made
 -- team policy (a filter the store applies) and a per-row policy (can_view_instance asked per
 -- instance), stream_instance_events, read_changes and watch_instances show exactly the
--- instances the caller may see (computed here from the store's rows with sqlite3), a hidden
--- instance looks like a missing one, the raw feed holds the rows of visible instances only
--- (all of them for a caller who sees everything), cursors are bound to the caller, and the
+-- instances the caller may see (computed here from the store's rows with sqlite3 or psql), on
+-- both providers; a hidden instance looks like a missing one, the raw feed holds the rows of
+-- visible instances only (all of them for a caller who sees everything) and their payloads only
+-- when can_view_history is a constant true, cursors are bound to the caller, and the
 -- store-wide metric stream is denied to a restricted caller.
 local durox = require "durox"
 local L = require "live"
@@ -22,22 +23,30 @@ return {
   can_view_metrics = true,
 }]]
 
-describe("streams under access control", function()
-  local dir, db, names
+for _, kind in ipairs(L.kinds()) do
+describe("on " .. kind .. ", streams under access control", function()
+  local dir, S, names
 
   setup(function()
     dir = L.tmpdir()
-    db = L.copy_scenarios(dir .. "/acl.db")
+    S = L.scenario_store(kind, dir, "acl")
     names = {}
-    for _, r in ipairs(L.sql(db, "SELECT instance_id AS i, orchestration_name AS n FROM instances")) do names[r.i] = r.n end
+    for _, r in ipairs(S.rows("SELECT instance_id AS i, orchestration_name AS n FROM instances")) do names[r.i] = r.n end
   end)
 
-  teardown(function() L.cleanup(dir) end)
+  teardown(function()
+    if S then S.drop() end
+    L.cleanup(dir)
+  end)
 
   local function open(opts)
     opts.audit_file = dir .. "/audit.jsonl"
     opts.readonly = true
-    return assert(durox.open("sqlite:" .. db, opts))
+    return assert(durox.open(S.url, opts))
+  end
+
+  local function history_count()
+    return tonumber(S.rows("SELECT count(*) AS n FROM history")[1].n)
   end
 
   local team = { policy = POLICIES .. "team.lua", context = { user_id = "tom", roles = { "team:Echo", "team:Wait" } } }
@@ -46,7 +55,7 @@ describe("streams under access control", function()
 
   -- keys of the InstanceEvents an unrestricted stream yields, kept when keep(instance_id).
   local function expected(keep)
-    local all = assert(durox.open("sqlite:" .. db, { readonly = true }))
+    local all = assert(durox.open(S.url, { readonly = true }))
     local t = {}
     for ev in all:stream_instance_events {} do
       if keep(ev.instance_id) then t[#t + 1] = ev.key end
@@ -74,13 +83,15 @@ describe("streams under access control", function()
       local mine = stream_keys(dx, { filter = { status = "Completed" } })
       for _, k in ipairs(mine) do assert.is_true(sees(k:match("^(.*)/%d+/%d+$"))) end
       -- the raw feed too: the rows of visible instances only
-      local r = assert(dx:read_changes { from = "start", limit = 100000 })
+      local r = assert(dx:read_changes { from = "start", limit = 100000, payloads = true })
       for _, c in ipairs(r.changes) do assert.is_true(sees(c.instance_id), c.instance_id) end
       local rows = 0
-      for _, x in ipairs(L.sql(db, "SELECT instance_id AS i FROM history")) do
+      for _, x in ipairs(S.rows("SELECT instance_id AS i FROM history")) do
         if sees(x.i) then rows = rows + 1 end
       end
       assert.are.equal(rows, #r.changes)
+      -- can_view_history is a constant true in both policies: the payloads come along
+      for _, c in ipairs(r.changes) do assert.is_string(c.data) end
       dx:close()
     end)
 
@@ -114,7 +125,7 @@ describe("streams under access control", function()
     assert.is_nil(ok)
     assert.are.equal("DENIED", code)
     local all = assert(viewer:read_changes { from = "start", limit = 100000 })
-    assert.are.equal(tonumber(L.sql_value(db, "SELECT count(*) AS n FROM history")), #all.changes)
+    assert.are.equal(history_count(), #all.changes)
     local m = assert(viewer:stream_runtime_metrics { count = 1 })
     assert.is_number(assert(m:next()).total_instances_started)
     m:close()
@@ -132,4 +143,19 @@ describe("streams under access control", function()
     viewer:close()
     nobody:close()
   end)
+
+  it("leaves the payloads out of the raw feed unless can_view_history is a constant true", function()
+    local asks = open { policy_source = [[
+return {
+  can_list_instances = true,
+  can_view_instance = true,
+  can_view_history = function(ctx, inst) return true end,
+  can_view_metrics = true,
+}]], context = { user_id = "hal" } }
+    local r = assert(asks:read_changes { from = "start", limit = 100000, payloads = true })
+    assert.are.equal(history_count(), #r.changes) -- every row (every instance is visible) ...
+    for _, c in ipairs(r.changes) do assert.is_nil(c.data) end -- ... without its JSON
+    asks:close()
+  end)
 end)
+end
