@@ -171,51 +171,6 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
 	return 0;
 }
 
-/* A copy of url with the password masked: user:***@ in the authority and password=***
- * among the parameters. NULL when out of memory. */
-static char *mask_url(const char *url)
-{
-	buf b;
-	buf_init(&b);
-	const char *p = strstr(url, "://");
-	const char *auth = p != NULL ? p + 3 : url;
-	buf_add(&b, url, (size_t)(auth - url));
-	size_t alen = strcspn(auth, "/?#");
-	const char *at = NULL;
-	for (const char *q = auth; q < auth + alen; q++)
-		if (*q == '@')
-			at = q;
-	if (at != NULL) {
-		const char *colon = memchr(auth, ':', (size_t)(at - auth));
-		if (colon != NULL) {
-			buf_add(&b, auth, (size_t)(colon - auth));
-			buf_adds(&b, ":***");
-			buf_add(&b, at, (size_t)(auth + alen - at));
-		} else {
-			buf_add(&b, auth, alen);
-		}
-	} else {
-		buf_add(&b, auth, alen);
-	}
-	const char *rest = auth + alen;
-	/* parameters: mask password=... */
-	while (*rest != '\0') {
-		size_t seg = strcspn(rest + 1, "&#") + 1; /* the separator and one parameter */
-		if ((rest[0] == '?' || rest[0] == '&') && strncmp(rest + 1, "password=", 9) == 0) {
-			buf_add(&b, rest, 10);
-			buf_adds(&b, "***");
-		} else {
-			buf_add(&b, rest, seg);
-		}
-		rest += seg;
-	}
-	if (buf_oom(&b)) {
-		buf_free(&b);
-		return NULL;
-	}
-	return b.data != NULL ? b.data : strdup("");
-}
-
 /* What parse_url takes out of a store URL. */
 typedef struct pg_url {
 	char *uri; /* for libpq, without our parameters */
@@ -434,6 +389,14 @@ static void conn_close(pg_conn *pc)
 	pc->uri = pc->display = NULL;
 }
 
+/* The server's notices (e.g. "relation ... already exists, skipping" of a CREATE ... IF NOT
+ * EXISTS) are not errors and are nobody's business: libpq would print them on stderr. */
+static void quiet_notices(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 /* Connects pc (pc->uri) with our defaults before the URI's own parameters, so the URI can
  * override them. Returns a durox code with a one-line message in err. */
 static int conn_open(pg_store *s, pg_conn *pc, char *err, size_t errlen)
@@ -465,6 +428,7 @@ static int conn_open(pg_store *s, pg_conn *pc, char *err, size_t errlen)
 		pc->c = NULL;
 		return rc;
 	}
+	PQsetNoticeProcessor(pc->c, quiet_notices, NULL);
 	if (pc->cancel != NULL)
 		PQfreeCancel(pc->cancel);
 	pc->cancel = PQgetCancel(pc->c);
@@ -1078,8 +1042,8 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 	s->connect_timeout_s = (ct_ms + 999) / 1000;
 	if (s->connect_timeout_s < 2)
 		s->connect_timeout_s = 2;
-	s->display = mask_url(location);
-	s->primary.display = mask_url(location);
+	s->display = store_mask_url(location);
+	s->primary.display = store_mask_url(location);
 	if (s->display == NULL || s->primary.display == NULL)
 		return open_fail(s, DUROX_ENOMEM, err, errlen, "out of memory");
 	s->base.info.location = s->display;
@@ -1108,7 +1072,7 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 			return open_fail(s, DUROX_ENOMEM, err, errlen, "out of memory");
 		}
 		s->reader->uri = ru.uri;
-		if ((s->reader->display = mask_url(opts->read_url)) == NULL)
+		if ((s->reader->display = store_mask_url(opts->read_url)) == NULL)
 			return open_fail(s, DUROX_ENOMEM, err, errlen, "out of memory");
 		if ((rc = conn_open(s, s->reader, msg, sizeof msg)) != DUROX_OK)
 			return open_fail(s, rc, err, errlen, msg);
