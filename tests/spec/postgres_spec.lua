@@ -322,6 +322,74 @@ describe("postgres bad input", function()
     dx:close()
   end)
 
+  it("retries a statement once on a new connection when it is lost in the middle, else fails in one line", function()
+    local dx = assert(durox.open(STORE, { readonly = true }))
+    local ours = "application_name = 'duroxlua' AND datname = 'scen'"
+    local function pid() return value("postgres", "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE " .. ours) end
+    -- another session holds the instances table, so that our statements wait in the server; a
+    -- watcher terminates our backend each time it waits there, `kills` times, then (release)
+    -- ends the holder
+    local function hold(kills, release)
+      local h = L.spawn(("psql -X -q %s -c %s"):format(q(url("scen")),
+        q("BEGIN; LOCK TABLE dx.instances IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;")))
+      L.wait_until(function()
+        return value("scen", "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE"
+          .. " c.relname = 'instances' AND l.mode = 'AccessExclusiveLock' AND l.granted") == "1"
+      end, 10000, "the lock", 50)
+      local waiting = q("SELECT count(*) FROM pg_stat_activity WHERE " .. ours .. " AND wait_event_type = 'Lock'")
+      local kill = q("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE " .. ours
+        .. " AND wait_event_type = 'Lock'")
+      local unhold = q("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'scen' AND query LIKE"
+        .. " '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
+      local script = {}
+      for _ = 1, kills do
+        script[#script + 1] = ("until [ \"$(psql -X -q -A -t %s -c %s)\" -ge 1 ]; do sleep 0.05; done; psql -X -q %s -c %s;")
+          :format(q(url("postgres")), waiting, q(url("postgres")), kill)
+      end
+      if release then script[#script + 1] = ("psql -X -q %s -c %s"):format(q(url("postgres")), unhold) end
+      local w = L.spawn("sh -c " .. q(table.concat(script, " ")))
+      return function()
+        L.wait_exit(w)
+        psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'scen' AND query LIKE"
+          .. " '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
+        L.wait_exit(h)
+      end
+    end
+    -- lost once before any row came: the statement runs again on a new connection
+    assert(dx:list_instances_paginated { page_size = 1 })
+    local before = pid()
+    local done = hold(1, true)
+    local r, msg = dx:list_instances()
+    done()
+    assert.are.equal(instances, #assert(r, msg))
+    assert.are_not.equal(before, pid())
+    -- lost again on the new connection: one line, and the next call reconnects
+    done = hold(2, false)
+    local code
+    r, msg, code = dx:list_instances()
+    done()
+    assert.is_nil(r)
+    assert.are.equal("IO", code, msg)
+    assert.is_truthy(msg:find("the connection to the PostgreSQL server was lost", 1, true), msg)
+    assert.is_nil(msg:find("\n"))
+    assert.are.equal(instances, #assert(dx:list_instances()))
+    -- the same under an iteration, between two of its pages: the loop raises that line
+    local n = 0
+    local ok, err = pcall(function()
+      for _ in dx:instances(nil, { batch_size = 10 }) do
+        n = n + 1
+        if n == 15 then done = hold(2, false) end
+      end
+    end)
+    done()
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("the connection to the PostgreSQL server was lost", 1, true), tostring(err))
+    assert.is_nil(tostring(err):find("\n"))
+    assert.are.equal(20, n)
+    assert.are.equal(instances, #assert(dx:list_instances()))
+    dx:close()
+  end)
+
   it("reconnects once when the server restarted between calls, and fails clearly while it is down", function()
     local dx = assert(durox.open(STORE, { readonly = true }))
     assert.are.equal(instances, #assert(dx:list_instances()))
