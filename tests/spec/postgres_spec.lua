@@ -74,6 +74,14 @@ describe("postgres store URLs", function()
       assert.are.equal(instances, #assert(dx:list_instances()))
       dx:close()
     end
+    -- the same URL as DUROX_STORE (the global dx of a script) and as --store
+    local lua = "io.write(#dx:list_instances(), ' ', dx:info().provider)"
+    local out, rc, err = L.run(("DUROX_STORE=%s %s -e %s"):format(q(STORE), q(L.bin), q(lua)))
+    assert.are.equal(0, rc, err)
+    assert.are.equal(instances .. " postgres", out)
+    out, rc, err = L.run(("env -u DUROX_STORE %s --store %s -e %s"):format(q(L.bin), q(STORE), q(lua)))
+    assert.are.equal(0, rc, err)
+    assert.are.equal(instances .. " postgres", out)
   end)
 
   it("names itself duroxlua to the server unless the URI says otherwise", function()
