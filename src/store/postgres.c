@@ -559,6 +559,27 @@ static pg_conn *conn_for(pg_store *s, int flags)
 	return &s->primary;
 }
 
+/* Whether sql is prepared on pc (in its statement cache). */
+static int stmt_cached(const pg_conn *pc, const char *sql)
+{
+	for (int i = 0; i < PG_CACHE_SIZE; i++)
+		if (pc->cache[i].sql != NULL && strcmp(pc->cache[i].sql, sql) == 0)
+			return 1;
+	return 0;
+}
+
+/* A statement sent after the deferred ones, in the same pipeline (pq_flush_with). */
+struct pq_final {
+	int flags;
+	const char *sql;
+	const pqp *p;
+	pq_row_cb cb;
+	void *ud;
+	uint64_t *affected;
+	const char *what;
+};
+static int pq_flush_with(pg_store *s, const struct pq_final *fin);
+
 int pq_query(pg_store *s, int flags, const char *sql, const pqp *p, pq_row_cb cb, void *ud, uint64_t *affected,
              const char *what)
 {
@@ -567,13 +588,20 @@ int pq_query(pg_store *s, int flags, const char *sql, const pqp *p, pq_row_cb cb
 	if (p != NULL && p->oom)
 		return store_fail(&s->base, DUROX_ENOMEM, "out of memory");
 	pg_conn *pc = conn_for(s, flags);
+	if (flags & PQ_WRITE)
+		pq_cache_clear(s);
 	if (s->npipe > 0 && pc == &s->primary) {
+		/* deferred writes of this transaction are waiting: a statement already prepared goes
+		 * in the same pipeline, so the writes and it cost one round trip together (a bulk job
+		 * checks each target right after queueing the previous one's writes) */
+		if (s->in_txn && !conn_bad(pc) && stmt_cached(pc, sql)) {
+			struct pq_final fin = {flags, sql, p, cb, ud, affected, what};
+			return pq_flush_with(s, &fin);
+		}
 		int frc = pq_flush(s);
 		if (frc != DUROX_OK)
 			return frc;
 	}
-	if (flags & PQ_WRITE)
-		pq_cache_clear(s);
 	for (int attempt = 0;; attempt++) {
 		int rc = conn_ensure(s, pc);
 		if (rc != DUROX_OK)
@@ -699,10 +727,7 @@ int pq_defer(pg_store *s, const char *sql, const pqp *p, const char *what, const
 		return result_fail(s, pc, NULL, what);
 	int rc = DUROX_OK;
 	/* a statement not prepared yet is prepared outside the pipeline */
-	int cached = 0;
-	for (int i = 0; i < PG_CACHE_SIZE && !cached; i++)
-		cached = pc->cache[i].sql != NULL && strcmp(pc->cache[i].sql, sql) == 0;
-	if (!cached && s->npipe > 0 && (rc = pq_flush(s)) != DUROX_OK)
+	if (!stmt_cached(pc, sql) && s->npipe > 0 && (rc = pq_flush(s)) != DUROX_OK)
 		return rc;
 	pg_stmt *st = stmt_get(s, pc, sql, what, &rc);
 	if (st == NULL)
@@ -723,13 +748,62 @@ int pq_defer(pg_store *s, const char *sql, const pqp *p, const char *what, const
 	return DUROX_OK;
 }
 
-int pq_flush(pg_store *s)
+int pq_flush(pg_store *s) { return s->npipe == 0 ? DUROX_OK : pq_flush_with(s, NULL); }
+
+/* The results of fin (when not NULL), the statement sent last in the pipeline: as pq_query
+ * reads them (single-row mode, cb per row, the affected count). A deferred write that failed
+ * aborted it: rc is that failure. */
+static int final_results(pg_store *s, pg_conn *pc, const struct pq_final *fin, int rc)
 {
-	if (s->npipe == 0)
-		return DUROX_OK;
+	PQsetSingleRowMode(pc->c);
+	int stop = 0;
+	PGresult *res;
+	while ((res = PQgetResult(pc->c)) != NULL) {
+		switch (PQresultStatus(res)) {
+		case PGRES_SINGLE_TUPLE:
+			if (rc == DUROX_OK && !stop && fin->cb != NULL) {
+				int x = fin->cb(fin->ud, res);
+				if (x != 0) {
+					stop = 1;
+					if (x < 0)
+						rc = x;
+				}
+			}
+			break;
+		case PGRES_TUPLES_OK: break;
+		case PGRES_COMMAND_OK:
+			if (fin->affected != NULL)
+				*fin->affected = (uint64_t)strtoull(PQcmdTuples(res), NULL, 10);
+			break;
+		case PGRES_PIPELINE_ABORTED:
+			if (rc == DUROX_OK)
+				rc = result_fail(s, pc, res, fin->what);
+			break;
+		default:
+			if (rc == DUROX_OK)
+				rc = result_fail(s, pc, res, fin->what);
+			stop = 1;
+		}
+		PQclear(res);
+	}
+	return rc;
+}
+
+static int pq_flush_with(pg_store *s, const struct pq_final *fin)
+{
 	pg_conn *pc = &s->primary;
 	int64_t t0 = mono_ns();
 	int rc = DUROX_OK;
+	if (fin != NULL) {
+		pg_stmt *st = stmt_get(s, pc, fin->sql, fin->what, &rc); /* cached: no round trip */
+		if (st == NULL || !PQsendQueryPrepared(pc->c, st->name, fin->p != NULL ? fin->p->n : 0,
+		                                       fin->p != NULL ? fin->p->v : NULL, NULL, NULL, 0)) {
+			if (st != NULL)
+				rc = result_fail(s, pc, NULL, fin->what);
+			int frc = pq_flush_with(s, NULL);
+			return rc != DUROX_OK ? rc : frc;
+		}
+	}
 	if (conn_bad(pc) || !PQpipelineSync(pc->c)) {
 		rc = result_fail(s, pc, NULL, s->pipe[0].what);
 	} else {
@@ -748,6 +822,8 @@ int pq_flush(pg_store *s)
 				PQclear(res);
 			}
 		}
+		if (fin != NULL)
+			rc = final_results(s, pc, fin, rc);
 		/* the sync's own result */
 		PGresult *res;
 		while ((res = PQgetResult(pc->c)) != NULL) {
@@ -760,6 +836,12 @@ int pq_flush(pg_store *s)
 			rc = result_fail(s, pc, NULL, s->pipe[0].what);
 	}
 	s->npipe = 0;
+	if (fin != NULL) {
+		account(s, fin->flags & PQ_WRITE, t0);
+		if (rc == DUROX_OK && conn_bad(pc))
+			rc = result_fail(s, pc, NULL, fin->what);
+		return rc;
+	}
 	double ms = (double)(mono_ns() - t0) / 1e6;
 	s->write_ms += ms;
 	if (ms > s->max_write_ms)
