@@ -55,10 +55,11 @@ static int audit_bulk_start(runctx *rc, const op_params *p, const char *desc, co
 	durox *dx = rc->dx;
 	if (!audit_active(dx))
 		return DUROX_OK;
-	uint64_t denied = 0, unseen = 0;
+	uint64_t denied = 0, unseen = 0, hidden = 0;
 	for (size_t k = 0; k < ts->n; k++) {
 		denied += ts->v[k].deny != NULL && ts->v[k].deny_code == DUROX_EDENIED;
 		unseen += ts->v[k].deny != NULL && ts->v[k].deny_code == DUROX_ENOTFOUND;
+		hidden += ts->v[k].hidden != 0;
 	}
 	buf params, result;
 	buf_init(&params);
@@ -69,8 +70,11 @@ static int audit_bulk_start(runctx *rc, const op_params *p, const char *desc, co
 		buf_addf(&params, "%s\"max_instances\":%u,\"rate\":%g}", params.len > 1 ? "," : "",
 		         (unsigned)rc->o->max_instances, rc->o->rate);
 	}
-	buf_addf(&result, "{\"job_id\":%lld,\"matched\":%zu,\"denied\":%llu,\"not_found\":%llu}", (long long)job_id,
-	         ts->n, (unsigned long long)denied, (unsigned long long)unseen);
+	/* not_found: what the caller was told; hidden: of those, the ones the store holds (for the
+	 * auditor: the caller may not see them) */
+	buf_addf(&result, "{\"job_id\":%lld,\"matched\":%zu,\"denied\":%llu,\"not_found\":%llu,\"hidden\":%llu}",
+	         (long long)job_id, ts->n, (unsigned long long)denied, (unsigned long long)unseen,
+	         (unsigned long long)hidden);
 	audit_entry e = {
 	        job_bulk_operation(p->kind),          desc, "allow", NULL, buf_oom(&params) ? NULL : params.data,
 	        buf_oom(&result) ? NULL : result.data};

@@ -115,6 +115,7 @@ typedef struct target {
 	const char *id;
 	const char *deny; /* refused before processing (authorize callback, policy): its message */
 	int deny_code;    /* DUROX_EDENIED, or DUROX_ENOTFOUND for an instance the caller may not see */
+	int hidden;       /* NOTFOUND to the caller, but the store holds it (the audit record counts it) */
 } target;
 
 typedef struct targets {

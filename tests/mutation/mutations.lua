@@ -15,7 +15,7 @@ local OPS = "spec_ops$|spec_ops_live$|cli_ops_cli$"
 --   INDEX the visibility index against the store (fixtures, a purge, a prune, the live runtime)
 local STUCK = "spec_stuck$"
 local FEED = "spec_(feed|stream|watch)$"
-local ACL = "spec_(access|access_writes|stream_access)$|cli_access_cli$"
+local ACL = "spec_(access|access_writes|access_coverage|stream_access)$|cli_access_(cli|coverage_cli)$"
 local INDEX = "spec_index(_live)?$"
 
 return {
@@ -373,6 +373,14 @@ return {
     why = "payloads of every instance are given although can_view_history decides per instance",
     from = [[return !access_enabled(dx) || (dx->acl->pol.can_view_history == NULL &&]],
     to = [[return !access_enabled(dx) || (1 &&]] },
+  { id = "access/index-drop-unchecked", file = "src/engine/index.c", tests = ACL,
+    why = "an operation bypasses the enforcement point (the visibility index's drop: any caller deletes it)",
+    from = [[int arc = access_global(dx, "index_drop", DUROX_HOOK_MANAGE_JOBS);]],
+    to = [[int arc = DUROX_OK;]] },
+  { id = "access/authorize-asked-after-policy-refused", file = "src/engine/jobs_targets.c", tests = ACL,
+    why = "the caller's authorize callback is asked about a bulk target the policy already refused",
+    from = [[c->rc->o->authorize != NULL && t->deny == NULL)]],
+    to = [[c->rc->o->authorize != NULL)]] },
 
   -- ---- the visibility index ----
   { id = "index/prune-not-reconciled", file = "src/store/sqlite_index_sync.c", tests = INDEX,

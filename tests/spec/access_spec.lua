@@ -181,6 +181,29 @@ for _, role in ipairs(ROLES) do
       assert.is_nil(res)
       assert.are.equal("INVALID", code)
       plain:close()
+      -- the same user with other roles, or under another policy: INVALID too
+      local ctx = role.open.context
+      local more_roles = { "one-more-role" } -- the caller's roles and one more: the same view
+      for i, r in ipairs(ctx.roles or {}) do more_roles[i + 1] = r end
+      local variants = {
+        { policy = role.open.policy, policy_source = role.open.policy_source,
+          context = { user_id = ctx.user_id, roles = more_roles, reason = ctx.reason } },
+        { policy_source = "return { can_list_instances = true, can_view_instance = true }", context = ctx },
+      }
+      for _, open in ipairs(variants) do
+        local h = assert(durox.open(url, open))
+        res, msg, code = h:list_instances_paginated { page_size = 2, page_token = page.next_page_token }
+        h:close()
+        assert.is_nil(res)
+        assert.are.equal("INVALID", code, msg)
+      end
+      -- the same caller under the same policy on a new handle continues where it left off
+      local again = assert(durox.open(url, role.open))
+      local p2 = assert(again:list_instances_paginated { page_size = 2, page_token = page.next_page_token })
+      again:close()
+      local p2_same = assert(dx:list_instances_paginated { page_size = 2, page_token = page.next_page_token })
+      assert.are.same(H.ids(p2_same.instances), H.ids(p2.instances))
+      assert.are.equal(2, #p2.instances)
     end)
 
     it("searches only what it may see", function()

@@ -281,6 +281,41 @@ describe(provider .. ": every other write", function()
     end
   end)
 
+  it("the caller's authorize callback allows a target only with exactly true, and only within the policy", function()
+    local db = fresh()
+    local url = L.url(db)
+    -- running targets the on-call operator may cancel, and the answers authorize gives them
+    local answers = { ["wait-approve-1"] = true, ["list-b-wait-1"] = 1, ["tree-wait-1"] = "yes",
+                      ["kv-wait-1"] = {}, ["queue-wait-1"] = false }
+    local targets = {}
+    for id in pairs(answers) do targets[#targets + 1] = id end
+    table.sort(targets)
+    local plain = assert(durox.open(url))
+    local base = assert(plain:cancel_instances { instances = targets, dry_run = true })
+    plain:close()
+    assert.are.equal(#targets, #base.cancelled_instances, "every target must be cancellable for this test")
+    for _, role in ipairs { PICK.oncall, PICK.viewer } do
+      local dx = assert(durox.open(url, role.open))
+      local asked = {}
+      local r = assert(dx:cancel_instances { instances = targets, dry_run = true,
+        authorize = function(sum) asked[#asked + 1] = sum.instance_id return answers[sum.instance_id] end })
+      dx:close()
+      local codes = {}
+      for _, id in ipairs(r.cancelled_instances) do codes[id] = "ok" end
+      for _, f in ipairs(r.failed_instances) do codes[f.instance_id] = f.code end
+      for _, id in ipairs(targets) do
+        if role == PICK.oncall then
+          assert.are.equal(answers[id] == true and "ok" or "DENIED", codes[id], id)
+        else
+          assert.are.equal("DENIED", codes[id], id) -- the viewer's policy refuses first
+        end
+      end
+      -- under a policy that refuses, authorize is not even asked
+      table.sort(asked)
+      assert.are.same(role == PICK.oncall and targets or {}, asked)
+    end
+  end)
+
   it("a job stopped by one caller is resumed with the rights of the next", function()
     local db = fresh()
     local url = L.url(db)

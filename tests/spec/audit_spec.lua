@@ -311,6 +311,28 @@ describe("an operation whose record cannot be written", function()
     assert.are.equal(0, L.sql_value(db, "SELECT count(*) AS n FROM sqlite_master WHERE name = 'durox_jobs'"))
   end)
 
+  it("is refused on a handle opened before the log broke, and nothing is written", function()
+    local db = copy()
+    local dx = assert(durox.open("sqlite:" .. db, { policy_source = OPS, context = { user_id = "ann" } }))
+    local q0 = L.sql_value(db, "SELECT count(*) AS n FROM orchestrator_queue")
+    local st0 = L.sql_value(db, "SELECT count(*) AS n FROM history")
+    sql_write(db, "CREATE TRIGGER no_audit BEFORE INSERT ON durox_audit_log BEGIN SELECT RAISE(ABORT, 'disk full'); END;")
+    -- a write the policy allows, a denied one, a bulk job: each refused, since none can be recorded
+    local res, msg = dx:cancel_instance("wait-approve-1", "would be allowed")
+    assert.is_nil(res)
+    assert.truthy(msg:find("the audit record could not be written", 1, true), msg)
+    res, msg = dx:cancel_instance("tree-wait-1")
+    assert.is_nil(res)
+    assert.truthy(msg:find("the audit record could not be written", 1, true), msg)
+    res, msg = dx:cancel_instances { instances = { "wait-approve-1", "list-b-wait-1" } }
+    assert.is_nil(res)
+    assert.truthy(msg:find("the audit record could not be written", 1, true), msg)
+    dx:close()
+    assert.are.equal(q0, L.sql_value(db, "SELECT count(*) AS n FROM orchestrator_queue"))
+    assert.are.equal(st0, L.sql_value(db, "SELECT count(*) AS n FROM history"))
+    assert.are.equal(0, L.sql_value(db, "SELECT count(*) AS n FROM sqlite_master WHERE name = 'durox_jobs'"))
+  end)
+
   it("is refused when the audit file cannot be written", function()
     local dx, msg = durox.open("sqlite:" .. H.db, { readonly = true, audit_file = "/nonexistent-dir/audit.jsonl",
                                                      policy_source = "return {}" })
@@ -414,6 +436,27 @@ if L.pg_dir and io.open(L.pg_dir .. "/port") then
       assert.is_nil(res)
       assert.are.equal("audit record 4: out of sequence (records 3 to 3 are missing)", msg)
       dx:close()
+    end)
+
+    it("detects reordered records", function()
+      -- swap the contents of records 2 and 3 (their seq stays), as an owner of the table can
+      local db = pg_activity()
+      assert(psql_write(db, [[
+        ALTER TABLE durox.audit_log DISABLE TRIGGER audit_log_append_only;
+        CREATE TEMP TABLE t AS SELECT * FROM durox.audit_log WHERE seq IN (2, 3);
+        UPDATE durox.audit_log a SET at_ms = t.at_ms, operation = t.operation, target = t.target,
+          decision = t.decision, reason = t.reason, params = t.params, result = t.result,
+          prev_hash = t.prev_hash, hash = t.hash
+          FROM t WHERE t.seq = 5 - a.seq AND a.seq IN (2, 3);]]))
+      -- the swap happened (raw SQL): record 2 now holds what record 3 held
+      assert.are.same({ { seq = 2, decision = "deny" }, { seq = 3, decision = "allow" } },
+        L.sql(db, "", "SELECT seq, decision FROM durox.audit_log WHERE seq IN (2, 3) ORDER BY seq"))
+      local dx = assert(durox.open(db))
+      local res, msg, code = dx:verify_audit_log()
+      dx:close()
+      assert.are.same({ nil, "CORRUPT" }, { res, code })
+      assert.are.equal("audit record 2: its link to the previous record does not match (the previous record was "
+        .. "edited, removed or reordered)", msg)
     end)
 
     it("refuses an operation whose record cannot be written", function()

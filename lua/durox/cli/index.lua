@@ -4,6 +4,7 @@
 -- comparing it with the store. Run by the dispatcher (durox.cli).
 local durox = require "durox"
 local args = require "durox.cli.args"
+local exit = require "durox.cli.exit"
 local format = require "durox.format"
 
 local M = {}
@@ -129,7 +130,7 @@ function M.run(a, ctx)
     end
     return ctx:fail(text, 2)
   end
-  if not ok then return ctx:fail(msg or "failed", rcode == "INVALID" and 2 or 1) end
+  if not ok then return ctx:fail(msg or "failed", rcode == "INVALID" and 2 or exit.of(rcode)) end
   local st = dx:index_status()
   if ctx.json then
     st.build_ms = durox.now() - t0

@@ -187,6 +187,9 @@ end
 -- Ctrl-C stops the build at a chunk boundary; the next command resumes it. Returns true,
 -- or nil and the exit code.
 function Ctx:build_index()
+  -- under a policy the index's status is store-wide (and may be denied): no progress bar,
+  -- the read builds the index silently
+  if self.dx:access_info().enabled then return true end
   local st = self.dx:index_status()
   if not st or (st.state ~= "absent" and st.state ~= "building") then return true end
   if not durox.isatty("stderr") then return true end
