@@ -108,7 +108,8 @@ typedef struct durox durox;
 
 typedef struct durox_open_options {
 	int readonly;        /* nonzero: open read-only; every write fails with DUROX_EDENIED */
-	int busy_timeout_ms; /* how long to wait for a locked store; 0 means 5000 */
+	int busy_timeout_ms; /* how long to wait for a locked store (SQLite's busy handler, PostgreSQL's
+	                      * lock_timeout); 0 means 5000 */
 	/* The largest share of wall time our write transactions may hold the store's write lock
 	 * (0 means 0.1). Between two write transactions the handle waits long enough to keep
 	 * to it, because the runtime's SQLite provider fails an orchestration when its ack keeps

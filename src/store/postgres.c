@@ -442,7 +442,7 @@ static int conn_setup(pg_store *s, pg_conn *pc)
 	char path[PG_NAME_MAX + 8], stmt[16], lock[16], idle[16];
 	snprintf(path, sizeof path, "\"%s\"", s->schema);
 	snprintf(stmt, sizeof stmt, "%d", s->statement_timeout_ms);
-	snprintf(lock, sizeof lock, "%d", DEFAULT_LOCK_TIMEOUT_MS);
+	snprintf(lock, sizeof lock, "%d", s->lock_timeout_ms);
 	snprintf(idle, sizeof idle, "%d", IDLE_IN_TXN_TIMEOUT_MS);
 	const char *vals[] = {path, stmt, lock, idle, s->readonly || pc == s->reader ? "on" : "off"};
 	PGresult *r =
@@ -1119,6 +1119,9 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 	s->statement_timeout_ms = u.statement_timeout_ms > 0                       ? u.statement_timeout_ms
 	                          : opts != NULL && opts->statement_timeout_ms > 0 ? opts->statement_timeout_ms
 	                                                                           : DEFAULT_STATEMENT_TIMEOUT_MS;
+	/* "how long to wait for a locked store" is PostgreSQL's lock_timeout */
+	s->lock_timeout_ms =
+	        opts != NULL && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : DEFAULT_LOCK_TIMEOUT_MS;
 	int ct_ms = opts != NULL && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
 	                                                         : DEFAULT_CONNECT_TIMEOUT_S * 1000;
 	s->connect_timeout_s = (ct_ms + 999) / 1000;

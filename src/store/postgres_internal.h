@@ -46,6 +46,7 @@ typedef struct pg_store {
 	char *schema_version;
 	int connect_timeout_s;
 	int statement_timeout_ms;
+	int lock_timeout_ms; /* durox_open_options.busy_timeout_ms, else 5000 */
 	int readonly;
 	int byte_order; /* the database's collation is C/POSIX: text already compares byte-wise */
 	int in_txn;

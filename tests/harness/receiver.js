@@ -8,7 +8,8 @@
 // With --cert and --key it serves HTTPS with that certificate (the TLS verification test).
 // Prints "listening <port>" on stdout once it accepts connections. The script is a JSON
 // list of actions for the 1st, 2nd, ... request; after the list every request gets 200.
-// An action: {"status": 500}, {"status": 429, "retry_after": "1"}, {"drop": true} (the
+// An action: {"status": 500}, {"status": 429, "retry_after": "1"}, {"status": 503,
+// "retry_after_date_s": 2} (Retry-After as the HTTP date 2 s after the answer), {"drop": true} (the
 // connection is destroyed without an answer), {"delay_ms": 3000, "status": 200} (answers
 // late). Each request is appended to the log as one JSON line: {n, at, method, path,
 // idempotency_key, attempt, signature, signature_ok (checked here with HMAC-SHA256 over
@@ -75,6 +76,11 @@ const handler = (req, res) => {
     const answer = () => {
       const headers = { 'Content-Type': 'text/plain' };
       if (action.retry_after !== undefined) headers['Retry-After'] = String(action.retry_after);
+      // an HTTP date this many seconds after the answer (computed when answering, so a slow
+      // client cannot have made it the past already)
+      if (action.retry_after_date_s !== undefined) {
+        headers['Retry-After'] = new Date(Date.now() + action.retry_after_date_s * 1000).toUTCString();
+      }
       res.writeHead(action.status || 200, headers);
       res.end('ok\n');
     };

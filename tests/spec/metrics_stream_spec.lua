@@ -66,19 +66,15 @@ for _, kind in ipairs(L.kinds()) do
       ids[#ids + 1] = "m-cancel"
       assert(dx:wait_for_instances { instances = ids, timeout = "60s" })
       -- a few ticks after the last commit
-      local last, ticks, recounts = nil, 0, 0
-      local t0 = durox.now()
+      local last, recounts = nil, 0
       for _ = 1, 8 do
         last = assert(s:next())
-        ticks = ticks + 1
         if last.recounted then recounts = recounts + 1 end
       end
-      local took = durox.now() - t0
+      -- every tick after the first ran on the feed's deltas: no recount (recount_ms is an hour and
+      -- cheap recounts are off). No timing is asserted: pacing is bench/ material, and a loaded
+      -- machine stretches or bunches ticks.
       assert.are.equal(0, recounts)
-      -- paced by the interval (8 ticks of 100 ms, the first at once), never by recount_ms (an hour):
-      -- no recount (above), and a deadline generous enough for a loaded machine, where a tick's
-      -- reads and health judgement can take a second
-      assert.is_true(took >= 650 and took < 30000, "8 ticks took " .. took .. " ms")
       s:close()
       follower:close()
       local dm = assert(L.client(S.target, "metrics")).systemMetrics

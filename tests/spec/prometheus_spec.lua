@@ -12,8 +12,15 @@ if L.skip then
   return
 end
 
+-- promtool is required, never skipped: CI installs it (scripts/setup.sh: Debian's prometheus)
 local promtool = (L.run("command -v promtool"))
 promtool = promtool:match("%S") and promtool:gsub("%s+$", "") or nil
+local function promtool_check(file)
+  assert(promtool, "promtool is not installed (scripts/setup.sh installs Debian's prometheus package)")
+  local pout, pcode, perr = L.run(("%s check metrics < %s"):format(L.q(promtool), L.q(file)))
+  assert.are.equal(0, pcode, pout .. perr)
+  assert.are.equal("", pout .. perr)
+end
 
 -- name{labels} -> value of an exposition.
 local function parse(text)
@@ -51,13 +58,9 @@ for _, kind in ipairs(L.kinds()) do
     it("passes promtool and agrees with Duroxide's own client and the store's rows", function()
       local out, code, err = duroxlua(S, "metrics", "--format", "prometheus")
       assert.are.equal(0, code, err)
-      if promtool then
-        local f = dir .. "/m.prom"
-        L.write(f, out)
-        local pout, pcode, perr = L.run(("%s check metrics < %s"):format(L.q(promtool), L.q(f)))
-        assert.are.equal(0, pcode, pout .. perr)
-        assert.are.equal("", pout .. perr)
-      end
+      local f = dir .. "/m.prom"
+      L.write(f, out)
+      promtool_check(f)
       local v = parse(out)
       local dm = assert(L.client(S.target, "metrics"))
       assert.are.equal(dm.queueDepths.orchestratorQueue, v.duroxide_orchestrator_queue_depth)
@@ -103,7 +106,7 @@ for _, kind in ipairs(L.kinds()) do
 
     it("is served by `duroxlua exporter` to a real HTTP client", function()
       local pf = dir .. "/port"
-      local p = L.spawn(("%s --store %s exporter --listen 127.0.0.1:0 --port-file %s --cache 2s"):format(L.q(L.bin),
+      local p = L.spawn(("%s --store %s exporter --listen 127.0.0.1:0 --port-file %s --cache 1h"):format(L.q(L.bin),
         L.q(S.url), L.q(pf)))
       local port = L.wait_until(function() return tonumber((L.read(pf) or ""):match("%d+")) end, 10000,
         "the exporter to listen", 20)
@@ -115,10 +118,7 @@ for _, kind in ipairs(L.kinds()) do
       assert.matches("^HTTP/1.1 200", h)
       assert.matches("Content%-Type: text/plain; version=0.0.4; charset=utf%-8", h)
       local text = L.read(body)
-      if promtool then
-        local pout, pcode = L.run(("%s check metrics < %s"):format(L.q(promtool), L.q(body)))
-        assert.are.equal(0, pcode, pout)
-      end
+      promtool_check(body)
       local served = parse(text)
       local direct = parse((duroxlua(S, "metrics", "--format", "prometheus")))
       for k in pairs(direct) do -- the figures that move with the clock aside
@@ -134,5 +134,73 @@ for _, kind in ipairs(L.kinds()) do
       L.kill(p, "TERM")
       L.wait_exit(p)
     end)
+
+    local function exporter(name, ...)
+      local pf = dir .. "/" .. name .. ".port"
+      local parts = { L.q(L.bin), "--store", L.q(S.url), "exporter", "--listen", "127.0.0.1:0", "--port-file", L.q(pf) }
+      for _, a in ipairs { ... } do parts[#parts + 1] = L.q(a) end
+      local p = L.spawn(table.concat(parts, " "))
+      local port = L.wait_until(function() return tonumber((L.read(pf) or ""):match("%d+")) end, 30000,
+        "the exporter to listen", 20)
+      p.scrape = function()
+        local body = dir .. "/" .. name .. ".body"
+        local code = L.run(("curl -s --max-time 120 -o %s -w '%%{http_code}' http://127.0.0.1:%d/metrics"):format(
+          L.q(body), port))
+        return code, L.read(body) or ""
+      end
+      return p
+    end
+
+    it("collects again once --cache has passed" .. (kind == "postgres"
+        and ", and answers 503 with duroxlua_up 0 past --timeout on a locked store" or ""),
+      function()
+        local cached, fresh = exporter("cached", "--cache", "1h"), exporter("fresh", "--cache", "0s", "--timeout", "1s")
+        local procs = { cached, fresh }
+        finally(function() -- never leave a process behind, also when an assertion fails
+          for _, p in ipairs(procs) do
+            if p.pipe then
+              L.kill(p, "TERM")
+              L.wait_exit(p)
+            end
+          end
+        end)
+        local c1, t1 = cached.scrape()
+        local f1, u1 = fresh.scrape()
+        assert.are.same({ "200", "200" }, { c1, f1 })
+        local q0 = parse(u1).duroxide_orchestrator_queue_depth
+        assert.are.equal(parse(t1).duroxide_orchestrator_queue_depth, q0)
+        -- one more queued start (no runtime works on this store)
+        local w = assert(durox.open(S.url, { max_write_share = 1 }))
+        assert(w:start_orchestration("prom-cache-1", "Echo", '"x"'))
+        w:close()
+        local c2, t2 = cached.scrape()
+        local f2, u2 = fresh.scrape()
+        assert.are.same({ "200", "200" }, { c2, f2 })
+        assert.are.equal(t1, t2) -- within its cache window: the same collection, byte for byte
+        assert.are.equal(q0 + 1, parse(u2).duroxide_orchestrator_queue_depth)
+        if S.kind == "postgres" then
+          -- a lock that blocks readers too, held by another session: the collection gives up after
+          -- --timeout (PostgreSQL's lock_timeout). SQLite has no such case while the exporter has the
+          -- store open: WAL readers never wait for the runtime's write lock, and the exclusive locking
+          -- mode that would stop them cannot be taken while another connection is open.
+          local holder = L.spawn(("psql -X -q %s -c %s"):format(L.q((S.url:gsub("&schema=dx", ""))),
+            L.q("BEGIN; LOCK TABLE dx.instances IN ACCESS EXCLUSIVE MODE; LOCK TABLE dx.history IN ACCESS EXCLUSIVE"
+              .. " MODE; SELECT pg_sleep(600); COMMIT;")))
+          procs[#procs + 1] = holder
+          L.wait_until(function()
+            return #S.rows(nil, "SELECT 1 AS one FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE"
+              .. " c.relname = 'history' AND l.mode = 'AccessExclusiveLock' AND l.granted") == 1
+          end, 30000, "psql to take the locks", 50)
+          local f3, u3 = fresh.scrape()
+          S.rows(nil, "SELECT pg_cancel_backend(pid) AS c FROM pg_stat_activity WHERE datname = current_database()"
+            .. " AND query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()")
+          L.wait_exit(holder)
+          assert.are.equal("503", f3)
+          assert.are.equal(0, parse(u3).duroxlua_up)
+          local f4, u4 = fresh.scrape()
+          assert.are.equal("200", f4)
+          assert.are.equal(1, parse(u4).duroxlua_up)
+        end
+      end)
   end)
 end

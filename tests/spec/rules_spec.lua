@@ -86,7 +86,7 @@ rule {
         local runs = assert(dx:list_rule_runs { rule = "record-completions", limit = 1000 })
         return #runs >= #ids and runs
       end
-      local runs = L.wait_until(all_recorded, 30000, "a run record for every completion", 100)
+      local runs = L.wait_until(all_recorded, 120000, "a run record for every completion", 100)
       L.kill(p, "TERM")
       L.wait_exit(p)
       assert.are.equal(10, kills)
@@ -151,7 +151,7 @@ rule {
         lim[i] = "lim-" .. i
         assert(dx:start_orchestration(lim[i], "Echo", '"y"'))
       end
-      assert(dx:wait_for_instances { instances = { "fl-ok", "fl-once", "fl-always", table.unpack(lim) }, timeout = "30s" })
+      assert(dx:wait_for_instances { instances = { "fl-ok", "fl-once", "fl-always", table.unpack(lim) }, timeout = "120s" })
       local _, code, err = L.run(rules_cmd(file, "--once"))
       assert.are.equal(0, code, err)
       assert.matches("flaky: handler failed for fl%-always/1/%d+ after 3 attempts: .*always broken", err)
@@ -181,7 +181,15 @@ rule {
         ids[i] = "rs-" .. i
         assert(dx:start_orchestration(ids[i], "ThrowingOrchestration", '{"why":"transient"}'))
       end
-      assert(dx:wait_for_instances { instances = ids, timeout = "30s" })
+      assert(dx:wait_for_instances { instances = ids, timeout = "120s" })
+      -- their OrchestrationFailed rows are in history (read independently) before the rule starts at
+      -- the present, so none of them can come after its starting point
+      local function failed_rows(prefix_like)
+        return #S.rows("SELECT instance_id AS i FROM history WHERE instance_id LIKE '" .. prefix_like
+          .. "' AND event_type = 'OrchestrationFailed'", "SELECT instance_id AS i FROM history WHERE instance_id LIKE '"
+          .. prefix_like .. "' AND event_data::json->>'type' = 'OrchestrationFailed'")
+      end
+      L.wait_until(function() return failed_rows("rs-_") == 4 end, 120000, "the four failures in history")
       local _, code, err = L.run("DUROX_RESTART_FAILURE_KIND=application DUROX_RESTART_PER_HOUR=3"
         .. " DUROX_RESTART_ORCHESTRATION=ThrowingOrchestration " .. rules_cmd(root .. "/scripts/rules/restart-transient-failures.lua", "--once"))
       assert.are.equal(0, code, err)
@@ -191,21 +199,28 @@ rule {
         ids[i] = "rs-" .. i
         assert(dx:start_orchestration(ids[i], "ThrowingOrchestration", '{"why":"transient"}'))
       end
-      assert(dx:wait_for_instances { instances = ids, timeout = "30s" })
+      assert(dx:wait_for_instances { instances = ids, timeout = "120s" })
+      L.wait_until(function() return failed_rows("rs-_") == 9 end, 120000, "the nine failures in history")
       _, code, err = L.run("DUROX_RESTART_FAILURE_KIND=application DUROX_RESTART_PER_HOUR=3"
         .. " DUROX_RESTART_ORCHESTRATION=ThrowingOrchestration " .. rules_cmd(root .. "/scripts/rules/restart-transient-failures.lua", "--once"))
       assert.are.equal(0, code, err)
       -- the restarts are queued starts: the runtime creates the new instances
       L.wait_until(function()
         return #S.rows("SELECT instance_id AS i FROM instances WHERE instance_id LIKE 'rs-%~r%'") == 3
-      end, 30000, "the three restarted instances")
+      end, 120000, "the three restarted instances")
       local runs = assert(dx:list_rule_runs { rule = "restart-transient-failures" })
-      local states = {}
+      local states, handled = {}, {}
       for _, r in ipairs(runs) do
         -- the restarted instances fail too; their runs are skipped by the exhausted limit
-        if not r.instance_id:find("~r", 1, true) then states[r.state] = (states[r.state] or 0) + 1 end
+        if not r.instance_id:find("~r", 1, true) then
+          states[r.state] = (states[r.state] or 0) + 1
+          handled[#handled + 1] = r.instance_id
+        end
         if r.instance_id:find("~r", 1, true) then assert.are.equal("skipped", r.state) end
       end
+      -- exactly the failures after the rule's start (the first three the feed delivers restarted)
+      table.sort(handled)
+      assert.are.same({ "rs-5", "rs-6", "rs-7", "rs-8", "rs-9" }, handled)
       assert.are.same({ done = 3, skipped = 2 }, states)
     end)
 
@@ -225,7 +240,7 @@ rule {
         ids[i] = "pay-" .. i
         assert(dx:start_orchestration(ids[i], "FailByActivity", '{"reason":"card declined"}'))
       end
-      assert(dx:wait_for_instances { instances = ids, timeout = "30s" })
+      assert(dx:wait_for_instances { instances = ids, timeout = "120s" })
       _, code, err = L.run(env .. rules_cmd(file, "--once"))
       assert.are.equal(0, code, err)
       _, code, err = L.run(env .. rules_cmd(file, "--once"))

@@ -200,12 +200,75 @@ describe("on " .. kind .. ", event streams on a store the runtime wrote", functi
     other:close()
   end)
 
+  -- Whether any connection of ours holds a read transaction (or a snapshot) on the store now,
+  -- seen from another process: SQLite's PRAGMA wal_checkpoint(TRUNCATE) reports busy (its first
+  -- column 1) while any reader holds a snapshot; PostgreSQL shows our sessions
+  -- (application_name duroxlua) idle with no snapshot (backend_xmin) and no transaction.
+  local function readers()
+    if kind == "sqlite" then
+      assert(L.run(("sqlite3 %s 'CREATE TABLE IF NOT EXISTS durox_test_wal(x); INSERT INTO durox_test_wal VALUES (1)'")
+        :format(L.q(S.path))))
+      local out = L.run(("sqlite3 %s 'PRAGMA wal_checkpoint(TRUNCATE)'"):format(L.q(S.path)))
+      return assert(tonumber(out:match("^(%d+)|")), out)
+    end
+    return #S.rows(nil, ("SELECT pid FROM pg_stat_activity WHERE datname = '%s' AND application_name = 'duroxlua'"
+      .. " AND (state <> 'idle' OR backend_xmin IS NOT NULL OR backend_xid IS NOT NULL)"):format(S.db))
+  end
+
+  it("holds no read transaction while the consumer keeps an item (the store is the buffer)", function()
+    if kind == "sqlite" then
+      -- the check can fail: a reader holding a snapshot makes the checkpoint busy
+      local said = dir .. "/reader.out"
+      local holder = assert(io.popen("sqlite3 " .. L.q(S.path) .. " >" .. L.q(said), "w"))
+      holder:write("BEGIN;\nSELECT count(*) FROM history;\n")
+      holder:flush()
+      L.wait_until(function() return (L.read(said) or ""):match("%d") end, 30000, "the sqlite3 reader", 20)
+      assert.are.equal(1, readers())
+      holder:close()
+    end
+    assert.are.equal(0, readers())
+    local follower = assert(durox.open(S.url, { readonly = true }))
+    -- mid-batch and between batches of a stream that ends at the present
+    local s = assert(follower:stream_instance_events { batch_size = 7 })
+    for i = 1, 20 do
+      assert(s:next())
+      if i == 3 or i == 7 or i == 15 then assert.are.equal(0, readers(), "after item " .. i) end
+    end
+    s:close()
+    -- a following stream that has caught up, between two polls
+    s = assert(follower:stream_instance_events { from = "start", follow = true, no_wait = true, batch_size = 50 })
+    while s:next() do end
+    assert.are.equal(0, readers())
+    s:close()
+    -- a watch between its items, and the raw feed between two reads
+    local ids = {}
+    for _, r in ipairs(S.rows("SELECT instance_id AS i FROM instances ORDER BY instance_id LIMIT 5")) do ids[#ids + 1] = r.i end
+    local w = assert(follower:watch_instances { instance_ids = ids, timeout_ms = 100 })
+    assert(w:next())
+    assert.are.equal(0, readers())
+    w:close()
+    local r = assert(follower:read_changes { from = "start", limit = 5 })
+    assert.are.equal(0, readers())
+    assert(follower:read_changes { cursor = r.cursor, limit = 5 })
+    assert.are.equal(0, readers())
+    follower:close()
+  end)
+
   it("is DENIED when streaming is disabled, and raises on misuse", function()
     local off = assert(durox.open(S.url, { readonly = true, config = { enable_streaming = false } }))
     local ok, err, code = off:stream_instance_events {}
     assert.is_nil(ok)
     assert.are.equal("DENIED", code)
     assert.are.equal("streaming is disabled by the configuration (enable_streaming = false)", err)
+    -- the other streams and the raw feed too
+    for _, call in ipairs { function() return off:watch_instances { instance_ids = { "x" } } end,
+      function() return off:stream_runtime_metrics { count = 1 } end,
+      function() return off:read_changes { from = "now" } end } do
+      ok, err, code = call()
+      assert.is_nil(ok)
+      assert.are.equal("DENIED", code)
+      assert.are.equal("streaming is disabled by the configuration (enable_streaming = false)", err)
+    end
     off:close()
     assert.has_error(function() dx:stream_instance_events { event_types = { "Finished" } } end)
     assert.has_error(function() dx:stream_instance_events { follow = "yes" } end, "stream option field 'follow' expects a boolean, got 'yes'")
@@ -265,6 +328,54 @@ describe("on " .. kind .. ", event streams following the live runtime", function
     follower:close()
   end)
 
+  it("resumes its cursor after the runtime restarts, in a new handle: nothing missed, nothing twice", function()
+    local s = assert(dx:stream_instance_events { from = "now", follow = true, no_wait = true })
+    assert(dx:start_orchestration("rr-1", "Sequence", '{"value":1}'))
+    assert(dx:wait_for_orchestration("rr-1", "120s"))
+    local done = S.rows("SELECT execution_id AS x, event_id AS e FROM history WHERE instance_id = 'rr-1' AND"
+      .. " event_type = 'OrchestrationCompleted'", "SELECT execution_id AS x, event_id AS e FROM history WHERE"
+      .. " instance_id = 'rr-1' AND event_data::json->>'type' = 'OrchestrationCompleted'")[1]
+    local last = ("rr-1/%d/%d"):format(done.x, done.e)
+    local keys, got_last = {}, false
+    L.wait_until(function()
+      local it = s:next()
+      while it do
+        if it.kind == "event" then
+          keys[#keys + 1] = it.key
+          got_last = got_last or it.key == last
+        end
+        it = s:next()
+      end
+      return got_last
+    end, 120000, "rr-1's events")
+    local cursor = s:cursor()
+    s:close()
+    dx:close()
+    L.stop_runtime(rt)
+    rt = L.start_runtime(S.target, dir .. "/live2")
+    dx = assert(durox.open(S.url))
+    assert(dx:start_orchestration("rr-2", "Sequence", '{"value":2}'))
+    assert(dx:wait_for_orchestration("rr-2", "120s"))
+    local other = assert(durox.open(S.url, { readonly = true }))
+    local tail = collect(other, { cursor = cursor })
+    other:close()
+    local seen = {}
+    for _, k in ipairs(keys) do seen[k] = true end
+    local want = {}
+    for _, e in ipairs(oracle(S, seen)) do
+      if e.instance:match("^rr%-") then want[#want + 1] = e.key end
+    end
+    local got = {}
+    for _, it in ipairs(tail) do
+      if it.kind == "event" then
+        assert.is_nil(seen[it.key], "twice: " .. it.key)
+        if it.instance_id:match("^rr%-") then got[#got + 1] = it.key end
+      end
+    end
+    assert.are.same(sorted(want), sorted(got))
+    assert.is_true(#got > 0)
+  end)
+
   it("yields a reset when Duroxide's client purges under the cursor, then goes on", function()
     assert(dx:start_orchestration("purge-me", "Echo", '"x"'))
     assert(dx:wait_for_orchestration("purge-me", "30s"))
@@ -296,9 +407,11 @@ describe("on " .. kind .. ", event streams following the live runtime", function
       assert.is_string(it.cursor)
       beats = beats + 1
     end
+    -- only what a loaded machine cannot change: the stream ends, never before its timeout, with at
+    -- least one heartbeat and never more than one per heartbeat_ms (no upper bound on the time)
     local took = durox.now() - t0
-    assert.is_true(took >= 440 and took < 2000, "took " .. took)
-    assert.is_true(beats >= 3 and beats <= 5, "beats " .. beats)
+    assert.is_true(took >= 440, "took " .. took)
+    assert.is_true(beats >= 1 and beats <= took // 100 + 1, ("%d beats in %d ms"):format(beats, took))
     s:close()
   end)
 end)

@@ -108,8 +108,8 @@ describe("durox.webhook", function()
   end)
 
   it("honours Retry-After in seconds and as an HTTP date", function()
-    local date = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 4)
-    local r = receiver(dir, "ra", { script = { { status = 429, retry_after = "1" }, { status = 503, retry_after = date },
+    -- the date is 2 s after the answer; HTTP dates have whole seconds, so the wait is 1 to 2 s
+    local r = receiver(dir, "ra", { script = { { status = 429, retry_after = "1" }, { status = 503, retry_after_date_s = 2 },
       { status = 200 } } })
     local wh = durox.webhook { url = r.url, backoff_ms = 1 }
     local res = assert(wh:deliver(items(1, "r")))
@@ -233,6 +233,46 @@ describe("on " .. kind .. ", duroxlua events --webhook", function()
     out, code = run_events("--type", "Completed", "--webhook", r.url, "--cursor-file", cf)
     assert.are.equal(0, code)
     assert.are.equal(before, #r.requests())
+    r.stop()
+  end)
+
+  it("watch --webhook posts every transition of the watched instances, signed, once each", function()
+    local r = receiver(dir, "watch", { secret = "w4tch", script = { { status = 503 } } })
+    local ids = { "wh-w-1", "wh-w-2" }
+    local errf = dir .. "/watch.err"
+    local p = L.spawn(("DUROX_WH_SECRET=w4tch %s --store %s watch %s %s --webhook %s --webhook-secret-env DUROX_WH_SECRET"
+      .. " --poll 20ms --timeout 120s 2>%s"):format(L.q(L.bin), L.q(S.url), ids[1], ids[2], L.q(r.url), L.q(errf)))
+    -- the watch has reported both as NotFound before they start
+    L.wait_until(function()
+      local n = 0
+      for _, q in ipairs(r.requests()) do
+        for _, it in ipairs(D(q.body).items) do if it.kind == "change" and it.initial then n = n + 1 end end
+      end
+      return n >= 2
+    end, 60000, "the initial states", 50)
+    assert(dx:start_orchestration(ids[1], "Echo", '"a"'))
+    assert(dx:start_orchestration(ids[2], "Sequence", '{"value":3}'))
+    local ok = L.wait_exit(p)
+    assert.is_true(ok, L.read(errf))
+    local got, by_key, seq = r.requests(), {}, {}
+    assert.is_true(#got >= 2)
+    assert.are.equal(got[1].body, got[2].body) -- the 503 retried with the same body and key
+    assert.are.equal(got[1].idempotency_key, got[2].idempotency_key)
+    for i, q in ipairs(got) do
+      assert.is_true(q.signature_ok, "signature of request " .. i)
+      if i > 1 then
+        for _, it in ipairs(D(q.body).items) do
+          if it.kind == "change" and (it.initial or it.old_status ~= it.new_status) then
+            local k = ("%s %s>%s"):format(it.instance_id, tostring(it.old_status), it.new_status)
+            assert.is_nil(by_key[k], "a transition posted twice: " .. k)
+            by_key[k] = true
+            seq[it.instance_id] = (seq[it.instance_id] or "") .. (seq[it.instance_id] and " " or "") .. it.new_status
+          end
+        end
+      end
+    end
+    -- every transition, in order, from the initial state on
+    for _, id in ipairs(ids) do assert.are.equal("NotFound Running Completed", seq[id], id) end
     r.stop()
   end)
 
