@@ -10,13 +10,13 @@
 //   queues        getQueueDepths
 const common = require('../tests/harness/common');
 
-const { native, openProvider } = common;
+const { openProvider } = common;
 
 async function main() {
   const [db, what, roundsArg] = process.argv.slice(2);
   const rounds = Number(roundsArg || 5);
   const provider = await openProvider(db);
-  const client = new native.JsClient(provider);
+  const client = common.newClient(provider); // SQLite or PostgreSQL
   const calls = {
     'status-page': async () => {
       const ids = await client.listInstancesByStatus('Failed');

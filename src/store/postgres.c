@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "store/ops.h"
-#include "store/postgres_internal.h"
+#include "store/postgres_index.h"
 #include "store/provider_metrics.h"
 #include "util/hmap.h"
 
@@ -1027,6 +1027,7 @@ static void pg_close(store *base)
 	if (s == NULL)
 		return;
 	pg_metrics_free(s);
+	pgi_free(s->ix);
 	pq_cache_clear(s);
 	conn_close(&s->primary);
 	if (s->reader != NULL) {
@@ -1166,6 +1167,16 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 	}
 	if ((rc = read_identity(s)) != DUROX_OK)
 		return open_fail(s, rc, err, errlen, s->base.err);
+	int mode = opts != NULL ? opts->index : DUROX_INDEX_AUTO;
+	if (mode != DUROX_INDEX_AUTO && mode != DUROX_INDEX_OFF)
+		return open_fail(s, DUROX_EINVALID, err, errlen, "unknown index mode");
+	if (opts != NULL && opts->index_path != NULL && mode != DUROX_INDEX_OFF)
+		return open_fail(s, DUROX_EINVALID, err, errlen,
+		                 "index = PATH is for SQLite stores: on PostgreSQL the visibility index is a table of"
+		                 " the state schema (state_schema= in the URL)");
+	if ((s->ix = pgi_new(s, mode)) == NULL)
+		return open_fail(s, DUROX_ENOMEM, err, errlen, "out of memory");
+	s->base.ivt = &pg_index_vtable;
 	s->base.err[0] = '\0';
 	*out = &s->base;
 	return DUROX_OK;
