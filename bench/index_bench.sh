@@ -57,17 +57,23 @@ for n in $SIZES; do
   /usr/bin/time -v -o "$work/time.txt" "$bin" "$root/bench/index_bench.lua" build "$db" "$idx" >"$work/build.txt"
   build=$(cat "$work/build.txt")
   rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/time.txt")
-  hread=$("$floor" "$db" history)
+  hread=$(/usr/bin/time -f "cpu %U %S" -o "$work/htime.txt" "$floor" "$db" history)
+  build_cpu=$(awk '/User time/ {u=$4} /System time/ {s=$4} END {printf "%.0f", (u + s) * 1000}' "$work/time.txt")
+  hread_cpu=$(awk '$1 == "cpu" {printf "%.0f", ($2 + $3) * 1000}' "$work/htime.txt")
   eread=$("$floor" "$db" executions)
   reads=$("$bin" "$root/bench/index_bench.lua" reads "$db" "$idx" "$ROUNDS")
-  cold=() fresh=() sys=() 
+  cold=() fresh=() sys=() cold_c=() fresh_c=() sys_c=()
   for _ in 1 2 3; do # fresh processes, alternating sides
-    cold+=("$(get "$("$bin" "$root/bench/index_bench.lua" cold "$db" "$idx")" runtime_cold_ms)")
-    fresh+=("$(get "$("$bin" "$root/bench/index_bench.lua" fresh "$db" "$idx")" runtime_fresh_ms)")
-    sys+=("$(js "$(node "$root/bench/duroxide_timed.js" "$db" system 1)" first)")
+    o=$("$bin" "$root/bench/index_bench.lua" cold "$db" "$idx")
+    cold+=("$(get "$o" runtime_cold_ms)") cold_c+=("$(get "$o" runtime_cold_cpu)")
+    o=$("$bin" "$root/bench/index_bench.lua" fresh "$db" "$idx")
+    fresh+=("$(get "$o" runtime_fresh_ms)") fresh_c+=("$(get "$o" runtime_fresh_cpu)")
+    o=$(node "$root/bench/duroxide_timed.js" "$db" system 1)
+    sys+=("$(js "$o" first)") sys_c+=("$(js "$o" cpu_first)")
   done
   med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
   cold_ms=$(med "${cold[@]}") fresh_ms=$(med "${fresh[@]}") sys_first=$(med "${sys[@]}")
+  cold_cpu=$(med "${cold_c[@]}") fresh_cpu=$(med "${fresh_c[@]}") sys_cpu=$(med "${sys_c[@]}")
   page=$(node "$root/bench/duroxide_timed.js" "$db" status-page "$ROUNDS")
   listall=$(node "$root/bench/duroxide_timed.js" "$db" list-all "$ROUNDS")
   sysm=$(node "$root/bench/duroxide_timed.js" "$db" system "$ROUNDS")
@@ -93,6 +99,7 @@ for n in $SIZES; do
   touch "$work/go1.go"
   while [ ! -e "$work/go2" ]; do sleep 0.05; done
   sys_live=$(node "$root/bench/duroxide_timed.js" "$live" system 1)
+  q_live=$(node "$root/bench/duroxide_timed.js" "$live" queues 1)
   h1=$(sqlite3 "$live" "SELECT max(rowid) FROM history")
   kill -CONT "$rtpid"
   while [ "$(sqlite3 -cmd '.timeout 5000' "$live" "SELECT max(rowid) FROM history")" -lt $((h1 + 10000)) ]; do sleep 0.05; done
@@ -108,8 +115,13 @@ for n in $SIZES; do
 
   printf '\n%s instances, %s history rows (derived from real rows); ms unless noted\n' "$instances" "$hist"
   printf '%-60s %12s %12s %10s\n' "" "duroxlua" "reference" "ratio"
-  printf '%-60s %12s %12s %10s\n' "first page of 100 Failed + summaries (vs Duroxide's API)" "$(get "$reads" failed_page_first)" \
-    "$(js "$page" median)" "$(ratio "$(get "$reads" failed_page_first)" "$(js "$page" median)")"
+  printf '%-60s %12s %12s %10s\n' "first page of 100 Failed + summaries, first call after open" "$(get "$reads" failed_page_first)" \
+    "$(js "$page" first)" "$(ratio "$(get "$reads" failed_page_first)" "$(js "$page" first)")"
+  printf '%-60s %12s %12s %10s\n' "  the same, warm (later calls on the open handle/provider)" "$(get "$reads" failed_page_warm)" \
+    "$(js "$page" median)" "$(ratio "$(get "$reads" failed_page_warm)" "$(js "$page" median)")"
+  printf '%-60s %12s %12s %10s\n' "  first call vs warm Duroxide, duroxlua's open+close timed too" \
+    "$(get "$reads" failed_page_open_first_close)" "$(js "$page" median)" \
+    "$(ratio "$(get "$reads" failed_page_open_first_close)" "$(js "$page" median)")"
   ef=$(js "$eread" ms)
   for o in CreatedAt UpdatedAt InstanceId OrchestrationName order_running; do
     label=$o
@@ -127,8 +139,12 @@ for n in $SIZES; do
     "$(ratio "$fresh_ms" "$sys_first")"
   printf '%-60s %12s %12s %10s\n' "runtime metrics after new turns (vs getSystemMetrics)" "$(get "$lv" runtime_after_turns_ms)" \
     "$(js "$sys_live" first)" "$(ratio "$(get "$lv" runtime_after_turns_ms)" "$(js "$sys_live" first)")"
-  printf '%-60s %12s %12s %10s\n' "queue metrics, index (vs getQueueDepths)" "$(get "$reads" queue_index)" "$(js "$queues" median)" \
+  printf '%-60s %12s %12s %10s\n' "queue metrics, first call of a handle (vs getQueueDepths first)" "$(get "$reads" queue_index_first)" \
+    "$(js "$queues" first)" "$(ratio "$(get "$reads" queue_index_first)" "$(js "$queues" first)")"
+  printf '%-60s %12s %12s %10s\n' "queue metrics, store at rest (vs getQueueDepths median)" "$(get "$reads" queue_index)" "$(js "$queues" median)" \
     "$(ratio "$(get "$reads" queue_index)" "$(js "$queues" median)")"
+  printf '%-60s %12s %12s %10s\n' "queue metrics after new turns (vs getQueueDepths, same store)" "$(get "$lv" queue_after_turns_ms)" \
+    "$(js "$q_live" first)" "$(ratio "$(get "$lv" queue_after_turns_ms)" "$(js "$q_live" first)")"
   printf '%-60s %12s %12s %10s\n' "index build (vs one full read of history)" "$(get "$build" build_ms)" "$(js "$hread" ms)" \
     "$(awk -v a="$(get "$build" build_ms)" -v b="$(js "$hread" ms)" 'BEGIN { printf "%.2f", a / b }')"
   printf '%-60s %12s\n' "idle sync (us)" "$(get "$reads" idle_sync_us)"
@@ -139,5 +155,20 @@ for n in $SIZES; do
     "$(awk -v b="$(get "$build" size_bytes)" -v n="$instances" 'BEGIN { printf "%.0f", b / n }')"
   printf '%-60s %12s\n' "peak RSS while building (MB)" "$(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')"
   printf '%-60s %12s\n' "the index verified against the store after the live run" "$(get "$lv" verify_ok)"
+  # the same comparisons in CPU ms (this process's; node's whole process, every thread): on a
+  # loaded machine wall times stretch unevenly, CPU times much less
+  printf '\nCPU ms (duroxlua: os.clock of its one thread; Duroxide: process.cpuUsage of node)\n'
+  row() { printf '%-60s %12s %12s %10s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
+  row "first page of 100 Failed, first call after open" "$(get "$reads" failed_page_first_cpu)" "$(js "$page" cpu_first)"
+  row "  the same, warm" "$(get "$reads" failed_page_warm_cpu)" "$(js "$page" cpu_median)"
+  row "runtime metrics, cold, no index (vs getSystemMetrics first)" "$cold_cpu" "$sys_cpu"
+  row "runtime metrics, fresh process, index" "$fresh_cpu" "$sys_cpu"
+  row "runtime metrics after new turns" "$(get "$lv" runtime_after_turns_cpu)" "$(js "$sys_live" cpu_first)"
+  row "queue metrics, first call of a handle" "$(get "$reads" queue_index_first_cpu)" "$(js "$queues" cpu_first)"
+  row "queue metrics, store at rest" "$(get "$reads" queue_index_cpu)" "$(js "$queues" cpu_median)"
+  row "queue metrics after new turns (no index)" "$(get "$lv" queue_after_turns_cpu)" "$(js "$q_live" cpu_first)"
+  printf '%-60s %12s %12s %10s\n' "index build (vs one full read of history, user+sys)" "$build_cpu" "$hread_cpu" \
+    "$(awk -v a="$build_cpu" -v b="$hread_cpu" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
+  printf '%-60s %12s\n' "catch-up of the new history rows (CPU ms)" "$(get "$lv" catchup_cpu)"
   rm -f "$live" "$live-wal" "$live-shm" "$work"/live.dxi*
 done

@@ -9,7 +9,9 @@
 #  3. iterating 1,000,000 instances with dx:instances(): time and the process's peak RSS
 #     (VmHWM); goal <= 32 MB;
 #  4. a 10,000-instance bulk cancel (one journaled job) against 10,000 cancelInstance calls of
-#     Duroxide's PG client, on two copies of one store; both must write the same work items.
+#     Duroxide's PG client, on two copies of one store; both must write the same work items;
+#  5. the load per call: statements each call sends and the connections a handle holds
+#     (bench/pg_load.lua, on a copy of the seed store), for docs/postgres.md.
 # The stores are derived from rows the real runtime wrote into PostgreSQL (bench/make_pg_store.sh
 # from a --demo store, and from 100 WaitApprove instances for the cancel), kept between runs in
 # the server's directory (PG_BENCH_DIR, default /tmp/duroxlua-pg-bench). HUGE=0 skips the 1M store;
@@ -21,7 +23,7 @@ cd "$root"
 bin=${DUROXLUA:-$root/build/duroxlua}
 ROUNDS=${ROUNDS:-5}
 HUGE=${HUGE:-1}
-STEPS=" ${STEPS:-1 2 3 4} "
+STEPS=" ${STEPS:-1 2 3 4 5} "
 step() { [[ "$STEPS" == *" $1 "* ]]; }
 dir=${PG_BENCH_DIR:-/tmp/duroxlua-pg-bench}
 harness=$root/tests/harness
@@ -42,7 +44,9 @@ if ! has_db seed; then
 fi
 has_db big || bench/make_pg_store.sh "$admin" seed big 100000
 if [ "$HUGE" = 1 ]; then has_db huge || bench/make_pg_store.sh "$admin" seed huge 1000000; fi
-BIG=$(url big schema=dx)
+# (a statement limit for a loaded machine: the group-by with every percentile reads every
+# instance's durations, 20 s with load 15 on 2 cores, past the default 30 s at load 20)
+BIG=$(url big schema=dx\&statement_timeout=600000)
 inst=$(q "$(url big)" -c "SELECT count(*) FROM dx.instances")
 failed=$(q "$(url big)" -c "SELECT count(*) FROM dx.instances i JOIN dx.executions e ON e.instance_id = i.instance_id
   AND e.execution_id = i.current_execution_id WHERE e.status = 'Failed'")
@@ -85,6 +89,15 @@ if [ "$HUGE" = 1 ] && step 3; then
   [ "$got" = "$n" ] || { echo "iteration saw $got of $n instances" >&2; exit 1; }
   printf '\n%-60s %10s %10s\n' "3. iterating every instance with dx:instances()" "time ms" "peak RSS"
   printf '%-60s %10s %7.1f MB\n' "   $n instances (goal: peak RSS <= 32 MB)" "$ms" "$(awk -v k="$hwm" 'BEGIN {print k / 1024}')"
+fi
+
+# ---- 5. the load per call ---------------------------------------------------------------------
+if step 5; then
+  q "$admin" -c "DROP DATABASE IF EXISTS load_copy WITH (FORCE)" -c "CREATE DATABASE load_copy TEMPLATE seed"
+  printf '\n%-60s\n' "5. load per call: statements sent (the handle's counter), on the $(q "$(url seed)" -c \
+    "SELECT count(*) FROM dx.instances")-instance seed store"
+  "$bin" bench/pg_load.lua "$(url load_copy schema=dx)" | sed 's/^/   /'
+  q "$admin" -c "DROP DATABASE load_copy WITH (FORCE)"
 fi
 
 # ---- 4. bulk cancel of 10,000 instances --------------------------------------------------------

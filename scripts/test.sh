@@ -2,8 +2,8 @@
 # test.sh - the whole test suite on a fresh machine: installs what is needed, builds,
 # creates the fixtures with the real Duroxide runtime, runs every test, then rebuilds with
 # AddressSanitizer/UBSan and runs every test again (same fixtures), builds Release with gcc
-# (and runs the unit tests and a few specs there) and everything with clang-14, both with
-# -Werror, then runs the libFuzzer targets (clang-14) for a bounded time each
+# (and runs the unit tests and a few specs there) and everything with clang-14 in Release,
+# tests included, both with -Werror, then runs the libFuzzer targets (clang-14) for a bounded time each
 # (DUROX_FUZZ_SECONDS, default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,15 +47,17 @@ phase ctest-asan
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ctest --output-on-failure)
 
-# Every build type builds, warning-free (-Werror) with gcc and clang: Release with gcc (its
-# optimiser warns about more, e.g. format truncation), with a few tests run on it, and every
-# target with clang-14.
+# Every build type builds, warning-free (-Werror) with gcc and clang, tests on: RelWithDebInfo
+# and Release with gcc (its optimiser warns about more, e.g. format truncation), with a few
+# tests run on Release, Debug with the sanitizers above, and Release with clang-14 (every
+# target, the tests' C programs included).
 phase release
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DDUROX_FIXTURES="$PWD/build/fixtures"
 cmake --build build-release -j"$jobs"
 (cd build-release && ctest --output-on-failure -FA 'pg_server|pg_store|pg_busy_store' -R '^(c_unit|spec_options|cli_format|cli_exit)$')
 phase clang
-cmake -S . -B build-clang -DCMAKE_C_COMPILER=clang-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDUROX_TESTS=OFF
+cmake -S . -B build-clang -DCMAKE_C_COMPILER=clang-14 -DCMAKE_BUILD_TYPE=Release -DDUROX_TESTS=ON \
+  -DDUROX_FIXTURES="$PWD/build/fixtures"
 cmake --build build-clang -j"$jobs"
 
 # The libFuzzer targets (tests/fuzz: query parser, page tokens, history decoder, work-item

@@ -243,6 +243,12 @@ local function compile(code)
   local msg
   fn, msg = load(code, "=stdin", "t")
   if fn then return fn end
+  if code:sub(1, 1) == "\27" then
+    -- Lua takes a leading ESC for a precompiled chunk; it is a terminal key (an arrow...)
+    -- typed where no line editing reads the keys
+    return nil, ("stdin:1: the line starts with ESC (%s), a terminal key such as an arrow, not Lua")
+      :format(code:sub(1, 8):gsub("[%c\128-\255]", function(c) return ("\\x%02x"):format(c:byte()) end))
+  end
   return nil, msg, msg:sub(-5) == "<eof>"
 end
 

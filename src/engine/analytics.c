@@ -226,23 +226,35 @@ void durox_time_series_free(durox_time_series *t) { result_free(t, sizeof *t); }
 
 #define MAX_BUCKETS 10000
 
-/* The smallest round bucket that splits span into at most 60 buckets. */
-static int64_t auto_bucket(int64_t span)
-{
-	static const int64_t units[] = {1000,    5000,    10000,   30000,    60000,    300000,   600000,   900000,
-	                                1800000, 3600000, 7200000, 10800000, 21600000, 43200000, 86400000, 604800000};
-	for (size_t k = 0; k < sizeof units / sizeof units[0]; k++)
-		if ((span + units[k] - 1) / units[k] <= 60)
-			return units[k];
-	int64_t day = 86400000;
-	int64_t days = (span / 60 + day - 1) / day;
-	return days * day;
-}
-
 static int64_t floor_div(int64_t a, int64_t b)
 {
 	int64_t q = a / b;
 	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+/* How many buckets of the given size cover [from, to) once the first starts on a multiple of
+ * the size. */
+static int64_t aligned_buckets(int64_t from, int64_t to, int64_t bucket)
+{
+	int64_t start = floor_div(from, bucket) * bucket;
+	return (to - start + bucket - 1) / bucket;
+}
+
+/* The smallest round bucket that splits [from, to) into at most 60 buckets, counted as they
+ * are laid out: from the bucket boundary at or before from (a window of exactly 60 buckets'
+ * length that does not start on a boundary needs 61). */
+static int64_t auto_bucket(int64_t from, int64_t to)
+{
+	static const int64_t units[] = {1000,    5000,    10000,   30000,    60000,    300000,   600000,   900000,
+	                                1800000, 3600000, 7200000, 10800000, 21600000, 43200000, 86400000, 604800000};
+	for (size_t k = 0; k < sizeof units / sizeof units[0]; k++)
+		if (aligned_buckets(from, to, units[k]) <= 60)
+			return units[k];
+	int64_t day = 86400000;
+	int64_t days = ((to - from) / 60 + day - 1) / day;
+	while (aligned_buckets(from, to, days * day) > 60)
+		days++;
+	return days * day;
 }
 
 int durox_get_time_series_metrics(durox *dx, const durox_time_series_request *req, durox_time_series **out)
@@ -264,7 +276,7 @@ int durox_get_time_series_metrics(durox *dx, const durox_time_series_request *re
 	unsigned series = r.series == 0 ? DUROX_SERIES_ALL : r.series;
 	if (series & ~(unsigned)DUROX_SERIES_ALL)
 		return dx_fail(dx, DUROX_EINVALID, "unknown series bits 0x%x", series & ~(unsigned)DUROX_SERIES_ALL);
-	int64_t bucket = r.bucket_ms != 0 ? r.bucket_ms : auto_bucket(to - from);
+	int64_t bucket = r.bucket_ms != 0 ? r.bucket_ms : auto_bucket(from, to);
 	if (bucket < 1000)
 		return dx_fail(dx, DUROX_EINVALID, "bucket must be at least 1s (got %lld ms)", (long long)bucket);
 	int64_t start = floor_div(from, bucket) * bucket;
@@ -598,7 +610,7 @@ int durox_get_instance_dependencies(durox *dx, const char *instance_id, uint32_t
 	if (!self.found) {
 		durox_dependency_graph_free(g);
 		access_view_close(&v);
-		return dx_fail(dx, DUROX_ENOTFOUND, "instance '%s' not found", instance_id);
+		return dx_fail_missing(dx, instance_id, "sub-orchestrations");
 	}
 	g->root_instance = self.id;
 	g->orchestration_name = self.name;

@@ -80,6 +80,29 @@ static int queued_start_cb(void *ud, const char *work_item)
 	return 0;
 }
 
+static int missing_cb(void *ud, const store_status_row *r)
+{
+	*(int *)ud = !r->exists && r->pending_start;
+	return 0;
+}
+
+int dx_fail_missing(durox *dx, const char *id, const char *what)
+{
+	int pending = 0;
+	if (!access_enabled(dx) && dx->st->ops != NULL && dx->st->ops->statuses != NULL) {
+		const char *ids[1] = {id};
+		if (dx->st->ops->statuses(dx->st, ids, 1, missing_cb, &pending) != DUROX_OK)
+			pending = 0; /* the plain message then */
+	}
+	if (pending)
+		return dx_fail(
+		        dx, DUROX_ENOTFOUND,
+		        "instance '%s' is Pending: its start is queued and the runtime has not created it yet, so"
+		        " it has no %s yet",
+		        id, what);
+	return dx_fail(dx, DUROX_ENOTFOUND, "instance '%s' not found", id);
+}
+
 /* For an id without an instance row: whether its StartOrchestration is queued (the runtime
  * has not created the instance yet); then *s is a summary of status Pending from that work
  * item, allocated from a, and *input its input. */

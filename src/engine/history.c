@@ -164,7 +164,7 @@ static int resolve_execution(durox *dx, const char *instance_id, uint64_t *execu
 	if (rc != DUROX_OK)
 		return dx_store_fail(dx, rc);
 	if (!exists)
-		return dx_fail(dx, DUROX_ENOTFOUND, "instance '%s' not found", instance_id);
+		return dx_fail_missing(dx, instance_id, "history");
 	if (*execution_id == 0) {
 		*execution_id = current;
 		return DUROX_OK;

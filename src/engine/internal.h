@@ -37,6 +37,11 @@ int dx_fail(durox *dx, int rc, const char *fmt, ...)
         ;
 /* Copies the provider's message for a failed provider call and returns rc. */
 int dx_store_fail(durox *dx, int rc);
+/* The error for an instance id without an instance row: DUROX_ENOTFOUND with "instance 'id'
+ * not found", or, when its StartOrchestration is queued (and no policy is in force, which
+ * would hide it), "instance 'id' is Pending: ..." so a queued start reads the same in every
+ * call. what: what it has not got yet ("history", "tree"...). Defined in details.c. */
+int dx_fail_missing(durox *dx, const char *id, const char *what);
 /* Clears the message (start of every public call). */
 void dx_clear(durox *dx);
 

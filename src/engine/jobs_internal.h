@@ -20,10 +20,10 @@
 #define HEARTBEAT_STALE_MS 60000 /* a running job without heartbeat for this long is orphaned */
 #define PROGRESS_EVERY_MS 250
 #define BUSY_RETRIES 5
-/* A batch's transaction commits early after holding the write lock this long: the runtime's
- * ack retries (10 to 160 ms apart) then meet independent phases of our paced cycle instead of
- * one long transaction (see the pacing note in store/sqlite_ops.c). */
-#define MAX_TX_MS 5
+/* (How long a batch's transaction may run is the provider's: store_ops_vtable.max_tx_ms in
+ * store/ops.h; on SQLite 5 ms of the write lock, so that the runtime's ack retries, 10 to
+ * 160 ms apart, meet independent phases of our paced cycle: the pacing note in
+ * store/sqlite_ops.c.) */
 
 /* ---- job states (jobs_owner.c) ----
  *

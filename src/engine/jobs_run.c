@@ -1,8 +1,8 @@
 /*
  * jobs_run.c - the batch runner of a recorded job: one BEGIN IMMEDIATE transaction per batch
  * reads the job row (stop requests, ownership), takes the next pending targets, acts on each
- * through op_apply and marks each in the journal, then commits, early once it has held the
- * write lock for MAX_TX_MS. A kill at any point loses either a whole batch or nothing, so a
+ * through op_apply and marks each in the journal, then commits, early once it has run for
+ * the provider's max_tx_ms (store/ops.h). A kill at any point loses either a whole batch or nothing, so a
  * resume acts on every target exactly once. Progress callbacks run between transactions
  * only; a rate limit sleeps between batches. Used by jobs.c and jobs_journal.c.
  */
@@ -278,12 +278,12 @@ static int run_job(runctx *rc, int64_t job_id, const op_params *p, uint32_t batc
 			break;
 		}
 		/* the batch: act on each target and journal it, all in this transaction, which is
-		 * committed early once it has held the write lock for MAX_TX_MS (the rest stays
+		 * committed early once it has run for the provider's max_tx_ms (the rest stays
 		 * pending for the next batch) */
 		size_t n_done = 0;
 		int64_t tx_start = time_mono_ms();
 		for (size_t k = 0; k < b.n && r == DUROX_OK; k++) {
-			if (k > 0 && time_mono_ms() - tx_start >= MAX_TX_MS)
+			if (k > 0 && time_mono_ms() - tx_start >= dx->st->ops->max_tx_ms)
 				break;
 			r = op_apply(dx, p, b.v[k].id, now, 1, &res);
 			if (r != DUROX_OK)

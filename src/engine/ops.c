@@ -501,7 +501,11 @@ int op_apply(durox *dx, const op_params *p, const char *id, int64_t now, int wri
 	int rc = dx->st->ops->instance_state(dx->st, id, now, &is);
 	if (rc != DUROX_OK)
 		return store_err(dx, rc);
-	if (!is.exists && !(is.pending_start && p->kind != OP_PURGE && p->kind != OP_PRUNE && p->kind != OP_RESTART))
+	if (!is.exists && is.pending_start && (p->kind == OP_PURGE || p->kind == OP_PRUNE || p->kind == OP_RESTART))
+		return refuse(res, DUROX_ENOTFOUND,
+		              "instance '%s' is Pending: its start is queued and the runtime has not created it yet",
+		              id);
+	if (!is.exists && !is.pending_start)
 		return refuse(res, DUROX_ENOTFOUND, "instance '%s' not found", id);
 	const char *st = durox_status_name(is.status);
 	switch (p->kind) {

@@ -16,6 +16,7 @@
 #include "engine/access.h"
 #include "engine/stream_internal.h"
 #include "engine/token.h"
+#include "store/ops.h"
 #include "util/codec.h"
 #include "util/hmap.h"
 #include "util/timeutil.h"
@@ -206,6 +207,43 @@ static void free_states(wstate *s, size_t n)
 	free(s);
 }
 
+/* Marks the watched ids still NotFound whose StartOrchestration is queued as Pending, as
+ * status, details, waits and stuck-work reports show them (without a policy only: under one
+ * an instance the runtime has not created is not visible, as in wait_for_instances). */
+typedef struct pend_ctx {
+	durox_watch *w;
+	wstate *now;
+} pend_ctx;
+
+static int pend_cb(void *ud, const store_status_row *r)
+{
+	pend_ctx *c = ud;
+	if (r->exists || !r->pending_start)
+		return 0;
+	for (size_t i = 0; i < c->w->n; i++)
+		if (c->now[i].status == DUROX_STATUS_NOT_FOUND && strcmp(c->w->st[i].id, r->instance_id) == 0)
+			c->now[i].status = DUROX_STATUS_PENDING;
+	return 0;
+}
+
+static int mark_pending(durox_watch *w, wstate *now)
+{
+	durox *dx = w->dx;
+	if (access_enabled(dx) || dx->st->ops == NULL || dx->st->ops->statuses == NULL)
+		return DUROX_OK;
+	size_t n = 0;
+	const char **ids = malloc((w->n ? w->n : 1) * sizeof *ids);
+	if (ids == NULL)
+		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+	for (size_t i = 0; i < w->n; i++)
+		if (now[i].status == DUROX_STATUS_NOT_FOUND)
+			ids[n++] = w->st[i].id;
+	pend_ctx c = {w, now};
+	int rc = n > 0 ? dx->st->ops->statuses(dx->st, ids, n, pend_cb, &c) : DUROX_OK;
+	free(ids);
+	return rc != DUROX_OK ? dx_store_fail(dx, rc) : DUROX_OK;
+}
+
 static int read_now(durox_watch *w, wstate **out)
 {
 	*out = NULL;
@@ -227,6 +265,8 @@ static int read_now(durox_watch *w, wstate **out)
 	if (c.rc != 0)
 		rc = dx_fail(dx, c.rc, "out of memory");
 	free(ids);
+	if (rc == DUROX_OK)
+		rc = mark_pending(w, now);
 	if (rc != DUROX_OK) {
 		free_states(now, w->n);
 		return rc;

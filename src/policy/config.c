@@ -73,6 +73,12 @@ int lx_read_config_file(lua_State *L, const char *path)
 		                  : "larger than 1 MB");
 		return fail(L, top, msg);
 	}
+	if (n > 0 && text[0] == LUA_SIGNATURE[0]) { /* a precompiled chunk: mode "t" refuses it */
+		free(text);
+		snprintf(msg, sizeof msg,
+		         "cannot read configuration file: %s is not a text file (a precompiled Lua chunk)", path);
+		return fail(L, top, msg);
+	}
 	sandbox_limits lim = {16u << 20, 1000, 1000000};
 	/* the sandbox belongs to a box on the caller's stack: an error in the caller's state
 	 * cannot leak it */

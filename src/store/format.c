@@ -36,17 +36,27 @@ int format_failure_kind_details(const json *details)
 
 static int starts(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
+int format_failure_kind_event(const char *event_json, size_t len)
+{
+	if (event_json == NULL)
+		return DUROX_FAILURE_NONE;
+	arena a;
+	arena_init(&a);
+	json *ev = json_parse(&a, event_json, len, NULL, 0);
+	int kind = format_failure_kind_details(json_get(ev, "details"));
+	arena_release(&a);
+	return kind;
+}
+
 int format_failure_kind(const char *event_json, size_t len, const char *output)
 {
-	if (event_json != NULL) {
-		arena a;
-		arena_init(&a);
-		json *ev = json_parse(&a, event_json, len, NULL, 0);
-		int kind = format_failure_kind_details(json_get(ev, "details"));
-		arena_release(&a);
-		if (kind != DUROX_FAILURE_NONE)
-			return kind;
-	}
+	return format_failure_kind_from(format_failure_kind_event(event_json, len), output);
+}
+
+int format_failure_kind_from(int event_kind, const char *output)
+{
+	if (event_kind != DUROX_FAILURE_NONE)
+		return event_kind;
 	if (output != NULL) {
 		if (starts(output, "canceled: "))
 			return DUROX_FAILURE_CANCELLED;

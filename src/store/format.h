@@ -18,5 +18,9 @@ int format_failure_kind_details(const json *details);
  * is absent or unreadable, from the error text Duroxide stored in executions.output
  * (its display form: "canceled: ...", "poison: ...", ...). Never NONE. */
 int format_failure_kind(const char *event_json, size_t len, const char *output);
+/* The two halves of format_failure_kind: the kind the event's details give (NONE when the
+ * event is NULL or has no ErrorDetails), and the kind from that and the stored output. */
+int format_failure_kind_event(const char *event_json, size_t len);
+int format_failure_kind_from(int event_kind, const char *output);
 
 #endif

@@ -119,6 +119,12 @@ typedef struct store_ops_vtable {
 	                   store_target_cb cb, void *ud);
 	/* Records the outcome of one target. */
 	int (*job_set_target)(store *st, int64_t job_id, uint64_t seq, const store_target *t, int64_t done_at);
+
+	/* How long a bulk job's batch transaction may run before it commits early (the rest of the
+	 * batch stays pending for the next one), in ms: what the store's locking asks for. SQLite:
+	 * 5, as the runtime's acks wait for the one write lock (the pacing note in sqlite_ops.c);
+	 * PostgreSQL: 200, as a transaction there locks only its targets' rows. */
+	int max_tx_ms;
 } store_ops_vtable;
 
 #endif

@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "store/ops.h"
-#include "store/postgres_internal.h"
+#include "store/postgres_index.h"
 #include "store/provider_metrics.h"
 #include "util/hmap.h"
 
@@ -169,51 +169,6 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
 	}
 	out[o] = '\0';
 	return 0;
-}
-
-/* A copy of url with the password masked: user:***@ in the authority and password=***
- * among the parameters. NULL when out of memory. */
-static char *mask_url(const char *url)
-{
-	buf b;
-	buf_init(&b);
-	const char *p = strstr(url, "://");
-	const char *auth = p != NULL ? p + 3 : url;
-	buf_add(&b, url, (size_t)(auth - url));
-	size_t alen = strcspn(auth, "/?#");
-	const char *at = NULL;
-	for (const char *q = auth; q < auth + alen; q++)
-		if (*q == '@')
-			at = q;
-	if (at != NULL) {
-		const char *colon = memchr(auth, ':', (size_t)(at - auth));
-		if (colon != NULL) {
-			buf_add(&b, auth, (size_t)(colon - auth));
-			buf_adds(&b, ":***");
-			buf_add(&b, at, (size_t)(auth + alen - at));
-		} else {
-			buf_add(&b, auth, alen);
-		}
-	} else {
-		buf_add(&b, auth, alen);
-	}
-	const char *rest = auth + alen;
-	/* parameters: mask password=... */
-	while (*rest != '\0') {
-		size_t seg = strcspn(rest + 1, "&#") + 1; /* the separator and one parameter */
-		if ((rest[0] == '?' || rest[0] == '&') && strncmp(rest + 1, "password=", 9) == 0) {
-			buf_add(&b, rest, 10);
-			buf_adds(&b, "***");
-		} else {
-			buf_add(&b, rest, seg);
-		}
-		rest += seg;
-	}
-	if (buf_oom(&b)) {
-		buf_free(&b);
-		return NULL;
-	}
-	return b.data != NULL ? b.data : strdup("");
 }
 
 /* What parse_url takes out of a store URL. */
@@ -391,6 +346,17 @@ static int result_fail(pg_store *s, pg_conn *pc, const PGresult *res, const char
 	one_line(msg, sizeof msg, primary != NULL ? primary : PQerrorMessage(pc->c));
 	int rc = code_of_sqlstate(st);
 	s->last_rc = rc;
+	if (st != NULL && strcmp(st, "42P01") == 0 && s->db_oid[0] &&
+	    (strstr(msg, "\"instances\"") != NULL || strstr(msg, "\"executions\"") != NULL ||
+	     strstr(msg, "\"history\"") != NULL || strstr(msg, "\"orchestrator_queue\"") != NULL ||
+	     strstr(msg, "\"worker_queue\"") != NULL)) {
+		/* a table every Duroxide store has (checked at open) is missing: the schema was
+		 * dropped under the handle */
+		s->gone = 1;
+		s->last_rc = DUROX_EGONE;
+		return store_fail(&s->base, DUROX_EGONE, "store %s was dropped while it was open (%s); open it again",
+		                  s->display, msg);
+	}
 	if (st != NULL && strcmp(st, "57014") == 0 && strstr(msg, "user request") != NULL) {
 		s->last_rc = DUROX_EABORT; /* pg_interrupt: Ctrl-C, durox_interrupt */
 		return store_fail(&s->base, DUROX_EABORT, "interrupted: %s stopped", what);
@@ -400,8 +366,11 @@ static int result_fail(pg_store *s, pg_conn *pc, const PGresult *res, const char
 		                  "%s failed: the statement ran longer than the statement timeout (%d ms)", what,
 		                  s->statement_timeout_ms);
 	if (st != NULL && strcmp(st, "55P03") == 0)
-		return store_fail(&s->base, rc,
-		                  "store is busy: %s waited for a row lock the runtime holds; retry later", what);
+		return store_fail(
+		        &s->base, rc,
+		        "store is busy: %s waited %d ms (the lock_timeout, busy_timeout_ms) for a lock another"
+		        " session holds, such as the runtime's; retry later",
+		        what, s->lock_timeout_ms);
 	if (rc == DUROX_EDENIED && st != NULL && strcmp(st, "25006") == 0)
 		return store_fail(&s->base, rc, "%s denied: the store is read-only here (%s)", what, msg);
 	if (rc == DUROX_EDENIED)
@@ -432,6 +401,14 @@ static void conn_close(pg_conn *pc)
 	free(pc->uri);
 	free(pc->display);
 	pc->uri = pc->display = NULL;
+}
+
+/* The server's notices (e.g. "relation ... already exists, skipping" of a CREATE ... IF NOT
+ * EXISTS) are not errors and are nobody's business: libpq would print them on stderr. */
+static void quiet_notices(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
 }
 
 /* Connects pc (pc->uri) with our defaults before the URI's own parameters, so the URI can
@@ -465,6 +442,7 @@ static int conn_open(pg_store *s, pg_conn *pc, char *err, size_t errlen)
 		pc->c = NULL;
 		return rc;
 	}
+	PQsetNoticeProcessor(pc->c, quiet_notices, NULL);
 	if (pc->cancel != NULL)
 		PQfreeCancel(pc->cancel);
 	pc->cancel = PQgetCancel(pc->c);
@@ -480,25 +458,53 @@ static int conn_setup(pg_store *s, pg_conn *pc)
 	snprintf(stmt, sizeof stmt, "%d", s->statement_timeout_ms);
 	snprintf(lock, sizeof lock, "%d", s->lock_timeout_ms);
 	snprintf(idle, sizeof idle, "%d", IDLE_IN_TXN_TIMEOUT_MS);
-	const char *vals[] = {path, stmt, lock, idle, s->readonly || pc == s->reader ? "on" : "off"};
+	const char *vals[] = {path, stmt, lock, idle, s->readonly || pc == s->reader ? "on" : "off", s->schema};
 	PGresult *r =
 	        PQexecParams(pc->c,
 	                     "SELECT set_config('search_path',$1,false), set_config('statement_timeout',$2,false),"
 	                     " set_config('lock_timeout',$3,false),"
 	                     " set_config('idle_in_transaction_session_timeout',$4,false),"
-	                     " set_config('default_transaction_read_only',$5,false)",
-	                     5, NULL, vals, NULL, NULL, 0);
-	int ok = r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK;
+	                     " set_config('default_transaction_read_only',$5,false),"
+	                     " (SELECT oid::text FROM pg_database WHERE datname = current_database()),"
+	                     " (SELECT oid::text FROM pg_namespace WHERE nspname = $6)",
+	                     6, NULL, vals, NULL, NULL, 0);
+	int ok = r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
 	int rc = ok ? DUROX_OK : result_fail(s, pc, r, "setting up the session");
+	if (ok && pc == &s->primary) {
+		const char *db = PQgetvalue(r, 0, 5), *ns = PQgetisnull(r, 0, 6) ? "" : PQgetvalue(r, 0, 6);
+		if (s->db_oid[0] == '\0') {
+			snprintf(s->db_oid, sizeof s->db_oid, "%s", db);
+			snprintf(s->schema_oid, sizeof s->schema_oid, "%s", ns);
+		} else if (strcmp(s->db_oid, db) != 0 || (s->schema_oid[0] && strcmp(s->schema_oid, ns) != 0)) {
+			ok = 0;
+			s->gone = 1;
+			s->last_rc = DUROX_EGONE;
+			rc = store_fail(&s->base, DUROX_EGONE, "store %s was %s while it was open; open it again",
+			                s->display,
+			                strcmp(s->db_oid, db) != 0 ? "replaced by another database"
+			                : ns[0]                    ? "replaced by another schema"
+			                                           : "dropped (its schema is gone)");
+		}
+	}
 	PQclear(r);
 	pc->setup_done = ok;
 	return rc;
+}
+
+/* The handle's store was dropped or replaced (s->gone): every call says so. */
+static int gone_fail(pg_store *s)
+{
+	s->last_rc = DUROX_EGONE;
+	return store_fail(&s->base, DUROX_EGONE, "store %s was dropped or replaced while it was open; open it again",
+	                  s->display);
 }
 
 /* Makes sure pc is connected and set up; reconnects a dropped connection (its prepared
  * statements are gone with it). */
 static int conn_ensure(pg_store *s, pg_conn *pc)
 {
+	if (s->gone)
+		return gone_fail(s);
 	if (!conn_bad(pc) && pc->setup_done)
 		return DUROX_OK;
 	if (conn_bad(pc)) {
@@ -511,12 +517,29 @@ static int conn_ensure(pg_store *s, pg_conn *pc)
 		} else {
 			char err[400];
 			int rc = conn_open(s, pc, err, sizeof err);
+			if (rc == DUROX_ENOTFOUND && s->db_oid[0] && strstr(err, "database \"") != NULL) {
+				s->gone = 1;
+				s->last_rc = DUROX_EGONE;
+				return store_fail(
+				        &s->base, DUROX_EGONE,
+				        "store %s was dropped while it was open (its database is gone); open it again",
+				        s->display);
+			}
 			if (rc != DUROX_OK)
 				return store_fail(&s->base, rc, "%s", err);
 		}
 		if (conn_bad(pc)) {
 			char msg[400];
 			one_line(msg, sizeof msg, PQerrorMessage(pc->c));
+			if (s->db_oid[0] && strstr(msg, "database \"") != NULL &&
+			    strstr(msg, "does not exist") != NULL) {
+				s->gone = 1;
+				s->last_rc = DUROX_EGONE;
+				return store_fail(
+				        &s->base, DUROX_EGONE,
+				        "store %s was dropped while it was open (its database is gone); open it again",
+				        s->display);
+			}
 			s->last_rc = DUROX_EIO;
 			return store_fail(&s->base, DUROX_EIO, "cannot reconnect to PostgreSQL store %s: %s",
 			                  pc->display, msg);
@@ -595,6 +618,27 @@ static pg_conn *conn_for(pg_store *s, int flags)
 	return &s->primary;
 }
 
+/* Whether sql is prepared on pc (in its statement cache). */
+static int stmt_cached(const pg_conn *pc, const char *sql)
+{
+	for (int i = 0; i < PG_CACHE_SIZE; i++)
+		if (pc->cache[i].sql != NULL && strcmp(pc->cache[i].sql, sql) == 0)
+			return 1;
+	return 0;
+}
+
+/* A statement sent after the deferred ones, in the same pipeline (pq_flush_with). */
+struct pq_final {
+	int flags;
+	const char *sql;
+	const pqp *p;
+	pq_row_cb cb;
+	void *ud;
+	uint64_t *affected;
+	const char *what;
+};
+static int pq_flush_with(pg_store *s, const struct pq_final *fin);
+
 int pq_query(pg_store *s, int flags, const char *sql, const pqp *p, pq_row_cb cb, void *ud, uint64_t *affected,
              const char *what)
 {
@@ -603,13 +647,20 @@ int pq_query(pg_store *s, int flags, const char *sql, const pqp *p, pq_row_cb cb
 	if (p != NULL && p->oom)
 		return store_fail(&s->base, DUROX_ENOMEM, "out of memory");
 	pg_conn *pc = conn_for(s, flags);
+	if (flags & PQ_WRITE)
+		pq_cache_clear(s);
 	if (s->npipe > 0 && pc == &s->primary) {
+		/* deferred writes of this transaction are waiting: a statement already prepared goes
+		 * in the same pipeline, so the writes and it cost one round trip together (a bulk job
+		 * checks each target right after queueing the previous one's writes) */
+		if (s->in_txn && !conn_bad(pc) && stmt_cached(pc, sql)) {
+			struct pq_final fin = {flags, sql, p, cb, ud, affected, what};
+			return pq_flush_with(s, &fin);
+		}
 		int frc = pq_flush(s);
 		if (frc != DUROX_OK)
 			return frc;
 	}
-	if (flags & PQ_WRITE)
-		pq_cache_clear(s);
 	for (int attempt = 0;; attempt++) {
 		int rc = conn_ensure(s, pc);
 		if (rc != DUROX_OK)
@@ -706,6 +757,15 @@ int pq_exec_simple(pg_store *s, const char *sql, const char *what)
 	int64_t t0 = mono_ns();
 	PGresult *r = PQexec(pc->c, sql);
 	ExecStatusType x = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	if (x != PGRES_COMMAND_OK && conn_bad(pc) && !s->in_txn && strcmp(sql, "BEGIN") == 0) {
+		/* the connection dropped while idle: nothing was begun, so reconnect and begin once more
+		 * (a reconnect also finds a store dropped or replaced meanwhile) */
+		PQclear(r);
+		if ((rc = conn_ensure(s, pc)) != DUROX_OK)
+			return rc;
+		r = PQexec(pc->c, sql);
+		x = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	}
 	rc = x == PGRES_COMMAND_OK || x == PGRES_TUPLES_OK ? DUROX_OK : result_fail(s, pc, r, what);
 	PQclear(r);
 	account(s, 1, t0);
@@ -735,10 +795,7 @@ int pq_defer(pg_store *s, const char *sql, const pqp *p, const char *what, const
 		return result_fail(s, pc, NULL, what);
 	int rc = DUROX_OK;
 	/* a statement not prepared yet is prepared outside the pipeline */
-	int cached = 0;
-	for (int i = 0; i < PG_CACHE_SIZE && !cached; i++)
-		cached = pc->cache[i].sql != NULL && strcmp(pc->cache[i].sql, sql) == 0;
-	if (!cached && s->npipe > 0 && (rc = pq_flush(s)) != DUROX_OK)
+	if (!stmt_cached(pc, sql) && s->npipe > 0 && (rc = pq_flush(s)) != DUROX_OK)
 		return rc;
 	pg_stmt *st = stmt_get(s, pc, sql, what, &rc);
 	if (st == NULL)
@@ -759,13 +816,62 @@ int pq_defer(pg_store *s, const char *sql, const pqp *p, const char *what, const
 	return DUROX_OK;
 }
 
-int pq_flush(pg_store *s)
+int pq_flush(pg_store *s) { return s->npipe == 0 ? DUROX_OK : pq_flush_with(s, NULL); }
+
+/* The results of fin (when not NULL), the statement sent last in the pipeline: as pq_query
+ * reads them (single-row mode, cb per row, the affected count). A deferred write that failed
+ * aborted it: rc is that failure. */
+static int final_results(pg_store *s, pg_conn *pc, const struct pq_final *fin, int rc)
 {
-	if (s->npipe == 0)
-		return DUROX_OK;
+	PQsetSingleRowMode(pc->c);
+	int stop = 0;
+	PGresult *res;
+	while ((res = PQgetResult(pc->c)) != NULL) {
+		switch (PQresultStatus(res)) {
+		case PGRES_SINGLE_TUPLE:
+			if (rc == DUROX_OK && !stop && fin->cb != NULL) {
+				int x = fin->cb(fin->ud, res);
+				if (x != 0) {
+					stop = 1;
+					if (x < 0)
+						rc = x;
+				}
+			}
+			break;
+		case PGRES_TUPLES_OK: break;
+		case PGRES_COMMAND_OK:
+			if (fin->affected != NULL)
+				*fin->affected = (uint64_t)strtoull(PQcmdTuples(res), NULL, 10);
+			break;
+		case PGRES_PIPELINE_ABORTED:
+			if (rc == DUROX_OK)
+				rc = result_fail(s, pc, res, fin->what);
+			break;
+		default:
+			if (rc == DUROX_OK)
+				rc = result_fail(s, pc, res, fin->what);
+			stop = 1;
+		}
+		PQclear(res);
+	}
+	return rc;
+}
+
+static int pq_flush_with(pg_store *s, const struct pq_final *fin)
+{
 	pg_conn *pc = &s->primary;
 	int64_t t0 = mono_ns();
 	int rc = DUROX_OK;
+	if (fin != NULL) {
+		pg_stmt *st = stmt_get(s, pc, fin->sql, fin->what, &rc); /* cached: no round trip */
+		if (st == NULL || !PQsendQueryPrepared(pc->c, st->name, fin->p != NULL ? fin->p->n : 0,
+		                                       fin->p != NULL ? fin->p->v : NULL, NULL, NULL, 0)) {
+			if (st != NULL)
+				rc = result_fail(s, pc, NULL, fin->what);
+			int frc = pq_flush_with(s, NULL);
+			return rc != DUROX_OK ? rc : frc;
+		}
+	}
 	if (conn_bad(pc) || !PQpipelineSync(pc->c)) {
 		rc = result_fail(s, pc, NULL, s->pipe[0].what);
 	} else {
@@ -784,6 +890,8 @@ int pq_flush(pg_store *s)
 				PQclear(res);
 			}
 		}
+		if (fin != NULL)
+			rc = final_results(s, pc, fin, rc);
 		/* the sync's own result */
 		PGresult *res;
 		while ((res = PQgetResult(pc->c)) != NULL) {
@@ -796,6 +904,12 @@ int pq_flush(pg_store *s)
 			rc = result_fail(s, pc, NULL, s->pipe[0].what);
 	}
 	s->npipe = 0;
+	if (fin != NULL) {
+		account(s, fin->flags & PQ_WRITE, t0);
+		if (rc == DUROX_OK && conn_bad(pc))
+			rc = result_fail(s, pc, NULL, fin->what);
+		return rc;
+	}
 	double ms = (double)(mono_ns() - t0) / 1e6;
 	s->write_ms += ms;
 	if (ms > s->max_write_ms)
@@ -981,6 +1095,7 @@ static void pg_close(store *base)
 	if (s == NULL)
 		return;
 	pg_metrics_free(s);
+	pgi_free(s->ix);
 	pq_cache_clear(s);
 	conn_close(&s->primary);
 	if (s->reader != NULL) {
@@ -1081,8 +1196,8 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 	s->connect_timeout_s = (ct_ms + 999) / 1000;
 	if (s->connect_timeout_s < 2)
 		s->connect_timeout_s = 2;
-	s->display = mask_url(location);
-	s->primary.display = mask_url(location);
+	s->display = store_mask_url(location);
+	s->primary.display = store_mask_url(location);
 	if (s->display == NULL || s->primary.display == NULL)
 		return open_fail(s, DUROX_ENOMEM, err, errlen, "out of memory");
 	s->base.info.location = s->display;
@@ -1111,7 +1226,7 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 			return open_fail(s, DUROX_ENOMEM, err, errlen, "out of memory");
 		}
 		s->reader->uri = ru.uri;
-		if ((s->reader->display = mask_url(opts->read_url)) == NULL)
+		if ((s->reader->display = store_mask_url(opts->read_url)) == NULL)
 			return open_fail(s, DUROX_ENOMEM, err, errlen, "out of memory");
 		if ((rc = conn_open(s, s->reader, msg, sizeof msg)) != DUROX_OK)
 			return open_fail(s, rc, err, errlen, msg);
@@ -1120,6 +1235,16 @@ int store_postgres_open(const char *location, const durox_open_options *opts, st
 	}
 	if ((rc = read_identity(s)) != DUROX_OK)
 		return open_fail(s, rc, err, errlen, s->base.err);
+	int mode = opts != NULL ? opts->index : DUROX_INDEX_AUTO;
+	if (mode != DUROX_INDEX_AUTO && mode != DUROX_INDEX_OFF)
+		return open_fail(s, DUROX_EINVALID, err, errlen, "unknown index mode");
+	if (opts != NULL && opts->index_path != NULL && mode != DUROX_INDEX_OFF)
+		return open_fail(s, DUROX_EINVALID, err, errlen,
+		                 "index = PATH is for SQLite stores: on PostgreSQL the visibility index is a table of"
+		                 " the state schema (state_schema= in the URL)");
+	if ((s->ix = pgi_new(s, mode)) == NULL)
+		return open_fail(s, DUROX_ENOMEM, err, errlen, "out of memory");
+	s->base.ivt = &pg_index_vtable;
 	s->base.err[0] = '\0';
 	*out = &s->base;
 	return DUROX_OK;

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/postgres_internal.h"
+#include "store/postgres_index.h"
 #include "store/provider_metrics.h"
 
 int pg_query_instances(store *st, const store_group_query *q, store_group_cb cb, void *ud);
@@ -42,6 +42,22 @@ int pg_ancestors(store *st, const char *id, store_node_cb cb, void *ud);
 	                                                                                          " LIMIT 1) "         \
 	                                                                                          "- " FIRST_START(    \
 	                                                                                                  "i") " END"
+
+const char pg_duration_sql[] = DURATION_SQL;
+
+/* The same keys over the visibility index's columns (which hold the values these compute). */
+static const char *index_key_sql(int g)
+{
+	switch (g) {
+	case DUROX_GROUP_ORCHESTRATION_NAME: return "x.name";
+	case DUROX_GROUP_STATUS: return "x.status";
+	case DUROX_GROUP_CREATED_DATE: return "(x.created_at/86400000)*86400000";
+	case DUROX_GROUP_CREATED_HOUR: return "(x.created_at/3600000)*3600000";
+	case DUROX_GROUP_PARENT_INSTANCE: return "x.parent_instance";
+	case DUROX_GROUP_VERSION: return "x.version";
+	default: return "NULL::text";
+	}
+}
 
 static const char *group_key_sql(pg_store *s, int g)
 {
@@ -110,7 +126,9 @@ int pg_query_instances(store *base, const store_group_query *q, store_group_cb c
 	pg_store *s = (pg_store *)base;
 	pqp p;
 	pqp_init(&p);
-	pgsqlgen g = {s, {0}, &p, 0};
+	/* over the visibility index when it is ready: one row per instance with its duration */
+	int over = pgi_usable(s, q->filter);
+	pgsqlgen g = {s, {0}, &p, 0, over};
 	buf_init(&g.sql);
 	size_t nk = q->n_group_by;
 	int want_dur = (q->aggregates & (DUROX_AGG_AVERAGE_DURATION | DUROX_AGG_P50_DURATION | DUROX_AGG_P95_DURATION |
@@ -120,9 +138,13 @@ int pg_query_instances(store *base, const store_group_query *q, store_group_cb c
 
 	buf_adds(&g.sql, want_pct ? "WITH d AS MATERIALIZED (SELECT " : "WITH d AS (SELECT ");
 	for (size_t k = 0; k < nk; k++)
-		buf_addf(&g.sql, "%s AS k%zu, ", group_key_sql(s, q->group_by[k]), k + 1);
-	buf_addf(&g.sql, "COALESCE(e.status,'Unknown') AS st, %s AS dur", want_dur ? DURATION_SQL : "NULL::int8");
-	buf_adds(&g.sql, pg_from_current(q->filter));
+		buf_addf(&g.sql, "%s AS k%zu, ",
+		         over ? index_key_sql(q->group_by[k]) : group_key_sql(s, q->group_by[k]), k + 1);
+	if (over)
+		buf_addf(&g.sql, "x.status AS st, %s AS dur FROM @X x", want_dur ? "x.duration" : "NULL::int8");
+	else
+		buf_addf(&g.sql, "COALESCE(e.status,'Unknown') AS st, %s AS dur%s",
+		         want_dur ? DURATION_SQL : "NULL::int8", pg_from_current(q->filter));
 	buf_adds(&g.sql, " WHERE ");
 	pg_gen_where(&g, q->filter);
 	buf_adds(&g.sql, "), a AS (SELECT ");
@@ -189,7 +211,13 @@ int pg_query_instances(store *base, const store_group_query *q, store_group_cb c
 		rc = store_fail(base, DUROX_ELIMIT, "filter too large (more than 4096 values)");
 	else {
 		struct group_ud u = {q, cb, ud};
-		rc = pq_query(s, 0, buf_str(&g.sql), &p, group_row, &u, NULL, "grouping instances");
+		char *sql = over ? pgi_sql(s->ix, buf_str(&g.sql)) : NULL;
+		if (over && sql == NULL)
+			rc = store_fail(base, DUROX_ENOMEM, "out of memory");
+		else
+			rc = pq_query(s, over ? PQ_PRIMARY : 0, over ? sql : buf_str(&g.sql), &p, group_row, &u, NULL,
+			              "grouping instances");
+		free(sql);
 	}
 	buf_free(&g.sql);
 	pqp_free(&p);
@@ -280,7 +308,7 @@ int pg_time_series(store *base, const store_series_query *q, durox_time_bucket *
 		pqp_int(&p, q->bucket_ms);
 		if (q->orchestration_name)
 			pqp_text(&p, q->orchestration_name);
-		pgsqlgen g = {s, {0}, &p, 0};
+		pgsqlgen g = {s, {0}, &p, 0, 0};
 		buf_init(&g.sql);
 		buf_adds(&g.sql, "SELECT (c - $1::int8) / $3::int8, count(*) FROM (SELECT " PG_MS(
 		                         "i.created_at") " AS c FROM instances i WHERE TRUE");
@@ -314,7 +342,7 @@ int pg_time_series(store *base, const store_series_query *q, durox_time_bucket *
 	pqp_int(&p, q->bucket_ms);
 	if (q->orchestration_name)
 		pqp_text(&p, q->orchestration_name);
-	pgsqlgen g = {s, {0}, &p, 0};
+	pgsqlgen g = {s, {0}, &p, 0, 0};
 	buf_init(&g.sql);
 	buf_addf(&g.sql,
 	         "SELECT (ts - $1::int8) / $3::int8, count(*) FILTER (WHERE t='OrchestrationCompleted'),"
@@ -327,9 +355,13 @@ int pg_time_series(store *base, const store_series_query *q, durox_time_bucket *
 	         " FROM (SELECT " PG_EVENT_TYPE("h") " AS t, " PG_EVENT_TS("h") " AS ts, " EVENT_FAILURE_KIND(
 	                 "h") " AS k, %s AS fs FROM history h WHERE TRUE",
 	         want_dur, want_dur ? FIRST_START("h") : "NULL::int8");
+	/* only the events of instances the store lists (as on SQLite: an execution and its history
+	 * without an instances row count nowhere) */
 	if (q->orchestration_name != NULL)
 		buf_adds(&g.sql,
 		         " AND h.instance_id IN (SELECT i.instance_id FROM instances i WHERE i.orchestration_name=$4)");
+	else
+		buf_adds(&g.sql, " AND h.instance_id IN (SELECT i.instance_id FROM instances i)");
 	add_visible(&g, q->filter, "h.instance_id");
 	buf_addf(&g.sql, ") y WHERE y.t IN (%s)) z WHERE ts >= $1::int8 AND ts < $2::int8 GROUP BY 1", types);
 	rc = run_gen(s, &g, ended_row, &u, "reading history");
@@ -371,7 +403,7 @@ int pg_descendants(store *base, const char *root, uint32_t max_depth, uint32_t l
 		pqp_int(&p, limit);
 	else
 		pqp_null(&p);
-	pgsqlgen g = {s, {0}, &p, 0};
+	pgsqlgen g = {s, {0}, &p, 0, 0};
 	buf_init(&g.sql);
 	int filtered = filter != NULL && filter->root != NULL;
 	/* with a view, the walk passes only through what it admits: the visible set v first */
@@ -418,7 +450,7 @@ int pg_count_descendants(store *base, const char *root, const durox_filter *filt
 	pqp p;
 	pqp_init(&p);
 	pqp_text(&p, root);
-	pgsqlgen g = {s, {0}, &p, 0};
+	pgsqlgen g = {s, {0}, &p, 0, 0};
 	buf_init(&g.sql);
 	int filtered = filter != NULL && filter->root != NULL;
 	buf_adds(&g.sql, "WITH RECURSIVE ");

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "store/postgres_internal.h"
+#include "store/postgres_index.h"
 
 void pg_bind_push(pgsqlgen *g, const durox_value *v)
 {
@@ -79,6 +79,11 @@ const char *pg_field_sql(pg_store *s, int field)
 /* pg_field_sql with the failure kind (a long expression kept in one place). */
 static void add_field(pgsqlgen *g, int field)
 {
+	if (g->over_index) {
+		const char *x = pgi_field_sql(field);
+		buf_adds(&g->sql, x != NULL ? x : "NULL");
+		return;
+	}
 	if (field == DUROX_FIELD_FAILURE_KIND) {
 		buf_adds(&g->sql, "(CASE WHEN e.status='Failed' THEN ");
 		buf_adds(&g->sql, pg_failure_kind_sql);
@@ -206,7 +211,7 @@ static void gen_cmp(pgsqlgen *g, const durox_expr *e)
 		 * planner then estimates the rows it selects */
 		if (eq && e->field == DUROX_FIELD_STATUS && e->vals[0].type == DUROX_VAL_TEXT &&
 		    strcmp(e->vals[0].text, "Unknown") != 0)
-			buf_adds(&g->sql, "e.status");
+			buf_adds(&g->sql, g->over_index ? "x.status" : "e.status");
 		else
 			add_field(g, e->field);
 		buf_addf(&g->sql, "%s %s ", eq ? "" : coll, ops[e->op]);
@@ -247,7 +252,7 @@ static void gen_expr(pgsqlgen *g, const durox_expr *e)
 	case EXPR_IN:
 		buf_addc(&g->sql, '(');
 		if (e->field == DUROX_FIELD_STATUS && !has_unknown(e))
-			buf_adds(&g->sql, "e.status"); /* see gen_cmp */
+			buf_adds(&g->sql, g->over_index ? "x.status" : "e.status"); /* see gen_cmp */
 		else
 			add_field(g, e->field);
 		buf_adds(&g->sql, " IN (");
@@ -260,7 +265,8 @@ static void gen_expr(pgsqlgen *g, const durox_expr *e)
 		return;
 	case EXPR_IDSET:
 		/* any number of ids in one parameter: a JSON array */
-		buf_adds(&g->sql, "(i.instance_id IN (SELECT jsonb_array_elements_text(");
+		buf_adds(&g->sql, g->over_index ? "(x.instance_id IN (SELECT jsonb_array_elements_text("
+		                                : "(i.instance_id IN (SELECT jsonb_array_elements_text(");
 		pg_bind_push(g, &e->vals[0]);
 		buf_adds(&g->sql, "::jsonb)))");
 		return;

@@ -52,6 +52,11 @@ typedef struct pg_store {
 	int in_txn;
 	int last_rc;
 	int reconnects; /* how many times a dropped connection was re-established */
+	/* the store's identity, taken at the first session setup: a reconnect that finds another
+	 * database or schema under the same names (dropped and created again) makes the handle
+	 * gone, as a replaced SQLite file does */
+	char db_oid[16], schema_oid[16];
+	int gone;
 	/* capabilities beyond durox_store_info */
 	int has_kv_delta;
 	int has_enqueue;   /* enqueue_orchestrator_work(text, text, timestamptz, text, text, bigint) */
@@ -75,6 +80,7 @@ typedef struct pg_store {
 	uint64_t reads, writes;
 	double read_ms, write_ms, max_read_ms, max_write_ms;
 	struct pg_hist *hist; /* the history digest kept between calls (postgres_metrics.c) */
+	struct pg_index *ix;  /* the visibility index (postgres_index.c); never NULL once open */
 	char *identity;       /* store.identity: "<system identifier>/<database>/<schema>" */
 	char *state_buf;      /* the strings of the last rule run read (postgres_state.c) */
 	uint64_t own_deletes; /* purges and prunes of this handle (the change feed looks for deletions) */
@@ -181,6 +187,7 @@ typedef struct pgsqlgen {
 	buf sql;
 	pqp *p;
 	int overflow;
+	int over_index; /* fields are columns of the visibility index's table `x` (postgres_index.h) */
 } pgsqlgen;
 
 /* Appends "$n" and records v as its value. */
@@ -193,6 +200,10 @@ void pg_gen_where(pgsqlgen *g, const durox_filter *f);
 const char *pg_from_current(const durox_filter *f);
 /* The failure kind ('cancelled', ...) of a Failed current execution, as SQL over i and e. */
 extern const char pg_failure_kind_sql[];
+
+/* An instance's duration (docs/metrics.md) as SQL over i and e: NULL unless Completed or Failed
+ * (postgres_analytics.c; the visibility index keeps it per instance). */
+extern const char pg_duration_sql[];
 
 /* ---- reads (postgres_read.c) ---- */
 

@@ -416,4 +416,5 @@ const store_ops_vtable pg_ops_vtable = {
         pg_begin,   pg_commit,           pg_rollback, pg_instance_state, pg_queued_items, pg_enqueue,
         pg_tree,    pg_delete_instances, pg_prune,    pg_statuses,       pgj_create,      pgj_exists,
         pgj_insert, pgj_add_targets,     pgj_update,  pgj_list,          pgj_targets,     pgj_set_target,
+        200,
 };

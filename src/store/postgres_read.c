@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/postgres_internal.h"
+#include "store/postgres_index.h"
 
 #define FROM_CURRENT                                                                                                   \
 	" FROM instances i LEFT JOIN executions e ON e.instance_id=i.instance_id AND "                                 \
@@ -88,9 +88,11 @@ static const char *order_key_sql(pg_store *s, int order_by)
 int pg_list(store *base, const store_list_query *q, store_summary_cb cb, void *ud)
 {
 	pg_store *s = (pg_store *)base;
+	if (pgi_usable(s, q->filter))
+		return pgi_list(s, q, cb, ud);
 	pqp p;
 	pqp_init(&p);
-	pgsqlgen g = {s, {0}, &p, 0};
+	pgsqlgen g = {s, {0}, &p, 0, 0};
 	buf_init(&g.sql);
 	const char *key = order_key_sql(s, q->order_by);
 	const char *dir = q->descending ? "DESC" : "ASC";
@@ -161,10 +163,12 @@ int pg_list(store *base, const store_list_query *q, store_summary_cb cb, void *u
 int pg_count(store *base, const durox_filter *f, int64_t *out)
 {
 	pg_store *s = (pg_store *)base;
+	if (pgi_usable(s, f))
+		return pgi_count(s, f, out);
 	*out = 0;
 	pqp p;
 	pqp_init(&p);
-	pgsqlgen g = {s, {0}, &p, 0};
+	pgsqlgen g = {s, {0}, &p, 0, 0};
 	buf_init(&g.sql);
 	buf_adds(&g.sql, "SELECT count(*)");
 	buf_adds(&g.sql, pg_from_current(f));

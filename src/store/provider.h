@@ -155,6 +155,12 @@ int store_fail(store *st, int rc, const char *fmt, ...)
 #endif
         ;
 
+/* A copy of url (any provider's URL, including one no provider takes) with its password
+ * masked: user:***@ in the authority and password=*** among the parameters, so that no
+ * message, --json output or record ever shows one. The caller frees it; NULL when out of
+ * memory. */
+char *store_mask_url(const char *url);
+
 /* A provider's open function: location is what the registry hands it (registry.c: the URL
  * after its scheme prefix, or the whole URL). On success *out is the new store; on failure
  * *out is NULL, a one-line message is in err and the result is a DUROX_E* code. */

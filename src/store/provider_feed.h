@@ -105,6 +105,12 @@ typedef struct store_feed_vtable {
 	/* One round: hands the rows committed after the position to cb, in feed order, and
 	 * moves the position past each row delivered. Fills *res (zeroed first). */
 	int (*poll)(store_feed *f, const store_feed_request *rq, store_feed_cb cb, void *ud, store_feed_result *res);
+	/* Vouches for the position: no history row at or before it had been deleted as of
+	 * verified_at_ms (wall clock), as the caller established itself (a check another handle
+	 * recorded with the position, or the store's files unchanged since such a check: the
+	 * visibility index). The next round then looks for deletions only once the request's
+	 * verify interval has passed since verified_at_ms, instead of at once as after a restore. */
+	int (*vouch)(store_feed *f, int64_t verified_at_ms);
 } store_feed_vtable;
 
 #endif

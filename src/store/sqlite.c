@@ -257,24 +257,40 @@ static const char memory_schema[] =
         " last_updated_at_ms INTEGER NOT NULL, PRIMARY KEY (instance_id, key));";
 
 /* Sets *found when table has column (or, with column NULL, when the table exists). */
-static int probe(sqlite_store *s, const char *table, const char *column, int *found)
+/* The store's tables and their columns, read in one statement: "\ntable\tcolumn" for each
+ * column and "\ntable\t" for each table (the schema checks of every open look them up). */
+static int read_columns(sqlite_store *s, buf *cols)
 {
-	const char *sql = column == NULL ? "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1"
-	                                 : "SELECT 1 FROM pragma_table_info(?1) WHERE name=?2";
-	sqlite3_stmt *st = sq_stmt(s, sql);
+	sqlite3_stmt *st = sq_stmt(s, "SELECT m.name, p.name FROM sqlite_master m LEFT JOIN pragma_table_info(m.name) p"
+	                              " WHERE m.type='table'");
 	if (st == NULL)
 		return sq_stmt_err(s);
-	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
-	if (column != NULL)
-		sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	*found = rc == SQLITE_ROW;
-	int err = rc == SQLITE_ROW || rc == SQLITE_DONE ? DUROX_OK : sq_fail(s, rc, "reading the schema");
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0), *c = (const char *)sqlite3_column_text(st, 1);
+		if (t == NULL)
+			continue;
+		buf_addf(cols, "\n%s\t", t);
+		if (c != NULL)
+			buf_addf(cols, "\n%s\t%s", t, c);
+	}
 	sq_done(st);
-	return err;
+	buf_addc(cols, '\n');
+	if (r != SQLITE_DONE)
+		return sq_fail(s, r, "reading the schema");
+	return buf_oom(cols) ? store_fail(&s->base, DUROX_ENOMEM, "out of memory") : DUROX_OK;
 }
 
-static int detect_schema(sqlite_store *s)
+/* Whether the store has table (and column, unless NULL), from read_columns' list. */
+static int probe(const buf *cols, const char *table, const char *column, int *found)
+{
+	char key[160];
+	snprintf(key, sizeof key, "\n%s\t%s\n", table, column ? column : "");
+	*found = strstr(buf_str((buf *)cols), key) != NULL;
+	return DUROX_OK;
+}
+
+static int check_schema(sqlite_store *s, const buf *cols)
 {
 	static const char *const required[][2] = {
 	        {"instances", "instance_id"},
@@ -291,13 +307,13 @@ static int detect_schema(sqlite_store *s)
 	};
 	int found, rc;
 	for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
-		if ((rc = probe(s, required[i][0], NULL, &found)) != DUROX_OK)
+		if ((rc = probe(cols, required[i][0], NULL, &found)) != DUROX_OK)
 			return rc;
 		if (!found)
 			return store_fail(&s->base, DUROX_EUNSUPPORTED,
 			                  "'%s' is not a Duroxide store (it has no table '%s')", s->location,
 			                  required[i][0]);
-		if ((rc = probe(s, required[i][0], required[i][1], &found)) != DUROX_OK)
+		if ((rc = probe(cols, required[i][0], required[i][1], &found)) != DUROX_OK)
 			return rc;
 		if (!found)
 			return store_fail(&s->base, DUROX_EUNSUPPORTED,
@@ -305,15 +321,15 @@ static int detect_schema(sqlite_store *s)
 			                  required[i][0], required[i][1]);
 	}
 	durox_store_info *in = &s->base.info;
-	if ((rc = probe(s, "instances", "custom_status", &in->has_custom_status)) != DUROX_OK ||
-	    (rc = probe(s, "instances", "parent_instance_id", &in->has_parent_instance)) != DUROX_OK ||
-	    (rc = probe(s, "kv_store", NULL, &in->has_kv)) != DUROX_OK ||
-	    (rc = probe(s, "sessions", NULL, &in->has_sessions)) != DUROX_OK ||
-	    (rc = probe(s, "orchestrator_queue", "attempt_count", &in->has_attempt_count)) != DUROX_OK ||
-	    (rc = probe(s, "worker_queue", "activity_id", &in->has_worker_identity)) != DUROX_OK)
+	if ((rc = probe(cols, "instances", "custom_status", &in->has_custom_status)) != DUROX_OK ||
+	    (rc = probe(cols, "instances", "parent_instance_id", &in->has_parent_instance)) != DUROX_OK ||
+	    (rc = probe(cols, "kv_store", NULL, &in->has_kv)) != DUROX_OK ||
+	    (rc = probe(cols, "sessions", NULL, &in->has_sessions)) != DUROX_OK ||
+	    (rc = probe(cols, "orchestrator_queue", "attempt_count", &in->has_attempt_count)) != DUROX_OK ||
+	    (rc = probe(cols, "worker_queue", "activity_id", &in->has_worker_identity)) != DUROX_OK)
 		return rc;
 	int has_migrations = 0;
-	if ((rc = probe(s, "_sqlx_migrations", NULL, &has_migrations)) != DUROX_OK)
+	if ((rc = probe(cols, "_sqlx_migrations", NULL, &has_migrations)) != DUROX_OK)
 		return rc;
 	char version[32] = "create_schema";
 	if (has_migrations) {
@@ -332,6 +348,17 @@ static int detect_schema(sqlite_store *s)
 		return store_fail(&s->base, DUROX_ENOMEM, "out of memory");
 	in->schema_version = s->schema_version;
 	return DUROX_OK;
+}
+
+static int detect_schema(sqlite_store *s)
+{
+	buf cols;
+	buf_init(&cols);
+	int rc = read_columns(s, &cols);
+	if (rc == DUROX_OK)
+		rc = check_schema(s, &cols);
+	buf_free(&cols);
+	return rc;
 }
 
 /* Opens the connection of s (s->location) and checks the schema: the part of opening that a

@@ -312,11 +312,15 @@ int sq_time_series(store *base, const store_series_query *q, durox_time_bucket *
 	                    " durox_event_ts(h.event_data, h.created_at) - " FIRST_START("h") " END"
 	                  : "NULL",
 	         types);
+	/* only the events of instances the store lists: the runtime can leave an execution and its
+	 * history without an instances row (a start it failed itself under lock contention) */
 	if (q->orchestration_name != NULL)
 		buf_addf(
 		        &g.sql,
 		        " AND h.instance_id IN (SELECT i.instance_id FROM instances i WHERE i.orchestration_name=?%zu)",
 		        o + 4);
+	else if (!filtered)
+		buf_adds(&g.sql, " AND h.instance_id IN (SELECT i.instance_id FROM instances i)");
 	if (filtered)
 		buf_adds(&g.sql, " AND h.instance_id IN (SELECT id FROM v)");
 	buf_addf(&g.sql, ") WHERE ts >= ?%zu AND ts < ?%zu GROUP BY 1", o + 1, o + 2);

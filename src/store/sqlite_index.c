@@ -204,6 +204,14 @@ const char ix_index_sql[] =
         "CREATE INDEX IF NOT EXISTS main.dx_inst_name ON dx_inst (name, instance_id);"
         "CREATE INDEX IF NOT EXISTS main.dx_inst_status ON dx_inst (status, created_at, instance_id);"
         "CREATE INDEX IF NOT EXISTS main.dx_inst_status_updated ON dx_inst (status, updated_at, instance_id);"
+        /* a status filter in InstanceId and OrchestrationName order (and a name within a status)
+         * without a sort of every instance of that status */
+        "CREATE INDEX IF NOT EXISTS main.dx_inst_status_id ON dx_inst (status, instance_id);"
+        "CREATE INDEX IF NOT EXISTS main.dx_inst_status_name ON dx_inst (status, name, instance_id);"
+        /* a name within a status in CreatedAt order: seeks to page 500 as to page 1, instead of
+         * walking the status' creation order and skipping the other names */
+        "CREATE INDEX IF NOT EXISTS main.dx_inst_status_name_created ON dx_inst (status, name, created_at,"
+        " instance_id);"
         "CREATE INDEX IF NOT EXISTS main.dx_inst_parent ON dx_inst (parent_instance, instance_id)"
         " WHERE parent_instance IS NOT NULL;";
 

@@ -21,7 +21,7 @@
 #include "store/sqlite_internal.h"
 
 #define IX_CACHE 32
-#define IX_FORMAT 1 /* the layout of the index file's tables */
+#define IX_FORMAT 3 /* the layout of the index file's tables (3: the listing indexes of docs/index.md) */
 
 /* The handle's view of its index. State machine (docs/index.md):
  *   CLOSED --first read--> ABSENT/BUILDING/READY (file opened)     OFF: never
@@ -47,6 +47,9 @@ typedef struct sq_index {
 	store_feed *feed;             /* the store's change feed (on the store's own connection), once opened */
 	int feed_placed;              /* the feed stands where the index's dx_meta feed_pos says */
 	int64_t store_dev, store_ino; /* the store file the index connection attached */
+	/* instances rows this handle removed from the index (syncs, rebuilds): what a cache of
+	 * "this instance exists" must notice (sqi_existence_gen) */
+	uint64_t removals;
 	/* status strings */
 	char state_text[16];
 } sq_index;
@@ -130,6 +133,7 @@ int sqi_list(sqlite_store *s, const store_list_query *q, store_summary_cb cb, vo
 int sqi_count(sqlite_store *s, const durox_filter *f, int64_t *out);
 int sqi_summaries_by_id(sqlite_store *s, const char *const *ids, size_t n, store_summary_cb cb, void *ud);
 int sqi_instance_digest(sqlite_store *s, store_instance_digest *out);
+
 int sqi_history_digest(sqlite_store *s, store_history_digest *out);
 
 /* ---- an id's contribution to the digests (sqlite_index.c) ----------------------------- */

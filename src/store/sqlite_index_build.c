@@ -907,6 +907,7 @@ static int build_begin(sq_index *ix)
 	int rc = ix_exec(ix, "BEGIN IMMEDIATE", "starting a build");
 	if (rc != DUROX_OK)
 		return rc;
+	ix->removals++;
 	int64_t total = 0, max_rowid = 0;
 	/* the feed's position now, before any chunk reads: what the chunks miss comes after it,
 	 * and so do instances rows above the highest rowid now */
@@ -1032,9 +1033,12 @@ int ix_build(sq_index *ix, int rebuild, store_progress_fn progress, void *ud)
 	}
 	ix_set_state(ix, IX_READY, "");
 	ix->building = 0;
+	/* what the runtime committed while the chunks were read: from the build's start on.
+	 * Still through read(): this first sync counts the store's instances, whose pages a
+	 * mapping would leave resident (the build's peak RSS) */
+	rc = ix_sync(ix);
 	ix_store_mmap(ix, 1);
-	/* what the runtime committed while the chunks were read: from the build's start on */
-	return ix_sync(ix);
+	return rc;
 out:
 	ix->building = 0;
 	ix_store_mmap(ix, 1);
@@ -1132,6 +1136,24 @@ int ix_recompute(sq_index *ix, const char *ids_json)
 	int64_t n = 0, total = 0;
 	if (rc == DUROX_OK)
 		rc = ix_build_pass(ix, "main", 1, NULL, 0, NULL, ids_json, &n);
+	/* an instance left the index when one of these ids had a row and one of them has no
+	 * instances row now (a deleted instance and a new one in the same batch leave n equal
+	 * to n_old): what the queue snapshot's cache of "this instance exists" must notice */
+	if (rc == DUROX_OK && n_old > 0) {
+		int64_t gone = 0;
+		sqlite3_stmt *g = ix_stmt(ix, "SELECT EXISTS (SELECT 1 FROM json_each(?1) j WHERE NOT EXISTS"
+		                              " (SELECT 1 FROM main.dx_inst d WHERE d.instance_id = j.value))");
+		if (g == NULL)
+			rc = ix_last_err(ix);
+		else {
+			sqlite3_bind_text(g, 1, ids_json, -1, SQLITE_STATIC);
+			int gr = sqlite3_step(g);
+			gone = gr == SQLITE_ROW ? sqlite3_column_int64(g, 0) : 1;
+			sq_done(g);
+		}
+		if (gone || n < n_old)
+			ix->removals++;
+	}
 	if (rc == DUROX_OK && n != n_old && (rc = ix_meta_int(ix, "n_inst", &total, NULL)) == DUROX_OK)
 		rc = ix_meta_set_int(ix, "n_inst", total + n - n_old);
 	return rc;

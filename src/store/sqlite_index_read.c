@@ -384,3 +384,34 @@ fail:
 	arena_init(&out->mem);
 	return rc;
 }
+
+int sqi_existence_gen(sqlite_store *s, int64_t gen[2])
+{
+	gen[0] = (int64_t)s->ix->removals;
+	return ix_int(s->ix, "PRAGMA main.data_version", NULL, &gen[1], NULL);
+}
+
+int sqi_instances_exist(sqlite_store *s, size_t n, const char *const *ids, const size_t *lens, unsigned char *exists)
+{
+	static const char *const sql[] = {"SELECT 1 FROM main.dx_inst WHERE instance_id=?1",
+	                                  "SELECT 1 FROM store.instances WHERE instance_id=?1"};
+	int rc = ix_exec(s->ix, "BEGIN", "reading instances"); /* one snapshot, not one per id */
+	for (size_t i = 0; rc == DUROX_OK && i < n; i++) {
+		exists[i] = 0;
+		for (int k = 0; k < 2 && !exists[i] && rc == DUROX_OK; k++) {
+			sqlite3_stmt *st = sqi_stmt(s, sql[k]);
+			if (st == NULL) {
+				rc = stmt_err(s);
+				break;
+			}
+			sqlite3_bind_text(st, 1, ids[i], (int)lens[i], SQLITE_STATIC);
+			int r = sqlite3_step(st);
+			exists[i] = r == SQLITE_ROW;
+			sq_done(st);
+			if (r != SQLITE_ROW && r != SQLITE_DONE)
+				rc = sqi_fail(s, r, "reading instances");
+		}
+	}
+	sqlite3_exec(s->ix->db, "COMMIT", NULL, NULL, NULL);
+	return rc;
+}

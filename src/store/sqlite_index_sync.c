@@ -150,8 +150,9 @@ int ix_feed_mark(sq_index *ix)
 /* Positions the feed at the index's saved position, unless it is there already (a restored
  * position is checked for deletions on the next poll, a count of the history table: only
  * when another handle moved the index on, or on the first sync). */
-static int restore_position(sq_index *ix)
+static int restore_position(sq_index *ix, int *restored)
 {
+	*restored = 0;
 	sqlite3_stmt *st = ix_stmt(ix, "SELECT v FROM main.dx_meta WHERE k='feed_pos'");
 	if (st == NULL)
 		return ix_last_err(ix);
@@ -165,8 +166,10 @@ static int restore_position(sq_index *ix)
 		if (ix->feed_placed && ix->s->base.fvt->save(ix->feed, now, &nn) == DUROX_OK && nn == n &&
 		    memcmp(now, saved, n) == 0)
 			rc = DUROX_OK;
-		else
+		else {
 			rc = ix->s->base.fvt->restore(ix->feed, saved, n);
+			*restored = rc == DUROX_OK;
+		}
 		ix->feed_placed = rc == DUROX_OK;
 	} else if (r == SQLITE_ROW || r == SQLITE_DONE)
 		rc = store_fail(&ix->s->base, DUROX_ECORRUPT, "the visibility index has no feed position");
@@ -275,6 +278,82 @@ static int reconcile_rows(sq_index *ix, idset *ids)
 	return DUROX_OK;
 }
 
+/* ---- the store files' stamp ------------------------------------------------------------------ */
+
+/* What the store's files look like: the database file's and its WAL's identity, size, and
+ * modification and change times (ns). Every commit writes one of the two files, and a write
+ * sets its file's times to the present, so a stamp equal to one taken at a verified sync
+ * (the database file's change time too) proves that nothing was committed since: a fresh
+ * process then needs neither the feed's count of history nor the count of instances. A stamp is recorded only when both
+ * files' times are older than STAMP_MARGIN_MS at the moment it is taken ("racy" otherwise, as git calls an index entry
+ * whose file changed within its timestamp's resolution): a commit whose write had begun but was not yet visible when
+ * the sync read the store could otherwise leave the same times behind. */
+#define STAMP_MARGIN_MS 2000
+#define STAMP_N 13
+
+typedef struct ix_stamp {
+	int64_t v[STAMP_N];
+} ix_stamp;
+
+static int64_t ns_of(const struct timespec *t) { return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec; }
+
+/* Fills *st; *trusted = 0 when the files changed too recently (or cannot be read). */
+static void stamp_take(sq_index *ix, ix_stamp *st, int *trusted)
+{
+	memset(st, 0, sizeof *st);
+	*trusted = 0;
+	struct stat db, wal;
+	char walpath[PATH_MAX + 8];
+	snprintf(walpath, sizeof walpath, "%s-wal", ix->s->location);
+	int64_t now_ns = time_now_ms() * 1000000;
+	if (stat(ix->s->location, &db) != 0)
+		return;
+	int has_wal = stat(walpath, &wal) == 0;
+	st->v[0] = 1;
+	st->v[1] = (int64_t)db.st_dev;
+	st->v[2] = (int64_t)db.st_ino;
+	st->v[3] = (int64_t)db.st_size;
+	st->v[4] = ns_of(&db.st_mtim);
+	st->v[5] = ns_of(&db.st_ctim);
+	int64_t newest = st->v[4] > st->v[5] ? st->v[4] : st->v[5];
+	if (has_wal) {
+		st->v[6] = 1;
+		st->v[7] = (int64_t)wal.st_dev;
+		st->v[8] = (int64_t)wal.st_ino;
+		st->v[9] = (int64_t)wal.st_size;
+		st->v[10] = ns_of(&wal.st_mtim);
+		if (st->v[10] > newest)
+			newest = st->v[10];
+		/* not the WAL's change time: SQLite, running as root, gives the WAL the database's
+		 * owner (fchown) each time a connection opens it, which sets its change time */
+	}
+	st->v[12] = 0;
+	*trusted = newest < now_ns - (int64_t)STAMP_MARGIN_MS * 1000000;
+}
+
+/* Whether dx_meta holds a stamp equal to st. */
+static int stamp_matches(sq_index *ix, const ix_stamp *st)
+{
+	sqlite3_stmt *q = ix_stmt(ix, "SELECT v FROM main.dx_meta WHERE k='stamp'");
+	if (q == NULL)
+		return 0;
+	int same = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) == SQLITE_BLOB &&
+	           sqlite3_column_bytes(q, 0) == (int)sizeof *st &&
+	           memcmp(sqlite3_column_blob(q, 0), st, sizeof *st) == 0;
+	sq_done(q);
+	return same;
+}
+
+/* How often the store is checked for deleted rows: verify_ms(), stretched so that the checks
+ * (whose cost the last one recorded) take at most a fiftieth of the time; 0 for every sync. */
+static int64_t verify_every(sq_index *ix)
+{
+	int64_t every = verify_ms(), cost = 0;
+	if (every > 0 && ix_meta_int(ix, "verify_cost_ms", &cost, NULL) == DUROX_OK && cost * 50 > every)
+		every = cost * 50;
+	return every;
+}
+
 /* ---- the sync ------------------------------------------------------------------------------- */
 
 /* Nonzero when the file at the store's path is not the one the index connection attached. */
@@ -311,13 +390,38 @@ int ix_sync(sq_index *ix)
 		             strcmp(state, "building") == 0 ? "a build is under way" : "not built yet");
 		return DUROX_OK;
 	}
-	if ((rc = feed_open(ix)) != DUROX_OK || (rc = restore_position(ix)) != DUROX_OK)
+	/* the stamp of the store's files, before anything of the store is read */
+	ix_stamp stamp;
+	int stamp_ok;
+	int64_t t0 = time_now_ms();
+	stamp_take(ix, &stamp, &stamp_ok);
+	int restored = 0;
+	if ((rc = feed_open(ix)) != DUROX_OK || (rc = restore_position(ix, &restored)) != DUROX_OK)
 		return rc;
+	if (restored) {
+		/* a position read back (a fresh handle, or another handle moved the index on): no
+		 * deletion check at once when the store's files are as a verified sync left them, or
+		 * when a handle checked within the verify interval */
+		int64_t at = 0;
+		int found = 0;
+		if (stamp_matches(ix, &stamp)) {
+			ix->s->base.fvt->vouch(ix->feed, t0);
+			ix->gate_valid = 1;
+			ix->gate_store_dv = sdv;
+			ix->gate_index_dv = idv;
+			return DUROX_OK;
+		}
+		if ((rc = ix_meta_int(ix, "verified_at", &at, &found)) != DUROX_OK)
+			return rc;
+		if (found && at > 0)
+			ix->s->base.fvt->vouch(ix->feed, at);
+	}
 	/* 2. the ids the feed names, read before the index transaction begins */
 	idset ids;
 	idset_init(&ids);
-	store_feed_request rq = {POLL_ROWS, 0, 0, verify_ms(), 0};
-	int deleted = 0, more = 1, polls = 0;
+	store_feed_request rq = {POLL_ROWS, 0, 0, verify_every(ix), t0};
+	int deleted = 0, more = 1, polls = 0, verified = 0;
+	int64_t v0 = time_mono_ms();
 	while (rc == DUROX_OK && more) {
 		store_feed_result res;
 		rc = ix->s->base.fvt->poll(ix->feed, &rq, collect, &ids, &res);
@@ -331,17 +435,20 @@ int ix_sync(sq_index *ix)
 		}
 		if (res.reset == STORE_FEED_RESET_DELETED)
 			deleted = 1;
+		if (res.verified)
+			verified = 1;
 		more = res.more || res.reset != STORE_FEED_RESET_NONE;
 		if (++polls > 1000000)
 			break;
 	}
+	int64_t cost = time_mono_ms() - v0; /* the checks' cost, when they ran */
 	if (rc != DUROX_OK) {
 		idset_free(&ids);
 		return rc;
 	}
 	int64_t max_rowid = 0, seen_rowid = 0, n_store = 0, n_index = 0;
 	int found;
-	if (ids.n == 0 && !deleted) {
+	if (ids.n == 0 && !deleted && !verified) {
 		/* nothing in history: a read transaction tells whether instances rows changed (new
 		 * ones without history, or deleted ones), and only then is the index written */
 		if ((rc = ix_exec(ix, "BEGIN", "syncing")) != DUROX_OK) {
@@ -398,9 +505,14 @@ int ix_sync(sq_index *ix)
 		rc = reconcile_rows(ix, &ids);
 	if (rc == DUROX_OK)
 		rc = idset_flush(ix, &ids);
-	/* deletions of instances rows, by anyone: the counts tell at every reading sync */
+	/* deletions of instances rows, by anyone (Duroxide's deleteInstance, a purge, a hand-written
+	 * DELETE): the counts tell at every reading sync, so that a deletion shows at once, not
+	 * only when the feed next counts history (a count of the smallest index of instances: a
+	 * few ms per million instances) */
+	int64_t c0 = time_mono_ms();
 	if (rc == DUROX_OK &&
 	    (rc = ix_int(ix, "SELECT count(*) FROM store.instances", NULL, &n_store, NULL)) == DUROX_OK &&
+	    (cost += verified ? time_mono_ms() - c0 : 0) >= 0 &&
 	    (rc = ix_meta_int(ix, "n_inst", &n_index, NULL)) == DUROX_OK && n_store != n_index) {
 		if ((rc = reconcile_instances(ix, &ids)) == DUROX_OK)
 			rc = idset_flush(ix, &ids);
@@ -411,6 +523,14 @@ int ix_sync(sq_index *ix)
 		rc = save_position(ix);
 	if (rc == DUROX_OK)
 		rc = ix_meta_set_int(ix, "synced_at", time_now_ms());
+	if (rc == DUROX_OK && verified) {
+		/* what a fresh handle needs to skip these checks (the time before the poll) */
+		if ((rc = ix_meta_set_int(ix, "verified_at", t0)) == DUROX_OK)
+			rc = ix_meta_set_int(ix, "verify_cost_ms", cost);
+		if (rc == DUROX_OK)
+			rc = stamp_ok ? ix_meta_set(ix, "stamp", SQLITE_BLOB, 0, NULL, &stamp, sizeof stamp)
+			              : ix_exec(ix, "DELETE FROM main.dx_meta WHERE k='stamp'", "saving its state");
+	}
 	if (rc == DUROX_OK)
 		rc = ix_exec(ix, "COMMIT", "syncing");
 	if (rc != DUROX_OK)

@@ -50,6 +50,7 @@ typedef struct sqlite_store {
 	char journal_mode[16];
 	struct hist_inc *hist;   /* the persistent history digest (sqlite_metrics.c) */
 	struct inst_cache *inst; /* the last instance digest and the data version it was read at */
+	struct queue_cache *qc;  /* the queue rows the last queue snapshot read (sqlite_queues.c) */
 	int in_write_txn;        /* a BEGIN IMMEDIATE/EXCLUSIVE is open (for the write/read split) */
 	/* write pacing (sqlite_ops.c): when our last write transaction began and ended (us), and
 	 * how many times as long as it held the lock the next one waits */
@@ -223,6 +224,12 @@ int sqi_usable(sqlite_store *s);
 /* A cached statement on the index connection (sq_stmt's contract), and its failures. */
 sqlite3_stmt *sqi_stmt(sqlite_store *s, const char *sql);
 int sqi_fail(sqlite_store *s, int src, const char *what);
+/* For a usable index: a value that changes whenever instances may have left the index since
+ * it last had the same value (removed by this handle, or the file written by another one). */
+int sqi_existence_gen(sqlite_store *s, int64_t gen[2]);
+/* For a usable index: exists[i] = whether the index, or else the store, has instance ids[i]
+ * (lens[i] bytes), for i < n, in one read snapshot. */
+int sqi_instances_exist(sqlite_store *s, size_t n, const char *const *ids, const size_t *lens, unsigned char *exists);
 /* Frees the index state (close). */
 void sqi_close(sqlite_store *s);
 

@@ -317,4 +317,5 @@ void sq_metrics_detach(sqlite_store *s)
 {
 	sq_inst_cache_free(s);
 	sq_hist_free(s);
+	sq_queue_cache_free(s);
 }

@@ -53,6 +53,8 @@ void sq_hist_free(sqlite_store *s);
 /* ---- queues (sqlite_queues.c) ---- */
 
 int sq_queue_snapshot(store *base, const store_queue_params *p, store_queue_snapshot *out);
+/* Frees what the queue snapshot keeps between calls (s->qc). */
+void sq_queue_cache_free(sqlite_store *s);
 int sq_problem_items(store *base, const store_queue_params *p, store_queue_item_cb cb, void *ud);
 int sq_expired_locks(store *base, int64_t before, store_lock_cb cb, void *ud);
 int sq_idle_running(store *base, int64_t older_than, store_idle_cb cb, void *ud);

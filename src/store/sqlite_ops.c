@@ -428,4 +428,5 @@ const store_ops_vtable sq_ops_vtable = {
         sq_begin,   sq_commit,           sq_rollback, sq_instance_state, sq_queued_items, sq_enqueue,
         sq_tree,    sq_delete_instances, sq_prune,    sq_statuses,       sqj_create,      sqj_exists,
         sqj_insert, sqj_add_targets,     sqj_update,  sqj_list,          sqj_targets,     sqj_set_target,
+        5,
 };

@@ -7,6 +7,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store/sqlite_metrics_internal.h"
@@ -28,14 +29,6 @@
 	" FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id=q.instance_id"
 #define ORCH_ROWS(attempts)                                                                                            \
 	ORCH_ROWS_WITH(attempts, "NOT EXISTS (SELECT 1 FROM instances x WHERE x.instance_id=q.instance_id)")
-/* The same rows read on the visibility index's connection (the store attached, read through a
- * memory mapping): the index's instance rows, which its own page cache keeps between calls,
- * answer "does the instance exist" for almost every row; only a row whose instance it lacks
- * is looked up in the store, so an instance created since the last sync is never an orphan. */
-#define ORCH_ROWS_IX(attempts)                                                                                         \
-	ORCH_ROWS_WITH(attempts, "NOT EXISTS (SELECT 1 FROM main.dx_inst d WHERE d.instance_id=q.instance_id) AND"     \
-	                         " NOT EXISTS (SELECT 1 FROM store.instances x WHERE x.instance_id=q.instance_id)")
-
 #define WORKER_ROWS(attempts)                                                                                          \
 	"SELECT w.id AS id, w.instance_id AS instance_id, w.work_item AS work_item,"                                   \
 	" durox_ms(w.visible_at) AS vis, durox_ms(w.created_at) AS created, " attempts " AS attempts,"                 \
@@ -43,37 +36,364 @@
 	" CASE WHEN w.lock_token IS NULL THEN 0 WHEN durox_ms(w.locked_until) > ?1 THEN 1 ELSE 3 END AS st"            \
 	" FROM worker_queue w"
 
-int sq_queue_snapshot(store *base, const store_queue_params *p, store_queue_snapshot *out)
+/* ---- the queue snapshot, from rows kept between calls ---------------------------------------
+ *
+ * The figures depend on the queue rows and on the time. The rows are read once and kept
+ * (s->qc) with what each needs from other tables (its instance exists, a start is queued for
+ * it, its instance's lock, whether it holds that lock's token), and a snapshot recomputes the
+ * figures from them in C for its own `now`. They are read again only when something was
+ * committed since (the store's data version, this connection's own writes), so a store at
+ * rest answers without a statement, however long its queues. "The instance exists" is kept
+ * across reads too: checked once per instance (through the visibility index when it is
+ * ready, whose rows its sync keeps current), again only when it did not exist or when
+ * instances may have left since (the index's existence generation; without the index, at
+ * every read). */
+
+enum {
+	QR_VIS = 1,        /* visible_at readable */
+	QR_CREATED = 2,    /* created_at readable */
+	QR_TOKEN_NULL = 4, /* lock_token IS NULL */
+	QR_TM = 8,         /* a TimerFired item */
+	QR_QM = 16,        /* a QueueMessage item */
+	QR_SAME = 32,      /* its token is its instance lock's token */
+	QR_ORPHAN = 64     /* no such instance and no StartOrchestration queued for it */
+};
+
+typedef struct qrow {
+	int64_t vis, created, attempts;
+	int32_t lock; /* index into locks, -1: its instance has no lock row */
+	uint32_t flags;
+} qrow;
+
+typedef struct wrow {
+	int64_t vis, lu, attempts;
+	int has_vis, has_lu, token_null;
+} wrow;
+
+typedef struct lrow {
+	int lu_kind; /* 1 numeric (lu_num), 0 other (compares false against a time) */
+	double lu_num;
+	int has_ms;
+	int64_t ms; /* durox_ms(locked_until) */
+} lrow;
+
+struct queue_cache {
+	int valid;
+	int64_t data_version;
+	uint64_t own_writes;
+	int via_index;
+	int64_t gen[2];
+	qrow *q;
+	size_t nq, capq;
+	wrow *w;
+	size_t nw, capw;
+	lrow *l;
+	size_t nl, capl;
+	hmap exists; /* instance id -> a: 1 exists, 0 not; b: the generation it was checked in */
+	int64_t check_round;
+};
+
+void sq_queue_cache_free(sqlite_store *s)
 {
-	sqlite_store *s = (sqlite_store *)base;
-	memset(out, 0, sizeof *out);
-	out->orchestrator.max_attempt_count = out->worker.max_attempt_count = -1;
-	out->orchestrator_oldest_visible = out->worker_oldest_visible = DUROX_NO_TIME;
-	out->oldest_timer_created = out->next_timer_at = DUROX_NO_TIME;
-	int has_attempts = s->base.info.has_attempt_count;
-	/* One pass, each row classified in C: no table of every row and its work item is built
-	 * (the figures read every per-row value several times). Values that SQL leaves NULL
-	 * (an unreadable time) compare false, as they would in SQL. */
-	int ix = sqi_usable(s);
-	sqlite3_stmt *st = ix ? sqi_stmt(s, has_attempts ? ORCH_ROWS_IX("q.attempt_count") : ORCH_ROWS_IX("0"))
-	                      : sq_stmt(s, has_attempts ? ORCH_ROWS("q.attempt_count") : ORCH_ROWS("0"));
+	struct queue_cache *c = s->qc;
+	if (c == NULL)
+		return;
+	free(c->q);
+	free(c->w);
+	free(c->l);
+	hmap_free(&c->exists);
+	free(c);
+	s->qc = NULL;
+}
+
+/* arr with room for one more element (n used of *cap), or NULL when out of memory, with arr
+ * freed and *cap 0 (so that a later use starts again from nothing). */
+static void *grow(void *arr, size_t n, size_t *cap, size_t size)
+{
+	if (n < *cap)
+		return arr;
+	size_t ncap = *cap ? *cap * 2 : 256;
+	void *q = realloc(arr, ncap * size);
+	if (q == NULL) {
+		free(arr);
+		*cap = 0;
+		return NULL;
+	}
+	*cap = ncap;
+	return q;
+}
+
+#define GROW(arr, n, cap) (((arr) = grow((arr), (n), &(cap), sizeof *(arr))) != NULL)
+
+static int sq_exec(sqlite_store *s, const char *sql)
+{
+	sqlite3_stmt *st = sq_stmt(s, sql);
 	if (st == NULL)
-		return ix ? DUROX_EIO : sq_stmt_err(s);
-	sqlite3_bind_int64(st, 1, p->now);
+		return sq_stmt_err(s);
+	int r = sqlite3_step(st);
+	sq_done(st);
+	return r == SQLITE_DONE ? DUROX_OK : sq_fail(s, r, "reading the queues");
+}
+
+static int starts_with(sqlite3_stmt *st, int col, const char *prefix, size_t n)
+{
+	if (sqlite3_column_type(st, col) != SQLITE_TEXT)
+		return 0;
+	const char *t = (const char *)sqlite3_column_text(st, col);
+	return t != NULL && (size_t)sqlite3_column_bytes(st, col) >= n && memcmp(t, prefix, n) == 0;
+}
+
+/* Reads the rows into c (inside the caller's read transaction of the store connection). */
+static int qc_read(sqlite_store *s, struct queue_cache *c, int via_index)
+{
+	int has_attempts = s->base.info.has_attempt_count;
+	c->nq = c->nw = c->nl = 0;
+	c->check_round++;
+	/* instance locks first: the orchestrator rows point at them */
+	hmap locks;
+	hmap_init(&locks);
+	hmap starts;
+	hmap_init(&starts);
+	int rc = DUROX_OK, r;
+	sqlite3_stmt *st = sq_stmt(s, "SELECT instance_id, locked_until, durox_ms(locked_until), lock_token FROM"
+	                              " instance_locks");
+	/* the lock tokens, by lock row (kept only while reading) */
+	buf tokens;
+	buf_init(&tokens);
+	size_t *tok_at = NULL;
+	size_t tok_cap = 0;
+	if (st == NULL)
+		rc = sq_stmt_err(s);
+	while (rc == DUROX_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!GROW(c->l, c->nl, c->capl) || (c->nl >= tok_cap && !GROW(tok_at, c->nl, tok_cap))) {
+			rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+			break;
+		}
+		lrow *l = &c->l[c->nl];
+		int t = sqlite3_column_type(st, 1);
+		l->lu_kind = t == SQLITE_INTEGER || t == SQLITE_FLOAT;
+		l->lu_num = sqlite3_column_double(st, 1);
+		l->has_ms = sqlite3_column_type(st, 2) != SQLITE_NULL;
+		l->ms = sqlite3_column_int64(st, 2);
+		const char *id = (const char *)sqlite3_column_blob(st, 0);
+		size_t idn = (size_t)sqlite3_column_bytes(st, 0);
+		int created;
+		hmap_entry *e = id ? hmap_put(&locks, id, idn, &created) : NULL;
+		if (id != NULL && e == NULL) {
+			rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+			break;
+		}
+		if (e != NULL)
+			e->a = (int64_t)c->nl;
+		/* the token, NUL-terminated, with a leading flag: 0 NULL, 1 text */
+		tok_at[c->nl] = tokens.len;
+		const void *tok = sqlite3_column_blob(st, 3);
+		buf_addc(&tokens, sqlite3_column_type(st, 3) == SQLITE_NULL ? 0 : 1);
+		buf_add(&tokens, tok ? tok : "", (size_t)sqlite3_column_bytes(st, 3));
+		buf_addc(&tokens, 0);
+		c->nl++;
+	}
+	if (st != NULL)
+		sq_done(st);
+	if (rc == DUROX_OK && r != SQLITE_DONE)
+		rc = sq_fail(s, r, "reading instance locks");
+	if (rc == DUROX_OK && buf_oom(&tokens))
+		rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+	/* the orchestrator rows; instance ids kept while reading, for the existence checks */
+	buf ids;
+	buf_init(&ids);
+	size_t *id_at = NULL;
+	size_t id_cap = 0;
+	st = rc == DUROX_OK
+	             ? sq_stmt(s, has_attempts ? "SELECT instance_id, durox_ms(visible_at), durox_ms(created_at),"
+	                                         " attempt_count, lock_token, substr(work_item,1,22) FROM"
+	                                         " orchestrator_queue"
+	                                       : "SELECT instance_id, durox_ms(visible_at), durox_ms(created_at),"
+	                                         " 0, lock_token, substr(work_item,1,22) FROM orchestrator_queue")
+	             : NULL;
+	if (rc == DUROX_OK && st == NULL)
+		rc = sq_stmt_err(s);
+	while (rc == DUROX_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!GROW(c->q, c->nq, c->capq) || (c->nq >= id_cap && !GROW(id_at, c->nq, id_cap))) {
+			rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+			break;
+		}
+		qrow *q = &c->q[c->nq];
+		memset(q, 0, sizeof *q);
+		q->lock = -1;
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+			q->flags |= QR_VIS;
+		q->vis = sqlite3_column_int64(st, 1);
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+			q->flags |= QR_CREATED;
+		q->created = sqlite3_column_int64(st, 2);
+		q->attempts = sqlite3_column_int64(st, 3);
+		int tnull = sqlite3_column_type(st, 4) == SQLITE_NULL;
+		if (tnull)
+			q->flags |= QR_TOKEN_NULL;
+		if (starts_with(st, 5, "{\"TimerFired\":", 14))
+			q->flags |= QR_TM;
+		const char *wi = sq_col_text(st, 5);
+		if (wi != NULL && strncmp(wi, "{\"QueueMessage\":", 16) == 0)
+			q->flags |= QR_QM;
+		const char *id = (const char *)sqlite3_column_blob(st, 0);
+		size_t idn = id ? (size_t)sqlite3_column_bytes(st, 0) : 0;
+		id_at[c->nq] = id ? ids.len : (size_t)-1;
+		if (id != NULL) {
+			buf_add(&ids, &idn, sizeof idn);
+			buf_add(&ids, id, idn);
+			int created;
+			if (starts_with(st, 5, "{\"StartOrchestration\":", 22) &&
+			    hmap_put(&starts, id, idn, &created) == NULL)
+				rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+			hmap_entry *e = hmap_get(&locks, id, idn);
+			if (e != NULL) {
+				q->lock = (int32_t)e->a;
+				const char *lt = tokens.data + tok_at[e->a];
+				const void *qt = sqlite3_column_blob(st, 4);
+				size_t qn = (size_t)sqlite3_column_bytes(st, 4);
+				/* q.lock_token IS l.lock_token */
+				if (tnull ? lt[0] == 0
+				          : lt[0] == 1 && strlen(lt + 1) == qn && memcmp(lt + 1, qt ? qt : "", qn) == 0)
+					q->flags |= QR_SAME;
+			}
+		}
+		c->nq++;
+	}
+	if (st != NULL)
+		sq_done(st);
+	if (rc == DUROX_OK && r != SQLITE_DONE)
+		rc = sq_fail(s, r, "reading the orchestrator queue");
+	if (rc == DUROX_OK && buf_oom(&ids))
+		rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+	/* orphans: no StartOrchestration queued and no such instance (checked once per instance
+	 * and generation: instances come and go far less often than queue rows) */
+	if (rc == DUROX_OK && c->exists.count > 4 * (c->nq + 1024))
+		hmap_free(&c->exists); /* ids of instances long gone from the queues */
+	const char **cid = NULL;
+	size_t *clen = NULL, nc = 0;
+	unsigned char *cex = NULL;
+	if (rc == DUROX_OK && c->nq > 0) {
+		cid = malloc(c->nq * sizeof *cid);
+		clen = malloc(c->nq * sizeof *clen);
+		cex = malloc(c->nq);
+		if (cid == NULL || clen == NULL || cex == NULL)
+			rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+	}
+	int64_t round = via_index ? 0 : c->check_round;
+	for (int pass = 0; pass < 2 && rc == DUROX_OK; pass++) {
+		/* pass 0: the instances to check; pass 1: the rows' orphan flags */
+		for (size_t k = 0; rc == DUROX_OK && k < c->nq; k++) {
+			if (id_at[k] == (size_t)-1)
+				continue;
+			size_t idn;
+			memcpy(&idn, ids.data + id_at[k], sizeof idn);
+			const char *id = ids.data + id_at[k] + sizeof idn;
+			if (hmap_get(&starts, id, idn) != NULL)
+				continue;
+			int created;
+			hmap_entry *e = hmap_put(&c->exists, id, idn, &created);
+			if (e == NULL) {
+				rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+				break;
+			}
+			if (pass == 0) {
+				if (created || e->a == 0 || e->b != round) {
+					e->a = -1; /* to check (once) */
+					e->b = round;
+					cid[nc] = id;
+					clen[nc++] = idn;
+				}
+			} else if (e->a == 0)
+				c->q[k].flags |= QR_ORPHAN;
+		}
+		if (pass == 0 && rc == DUROX_OK && nc > 0) {
+			if (via_index)
+				rc = sqi_instances_exist(s, nc, cid, clen, cex);
+			else {
+				sqlite3_stmt *x = sq_stmt(s, "SELECT 1 FROM instances WHERE instance_id=?1");
+				if (x == NULL)
+					rc = sq_stmt_err(s);
+				for (size_t i = 0; x != NULL && rc == DUROX_OK && i < nc; i++) {
+					sqlite3_bind_text(x, 1, cid[i], (int)clen[i], SQLITE_STATIC);
+					int xr = sqlite3_step(x);
+					cex[i] = xr == SQLITE_ROW;
+					sqlite3_reset(x);
+					if (xr != SQLITE_ROW && xr != SQLITE_DONE)
+						rc = sq_fail(s, xr, "reading instances");
+				}
+				if (x != NULL)
+					sq_done(x);
+			}
+			for (size_t i = 0; rc == DUROX_OK && i < nc; i++)
+				hmap_get(&c->exists, cid[i], clen[i])->a = cex[i];
+		}
+	}
+	free(cid);
+	free(clen);
+	free(cex);
+	free(id_at);
+	buf_free(&ids);
+	free(tok_at);
+	buf_free(&tokens);
+	hmap_free(&locks);
+	hmap_free(&starts);
+	/* the worker rows */
+	st = rc == DUROX_OK
+	             ? sq_stmt(s, has_attempts ? "SELECT durox_ms(visible_at), durox_ms(locked_until), attempt_count,"
+	                                         " lock_token IS NULL FROM worker_queue"
+	                                       : "SELECT durox_ms(visible_at), durox_ms(locked_until), 0,"
+	                                         " lock_token IS NULL FROM worker_queue")
+	             : NULL;
+	if (rc == DUROX_OK && st == NULL)
+		rc = sq_stmt_err(s);
+	while (rc == DUROX_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!GROW(c->w, c->nw, c->capw)) {
+			rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+			break;
+		}
+		wrow *w = &c->w[c->nw++];
+		w->has_vis = sqlite3_column_type(st, 0) != SQLITE_NULL;
+		w->vis = sqlite3_column_int64(st, 0);
+		w->has_lu = sqlite3_column_type(st, 1) != SQLITE_NULL;
+		w->lu = sqlite3_column_int64(st, 1);
+		w->attempts = sqlite3_column_int64(st, 2);
+		w->token_null = sqlite3_column_int(st, 3);
+	}
+	if (st != NULL)
+		sq_done(st);
+	if (rc == DUROX_OK && r != SQLITE_DONE)
+		rc = sq_fail(s, r, "reading the worker queue");
+	return rc;
+}
+
+/* The figures of the kept rows at p->now (the statements they replace are in comments). */
+static void qc_figures(const struct queue_cache *c, const store_queue_params *p, store_queue_snapshot *out)
+{
 	int64_t now = p->now;
+	/* instance locks: count(*), total(durox_ms(locked_until) <= now), ... <= now - stall_ms */
+	for (size_t k = 0; k < c->nl; k++) {
+		out->instance_locks++;
+		if (c->l[k].has_ms && c->l[k].ms <= now)
+			out->expired_instance_locks++;
+		if (c->l[k].has_ms && c->l[k].ms <= now - p->stall_ms)
+			out->long_expired_instance_locks++;
+	}
+	out->orchestrator.expired_locks = out->expired_instance_locks;
+	/* orchestrator rows; st: CASE WHEN no lock OR l.locked_until <= now THEN 0 WHEN
+	 * q.lock_token IS l.lock_token THEN 1 ELSE 2 END */
 	durox_queue_detail *o = &out->orchestrator;
-	int r;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		/* columns: id, instance_id, work_item, vis, created, attempts, token, lu, tm, st, orphan */
-		int has_vis = sqlite3_column_type(st, 3) != SQLITE_NULL;
-		int64_t vis = sqlite3_column_int64(st, 3);
-		int has_created = sqlite3_column_type(st, 4) != SQLITE_NULL;
-		int64_t created = sqlite3_column_int64(st, 4);
-		int64_t attempts = sqlite3_column_int64(st, 5);
-		int token_null = sqlite3_column_type(st, 6) == SQLITE_NULL;
-		int tm = sqlite3_column_int(st, 8);
-		int lk = sqlite3_column_int(st, 9);
-		int orphan = sqlite3_column_int(st, 10);
+	for (size_t k = 0; k < c->nq; k++) {
+		const qrow *q = &c->q[k];
+		int lk = 0;
+		if (q->lock >= 0) {
+			const lrow *l = &c->l[q->lock];
+			int expired = l->lu_kind && l->lu_num <= (double)now;
+			lk = expired ? 0 : (q->flags & QR_SAME) ? 1 : 2;
+		}
+		int has_vis = (q->flags & QR_VIS) != 0, has_created = (q->flags & QR_CREATED) != 0;
+		int tm = (q->flags & QR_TM) != 0;
+		int64_t vis = q->vis, created = q->created, attempts = q->attempts;
 		int visible = has_vis && vis <= now, future = has_vis && vis > now;
 		int pt = tm && future;
 		out->orchestrator_rows++;
@@ -109,70 +429,95 @@ int sq_queue_snapshot(store *base, const store_queue_params *p, store_queue_snap
 			o->at_poison_limit++;
 		if (attempts > o->max_attempt_count)
 			o->max_attempt_count = attempts;
-		if (token_null)
+		if (q->flags & QR_TOKEN_NULL)
 			o->unlocked_rows++;
 		else if (lk != 1)
 			o->stale_lock_tokens++;
-		if (orphan) {
+		if (q->flags & QR_ORPHAN) {
 			o->orphans++;
-			const char *wi = sq_col_text(st, 2);
-			if (visible && wi != NULL && strncmp(wi, "{\"QueueMessage\":", 16) != 0)
+			if (visible && !(q->flags & QR_QM))
 				o->orphans_blocking++;
 		}
 	}
-	sq_done(st);
-	if (r != SQLITE_DONE)
-		return ix ? sqi_fail(s, r, "reading the orchestrator queue")
-		          : sq_fail(s, r, "reading the orchestrator queue");
-
-	char sql[4096];
-	snprintf(sql, sizeof sql,
-	         "WITH c AS MATERIALIZED (%s) SELECT count(*), total(st=1), total(st=3), total(st<>1 AND vis > ?1),"
-	         " total(st<>1 AND vis <= ?1), total(st<>1 AND max(vis, CASE WHEN st=3 THEN lu ELSE vis END) <= ?1 - "
-	         "?2),"
-	         " min(CASE WHEN vis <= ?1 THEN vis END), total(attempts >= ?4), total(attempts >= ?5), max(attempts),"
-	         " total(st=0) FROM c",
-	         has_attempts ? WORKER_ROWS("w.attempt_count") : WORKER_ROWS("0"));
-	if ((st = sq_stmt(s, sql)) == NULL)
-		return sq_stmt_err(s);
-	sqlite3_bind_int64(st, 1, p->now);
-	sqlite3_bind_int64(st, 2, p->stall_ms);
-	sqlite3_bind_int64(st, 4, p->near_poison);
-	sqlite3_bind_int64(st, 5, p->max_attempts);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
-		durox_queue_detail *w = &out->worker;
-		out->worker_rows = (uint64_t)sqlite3_column_int64(st, 0);
-		w->in_progress = (uint64_t)sqlite3_column_int64(st, 1);
-		w->expired_locks = (uint64_t)sqlite3_column_int64(st, 2);
-		w->delayed = (uint64_t)sqlite3_column_int64(st, 3);
-		w->available = (uint64_t)sqlite3_column_int64(st, 4);
-		w->stalled = (uint64_t)sqlite3_column_int64(st, 5);
-		out->worker_oldest_visible = sq_col_time(st, 6);
-		w->near_poison = (uint64_t)sqlite3_column_int64(st, 7);
-		w->at_poison_limit = (uint64_t)sqlite3_column_int64(st, 8);
-		w->max_attempt_count = sqlite3_column_type(st, 9) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 9);
-		w->unlocked_rows = (uint64_t)sqlite3_column_int64(st, 10);
+	/* worker rows; st: CASE WHEN lock_token IS NULL THEN 0 WHEN durox_ms(locked_until) > now
+	 * THEN 1 ELSE 3 END (NULLs compare false, as in SQL) */
+	durox_queue_detail *w = &out->worker;
+	for (size_t k = 0; k < c->nw; k++) {
+		const wrow *r = &c->w[k];
+		int st = r->token_null ? 0 : (r->has_lu && r->lu > now) ? 1 : 3;
+		out->worker_rows++;
+		if (st == 1)
+			w->in_progress++;
+		if (st == 3)
+			w->expired_locks++;
+		if (st != 1 && r->has_vis && r->vis > now)
+			w->delayed++;
+		if (st != 1 && r->has_vis && r->vis <= now)
+			w->available++;
+		/* st<>1 AND max(vis, CASE WHEN st=3 THEN lu ELSE vis END) <= now - stall_ms */
+		if (st != 1 && r->has_vis && (st != 3 || r->has_lu)) {
+			int64_t m = st == 3 && r->lu > r->vis ? r->lu : r->vis;
+			if (m <= now - p->stall_ms)
+				w->stalled++;
+		}
+		/* min(CASE WHEN vis <= now THEN vis END) */
+		if (r->has_vis && r->vis <= now &&
+		    (out->worker_oldest_visible == DUROX_NO_TIME || r->vis < out->worker_oldest_visible))
+			out->worker_oldest_visible = r->vis;
+		if (r->attempts >= (int64_t)p->near_poison)
+			w->near_poison++;
+		if (r->attempts >= (int64_t)p->max_attempts)
+			w->at_poison_limit++;
+		if (r->attempts > w->max_attempt_count)
+			w->max_attempt_count = r->attempts;
+		if (st == 0)
+			w->unlocked_rows++;
 	}
-	sq_done(st);
-	if (r != SQLITE_ROW)
-		return sq_fail(s, r, "reading the worker queue");
+}
 
-	st = sq_stmt(s, "SELECT count(*), total(durox_ms(locked_until) <= ?1), total(durox_ms(locked_until) <= ?1 - ?2)"
-	                " FROM instance_locks");
-	if (st == NULL)
-		return sq_stmt_err(s);
-	sqlite3_bind_int64(st, 1, p->now);
-	sqlite3_bind_int64(st, 2, p->stall_ms);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
-		out->instance_locks = (uint64_t)sqlite3_column_int64(st, 0);
-		out->expired_instance_locks = (uint64_t)sqlite3_column_int64(st, 1);
-		out->long_expired_instance_locks = (uint64_t)sqlite3_column_int64(st, 2);
-		out->orchestrator.expired_locks = out->expired_instance_locks;
+int sq_queue_snapshot(store *base, const store_queue_params *p, store_queue_snapshot *out)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	memset(out, 0, sizeof *out);
+	out->orchestrator.max_attempt_count = out->worker.max_attempt_count = -1;
+	out->orchestrator_oldest_visible = out->worker_oldest_visible = DUROX_NO_TIME;
+	out->oldest_timer_created = out->next_timer_at = DUROX_NO_TIME;
+	int via_index = sqi_usable(s);
+	int64_t dv = 0, gen[2] = {0, 0};
+	int rc = sq_one_int(s, "PRAGMA data_version", "reading the data version", &dv, NULL);
+	if (rc == DUROX_OK && via_index)
+		rc = sqi_existence_gen(s, gen);
+	if (rc != DUROX_OK)
+		return rc;
+	if (s->qc == NULL) {
+		if ((s->qc = calloc(1, sizeof *s->qc)) == NULL)
+			return store_fail(base, DUROX_ENOMEM, "out of memory");
+		hmap_init(&s->qc->exists);
 	}
-	sq_done(st);
-	return r == SQLITE_ROW ? DUROX_OK : sq_fail(s, r, "reading instance locks");
+	struct queue_cache *c = s->qc;
+	int own_txn = sqlite3_get_autocommit(s->db);
+	if (!c->valid || c->data_version != dv || c->own_writes != s->writes || c->via_index != via_index ||
+	    (via_index && (c->gen[0] != gen[0] || c->gen[1] != gen[1]))) {
+		if (via_index != c->via_index || (via_index && (c->gen[0] != gen[0] || c->gen[1] != gen[1])))
+			hmap_free(&c->exists); /* instances may have left: check them again */
+		c->valid = 0;
+		/* one read snapshot for the queues and the locks */
+		if (own_txn && (rc = sq_exec(s, "BEGIN")) != DUROX_OK)
+			return rc;
+		rc = qc_read(s, c, via_index);
+		if (own_txn)
+			sq_exec(s, "COMMIT");
+		if (rc != DUROX_OK)
+			return rc;
+		c->valid = 1;
+		c->data_version = dv;
+		c->own_writes = s->writes;
+		c->via_index = via_index;
+		c->gen[0] = gen[0];
+		c->gen[1] = gen[1];
+	}
+	qc_figures(c, p, out);
+	return DUROX_OK;
 }
 
 /* Orchestrator and worker rows that show a problem, with their instance. */

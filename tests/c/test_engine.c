@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "durox.h"
@@ -21,6 +22,19 @@ TEST(open_errors)
 	EQ_STR(err, "store '/nonexistent/x.db' does not exist (No such file or directory)");
 	EQ_INT(durox_open("mysql://x", NULL, &dx, err, sizeof err), DUROX_EINVALID);
 	EQ_STR(err, "unrecognised store URL 'mysql://x' (expected sqlite:PATH, sqlite::memory: or postgres://...)");
+	/* a password is masked in every URL an error shows, also one no provider takes */
+	EQ_INT(durox_open("Postgres://u:s3cr@h/db?password=s3cr&a=b", NULL, &dx, err, sizeof err), DUROX_EINVALID);
+	EQ_STR(err, "unrecognised store URL 'Postgres://u:***@h/db?password=***&a=b' (expected sqlite:PATH, "
+	            "sqlite::memory: or postgres://...)");
+	EQ_INT(durox_open("pg://u@h,h2:5/db?x=1&pass%77ord=s3cr", NULL, &dx, err, sizeof err), DUROX_EINVALID);
+	EQ_STR(err, "unrecognised store URL 'pg://u@h,h2:5/db?x=1&pass%77ord=***' (expected sqlite:PATH, "
+	            "sqlite::memory: or postgres://...)");
+	EQ_INT(durox_open("postgresql://u@127.0.0.1:1/db?password=s3cr&schema=dx", NULL, &dx, err, sizeof err),
+	       DUROX_EIO);
+	CHECK(strstr(err,
+	             "cannot connect to PostgreSQL store postgresql://u@127.0.0.1:1/db?password=***&schema=dx: ") ==
+	      err);
+	CHECK(strstr(err, "s3cr") == NULL);
 	/* PostgreSQL URLs are checked before anything connects */
 	EQ_INT(durox_open("postgres://u:secret@h/db?schema=Bad%20Name", NULL, &dx, err, sizeof err), DUROX_EINVALID);
 	EQ_STR(err, "invalid schema name 'Bad%20Name' in store URL (expected lower-case letters, digits and _, not "

@@ -222,6 +222,14 @@ describe("duroxlua commands", function()
       }, "\n") .. "\n"
       assert.are.equal(expected, r.out:gsub("^(duroxlua [^\n]-%(Lua 5%.4)[^\n]*", "%1"))
     end)
+
+    it("without a terminal, an arrow key's escape sequence is one clear line, and the REPL goes on", function()
+      -- it used to fail with "stdin: bad binary format (truncated chunk)"
+      local r = run({ "-i", "--store", MEM }, { stdin = "\27[A\n1 + 1\n" })
+      expect(r, 0, nil, "duroxlua: stdin:1: the line starts with ESC (\\x1b[A), a terminal key such as an arrow,"
+        .. " not Lua\n")
+      assert.truthy(r.out:find("\ndurox> durox> 2\ndurox> \n$"), r.out)
+    end)
   end)
 
   if not SCENARIO_DB then

@@ -85,3 +85,41 @@ describe("messages", function()
     assert.are.equal("duroxlua show: instance 'bad\\x1b[2Jid\\n' not found\n", r.err)
   end)
 end)
+
+describe("configuration files", function()
+  local function with_config(text)
+    local path = dir .. "/conf-" .. n .. ".lua"
+    n = n + 1
+    T.write_file(path, text)
+    return run { "--store", "sqlite:" .. SCENARIO_DB, "--config", path, "list", "--limit", "1" }, path
+  end
+
+  it("range-check integers before narrowing (2^32 + 5 used to set 5)", function()
+    local r, path = with_config("return { max_list_instances = 4294967301 }\n")
+    assert.are.equal(2, r.code)
+    assert.are.equal(("duroxlua list: configuration file %s: config field 'max_list_instances' out of range"
+      .. " (1 to 2147483647), got 4294967301\n"):format(path), r.err)
+    assert.are.equal("", r.out)
+    -- the same value inside the range is taken
+    r = with_config("return { max_list_instances = 7 }\n")
+    assert.are.equal(0, r.code, r.err)
+  end)
+
+  it("a binary file is named as such in one printable line (it used to print its raw bytes)", function()
+    -- a real precompiled chunk (it holds NUL bytes)
+    local r, path = with_config(string.dump(function() return { max_attempts = 3 } end))
+    assert.are.equal(2, r.code)
+    assert.are.equal(("duroxlua list: cannot read configuration file: %s is not a text file (it contains NUL bytes)\n")
+      :format(path), r.err)
+    -- a chunk signature without NUL bytes: named, not 'attempt to load a binary chunk'
+    r, path = with_config("\27Lua\84\255\254\1\2garbage\n")
+    assert.are.equal(2, r.code)
+    assert.are.equal(("duroxlua list: cannot read configuration file: %s is not a text file (a precompiled Lua chunk)\n")
+      :format(path), r.err)
+    -- control characters in a value are escaped in the message
+    r, path = with_config('max_attempts = "\27[2J\7"\n')
+    assert.are.equal(2, r.code)
+    assert.are.equal(("duroxlua list: configuration file %s: config field 'max_attempts' expects an integer, got '?[2J?'\n")
+      :format(path), r.err)
+  end)
+end)

@@ -131,8 +131,10 @@ return {
 			o->at_poison_limit++;]] },
   { id = "metrics/worker-at-poison-limit", file = "src/store/sqlite_queues.c", tests = FAST,
     why = "worker at_poison_limit counts only items past the limit",
-    from = [[" min(CASE WHEN vis <= ?1 THEN vis END), total(attempts >= ?4), total(attempts >= ?5), max(attempts),"]],
-    to = [[" min(CASE WHEN vis <= ?1 THEN vis END), total(attempts >= ?4), total(attempts > ?5), max(attempts),"]] },
+    from = [[if (r->attempts >= (int64_t)p->max_attempts)
+			w->at_poison_limit++;]],
+    to = [[if (r->attempts > (int64_t)p->max_attempts)
+			w->at_poison_limit++;]] },
   { id = "metrics/activities-executed-without-failures", file = "src/engine/metrics.c", tests = FAST,
     why = "failed activities not counted as executed",
     from = [[out->total_activities_executed = h->by_type[EV_ACTIVITY_COMPLETED] + h->by_type[EV_ACTIVITY_FAILED];]],
@@ -269,12 +271,14 @@ return {
     to = [[" | (CASE WHEN st=3 AND lu < ?1 - ?2 THEN 2 ELSE 0 END)"]] },
   { id = "metrics/expired-instance-locks-exclusive", file = "src/store/sqlite_queues.c", tests = STUCK,
     why = "expired_instance_locks leaves out a lock expired exactly stall_threshold_ms ago",
-    from = [[total(durox_ms(locked_until) <= ?1 - ?2)"]],
-    to = [[total(durox_ms(locked_until) < ?1 - ?2)"]] },
+    from = [[if (c->l[k].has_ms && c->l[k].ms <= now - p->stall_ms)]],
+    to = [[if (c->l[k].has_ms && c->l[k].ms < now - p->stall_ms)]] },
   { id = "metrics/worker-stalled-exclusive", file = "src/store/sqlite_queues.c", tests = STUCK,
     why = "stalled_worker_items leaves out a row available exactly stall_threshold_ms",
-    from = [[total(st<>1 AND max(vis, CASE WHEN st=3 THEN lu ELSE vis END) <= ?1 - "]],
-    to = [[total(st<>1 AND max(vis, CASE WHEN st=3 THEN lu ELSE vis END) < ?1 - "]] },
+    from = [[if (m <= now - p->stall_ms)
+				w->stalled++;]],
+    to = [[if (m < now - p->stall_ms)
+				w->stalled++;]] },
   { id = "pg/stall-threshold-exclusive", file = "src/store/postgres_metrics.c", tests = STUCK,
     why = "PostgreSQL: an orchestrator message exactly stall_threshold_ms old not stalled",
     from = [[" | (CASE WHEN NOT tm AND st=0 AND vis <= $1::int8 - $2::int8 THEN 8 ELSE 0 END)"]],

@@ -258,6 +258,21 @@ for _, S in ipairs(STORES) do
         assert.is_true(res.totals.instances_started == #rows)
       end)
 
+      it("chooses a round bucket giving at most 60 buckets as laid out from the aligned start", function()
+        -- an hour that starts on a minute boundary: 60 buckets of 1m
+        local from = (lo // 60000) * 60000 - 3600000
+        local res = assert(dx:get_time_series_metrics { from = from, to = from + 3600000 })
+        assert.are.equal(60000, res.bucket_ms)
+        assert.are.equal(60, #res.buckets)
+        -- the same hour starting 30 s into a minute: 1m buckets would need 61 (it gave 61);
+        -- the next round size, 5m, lays out 13
+        res = assert(dx:get_time_series_metrics { from = from + 30000, to = from + 30000 + 3600000 })
+        assert.are.equal(300000, res.bucket_ms)
+        assert.are.equal(13, #res.buckets)
+        local exp, start = expected(from + 30000, from + 30000 + 3600000, 300000, nil)
+        check(res, exp, start, from + 30000 + 3600000, 300000)
+      end)
+
       it("takes a bucket given as a duration and aligns the window to it", function()
         local from, to = lo - 1, hi + 1
         local res = assert(dx:get_time_series_metrics { from = from, to = to, bucket = "1s" })

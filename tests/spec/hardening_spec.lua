@@ -1,10 +1,13 @@
 -- hardening_spec.lua - what an operator meets when the store changes under duroxlua: a store
--- file deleted or replaced while a handle is open (every call says GONE and nothing is
--- written, where writes used to report success and be lost), a store locked by another
--- process (the message tells the real wait; Ctrl-C ends the wait at once, on SQLite and on
--- PostgreSQL), and bulk operations whose every target is
--- refused (nothing written, not even our journal). Stores are copies of the scenario store
--- the real runtime wrote; independent reads go through the sqlite3 tool.
+-- deleted or replaced while a handle is open (a SQLite file deleted or renamed over, a
+-- PostgreSQL database dropped, or dropped and created again, or its schema dropped: every
+-- call says GONE and nothing is written, where writes used to report success and be lost), a
+-- store locked by another process or session (the message tells the real wait; Ctrl-C ends
+-- the wait at once, on SQLite and on PostgreSQL), bulk operations whose every target is
+-- refused (nothing written, not even our journal), queued starts shown as Pending, caps on
+-- payloads and ids, authorize allowing only with true, and the callbacks' time budget (those
+-- on both providers). Stores are copies of the scenario store the real runtime wrote;
+-- independent reads go through the sqlite3 tool and psql.
 local durox = require "durox"
 local H = require "helpers"
 local L = require "live"
@@ -105,6 +108,81 @@ describe("a store replaced under an open handle", function()
   end)
 end)
 
+if not H.pg_skip then
+describe("a PostgreSQL store dropped or replaced under an open handle", function()
+  -- a fresh copy of the PG scenario store: its name and an open read-write handle on it
+  local function pg_copy()
+    n = n + 1
+    local name = ("durox_gone_%d_%d"):format(os.time() % 100000, n)
+    L.pg_create(name, true)
+    pg_copies[#pg_copies + 1] = name
+    local dx = assert(durox.open(H.pg_url(name, "schema=dx")))
+    assert(dx:get_orchestration_status("can-done-1"))
+    return name, dx
+  end
+  local function queued(name, id)
+    return tonumber(L.psql(name, ("SELECT count(*) FROM dx.orchestrator_queue WHERE instance_id = '%s'"):format(id)))
+  end
+  local function database_exists(name)
+    return L.psql("postgres", ("SELECT count(*) FROM pg_database WHERE datname = '%s'"):format(name)):match("1") ~= nil
+  end
+
+  it("a dropped database: writes and reads say GONE, nothing is created", function()
+    local name, dx = pg_copy()
+    L.psql("postgres", "DROP DATABASE " .. name .. " WITH (FORCE)")
+    local r, msg, code = dx:start_orchestration("gone-1", "Echo", "1")
+    assert.is_nil(r)
+    assert.are.equal("GONE", code, msg)
+    assert.are.equal(("store %s was dropped while it was open (its database is gone); open it again")
+      :format(H.pg_url(name, "schema=dx")), msg)
+    r, _, code = dx:list_instances()
+    assert.is_nil(r)
+    assert.are.equal("GONE", code)
+    r, _, code = dx:cancel_instances { filter = { status = "Running" } }
+    assert.is_nil(r)
+    assert.are.equal("GONE", code)
+    dx:close()
+    assert.is_false(database_exists(name))
+  end)
+
+  it("a database dropped and created again: the handle refuses to write into the new one", function()
+    local name, dx = pg_copy()
+    L.psql("postgres", "DROP DATABASE " .. name .. " WITH (FORCE)")
+    L.pg_create(name, true)
+    local before = queued(name, "wait-approve-1")
+    local r, msg, code = dx:cancel_instance("wait-approve-1", "replaced")
+    assert.is_nil(r)
+    assert.are.equal("GONE", code, msg)
+    assert.are.equal(("store %s was replaced by another database while it was open; open it again")
+      :format(H.pg_url(name, "schema=dx")), msg)
+    r, _, code = dx:start_orchestration("gone-2", "Echo", "1")
+    assert.are.equal("GONE", code)
+    assert.are.equal(before, queued(name, "wait-approve-1"))
+    assert.are.equal(0, queued(name, "gone-2"))
+    -- the handle stays gone; a new one sees the new database
+    assert.are.equal("GONE", select(3, dx:get_orchestration_status("can-done-1")))
+    dx:close()
+    local dx2 = assert(durox.open(H.pg_url(name, "schema=dx")))
+    assert(dx2:get_orchestration_status("can-done-1"))
+    dx2:close()
+  end)
+
+  it("a dropped schema: GONE (it was 'relation does not exist', UNSUPPORTED)", function()
+    local name, dx = pg_copy()
+    L.psql(name, "DROP SCHEMA dx CASCADE")
+    local r, msg, code = dx:start_orchestration("gone-3", "Echo", "1")
+    assert.is_nil(r)
+    assert.are.equal("GONE", code, msg)
+    assert.truthy(msg:find("was dropped while it was open", 1, true), msg)
+    assert.is_nil(msg:find("\n", 1, true))
+    r, _, code = dx:list_instances()
+    assert.are.equal("GONE", code)
+    dx:close()
+    assert.are.equal("0", (L.psql(name, "SELECT count(*) FROM pg_namespace WHERE nspname = 'dx'"):gsub("%s", "")))
+  end)
+end)
+end
+
 describe("a store locked by another process", function()
   it("says how long a bulk job really waited for the lock", function()
     local db = copy()
@@ -131,6 +209,42 @@ describe("a store locked by another process", function()
     dx:close()
   end)
 end)
+
+if not H.pg_skip then
+describe("a PostgreSQL store locked by another session", function()
+  it("says BUSY with the real limit (lock_timeout = busy_timeout_ms), one line, and writes nothing", function()
+    n = n + 1
+    local name = ("durox_hard_%d_%d"):format(os.time() % 100000, n)
+    L.pg_create(name, true)
+    pg_copies[#pg_copies + 1] = name
+    local before = tonumber(L.psql(name, "SELECT count(*) FROM dx.orchestrator_queue"))
+    local holder = assert(io.popen(("psql -X -q %s -c %s >/dev/null 2>&1 &"):format(
+      H.shell_quote(H.pg_url(name)),
+      H.shell_quote("BEGIN; LOCK TABLE dx.instances IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT;"))))
+    holder:close()
+    L.wait_until(function()
+      local row = H.psql("SELECT count(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        .. "WHERE c.relname = 'instances' AND l.mode = 'AccessExclusiveLock' AND l.granted", name)[1]
+      return row and tonumber(row.n) == 1
+    end, 10000, "psql to take the lock", 50)
+    local dx = assert(durox.open(H.pg_url(name, "schema=dx"), { busy_timeout_ms = 1500 }))
+    local t0 = durox.now()
+    local r, msg, code = dx:cancel_instances { filter = { status = "Running" } }
+    local waited = durox.now() - t0
+    H.psql("SELECT pg_terminate_backend(pid) AS n FROM pg_stat_activity WHERE datname = '" .. name
+      .. "' AND pid <> pg_backend_pid()", name)
+    assert.is_nil(r)
+    assert.are.equal("BUSY", code, msg)
+    assert.truthy(msg:find("waited 1500 ms (the lock_timeout, busy_timeout_ms) for a lock another session holds",
+      1, true), msg)
+    assert.is_nil(msg:find("\n", 1, true))
+    -- it did wait the limit it names (a lower bound: never flaky under load)
+    assert.is_true(waited >= 1400, ("returned after %d ms"):format(waited))
+    dx:close()
+    assert.are.equal(before, tonumber(L.psql(name, "SELECT count(*) FROM dx.orchestrator_queue")))
+  end)
+end)
+end
 
 -- Runs `duroxlua script url`, sends it SIGINT after ms and returns its exit status and how
 -- long it ran (ms).
@@ -286,6 +400,32 @@ describe("on " .. P.name .. ", a bulk operation whose every target is refused", 
     else
       assert.are.equal(0, value("SELECT count(*) AS n FROM sqlite_master WHERE name LIKE 'durox_%'"))
     end
+    dx:close()
+  end)
+end)
+
+describe("on " .. P.name .. ", the authorize callback", function()
+  it("allows only with true: 1, 'yes' or a table deny, with the reason, and nothing is queued", function()
+    local url, value = P.copy()
+    local dx = assert(durox.open(url))
+    local before = value("SELECT count(*) AS n FROM orchestrator_queue WHERE instance_id = 'wait-approve-1'")
+    for _, answer in ipairs { { 1, "number" }, { "yes", "string" }, { {}, "table" } } do
+      local r = assert(dx:cancel_instances { instances = { "wait-approve-1" }, reason = "x",
+                                             authorize = function() return answer[1] end })
+      assert.are.same({}, r.cancelled_instances)
+      assert.are.equal(1, #r.failed_instances)
+      assert.are.equal("DENIED", r.failed_instances[1].code)
+      assert.are.equal(("the authorize function returned a %s (only true allows)"):format(answer[2]),
+        r.failed_instances[1].error)
+      assert.is_nil(r.job_id)
+    end
+    assert.are.equal(before, value("SELECT count(*) AS n FROM orchestrator_queue WHERE instance_id = 'wait-approve-1'"))
+    -- true allows: the cancellation is queued for the runtime
+    local r = assert(dx:cancel_instances { instances = { "wait-approve-1" }, reason = "x",
+                                           authorize = function() return true end })
+    assert.are.same({ "wait-approve-1" }, r.cancelled_instances)
+    assert.are.equal(before + 1,
+      value("SELECT count(*) AS n FROM orchestrator_queue WHERE instance_id = 'wait-approve-1'"))
     dx:close()
   end)
 end)

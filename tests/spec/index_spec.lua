@@ -241,13 +241,15 @@ describe("the visibility index file", function()
     dx:close()
     -- another store (the busy one) moved into place: another inode, other instances
     local other = copy_store(H.busy_db, tmpdir())
+    -- the busy store is caught mid-flight by a SIGKILL, so its size varies from run to run
+    local want = tonumber(H.rows("SELECT count(*) AS n FROM instances", other)[1].n)
     assert(os.execute(("mv %s %s"):format(sh(other), sh(db))))
     dx = assert(durox.open("sqlite:" .. db, { index = path }))
     local plain = assert(durox.open("sqlite:" .. db, { index = false }))
     assert.are.equal(#assert(plain:list_instances()), #assert(dx:list_instances()))
     local st = dx:index_status()
     assert.are.equal("ready", st.state)
-    assert.are.equal(258, st.instances)
+    assert.are.equal(want, st.instances)
     assert.are.same({}, (D.compare(plain, dx, { filters = { {}, { status = "Running" } } })))
   end)
 

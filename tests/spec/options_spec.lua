@@ -2,7 +2,8 @@
 -- rule of docs/lua-api.md "Errors": integers are checked on the full Lua integer before
 -- anything is narrowed (each case below was a silent truncation before), unknown or ignored
 -- keys raise, every message names its table and field, and misuse raises while store
--- answers return nil, message, code. Expected rows come from the sqlite3 tool.
+-- answers return nil, message, code. Expected rows come from the sqlite3 tool (psql for the
+-- PostgreSQL cases: a whole 64-bit execution id reaching the store, page tokens, NUL bytes).
 local durox = require "durox"
 local H = require "helpers"
 
@@ -173,3 +174,34 @@ describe("page tokens", function()
     assert.are.equal("INVALID", code)
   end)
 end)
+
+if not H.pg_skip then
+  describe("on PostgreSQL", function()
+    local pg = assert(durox.open(H.pg_url("durox_scenarios", "schema=dx"), { readonly = true }))
+    teardown(function() pg:close() end)
+
+    it("execution_id = 2^32 + 1 reaches the store whole: no execution, not execution 1", function()
+      local row = H.psql("SELECT count(*) AS n FROM dx.executions WHERE instance_id = 'can-done-1' AND execution_id = 1")[1]
+      assert.are.equal(1, tonumber(row.n))
+      local one = assert(pg:get_execution_history_filtered { instance_id = "can-done-1", execution_id = 1 })
+      assert.are.equal(1, one.execution_id)
+      local r, msg, code = pg:get_execution_history_filtered { instance_id = "can-done-1", execution_id = (1 << 32) + 1 }
+      assert.is_nil(r)
+      assert.are.equal("NOTFOUND", code)
+      assert.is_truthy(msg:find("4294967297", 1, true), msg)
+    end)
+
+    it("refuses page tokens with anything appended, and NUL bytes in search text", function()
+      local page = assert(pg:list_instances_paginated { page_size = 2 })
+      local t = assert(page.next_page_token)
+      assert(pg:list_instances_paginated { page_size = 2, page_token = t })
+      for _, junk in ipairs { "=", "A", " " } do
+        local r, _, code = pg:list_instances_paginated { page_size = 2, page_token = t .. junk }
+        assert.is_nil(r, "accepted " .. t .. junk)
+        assert.are.equal("INVALID", code)
+      end
+      assert.are.equal("search field 'text' contains a NUL byte",
+        raised(pg.search_instances, pg, { text = "wait\0ZZZZ" }))
+    end)
+  end)
+end

@@ -50,7 +50,7 @@ local instances = tonumber(value("scen", "SELECT count(*) FROM dx.instances"))
 
 -- copies made before any handle is open (a template must have no other session)
 local COPIES = {}
-for _, name in ipairs({ "noproc", "grants" }) do
+for _, name in ipairs({ "noproc", "grants", "pw" }) do
   psql("postgres", ("CREATE DATABASE %s TEMPLATE scen"):format(name))
   COPIES[name] = url(name, "schema=dx")
 end
@@ -74,6 +74,14 @@ describe("postgres store URLs", function()
       assert.are.equal(instances, #assert(dx:list_instances()))
       dx:close()
     end
+    -- the same URL as DUROX_STORE (the global dx of a script) and as --store
+    local lua = "io.write(#dx:list_instances(), ' ', dx:info().provider)"
+    local out, rc, err = L.run(("DUROX_STORE=%s %s -e %s"):format(q(STORE), q(L.bin), q(lua)))
+    assert.are.equal(0, rc, err)
+    assert.are.equal(instances .. " postgres", out)
+    out, rc, err = L.run(("env -u DUROX_STORE %s --store %s -e %s"):format(q(L.bin), q(STORE), q(lua)))
+    assert.are.equal(0, rc, err)
+    assert.are.equal(instances .. " postgres", out)
   end)
 
   it("names itself duroxlua to the server unless the URI says otherwise", function()
@@ -165,6 +173,67 @@ describe("postgres bad input", function()
     assert.is_truthy(err:find("durox_pw:***@", 1, true))
   end)
 
+  it("never shows a password: top, a misspelt scheme, the job journal, audit records, --json", function()
+    -- a role with a password that may write to a copy of the store
+    psql("postgres", "CREATE ROLE durox_pwop LOGIN PASSWORD 'op-secret-42'; GRANT CREATE ON DATABASE pw TO durox_pwop")
+    psql("pw", "GRANT USAGE ON SCHEMA dx TO durox_pwop; GRANT SELECT ON ALL TABLES IN SCHEMA dx TO durox_pwop;"
+      .. " GRANT INSERT ON dx.orchestrator_queue TO durox_pwop;"
+      .. " GRANT USAGE ON SEQUENCE dx.orchestrator_queue_id_seq TO durox_pwop")
+    local good = ("postgresql://durox_pwop:op-secret-42@127.0.0.1:%s/pw?schema=dx"):format(port)
+    local asparam = ("postgresql://durox_pwop@127.0.0.1:%s/pw?password=op-secret-42&schema=dx"):format(port)
+    local function clean(text, what)
+      assert.is_nil(text:find("op-secret-42", 1, true), what .. ": " .. text)
+    end
+    -- writes journaled and audited, through the API and the CLI
+    local dx = assert(durox.open(good, { audit = true }))
+    assert(dx:cancel_instance("wait-approve-1", "pw"))
+    local r = assert(dx:cancel_instances { instances = { "kv-wait-1", "nope" }, reason = "pw" })
+    assert.are.equal(1, #r.failed_instances)
+    clean(durox.encode_json(r), "bulk response")
+    clean(durox.encode_json(assert(dx:list_jobs())), "list_jobs")
+    clean(durox.encode_json(assert(dx:get_job(r.job_id, { targets = true }))), "get_job")
+    local log = assert(dx:get_audit_log { limit = 100 })
+    assert.is_true(#log >= 2)
+    clean(durox.encode_json(log), "audit log")
+    clean(tostring(dx), "tostring")
+    dx:close()
+    for _, argv in ipairs({ { "cancel", "queue-wait-1", "--yes", "--json" }, { "jobs", "--json" }, { "top", "--once" },
+                            { "metrics", "--json" }, { "audit", "--json" }, { "cancel", "nope", "--yes" },
+                            { "show", "nope" } }) do
+      for _, u in ipairs({ good, asparam }) do
+        local out, _, err = L.run(("%s --store %s %s"):format(q(L.bin), q(u), table.concat(argv, " ")))
+        clean(out .. err, table.concat(argv, " "))
+      end
+    end
+    local out, rc, err = L.run(("%s --store %s top --once"):format(q(L.bin), q(good)))
+    assert.are.equal(0, rc, err)
+    assert.is_truthy(out:match("^duroxlua top %- postgresql://durox_pwop:%*%*%*@127"), out)
+    -- every row duroxlua keeps (journal, audit log) and what the runtime's tables now hold
+    local dump = sh(("pg_dump --data-only -d %s"):format(q(url("pw"))))
+    assert.is_truthy(dump:find("durox.jobs", 1, true))
+    assert.is_truthy(dump:find("audit", 1, true))
+    clean(dump, "pg_dump")
+    -- a misspelt scheme, which no provider takes
+    local x, msg, code = durox.open((good:gsub("^postgresql", "postgresq")))
+    assert.is_nil(x)
+    assert.are.equal("INVALID", code)
+    clean(msg, "unrecognised URL")
+    assert.is_truthy(msg:find("durox_pwop:***@", 1, true), msg)
+    x, msg = durox.open((asparam:gsub("^postgresql", "Postgres")))
+    assert.is_nil(x)
+    clean(msg, "unrecognised URL")
+    out, rc, err = L.run(("%s --store %s list"):format(q(L.bin), q((good:gsub("^postgresql", "pg")))))
+    assert.are_not.equal(0, rc)
+    clean(out .. err, "CLI, unrecognised URL")
+    -- a bad schema name or a bad read_url beside a password
+    x, msg = durox.open(good .. "&schema=B%20ad")
+    assert.is_nil(x)
+    clean(msg, "bad schema")
+    x, msg = durox.open(good, { read_url = (good:gsub("127%.0%.0%.1:%d+", "127.0.0.1:1")) })
+    assert.is_nil(x)
+    clean(msg, "read_url")
+  end)
+
   it("takes the password from PGPASSWORD or ~/.pgpass as libpq does", function()
     local tcp = ("postgresql://durox_pw@127.0.0.1:%s/scen?schema=dx"):format(port)
     local lua = "local dx = assert(require('durox').open(os.getenv('S'), { readonly = true })) io.write(#dx:list_instances())"
@@ -177,6 +246,15 @@ describe("postgres bad input", function()
     out, rc, err = L.run(("S=%s PGPASSFILE=%s %s -e %s"):format(q(tcp), q(pgpass), q(L.bin), q(lua)))
     assert.are.equal(0, rc, err)
     assert.are.equal(tostring(instances), out)
+    -- ~/.pgpass itself (libpq's default place), and without it the server's refusal
+    local home = dir .. "/home"
+    sh(("mkdir -p %s && cp %s %s/.pgpass && chmod 600 %s/.pgpass"):format(q(home), q(pgpass), q(home), q(home)))
+    out, rc, err = L.run(("S=%s HOME=%s %s -e %s"):format(q(tcp), q(home), q(L.bin), q(lua)))
+    assert.are.equal(0, rc, err)
+    assert.are.equal(tostring(instances), out)
+    out, rc, err = L.run(("S=%s HOME=%s %s -e %s"):format(q(tcp), q(dir), q(L.bin), q(lua)))
+    assert.are_not.equal(0, rc)
+    assert.is_truthy(err:find("password", 1, true), err)
   end)
 
   it("names a database or a schema that does not exist", function()
@@ -249,6 +327,74 @@ describe("postgres bad input", function()
     pids[2] = pid()
     assert.are.equal(instances, n)
     assert.are_not.equal(pids[1], pids[2])
+    dx:close()
+  end)
+
+  it("retries a statement once on a new connection when it is lost in the middle, else fails in one line", function()
+    local dx = assert(durox.open(STORE, { readonly = true }))
+    local ours = "application_name = 'duroxlua' AND datname = 'scen'"
+    local function pid() return value("postgres", "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE " .. ours) end
+    -- another session holds the instances table, so that our statements wait in the server; a
+    -- watcher terminates our backend each time it waits there, `kills` times, then (release)
+    -- ends the holder
+    local function hold(kills, release)
+      local h = L.spawn(("psql -X -q %s -c %s"):format(q(url("scen")),
+        q("BEGIN; LOCK TABLE dx.instances IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;")))
+      L.wait_until(function()
+        return value("scen", "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE"
+          .. " c.relname = 'instances' AND l.mode = 'AccessExclusiveLock' AND l.granted") == "1"
+      end, 10000, "the lock", 50)
+      local waiting = q("SELECT count(*) FROM pg_stat_activity WHERE " .. ours .. " AND wait_event_type = 'Lock'")
+      local kill = q("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE " .. ours
+        .. " AND wait_event_type = 'Lock'")
+      local unhold = q("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'scen' AND query LIKE"
+        .. " '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
+      local script = {}
+      for _ = 1, kills do
+        script[#script + 1] = ("until [ \"$(psql -X -q -A -t %s -c %s)\" -ge 1 ]; do sleep 0.05; done; psql -X -q %s -c %s;")
+          :format(q(url("postgres")), waiting, q(url("postgres")), kill)
+      end
+      if release then script[#script + 1] = ("psql -X -q %s -c %s"):format(q(url("postgres")), unhold) end
+      local w = L.spawn("sh -c " .. q(table.concat(script, " ")))
+      return function()
+        L.wait_exit(w)
+        psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'scen' AND query LIKE"
+          .. " '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
+        L.wait_exit(h)
+      end
+    end
+    -- lost once before any row came: the statement runs again on a new connection
+    assert(dx:list_instances_paginated { page_size = 1 })
+    local before = pid()
+    local done = hold(1, true)
+    local r, msg = dx:list_instances()
+    done()
+    assert.are.equal(instances, #assert(r, msg))
+    assert.are_not.equal(before, pid())
+    -- lost again on the new connection: one line, and the next call reconnects
+    done = hold(2, false)
+    local code
+    r, msg, code = dx:list_instances()
+    done()
+    assert.is_nil(r)
+    assert.are.equal("IO", code, msg)
+    assert.is_truthy(msg:find("the connection to the PostgreSQL server was lost", 1, true), msg)
+    assert.is_nil(msg:find("\n"))
+    assert.are.equal(instances, #assert(dx:list_instances()))
+    -- the same under an iteration, between two of its pages: the loop raises that line
+    local n = 0
+    local ok, err = pcall(function()
+      for _ in dx:instances(nil, { batch_size = 10 }) do
+        n = n + 1
+        if n == 15 then done = hold(2, false) end
+      end
+    end)
+    done()
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("the connection to the PostgreSQL server was lost", 1, true), tostring(err))
+    assert.is_nil(tostring(err):find("\n"))
+    assert.are.equal(20, n)
+    assert.are.equal(instances, #assert(dx:list_instances()))
     dx:close()
   end)
 
@@ -334,7 +480,7 @@ end)
 
 describe("postgres grants", function()
   local u = copy("grants")
-  psql("postgres", "CREATE ROLE durox_reader LOGIN; CREATE ROLE durox_operator LOGIN")
+  psql("postgres", "CREATE ROLE durox_reader LOGIN; CREATE ROLE durox_operator LOGIN; CREATE ROLE durox_execonly LOGIN")
   -- read-only: SELECT on the runtime's schema
   psql("grants", "GRANT USAGE ON SCHEMA dx TO durox_reader; GRANT SELECT ON ALL TABLES IN SCHEMA dx TO durox_reader")
   -- operator: Duroxide's procedures run with the caller's rights, so the writes they make
@@ -348,61 +494,195 @@ describe("postgres grants", function()
       .. " dx.instance_locks, dx.kv_store, dx.kv_delta TO durox_operator",
     "CREATE SCHEMA durox AUTHORIZATION durox_operator",
   }, "; "))
+  -- what the issue first supposed an operator needs: EXECUTE on the procedures and CREATE on
+  -- our own schema (plus reading); not enough, as Duroxide's procedures are SECURITY INVOKER
+  psql("grants", table.concat({
+    "GRANT USAGE ON SCHEMA dx TO durox_execonly",
+    "GRANT SELECT ON ALL TABLES IN SCHEMA dx TO durox_execonly",
+    "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA dx TO durox_execonly",
+    "CREATE SCHEMA exec_state AUTHORIZATION durox_execonly",
+  }, "; "))
   local reader = url("grants", "schema=dx", "durox_reader")
   local operator = url("grants", "schema=dx", "durox_operator")
+  local admin = url("grants", "schema=dx")
   local function queued() return tonumber(value("grants", "SELECT count(*) FROM dx.orchestrator_queue")) end
+  -- every table of the runtime's, and whether our schemas exist: a refused write changes none
+  local function everything()
+    return value("grants", "SELECT string_agg(format('%s:%s', c.relname, (xpath('/row/n/text()', query_to_xml("
+      .. "format('SELECT count(*) AS n FROM dx.%I', c.relname), false, true, '')))[1]::text), ',' ORDER BY c.relname)"
+      .. " || ' / ' || (SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace WHERE nspname IN"
+      .. " ('durox', 'exec_state')) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE"
+      .. " n.nspname = 'dx' AND c.relkind = 'r'")
+  end
+  -- the durox schema is the operator's from the start; counts of our tables in it
+  local function ours()
+    return value("grants", "SELECT count(*) FROM pg_tables WHERE schemaname = 'durox'")
+  end
 
-  it("lets a read-only role read everything", function()
+  it("lets a read-only role make every read, with the answers the owner gets", function()
     local dx = assert(durox.open(reader))
-    assert.are.equal(instances, #assert(dx:list_instances()))
-    assert(dx:get_instance_details("can-done-1"))
-    assert(dx:read_execution_history("early-event-1"))
-    assert(dx:get_runtime_metrics())
-    assert(dx:get_queue_metrics())
+    local ad = assert(durox.open(admin, { readonly = true }))
+    -- (when each handle collected its figures aside)
+    local function uncollected(v)
+      if type(v) ~= "table" then return v end
+      local out = {}
+      for k, x in pairs(v) do
+        if k ~= "collected_at" then out[k] = uncollected(x) end
+      end
+      return out
+    end
+    local function same(method, ...)
+      local mine, msg = dx[method](dx, ...)
+      assert(mine ~= nil, method .. ": " .. tostring(msg))
+      local theirs = assert(ad[method](ad, ...))
+      assert.are.same(uncollected(theirs), uncollected(mine), method)
+      return mine
+    end
+    assert.are.equal(instances, #same("list_instances"))
+    same("list_instances_paginated", { page_size = 7, total_count = true, order_by = "InstanceId" })
+    same("list_instances", "status = 'Failed' AND name LIKE 'Fail%'")
+    same("search_instances", "wait")
+    local n = 0
+    for _ in dx:instances(nil, { batch_size = 16 }) do n = n + 1 end
+    assert.are.equal(instances, n)
+    same("get_orchestration_status", "can-done-1")
+    same("get_orchestration_descriptor", "tree-done-1::sub::2")
+    same("list_executions", "can-done-1")
+    same("read_execution_history", "early-event-1")
+    same("get_execution_history_filtered", { instance_id = "can-wait-1", event_types = { "ActivityCompleted" } })
+    same("get_instances_status", { "wait-approve-1", "failed-throw-1", "nope" })
+    same("get_instance_details", "kv-done-1")
+    same("get_instance_statistics", "can-done-1")
+    local now = durox.now()
+    same("get_runtime_metrics", { now = now })
+    same("get_queue_metrics", { now = now })
+    same("get_orchestration_metrics", { now = now })
     assert(dx:get_provider_diagnostics())
-    assert(dx:query_instances { group_by = "Status" })
-    assert(dx:find_stuck_instances {})
-    assert(dx:get_instance_dependencies("tree-done-1"))
+    same("query_instances", { group_by = { "OrchestrationName", "Status" } })
+    same("query_instances", { group_by = "Status", aggregate = { "P50Duration", "P95Duration", "SuccessRate" } })
+    same("get_time_series_metrics", { from = now - 86400000, to = now, bucket = "1h" })
+    same("get_instance_dependencies", "tree-done-1")
+    same("find_stuck_instances", { now = now })
+    assert.are.equal("Completed", assert(dx:wait_for_orchestration("can-done-1", 1000)).status)
+    local w = assert(dx:wait_for_instances { instances = { "can-done-1", "failed-throw-1" }, timeout = 1000 })
+    assert.is_true(w.satisfied)
+    -- duroxlua's own state: none yet, and reading it creates nothing
     assert.are.same({}, assert(dx:list_jobs()))
+    local j, _, jc = dx:get_job(1)
+    assert.is_nil(j)
+    assert.are.equal("NOTFOUND", jc)
+    assert.are.same({}, assert(dx:list_dead_letters {}))
+    assert.is_nil(dx:get_cursor("x"))
+    assert.are.same({}, assert(dx:list_rule_runs {}))
+    assert.are.same({}, assert(dx:get_audit_log()))
+    -- the change feed and the streams read the runtime's tables only
+    local ch = assert(dx:read_changes { limit = 5 })
+    assert.are.same(assert(ad:read_changes { limit = 5 }).changes, ch.changes)
+    assert.are.equal(5, #ch.changes)
+    local s = assert(dx:stream_instance_events { event_types = "Completed" })
+    local ev = assert(s:next())
+    assert.are.equal("Completed", ev.event_type)
+    s:close()
+    local wi = assert(dx:watch_instances { instance_ids = { "can-done-1" }, timeout_ms = 2000 })
+    local c = assert(wi:next())
+    assert.are.equal("Completed", c.new_status)
+    wi:close()
+    local ms = assert(dx:stream_runtime_metrics { count = 1, interval_ms = 100 })
+    assert.are.equal(instances, assert(ms:next()).total_instances_started)
+    ms:close()
+    ad:close()
     dx:close()
+    assert.are.equal("0", ours())
   end)
 
   it("refuses every write of a read-only role with DENIED, and writes nothing", function()
-    local before = snapshot("grants")
+    local before = everything()
     local dx = assert(durox.open(reader))
+    local function denied(what, r, msg, code)
+      assert.is_nil(r, what)
+      assert.are.equal("DENIED", code, what .. ": " .. tostring(msg))
+      assert.is_truthy(msg:find("permission denied", 1, true), what .. ": " .. msg)
+      assert.is_nil(msg:find("\n"), what)
+    end
+    local ok, msg, code = dx:cancel_instance("wait-approve-1", "x")
+    denied("cancel", ok, msg, code)
+    assert.are.equal("queueing a work item denied: permission denied for table orchestrator_queue", msg)
+    denied("start", dx:start_orchestration("ro-start-1", "Echo", '"x"'))
+    denied("raise", dx:raise_event("wait-approve-1", "Approve", '"x"'))
+    denied("enqueue", dx:enqueue_event("queue-wait-1", "inbox", '"x"'))
+    denied("bulk cancel", dx:cancel_instances { filter = "status = 'Running'", reason = "x" })
+    denied("bulk raise", dx:raise_event_bulk { instances = { "kv-wait-1" }, event_name = "Approve" })
+    denied("bulk enqueue", dx:raise_event_bulk { instances = { "queue-wait-1" }, event_name = "inbox", queue = true })
+    denied("purge", dx:purge_instances { filter = "status = 'Completed'" })
+    denied("purge ids", dx:purge_instances { instances = { "kv-done-1" } })
+    denied("prune", dx:prune_executions { instances = { "can-done-1" }, keep_last = 1 })
+    denied("restart", dx:restart_instances { instances = { "failed-throw-1" } })
+    denied("dead letter", dx:dead_letter { source = "x", url = "http://127.0.0.1:9/", payload = "{}", key = "k" })
+    denied("rule run", dx:record_rule_run({ rule = "r", key = "k", state = "done" }, "c", "x"))
+    -- a dry run writes nothing anyway, so it is allowed
+    assert.are.equal(1, assert(dx:cancel_instances { instances = { "wait-approve-1" }, dry_run = true }).total_matched)
+    dx:close()
+    assert.are.equal(before, everything())
+    -- the same refusal through the CLI: exit 4 (refused), one line
+    local out, rc, err = L.run(("%s --store %s cancel wait-approve-1 --yes"):format(q(L.bin), q(reader)))
+    assert.are.equal(4, rc, out .. err)
+    assert.is_truthy(err:find("permission denied", 1, true), err)
+    assert.are.equal(1, select(2, err:gsub("\n", "")))
+    assert.are.equal(before, everything())
+  end)
+
+  it("refuses an operator that has only EXECUTE on the procedures and CREATE on our schema, writing nothing", function()
+    local before = everything()
+    local dx = assert(durox.open(url("grants", "schema=dx&state_schema=exec_state", "durox_execonly")))
     local ok, msg, code = dx:cancel_instance("wait-approve-1", "x")
     assert.is_nil(ok)
     assert.are.equal("DENIED", code)
     assert.are.equal("queueing a work item denied: permission denied for table orchestrator_queue", msg)
-    ok, msg, code = dx:raise_event("wait-approve-1", "Approve", '"x"')
-    assert.is_nil(ok)
-    assert.are.equal("DENIED", code)
-    ok, msg, code = dx:cancel_instances { filter = "status = 'Running'", reason = "x" }
-    assert.is_nil(ok)
-    assert.are.equal("DENIED", code)
-    assert.is_truthy(msg:find("permission denied", 1, true), msg)
-    ok, msg, code = dx:purge_instances { filter = "status = 'Completed'" }
-    assert.is_nil(ok)
-    assert.are.equal("DENIED", code)
+    local r
+    r, msg, code = dx:cancel_instances { filter = "status = 'Running' AND name = 'QueueWaiter'", reason = "x" }
+    assert.is_nil(r)
+    assert.are.equal("DENIED", code, msg)
+    r, msg, code = dx:purge_instances { instances = { "kv-done-1" } }
+    assert.is_nil(r)
+    assert.are.equal("DENIED", code, msg)
     dx:close()
-    assert.are.equal(before, snapshot("grants"))
+    assert.are.equal(before, everything())
   end)
 
-  it("lets an operator role queue work, run jobs and purge", function()
+  it("lets an operator role make every write, and keeps our state in its schema", function()
     local n = queued()
-    local dx = assert(durox.open(operator))
+    local dx = assert(durox.open(operator, { audit = true }))
+    assert.are.equal("ops-start-1", assert(dx:start_orchestration("ops-start-1", "Echo", '"x"')))
+    assert(dx:raise_event("wait-approve-1", "Approve", '"ok"'))
+    assert(dx:enqueue_event("queue-wait-1", "inbox", '"m"'))
     assert(dx:cancel_instance("wait-approve-1", "ops"))
-    assert.are.equal(n + 1, queued())
+    assert.are.equal(n + 4, queued())
     local r = assert(dx:cancel_instances { filter = "status = 'Running' AND name = 'QueueWaiter'", reason = "ops" })
     assert.are.equal(2, #r.cancelled_instances)
-    assert.are.equal(n + 3, queued())
+    local b = assert(dx:raise_event_bulk { instances = { "kv-wait-1" }, event_name = "Approve", event_data = "1" })
+    assert.are.same({ "kv-wait-1" }, b.delivered_instances)
+    local rs = assert(dx:restart_instances { instances = { "failed-throw-1" } })
+    assert.are.equal("failed-throw-1~r1", rs.restarted_instances[1].new_instance_id)
+    assert.are.equal(n + 8, queued())
+    local pr = assert(dx:prune_executions { instances = { "can-done-1" }, keep_last = 1 })
+    assert.are.equal(3, pr.executions_deleted)
+    assert.are.equal("1", value("grants", "SELECT count(*) FROM dx.executions WHERE instance_id = 'can-done-1'"))
     local p = assert(dx:purge_instances { filter = "status = 'Completed' AND name = 'Greeter'" })
     assert.is_true(#p.purged_instances > 0)
     assert.are.equal("0", value("grants", "SELECT count(*) FROM dx.instances WHERE orchestration_name = 'Greeter'"
       .. " AND instance_id IN (SELECT instance_id FROM dx.executions WHERE status = 'Completed')"))
-    assert.are.equal(2, #assert(dx:list_jobs()))
-    assert.are.equal("durox_operator", value("grants", "SELECT tableowner FROM pg_tables WHERE schemaname = 'durox'"
-      .. " AND tablename = 'jobs'"))
+    assert(dx:dead_letter { source = "ops", url = "http://127.0.0.1:9/", payload = "{}", key = "k1" })
+    assert(dx:record_rule_run({ rule = "r", key = "k", state = "done" }, "ops-cursor", "c1"))
+    assert.are.equal("c1", dx:get_cursor("ops-cursor"))
+    assert.are.equal(5, #assert(dx:list_jobs()))
+    -- every write has its audit record, in our schema
+    assert.is_true(#assert(dx:get_audit_log { limit = 1000 }) >= 10)
+    assert(dx:verify_audit_log())
     dx:close()
+    assert.are.equal("durox_operator", value("grants", "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables"
+      .. " WHERE schemaname = 'durox'"))
+    -- and nothing of ours in the runtime's schema
+    assert.are.equal("0", value("grants", "SELECT count(*) FROM pg_tables WHERE schemaname = 'dx' AND tableowner ="
+      .. " 'durox_operator'"))
   end)
 end)

@@ -201,6 +201,10 @@ function M.run(a, ctx)
   local iterations = a.once and 1 or a.iterations
   local dx, code = ctx:open()
   if not dx then return code end
+  -- the header names the store: a PostgreSQL URL as the handle reports it (its password
+  -- masked), never --store's own text; a SQLite URL has no password
+  local info = dx:info()
+  local where = info.provider == "sqlite" and ctx.store_url or info.location
   local ok_term, term = pcall(require, "durox.term")
   if not ok_term then term = nil end
   local live = not ctx.json and iterations ~= 1 and term ~= nil and term.size() ~= nil
@@ -230,7 +234,7 @@ function M.run(a, ctx)
         end
         local footer = keys and ("q quit, r refresh; every %s"):format(format.duration(interval)) or nil
         if clear then ctx:out("\27[H\27[2J") end
-        ctx:out(M.frame(ctx.store_url, rt, q, types, now, n, width, a.top, clear and height or nil, footer))
+        ctx:out(M.frame(where, rt, q, types, now, n, width, a.top, clear and height or nil, footer))
         if not clear and (not iterations or n < iterations) then ctx:out("\n") end
       end
       io.stdout:flush()

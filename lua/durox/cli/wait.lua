@@ -70,9 +70,16 @@ function M.run(a, ctx)
     end
     if #rows > 0 then ctx:out(format.table(COLUMNS, rows, ctx:width())) end
     local outcome = res.satisfied and "done" or res.timed_out and "timed out" or "stopped"
-    ctx:out(("%s after %s: %d completed, %d failed, %d not found, %d still running\n"):format(outcome,
+    -- a start the runtime has not picked up yet is Pending, as show and stuck say, not running
+    local queued = 0
+    for _, it in ipairs(res.instances) do
+      if not it.finished and it.status == "Pending" then queued = queued + 1 end
+    end
+    local unfinished = #res.timed_out_instances + #res.pending_instances
+    ctx:out(("%s after %s: %d completed, %d failed, %d not found, %d still running%s\n"):format(outcome,
       format.duration(res.elapsed_ms), #res.completed_instances, #res.failed_instances,
-      #res.not_found_instances, #res.timed_out_instances + #res.pending_instances))
+      #res.not_found_instances, math.max(0, unfinished - queued),
+      queued > 0 and (", %d pending (queued, not started yet)"):format(queued) or ""))
   end
   if #res.not_found_instances > 0 and not (res.satisfied and req.mode ~= "all") then
     if not ctx.json then

@@ -1,0 +1,55 @@
+/*
+ * postgres_index.h - the PostgreSQL visibility index (docs/index.md, "PostgreSQL"): one summary
+ * row per instance in a table of duroxlua's own schema (the state schema, default `durox`;
+ * never the runtime's), indexed for every listing filter and order, built in chunks, kept
+ * current from the provider's change feed (postgres_feed.c) and read instead of the runtime's
+ * tables when it is ready. postgres_index.c holds its state, build, sync, verification and the
+ * provider's store_index_vtable; postgres_index_read.c the reads it serves. Private to
+ * src/store/postgres*.c.
+ */
+#ifndef DUROX_STORE_POSTGRES_INDEX_H
+#define DUROX_STORE_POSTGRES_INDEX_H
+
+#include "store/postgres_internal.h"
+#include "store/provider_feed.h"
+#include "store/provider_index.h"
+
+enum pgix_state { PGIX_UNKNOWN, PGIX_OFF, PGIX_ABSENT, PGIX_BUILDING, PGIX_READY, PGIX_STALE, PGIX_BROKEN };
+
+typedef struct pg_index {
+	pg_store *s;
+	int state; /* enum pgix_state; UNKNOWN until the meta row was read */
+	char reason[512];
+	char table[2 * PG_NAME_MAX + 16]; /* "durox"."ix_<schema>" */
+	char meta[PG_NAME_MAX + 24];      /* "durox".ix_meta */
+	char where[3 * PG_NAME_MAX + 64]; /* what status shows as its path */
+	store_feed *feed;                 /* the change feed, once opened */
+	int feed_placed;                  /* the feed stands at the meta row's position */
+	store_progress_fn progress;
+	void *progress_ud;
+	int building;
+	int64_t n_inst, build_done, build_total, built_at, synced_at, history_rows, size_bytes;
+} pg_index;
+
+/* Creates the handle's index state (mode: DUROX_INDEX_AUTO / _OFF). NULL when out of memory. */
+pg_index *pgi_new(pg_store *s, int mode);
+void pgi_free(pg_index *ix);
+
+/* Whether a read with filter f (may be NULL) is to be answered by the index: it is ready,
+ * synced now, and holds every field f names. A failing index is set aside (the store answers). */
+int pgi_usable(pg_store *s, const durox_filter *f);
+
+/* The reads it serves (postgres_index_read.c), the contracts of pg_list / pg_count. */
+int pgi_list(pg_store *s, const store_list_query *q, store_summary_cb cb, void *ud);
+int pgi_count(pg_store *s, const durox_filter *f, int64_t *out);
+
+/* A field as a column of the index table `x` (NULL when it holds none: the text search). */
+const char *pgi_field_sql(int field);
+
+/* SQL from a template: "@X" becomes the index table, "@M" its meta table, "@S." / "@R." as
+ * pq_ours. malloc'd; NULL when out of memory. */
+char *pgi_sql(pg_index *ix, const char *tmpl);
+
+extern const store_index_vtable pg_index_vtable;
+
+#endif

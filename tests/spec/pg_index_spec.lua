@@ -1,0 +1,202 @@
+-- pg_index_spec.lua - the visibility index on PostgreSQL (docs/index.md, "PostgreSQL"): on copies
+-- of the PostgreSQL scenario store the real runtime wrote, every listing filter, order,
+-- direction and page, count, group-by and metric asked of a handle that reads the store
+-- (index = false) and of one that reads the index must give identical answers
+-- (index_diff.lua); counts also against raw SQL; then the index's life: its table lives in
+-- duroxlua's schema and never in the runtime's, resumable builds, verification that catches a
+-- tampered row, purges by Duroxide's own client, new instances the live runtime runs, a
+-- read-only role, and access control through the index.
+local durox = require "durox"
+local L = require "live"
+local D = require "index_diff"
+
+local skip = L.skip or not L.pg_dir
+local POLICIES = "../../scripts/policies/"
+
+local function describe_pg(name, fn)
+  if skip then
+    describe(name, function() pending("needs the PostgreSQL test server and the harness") end)
+  else
+    describe(name, fn)
+  end
+end
+
+local function runtime_count(db, where)
+  return math.tointeger(L.sql_value(db, "",
+    "SELECT count(*) AS n FROM instances i LEFT JOIN executions e ON e.instance_id = i.instance_id AND"
+    .. " e.execution_id = i.current_execution_id WHERE " .. where))
+end
+
+describe_pg("the PostgreSQL visibility index", function()
+  local db, name
+  before_each(function() db, name = L.pg_fresh() end)
+  after_each(function() L.pg_drop(db) end)
+
+  it("gives the store's answers for every filter, order, page, count, group-by and metric", function()
+    local plain = assert(durox.open(db, { index = false }))
+    local indexed = assert(durox.open(db))
+    assert.are.equal("absent", indexed:index_status().state)
+    -- a read does not build it on PostgreSQL: the store answers
+    assert(indexed:list_instances_paginated { page_size = 5 })
+    assert.are.equal("absent", indexed:index_status().state)
+    assert(indexed:index_build())
+    local st = indexed:index_status()
+    assert.are.equal("ready", st.state)
+    assert.are.equal(math.tointeger(L.sql_value(db, "", "SELECT count(*) FROM instances")), st.instances)
+    assert.truthy(st.size_bytes > 0)
+    local diffs, asked = D.compare(plain, indexed, { page_size = 7 })
+    assert.are.same({}, diffs)
+    assert.truthy(asked > 300)
+    assert.are.equal("ready", indexed:index_status().state)
+    -- counts against raw SQL over the runtime's tables
+    for _, c in ipairs { { "Failed", "e.status = 'Failed'" }, { "Completed", "e.status = 'Completed'" },
+      { "Running", "e.status = 'Running'" } } do
+      local r = assert(indexed:list_instances_paginated { filter = { status = c[1] }, page_size = 1, total_count = true })
+      assert.are.equal(runtime_count(db, c[2]), r.total_count, c[1])
+    end
+    local v = assert(indexed:index_verify())
+    assert.is_true(v.ok)
+    assert.are.equal(st.instances, v.instances_checked)
+    plain:close()
+    indexed:close()
+  end)
+
+  it("lives in duroxlua's schema, never in the runtime's; builds resumably; verify catches a tampered row", function()
+    local before = L.sql(db, "", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dx'"
+      .. " ORDER BY 1")
+    -- a read-only handle keeps the index too (its writes go to duroxlua's schema only)
+    local dx = assert(durox.open(db, { readonly = true }))
+    -- stopped after its first chunk: resumable
+    local calls = 0
+    local ok, err = dx:index_build { progress = function() calls = calls + 1; return false end }
+    assert.is_nil(ok)
+    assert.truthy(tostring(err):match("stopped"), err)
+    assert.are.equal("building", dx:index_status().state)
+    assert(dx:index_build())
+    assert.are.equal("ready", dx:index_status().state)
+    -- the command works on PostgreSQL too
+    local out, code = L.run(("%s --store %s index status"):format(L.q(L.bin), L.q(db)))
+    assert.are.equal(0, code)
+    assert.truthy(out:match("state%s+ready"), out)
+    out, code = L.run(("%s --store %s index verify"):format(L.q(L.bin), L.q(db)))
+    assert.are.equal(0, code, out)
+    local after = L.sql(db, "", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dx'"
+      .. " ORDER BY 1")
+    assert.are.same(before, after)
+    assert.are.same({ { table_name = "ix_dx" }, { table_name = "ix_meta" } },
+      L.sql(db, "", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'durox' AND"
+        .. " table_name LIKE 'ix%' ORDER BY 1"))
+    assert.is_true(assert(dx:index_verify()).ok)
+    -- tamper with one row behind the index's back
+    local id = L.sql_value(db, "", "SELECT min(instance_id) AS id FROM instances")
+    L.psql(name, "UPDATE durox.ix_dx SET custom_status = 'tampered' WHERE instance_id = " .. L.lit(id))
+    local v = assert(dx:index_verify())
+    assert.is_false(v.ok)
+    assert.are.equal(1, v.mismatched)
+    assert.truthy(v.first:find(id, 1, true), v.first)
+    assert(dx:index_build { rebuild = true })
+    assert.is_true(assert(dx:index_verify()).ok)
+    -- the runtime's tables re-created (a replaced schema): stale, the store answers, a rebuild follows it
+    L.psql(name, "ALTER TABLE dx.instances RENAME TO instances_old; CREATE TABLE dx.instances (LIKE dx.instances_old"
+      .. " INCLUDING ALL); INSERT INTO dx.instances SELECT * FROM dx.instances_old WHERE instance_id <> "
+      .. L.lit(id) .. "; DROP TABLE dx.instances_old")
+    local total = math.tointeger(L.sql_value(db, "", "SELECT count(*) FROM instances"))
+    assert.are.equal(total, assert(dx:list_instances_paginated { page_size = 1, total_count = true }).total_count)
+    assert.are.equal("stale", dx:index_status().state)
+    assert(dx:index_build { rebuild = true })
+    assert.are.equal("ready", dx:index_status().state)
+    assert.are.equal(total, assert(dx:list_instances_paginated { page_size = 1, total_count = true }).total_count)
+    assert.is_true(assert(dx:index_verify()).ok)
+    -- drop: reads use the store, status says absent, the table is gone
+    assert(dx:index_drop())
+    assert.are.equal("absent", dx:index_status().state)
+    assert.are.equal(0, math.tointeger(L.sql_value(db, "", "SELECT count(*) FROM information_schema.tables"
+      .. " WHERE table_schema = 'durox' AND table_name = 'ix_dx'")))
+    dx:close()
+    -- index = false keeps none; index = PATH is refused on PostgreSQL with one line
+    local off = assert(durox.open(db, { index = false }))
+    assert.are.equal("off", off:index_status().state)
+    off:close()
+    local no, msg = durox.open(db, { index = "/tmp/x.dxi" })
+    assert.is_nil(no)
+    assert.truthy(tostring(msg):match("index = PATH is for SQLite"), msg)
+  end)
+
+  it("follows purges by Duroxide's client and instances the live runtime runs", function()
+    local plain = assert(durox.open(db, { index = false }))
+    local indexed = assert(durox.open(db))
+    assert(indexed:index_build())
+    -- a purge by Duroxide's own client: gone from the index's answers at once
+    local done = L.sql(db, "", "SELECT i.instance_id AS id FROM instances i JOIN executions e ON"
+      .. " e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id WHERE e.status = 'Completed'"
+      .. " AND i.parent_instance_id IS NULL ORDER BY 1 LIMIT 2")
+    assert.are.equal(2, #done)
+    for _, r in ipairs(done) do assert(L.client(db, "delete", r.id)) end
+    local total = math.tointeger(L.sql_value(db, "", "SELECT count(*) FROM instances"))
+    local page = assert(indexed:list_instances_paginated { page_size = 1, total_count = true })
+    assert.are.equal(total, page.total_count)
+    for _, r in ipairs(done) do
+      assert.are.same({}, assert(indexed:list_instances_paginated { filter = { id_prefix = r.id } }).instances)
+    end
+    -- a live runtime runs new instances; each read syncs first
+    local rt = L.start_runtime(db, os.tmpname())
+    for k = 1, 5 do assert(L.client(db, "start", "pgix-" .. k, "Echo", '"hi"')) end
+    L.wait_until(function()
+      return runtime_count(db, "i.instance_id LIKE 'pgix-%' AND e.status = 'Completed'") == 5
+    end, 60000, "the runtime to complete the new instances", 200)
+    local r = assert(indexed:list_instances_paginated { filter = { id_prefix = "pgix-" }, page_size = 10 })
+    assert.are.equal(5, #r.instances)
+    for _, inst in ipairs(r.instances) do assert.are.equal("Completed", inst.status) end
+    local diffs = D.compare(plain, indexed, { page_size = 50, quick = true })
+    L.stop_runtime(rt)
+    assert.are.same({}, diffs)
+    assert.is_true(assert(indexed:index_verify()).ok)
+    plain:close()
+    indexed:close()
+  end)
+
+  it("serves a read-only role from an index that exists, and access-controlled views", function()
+    local dx = assert(durox.open(db))
+    assert(dx:index_build())
+    dx:close()
+    local role = "pgix_ro_" .. name
+    L.psql(name, ("CREATE ROLE %s LOGIN; GRANT USAGE ON SCHEMA dx, durox TO %s;"
+      .. " GRANT SELECT ON ALL TABLES IN SCHEMA dx, durox TO %s"):format(role, role, role))
+    local ro_url = db:gsub("postgres@", role .. "@")
+    local ro = assert(durox.open(ro_url, { readonly = true }))
+    local plain = assert(durox.open(db, { index = false }))
+    assert.are.equal("ready", ro:index_status().state)
+    local diffs = D.compare(plain, ro, { page_size = 25, quick = true })
+    assert.are.same({}, diffs)
+    -- a change it cannot write into the index: the store answers, still exact
+    assert(L.client(db, "delete", L.sql_value(db, "", "SELECT min(i.instance_id) AS id FROM instances i JOIN"
+      .. " executions e ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id WHERE"
+      .. " e.status = 'Completed' AND i.parent_instance_id IS NULL")))
+    local total = math.tointeger(L.sql_value(db, "", "SELECT count(*) FROM instances"))
+    assert.are.equal(total, assert(ro:list_instances_paginated { page_size = 1, total_count = true }).total_count)
+    assert.are.equal("broken", ro:index_status().state)
+    -- without privileges to build, a build fails with one line and changes nothing
+    assert(ro:index_drop() == nil)
+    ro:close()
+    -- access control: the team policy's view through the index equals the store's
+    local ctx = { user_id = "tom", roles = { "team:Echo", "team:Wait" } }
+    local a = assert(durox.open(db, { index = false, policy = POLICIES .. "team.lua", context = ctx }))
+    local b = assert(durox.open(db, { policy = POLICIES .. "team.lua", context = ctx }))
+    -- (the index's status describes the whole store: a team member may not read it)
+    local owner = assert(durox.open(db))
+    assert.are.equal("ready", owner:index_status().state)
+    owner:close()
+    local seen = {}
+    for inst in b:instances() do seen[#seen + 1] = inst.orchestration_name end
+    local want = L.sql(db, "", "SELECT orchestration_name AS n FROM instances WHERE orchestration_name LIKE 'Echo%'"
+      .. " OR orchestration_name LIKE 'Wait%'")
+    assert.are.equal(#want, #seen)
+    for _, n in ipairs(seen) do assert.truthy(n:sub(1, 4) == "Echo" or n:sub(1, 4) == "Wait", n) end
+    assert.are.same({}, (D.compare(a, b, { page_size = 25, quick = true,
+      filters = { {}, { status = "Completed" }, "name LIKE 'E%'" } })))
+    a:close()
+    b:close()
+    L.psql(name, ("REVOKE ALL ON ALL TABLES IN SCHEMA dx, durox FROM %s; REVOKE USAGE ON SCHEMA dx, durox FROM %s;"
+      .. " DROP ROLE %s"):format(role, role, role))
+  end)
+end)
