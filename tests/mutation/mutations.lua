@@ -374,9 +374,11 @@ return {
     to = [[if (rc != DUROX_OK || ((void)restricted, 1))
 		return rc;]] },
   { id = "access/payloads-despite-history-hook", file = "src/engine/access.c", tests = ACL,
-    why = "payloads of every instance are given although can_view_history decides per instance",
-    from = [[return !access_enabled(dx) || (dx->acl->pol.can_view_history == NULL &&]],
-    to = [[return !access_enabled(dx) || (1 &&]] },
+    -- (was: the can_view_history == NULL test dropped; equivalent, since durox.h documents
+    -- always_allow bits for NULL hooks only and a Lua policy sets one or the other)
+    why = "payloads are given when the policy has no can_view_history at all (fail open)",
+    from = [[(dx->acl->pol.always_allow & (1u << DUROX_HOOK_VIEW_HISTORY)) != 0);]],
+    to = [[(dx->acl->pol.always_deny & (1u << DUROX_HOOK_VIEW_HISTORY)) == 0);]] },
   { id = "access/index-drop-unchecked", file = "src/engine/index.c", tests = ACL,
     why = "an operation bypasses the enforcement point (the visibility index's drop: any caller deletes it)",
     from = [[int arc = access_global(dx, "index_drop", DUROX_HOOK_MANAGE_JOBS);]],

@@ -156,6 +156,15 @@ return {
     assert.are.equal(history_count(), #r.changes) -- every row (every instance is visible) ...
     for _, c in ipairs(r.changes) do assert.is_nil(c.data) end -- ... without its JSON
     asks:close()
+    -- fail closed: a can_view_history that is false, or missing, withholds them too
+    for _, hook in ipairs({ "  can_view_history = false,\n", "" }) do
+      local p = open { policy_source = "return {\n  can_list_instances = true,\n  can_view_instance = true,\n" .. hook
+        .. "  can_view_metrics = true,\n}", context = { user_id = "hal" } }
+      r = assert(p:read_changes { from = "start", limit = 100000, payloads = true })
+      assert.are.equal(history_count(), #r.changes)
+      for _, c in ipairs(r.changes) do assert.is_nil(c.data) end
+      p:close()
+    end
   end)
 end)
 end
