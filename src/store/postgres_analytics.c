@@ -356,11 +356,11 @@ int pg_time_series(store *base, const store_series_query *q, durox_time_bucket *
 	                 "h") " AS k, %s AS fs FROM history h WHERE TRUE",
 	         want_dur, want_dur ? FIRST_START("h") : "NULL::int8");
 	/* only the events of instances the store lists (as on SQLite: an execution and its history
-	 * without an instances row count nowhere) */
+	 * without an instances row count nowhere); a name or a filter already selects from instances */
 	if (q->orchestration_name != NULL)
 		buf_adds(&g.sql,
 		         " AND h.instance_id IN (SELECT i.instance_id FROM instances i WHERE i.orchestration_name=$4)");
-	else
+	else if (q->filter == NULL || q->filter->root == NULL)
 		buf_adds(&g.sql, " AND h.instance_id IN (SELECT i.instance_id FROM instances i)");
 	add_visible(&g, q->filter, "h.instance_id");
 	buf_addf(&g.sql, ") y WHERE y.t IN (%s)) z WHERE ts >= $1::int8 AND ts < $2::int8 GROUP BY 1", types);
