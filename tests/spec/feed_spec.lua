@@ -198,23 +198,24 @@ for _, kind in ipairs(L.kinds()) do
         for i = 1, 40 do
           assert(dx:start_orchestration(("f-%03d"):format(i), "Sequence", ('{"value":%d}'):format(i)))
         end
-        L.wait_until(function()
+        -- one poll: never a reset, every row kept, idle polls counted
+        local function poll()
           local page = assert(follower:read_changes { cursor = cursor, limit = 37 })
           assert.is_nil(page.reset)
           if page.idle then idle = idle + 1 end
           for _, c in ipairs(page.changes) do keys[#keys + 1] = key(c) end
           cursor = page.cursor
+          return page
+        end
+        L.wait_until(function()
+          local page = poll()
           return #assert(dx:list_instances { status = "Completed", id_prefix = "f-" }) == 40 and not page.more
             and #page.changes == 0
         end, 60000, "the instances to complete", 20)
         -- once the runtime is quiet, a poll reports idle (the gate read nothing); on a loaded
         -- machine the last poll above may still have seen the runtime's own queue transactions
         L.wait_until(function()
-          local page = assert(follower:read_changes { cursor = cursor, limit = 37 })
-          assert.is_nil(page.reset)
-          for _, c in ipairs(page.changes) do keys[#keys + 1] = key(c) end
-          cursor = page.cursor
-          if page.idle then idle = idle + 1 end
+          poll()
           return idle > 0
         end, 60000, "an idle poll", 50)
         local expected = all_keys(S)
