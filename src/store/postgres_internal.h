@@ -227,7 +227,13 @@ extern const struct store_metrics_vtable pg_metrics_vtable;
 extern const struct store_ops_vtable pg_ops_vtable;
 /* The audit log in our schema (postgres_audit.c, store/audit.h). */
 extern const struct store_audit_vtable pg_audit_vtable;
-extern const struct store_feed_vtable pg_feed_vtable;   /* postgres_feed.c */
+extern const struct store_feed_vtable pg_feed_vtable; /* postgres_feed.c */
+/* Records the transaction in progress on s (its xid, assigned now if it has none) as one of our
+ * own in f's position: call it inside a transaction that writes only duroxlua's tables and
+ * saves f's position, so that a later process restoring that position does not take the
+ * transaction's end for a change of the store (the feed's gate). DUROX_OK or the query's error. */
+struct store_feed;
+int pg_feed_own_xact(struct store_feed *f);
 extern const struct store_state_vtable pg_state_vtable; /* postgres_state.c */
 void pg_metrics_free(pg_store *s);
 
