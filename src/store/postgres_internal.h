@@ -93,7 +93,7 @@ typedef struct pg_store {
 typedef struct pqp {
 	int n, cap;
 	const char **v;
-	char (*num)[24];
+	char (*num)[32];
 	int oom;
 } pqp;
 
@@ -101,6 +101,10 @@ void pqp_init(pqp *p);
 void pqp_free(pqp *p);
 void pqp_text(pqp *p, const char *v); /* NULL binds SQL NULL */
 void pqp_int(pqp *p, int64_t v);
+/* ms since the epoch as a UTC timestamptz literal ("YYYY-MM-DD HH:MM:SS.mmm+00"; years 1000-9999),
+ * for a parameter the statement casts to timestamptz ($n::timestamptz: the parameter is then of
+ * that type, read once, not an expression evaluated per row). */
+void pqp_time_ms(pqp *p, int64_t ms);
 void pqp_null(pqp *p);
 void pqp_double(pqp *p, double v);
 

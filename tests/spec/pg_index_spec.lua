@@ -155,6 +155,64 @@ describe_pg("the PostgreSQL visibility index", function()
     indexed:close()
   end)
 
+  it("compares created_at and completed_at exactly as the ms it shows: equal ms, sub-ms times, NULL", function()
+    -- three instances the runtime completed get times around one millisecond T (microseconds:
+    -- T.000, T.999 and (T-1).999); running instances have no completed_at
+    local T = 1700000000123
+    local ids = L.sql(db, "", "SELECT i.instance_id AS id FROM instances i JOIN executions e ON e.instance_id ="
+      .. " i.instance_id AND e.execution_id = i.current_execution_id WHERE e.completed_at IS NOT NULL ORDER BY 1 LIMIT 3")
+    assert.are.equal(3, #ids)
+    local sql = { "SET search_path TO dx" }
+    for k, us in ipairs { T * 1000, T * 1000 + 999, T * 1000 - 1 } do
+      local at = ("'epoch'::timestamptz + %d * interval '1 microsecond'"):format(us)
+      sql[#sql + 1] = ("UPDATE instances SET created_at = %s WHERE instance_id = %s"):format(at, L.lit(ids[k].id))
+      sql[#sql + 1] = ("UPDATE executions e SET completed_at = %s FROM instances i WHERE i.instance_id = %s AND"
+        .. " e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id"):format(at, L.lit(ids[k].id))
+    end
+    L.psql(name, table.concat(sql, "; "))
+    assert.is_true(runtime_count(db, "e.completed_at IS NULL") > 0)
+    local plain = assert(durox.open(db, { index = false }))
+    local indexed = assert(durox.open(db))
+    assert(indexed:index_build())
+    -- the oracle: the ms from the column in exact numeric arithmetic (created_at's NULL as 0)
+    local ms = { created_at = "COALESCE(floor(extract(epoch FROM i.created_at) * 1000), 0)",
+      completed_at = "floor(extract(epoch FROM e.completed_at) * 1000)" }
+    local checked = 0
+    for _, field in ipairs { "created_at", "completed_at" } do
+      for _, n in ipairs { T - 1, T, T + 1, 0 } do
+        for _, op in ipairs { ">=", ">", "<", "<=", "=" } do
+          for _, negate in ipairs { false, true } do
+            local f = ("%s %s %d"):format(field, op, n)
+            local w = ("(%s %s %d)"):format(ms[field], op, n)
+            if negate then
+              f, w = "NOT " .. f, w .. " IS NOT TRUE"
+            end
+            local want = {}
+            for _, r in ipairs(L.sql(db, "", "SELECT i.instance_id AS id FROM instances i LEFT JOIN executions e ON"
+              .. " e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id WHERE " .. w
+              .. " ORDER BY 1")) do
+              want[#want + 1] = r.id
+            end
+            table.sort(want)
+            for _, h in ipairs { plain, indexed } do
+              local got = {}
+              local page = assert(h:list_instances_paginated { filter = f, order_by = "InstanceId", page_size = 100000,
+                total_count = true })
+              for _, inst in ipairs(page.instances) do got[#got + 1] = inst.instance_id end
+              table.sort(got)
+              assert.are.same(want, got, f)
+              assert.are.equal(#want, page.total_count, f)
+              checked = checked + 1
+            end
+          end
+        end
+      end
+    end
+    assert.are.equal(160, checked)
+    plain:close()
+    indexed:close()
+  end)
+
   it("keeps the feed's gate across fresh handles: an idle store is not scanned again, any other transaction opens it",
     function()
     local dx = assert(durox.open(db))
