@@ -848,6 +848,7 @@ static int apply(pg_index *ix, idlist *ids, int fix, int pruned, uint64_t rows)
  * purge by anyone is reconciled at once. */
 static int ix_sync(pg_index *ix)
 {
+	int fresh = !ix->feed_placed; /* the position comes from ix_meta now (a new handle) */
 	int rc = place_feed(ix);
 	int moved = 0, pruned = 0, saved = 0;
 	for (int rounds = 0; rc == DUROX_OK && rounds < 100000; rounds++) {
@@ -904,10 +905,12 @@ static int ix_sync(pg_index *ix)
 		if (rc == DUROX_OK && (d != 0 || pruned)) {
 			idlist none = {0};
 			rc = apply(ix, &none, 1, pruned, 0);
-		} else if (rc == DUROX_OK && !saved) {
-			/* transactions ended but none changed the store: the position is saved all the same,
-			 * or every later process would scan again for the same nothing. A role that may not
-			 * write the index only loses that (the feed stands where it is either way) */
+		} else if (rc == DUROX_OK && !saved && fresh) {
+			/* a new handle found transactions ended but none changed the store: the position is
+			 * saved all the same, or every later process would scan again for the same nothing.
+			 * Only a new handle does so: two long-lived ones that both did would open each other's
+			 * gate at every sync. A role that may not write the index only loses that (the feed
+			 * stands where it is either way) */
 			char err[sizeof ix->s->base.err];
 			memcpy(err, ix->s->base.err, sizeof err);
 			int64_t delta = 0;
