@@ -919,6 +919,8 @@ static int ix_sync(pg_index *ix)
 				w = save_position(ix, 0, delta);
 			if (ix_end(ix, w) != DUROX_OK)
 				memcpy(ix->s->base.err, err, sizeof err);
+			else
+				ix->synced_at = now_ms();
 		}
 	}
 	return rc;
