@@ -11,13 +11,28 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 bin=${DUROXLUA:-$root/build/duroxlua}
 js() { node -e "const o=JSON.parse(process.argv[1]); console.log(o[process.argv[2]])" "$1" "$2"; }
 echo "== duroxlua (index, and index = false)"
-psql_url=$(echo "$url" | sed -E 's/[?&]schema=[a-z_0-9]+//')
+# libpq's own URL: without duroxlua's parameters (schema=, statement_timeout=), which psql rejects
+psql_url=$(echo "$url" | sed -E 's/([?&])(schema|statement_timeout)=[^&]*/\1/g; s/&&+/\&/g; s/[?]&/?/; s/[?&]$//')
+# the server's processes, for the CPU figures (children of the postmaster of the URL's host=)
+host=$(echo "$url" | sed -nE 's/.*[?&]host=([^&]*).*/\1/p')
+if [ -n "$host" ] && [ -r "$host/data/postmaster.pid" ]; then
+  PG_POSTMASTER_PID=$(head -1 "$host/data/postmaster.pid")
+  export PG_POSTMASTER_PID
+fi
 nice -n 10 "$bin" "$root/bench/pg_index_bench.lua" "$url" "$rounds" "$psql_url"
+echo "== one full read of history (psql COPY of the columns the build reads, to /dev/null)"
+t0=$(date +%s%N)
+nice -n 10 psql -X -q -v ON_ERROR_STOP=1 "$psql_url" \
+  -c "\\copy (SELECT instance_id, execution_id, event_id, event_data FROM dx.history) TO /dev/null"
+echo "history_full_read_ms $(( ($(date +%s%N) - t0) / 1000000 ))"
 echo "== Duroxide's PostgreSQL API"
 page=$(nice -n 10 node "$root/bench/duroxide_timed.js" "$url" status-page "$rounds")
 echo "duroxide_failed_page_first $(js "$page" first)"
 echo "duroxide_failed_page_median $(js "$page" median)"
+echo "duroxide_failed_page_cpu_ms_first_median $(js "$page" cpu_first) $(js "$page" cpu_median)"
 all=$(nice -n 10 node "$root/bench/duroxide_timed.js" "$url" list-all 1)
 echo "duroxide_list_all_first $(js "$all" first)"
+echo "duroxide_list_all_cpu_ms_first $(js "$all" cpu_first)"
 sys=$(nice -n 10 node "$root/bench/duroxide_timed.js" "$url" system 1)
 echo "duroxide_system_metrics_first $(js "$sys" first)"
+echo "duroxide_system_metrics_cpu_ms_first $(js "$sys" cpu_first)"
