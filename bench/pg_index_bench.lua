@@ -18,19 +18,50 @@ local function median(t)
   return t[(#t + 1) // 2]
 end
 
+-- CPU ms: this process (os.clock) and the server's processes (every child of the postmaster whose
+-- pid is in $PG_POSTMASTER_PID, from /proc; 10 ms ticks; 0 when unset)
+local pm = os.getenv("PG_POSTMASTER_PID")
+local function server_cpu()
+  if not pm then return 0 end
+  local p = io.popen("ps -o pid= --ppid " .. pm)
+  local ms = 0
+  for pid in p:lines() do
+    local f = io.open("/proc/" .. pid:match("%d+") .. "/stat")
+    if f then
+      local st = f:read("a")
+      f:close()
+      local rest = st:match("%) (.*)")
+      local i, ut, stt = 0, nil, nil
+      for w in rest:gmatch("%S+") do
+        i = i + 1
+        if i == 12 then ut = tonumber(w) elseif i == 13 then stt = tonumber(w) break end
+      end
+      ms = ms + (ut + stt) * 10
+    end
+  end
+  p:close()
+  return ms
+end
+local last_cpu, last_srv = 0, 0
 local function timed(f)
+  local s0, c0 = server_cpu(), os.clock()
   local t0 = durox.now()
   local r = f()
-  return durox.now() - t0, r
+  local t = durox.now() - t0
+  last_cpu, last_srv = (os.clock() - c0) * 1000, server_cpu() - s0
+  return t, r
 end
 
 local function say(k, v) print(k .. " " .. tostring(v)) end
+-- the CPU of the last timed call: process ms, server ms
+local function say_cpu(k) print(("%s_cpu_ms %.0f+%.0f"):format(k, last_cpu, last_srv)) end
 
 do
   local dx = assert(durox.open(url))
   local t = timed(function() return assert(dx:index_build { rebuild = true }) end)
   local st = dx:index_status()
   say("build_ms", t)
+  say_cpu("build")
   say("size_bytes", st.size_bytes)
   say("instances", st.instances)
   dx:close()
@@ -38,7 +69,7 @@ end
 
 for _, mode in ipairs { "index", "store" } do
   local opts = mode == "index" and { statement_timeout_ms = 300000 } or { index = false, statement_timeout_ms = 300000 }
-  local first, opened, scans = {}, {}, 0
+  local first, opened, scans, fcpu = {}, {}, 0, {}
   for _ = 1, rounds do
     local o, dx = timed(function() return assert(durox.open(url, opts)) end)
     local t, r = timed(function()
@@ -46,11 +77,13 @@ for _, mode in ipairs { "index", "store" } do
     end)
     assert(#r.instances == 100)
     first[#first + 1] = t
+    fcpu[#fcpu + 1] = last_cpu + last_srv
     opened[#opened + 1] = o
     if mode == "index" then scans = scans + dx:index_status().sync_scans end
     dx:close()
   end
   say("failed_page_fresh_" .. mode, median(first))
+  say("failed_page_fresh_" .. mode .. "_cpu_ms_proc_plus_server", median(fcpu))
   say("open_fresh_" .. mode, median(opened))
   -- how many of those fresh handles' syncs found the feed's gate open and scanned the store (the
   -- first one after the rebuild does; on an idle store the others must not)
@@ -96,14 +129,18 @@ for _, mode in ipairs { "index", "store" } do
   local big = assert(durox.open(url, { index = opts.index, statement_timeout_ms = 300000,
     config = { max_list_instances = 10000000 } }))
   say("list_all_" .. mode, (timed(function() return assert(big:list_instances()) end)))
+  say_cpu("list_all_" .. mode)
   big:close()
   say("group_by_name_p95_" .. mode, (timed(function()
     return assert(dx:query_instances { group_by = "OrchestrationName", aggregate = { "Count", "P95Duration", "AverageDuration" } })
   end)))
+  say_cpu("group_by_name_p95_" .. mode)
   say("group_by_status_count_" .. mode, (timed(function()
     return assert(dx:query_instances { group_by = "Status", aggregate = "Count" })
   end)))
+  say_cpu("group_by_status_count_" .. mode)
   say("runtime_metrics_" .. mode, (timed(function() return assert(dx:get_runtime_metrics()) end)))
+  say_cpu("runtime_metrics_" .. mode)
   dx:close()
 end
 
@@ -147,6 +184,7 @@ SELECT count(*) FROM history WHERE instance_id LIKE '%~cu';
   local t = timed(function() return assert(dx:index_sync()) end)
   say("catchup_rows", rows)
   say("catchup_ms", t)
+  say_cpu("catchup")
   say("catchup_per_10k_ms", t * 10000 / rows)
   local v = assert(dx:index_verify())
   say("verified_after_catchup", v.ok)
