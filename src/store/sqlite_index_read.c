@@ -135,8 +135,8 @@ static const char *bulk_text(arena *a, sqlite3_stmt *st, int col, size_t *len, i
 }
 
 /* 1: answered (rc in *rc), 0: more than q->limit rows match (the caller walks the index). */
-static int list_bulk(sqlite_store *s, const store_list_query *q, const char *where_sql, binds *b,
-                     store_summary_cb cb, void *ud, int *rcp)
+static int list_bulk(sqlite_store *s, const store_list_query *q, const char *where_sql, binds *b, store_summary_cb cb,
+                     void *ud, int *rcp)
 {
 	sqlite3_stmt *st = sqi_stmt(s, where_sql);
 	if (st == NULL) {
@@ -181,7 +181,9 @@ static int list_bulk(sqlite_store *s, const store_list_query *q, const char *whe
 		m->parent_instance = bulk_text(&a, st, 7, NULL, &oom);
 		m->error = bulk_text(&a, st, 11, NULL, &oom);
 		m->custom_status = bulk_text(&a, st, 12, NULL, &oom);
-		int kcol = q->order_by == DUROX_ORDER_UPDATED_AT ? 5 : q->order_by == DUROX_ORDER_ORCHESTRATION_NAME ? 1 : 4;
+		int kcol = q->order_by == DUROX_ORDER_UPDATED_AT           ? 5
+		           : q->order_by == DUROX_ORDER_ORCHESTRATION_NAME ? 1
+		                                                           : 4;
 		r->knull = sqlite3_column_type(st, kcol) == SQLITE_NULL;
 		r->ikey = sqlite3_column_int64(st, kcol);
 		r->tkey = name;
@@ -192,7 +194,7 @@ static int list_bulk(sqlite_store *s, const store_list_query *q, const char *whe
 	else if (answered && step != SQLITE_DONE)
 		rc = sqi_fail(s, step, "listing instances");
 	else if (answered) {
-		int (*cmp)(const void *, const void *) = q->order_by == DUROX_ORDER_INSTANCE_ID ? cmp_bulk_id
+		int (*cmp)(const void *, const void *) = q->order_by == DUROX_ORDER_INSTANCE_ID          ? cmp_bulk_id
 		                                         : q->order_by == DUROX_ORDER_ORCHESTRATION_NAME ? cmp_bulk_text
 		                                                                                         : cmp_bulk_int;
 		bulk_row **order = malloc((n ? n : 1) * sizeof *order);
