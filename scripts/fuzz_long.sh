@@ -10,7 +10,9 @@
 # seconds (libFuzzer's -max_total_time; 0, the default, means no cap): the line then says how
 # many of the RUNS executions fitted. DUROX_FUZZ_TIMEOUT (default 10) is libFuzzer's -timeout, the
 # wall-clock seconds one input may take: raise it on a loaded machine, where a niced fuzzer gets
-# so little CPU that an input of 1 s can take more than 10.
+# so little CPU that an input of 1 s can take more than 10. DUROX_FUZZ_BUILD_TYPE (default
+# RelWithDebInfo: -O2 with the sanitizers, as libFuzzer recommends; the core has no assert() that
+# NDEBUG would remove) is the fuzz build's CMake build type; CTest's bounded runs use Debug.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10000000}
@@ -20,12 +22,13 @@ fb=${DUROX_FUZZ_BUILD:-build-fuzz}
 fx=${DUROX_FUZZ_FIXTURES:-build/fixtures} # the stores (copy them to run beside a test suite that remakes them)
 cap=${DUROX_FUZZ_SECONDS:-0}
 timeout=${DUROX_FUZZ_TIMEOUT:-10}
+btype=${DUROX_FUZZ_BUILD_TYPE:-RelWithDebInfo}
 jobs=$(nproc 2>/dev/null || echo 2)
 if [ ! -s "$fx/scenarios.db.manifest.json" ]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   tests/make_fixtures.sh "$fx"
 fi
-cmake -S . -B "$fb" -DCMAKE_C_COMPILER=clang-14 -DCMAKE_BUILD_TYPE=Debug -DDUROX_FUZZ=ON -DDUROX_TESTS=OFF \
+cmake -S . -B "$fb" -DCMAKE_C_COMPILER=clang-14 -DCMAKE_BUILD_TYPE="$btype" -DDUROX_FUZZ=ON -DDUROX_TESTS=OFF \
   -DDUROX_FUZZ_DB="$(cd "$fx" && pwd)/scenarios.db" >/dev/null
 cmake --build "$fb" -j"$jobs" >/dev/null
 seeds=$fb/tests/fuzz/fixture-seeds

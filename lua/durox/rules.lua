@@ -115,24 +115,25 @@ local function context(self, r)
   return ctx
 end
 
--- Opens a runner over dx for the rules; opts: poll_ms, log (a function of a string).
+-- Opens a runner over dx for the rules; opts: poll_ms, log (a function of a string). On failure:
+-- nil, the message naming the rule, and the engine's code of the call that failed (e.g. DENIED).
 function M.runner(dx, rules, opts)
   opts = opts or {}
   local self = setmetatable({ dx = dx, rules = rules, poll_ms = opts.poll_ms or 500, pid = durox.now() % 1000000,
     logf = opts.log or function(s) io.stderr:write(s) end, stats = {} }, Runner)
   for _, r in ipairs(rules) do
-    local cursor, cerr = dx:get_cursor("rule:" .. r.name)
-    if cerr then return nil, ("rule '%s': %s"):format(r.name, cerr) end
+    local cursor, cerr, ccode = dx:get_cursor("rule:" .. r.name)
+    if cerr then return nil, ("rule '%s': %s"):format(r.name, cerr), ccode end
     local req = { filter = r.filter, event_types = r.events, follow = true, no_wait = true, payloads = r.payloads }
     if cursor then req.cursor = cursor else req.from = r.from end
-    local s, err = dx:stream_instance_events(req)
+    local s, err, code = dx:stream_instance_events(req)
     if not s and cursor and err and err:match("cursor was issued for a different") then
       -- the rule's filter or events changed: it starts afresh from now, and says so
       log(self, "%s: its filter or event types changed; starting from now", r.name)
       req.cursor, req.from = nil, "now"
-      s, err = dx:stream_instance_events(req)
+      s, err, code = dx:stream_instance_events(req)
     end
-    if not s then return nil, ("rule '%s': %s"):format(r.name, err) end
+    if not s then return nil, ("rule '%s': %s"):format(r.name, err), code end
     r.stream = s
     r.ctx = context(self, r)
     self.stats[r.name] = { done = 0, failed = 0, skipped = 0, interrupted = 0 }

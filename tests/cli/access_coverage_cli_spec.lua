@@ -71,7 +71,7 @@ local COMMANDS = {
   restart = { { ID, "--yes" }, E.NOTFOUND, "wait%-approve%-1%s+NOTFOUND%s+instance 'wait%-approve%-1' not found",
               "restart_instances" },
   -- a rule's durable state (cursor, runs) needs can_manage_jobs: the rules cannot start
-  rules = { { "scripts/rules/restart-transient-failures.lua" }, E.FAILED,
+  rules = { { "scripts/rules/restart-transient-failures.lua" }, E.REFUSED,
             "^duroxlua rules: rule 'restart%-transient%-failures': access denied: user 'zed' may not manage bulk jobs" },
   series = { { "--from", "-30d" }, E.REFUSED, REFUSED },
   show = { { ID }, E.NOTFOUND, "^duroxlua show: instance 'wait%-approve%-1' not found" },

@@ -86,8 +86,8 @@ function M.run(a, ctx)
     poll = durox.parse_duration(a.poll)
     if not poll then return ctx:fail(("--poll expects a duration like 500ms, got '%s'"):format(a.poll), 2) end
   end
-  local runner, rerr = rules.runner(dx, list, { poll_ms = poll })
-  if not runner then return ctx:fail(rerr) end
+  local runner, rerr, rcode = rules.runner(dx, list, { poll_ms = poll })
+  if not runner then return ctx:fail(rerr, require("durox.cli.exit").of(rcode)) end
   local ok, perr = pcall(function()
     if a.once then
       while runner:step() > 0 do end
