@@ -390,10 +390,6 @@ static int ix_connect(sq_index *ix)
 void ix_store_mmap(sq_index *ix, int on)
 {
 	sqlite3_exec(ix->db, on ? "PRAGMA store.mmap_size=2147418112" : "PRAGMA store.mmap_size=0", NULL, NULL, NULL);
-	/* the index file too: a listing in (key, instance_id) order looks every row up in
-	 * dx_inst, and through read() each lookup that misses the page cache is a system call and
-	 * a copy (a third of the time of a listing of 100k) */
-	sqlite3_exec(ix->db, on ? "PRAGMA main.mmap_size=2147418112" : "PRAGMA main.mmap_size=0", NULL, NULL, NULL);
 }
 
 /* Configures the index connection once the file is known to be ours: WAL (readers of other
