@@ -3,7 +3,8 @@
 --   duroxlua bench/pg_index_bench.lua URL [ROUNDS]
 --   duroxlua bench/pg_index_bench.lua URL ROUNDS PSQL_URL   (also the catch-up, at the end)
 -- Rebuilds the visibility index (build_ms, size_bytes), then: the first page of 100 Failed with
--- summaries on a fresh handle, with the index and without (index = false: the runtime's
+-- summaries on a fresh handle (the open timed apart, and how many fresh handles scanned the
+-- store in their first sync), with the index and without (index = false: the runtime's
 -- tables); page 1 and page 500 in each order and for name = 'Order' AND status = 'Running'
 -- (or the last full page when there are fewer), with the index and without; the idle sync;
 -- group-bys (with P95 and average durations; by status); runtime metrics (not index-served on
@@ -37,17 +38,23 @@ end
 
 for _, mode in ipairs { "index", "store" } do
   local opts = mode == "index" and { statement_timeout_ms = 300000 } or { index = false, statement_timeout_ms = 300000 }
-  local first = {}
+  local first, opened, scans = {}, {}, 0
   for _ = 1, rounds do
-    local dx = assert(durox.open(url, opts))
+    local o, dx = timed(function() return assert(durox.open(url, opts)) end)
     local t, r = timed(function()
       return assert(dx:list_instances_paginated { filter = { status = "Failed" }, page_size = 100 })
     end)
     assert(#r.instances == 100)
     first[#first + 1] = t
+    opened[#opened + 1] = o
+    if mode == "index" then scans = scans + dx:index_status().sync_scans end
     dx:close()
   end
   say("failed_page_fresh_" .. mode, median(first))
+  say("open_fresh_" .. mode, median(opened))
+  -- how many of those fresh handles' syncs found the feed's gate open and scanned the store (the
+  -- first one after the rebuild does; on an idle store the others must not)
+  if mode == "index" then say("failed_page_fresh_index_scans_of_" .. rounds, scans) end
   local dx = assert(durox.open(url, opts))
   local cases = { { "CreatedAt" }, { "UpdatedAt" }, { "InstanceId" }, { "OrchestrationName" },
     { "CreatedAt", "name = 'Order' AND status = 'Running'", "order_running" } }

@@ -222,6 +222,8 @@ typedef struct durox_index_status {
 	int64_t built_at;                 /* when the last build finished, DUROX_NO_TIME if never */
 	int64_t synced_at;                /* when it last caught up with the store, DUROX_NO_TIME if never */
 	uint64_t history_rows;            /* history rows it has read */
+	uint64_t sync_scans;              /* PostgreSQL: syncs of this handle that found a transaction ended and
+	                                   * looked for changed instances (0 on SQLite) */
 } durox_index_status;
 
 /* Fills *out; DUROX_EIO/DUROX_ECORRUPT only when the index file cannot be read at all. */

@@ -31,6 +31,7 @@ static int l_index_status(lua_State *L)
 	lx_push_time(L, "built_at", st.built_at);
 	lx_push_time(L, "synced_at", st.synced_at);
 	lx_set_int(L, "history_rows", (int64_t)st.history_rows);
+	lx_set_int(L, "sync_scans", (int64_t)st.sync_scans);
 	return 1;
 }
 

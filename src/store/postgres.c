@@ -44,7 +44,7 @@ static int pqp_grow(pqp *p)
 		return 0;
 	int ncap = p->cap ? p->cap * 2 : 16;
 	const char **nv = malloc((size_t)ncap * sizeof *nv);
-	char(*nn)[24] = malloc((size_t)ncap * sizeof *nn);
+	char(*nn)[32] = malloc((size_t)ncap * sizeof *nn);
 	if (nv == NULL || nn == NULL) {
 		free(nv);
 		free(nn);
@@ -81,6 +81,24 @@ void pqp_int(pqp *p, int64_t v)
 	if (pqp_grow(p) != 0)
 		return;
 	snprintf(p->num[p->n], sizeof p->num[p->n], "%lld", (long long)v);
+	p->v[p->n] = p->num[p->n];
+	p->n++;
+}
+
+void pqp_time_ms(pqp *p, int64_t ms)
+{
+	if (pqp_grow(p) != 0)
+		return;
+	time_t sec = (time_t)(ms / 1000);
+	int frac = (int)(ms % 1000);
+	if (frac < 0) {
+		frac += 1000;
+		sec -= 1;
+	}
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	size_t k = strftime(p->num[p->n], sizeof p->num[p->n], "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(p->num[p->n] + k, sizeof p->num[p->n] - k, ".%03d+00", frac);
 	p->v[p->n] = p->num[p->n];
 	p->n++;
 }

@@ -8,8 +8,11 @@
  * grouped by instance and in (instance, execution, event) order; every ack of the runtime
  * writes a new version of its instance's row, so the changed instances are those whose row
  * is newer than S (a scan of `instances`), and their history is read by primary key. A round
- * that does not fit one poll continues in the next one from the last row's key. The gate: R
- * equal to S (no transaction with an xid began or ended) means nothing was committed.
+ * that does not fit one poll continues in the next one from the last row's key. The gate: no
+ * transaction ended between S and R (R's xmax and in-progress list against S's) means nothing
+ * was committed; transactions of our own that wrote only duroxlua's tables (the index saving
+ * this position: pg_feed_own_xact) are kept with the position and do not count, so a fresh
+ * process on an idle store finds the gate closed too.
  * Deleted rows are found by counting the rows not newer than S (at most every verify_ms).
  * A store whose tables were re-created (other oids) or whose transaction ids went backwards
  * (a restored backup) resets "lost". Used through pg_feed_vtable (postgres.c).
@@ -33,7 +36,9 @@
 #define KEY_MAX 900   /* instance ids in a position */
 
 #define POS_TAG 'P'
-#define POS_VERSION 1
+#define POS_VERSION 2 /* 1: without the own transactions */
+#define OWN_MAX 8
+#define XIP_MAX 128 /* in-progress xids of one snapshot (its text is at most SNAP_MAX) */
 
 /* A snapshot: xmin, xmax (64-bit) and the in-progress list. */
 typedef struct snap {
@@ -53,6 +58,8 @@ typedef struct feed_pos {
 	uint64_t count;              /* history rows not newer than prev when it was taken */
 	uint64_t delivered;          /* rows delivered so far in the round */
 	uint32_t hist_oid, inst_oid; /* the runtime's tables, to notice re-created ones */
+	uint64_t own[OWN_MAX];       /* our own transactions that wrote no runtime rows (full xids) */
+	int n_own;
 } feed_pos;
 
 struct store_feed {
@@ -100,7 +107,7 @@ static int snap_parse(snap *sn, const char *t)
 	return 0;
 }
 
-/* The in-progress list of sn as 32-bit xids in a text[] literal ("{1,2}"); into b. */
+/* The in-progress list of sn as 32-bit xids in an array literal ("{1,2}", "{}" when none); into b. */
 static void snap_xip32(const snap *sn, char *b, size_t cap)
 {
 	const char *p = strchr(strchr(sn->text, ':') + 1, ':') + 1;
@@ -116,6 +123,66 @@ static void snap_xip32(const snap *sn, char *b, size_t cap)
 	}
 	b[n++] = '}';
 	b[n] = '\0';
+}
+
+/* The in-progress list of sn (full xids) into out (at most cap); their number, -1 when more. */
+static int snap_xips(const snap *sn, uint64_t *out, int cap)
+{
+	const char *p = strchr(strchr(sn->text, ':') + 1, ':') + 1;
+	int n = 0;
+	while (*p) {
+		char *end;
+		uint64_t x = strtoull(p, &end, 10);
+		if (end == p)
+			break;
+		if (n == cap)
+			return -1;
+		out[n++] = x;
+		p = *end == ',' ? end + 1 : end;
+	}
+	return n;
+}
+
+static int has_xid(const uint64_t *l, int n, uint64_t x)
+{
+	for (int i = 0; i < n; i++)
+		if (l[i] == x)
+			return 1;
+	return 0;
+}
+
+/* Whether a transaction other than own[] ended between snapshots s (earlier) and c: one in
+ * s's in-progress list that c does not list, or one at or after s's xmax that c neither lists
+ * nor has yet to begin (below c's xmax; every xid below xmax has ended unless listed). Any
+ * transaction of the cluster counts, committed or aborted. With no own transactions this is
+ * "c differs from s". */
+static int others_ended(const snap *s, const snap *c, const uint64_t *own, int n_own)
+{
+	uint64_t sx[XIP_MAX], cx[XIP_MAX];
+	int ns = snap_xips(s, sx, XIP_MAX), nc = snap_xips(c, cx, XIP_MAX);
+	if (ns < 0 || nc < 0 || c->xmax < s->xmax)
+		return 1;
+	for (int i = 0; i < ns; i++)
+		if (!has_xid(cx, nc, sx[i]) && !has_xid(own, n_own, sx[i]))
+			return 1;
+	if (c->xmax - s->xmax > (uint64_t)(n_own + nc))
+		return 1; /* more began and ended than we could account for */
+	for (uint64_t x = s->xmax; x < c->xmax; x++)
+		if (!has_xid(cx, nc, x) && !has_xid(own, n_own, x))
+			return 1;
+	return 0;
+}
+
+/* Keeps of p's own transactions those not ended at p->prev (the others cannot matter any more). */
+static void own_trim(feed_pos *p)
+{
+	uint64_t xs[XIP_MAX];
+	int nx = snap_xips(&p->prev, xs, XIP_MAX);
+	int k = 0;
+	for (int i = 0; i < p->n_own; i++)
+		if (p->prev.set && (p->own[i] >= p->prev.xmax || (nx > 0 && has_xid(xs, nx, p->own[i]))))
+			p->own[k++] = p->own[i];
+	p->n_own = k;
 }
 
 /* ---- positions --------------------------------------------------------------------------- */
@@ -174,14 +241,18 @@ static size_t pos_encode(const feed_pos *p, unsigned char *o)
 	put_str(o, &n, p->has_last ? p->last_id : "");
 	put_u64(o, &n, p->last_exec);
 	put_u64(o, &n, p->last_event);
+	o[n++] = (unsigned char)p->n_own;
+	for (int i = 0; i < p->n_own; i++)
+		put_u64(o, &n, p->own[i]);
 	return n;
 }
 
 static int pos_decode(feed_pos *p, const unsigned char *b, size_t len)
 {
 	memset(p, 0, sizeof *p);
-	if (len < 27 || b[0] != POS_TAG || b[1] != POS_VERSION || (b[2] & ~15) != 0)
+	if (len < 27 || b[0] != POS_TAG || (b[1] != POS_VERSION && b[1] != 1) || (b[2] & ~15) != 0)
 		return -1;
+	int version = b[1];
 	int flags = b[2];
 	p->count = get_u64(b + 3);
 	p->delivered = get_u64(b + 11);
@@ -192,10 +263,20 @@ static int pos_decode(feed_pos *p, const unsigned char *b, size_t len)
 	char prev[SNAP_MAX], round[SNAP_MAX];
 	if (get_str(b, len, &n, prev, sizeof prev) || get_str(b, len, &n, round, sizeof round) ||
 	    get_str(b, len, &n, p->scan_after, sizeof p->scan_after) ||
-	    get_str(b, len, &n, p->last_id, sizeof p->last_id) || n + 16 != len)
+	    get_str(b, len, &n, p->last_id, sizeof p->last_id) || n + 16 > len)
 		return -1;
 	p->last_exec = get_u64(b + n);
 	p->last_event = get_u64(b + n + 8);
+	n += 16;
+	if (version >= 2) {
+		if (n + 1 > len || b[n] > OWN_MAX || n + 1 + 8 * (size_t)b[n] != len)
+			return -1;
+		p->n_own = b[n];
+		for (int i = 0; i < p->n_own; i++)
+			p->own[i] = get_u64(b + n + 1 + 8 * (size_t)i);
+	} else if (n != len) {
+		return -1;
+	}
 	if ((flags & 1) && snap_parse(&p->prev, prev) != 0)
 		return -1;
 	if ((flags & 2) && snap_parse(&p->round, round) != 0)
@@ -265,12 +346,18 @@ static void snap_args_of(snap_args *a, const snap *sn)
 	snap_xip32(sn, a->xip, sizeof a->xip);
 }
 
-/* Appends "newer than S" over col and its two parameters. */
+/* Appends "newer than S" over col and its parameters: xmin at or after S's xmax (by age, as
+ * xmin is a 32-bit xid), or in S's in-progress list (compared as xid: a text cast per row
+ * doubled the cost of the scan). */
 static void add_newer(buf *b, pqp *p, const char *col, const snap_args *a)
 {
 	pqp_text(p, a->xmax);
+	if (strcmp(a->xip, "{}") == 0) {
+		buf_addf(b, "(age(%s) <= age($%d::xid))", col, p->n);
+		return;
+	}
 	pqp_text(p, a->xip);
-	buf_addf(b, "(age(%s) <= age($%d::xid) OR %s::text = ANY($%d::text[]))", col, p->n - 1, col, p->n);
+	buf_addf(b, "(age(%s) <= age($%d::xid) OR %s = ANY($%d::xid[]))", col, p->n - 1, col, p->n);
 }
 
 struct count_ud {
@@ -389,7 +476,9 @@ static int feed_restore(store_feed *f, const void *pos, size_t len)
 	if (pos_decode(&p, pos, len) != 0)
 		return store_fail(&f->s->base, DUROX_EINVALID, "not a position of the PostgreSQL change feed");
 	f->pos = p;
-	f->gate_valid = 0;
+	/* a complete round's position: the gate holds across processes (the own transactions saved
+	 * with it are those that wrote it) */
+	f->gate_valid = p.prev.set && !p.round.set;
 	f->verify_now = p.prev.set;
 	return DUROX_OK;
 }
@@ -534,7 +623,7 @@ static int feed_poll(store_feed *f, const store_feed_request *rq, store_feed_cb 
 		f->seen_deletes = s->own_deletes;
 		if (own)
 			f->verify_now = 1;
-		if (f->gate_valid && !f->verify_now && p->prev.set && strcmp(cur.text, p->prev.text) == 0) {
+		if (f->gate_valid && !f->verify_now && p->prev.set && !others_ended(&p->prev, &cur, p->own, p->n_own)) {
 			res->idle = 1;
 			return DUROX_OK;
 		}
@@ -681,6 +770,7 @@ static int feed_poll(store_feed *f, const store_feed_request *rq, store_feed_cb 
 		/* the round is complete: R becomes the position */
 		p->count += p->delivered;
 		p->prev = p->round;
+		own_trim(p);
 		memset(&p->round, 0, sizeof p->round);
 		p->scan_after[0] = '\0';
 		p->scan_started = 0;
@@ -689,6 +779,30 @@ static int feed_poll(store_feed *f, const store_feed_request *rq, store_feed_cb 
 	}
 	ids_free(&ids);
 	f->gate_valid = !res->more;
+	return DUROX_OK;
+}
+
+int pg_feed_own_xact(store_feed *f)
+{
+	pg_store *s = f->s;
+	char t[SNAP_MAX] = "";
+	int rc = pq_query(s, PQ_WRITE, "SELECT pg_current_xact_id()::text", NULL, text_row, t, NULL,
+	                  "reading the transaction id");
+	if (rc != DUROX_OK)
+		return rc;
+	char *end;
+	uint64_t x = strtoull(t, &end, 10);
+	if (end == t || *end != '\0')
+		return store_fail(&s->base, DUROX_EIO, "unreadable transaction id '%.40s'", t);
+	feed_pos *p = &f->pos;
+	if (has_xid(p->own, p->n_own, x))
+		return DUROX_OK;
+	if (p->n_own == OWN_MAX) {
+		/* the oldest goes: the gate then opens once more than it must, never less */
+		memmove(p->own, p->own + 1, (OWN_MAX - 1) * sizeof p->own[0]);
+		p->n_own--;
+	}
+	p->own[p->n_own++] = x;
 	return DUROX_OK;
 }
 

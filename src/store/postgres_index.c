@@ -775,10 +775,22 @@ static int reconcile(pg_index *ix, int pruned, int64_t *delta)
 static int save_position(pg_index *ix, uint64_t rows, int64_t delta)
 {
 	char hex[2 * STORE_FEED_POS_MAX + 1];
-	int rc = feed_hex(ix, hex);
+	/* this transaction writes only our tables: its end is no change of the store. Its xid,
+	 * kept with the position, is assigned by a write first (a role that may not write the
+	 * index fails there without one: an aborted xid would open every other process's gate) */
+	pqp p;
+	pqp_init(&p);
+	pqp_text(&p, ix->s->schema);
+	pqp_int(&p, now_ms());
+	int rc = ix_q(ix, PQ_WRITE, "UPDATE @M SET synced_at=$2 WHERE runtime_schema=$1", &p, NULL, NULL, NULL,
+	              "recording the index's position");
+	pqp_free(&p);
+	if (rc == DUROX_OK)
+		rc = pg_feed_own_xact(ix->feed);
+	if (rc == DUROX_OK)
+		rc = feed_hex(ix, hex);
 	if (rc != DUROX_OK)
 		return rc;
-	pqp p;
 	pqp_init(&p);
 	pqp_text(&p, ix->s->schema);
 	pqp_text(&p, hex);
@@ -836,8 +848,9 @@ static int apply(pg_index *ix, idlist *ids, int fix, int pruned, uint64_t rows)
  * purge by anyone is reconciled at once. */
 static int ix_sync(pg_index *ix)
 {
+	int fresh = !ix->feed_placed; /* the position comes from ix_meta now (a new handle) */
 	int rc = place_feed(ix);
-	int moved = 0, pruned = 0;
+	int moved = 0, pruned = 0, saved = 0;
 	for (int rounds = 0; rc == DUROX_OK && rounds < 100000; rounds++) {
 		idlist ids = {0};
 		struct feed_ud fu = {&ids, 0};
@@ -868,9 +881,12 @@ static int ix_sync(pg_index *ix)
 			break;
 		}
 		moved = 1;
+		ix->scans++;
 		pruned |= res.reset == STORE_FEED_RESET_DELETED;
-		if (ids.n > 0)
+		if (ids.n > 0) {
 			rc = apply(ix, &ids, 0, 0, fu.rows);
+			saved = 1;
+		}
 		idlist_free(&ids);
 		if (rc != DUROX_OK || !res.more)
 			break;
@@ -889,6 +905,22 @@ static int ix_sync(pg_index *ix)
 		if (rc == DUROX_OK && (d != 0 || pruned)) {
 			idlist none = {0};
 			rc = apply(ix, &none, 1, pruned, 0);
+		} else if (rc == DUROX_OK && !saved && fresh) {
+			/* a new handle found transactions ended but none changed the store: the position is
+			 * saved all the same, or every later process would scan again for the same nothing.
+			 * Only a new handle does so: two long-lived ones that both did would open each other's
+			 * gate at every sync. A role that may not write the index only loses that (the feed
+			 * stands where it is either way) */
+			char err[sizeof ix->s->base.err];
+			memcpy(err, ix->s->base.err, sizeof err);
+			int64_t delta = 0;
+			int w = ix_begin(ix);
+			if (w == DUROX_OK)
+				w = save_position(ix, 0, delta);
+			if (ix_end(ix, w) != DUROX_OK)
+				memcpy(ix->s->base.err, err, sizeof err);
+			else
+				ix->synced_at = now_ms();
 		}
 	}
 	return rc;
@@ -985,6 +1017,7 @@ static int pgi_status(store *base, durox_index_status *out)
 	out->built_at = ix->built_at;
 	out->synced_at = ix->synced_at;
 	out->history_rows = (uint64_t)ix->history_rows;
+	out->sync_scans = ix->scans;
 	return DUROX_OK;
 }
 

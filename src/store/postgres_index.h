@@ -29,6 +29,7 @@ typedef struct pg_index {
 	void *progress_ud;
 	int building;
 	int64_t n_inst, build_done, build_total, built_at, synced_at, history_rows, size_bytes;
+	uint64_t scans; /* syncs of this handle that found the feed's gate open and scanned the store */
 } pg_index;
 
 /* Creates the handle's index state (mode: DUROX_INDEX_AUTO / _OFF). NULL when out of memory. */

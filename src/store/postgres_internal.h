@@ -93,7 +93,7 @@ typedef struct pg_store {
 typedef struct pqp {
 	int n, cap;
 	const char **v;
-	char (*num)[24];
+	char (*num)[32];
 	int oom;
 } pqp;
 
@@ -101,6 +101,10 @@ void pqp_init(pqp *p);
 void pqp_free(pqp *p);
 void pqp_text(pqp *p, const char *v); /* NULL binds SQL NULL */
 void pqp_int(pqp *p, int64_t v);
+/* ms since the epoch as a UTC timestamptz literal ("YYYY-MM-DD HH:MM:SS.mmm+00"; years 1000-9999),
+ * for a parameter the statement casts to timestamptz ($n::timestamptz: the parameter is then of
+ * that type, read once, not an expression evaluated per row). */
+void pqp_time_ms(pqp *p, int64_t ms);
 void pqp_null(pqp *p);
 void pqp_double(pqp *p, double v);
 
@@ -227,7 +231,13 @@ extern const struct store_metrics_vtable pg_metrics_vtable;
 extern const struct store_ops_vtable pg_ops_vtable;
 /* The audit log in our schema (postgres_audit.c, store/audit.h). */
 extern const struct store_audit_vtable pg_audit_vtable;
-extern const struct store_feed_vtable pg_feed_vtable;   /* postgres_feed.c */
+extern const struct store_feed_vtable pg_feed_vtable; /* postgres_feed.c */
+/* Records the transaction in progress on s (its xid, assigned now if it has none) as one of our
+ * own in f's position: call it inside a transaction that writes only duroxlua's tables and
+ * saves f's position, so that a later process restoring that position does not take the
+ * transaction's end for a change of the store (the feed's gate). DUROX_OK or the query's error. */
+struct store_feed;
+int pg_feed_own_xact(struct store_feed *f);
 extern const struct store_state_vtable pg_state_vtable; /* postgres_state.c */
 void pg_metrics_free(pg_store *s);
 

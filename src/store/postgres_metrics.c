@@ -242,7 +242,10 @@ static int pg_diagnostics(store *base, durox_provider_diagnostics *out)
  * the instance is locked by a turn it is not part of, free otherwise; orphan: no instance and
  * no start queued for it. Unlike SQLite's, Duroxide's PostgreSQL runtime consumes an orphan
  * (leaving an executions row without an instance), so an orphan never blocks the queue here:
- * orphans_blocking is 0 and QF_BLOCKING is never set. */
+ * orphans_blocking is 0 and QF_BLOCKING is never set. The instance's existence is probed by
+ * its primary key per queue row: OFFSET 0 keeps the planner from turning that NOT EXISTS into a
+ * hashed subplan, which read and hashed all of `instances` for a queue of a few thousand rows
+ * (100 ms of a 150 ms snapshot on 100,000 instances). */
 /* clang-format off */
 #define ORCH_ROWS(attempts)                                                                          \
 	"SELECT q.id AS id, q.instance_id AS instance_id, q.work_item AS work_item,"                 \
@@ -251,7 +254,7 @@ static int pg_diagnostics(store *base, durox_provider_diagnostics *out)
 	" " WI_IS("q.work_item", "TimerFired") " AS tm,"                                             \
 	" CASE WHEN l.instance_id IS NULL OR l.locked_until <= $1::int8 THEN 0"                      \
 	" WHEN q.lock_token IS NOT DISTINCT FROM l.lock_token THEN 1 ELSE 2 END AS st,"              \
-	" (NOT EXISTS (SELECT 1 FROM instances x WHERE x.instance_id=q.instance_id)"                 \
+	" (NOT EXISTS (SELECT 1 FROM instances x WHERE x.instance_id=q.instance_id OFFSET 0)"        \
 	" AND NOT EXISTS (SELECT 1 FROM orchestrator_queue y WHERE y.instance_id=q.instance_id"      \
 	" AND " WI_IS("y.work_item", "StartOrchestration") ")) AS orphan"                           \
 	" FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id=q.instance_id"
