@@ -7,6 +7,8 @@
 // process's CPU ms (`cpu_first`, `cpu_median`).
 //   status-page   listInstancesByStatus('Failed') + getInstanceInfo of the first 100
 //   list-all      listAllInstances (ids only, as Duroxide returns them)
+//   list-all-info listAllInstances + getInstanceInfo of every instance (the work of a listing
+//                 that returns a summary per instance, as duroxlua's list_instances does)
 //   system        getSystemMetrics
 //   queues        getQueueDepths
 const common = require('../tests/harness/common');
@@ -26,6 +28,11 @@ async function main() {
       return page.length;
     },
     'list-all': async () => (await client.listAllInstances()).length,
+    'list-all-info': async () => {
+      const ids = await client.listAllInstances();
+      for (const id of ids) await client.getInstanceInfo(id);
+      return ids.length;
+    },
     system: async () => (await client.getSystemMetrics()).totalInstances,
     queues: async () => (await client.getQueueDepths()).orchestratorQueue,
   };

@@ -76,6 +76,8 @@ for n in $SIZES; do
   cold_cpu=$(med "${cold_c[@]}") fresh_cpu=$(med "${fresh_c[@]}") sys_cpu=$(med "${sys_c[@]}")
   page=$(node "$root/bench/duroxide_timed.js" "$db" status-page "$ROUNDS")
   listall=$(node "$root/bench/duroxide_timed.js" "$db" list-all "$ROUNDS")
+  # the same work as list_instances (a summary per instance): once, it takes long
+  listinfo=$(node "$root/bench/duroxide_timed.js" "$db" list-all-info 0)
   sysm=$(node "$root/bench/duroxide_timed.js" "$db" system "$ROUNDS")
   queues=$(node "$root/bench/duroxide_timed.js" "$db" queues "$ROUNDS")
 
@@ -133,6 +135,11 @@ for n in $SIZES; do
   done
   printf '%-60s %12s %12s %10s\n' "every instance, no paging (vs listAllInstances, ids only)" "$(get "$reads" list_all)" \
     "$(js "$listall" median)" "$(ratio "$(get "$reads" list_all)" "$(js "$listall" median)")"
+  printf '%-60s %12s %12s %10s\n' "  the same, first call of the process (vs listAllInstances first)" \
+    "$(get "$reads" list_all_first)" "$(js "$listall" first)" \
+    "$(ratio "$(get "$reads" list_all_first)" "$(js "$listall" first)")"
+  printf '%-60s %12s %12s %10s\n' "  equal work: vs listAllInstances + getInstanceInfo of each" \
+    "$(get "$reads" list_all)" "$(js "$listinfo" first)" "$(ratio "$(get "$reads" list_all)" "$(js "$listinfo" first)")"
   printf '%-60s %12s %12s %10s\n' "runtime metrics, cold, no index (vs getSystemMetrics first)" "$cold_ms" "$sys_first" \
     "$(ratio "$cold_ms" "$sys_first")"
   printf '%-60s %12s %12s %10s\n' "runtime metrics, fresh process, index (vs getSystemMetrics)" "$fresh_ms" "$sys_first" \
@@ -161,6 +168,9 @@ for n in $SIZES; do
   row() { printf '%-60s %12s %12s %10s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
   row "first page of 100 Failed, first call after open" "$(get "$reads" failed_page_first_cpu)" "$(js "$page" cpu_first)"
   row "  the same, warm" "$(get "$reads" failed_page_warm_cpu)" "$(js "$page" cpu_median)"
+  row "every instance, no paging (vs listAllInstances, ids only)" "$(get "$reads" list_all_cpu)" "$(js "$listall" cpu_median)"
+  row "  the same, first call of the process" "$(get "$reads" list_all_first_cpu)" "$(js "$listall" cpu_first)"
+  row "  equal work: vs listAllInstances + getInstanceInfo of each" "$(get "$reads" list_all_cpu)" "$(js "$listinfo" cpu_first)"
   row "runtime metrics, cold, no index (vs getSystemMetrics first)" "$cold_cpu" "$sys_cpu"
   row "runtime metrics, fresh process, index" "$fresh_cpu" "$sys_cpu"
   row "runtime metrics after new turns" "$(get "$lv" runtime_after_turns_cpu)" "$(js "$sys_live" cpu_first)"

@@ -401,6 +401,43 @@ done:
 	return DUROX_OK;
 }
 
+typedef struct direct_fill {
+	list_result *lr;
+	int rc;
+} direct_fill;
+
+static int direct_cb(void *ud, const durox_instance_summary *r)
+{
+	direct_fill *d = ud;
+	if (result_push(d->lr, r) != DUROX_OK) {
+		d->rc = DUROX_ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+/* collect() when every row the store returns is kept (no predicate, no per-row policy): one
+ * store call for up to cap + 1 rows, straight into the result, instead of keyset batches
+ * (each a new query) copied twice. */
+static int collect_direct(durox *dx, scan *s, uint32_t cap, int limit_is_error, list_result *lr)
+{
+	store_list_query q = s->q;
+	q.limit = cap < UINT32_MAX ? cap + 1 : cap;
+	direct_fill d = {lr, DUROX_OK};
+	int rc = dx->st->vt->list(dx->st, &q, direct_cb, &d);
+	if (rc != DUROX_OK)
+		return d.rc != DUROX_OK ? dx_fail(dx, d.rc, "out of memory") : dx_store_fail(dx, rc);
+	if (lr->pub.count > cap) {
+		lr->pub.count = cap;
+		if (limit_is_error)
+			return dx_fail(dx, DUROX_ELIMIT,
+			               "more than %u instances match (max_list_instances); narrow the filter or use "
+			               "list_instances_paginated or the instances() iterator",
+			               (unsigned)cap);
+	}
+	return DUROX_OK;
+}
+
 /* Collects every match the caller may see (at most cap, else DUROX_ELIMIT) of req into *out. */
 static int collect(durox *dx, const char *operation, const durox_list_request *req, uint32_t cap, int limit_is_error,
                    durox_instance_list **out)
@@ -417,6 +454,16 @@ static int collect(durox *dx, const char *operation, const durox_list_request *r
 	if (lr == NULL) {
 		scan_free(&s);
 		return dx_fail(dx, DUROX_ENOMEM, "out of memory");
+	}
+	if (s.pred == NULL && !s.view.per_row && !s.view.nothing) {
+		rc = collect_direct(dx, &s, cap, limit_is_error, lr);
+		scan_free(&s);
+		if (rc != DUROX_OK) {
+			durox_instance_list_free(&lr->pub);
+			return rc;
+		}
+		*out = &lr->pub;
+		return DUROX_OK;
 	}
 	const durox_instance_summary *r;
 	while ((rc = scan_next(&s, &r)) == 1) {
