@@ -302,9 +302,15 @@ describe("list_instances_paginated on " .. P.name, function()
     InstanceId = function(s) return s.instance_id end,
     OrchestrationName = function(s) return s.orchestration_name end,
   }
+  -- on SQLite the visibility index answers by default: the store's own SQL (index = false)
+  -- pages too, and its ties (many instances share a created_at second) must order the same
+  local handles = { { "", dx } }
+  if not pg then handles[2] = { " without the index", P.open({ readonly = true, index = false }) } end
   for order, key in pairs(orders) do
     for _, dir in ipairs({ "asc", "desc" }) do
-      it("visits every instance once in " .. order .. " " .. dir .. " order", function()
+    for _, hd in ipairs(handles) do
+      local how, dx = hd[1], hd[2]
+      it("visits every instance once in " .. order .. " " .. dir .. " order" .. how, function()
         local expected = {}
         for i, s in ipairs(all) do expected[i] = s end
         table.sort(expected, function(a, b)
@@ -333,6 +339,7 @@ describe("list_instances_paginated on " .. P.name, function()
         end
         assert.are.same(got, streamed)
       end)
+    end
     end
   end
 
