@@ -267,6 +267,37 @@ describe_pg("the PostgreSQL visibility index", function()
     -- a transaction that ended in another database of the cluster opens it (it cannot tell)
     L.psql("postgres", "CREATE TEMP TABLE gate_probe (x int); INSERT INTO gate_probe VALUES (1)")
     assert.is_true(fresh_read() >= 1)
+    -- ...also when the number of new xids cannot tell: a transaction in progress since before
+    -- the position (listed in progress at both ends) while another begins and ends after it
+    local tag = "durox_gate_holder_" .. tostring(durox.now())
+    local function shq(t) return "'" .. t:gsub("'", "'\\''") .. "'" end
+    os.execute(("psql -X -q %s -c %s >/dev/null 2>&1 &"):format(shq(L.pg_url("postgres") .. "&application_name=" .. tag),
+      shq("BEGIN; SELECT pg_current_xact_id(); SELECT pg_sleep(120); COMMIT")))
+    local holding = ("SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' AND backend_xid IS NOT NULL")
+      :format(tag)
+    local ok, err = pcall(function()
+      L.wait_until(function() return L.psql("postgres", holding):match("^1") ~= nil end, 30000,
+        "the holding transaction to take its xid", 100)
+      -- a transaction that ends makes the next fresh handle save a position taken while the
+      -- holder is in progress (then tried again as above until a second handle finds it closed)
+      local again = false
+      for _ = 1, 20 do
+        L.psql("postgres", "SELECT pg_current_xact_id()")
+        fresh_read()
+        if fresh_read() == 0 then
+          again = true
+          break
+        end
+        durox.sleep(100)
+      end
+      assert.is_true(again, "the gate did not close beside a transaction in progress")
+      -- one transaction id, ended: the snapshot's xmax moved by as many ids as our own saves and
+      -- the holder could account for, so only the list of ids tells that one ended
+      L.psql("postgres", "SELECT pg_current_xact_id()")
+      assert.is_true(fresh_read() >= 1, "a transaction that ended beside one in progress left the gate closed")
+    end)
+    L.psql("postgres", ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '%s'"):format(tag))
+    assert(ok, err)
     -- the live runtime completes a new instance: the next fresh handle sees it
     local rt = L.start_runtime(db, os.tmpname())
     assert(L.client(db, "start", "gate-1", "Echo", '"hi"'))
