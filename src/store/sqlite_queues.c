@@ -156,6 +156,14 @@ static int starts_with(sqlite3_stmt *st, int col, const char *prefix, size_t n)
 	return t != NULL && (size_t)sqlite3_column_bytes(st, col) >= n && memcmp(t, prefix, n) == 0;
 }
 
+/* The instance id kept at offset `at` of ids while reading the orchestrator rows (its length,
+ * then its bytes; not NUL-terminated), and its length into *len. */
+static const char *queued_id(const buf *ids, size_t at, size_t *len)
+{
+	memcpy(len, ids->data + at, sizeof *len);
+	return ids->data + at + sizeof *len;
+}
+
 /* Reads the rows into c (inside the caller's read transaction of the store connection).
  * *redo: a row the kept memo should know is not in it (ids reused): read again without it. */
 static int qc_read_once(sqlite_store *s, struct queue_cache *c, int via_index, int *redo)
@@ -349,8 +357,7 @@ static int qc_read_once(sqlite_store *s, struct queue_cache *c, int via_index, i
 			if (id_at[k] == (size_t)-1)
 				continue;
 			size_t idn;
-			memcpy(&idn, ids.data + id_at[k], sizeof idn);
-			const char *id = ids.data + id_at[k] + sizeof idn;
+			const char *id = queued_id(&ids, id_at[k], &idn);
 			if (!row_exists[k] && hmap_get(&starts, id, idn) == NULL)
 				c->q[k].flags |= QR_ORPHAN;
 			if (!via_index)
@@ -371,8 +378,7 @@ static int qc_read_once(sqlite_store *s, struct queue_cache *c, int via_index, i
 			if (id_at[k] == (size_t)-1)
 				continue;
 			size_t idn;
-			memcpy(&idn, ids.data + id_at[k], sizeof idn);
-			const char *id = ids.data + id_at[k] + sizeof idn;
+			const char *id = queued_id(&ids, id_at[k], &idn);
 			if (hmap_get(&starts, id, idn) != NULL)
 				continue;
 			int created;
