@@ -231,16 +231,17 @@ describe_pg("the PostgreSQL visibility index", function()
     -- two in a row on an idle store: the second finds the gate closed, the first one's own write
     -- of the position notwithstanding (tried again while a spec beside this one on the test
     -- server ends transactions of its own, which rightly open it)
-    local closed = false
-    for _ = 1, 20 do
-      fresh_read()
-      if fresh_read() == 0 then
-        closed = true
-        break
+    -- (before, if given, runs first at every try)
+    local function gate_closes(before)
+      for _ = 1, 20 do
+        if before then before() end
+        fresh_read()
+        if fresh_read() == 0 then return true end
+        durox.sleep(100)
       end
-      durox.sleep(100)
+      return false
     end
-    assert.is_true(closed, "every fresh handle scanned the idle store again")
+    assert.is_true(gate_closes(), "every fresh handle scanned the idle store again")
     -- two long-lived handles after a transaction ended elsewhere: each scans once, and neither's
     -- syncs reopen the other's gate (tried again as above)
     local calm = false
@@ -280,17 +281,8 @@ describe_pg("the PostgreSQL visibility index", function()
         "the holding transaction to take its xid", 100)
       -- a transaction that ends makes the next fresh handle save a position taken while the
       -- holder is in progress (then tried again as above until a second handle finds it closed)
-      local again = false
-      for _ = 1, 20 do
-        L.psql("postgres", "SELECT pg_current_xact_id()")
-        fresh_read()
-        if fresh_read() == 0 then
-          again = true
-          break
-        end
-        durox.sleep(100)
-      end
-      assert.is_true(again, "the gate did not close beside a transaction in progress")
+      assert.is_true(gate_closes(function() L.psql("postgres", "SELECT pg_current_xact_id()") end),
+        "the gate did not close beside a transaction in progress")
       -- one transaction id, ended: the snapshot's xmax moved by as many ids as our own saves and
       -- the holder could account for, so only the list of ids tells that one ended
       L.psql("postgres", "SELECT pg_current_xact_id()")
