@@ -224,6 +224,8 @@ typedef struct durox_index_status {
 	uint64_t history_rows;            /* history rows it has read */
 	uint64_t sync_scans;              /* PostgreSQL: syncs of this handle that found a transaction ended and
 	                                   * looked for changed instances (0 on SQLite) */
+	uint64_t digest_reads;            /* PostgreSQL: reads of this handle's metrics that streamed the whole
+	                                   * history (the index did not hold the history digest; 0 on SQLite) */
 } durox_index_status;
 
 /* Fills *out; DUROX_EIO/DUROX_ECORRUPT only when the index file cannot be read at all. */

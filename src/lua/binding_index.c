@@ -18,7 +18,7 @@ static int l_index_status(lua_State *L)
 	int rc = durox_index_get_status(dx, &st);
 	if (rc != DUROX_OK)
 		return lx_fail(L, dx, rc);
-	lua_createtable(L, 0, 12);
+	lua_createtable(L, 0, 13);
 	lx_set_bool(L, "enabled", st.enabled);
 	lx_set_str(L, "state", st.state);
 	lx_set_str(L, "path", st.path);
@@ -32,6 +32,7 @@ static int l_index_status(lua_State *L)
 	lx_push_time(L, "synced_at", st.synced_at);
 	lx_set_int(L, "history_rows", (int64_t)st.history_rows);
 	lx_set_int(L, "sync_scans", (int64_t)st.sync_scans);
+	lx_set_int(L, "digest_reads", (int64_t)st.digest_reads);
 	return 1;
 }
 

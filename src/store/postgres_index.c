@@ -32,7 +32,8 @@
 #include "store/postgres_index.h"
 #include "util/timeutil.h"
 
-#define IX_FORMAT 2
+/* 3: the persisted history digest (postgres_index_digest.c); 2: the summary rows only */
+#define IX_FORMAT 3
 #define CHUNK_DEFAULT 4096
 #define FEED_LIMIT 20000
 
@@ -54,6 +55,9 @@ pg_index *pgi_new(pg_store *s, int mode)
 	ix->size_bytes = -1;
 	ix->built_at = ix->synced_at = DUROX_NO_TIME;
 	snprintf(ix->table, sizeof ix->table, "\"%s\".\"ix_%s\"", s->state_schema, s->schema);
+	snprintf(ix->dtab, sizeof ix->dtab, "\"%s\".\"ixd_%s\"", s->state_schema, s->schema);
+	snprintf(ix->ttab, sizeof ix->ttab, "\"%s\".\"ixt_%s\"", s->state_schema, s->schema);
+	snprintf(ix->gtab, sizeof ix->gtab, "\"%s\".\"ixg_%s\"", s->state_schema, s->schema);
 	snprintf(ix->meta, sizeof ix->meta, "\"%s\".ix_meta", s->state_schema);
 	snprintf(ix->where, sizeof ix->where, "postgres: table %s", ix->table);
 	if (mode == DUROX_INDEX_OFF) {
@@ -90,6 +94,9 @@ char *pgi_sql(pg_index *ix, const char *tmpl)
 			p++;
 		} else if (p[0] == '@' && p[1] == 'M') {
 			buf_adds(&b, ix->meta);
+			p++;
+		} else if (p[0] == '@' && (p[1] == 'D' || p[1] == 'T' || p[1] == 'G')) {
+			buf_adds(&b, p[1] == 'D' ? ix->dtab : p[1] == 'T' ? ix->ttab : ix->gtab);
 			p++;
 		} else if (p[0] == '@' && (p[1] == 'S' || p[1] == 'R') && p[2] == '.') {
 			buf_addf(&b, "\"%s\".", p[1] == 'S' ? ix->s->state_schema : ix->s->schema);
@@ -182,11 +189,18 @@ static const char tables_sql[] =
         " feed_pos bytea, inst_oid int8, hist_oid int8, built_at int8, synced_at int8,"
         " history_rows int8 NOT NULL DEFAULT 0);"
         "ALTER TABLE @M ADD COLUMN IF NOT EXISTS n_inst int8 NOT NULL DEFAULT 0;"
+        "ALTER TABLE @M ADD COLUMN IF NOT EXISTS n_exec int8 NOT NULL DEFAULT -1;"
         "CREATE TABLE IF NOT EXISTS @X (instance_id text COLLATE \"C\" PRIMARY KEY, name text COLLATE \"C\","
         " version text COLLATE \"C\", status text COLLATE \"C\" NOT NULL, created_at int8 NOT NULL,"
         " updated_at int8 NOT NULL, execution_count int8, parent_instance text COLLATE \"C\", parent_id int8,"
         " completed_at int8, failure_kind text COLLATE \"C\", error text, custom_status text COLLATE \"C\","
-        " custom_status_version int8, duration int8)";
+        " custom_status_version int8, duration int8);"
+        "CREATE TABLE IF NOT EXISTS @D (instance_id text COLLATE \"C\" PRIMARY KEY, c int8[] NOT NULL,"
+        " g text[] NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS @T (k int PRIMARY KEY, n int8 NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS @G (name text COLLATE \"C\" NOT NULL, vnull bool NOT NULL,"
+        " version text COLLATE \"C\" NOT NULL, refs int8 NOT NULL, dn int8 NOT NULL, dsum int8 NOT NULL,"
+        " PRIMARY KEY (name, vnull, version))";
 
 /* The listing indexes (created after a build's last chunk: loading is faster without them). */
 static const char *const index_sql[] = {
@@ -506,7 +520,7 @@ static int build_start(pg_index *ix)
 		rc = ix_exec(ix, tables_sql, "creating the index's tables");
 	/* a new table (an older layout goes with it), its listing indexes made after the last chunk */
 	if (rc == DUROX_OK)
-		rc = ix_exec(ix, "DROP TABLE IF EXISTS @X", "emptying the index");
+		rc = ix_exec(ix, "DROP TABLE IF EXISTS @X, @D, @T, @G", "emptying the index");
 	if (rc == DUROX_OK)
 		rc = ix_exec(ix, tables_sql, "creating the index's tables");
 	int64_t total = 0, o[2] = {0, 0};
@@ -533,13 +547,15 @@ static int build_start(pg_index *ix)
 		rc = ix_q(
 		        ix, PQ_WRITE,
 		        "INSERT INTO @M (runtime_schema, format, state, build_after, build_done, build_total, feed_pos,"
-		        " inst_oid, hist_oid, built_at, synced_at, history_rows, n_inst) VALUES ($1, $2, 'building', "
-		        "NULL,"
-		        " 0, $3, decode($4,'hex'), $5, $6, NULL, NULL, 0, 0) ON CONFLICT (runtime_schema) DO UPDATE SET"
-		        " (format, state, build_after, build_done, build_total, feed_pos, inst_oid, hist_oid, built_at,"
-		        " synced_at, history_rows, n_inst) = (EXCLUDED.format, 'building', NULL, 0, "
-		        "EXCLUDED.build_total,"
-		        " EXCLUDED.feed_pos, EXCLUDED.inst_oid, EXCLUDED.hist_oid, NULL, NULL, 0, 0)",
+		        " inst_oid, hist_oid, built_at, synced_at, history_rows, n_inst, n_exec) VALUES ($1, $2,"
+		        " 'building', NULL, 0, $3, decode($4,'hex'), $5, $6, NULL, NULL, 0, 0, (SELECT count(*) FROM"
+		        " executions)) ON CONFLICT (runtime_schema) DO UPDATE SET (format, state, build_after, "
+		        "build_done,"
+		        " build_total, feed_pos, inst_oid, hist_oid, built_at, synced_at, history_rows, n_inst, "
+		        "n_exec) ="
+		        " (EXCLUDED.format, 'building', NULL, 0, EXCLUDED.build_total, EXCLUDED.feed_pos, "
+		        "EXCLUDED.inst_oid,"
+		        " EXCLUDED.hist_oid, NULL, NULL, 0, 0, EXCLUDED.n_exec)",
 		        &p, NULL, NULL, NULL, "recording the index's state");
 		pqp_free(&p);
 	}
@@ -583,6 +599,10 @@ static int build_chunk(pg_index *ix, const char *after, struct chunk_ud *cu)
 		rc = store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory");
 	free(sql);
 	pqp_free(&p);
+	/* the digest rows of the history ids in the chunk's range; the last (empty) chunk takes the
+	 * ids after the last instance's (history of ids `instances` lacks counts in the digest too) */
+	if (rc == DUROX_OK)
+		rc = pgd_build_range(ix, after, cu->n > 0 ? cu->last : NULL);
 	if (rc == DUROX_OK) {
 		pqp_init(&p);
 		pqp_text(&p, ix->s->schema);
@@ -738,6 +758,8 @@ static int recompute(pg_index *ix, idlist *l, int64_t *delta)
 	pqp_free(&p);
 	free(arr);
 	free(ins);
+	if (rc == DUROX_OK)
+		rc = pgd_recompute(ix, (const char *const *)l->v, l->n);
 	return rc;
 }
 
@@ -769,6 +791,8 @@ static int reconcile(pg_index *ix, int pruned, int64_t *delta)
 		          " x.instance_id COLLATE \"default\")",
 		          NULL, NULL, NULL, &gone, "reconciling the index");
 	*delta -= (int64_t)gone;
+	if (rc == DUROX_OK)
+		rc = pgd_reconcile(ix, pruned);
 	return rc;
 }
 
@@ -797,9 +821,11 @@ static int save_position(pg_index *ix, uint64_t rows, int64_t delta)
 	pqp_int(&p, now_ms());
 	pqp_int(&p, (int64_t)rows);
 	pqp_int(&p, delta);
+	pqp_int(&p, ix->exec_now);
 	rc = ix_q(ix, PQ_WRITE,
 	          "UPDATE @M SET feed_pos=decode($2,'hex'), synced_at=$3, history_rows=history_rows+$4,"
-	          " n_inst=n_inst+$5 WHERE runtime_schema=$1",
+	          " n_inst=n_inst+$5, n_exec=CASE WHEN $6::int8 < 0 THEN n_exec ELSE $6::int8 END"
+	          " WHERE runtime_schema=$1",
 	          &p, NULL, NULL, NULL, "recording the index's position");
 	pqp_free(&p);
 	return rc;
@@ -842,6 +868,31 @@ static int apply(pg_index *ix, idlist *ids, int fix, int pruned, uint64_t rows)
 	return rc;
 }
 
+/* A prune deletes executions rows (and their history rows, which the feed finds only when it
+ * counts history: at most every DUROX_INDEX_VERIFY_MS, never in a fresh process's first
+ * rounds). So when the gate opens, the executions rows are counted: fewer than the index saw
+ * at its last write means rows were deleted, and *pruned is set (the reconciliation then
+ * recomputes the instances a prune changes); the count is saved with the position. */
+static int exec_check(pg_index *ix, int *pruned)
+{
+	int64_t v[2] = {0, -1};
+	pqp p;
+	pqp_init(&p);
+	pqp_text(&p, ix->s->schema);
+	char *sql = pgi_sql(ix, "SELECT (SELECT count(*) FROM executions), (SELECT n_exec FROM @M WHERE"
+	                        " runtime_schema=$1)");
+	int rc = sql == NULL ? store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory")
+	                     : pq_query(ix->s, PQ_PRIMARY, sql, &p, oid_row, v, NULL, "counting executions");
+	free(sql);
+	pqp_free(&p);
+	if (rc == DUROX_OK) {
+		ix->exec_now = v[0];
+		if (v[1] >= 0 && v[0] < v[1])
+			*pruned = 1;
+	}
+	return rc;
+}
+
 /* Brings a ready index up to date. An idle round (no transaction ended since the last one)
  * reads one snapshot and writes nothing; otherwise the changed instances are recomputed, and
  * once per sync the number of instances is compared with the index's (kept in ix_meta), so a
@@ -851,6 +902,7 @@ static int ix_sync(pg_index *ix)
 	int fresh = !ix->feed_placed; /* the position comes from ix_meta now (a new handle) */
 	int rc = place_feed(ix);
 	int moved = 0, pruned = 0, saved = 0;
+	ix->exec_now = -1;
 	for (int rounds = 0; rc == DUROX_OK && rounds < 100000; rounds++) {
 		idlist ids = {0};
 		struct feed_ud fu = {&ids, 0};
@@ -880,6 +932,8 @@ static int ix_sync(pg_index *ix)
 			idlist_free(&ids);
 			break;
 		}
+		if (!moved)
+			rc = exec_check(ix, &pruned);
 		moved = 1;
 		ix->scans++;
 		pruned |= res.reset == STORE_FEED_RESET_DELETED;
@@ -964,6 +1018,8 @@ int pgi_usable(pg_store *s, const durox_filter *f)
 	return rc == DUROX_OK && ix->state == PGIX_READY;
 }
 
+int pgi_history_digest(pg_store *s, store_history_digest *out) { return pgd_read(s->ix, out); }
+
 /* ---- the vtable -------------------------------------------------------------------------- */
 
 static const char *state_name(int st)
@@ -1001,8 +1057,14 @@ static int pgi_status(store *base, durox_index_status *out)
 		pqp p;
 		pqp_init(&p);
 		pqp_text(&p, ix->table);
-		rc = pq_one_int(s, PQ_PRIMARY, "SELECT pg_total_relation_size(to_regclass($1))", &p, &sz, NULL,
-		                "reading the index's size");
+		pqp_text(&p, ix->dtab);
+		pqp_text(&p, ix->ttab);
+		pqp_text(&p, ix->gtab);
+		rc = pq_one_int(
+		        s, PQ_PRIMARY,
+		        "SELECT sum(pg_total_relation_size(to_regclass(t)))::int8 FROM unnest(ARRAY[$1, $2, $3, $4])"
+		        " AS u(t)",
+		        &p, &sz, NULL, "reading the index's size");
 		pqp_free(&p);
 		if (rc != DUROX_OK)
 			return rc;
@@ -1018,6 +1080,7 @@ static int pgi_status(store *base, durox_index_status *out)
 	out->synced_at = ix->synced_at;
 	out->history_rows = (uint64_t)ix->history_rows;
 	out->sync_scans = ix->scans;
+	out->digest_reads = ix->digest_reads;
 	return DUROX_OK;
 }
 
@@ -1055,7 +1118,7 @@ static int pgi_drop(store *base)
 		pqp_text(&p, s->schema);
 		rc = ix_begin(ix);
 		if (rc == DUROX_OK)
-			rc = ix_exec(ix, "DROP TABLE IF EXISTS @X", "dropping the index");
+			rc = ix_exec(ix, "DROP TABLE IF EXISTS @X, @D, @T, @G", "dropping the index");
 		if (rc == DUROX_OK)
 			rc = ix_q(ix, PQ_WRITE, "DELETE FROM @M WHERE runtime_schema=$1", &p, NULL, NULL, NULL,
 			          "dropping the index");
@@ -1130,6 +1193,9 @@ static int pgi_verify(store *base, durox_index_verify_result *out)
 			rc = pq_exec_simple(s, "SET LOCAL statement_timeout = 0", "verifying the index");
 			if (rc == DUROX_OK)
 				rc = ix_q(ix, 0, buf_str(&b), NULL, verify_row, &u, NULL, "verifying the index");
+			/* the digest: its totals against history and against the sum of its rows */
+			if (rc == DUROX_OK)
+				rc = pgd_verify(ix, out);
 			rc = ix_end(ix, rc);
 		}
 	}

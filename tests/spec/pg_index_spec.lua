@@ -83,7 +83,8 @@ describe_pg("the PostgreSQL visibility index", function()
     local after = L.sql(db, "", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dx'"
       .. " ORDER BY 1")
     assert.are.same(before, after)
-    assert.are.same({ { table_name = "ix_dx" }, { table_name = "ix_meta" } },
+    assert.are.same({ { table_name = "ix_dx" }, { table_name = "ix_meta" }, { table_name = "ixd_dx" },
+      { table_name = "ixg_dx" }, { table_name = "ixt_dx" } },
       L.sql(db, "", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'durox' AND"
         .. " table_name LIKE 'ix%' ORDER BY 1"))
     assert.is_true(assert(dx:index_verify()).ok)
@@ -153,6 +154,86 @@ describe_pg("the PostgreSQL visibility index", function()
     assert.is_true(assert(indexed:index_verify()).ok)
     plain:close()
     indexed:close()
+  end)
+
+  -- The history metrics of a fresh handle reading the store (index = false: itself checked
+  -- against raw SQL and Duroxide's API by metrics_spec and parity_spec) and of a fresh one
+  -- reading the index; the latter's digest_reads (whole-history passes) must stay 0.
+  local function metrics_differ(tag)
+    local now = durox.now()
+    local plain = assert(durox.open(db, { index = false }))
+    local indexed = assert(durox.open(db))
+    local d
+    for _, m in ipairs { "get_runtime_metrics", "get_queue_metrics", "get_orchestration_metrics" } do
+      local a, b = assert(plain[m](plain, { now = now })), assert(indexed[m](indexed, { now = now }))
+      a.collected_at, b.collected_at = nil, nil
+      d = d or D.diff(a, b, tag .. " " .. m)
+    end
+    assert.are.equal("ready", indexed:index_status().state, tag)
+    assert.are.equal(0, indexed:index_status().digest_reads, tag)
+    assert.truthy(plain:index_status().digest_reads >= 1, tag)
+    plain:close()
+    indexed:close()
+    return d
+  end
+
+  it("keeps the history digest: metrics equal the store's after new work, purges, continue-as-new and prunes",
+    function()
+    local dx = assert(durox.open(db))
+    assert(dx:index_build())
+    assert.is_nil(metrics_differ("built"))
+    -- the live runtime runs new instances and a continue-as-new chain of 4 executions
+    local rt = L.start_runtime(db, os.tmpname())
+    for k = 1, 3 do assert(L.client(db, "start", "pgdg-" .. k, "Echo", '"hi"')) end
+    assert(L.client(db, "start", "pgdg-chain", "ContinueLoop", '{"n":0,"max":4}'))
+    L.wait_until(function()
+      return runtime_count(db, "i.instance_id LIKE 'pgdg-%' AND e.status = 'Completed'") == 4
+    end, 60000, "the runtime to complete the new instances", 200)
+    L.stop_runtime(rt)
+    assert.are.equal(4, math.tointeger(L.sql_value(db, "",
+      "SELECT current_execution_id AS n FROM instances WHERE instance_id = 'pgdg-chain'")))
+    assert.is_nil(metrics_differ("new work"))
+    -- a purge by Duroxide's own client
+    for _, id in ipairs { "pgdg-1", "pgdg-2" } do assert(L.client(db, "delete", id)) end
+    assert.is_nil(metrics_differ("purge"))
+    -- a prune of the chain's older executions
+    local r = assert(dx:prune_executions { instances = { "pgdg-chain" }, keep_last = 1 })
+    assert.are.equal(1, #r.pruned_instances)
+    assert.are.equal(0, math.tointeger(L.sql_value(db, "",
+      "SELECT count(*) AS n FROM history WHERE instance_id = 'pgdg-chain' AND execution_id < 4")))
+    L.wait_until(function() return metrics_differ("prune") == nil end, 10000, "the prune in the digest", 300)
+    assert.is_true(assert(dx:index_verify()).ok)
+    -- an index of the previous layout (no digest) is stale, not misread: the store answers
+    L.psql(name, "UPDATE durox.ix_meta SET format = 2")
+    local old = assert(durox.open(db))
+    assert.are.equal("stale", old:index_status().state)
+    assert(old:get_runtime_metrics())
+    assert.are.equal(1, old:index_status().digest_reads)
+    old:close()
+    dx:close()
+  end)
+
+  it("verify catches a drifted digest row and drifted totals", function()
+    local dx = assert(durox.open(db))
+    assert(dx:index_build())
+    assert.is_true(assert(dx:index_verify()).ok)
+    local id = L.sql_value(db, "", "SELECT min(instance_id) AS id FROM instances")
+    -- one instance's row counts one history row more: the totals no longer are its sum
+    L.psql(name, "UPDATE durox.ixd_dx SET c[1] = c[1] + 1 WHERE instance_id = " .. L.lit(id))
+    local v = assert(dx:index_verify())
+    assert.is_false(v.ok)
+    assert.are.equal(0, v.mismatched)
+    assert.are.equal(1, v.digests_mismatched)
+    assert.truthy(v.first:find("sum of the rows", 1, true), v.first)
+    assert(dx:index_build { rebuild = true })
+    assert.is_true(assert(dx:index_verify()).ok)
+    -- the totals drift (one Failed event more): against history and against the rows
+    L.psql(name, "UPDATE durox.ixg_dx SET dn = dn + 1 WHERE name = (SELECT min(name) FROM durox.ixg_dx)")
+    v = assert(dx:index_verify())
+    assert.is_false(v.ok)
+    assert.are.equal(2, v.digests_mismatched)
+    assert.truthy(v.first:find("history", 1, true), v.first)
+    dx:close()
   end)
 
   it("compares created_at and completed_at exactly as the ms it shows: equal ms, sub-ms times, NULL", function()
