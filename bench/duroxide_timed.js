@@ -4,7 +4,8 @@
 // timed inside the node process after the provider is open (what bench/index_bench.sh puts
 // beside duroxlua's figures). Prints one JSON object: the median, min and max ms of `rounds`
 // calls (default 5; the first call is reported separately as `first`), and the same in the
-// process's CPU ms (`cpu_first`, `cpu_median`).
+// process's CPU ms (`cpu_first`, `cpu_median`) and the server's (`srv_first`, `srv_median`, with
+// $PG_POSTMASTER_PID set: the postmaster of a local PostgreSQL server).
 //   status-page   listInstancesByStatus('Failed') + getInstanceInfo of the first 100
 //   list-all      listAllInstances (ids only, as Duroxide returns them)
 //   list-all-info listAllInstances + getInstanceInfo of every instance (the work of a listing
@@ -14,6 +15,24 @@
 const common = require('../tests/harness/common');
 
 const { openProvider } = common;
+
+// The CPU ms of the PostgreSQL server's processes (the children of $PG_POSTMASTER_PID, from
+// /proc, 10 ms ticks), 0 when unset: the backend's share of a call.
+function serverCpu() {
+  const pm = process.env.PG_POSTMASTER_PID;
+  if (!pm) return 0;
+  const fs = require('fs');
+  const out = require('child_process').execSync(`ps -o pid= --ppid ${pm}`).toString();
+  let ms = 0;
+  for (const pid of out.split(/\s+/).filter(Boolean)) {
+    try {
+      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      ms += (Number(rest[11]) + Number(rest[12])) * 10;
+    } catch (e) { /* gone */ }
+  }
+  return ms;
+}
 
 async function main() {
   const [db, what, roundsArg] = process.argv.slice(2);
@@ -42,30 +61,36 @@ async function main() {
   // on the runtime's threads), so that a loaded machine can be judged by CPU time too
   const times = [];
   const cpus = [];
+  const srvs = [];
   let first = null;
   let cpu_first = null;
+  let srv_first = null;
   let count = null;
   for (let i = 0; i <= rounds; i++) {
+    const s0 = serverCpu();
     const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     count = await fn();
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     const c = process.cpuUsage(c0);
     const cms = (c.user + c.system) / 1000;
+    const sms = serverCpu() - s0;
     if (i === 0) {
       first = ms;
       cpu_first = cms;
+      srv_first = sms;
     } else {
       times.push(ms);
       cpus.push(cms);
+      srvs.push(sms);
     }
   }
-  times.sort((a, b) => a - b);
-  cpus.sort((a, b) => a - b);
-  const median = times[Math.floor((times.length - 1) / 2)];
-  const cpu_median = cpus[Math.floor((cpus.length - 1) / 2)];
+  const mid = (t) => t.sort((a, b) => a - b)[Math.floor((t.length - 1) / 2)];
+  const median = mid(times);
+  const cpu_median = mid(cpus);
+  const srv_median = mid(srvs);
   process.stdout.write(JSON.stringify({ what, first, median, min: times[0], max: times[times.length - 1], count,
-    cpu_first, cpu_median }) + '\n');
+    cpu_first, cpu_median, srv_first, srv_median }) + '\n');
 }
 
 main().then(() => process.exit(0), (e) => {

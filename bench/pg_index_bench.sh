@@ -20,6 +20,21 @@ if [ -n "$host" ] && [ -r "$host/data/postmaster.pid" ]; then
   export PG_POSTMASTER_PID
 fi
 nice -n 10 "$bin" "$root/bench/pg_index_bench.lua" "$url" "$rounds" "$psql_url"
+echo "== get_runtime_metrics in a fresh process (open + first call; medians of ROUNDS processes)"
+# each line: wall_ms cpu_ms server_cpu_ms digest_reads
+# the first process after the catch-up above syncs the index (the copies' purge): shown apart
+echo "runtime_metrics_fresh_process_index_first_after_changes $(nice -n 10 "$bin" "$root/bench/pg_fresh_metrics.lua" "$url" index)"
+for mode in index store; do
+  for _ in $(seq "$rounds"); do
+    nice -n 10 "$bin" "$root/bench/pg_fresh_metrics.lua" "$url" "$mode"
+  done > "${TMPDIR:-/tmp}/pg_fresh_$mode.txt"
+  med() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+  f="${TMPDIR:-/tmp}/pg_fresh_$mode.txt"
+  echo "runtime_metrics_fresh_process_${mode}_ms $(cut -d' ' -f1 "$f" | med)"
+  echo "runtime_metrics_fresh_process_${mode}_cpu_ms_proc_plus_server $(cut -d' ' -f2 "$f" | med)+$(cut -d' ' -f3 "$f" | med)"
+  echo "runtime_metrics_fresh_process_${mode}_digest_reads $(cut -d' ' -f4 "$f" | sort -u | tr '\n' ' ')"
+  rm -f "$f"
+done
 echo "== one full read of history (psql COPY of the columns the build reads, to /dev/null)"
 t0=$(date +%s%N)
 nice -n 10 psql -X -q -v ON_ERROR_STOP=1 "$psql_url" \
@@ -33,6 +48,8 @@ echo "duroxide_failed_page_cpu_ms_first_median $(js "$page" cpu_first) $(js "$pa
 all=$(nice -n 10 node "$root/bench/duroxide_timed.js" "$url" list-all 1)
 echo "duroxide_list_all_first $(js "$all" first)"
 echo "duroxide_list_all_cpu_ms_first $(js "$all" cpu_first)"
-sys=$(nice -n 10 node "$root/bench/duroxide_timed.js" "$url" system 1)
+sys=$(nice -n 10 node "$root/bench/duroxide_timed.js" "$url" system "$rounds")
 echo "duroxide_system_metrics_first $(js "$sys" first)"
-echo "duroxide_system_metrics_cpu_ms_first $(js "$sys" cpu_first)"
+echo "duroxide_system_metrics_median $(js "$sys" median)"
+echo "duroxide_system_metrics_cpu_ms_proc_plus_server_first $(js "$sys" cpu_first)+$(js "$sys" srv_first)"
+echo "duroxide_system_metrics_cpu_ms_proc_plus_server_median $(js "$sys" cpu_median)+$(js "$sys" srv_median)"

@@ -1,0 +1,41 @@
+-- pg_fresh_metrics.lua - one FRESH process's get_runtime_metrics on a PostgreSQL store (what
+-- bench/pg_index_bench.sh runs several times and puts beside Duroxide's getSystemMetrics):
+--   duroxlua bench/pg_fresh_metrics.lua URL index|store
+-- Prints one line "wall_ms cpu_ms server_cpu_ms digest_reads": the open and the first
+-- get_runtime_metrics of this process (index: the handle reads the visibility index, synced
+-- first; store: index = false, every history row streamed), this process's CPU (os.clock) and
+-- the server's (every child of $PG_POSTMASTER_PID, from /proc, 10 ms ticks; 0 when unset), and
+-- how many whole-history passes the handle made (index_status().digest_reads: 0 when the
+-- index held the digest).
+local durox = require "durox"
+local url, mode = arg[1], arg[2] or "index"
+
+local pm = os.getenv("PG_POSTMASTER_PID")
+local function server_cpu()
+  if not pm then return 0 end
+  local p = io.popen("ps -o pid= --ppid " .. pm)
+  local ms = 0
+  for pid in p:lines() do
+    local f = io.open("/proc/" .. pid:match("%d+") .. "/stat")
+    if f then
+      local rest = f:read("a"):match("%) (.*)")
+      f:close()
+      local i, ut = 0, nil
+      for w in rest:gmatch("%S+") do
+        i = i + 1
+        if i == 12 then ut = tonumber(w) elseif i == 13 then ms = ms + (ut + tonumber(w)) * 10 break end
+      end
+    end
+  end
+  p:close()
+  return ms
+end
+
+local s0, c0, t0 = server_cpu(), os.clock(), durox.now()
+local dx = assert(durox.open(url, { index = mode ~= "store", statement_timeout_ms = 300000 }))
+local m = assert(dx:get_runtime_metrics())
+local wall, cpu = durox.now() - t0, (os.clock() - c0) * 1000
+local srv = server_cpu() - s0
+assert(m.total_instances or m.instances or true)
+print(("%d %.0f %d %d"):format(wall, cpu, srv, dx:index_status().digest_reads))
+dx:close()
