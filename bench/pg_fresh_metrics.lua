@@ -37,5 +37,5 @@ local m = assert(dx:get_runtime_metrics())
 local wall, cpu = durox.now() - t0, (os.clock() - c0) * 1000
 local srv = server_cpu() - s0
 assert(m.total_instances or m.instances or true)
-print(("%d %.0f %d %d"):format(wall, cpu, srv, dx:index_status().digest_reads))
+print(("%d %.0f %d %d"):format(wall, cpu, srv, dx:index_status().digest_reads or -1))
 dx:close()

@@ -5,12 +5,13 @@
  *
  * Three tables in duroxlua's schema, beside the summary table:
  * - "ixd_<schema>" (instance_id, c int8[], g text[]): one row per instance id that has history
- *   rows, its contribution to the digest. c holds, in this order (1-based in SQL): rows, other
- *   types, the counted types (store_event_type order), the failure kinds (durox_failure_kind
- *   order, 0 included), round trips, their ms, durations (0 or 1), their ms. g holds the
- *   (name, version) pairs of its OrchestrationStarted events, flattened (a NULL element for a
- *   NULL version), the pair that receives its duration first.
- * - "ixt_<schema>" (k, n): the running totals of c, k its 1-based position.
+ *   rows, its contribution to the digest. c holds its duration count (0 or 1) and ms, then
+ *   (k, n) pairs of its counters that are not 0 (sparse: about 10 of 39), k a counter's 1-based
+ *   position in this order: rows, other types, the counted types (store_event_type order), the
+ *   failure kinds (durox_failure_kind order, 0 included), round trips, their ms, durations,
+ *   their ms. g holds the (name, version) pairs of its OrchestrationStarted events, flattened
+ *   (a NULL element for a NULL version), the pair that receives its duration first.
+ * - "ixt_<schema>" (k, n): the running totals of the counters.
  * - "ixg_<schema>" (name, vnull, version, refs, dn, dsum): the running totals of the groups; refs
  *   counts the instances that started one (a group shows while refs is not 0).
  * Every change of an instance's row subtracts its old contribution from the totals and adds the
@@ -77,7 +78,8 @@ struct pass_ud {
 	uint64_t rows;
 };
 
-/* The c literal of a finished digest into b. */
+/* The c literal of a finished digest into b: the duration's count and ms, then the counters
+ * that are not 0 as (1-based position, value) pairs. */
 static void c_literal(buf *b, const store_history_digest *d)
 {
 	int64_t v[C__COUNT];
@@ -91,9 +93,10 @@ static void c_literal(buf *b, const store_history_digest *d)
 	v[C_RT_MS] = (int64_t)llround(d->round_trip_ms);
 	v[C_DUR_N] = (int64_t)d->durations;
 	v[C_DUR_MS] = (int64_t)llround(d->duration_ms);
-	buf_addc(b, '{');
+	buf_addf(b, "{%" PRId64 ",%" PRId64, v[C_DUR_N], v[C_DUR_MS]);
 	for (int k = 0; k < C__COUNT; k++)
-		buf_addf(b, k ? ",%" PRId64 : "%" PRId64, v[k]);
+		if (v[k] != 0)
+			buf_addf(b, ",%d,%" PRId64, k + 1, v[k]);
 	buf_addc(b, '}');
 }
 
@@ -212,15 +215,20 @@ static int compute(pg_index *ix, const char *where, const pqp *p, contribs *out)
 /* ---- the rows and the totals -------------------------------------------------------------- */
 
 /* clang-format off */
-/* $1 the ids (text[]), $2 the sign; %d: C__COUNT */
+/* The (k, n) pairs of the rows d (a FROM item). */
+#define PAIRS " CROSS JOIN LATERAL generate_series(1, (array_length(d.c, 1) - 2) / 2) j"
+#define PAIR_K "d.c[2*j+1]"
+#define PAIR_N "d.c[2*j+2]"
+
+/* $1 the ids (text[]), $2 the sign */
 static const char totals_sql[] =
-	"INSERT INTO @T AS t (k, n) SELECT j, $2::int8 * sum(d.c[j]) FROM @D d CROSS JOIN generate_series(1, %d) j"
-	" WHERE d.instance_id = ANY($1::text[]) GROUP BY j ON CONFLICT (k) DO UPDATE SET n = t.n + EXCLUDED.n";
+	"INSERT INTO @T AS t (k, n) SELECT " PAIR_K ", $2::int8 * sum(" PAIR_N ") FROM @D d" PAIRS
+	" WHERE d.instance_id = ANY($1::text[]) GROUP BY 1 ON CONFLICT (k) DO UPDATE SET n = t.n + EXCLUDED.n";
 
 static const char groups_sql[] =
 	"INSERT INTO @G AS t (name, vnull, version, refs, dn, dsum) SELECT d.g[2*j-1], d.g[2*j] IS NULL,"
-	" COALESCE(d.g[2*j], ''), $2::int8 * count(*), $2::int8 * sum(CASE WHEN j = 1 THEN d.c[%d] ELSE 0 END),"
-	" $2::int8 * sum(CASE WHEN j = 1 THEN d.c[%d] ELSE 0 END) FROM @D d CROSS JOIN LATERAL"
+	" COALESCE(d.g[2*j], ''), $2::int8 * count(*), $2::int8 * sum(CASE WHEN j = 1 THEN d.c[1] ELSE 0 END),"
+	" $2::int8 * sum(CASE WHEN j = 1 THEN d.c[2] ELSE 0 END) FROM @D d CROSS JOIN LATERAL"
 	" generate_series(1, COALESCE(array_length(d.g, 1), 0) / 2) j WHERE d.instance_id = ANY($1::text[])"
 	" GROUP BY 1, 2, 3 ON CONFLICT (name, vnull, version) DO UPDATE SET refs = t.refs + EXCLUDED.refs,"
 	" dn = t.dn + EXCLUDED.dn, dsum = t.dsum + EXCLUDED.dsum";
@@ -243,12 +251,9 @@ static int add_rows(pg_index *ix, const char *arr, int sign)
 	pqp_init(&p);
 	pqp_text(&p, arr);
 	pqp_int(&p, sign);
-	char sql[sizeof groups_sql + 16];
-	snprintf(sql, sizeof sql, totals_sql, C__COUNT);
-	int rc = ixq(ix, sql, &p, NULL, NULL, "updating the index's digest");
-	snprintf(sql, sizeof sql, groups_sql, C_DUR_N + 1, C_DUR_MS + 1);
+	int rc = ixq(ix, totals_sql, &p, NULL, NULL, "updating the index's digest");
 	if (rc == DUROX_OK)
-		rc = ixq(ix, sql, &p, NULL, NULL, "updating the index's digest");
+		rc = ixq(ix, groups_sql, &p, NULL, NULL, "updating the index's digest");
 	pqp_free(&p);
 	return rc;
 }
@@ -552,17 +557,13 @@ int pgd_verify(pg_index *ix, durox_index_verify_result *out)
 		return rc;
 	}
 	/* the sum of the rows, as the totals should be */
-	char tsql[160], gsql[600];
-	snprintf(tsql, sizeof tsql,
-	         "SELECT j, sum(d.c[j])::int8 FROM @D d CROSS JOIN generate_series(1, %d) j GROUP BY j", C__COUNT);
-	snprintf(gsql, sizeof gsql,
-	         "SELECT * FROM (SELECT d.g[2*j-1] AS name, d.g[2*j] AS v, sum(CASE WHEN j = 1 THEN d.c[%d] ELSE 0"
-	         " END)::int8 AS dn, sum(CASE WHEN j = 1 THEN d.c[%d] ELSE 0 END)::int8 AS ds, d.g[2*j] IS NULL AS "
-	         "vnull,"
-	         " COALESCE(d.g[2*j], '') AS version FROM @D d CROSS JOIN LATERAL"
-	         " generate_series(1, COALESCE(array_length(d.g, 1), 0) / 2) j GROUP BY 1, 2) s" GROUPS_ORDER,
-	         C_DUR_N + 1, C_DUR_MS + 1);
-	rc = read_digest(ix, tsql, gsql, &summed);
+	rc = read_digest(
+	        ix, "SELECT " PAIR_K ", sum(" PAIR_N ")::int8 FROM @D d" PAIRS " GROUP BY 1",
+	        "SELECT * FROM (SELECT d.g[2*j-1] AS name, d.g[2*j] AS v, sum(CASE WHEN j = 1 THEN d.c[1] ELSE 0"
+	        " END)::int8 AS dn, sum(CASE WHEN j = 1 THEN d.c[2] ELSE 0 END)::int8 AS ds, d.g[2*j] IS NULL"
+	        " AS vnull, COALESCE(d.g[2*j], '') AS version FROM @D d CROSS JOIN LATERAL"
+	        " generate_series(1, COALESCE(array_length(d.g, 1), 0) / 2) j GROUP BY 1, 2) s" GROUPS_ORDER,
+	        &summed);
 	if (rc == DUROX_OK) {
 		char what[400];
 		if (!same_digest(&cold, &kept, what, sizeof what)) {

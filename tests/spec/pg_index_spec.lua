@@ -218,8 +218,11 @@ describe_pg("the PostgreSQL visibility index", function()
     assert(dx:index_build())
     assert.is_true(assert(dx:index_verify()).ok)
     local id = L.sql_value(db, "", "SELECT min(instance_id) AS id FROM instances")
-    -- one instance's row counts one history row more: the totals no longer are its sum
-    L.psql(name, "UPDATE durox.ixd_dx SET c[1] = c[1] + 1 WHERE instance_id = " .. L.lit(id))
+    -- one instance's row counts one history row more (its first pair: counter 1, the rows):
+    -- the totals no longer are the sum of the rows
+    assert.are.equal(1, math.tointeger(L.sql_value(db, "", "SELECT c[3] AS k FROM durox.ixd_dx WHERE instance_id = "
+      .. L.lit(id))))
+    L.psql(name, "UPDATE durox.ixd_dx SET c[4] = c[4] + 1 WHERE instance_id = " .. L.lit(id))
     local v = assert(dx:index_verify())
     assert.is_false(v.ok)
     assert.are.equal(0, v.mismatched)
