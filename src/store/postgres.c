@@ -483,13 +483,18 @@ static int conn_setup(pg_store *s, pg_conn *pc)
 	                     " set_config('lock_timeout',$3,false),"
 	                     " set_config('idle_in_transaction_session_timeout',$4,false),"
 	                     " set_config('default_transaction_read_only',$5,false),"
+	                     " current_setting('plan_cache_mode'),"
 	                     " (SELECT oid::text FROM pg_database WHERE datname = current_database()),"
 	                     " (SELECT oid::text FROM pg_namespace WHERE nspname = $6)",
 	                     6, NULL, vals, NULL, NULL, 0);
 	int ok = r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
 	int rc = ok ? DUROX_OK : result_fail(s, pc, r, "setting up the session");
+	if (ok) {
+		pc->plan_fixed = strcmp(PQgetvalue(r, 0, 5), "auto") != 0;
+		pc->generic = 0;
+	}
 	if (ok && pc == &s->primary) {
-		const char *db = PQgetvalue(r, 0, 5), *ns = PQgetisnull(r, 0, 6) ? "" : PQgetvalue(r, 0, 6);
+		const char *db = PQgetvalue(r, 0, 6), *ns = PQgetisnull(r, 0, 7) ? "" : PQgetvalue(r, 0, 7);
 		if (s->db_oid[0] == '\0') {
 			snprintf(s->db_oid, sizeof s->db_oid, "%s", db);
 			snprintf(s->schema_oid, sizeof s->schema_oid, "%s", ns);
@@ -645,6 +650,23 @@ static int stmt_cached(const pg_conn *pc, const char *sql)
 	return 0;
 }
 
+/* Puts pc's plan_cache_mode where a statement of these flags wants it (PQ_GENERIC): one SET
+ * when it changes, outside transactions, unless the session's mode was chosen by the server's
+ * configuration or the URI. */
+static int plan_mode(pg_store *s, pg_conn *pc, int flags)
+{
+	int want = (flags & PQ_GENERIC) != 0;
+	if (pc->plan_fixed || s->in_txn || want == pc->generic)
+		return DUROX_OK;
+	PGresult *r = PQexec(pc->c, want ? "SET plan_cache_mode = force_generic_plan" : "SET plan_cache_mode = auto");
+	int ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
+	int rc = ok ? DUROX_OK : result_fail(s, pc, r, "choosing how statements are planned");
+	PQclear(r);
+	if (ok)
+		pc->generic = want;
+	return rc;
+}
+
 /* A statement sent after the deferred ones, in the same pipeline (pq_flush_with). */
 struct pq_final {
 	int flags;
@@ -683,6 +705,11 @@ int pq_query(pg_store *s, int flags, const char *sql, const pqp *p, pq_row_cb cb
 		int rc = conn_ensure(s, pc);
 		if (rc != DUROX_OK)
 			return rc;
+		if ((rc = plan_mode(s, pc, flags)) != DUROX_OK) {
+			if (attempt == 0 && conn_bad(pc) && !s->in_txn)
+				continue;
+			return rc;
+		}
 		int64_t t0 = mono_ns();
 		pg_stmt *st = stmt_get(s, pc, sql, what, &rc);
 		if (st == NULL) {

@@ -153,7 +153,7 @@ int pg_list(store *base, const store_list_query *q, store_summary_cb cb, void *u
 		rc = store_fail(base, DUROX_ELIMIT, "filter too large (more than 4096 values)");
 	else {
 		struct sum_ud u = {cb, ud};
-		rc = pq_query(s, 0, buf_str(&g.sql), &p, sum_row, &u, NULL, "listing instances");
+		rc = pq_query(s, PQ_GENERIC, buf_str(&g.sql), &p, sum_row, &u, NULL, "listing instances");
 	}
 	buf_free(&g.sql);
 	pqp_free(&p);
@@ -178,7 +178,7 @@ int pg_count(store *base, const durox_filter *f, int64_t *out)
 	if (buf_oom(&g.sql) || g.overflow)
 		rc = store_fail(base, g.overflow ? DUROX_ELIMIT : DUROX_ENOMEM, "filter too large or out of memory");
 	else
-		rc = pq_one_int(s, 0, buf_str(&g.sql), &p, out, NULL, "counting instances");
+		rc = pq_one_int(s, PQ_GENERIC, buf_str(&g.sql), &p, out, NULL, "counting instances");
 	buf_free(&g.sql);
 	pqp_free(&p);
 	return rc;
