@@ -182,6 +182,20 @@ describe_pg("the PostgreSQL visibility index", function()
     local dx = assert(durox.open(db))
     assert(dx:index_build())
     assert.is_nil(metrics_differ("built"))
+    -- a fresh process: its metrics read no history (its own counter, printed by a script)
+    local script = os.tmpname()
+    L.write(script, 'local durox = require "durox"\n'
+      .. 'local dx = assert(durox.open(arg[1], { index = arg[2] ~= "store" }))\n'
+      .. 'assert(dx:get_runtime_metrics())\nassert(dx:get_queue_metrics())\nassert(dx:get_orchestration_metrics())\n'
+      .. 'print(dx:index_status().state, dx:index_status().digest_reads)\n')
+    local out, code = L.run(("%s %s %s"):format(L.q(L.bin), L.q(script), L.q(db)))
+    assert.are.equal(0, code, out)
+    assert.are.equal("ready\t0", out:match("[^\n]+"), out)
+    -- the same counter counts in a process whose handle has no index (the counter can fail)
+    out, code = L.run(("%s %s %s store"):format(L.q(L.bin), L.q(script), L.q(db)))
+    assert.are.equal(0, code, out)
+    assert.truthy(out:match("^off\t[1-9]"), out)
+    os.remove(script)
     -- the live runtime runs new instances and a continue-as-new chain of 4 executions
     local rt = L.start_runtime(db, os.tmpname())
     for k = 1, 3 do assert(L.client(db, "start", "pgdg-" .. k, "Echo", '"hi"')) end
