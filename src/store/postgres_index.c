@@ -18,6 +18,12 @@
  * with the index's so that a purge by any client is reconciled at once. History rows lost
  * under the feed's position (re-created tables, a restored backup) make it rebuild.
  *
+ * The index also keeps the metrics' history digest (postgres_index_digest.c): the build computes
+ * each chunk's per-instance rows from history in the chunk's transaction, every recomputation of
+ * changed instances recomputes theirs, and the reconciliation removes purged ones (and, after a
+ * prune, recomputes the instances with several executions), the totals adjusted in the same
+ * transaction. Prunes by other processes are noticed by the executions count (exec_check).
+ *
  * On PostgreSQL the index is built on request only (dx:index_build, `duroxlua index build`):
  * it lives in a shared database, and a read should not start a server-side pass over the whole
  * store. Once built, every handle that may use it (index not false) keeps it current.

@@ -4,7 +4,8 @@
  * never the runtime's), indexed for every listing filter and order, built in chunks, kept
  * current from the provider's change feed (postgres_feed.c) and read instead of the runtime's
  * tables when it is ready. postgres_index.c holds its state, build, sync, verification and the
- * provider's store_index_vtable; postgres_index_read.c the reads it serves. Private to
+ * provider's store_index_vtable; postgres_index_read.c the reads it serves;
+ * postgres_index_digest.c the persisted history digest of the metrics. Private to
  * src/store/postgres*.c.
  */
 #ifndef DUROX_STORE_POSTGRES_INDEX_H
