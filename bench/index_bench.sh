@@ -57,9 +57,10 @@ for n in $SIZES; do
   /usr/bin/time -v -o "$work/time.txt" "$bin" "$root/bench/index_bench.lua" build "$db" "$idx" >"$work/build.txt"
   build=$(cat "$work/build.txt")
   rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/time.txt")
-  hread=$(/usr/bin/time -f "cpu %U %S" -o "$work/htime.txt" "$floor" "$db" history)
+  hread=$("$floor" "$db" history)
   build_cpu=$(awk '/User time/ {u=$4} /System time/ {s=$4} END {printf "%.0f", (u + s) * 1000}' "$work/time.txt")
-  hread_cpu=$(awk '$1 == "cpu" {printf "%.0f", ($2 + $3) * 1000}' "$work/htime.txt")
+  # the CPU of ONE read (scan_floor reads three times and gives the medians of one read)
+  hread_cpu=$(js "$hread" cpu_ms)
   eread=$("$floor" "$db" executions)
   reads=$("$bin" "$root/bench/index_bench.lua" reads "$db" "$idx" "$ROUNDS")
   cold=() fresh=() sys=() cold_c=() fresh_c=() sys_c=()

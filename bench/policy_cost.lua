@@ -19,9 +19,9 @@
 --             (a narrower answer: the overhead of the policy for the same result)
 --   per-row   can_list_instances = true and a Lua can_view_instance asked for every row
 -- The goal of issue 8: a filter-returning policy costs at most 10% over no policy. Times are
--- the median of the runs (min..max) per operation, in ms of CPU time (below); each run times a
--- batch of pages (400 calls on SQLite, 50 on PostgreSQL) and divides; the ratios are taken
--- within a run. Use an optimized build.
+-- the median of the runs (min..max) per operation, in ms of CPU time (below); each run times
+-- 400 pages per case on SQLite, 50 on PostgreSQL, the cases interleaved page by page, and
+-- divides; the ratios are taken within a run. Use an optimized build.
 local durox = require "durox"
 
 local db = arg[1]
@@ -97,7 +97,9 @@ local function backend_ms()
   return ns / 1e6
 end
 local function clock() return cpu_ms() + backend_ms() end
-local function find_backend()
+-- The backend of the handle opened last: the one duroxlua backend of this database that is not
+-- in known (the backends of the handles already open).
+local function find_backend(known)
   local conn = db:gsub("[?&]schema=[^&]*", ""):gsub("%?$", "")
   local p = assert(io.popen(("psql -X -A -t %q -c %q"):format(conn, "SELECT pid FROM pg_stat_activity WHERE "
     .. "application_name = 'duroxlua' AND datname = current_database() AND pid <> pg_backend_pid() "
@@ -105,10 +107,12 @@ local function find_backend()
   local out = p:read("a")
   p:close()
   local pids = {}
-  for pid in out:gmatch("%d+") do pids[#pids + 1] = pid end
-  assert(#pids == 1, "expected one backend of this handle, found " .. #pids .. " (another duroxlua on the database?)")
-  backend = pids[1]
-  assert(io.open("/proc/" .. backend .. "/schedstat"), "the server's backend is not on this machine")
+  for pid in out:gmatch("%d+") do
+    if not known[pid] then pids[#pids + 1] = pid end
+  end
+  assert(#pids == 1, "expected one new backend of this handle, found " .. #pids .. " (another duroxlua on the database?)")
+  assert(io.open("/proc/" .. pids[1] .. "/schedstat"), "the server's backend is not on this machine")
+  return pids[1]
 end
 
 local function page(dx, filter)
@@ -129,24 +133,46 @@ for _, c in ipairs(CASES) do
   end
 end
 
--- Each run times every case in turn, so a case and the one it is compared with run close
--- together; the ratio is taken within each run (the machine's speed drifts between runs).
+-- Each run opens a handle per case and then times the pages INTERLEAVED: page i of every case,
+-- in a rotating order, then page i+1, so a case and the one it is compared with share the
+-- machine's state (another job on the other core, the CPU's clock) page by page; summed per
+-- case (this process's CPU around each call plus that handle's backend's). The ratio is taken
+-- within each run. The dry runs, a second each, then run one case after another.
 local PAGES = pg and 50 or 400 -- a SQLite page takes a fraction of a ms: a long batch steadies it
 for run = 1, runs do
-  for _, c in ipairs(CASES) do
-    local dx = open(c.case)
-    if pg then find_backend() end
-    page(dx, c.filter) -- warm the statement cache and the page cache
-    local t0 = clock()
-    local rows
-    for _ = 1, PAGES do rows = page(dx, c.filter) end
+  local handles, backends, known = {}, {}, {}
+  for k, c in ipairs(CASES) do
+    handles[k] = open(c.case)
+    if pg then
+      backends[k] = find_backend(known)
+      known[backends[k]] = true
+    end
+    -- warm the statement cache and the page cache, past PostgreSQL's first five custom plans
+    for _ = 1, 6 do page(handles[k], c.filter) end
+  end
+  local sum, rows = {}, {}
+  for k = 1, #CASES do sum[k] = 0 end
+  for i = 1, PAGES do
+    for j = 0, #CASES - 1 do
+      local k = (i + j) % #CASES + 1
+      backend = backends[k]
+      local t0 = clock()
+      rows[k] = page(handles[k], CASES[k].filter)
+      sum[k] = sum[k] + (clock() - t0)
+    end
+  end
+  for k, c in ipairs(CASES) do
     local r = results[c.name]
-    r.page[run] = (clock() - t0) / PAGES
-    r.rows = rows
-    t0 = clock()
-    r.matched = dry(dx, c.filter)
+    r.page[run] = sum[k] / PAGES
+    r.rows = rows[k]
+    backend = backends[k]
+    local t0 = clock()
+    r.matched = dry(handles[k], c.filter)
     r.dry[run] = clock() - t0
-    dx:close()
+  end
+  for k, c in ipairs(CASES) do
+    handles[k]:close()
+    local r = results[c.name]
     for _, b in ipairs(c.vs or {}) do
       r.rp[b][run] = r.page[run] / results[b].page[run]
       r.rd[b][run] = r.dry[run] / results[b].dry[run]

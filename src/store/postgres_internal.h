@@ -122,9 +122,10 @@ enum {
 	PQ_PRIMARY = 2, /* a read that must see the primary (our own state, schema checks) */
 	/* a statement whose best plan does not depend on its parameters' values (a listing or
 	 * count over the runtime's tables, which have no index on what a filter compares): run
-	 * with plan_cache_mode force_generic_plan, so it is planned once per connection and not
-	 * at every call (under "auto" PostgreSQL re-planned the filtered listing each time: 2.2 ms
-	 * of a 7.7 ms page at 10,000 instances). Without it, statements run under the session's
+	 * with plan_cache_mode force_generic_plan, so it is planned once per connection whatever
+	 * the planner's estimates say (under "auto" PostgreSQL sometimes re-planned the filtered
+	 * listing at every call: 2.2 ms of a 7.7 ms page at 10,000 instances). Without it,
+	 * statements run under the session's
 	 * own mode ("auto" by default), whose custom plans the visibility index's statements need
 	 * (a count of a rare status is an index scan only when the planner sees the value).
 	 * Outside a transaction only (a SET inside one is undone by a rollback); a mode the
