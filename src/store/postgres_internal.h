@@ -81,11 +81,12 @@ typedef struct pg_store {
 	/* statement timing (provider diagnostics) */
 	uint64_t reads, writes;
 	double read_ms, write_ms, max_read_ms, max_write_ms;
-	struct pg_hist *hist; /* the history digest kept between calls (postgres_metrics.c) */
-	struct pg_index *ix;  /* the visibility index (postgres_index.c); never NULL once open */
-	char *identity;       /* store.identity: "<system identifier>/<database>/<schema>" */
-	char *state_buf;      /* the strings of the last rule run read (postgres_state.c) */
-	uint64_t own_deletes; /* purges and prunes of this handle (the change feed looks for deletions) */
+	struct pg_hist *hist;   /* the history digest kept between calls (postgres_metrics.c) */
+	struct pg_qmemo *qmemo; /* the queue rows kept between snapshots (postgres_metrics.c) */
+	struct pg_index *ix;    /* the visibility index (postgres_index.c); never NULL once open */
+	char *identity;         /* store.identity: "<system identifier>/<database>/<schema>" */
+	char *state_buf;        /* the strings of the last rule run read (postgres_state.c) */
+	uint64_t own_deletes;   /* purges and prunes of this handle (the change feed looks for deletions) */
 } pg_store;
 
 /* ---- parameters -------------------------------------------------------------------- */

@@ -19,10 +19,19 @@
 #include "store/postgres_internal.h"
 #include "store/provider_metrics.h"
 
-void pg_metrics_free(pg_store *s) { (void)s; }
+struct pg_qmemo;
+static void qm_free(struct pg_qmemo *m);
+
+void pg_metrics_free(pg_store *s)
+{
+	qm_free(s->qmemo);
+	s->qmemo = NULL;
+}
 
 /* Work item kinds, for Duroxide's compact text and the jsonb text of the runtime's acks. */
-#define WI_IS(col, kind) "(left(" col ",30) ~ '^\\{ ?\"" kind "\"')"
+/* (two anchored LIKEs, not the regular expression '^\{ ?"Kind"': the same rows, a quarter of
+ * the CPU: 1.3 against 6.2 ms over 2,826 queue rows) */
+#define WI_IS(col, kind) "(" col " LIKE '{\"" kind "\"%' OR " col " LIKE '{ \"" kind "\"%')"
 
 /* ---- the instance digest ----------------------------------------------------------------- */
 
@@ -351,6 +360,257 @@ static const char lock_counts_sql[] =
 	" FROM instance_locks";
 /* clang-format on */
 
+/* ---- the queue rows kept between calls ---------------------------------------------------- */
+
+/* A handle keeps the now-independent columns of every queue row it read (the orchestrator
+ * rows with their instance lock and the orphan test, the worker rows, the instance locks)
+ * and the gate, pg_current_snapshot() taken just before it read them. A snapshot is then
+ * recomputed in C for the call's now and thresholds with the rules of the statements above
+ * (the same figures: pg_index_spec and spec_metrics compare them with raw SQL), and the rows
+ * are read again only when the gate moved, i.e. when some transaction ended since (the
+ * runtime's lock, abandon, ack, enqueue, delete: every write of it is a transaction with an
+ * xid). Nothing is kept per row across a change: every column the PG runtime updates in place
+ * (lock_token, locked_until, attempt_count, visible_at, and rows deleted and inserted under a
+ * new id) is read again whole. Not used inside a transaction of the handle, nor over more
+ * than QM_MAX rows a queue (the statements above then aggregate on the server). */
+#define QM_MAX 2000000
+#define QM_GATE 512
+
+enum { QO_TM = 1, QO_LOCK = 2, QO_TOK_EQ = 4, QO_TOK_NULL = 8, QO_ORPHAN = 16 };
+
+typedef struct qm_orow {
+	int64_t vis, created, lu; /* created only of TimerFired rows; lu: the instance lock's */
+	int64_t attempts;
+	unsigned f; /* QO_* */
+} qm_orow;
+
+typedef struct qm_wrow {
+	int64_t vis, lu; /* lu: NO_TIME when NULL */
+	int64_t attempts;
+	int tok_null;
+} qm_wrow;
+
+struct pg_qmemo {
+	char gate[QM_GATE];
+	int valid, has_attempts;
+	qm_orow *o;
+	size_t no, co;
+	qm_wrow *w;
+	size_t nw, cw;
+	int64_t *locks;
+	size_t nl, cl;
+	int oom, over;
+};
+
+/* clang-format off */
+#define QM_ORCH(attempts)                                                                            \
+	"SELECT 0, " PG_MS("q.visible_at") ", CASE WHEN " WI_IS("q.work_item", "TimerFired")          \
+	" THEN " PG_MS("q.created_at") " END, " attempts ", l.locked_until,"                          \
+	" (CASE WHEN " WI_IS("q.work_item", "TimerFired") " THEN 1 ELSE 0 END"                        \
+	" | CASE WHEN l.instance_id IS NOT NULL THEN 2 ELSE 0 END"                                    \
+	" | CASE WHEN l.instance_id IS NOT NULL AND q.lock_token IS NOT DISTINCT FROM l.lock_token"  \
+	" THEN 4 ELSE 0 END | CASE WHEN q.lock_token IS NULL THEN 8 ELSE 0 END"                       \
+	" | CASE WHEN NOT EXISTS (SELECT 1 FROM instances x WHERE x.instance_id=q.instance_id OFFSET 0)" \
+	" AND NOT EXISTS (SELECT 1 FROM orchestrator_queue y WHERE y.instance_id=q.instance_id"      \
+	" AND " WI_IS("y.work_item", "StartOrchestration") ") THEN 16 ELSE 0 END)"                    \
+	" FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id=q.instance_id"
+#define QM_WORKER(attempts)                                                                          \
+	" UNION ALL SELECT 1, " PG_MS("w.visible_at") ", NULL, " attempts ", w.locked_until,"        \
+	" CASE WHEN w.lock_token IS NULL THEN 8 ELSE 0 END FROM worker_queue w"                       \
+	" UNION ALL SELECT 2, NULL, NULL, NULL, locked_until, 0 FROM instance_locks"
+/* clang-format on */
+
+static const char qm_sql_attempts[] = QM_ORCH("q.attempt_count") QM_WORKER("w.attempt_count");
+static const char qm_sql_plain[] = QM_ORCH("0") QM_WORKER("0");
+
+static int qm_gate_row(void *ud, const PGresult *r)
+{
+	/* (a snapshot too long to keep whole is no gate: the rows are read every time) */
+	const char *t = pq_text(r, 0);
+	if (t != NULL && strlen(t) < QM_GATE)
+		memcpy(ud, t, strlen(t) + 1);
+	return 1;
+}
+
+static int qm_row(void *ud, const PGresult *r)
+{
+	struct pg_qmemo *m = ud;
+	int k = (int)pq_int(r, 0);
+	if (k == 0) {
+		if (m->no == m->co) {
+			size_t c = m->co ? m->co * 2 : 256;
+			if (c > QM_MAX) {
+				m->over = 1;
+				return 1;
+			}
+			qm_orow *n = realloc(m->o, c * sizeof *n);
+			if (n == NULL) {
+				m->oom = 1;
+				return 1;
+			}
+			m->o = n;
+			m->co = c;
+		}
+		qm_orow *o = &m->o[m->no++];
+		o->vis = pq_int(r, 1);
+		o->created = pq_time(r, 2);
+		o->attempts = pq_int(r, 3);
+		o->lu = pq_time(r, 4);
+		o->f = (unsigned)pq_int(r, 5);
+	} else if (k == 1) {
+		if (m->nw == m->cw) {
+			size_t c = m->cw ? m->cw * 2 : 256;
+			if (c > QM_MAX) {
+				m->over = 1;
+				return 1;
+			}
+			qm_wrow *n = realloc(m->w, c * sizeof *n);
+			if (n == NULL) {
+				m->oom = 1;
+				return 1;
+			}
+			m->w = n;
+			m->cw = c;
+		}
+		qm_wrow *w = &m->w[m->nw++];
+		w->vis = pq_int(r, 1);
+		w->attempts = pq_int(r, 3);
+		w->lu = pq_time(r, 4);
+		w->tok_null = (pq_int(r, 5) & QO_TOK_NULL) != 0;
+	} else {
+		if (m->nl == m->cl) {
+			size_t c = m->cl ? m->cl * 2 : 64;
+			if (c > QM_MAX) {
+				m->over = 1;
+				return 1;
+			}
+			int64_t *n = realloc(m->locks, c * sizeof *n);
+			if (n == NULL) {
+				m->oom = 1;
+				return 1;
+			}
+			m->locks = n;
+			m->cl = c;
+		}
+		m->locks[m->nl++] = pq_int(r, 4);
+	}
+	return 0;
+}
+
+static int64_t min_time(int64_t a, int64_t b) { return a == DUROX_NO_TIME || b < a ? b : a; }
+
+/* The snapshot of the kept rows under qp: orch_snapshot_tail, worker_snapshot_tail and
+ * lock_counts_sql, row by row. */
+static void qm_snapshot(const struct pg_qmemo *m, const store_queue_params *qp, store_queue_snapshot *out)
+{
+	const int64_t now = qp->now;
+	durox_queue_detail *o = &out->orchestrator, *w = &out->worker;
+	out->orchestrator_rows = m->no;
+	for (size_t i = 0; i < m->no; i++) {
+		const qm_orow *r = &m->o[i];
+		int tm = (r->f & QO_TM) != 0;
+		int st = !(r->f & QO_LOCK) || r->lu <= now ? 0 : (r->f & QO_TOK_EQ) ? 1 : 2;
+		int pt = tm && r->vis > now;
+		if (pt) {
+			out->pending_timers++;
+			out->oldest_timer_created = min_time(out->oldest_timer_created, r->created);
+			out->next_timer_at = min_time(out->next_timer_at, r->vis);
+		} else {
+			o->in_progress += st == 1;
+			o->waiting_on_lock += st == 2;
+			o->delayed += st == 0 && r->vis > now;
+			o->available += st == 0 && r->vis <= now;
+			out->overdue_timers += tm && st == 0 && r->vis <= now - qp->timer_overdue_ms;
+			if (r->vis <= now)
+				out->orchestrator_oldest_visible = min_time(out->orchestrator_oldest_visible, r->vis);
+		}
+		o->stalled += !tm && st == 0 && r->vis <= now - qp->stall_ms;
+		o->near_poison += r->attempts >= qp->near_poison;
+		o->at_poison_limit += r->attempts >= qp->max_attempts;
+		if (r->attempts > o->max_attempt_count)
+			o->max_attempt_count = r->attempts;
+		o->unlocked_rows += (r->f & QO_TOK_NULL) != 0;
+		o->stale_lock_tokens += !(r->f & QO_TOK_NULL) && st != 1;
+		o->orphans += (r->f & QO_ORPHAN) != 0;
+	}
+	out->worker_rows = m->nw;
+	for (size_t i = 0; i < m->nw; i++) {
+		const qm_wrow *r = &m->w[i];
+		int st = r->tok_null ? 0 : r->lu != DUROX_NO_TIME && r->lu > now ? 1 : 3;
+		w->in_progress += st == 1;
+		w->expired_locks += st == 3;
+		w->delayed += st != 1 && r->vis > now;
+		w->available += st != 1 && r->vis <= now;
+		int64_t since = st == 3 && r->lu != DUROX_NO_TIME && r->lu > r->vis ? r->lu : r->vis;
+		w->stalled += st != 1 && since <= now - qp->stall_ms;
+		if (r->vis <= now)
+			out->worker_oldest_visible = min_time(out->worker_oldest_visible, r->vis);
+		w->near_poison += r->attempts >= qp->near_poison;
+		w->at_poison_limit += r->attempts >= qp->max_attempts;
+		if (r->attempts > w->max_attempt_count)
+			w->max_attempt_count = r->attempts;
+		w->unlocked_rows += st == 0;
+	}
+	out->instance_locks = m->nl;
+	for (size_t i = 0; i < m->nl; i++) {
+		out->expired_instance_locks += m->locks[i] <= now;
+		out->long_expired_instance_locks += m->locks[i] <= now - qp->stall_ms;
+	}
+	o->expired_locks = out->expired_instance_locks;
+}
+
+static void qm_free(struct pg_qmemo *m)
+{
+	if (m == NULL)
+		return;
+	free(m->o);
+	free(m->w);
+	free(m->locks);
+	free(m);
+}
+
+static void qm_clear(struct pg_qmemo *m)
+{
+	m->valid = 0;
+	m->no = m->nw = m->nl = 0;
+	m->oom = m->over = 0;
+}
+
+/* The snapshot from the kept rows, read again first when the gate moved. Returns DUROX_OK,
+ * 1 when the rows are not kept (too many: the caller aggregates on the server), or an
+ * error. */
+static int qm_get(pg_store *s, const store_queue_params *qp, store_queue_snapshot *out)
+{
+	struct pg_qmemo *m = s->qmemo;
+	if (m == NULL) {
+		if ((m = calloc(1, sizeof *m)) == NULL)
+			return store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+		s->qmemo = m;
+	}
+	char gate[sizeof m->gate] = "";
+	int rc = pq_query(s, 0, "SELECT pg_current_snapshot()::text", NULL, qm_gate_row, gate, NULL,
+	                  "reading a snapshot");
+	if (rc != DUROX_OK)
+		return rc;
+	int has_attempts = s->base.info.has_attempt_count;
+	if (!m->valid || m->has_attempts != has_attempts || gate[0] == '\0' || strcmp(gate, m->gate) != 0) {
+		qm_clear(m);
+		rc = pq_query(s, 0, has_attempts ? qm_sql_attempts : qm_sql_plain, NULL, qm_row, m, NULL,
+		              "reading the queues");
+		if (rc == DUROX_OK && m->oom)
+			rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
+		if (rc != DUROX_OK || m->over) {
+			qm_clear(m);
+			return rc != DUROX_OK ? rc : 1;
+		}
+		memcpy(m->gate, gate, sizeof m->gate);
+		m->has_attempts = has_attempts;
+		m->valid = 1;
+	}
+	qm_snapshot(m, qp, out);
+	return DUROX_OK;
+}
+
 static int orch_row(void *ud, const PGresult *r)
 {
 	store_queue_snapshot *out = ud;
@@ -432,6 +692,11 @@ static int pg_queue_snapshot(store *base, const store_queue_params *qp, store_qu
 	out->orchestrator.max_attempt_count = out->worker.max_attempt_count = -1;
 	out->orchestrator_oldest_visible = out->worker_oldest_visible = DUROX_NO_TIME;
 	out->oldest_timer_created = out->next_timer_at = DUROX_NO_TIME;
+	if (!s->in_txn && getenv("DUROX_PG_QUEUE_MEMO_OFF") == NULL) {
+		int rc = qm_get(s, qp, out);
+		if (rc != 1)
+			return rc;
+	}
 	int has_attempts = s->base.info.has_attempt_count;
 	buf sql;
 	buf_init(&sql);
