@@ -406,6 +406,123 @@ describe_pg("the PostgreSQL visibility index", function()
     h:close()
   end)
 
+  -- The queue rows a handle keeps between snapshots (postgres_metrics.c: read again only when
+  -- pg_current_snapshot() moved). Between two calls of ONE handle the runtime updates rows in
+  -- place: its own procedures lock an instance's rows (lock_token, instance_locks,
+  -- attempt_count + 1), abandon them with a delay (visible_at moved, lock cleared), lock and
+  -- abandon a worker row; Duroxide's client enqueues; the live runtime deletes rows and inserts
+  -- others. Each call must equal raw SQL over the runtime's tables at the same now.
+  it("keeps no stale queue row: locks, abandons, enqueues and deletes between two calls of a handle", function()
+    local function oracle(now)
+      local pend = ("(q.work_item LIKE '{\"TimerFired\"%%' AND floor(extract(epoch FROM q.visible_at) * 1000) > %d)")
+        :format(now)
+      -- the orchestrator rows' lock state: 1 the instance's live lock is theirs, 2 it is another's, 0 none
+      local st = ("(CASE WHEN l.instance_id IS NULL OR l.locked_until <= %d THEN 0"
+        .. " WHEN q.lock_token = l.lock_token THEN 1 ELSE 2 END)"):format(now)
+      local vis = "floor(extract(epoch FROM visible_at) * 1000)"
+      local o = L.sql(db, "", ("SELECT count(*) FILTER (WHERE NOT %s) AS size, count(*) FILTER (WHERE %s) AS timers,"
+        .. " count(*) FILTER (WHERE NOT %s AND %s = 1) AS in_progress,"
+        .. " count(*) FILTER (WHERE NOT %s AND %s = 2) AS waiting,"
+        .. " count(*) FILTER (WHERE NOT %s AND %s = 0 AND floor(extract(epoch FROM q.visible_at) * 1000) > %d) AS delayed,"
+        .. " count(*) FILTER (WHERE NOT %s AND %s = 0 AND floor(extract(epoch FROM q.visible_at) * 1000) <= %d) AS available,"
+        .. " count(*) FILTER (WHERE q.lock_token IS NULL) AS unlocked, coalesce(max(q.attempt_count), -1) AS max_att,"
+        .. " count(*) FILTER (WHERE q.attempt_count >= 5) AS near,"
+        .. " count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = q.instance_id)"
+        .. " AND NOT EXISTS (SELECT 1 FROM orchestrator_queue s WHERE s.instance_id = q.instance_id"
+        .. " AND s.work_item LIKE '%%StartOrchestration%%')) AS orphans"
+        .. " FROM orchestrator_queue q LEFT JOIN instance_locks l ON l.instance_id = q.instance_id")
+        :format(pend, pend, pend, st, pend, st, pend, st, now, pend, st, now))[1]
+      local w = L.sql(db, "", ("SELECT count(*) AS size,"
+        .. " count(*) FILTER (WHERE lock_token IS NOT NULL AND locked_until > %d) AS in_progress,"
+        .. " count(*) FILTER (WHERE lock_token IS NOT NULL AND NOT coalesce(locked_until > %d, false)) AS expired,"
+        .. " count(*) FILTER (WHERE NOT coalesce(lock_token IS NOT NULL AND locked_until > %d, false) AND %s > %d) AS delayed,"
+        .. " count(*) FILTER (WHERE lock_token IS NULL) AS unlocked, coalesce(max(attempt_count), -1) AS max_att"
+        .. " FROM worker_queue"):format(now, now, now, vis, now))[1]
+      return {
+        orchestrator_queue_size = o.size, timer_queue_size = o.timers, worker_queue_size = w.size,
+        orchestrator = { in_progress = o.in_progress, waiting_on_lock = o.waiting, delayed = o.delayed,
+          available = o.available, unlocked_rows = o.unlocked, max_attempt_count = o.max_att, near_poison = o.near,
+          orphans = o.orphans },
+        worker = { in_progress = w.in_progress, expired_locks = w.expired, delayed = w.delayed,
+          unlocked_rows = w.unlocked, max_attempt_count = w.max_att },
+      }
+    end
+    local function ours(dx, now)
+      local m = assert(dx:get_queue_metrics { now = now })
+      local function pick(t, want)
+        local r = {}
+        for k in pairs(want) do r[k] = t[k] == nil and -1 or t[k] end
+        return r
+      end
+      local want = oracle(now)
+      return {
+        orchestrator_queue_size = m.orchestrator_queue_size, timer_queue_size = m.timer_queue_size,
+        worker_queue_size = m.worker_queue_size,
+        orchestrator = pick(m.orchestrator, want.orchestrator), worker = pick(m.worker, want.worker),
+      }, want
+    end
+    local dx = assert(durox.open(db, { index = false }))
+    local function same(tag)
+      local now = durox.now()
+      local got, want = ours(dx, now)
+      assert.are.same(want, got, tag)
+      return got
+    end
+    local base = same("at rest")
+    -- Duroxide's client enqueues two starts (new rows under new ids)
+    assert(L.client(db, "start", "qmemo-1", "Echo", '"hi"'))
+    assert(L.client(db, "start", "qmemo-gpu", "TaggedActivity", '{"tag":"gpu"}'))
+    local enq = same("two starts enqueued")
+    assert.are.equal(base.orchestrator_queue_size + 2, enq.orchestrator_queue_size)
+    -- an event for an instance that does not exist: an orphan row (the runtime consumes it later)
+    assert(L.client(db, "raise", "qmemo-nobody", "ping", '"x"'))
+    local orphan = same("an orphan enqueued")
+    assert.are.equal(enq.orchestrator.orphans + 1, orphan.orchestrator.orphans)
+    -- the runtime's own fetch (its procedure, as its dispatcher calls it) locks an instance's
+    -- rows: lock_token, instance_locks, attempt_count + 1, all in place
+    local f = L.sql(db, "", ("SELECT out_lock_token AS token, out_instance_id AS id FROM"
+      .. " dx.fetch_orchestration_item(%d, 600000)"):format(durox.now()))[1]
+    assert(f and f.token, "the runtime's fetch took no orchestrator row")
+    local locked = same("an instance locked")
+    assert.truthy(locked.orchestrator.in_progress > 0)
+    assert.are.equal(orphan.orchestrator.unlocked_rows - locked.orchestrator.in_progress,
+      locked.orchestrator.unlocked_rows)
+    assert.truthy(locked.orchestrator.max_attempt_count >= 1)
+    -- the same kept rows under a later now, when that lock has expired
+    local got, want = ours(dx, durox.now() + 700000)
+    assert.are.same(want, got, "the instance lock expired (a later now)")
+    assert.are.equal(0, got.orchestrator.in_progress)
+    -- abandoned with a delay: lock cleared, visible_at moved ahead, attempt_count stays + 1
+    assert.are.equal(f.id, L.sql(db, "", ("SELECT dx.abandon_orchestration_item(%s, %d, 120000) AS i")
+      :format(L.lit(f.token), durox.now()))[1].i)
+    local ab = same("abandoned with a delay")
+    assert.are.equal(0, ab.orchestrator.in_progress)
+    assert.truthy(ab.orchestrator.delayed > locked.orchestrator.delayed)
+    -- the live runtime's turns: rows deleted, others inserted (qmemo-gpu's activity stays queued:
+    -- no worker serves its tag)
+    local rt = L.start_runtime(db, os.tmpname())
+    L.wait_until(function()
+      return tonumber(L.sql_value(db, "", "SELECT count(*) AS n FROM worker_queue WHERE instance_id = 'qmemo-gpu'")) == 1
+    end, 60000, "qmemo-gpu's activity to be queued", 50)
+    L.stop_runtime(rt)
+    local turns = same("after the live runtime's turns")
+    assert.truthy(turns.worker_queue_size >= 1)
+    -- a worker row locked by the runtime's fetch, then abandoned (attempt_count + 1 kept)
+    local wf = L.sql(db, "", ("SELECT out_lock_token AS token FROM dx.fetch_work_item(%d, 600000, NULL, NULL,"
+      .. " ARRAY['gpu'], 'tags')"):format(durox.now()))[1]
+    assert(wf and wf.token, "the runtime's fetch took no worker row")
+    local wl = same("a worker row locked")
+    assert.are.equal(turns.worker.in_progress + 1, wl.worker.in_progress)
+    L.sql(db, "", ("SELECT 1 AS k FROM dx.abandon_work_item(%s, %d, 60000)"):format(L.lit(wf.token), durox.now()))
+    local wa = same("a worker row abandoned")
+    assert.are.equal(turns.worker.in_progress, wa.worker.in_progress)
+    assert.truthy(wa.worker.max_attempt_count >= 1)
+    -- at rest again: the kept rows under a later now (the abandoned rows' delays run out)
+    got, want = ours(dx, durox.now() + 130000)
+    assert.are.same(want, got, "at rest, 130 s later")
+    dx:close()
+  end)
+
   it("serves a read-only role from an index that exists, and access-controlled views", function()
     local dx = assert(durox.open(db))
     assert(dx:index_build())
