@@ -363,19 +363,21 @@ static const char lock_counts_sql[] =
 /* ---- the queue rows kept between calls ---------------------------------------------------- */
 
 /* A handle keeps the now-independent columns of every queue row it read (the orchestrator
- * rows with their instance lock, the worker rows, the instance locks)
- * and the gate, pg_current_snapshot() taken just before it read them. Orphans (no instance and
- * no start queued) are counted by the server in the same statement: an anti-join probes
- * instances' primary key once per queue row (a quarter less CPU than the per-row flag). A snapshot is then
- * recomputed in C for the call's now and thresholds with the rules of the statements above
- * (the same figures: pg_index_spec and spec_metrics compare them with raw SQL), and the rows
- * are read again only when the gate moved, i.e. when some transaction ended since (the
- * runtime's lock, abandon, ack, enqueue, delete: every write of it is a transaction with an
- * xid). Nothing is kept per row across a change: every column the PG runtime updates in place
- * (lock_token, locked_until, attempt_count, visible_at, and rows deleted and inserted under a
- * new id) is read again whole. Not used inside a transaction of the handle, nor over more
- * than QM_MAX rows a queue (the statements above then aggregate on the server). */
-#define QM_MAX 2000000
+ * rows with their instance lock, the worker rows, the instance locks) and the gate,
+ * pg_current_snapshot() taken just before it read them; all in one statement, so one snapshot.
+ * Orphans (no instance and no start queued) are counted by the server in that statement: an
+ * anti-join probes instances' primary key once per queue row (a quarter less CPU than a flag
+ * per row). A snapshot is then computed in C for the call's now and thresholds with the rules
+ * of the statements above (the same figures: pg_index_spec and spec_metrics compare them with
+ * raw SQL), and the rows are read again only when the gate moved, i.e. when some transaction
+ * ended since (the runtime's lock, abandon, ack, enqueue, delete: every write of it is a
+ * transaction with an xid). Nothing is kept per row across a change: every column the PG
+ * runtime updates in place (lock_token, locked_until, attempt_count, visible_at, and rows
+ * deleted and inserted under a new id) is read again whole. Not used inside a transaction of
+ * the handle, nor beyond QM_MAX rows a queue (40 bytes a row kept: the statements above then
+ * aggregate on the server, after the rows read so far are dropped). */
+#define QM_MAX_DEFAULT 500000
+#define QM_MAX qm_max()
 #define QM_GATE 512
 
 enum { QO_TM = 1, QO_LOCK = 2, QO_TOK_EQ = 4, QO_TOK_NULL = 8 };
@@ -404,6 +406,14 @@ struct pg_qmemo {
 	uint64_t orphans;
 	int oom, over;
 };
+
+/* QM_MAX: DUROX_PG_QUEUE_MEMO_MAX (rows a queue, at least 1; for tests) or 500,000 */
+static size_t qm_max(void)
+{
+	const char *e = getenv("DUROX_PG_QUEUE_MEMO_MAX");
+	long long v = e ? strtoll(e, NULL, 10) : 0;
+	return v >= 1 ? (size_t)v : QM_MAX_DEFAULT;
+}
 
 /* clang-format off */
 #define QM_ORCH(attempts)                                                                            \
@@ -442,11 +452,13 @@ static int qm_row(void *ud, const PGresult *r)
 	int k = (int)pq_int(r, 0);
 	if (k == 0) {
 		if (m->no == m->co) {
-			size_t c = m->co ? m->co * 2 : 256;
-			if (c > QM_MAX) {
+			if (m->no >= QM_MAX) {
 				m->over = 1;
 				return 1;
 			}
+			size_t c = m->co ? m->co * 2 : 256;
+			if (c > QM_MAX)
+				c = QM_MAX;
 			qm_orow *n = realloc(m->o, c * sizeof *n);
 			if (n == NULL) {
 				m->oom = 1;
@@ -463,11 +475,13 @@ static int qm_row(void *ud, const PGresult *r)
 		o->f = (unsigned)pq_int(r, 5);
 	} else if (k == 1) {
 		if (m->nw == m->cw) {
-			size_t c = m->cw ? m->cw * 2 : 256;
-			if (c > QM_MAX) {
+			if (m->nw >= QM_MAX) {
 				m->over = 1;
 				return 1;
 			}
+			size_t c = m->cw ? m->cw * 2 : 256;
+			if (c > QM_MAX)
+				c = QM_MAX;
 			qm_wrow *n = realloc(m->w, c * sizeof *n);
 			if (n == NULL) {
 				m->oom = 1;
@@ -485,11 +499,13 @@ static int qm_row(void *ud, const PGresult *r)
 		m->orphans = (uint64_t)pq_int(r, 1);
 	} else {
 		if (m->nl == m->cl) {
-			size_t c = m->cl ? m->cl * 2 : 64;
-			if (c > QM_MAX) {
+			if (m->nl >= QM_MAX) {
 				m->over = 1;
 				return 1;
 			}
+			size_t c = m->cl ? m->cl * 2 : 64;
+			if (c > QM_MAX)
+				c = QM_MAX;
 			int64_t *n = realloc(m->locks, c * sizeof *n);
 			if (n == NULL) {
 				m->oom = 1;

@@ -457,4 +457,8 @@ return {
     why = "a kept orchestrator row counts as in progress while its instance lock has expired (lock time ignored)",
     from = [[int st = !(r->f & QO_LOCK) || r->lu <= now ? 0 : (r->f & QO_TOK_EQ) ? 1 : 2;]],
     to = [[int st = !(r->f & QO_LOCK) ? 0 : (r->f & QO_TOK_EQ) ? 1 : 2;]] },
+  { id = "pg-queue/memo-over-limit-partial", file = "src/store/postgres_metrics.c", tests = "spec_pg_index$",
+    why = "a queue beyond the rows a handle keeps is answered from the rows read before the limit",
+    from = [[if (rc != DUROX_OK || m->over) {]],
+    to = [[if (rc != DUROX_OK) {]] },
 }

@@ -520,6 +520,26 @@ describe_pg("the PostgreSQL visibility index", function()
     -- at rest again: the kept rows under a later now (the abandoned rows' delays run out)
     got, want = ours(dx, durox.now() + 130000)
     assert.are.same(want, got, "at rest, 130 s later")
+    -- the same snapshot in other processes: the rows kept again from scratch, the server-side
+    -- statements (rows not kept), and a queue beyond the rows a handle keeps (the rows read so
+    -- far dropped, the server-side statements then)
+    assert(L.client(db, "start", "qmemo-3", "Echo", '"hi"'))
+    assert(L.client(db, "start", "qmemo-4", "Echo", '"hi"'))
+    assert.truthy(tonumber(L.sql_value(db, "", "SELECT count(*) AS n FROM orchestrator_queue")) >= 2)
+    local t = durox.now()
+    local mine = assert(dx:get_queue_metrics { now = t })
+    mine.collected_at = nil
+    local script = os.tmpname()
+    L.write(script, 'local durox = require "durox"\n'
+      .. 'local dx = assert(durox.open(arg[1], { index = false }))\n'
+      .. 'local m = assert(dx:get_queue_metrics { now = math.tointeger(arg[2]) })\n'
+      .. 'm.collected_at = nil\nprint(durox.encode_json(m))\n')
+    for _, env in ipairs { "", "DUROX_PG_QUEUE_MEMO_OFF=1", "DUROX_PG_QUEUE_MEMO_MAX=1" } do
+      local out, code = L.run(("%s %s %s %s %d"):format(env, L.q(L.bin), L.q(script), L.q(db), t))
+      assert.are.equal(0, code, out)
+      assert.are.same(mine, assert(durox.decode_json(out)), env)
+    end
+    os.remove(script)
     dx:close()
   end)
 
