@@ -11,26 +11,8 @@
 local durox = require "durox"
 local url, mode, method = arg[1], arg[2] or "index", arg[3] or "get_runtime_metrics"
 
-local pm = os.getenv("PG_POSTMASTER_PID")
-local function server_cpu()
-  if not pm then return 0 end
-  local p = io.popen("ps -o pid= --ppid " .. pm)
-  local ms = 0
-  for pid in p:lines() do
-    local f = io.open("/proc/" .. pid:match("%d+") .. "/stat")
-    if f then
-      local rest = f:read("a"):match("%) (.*)")
-      f:close()
-      local i, ut = 0, nil
-      for w in rest:gmatch("%S+") do
-        i = i + 1
-        if i == 12 then ut = tonumber(w) elseif i == 13 then ms = ms + (ut + tonumber(w)) * 10 break end
-      end
-    end
-  end
-  p:close()
-  return ms
-end
+-- the server's CPU ms so far (bench/pg_server_cpu.lua)
+local server_cpu = dofile((arg[0]:match("^(.*)/") or ".") .. "/pg_server_cpu.lua")
 
 local s0, c0, t0 = server_cpu(), os.clock(), durox.now()
 local dx = assert(durox.open(url, { index = mode ~= "store", statement_timeout_ms = 300000 }))

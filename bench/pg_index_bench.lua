@@ -18,30 +18,8 @@ local function median(t)
   return t[(#t + 1) // 2]
 end
 
--- CPU ms: this process (os.clock) and the server's processes (every child of the postmaster whose
--- pid is in $PG_POSTMASTER_PID, from /proc; 10 ms ticks; 0 when unset)
-local pm = os.getenv("PG_POSTMASTER_PID")
-local function server_cpu()
-  if not pm then return 0 end
-  local p = io.popen("ps -o pid= --ppid " .. pm)
-  local ms = 0
-  for pid in p:lines() do
-    local f = io.open("/proc/" .. pid:match("%d+") .. "/stat")
-    if f then
-      local st = f:read("a")
-      f:close()
-      local rest = st:match("%) (.*)")
-      local i, ut, stt = 0, nil, nil
-      for w in rest:gmatch("%S+") do
-        i = i + 1
-        if i == 12 then ut = tonumber(w) elseif i == 13 then stt = tonumber(w) break end
-      end
-      ms = ms + (ut + stt) * 10
-    end
-  end
-  p:close()
-  return ms
-end
+-- the server's CPU ms so far (bench/pg_server_cpu.lua)
+local server_cpu = dofile((arg[0]:match("^(.*)/") or ".") .. "/pg_server_cpu.lua")
 local last_cpu, last_srv = 0, 0
 local function timed(f)
   local s0, c0 = server_cpu(), os.clock()

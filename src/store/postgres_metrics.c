@@ -446,27 +446,38 @@ static int qm_gate_row(void *ud, const PGresult *r)
 	return 1;
 }
 
+/* v (n elements used of *cap, each size bytes) with room for one more: v itself, or v grown
+ * (the capacity doubles from first, at most QM_MAX); NULL with m->over set at QM_MAX, or m->oom
+ * when out of memory (v is then still valid). */
+static void *qm_room(struct pg_qmemo *m, void *v, size_t n, size_t *cap, size_t size, size_t first)
+{
+	if (n < *cap)
+		return v;
+	if (n >= QM_MAX) {
+		m->over = 1;
+		return NULL;
+	}
+	size_t c = *cap ? *cap * 2 : first;
+	if (c > QM_MAX)
+		c = QM_MAX;
+	void *nv = realloc(v, c * size);
+	if (nv == NULL) {
+		m->oom = 1;
+		return NULL;
+	}
+	*cap = c;
+	return nv;
+}
+
 static int qm_row(void *ud, const PGresult *r)
 {
 	struct pg_qmemo *m = ud;
 	int k = (int)pq_int(r, 0);
 	if (k == 0) {
-		if (m->no == m->co) {
-			if (m->no >= QM_MAX) {
-				m->over = 1;
-				return 1;
-			}
-			size_t c = m->co ? m->co * 2 : 256;
-			if (c > QM_MAX)
-				c = QM_MAX;
-			qm_orow *n = realloc(m->o, c * sizeof *n);
-			if (n == NULL) {
-				m->oom = 1;
-				return 1;
-			}
-			m->o = n;
-			m->co = c;
-		}
+		qm_orow *grown = qm_room(m, m->o, m->no, &m->co, sizeof *m->o, 256);
+		if (grown == NULL)
+			return 1;
+		m->o = grown;
 		qm_orow *o = &m->o[m->no++];
 		o->vis = pq_int(r, 1);
 		o->created = pq_time(r, 2);
@@ -474,22 +485,10 @@ static int qm_row(void *ud, const PGresult *r)
 		o->lu = pq_time(r, 4);
 		o->f = (unsigned)pq_int(r, 5);
 	} else if (k == 1) {
-		if (m->nw == m->cw) {
-			if (m->nw >= QM_MAX) {
-				m->over = 1;
-				return 1;
-			}
-			size_t c = m->cw ? m->cw * 2 : 256;
-			if (c > QM_MAX)
-				c = QM_MAX;
-			qm_wrow *n = realloc(m->w, c * sizeof *n);
-			if (n == NULL) {
-				m->oom = 1;
-				return 1;
-			}
-			m->w = n;
-			m->cw = c;
-		}
+		qm_wrow *grown = qm_room(m, m->w, m->nw, &m->cw, sizeof *m->w, 256);
+		if (grown == NULL)
+			return 1;
+		m->w = grown;
 		qm_wrow *w = &m->w[m->nw++];
 		w->vis = pq_int(r, 1);
 		w->attempts = pq_int(r, 3);
@@ -498,22 +497,10 @@ static int qm_row(void *ud, const PGresult *r)
 	} else if (k == 3) {
 		m->orphans = (uint64_t)pq_int(r, 1);
 	} else {
-		if (m->nl == m->cl) {
-			if (m->nl >= QM_MAX) {
-				m->over = 1;
-				return 1;
-			}
-			size_t c = m->cl ? m->cl * 2 : 64;
-			if (c > QM_MAX)
-				c = QM_MAX;
-			int64_t *n = realloc(m->locks, c * sizeof *n);
-			if (n == NULL) {
-				m->oom = 1;
-				return 1;
-			}
-			m->locks = n;
-			m->cl = c;
-		}
+		int64_t *grown = qm_room(m, m->locks, m->nl, &m->cl, sizeof *m->locks, 64);
+		if (grown == NULL)
+			return 1;
+		m->locks = grown;
 		m->locks[m->nl++] = pq_int(r, 4);
 	}
 	return 0;
