@@ -118,9 +118,8 @@ char *pgi_sql(pg_index *ix, const char *tmpl)
 	return b.data;
 }
 
-/* Runs a template statement (rows to cb, may be NULL). */
-static int ix_q(pg_index *ix, int flags, const char *tmpl, const pqp *p, pq_row_cb cb, void *ud, uint64_t *affected,
-                const char *what)
+int pgi_q(pg_index *ix, int flags, const char *tmpl, const pqp *p, pq_row_cb cb, void *ud, uint64_t *affected,
+          const char *what)
 {
 	char *sql = pgi_sql(ix, tmpl);
 	if (sql == NULL)
@@ -350,11 +349,12 @@ static int meta_read(pg_index *ix, struct meta_ud *u)
 		return rc;
 	pqp_init(&p);
 	pqp_text(&p, ix->s->schema);
-	rc = ix_q(ix, 0,
-	          "SELECT state, format, build_after, build_done, build_total, encode(feed_pos,'hex'), inst_oid,"
-	          " hist_oid, built_at, synced_at, history_rows, COALESCE((to_jsonb(m)->>'n_inst')::int8, -1) FROM @M m"
-	          " WHERE runtime_schema=$1",
-	          &p, meta_row, u, NULL, "reading the index's state");
+	rc = pgi_q(
+	        ix, 0,
+	        "SELECT state, format, build_after, build_done, build_total, encode(feed_pos,'hex'), inst_oid,"
+	        " hist_oid, built_at, synced_at, history_rows, COALESCE((to_jsonb(m)->>'n_inst')::int8, -1) FROM @M m"
+	        " WHERE runtime_schema=$1",
+	        &p, meta_row, u, NULL, "reading the index's state");
 	pqp_free(&p);
 	if (rc == DUROX_ENOMEM)
 		rc = store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory");
@@ -550,7 +550,7 @@ static int build_start(pg_index *ix)
 		pqp_text(&p, hex);
 		pqp_int(&p, o[0]);
 		pqp_int(&p, o[1]);
-		rc = ix_q(
+		rc = pgi_q(
 		        ix, PQ_WRITE,
 		        "INSERT INTO @M (runtime_schema, format, state, build_after, build_done, build_total, feed_pos,"
 		        " inst_oid, hist_oid, built_at, synced_at, history_rows, n_inst, n_exec) VALUES ($1, $2,"
@@ -615,10 +615,10 @@ static int build_chunk(pg_index *ix, const char *after, struct chunk_ud *cu)
 		pqp_text(&p, cu->n > 0 ? cu->last : after);
 		pqp_int(&p, cu->n);
 		pqp_int(&p, cu->inserted);
-		rc = ix_q(ix, PQ_WRITE,
-		          "UPDATE @M SET build_after=$2, build_done=build_done+$3, n_inst=n_inst+$4 WHERE"
-		          " runtime_schema=$1",
-		          &p, NULL, NULL, NULL, "recording the build's progress");
+		rc = pgi_q(ix, PQ_WRITE,
+		           "UPDATE @M SET build_after=$2, build_done=build_done+$3, n_inst=n_inst+$4 WHERE"
+		           " runtime_schema=$1",
+		           &p, NULL, NULL, NULL, "recording the build's progress");
 		pqp_free(&p);
 	}
 	return ix_end(ix, rc);
@@ -676,8 +676,8 @@ static int ix_build(pg_index *ix, int rebuild, store_progress_fn progress, void 
 			pqp_init(&p);
 			pqp_text(&p, ix->s->schema);
 			pqp_int(&p, now_ms());
-			rc = ix_q(ix, PQ_WRITE, "UPDATE @M SET state='ready', built_at=$2 WHERE runtime_schema=$1", &p,
-			          NULL, NULL, NULL, "recording the index's state");
+			rc = pgi_q(ix, PQ_WRITE, "UPDATE @M SET state='ready', built_at=$2 WHERE runtime_schema=$1", &p,
+			           NULL, NULL, NULL, "recording the index's state");
 			pqp_free(&p);
 		}
 		rc = ix_end(ix, rc);
@@ -756,10 +756,10 @@ static int recompute(pg_index *ix, idlist *l, int64_t *delta)
 		rc = run_upsert(ix, ins, &p, delta, "updating the index");
 	uint64_t gone = 0;
 	if (rc == DUROX_OK)
-		rc = ix_q(ix, PQ_WRITE,
-		          "DELETE FROM @X x WHERE x.instance_id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM"
-		          " instances i WHERE i.instance_id = x.instance_id COLLATE \"default\")",
-		          &p, NULL, NULL, &gone, "updating the index");
+		rc = pgi_q(ix, PQ_WRITE,
+		           "DELETE FROM @X x WHERE x.instance_id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM"
+		           " instances i WHERE i.instance_id = x.instance_id COLLATE \"default\")",
+		           &p, NULL, NULL, &gone, "updating the index");
 	*delta -= (int64_t)gone;
 	pqp_free(&p);
 	free(arr);
@@ -792,10 +792,10 @@ static int reconcile(pg_index *ix, int pruned, int64_t *delta)
 	free(ins);
 	uint64_t gone = 0;
 	if (rc == DUROX_OK)
-		rc = ix_q(ix, PQ_WRITE,
-		          "DELETE FROM @X x WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id ="
-		          " x.instance_id COLLATE \"default\")",
-		          NULL, NULL, NULL, &gone, "reconciling the index");
+		rc = pgi_q(ix, PQ_WRITE,
+		           "DELETE FROM @X x WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id ="
+		           " x.instance_id COLLATE \"default\")",
+		           NULL, NULL, NULL, &gone, "reconciling the index");
 	*delta -= (int64_t)gone;
 	if (rc == DUROX_OK)
 		rc = pgd_reconcile(ix, pruned);
@@ -812,8 +812,8 @@ static int save_position(pg_index *ix, uint64_t rows, int64_t delta)
 	pqp_init(&p);
 	pqp_text(&p, ix->s->schema);
 	pqp_int(&p, now_ms());
-	int rc = ix_q(ix, PQ_WRITE, "UPDATE @M SET synced_at=$2 WHERE runtime_schema=$1", &p, NULL, NULL, NULL,
-	              "recording the index's position");
+	int rc = pgi_q(ix, PQ_WRITE, "UPDATE @M SET synced_at=$2 WHERE runtime_schema=$1", &p, NULL, NULL, NULL,
+	               "recording the index's position");
 	pqp_free(&p);
 	if (rc == DUROX_OK)
 		rc = pg_feed_own_xact(ix->feed);
@@ -828,11 +828,11 @@ static int save_position(pg_index *ix, uint64_t rows, int64_t delta)
 	pqp_int(&p, (int64_t)rows);
 	pqp_int(&p, delta);
 	pqp_int(&p, ix->exec_now);
-	rc = ix_q(ix, PQ_WRITE,
-	          "UPDATE @M SET feed_pos=decode($2,'hex'), synced_at=$3, history_rows=history_rows+$4,"
-	          " n_inst=n_inst+$5, n_exec=CASE WHEN $6::int8 < 0 THEN n_exec ELSE $6::int8 END"
-	          " WHERE runtime_schema=$1",
-	          &p, NULL, NULL, NULL, "recording the index's position");
+	rc = pgi_q(ix, PQ_WRITE,
+	           "UPDATE @M SET feed_pos=decode($2,'hex'), synced_at=$3, history_rows=history_rows+$4,"
+	           " n_inst=n_inst+$5, n_exec=CASE WHEN $6::int8 < 0 THEN n_exec ELSE $6::int8 END"
+	           " WHERE runtime_schema=$1",
+	           &p, NULL, NULL, NULL, "recording the index's position");
 	pqp_free(&p);
 	return rc;
 }
@@ -862,8 +862,8 @@ static int apply(pg_index *ix, idlist *ids, int fix, int pruned, uint64_t rows)
 		pqp p;
 		pqp_init(&p);
 		pqp_text(&p, ix->s->schema);
-		rc = ix_q(ix, PQ_WRITE, "UPDATE @M SET n_inst=(SELECT count(*) FROM @X) WHERE runtime_schema=$1", &p,
-		          NULL, NULL, NULL, "recording the index's state");
+		rc = pgi_q(ix, PQ_WRITE, "UPDATE @M SET n_inst=(SELECT count(*) FROM @X) WHERE runtime_schema=$1", &p,
+		           NULL, NULL, NULL, "recording the index's state");
 		pqp_free(&p);
 	}
 	rc = ix_end(ix, rc);
@@ -1126,8 +1126,8 @@ static int pgi_drop(store *base)
 		if (rc == DUROX_OK)
 			rc = ix_exec(ix, "DROP TABLE IF EXISTS @X, @D, @T, @G", "dropping the index");
 		if (rc == DUROX_OK)
-			rc = ix_q(ix, PQ_WRITE, "DELETE FROM @M WHERE runtime_schema=$1", &p, NULL, NULL, NULL,
-			          "dropping the index");
+			rc = pgi_q(ix, PQ_WRITE, "DELETE FROM @M WHERE runtime_schema=$1", &p, NULL, NULL, NULL,
+			           "dropping the index");
 		rc = ix_end(ix, rc);
 		pqp_free(&p);
 	}
@@ -1198,7 +1198,7 @@ static int pgi_verify(store *base, durox_index_verify_result *out)
 			/* a full read of both sides: not bound by the handle's statement timeout */
 			rc = pq_exec_simple(s, "SET LOCAL statement_timeout = 0", "verifying the index");
 			if (rc == DUROX_OK)
-				rc = ix_q(ix, 0, buf_str(&b), NULL, verify_row, &u, NULL, "verifying the index");
+				rc = pgi_q(ix, 0, buf_str(&b), NULL, verify_row, &u, NULL, "verifying the index");
 			/* the digest: its totals against history and against the sum of its rows */
 			if (rc == DUROX_OK)
 				rc = pgd_verify(ix, out);

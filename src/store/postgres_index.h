@@ -58,6 +58,10 @@ const char *pgi_field_sql(int field);
 /* SQL from a template: "@X" becomes the index table, "@M" its meta table, "@D", "@T", "@G" the
  * digest's tables, "@S." / "@R." as pq_ours. malloc'd; NULL when out of memory. */
 char *pgi_sql(pg_index *ix, const char *tmpl);
+/* Runs a template statement (pgi_sql) on the primary with flags | PQ_PRIMARY, rows to cb (may be
+ * NULL), as pq_query. Returns a durox code (DUROX_ENOMEM when the SQL cannot be made). */
+int pgi_q(pg_index *ix, int flags, const char *tmpl, const pqp *p, pq_row_cb cb, void *ud, uint64_t *affected,
+          const char *what);
 
 /* The history digest as the index keeps it (postgres_index_digest.c), for a ready index that
  * pgi_usable just synced: *out as the cold pg_history_digest_cold gives it (a fresh arena the

@@ -234,16 +234,6 @@ static const char groups_sql[] =
 	" dn = t.dn + EXCLUDED.dn, dsum = t.dsum + EXCLUDED.dsum";
 /* clang-format on */
 
-static int ixq(pg_index *ix, const char *tmpl, const pqp *p, pq_row_cb cb, void *ud, const char *what)
-{
-	char *sql = pgi_sql(ix, tmpl);
-	if (sql == NULL)
-		return store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory");
-	int rc = pq_query(ix->s, PQ_WRITE | PQ_PRIMARY, sql, p, cb, ud, NULL, what);
-	free(sql);
-	return rc;
-}
-
 /* Adds sign x the rows of the ids (a text[] literal) to the totals. */
 static int add_rows(pg_index *ix, const char *arr, int sign)
 {
@@ -251,9 +241,9 @@ static int add_rows(pg_index *ix, const char *arr, int sign)
 	pqp_init(&p);
 	pqp_text(&p, arr);
 	pqp_int(&p, sign);
-	int rc = ixq(ix, totals_sql, &p, NULL, NULL, "updating the index's digest");
+	int rc = pgi_q(ix, PQ_WRITE, totals_sql, &p, NULL, NULL, NULL, "updating the index's digest");
 	if (rc == DUROX_OK)
-		rc = ixq(ix, groups_sql, &p, NULL, NULL, "updating the index's digest");
+		rc = pgi_q(ix, PQ_WRITE, groups_sql, &p, NULL, NULL, NULL, "updating the index's digest");
 	pqp_free(&p);
 	return rc;
 }
@@ -274,18 +264,18 @@ static int replace(pg_index *ix, const char *clear, const contribs *b)
 	pqp_init(&p);
 	pqp_text(&p, old);
 	if (rc == DUROX_OK)
-		rc = ixq(ix, "DELETE FROM @D WHERE instance_id = ANY($1::text[])", &p, NULL, NULL,
-		         "updating the index's digest");
+		rc = pgi_q(ix, PQ_WRITE, "DELETE FROM @D WHERE instance_id = ANY($1::text[])", &p, NULL, NULL, NULL,
+		           "updating the index's digest");
 	pqp_free(&p);
 	if (rc == DUROX_OK && b->n > 0) {
 		pqp_init(&p);
 		pqp_text(&p, ids);
 		pqp_text(&p, cs);
 		pqp_text(&p, gs);
-		rc = ixq(ix,
-		         "INSERT INTO @D (instance_id, c, g) SELECT u.i, u.c::int8[], u.g::text[] FROM"
-		         " unnest($1::text[], $2::text[], $3::text[]) AS u(i, c, g)",
-		         &p, NULL, NULL, "updating the index's digest");
+		rc = pgi_q(ix, PQ_WRITE,
+		           "INSERT INTO @D (instance_id, c, g) SELECT u.i, u.c::int8[], u.g::text[] FROM"
+		           " unnest($1::text[], $2::text[], $3::text[]) AS u(i, c, g)",
+		           &p, NULL, NULL, NULL, "updating the index's digest");
 		pqp_free(&p);
 		if (rc == DUROX_OK)
 			rc = add_rows(ix, ids, 1);
@@ -378,7 +368,7 @@ static void ids_free(struct ids_ud *u)
 static int recompute_query(pg_index *ix, const char *tmpl, const char *what)
 {
 	struct ids_ud u = {0};
-	int rc = ixq(ix, tmpl, NULL, id_row, &u, what);
+	int rc = pgi_q(ix, PQ_WRITE, tmpl, NULL, id_row, &u, NULL, what);
 	if (rc == DUROX_ENOMEM || u.oom)
 		rc = store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory");
 	for (size_t k = 0; rc == DUROX_OK && k < u.n; k += 4096)
@@ -469,19 +459,10 @@ static int read_digest(pg_index *ix, const char *tsql, const char *gsql, store_h
 	memset(out, 0, sizeof *out);
 	arena_init(&out->mem);
 	out->has = STORE_DIGEST_ROUND_TRIPS;
-	char *sql = pgi_sql(ix, tsql);
-	int rc = sql == NULL
-	                 ? DUROX_ENOMEM
-	                 : pq_query(ix->s, PQ_PRIMARY, sql, NULL, total_row, out, NULL, "reading the index's digest");
-	free(sql);
+	int rc = pgi_q(ix, 0, tsql, NULL, total_row, out, NULL, "reading the index's digest");
 	struct group_ud u = {out, 0, 0};
-	if (rc == DUROX_OK) {
-		sql = pgi_sql(ix, gsql);
-		rc = sql == NULL ? DUROX_ENOMEM
-		                 : pq_query(ix->s, PQ_PRIMARY, sql, NULL, group_row, &u, NULL,
-		                            "reading the index's digest");
-		free(sql);
-	}
+	if (rc == DUROX_OK)
+		rc = pgi_q(ix, 0, gsql, NULL, group_row, &u, NULL, "reading the index's digest");
 	if (rc == DUROX_OK && out->groups == NULL &&
 	    (out->groups = arena_calloc(&out->mem, 1, sizeof *out->groups)) == NULL)
 		rc = DUROX_ENOMEM;
