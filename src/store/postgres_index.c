@@ -38,8 +38,9 @@
 #include "store/postgres_index.h"
 #include "util/timeutil.h"
 
-/* 3: the persisted history digest (postgres_index_digest.c); 2: the summary rows only */
-#define IX_FORMAT 3
+/* 4: the status totals (@C) and the runtime's instances.updated_at (touched_at); 3: the
+ * persisted history digest (postgres_index_digest.c); 2: the summary rows only */
+#define IX_FORMAT 4
 #define CHUNK_DEFAULT 4096
 #define FEED_LIMIT 20000
 
@@ -64,6 +65,8 @@ pg_index *pgi_new(pg_store *s, int mode)
 	snprintf(ix->dtab, sizeof ix->dtab, "\"%s\".\"ixd_%s\"", s->state_schema, s->schema);
 	snprintf(ix->ttab, sizeof ix->ttab, "\"%s\".\"ixt_%s\"", s->state_schema, s->schema);
 	snprintf(ix->gtab, sizeof ix->gtab, "\"%s\".\"ixg_%s\"", s->state_schema, s->schema);
+	snprintf(ix->ctab, sizeof ix->ctab, "\"%s\".\"ixc_%s\"", s->state_schema, s->schema);
+	ix->n_exec = -1;
 	snprintf(ix->meta, sizeof ix->meta, "\"%s\".ix_meta", s->state_schema);
 	snprintf(ix->where, sizeof ix->where, "postgres: table %s", ix->table);
 	if (mode == DUROX_INDEX_OFF) {
@@ -101,8 +104,11 @@ char *pgi_sql(pg_index *ix, const char *tmpl)
 		} else if (p[0] == '@' && p[1] == 'M') {
 			buf_adds(&b, ix->meta);
 			p++;
-		} else if (p[0] == '@' && (p[1] == 'D' || p[1] == 'T' || p[1] == 'G')) {
-			buf_adds(&b, p[1] == 'D' ? ix->dtab : p[1] == 'T' ? ix->ttab : ix->gtab);
+		} else if (p[0] == '@' && (p[1] == 'D' || p[1] == 'T' || p[1] == 'G' || p[1] == 'C')) {
+			buf_adds(&b, p[1] == 'D'   ? ix->dtab
+			             : p[1] == 'T' ? ix->ttab
+			             : p[1] == 'G' ? ix->gtab
+			                           : ix->ctab);
 			p++;
 		} else if (p[0] == '@' && (p[1] == 'S' || p[1] == 'R') && p[2] == '.') {
 			buf_addf(&b, "\"%s\".", p[1] == 'S' ? ix->s->state_schema : ix->s->schema);
@@ -178,15 +184,16 @@ static int ix_end(pg_index *ix, int rc)
 /* The columns of the index table, in pg_add_summary_columns' order. */
 #define IX_COLS                                                                                                        \
 	"instance_id, name, version, status, created_at, updated_at, execution_count, parent_instance, parent_id,"     \
-	" completed_at, failure_kind, error, custom_status, custom_status_version, duration"
+	" completed_at, failure_kind, error, custom_status, custom_status_version, duration, touched_at"
 
 #define IX_UPSERT                                                                                                      \
 	" ON CONFLICT (instance_id) DO UPDATE SET (name, version, status, created_at, updated_at, execution_count,"    \
 	" parent_instance, parent_id, completed_at, failure_kind, error, custom_status, custom_status_version,"        \
-	" duration) = (EXCLUDED.name, EXCLUDED.version, EXCLUDED.status, EXCLUDED.created_at, EXCLUDED.updated_at,"    \
+	" duration, touched_at) = (EXCLUDED.name, EXCLUDED.version, EXCLUDED.status, EXCLUDED.created_at, "            \
+	"EXCLUDED.updated_at,"                                                                                         \
 	" EXCLUDED.execution_count, EXCLUDED.parent_instance, EXCLUDED.parent_id, EXCLUDED.completed_at,"              \
 	" EXCLUDED.failure_kind, EXCLUDED.error, EXCLUDED.custom_status, EXCLUDED.custom_status_version,"              \
-	" EXCLUDED.duration)"
+	" EXCLUDED.duration, EXCLUDED.touched_at)"
 
 static const char tables_sql[] =
         "CREATE TABLE IF NOT EXISTS @M (runtime_schema text PRIMARY KEY, format int NOT NULL, state text NOT NULL,"
@@ -199,13 +206,16 @@ static const char tables_sql[] =
         " version text COLLATE \"C\", status text COLLATE \"C\" NOT NULL, created_at int8 NOT NULL,"
         " updated_at int8 NOT NULL, execution_count int8, parent_instance text COLLATE \"C\", parent_id int8,"
         " completed_at int8, failure_kind text COLLATE \"C\", error text, custom_status text COLLATE \"C\","
-        " custom_status_version int8, duration int8);"
+        " custom_status_version int8, duration int8, touched_at int8);"
         "CREATE TABLE IF NOT EXISTS @D (instance_id text COLLATE \"C\" PRIMARY KEY, c int8[] NOT NULL,"
         " g text[] NOT NULL);"
         "CREATE TABLE IF NOT EXISTS @T (k int PRIMARY KEY, n int8 NOT NULL);"
         "CREATE TABLE IF NOT EXISTS @G (name text COLLATE \"C\" NOT NULL, vnull bool NOT NULL,"
         " version text COLLATE \"C\" NOT NULL, refs int8 NOT NULL, dn int8 NOT NULL, dsum int8 NOT NULL,"
-        " PRIMARY KEY (name, vnull, version))";
+        " PRIMARY KEY (name, vnull, version));"
+        "CREATE TABLE IF NOT EXISTS @C (name text COLLATE \"C\" NOT NULL, vnull bool NOT NULL,"
+        " version text COLLATE \"C\" NOT NULL, status text COLLATE \"C\" NOT NULL, n int8 NOT NULL,"
+        " PRIMARY KEY (name, vnull, version, status))";
 
 /* The listing indexes (created after a build's last chunk: loading is faster without them). */
 static const char *const index_sql[] = {
@@ -217,6 +227,7 @@ static const char *const index_sql[] = {
         "CREATE INDEX IF NOT EXISTS @I_sn ON @X (status, name, instance_id)",
         "CREATE INDEX IF NOT EXISTS @I_p ON @X (parent_instance, instance_id) WHERE parent_instance IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS @I_f ON @X (failure_kind, created_at, instance_id) WHERE failure_kind IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS @I_t ON @X (touched_at)",
 };
 
 /* index_sql[k] with @I (the index's name, unqualified: it goes into the table's schema). */
@@ -248,12 +259,73 @@ static int create_index(pg_index *ix, const char *tmpl)
 	" FROM instances i LEFT JOIN executions e ON e.instance_id=i.instance_id AND"                                  \
 	" e.execution_id=i.current_execution_id"
 
-/* The index row's columns as SQL over i and e: the listing's summary columns, then the duration. */
+/* The index row's columns as SQL over i and e: the listing's summary columns, the duration,
+ * then the runtime's own instances.updated_at (the metrics' last activity: max(touched_at)). */
 static void add_row_columns(pg_store *s, buf *b)
 {
 	pg_add_summary_columns(s, b);
 	buf_adds(b, ", ");
 	buf_adds(b, pg_duration_sql);
+	buf_adds(b, ", " PG_MS("i.updated_at"));
+}
+
+/* ---- the status totals ------------------------------------------------------------------- */
+
+/* @C holds, per (name, version, status), how many rows of @X have them, so that the metrics'
+ * instance counts read a few rows instead of grouping the whole table. Every change of @X rows
+ * subtracts the old rows' counts and adds the new ones in its own transaction (recompute); a
+ * build and a reconciliation (full passes anyway) count afresh. */
+#define STATUS_COLS "COALESCE(x.name, ''), x.version IS NULL, COALESCE(x.version, ''), x.status"
+
+/* Adds sign x the counts of the rows of the ids $1 (a text[] parameter in p). */
+static int status_adjust(pg_index *ix, const char *arr, int sign)
+{
+	pqp p;
+	pqp_init(&p);
+	pqp_text(&p, arr);
+	pqp_int(&p, sign);
+	int rc = pgi_q(ix, PQ_WRITE,
+	               "INSERT INTO @C AS t (name, vnull, version, status, n) SELECT " STATUS_COLS
+	               ", $2::int8 * count(*) FROM @X x WHERE x.instance_id = ANY($1::text[]) GROUP BY 1, 2, 3, 4"
+	               " ON CONFLICT (name, vnull, version, status) DO UPDATE SET n = t.n + EXCLUDED.n",
+	               &p, NULL, NULL, NULL, "updating the index's status totals");
+	pqp_free(&p);
+	return rc;
+}
+
+/* Compares the status totals with the counts of @X: a difference counts once in
+ * out->digests_mismatched (the first differing row in out->first when empty). */
+static int status_row(void *ud, const PGresult *r)
+{
+	durox_index_verify_result *o = ud;
+	if (pq_int(r, 0) > 0) {
+		o->digests_mismatched++;
+		if (o->first[0] == '\0')
+			snprintf(o->first, sizeof o->first,
+			         "status totals: %" PRId64 " rows differ from the index's rows, first %s", pq_int(r, 0),
+			         pq_text(r, 1) ? pq_text(r, 1) : "");
+	}
+	return 1;
+}
+
+static int status_verify(pg_index *ix, durox_index_verify_result *out)
+{
+	return pgi_q(
+	        ix, 0,
+	        "WITH k AS (SELECT name, vnull, version, status, n FROM @C WHERE n <> 0), c AS (SELECT " STATUS_COLS
+	        ", count(*) FROM @X x GROUP BY 1, 2, 3, 4) SELECT count(*), min(d::text) FROM"
+	        " ((SELECT 'kept', * FROM k EXCEPT ALL SELECT 'kept', * FROM c) UNION ALL (SELECT 'counted', *"
+	        " FROM c EXCEPT ALL SELECT 'counted', * FROM k)) AS d(side, name, vnull, version, status, n)",
+	        NULL, status_row, out, NULL, "verifying the index's status totals");
+}
+
+/* Counts the status totals afresh from @X. In a transaction. */
+static int status_rebuild(pg_index *ix)
+{
+	return ix_exec(ix,
+	               "DELETE FROM @C; INSERT INTO @C (name, vnull, version, status, n) SELECT " STATUS_COLS
+	               ", count(*) FROM @X x GROUP BY 1, 2, 3, 4",
+	               "counting the index's status totals");
 }
 
 /* INSERT INTO @X (...) <summary SELECT> FROM_STORE <where> ON CONFLICT ... */
@@ -301,6 +373,7 @@ struct meta_ud {
 	char *feed;  /* hex, malloc'd */
 	int format;
 	int64_t inst_oid, hist_oid;
+	int64_t n_exec; /* the executions rows counted with the position (-1: not known) */
 };
 
 static int meta_row(void *ud, const PGresult *r)
@@ -321,6 +394,7 @@ static int meta_row(void *ud, const PGresult *r)
 	u->ix->synced_at = pq_isnull(r, 9) ? DUROX_NO_TIME : pq_int(r, 9);
 	u->ix->history_rows = pq_int(r, 10);
 	u->ix->n_inst = pq_int(r, 11);
+	u->n_exec = pq_isnull(r, 12) ? -1 : pq_int(r, 12);
 	return 1;
 }
 
@@ -349,12 +423,12 @@ static int meta_read(pg_index *ix, struct meta_ud *u)
 		return rc;
 	pqp_init(&p);
 	pqp_text(&p, ix->s->schema);
-	rc = pgi_q(
-	        ix, 0,
-	        "SELECT state, format, build_after, build_done, build_total, encode(feed_pos,'hex'), inst_oid,"
-	        " hist_oid, built_at, synced_at, history_rows, COALESCE((to_jsonb(m)->>'n_inst')::int8, -1) FROM @M m"
-	        " WHERE runtime_schema=$1",
-	        &p, meta_row, u, NULL, "reading the index's state");
+	rc = pgi_q(ix, 0,
+	           "SELECT state, format, build_after, build_done, build_total, encode(feed_pos,'hex'), inst_oid,"
+	           " hist_oid, built_at, synced_at, history_rows, COALESCE((to_jsonb(m)->>'n_inst')::int8, -1),"
+	           " (to_jsonb(m)->>'n_exec')::int8 FROM @M m"
+	           " WHERE runtime_schema=$1",
+	           &p, meta_row, u, NULL, "reading the index's state");
 	pqp_free(&p);
 	if (rc == DUROX_ENOMEM)
 		rc = store_fail(&ix->s->base, DUROX_ENOMEM, "out of memory");
@@ -446,6 +520,8 @@ static int place_feed(pg_index *ix)
 		pos[k] = (unsigned char)v;
 	}
 	rc = pg_feed_vtable.restore(ix->feed, pos, n);
+	/* the executions count saved with that position: exact while the gate stays closed */
+	ix->n_exec = u.n_exec;
 	/* a restored position would count history at once, looking for deleted rows (a pass over
 	 * history in every fresh process); the index finds purges by counting instances at every
 	 * round that reads, so the feed's own check may wait its interval */
@@ -526,7 +602,7 @@ static int build_start(pg_index *ix)
 		rc = ix_exec(ix, tables_sql, "creating the index's tables");
 	/* a new table (an older layout goes with it), its listing indexes made after the last chunk */
 	if (rc == DUROX_OK)
-		rc = ix_exec(ix, "DROP TABLE IF EXISTS @X, @D, @T, @G", "emptying the index");
+		rc = ix_exec(ix, "DROP TABLE IF EXISTS @X, @D, @T, @G, @C", "emptying the index");
 	if (rc == DUROX_OK)
 		rc = ix_exec(ix, tables_sql, "creating the index's tables");
 	int64_t total = 0, o[2] = {0, 0};
@@ -567,6 +643,7 @@ static int build_start(pg_index *ix)
 	}
 	rc = ix_end(ix, rc);
 	ix->feed_placed = rc == DUROX_OK;
+	ix->n_exec = -1; /* counted in SQL above; the digest counts again until a sync does */
 	if (rc == DUROX_OK) {
 		ix->build_done = 0;
 		ix->build_total = total;
@@ -670,6 +747,8 @@ static int ix_build(pg_index *ix, int rebuild, store_progress_fn progress, void 
 		for (size_t k = 0; rc == DUROX_OK && k < sizeof index_sql / sizeof index_sql[0]; k++)
 			rc = create_index(ix, index_sql[k]);
 		if (rc == DUROX_OK)
+			rc = status_rebuild(ix);
+		if (rc == DUROX_OK)
 			rc = ix_exec(ix, "ANALYZE @X", "analyzing the index");
 		if (rc == DUROX_OK) {
 			pqp p;
@@ -753,6 +832,8 @@ static int recompute(pg_index *ix, idlist *l, int64_t *delta)
 	pqp_init(&p);
 	pqp_text(&p, arr);
 	if (rc == DUROX_OK)
+		rc = status_adjust(ix, arr, -1);
+	if (rc == DUROX_OK)
 		rc = run_upsert(ix, ins, &p, delta, "updating the index");
 	uint64_t gone = 0;
 	if (rc == DUROX_OK)
@@ -761,6 +842,8 @@ static int recompute(pg_index *ix, idlist *l, int64_t *delta)
 		           " instances i WHERE i.instance_id = x.instance_id COLLATE \"default\")",
 		           &p, NULL, NULL, &gone, "updating the index");
 	*delta -= (int64_t)gone;
+	if (rc == DUROX_OK)
+		rc = status_adjust(ix, arr, 1);
 	pqp_free(&p);
 	free(arr);
 	free(ins);
@@ -797,6 +880,8 @@ static int reconcile(pg_index *ix, int pruned, int64_t *delta)
 		           " x.instance_id COLLATE \"default\")",
 		           NULL, NULL, NULL, &gone, "reconciling the index");
 	*delta -= (int64_t)gone;
+	if (rc == DUROX_OK)
+		rc = status_rebuild(ix);
 	if (rc == DUROX_OK)
 		rc = pgd_reconcile(ix, pruned);
 	return rc;
@@ -892,7 +977,7 @@ static int exec_check(pg_index *ix, int *pruned)
 	free(sql);
 	pqp_free(&p);
 	if (rc == DUROX_OK) {
-		ix->exec_now = v[0];
+		ix->exec_now = ix->n_exec = v[0];
 		if (v[1] >= 0 && v[0] < v[1])
 			*pruned = 1;
 	}
@@ -1124,7 +1209,7 @@ static int pgi_drop(store *base)
 		pqp_text(&p, s->schema);
 		rc = ix_begin(ix);
 		if (rc == DUROX_OK)
-			rc = ix_exec(ix, "DROP TABLE IF EXISTS @X, @D, @T, @G", "dropping the index");
+			rc = ix_exec(ix, "DROP TABLE IF EXISTS @X, @D, @T, @G, @C", "dropping the index");
 		if (rc == DUROX_OK)
 			rc = pgi_q(ix, PQ_WRITE, "DELETE FROM @M WHERE runtime_schema=$1", &p, NULL, NULL, NULL,
 			           "dropping the index");
@@ -1133,6 +1218,7 @@ static int pgi_drop(store *base)
 	}
 	if (rc == DUROX_OK) {
 		ix->feed_placed = 0;
+		ix->n_exec = -1;
 		ix->n_inst = ix->build_done = ix->build_total = ix->history_rows = 0;
 		ix->built_at = ix->synced_at = DUROX_NO_TIME;
 		ix->size_bytes = -1;
@@ -1202,6 +1288,8 @@ static int pgi_verify(store *base, durox_index_verify_result *out)
 			/* the digest: its totals against history and against the sum of its rows */
 			if (rc == DUROX_OK)
 				rc = pgd_verify(ix, out);
+			if (rc == DUROX_OK)
+				rc = status_verify(ix, out);
 			rc = ix_end(ix, rc);
 		}
 	}

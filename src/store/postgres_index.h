@@ -26,6 +26,7 @@ typedef struct pg_index {
 	char dtab[2 * PG_NAME_MAX + 16];  /* the digest's tables (postgres_index_digest.c): rows, */
 	char ttab[2 * PG_NAME_MAX + 16];  /* totals */
 	char gtab[2 * PG_NAME_MAX + 16];  /* and groups */
+	char ctab[2 * PG_NAME_MAX + 16];  /* the status totals of the summary rows (postgres_index.c) */
 	char meta[PG_NAME_MAX + 24];      /* "durox".ix_meta */
 	char where[3 * PG_NAME_MAX + 64]; /* what status shows as its path */
 	store_feed *feed;                 /* the change feed, once opened */
@@ -37,6 +38,9 @@ typedef struct pg_index {
 	uint64_t scans;        /* syncs of this handle that found the feed's gate open and scanned the store */
 	uint64_t digest_rows;  /* history rows this handle read to compute instances' digest rows */
 	int64_t exec_now;      /* executions rows counted at this sync's first round that moved, or -1 */
+	int64_t n_exec;        /* executions rows as of the feed's position: counted when the gate last
+	                        * opened, or saved with the position read back; -1 when not known. Exact
+	                        * while the gate stays closed (no transaction ended since) */
 	uint64_t digest_reads; /* whole-history passes of this handle's metrics digest (postgres_metrics.c) */
 } pg_index;
 
@@ -56,7 +60,7 @@ int pgi_count(pg_store *s, const durox_filter *f, int64_t *out);
 const char *pgi_field_sql(int field);
 
 /* SQL from a template: "@X" becomes the index table, "@M" its meta table, "@D", "@T", "@G" the
- * digest's tables, "@S." / "@R." as pq_ours. malloc'd; NULL when out of memory. */
+ * digest's tables, "@C" the status totals, "@S." / "@R." as pq_ours. malloc'd; NULL when out of memory. */
 char *pgi_sql(pg_index *ix, const char *tmpl);
 /* Runs a template statement (pgi_sql) on the primary with flags | PQ_PRIMARY, rows to cb (may be
  * NULL), as pq_query. Returns a durox code (DUROX_ENOMEM when the SQL cannot be made). */

@@ -81,19 +81,21 @@ static int pg_instance_digest(store *base, store_instance_digest *out)
 	arena_init(&out->mem);
 	struct inst_ud u = {out, 0, 0};
 	int rc;
-	if (pgi_usable(s, NULL)) {
-		/* the index's rows (synced just now): their name, version and status are the store's
-		 * (COALESCE(e.status, 'Unknown'): NULL counts as unknown, as below), a quarter of the join */
-		char *sql = pgi_sql(
-		        s->ix,
-		        "SELECT x.name, x.version, count(*), count(*) FILTER (WHERE x.status='Running'),"
-		        " count(*) FILTER (WHERE x.status='Completed'), count(*) FILTER (WHERE x.status='Failed'),"
-		        " count(*) FILTER (WHERE x.status='ContinuedAsNew'), count(*) FILTER (WHERE x.status NOT IN"
-		        " ('Running','Completed','Failed','ContinuedAsNew')) FROM @X x GROUP BY 1, 2"
-		        " ORDER BY x.name, x.version NULLS FIRST");
-		rc = sql == NULL ? store_fail(base, DUROX_ENOMEM, "out of memory")
-		                 : pq_query(s, PQ_PRIMARY, sql, NULL, inst_row, &u, NULL, "counting instances");
-		free(sql);
+	int indexed = pgi_usable(s, NULL);
+	if (indexed) {
+		/* the index's status totals (synced just now): the counts of its rows, whose name,
+		 * version and status are the store's (COALESCE(e.status, 'Unknown'): NULL counts as
+		 * unknown, as below); a few rows instead of a pass over the index table */
+		rc = pgi_q(s->ix, 0,
+		           "SELECT name, CASE WHEN vnull THEN NULL ELSE version END, sum(n)::int8,"
+		           " COALESCE(sum(n) FILTER (WHERE status='Running'), 0)::int8,"
+		           " COALESCE(sum(n) FILTER (WHERE status='Completed'), 0)::int8,"
+		           " COALESCE(sum(n) FILTER (WHERE status='Failed'), 0)::int8,"
+		           " COALESCE(sum(n) FILTER (WHERE status='ContinuedAsNew'), 0)::int8,"
+		           " COALESCE(sum(n) FILTER (WHERE status NOT IN ('Running','Completed','Failed',"
+		           "'ContinuedAsNew')), 0)::int8 FROM @C GROUP BY name, vnull, version HAVING sum(n) <> 0"
+		           " ORDER BY name COLLATE \"C\", vnull DESC, version COLLATE \"C\"",
+		           NULL, inst_row, &u, NULL, "counting instances");
 	} else {
 		/* byte order of names, NULL versions first: the order the SQLite digest sorts in */
 		rc = pq_query(
@@ -111,8 +113,10 @@ static int pg_instance_digest(store *base, store_instance_digest *out)
 	}
 	if (rc == DUROX_OK && u.oom)
 		rc = store_fail(base, DUROX_ENOMEM, "out of memory");
-	int64_t n = 0;
-	if (rc == DUROX_OK)
+	/* with the index, the executions rows as the sync last counted them (exact while no
+	 * transaction ended since: postgres_index.h) */
+	int64_t n = indexed ? s->ix->n_exec : -1;
+	if (rc == DUROX_OK && n < 0)
 		rc = pq_one_int(s, 0, "SELECT count(*) FROM executions", NULL, &n, NULL, "counting executions");
 	out->executions = (uint64_t)n;
 	if (out->groups == NULL && rc == DUROX_OK &&
@@ -201,9 +205,17 @@ static int pg_meta(store *base, store_meta *out)
 	}
 	/* No rowid on PostgreSQL: the runtime stamps instances.updated_at (and the history rows it
 	 * writes) with its clock at every turn it acknowledges, so the latest updated_at is when it
-	 * last wrote; instances is far smaller than history to scan. */
-	if ((rc = pq_one_int(s, 0, "SELECT " PG_MS("max(updated_at)") " FROM instances", NULL, &v, &isnull,
-	                     "reading instances")) != DUROX_OK)
+	 * last wrote; instances is far smaller than history to scan, and the index keeps the column
+	 * (touched_at) with a B-tree of its own, which answers at once. */
+	if (pgi_usable(s, NULL)) {
+		char *sql = pgi_sql(s->ix, "SELECT max(touched_at) FROM @X");
+		rc = sql == NULL ? store_fail(base, DUROX_ENOMEM, "out of memory")
+		                 : pq_one_int(s, PQ_PRIMARY, sql, NULL, &v, &isnull, "reading the index");
+		free(sql);
+	} else
+		rc = pq_one_int(s, 0, "SELECT " PG_MS("max(updated_at)") " FROM instances", NULL, &v, &isnull,
+		                "reading instances");
+	if (rc != DUROX_OK)
 		return rc;
 	if (!isnull)
 		out->last_history_ts = v;

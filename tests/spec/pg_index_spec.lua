@@ -83,8 +83,8 @@ describe_pg("the PostgreSQL visibility index", function()
     local after = L.sql(db, "", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dx'"
       .. " ORDER BY 1")
     assert.are.same(before, after)
-    assert.are.same({ { table_name = "ix_dx" }, { table_name = "ix_meta" }, { table_name = "ixd_dx" },
-      { table_name = "ixg_dx" }, { table_name = "ixt_dx" } },
+    assert.are.same({ { table_name = "ix_dx" }, { table_name = "ix_meta" }, { table_name = "ixc_dx" },
+      { table_name = "ixd_dx" }, { table_name = "ixg_dx" }, { table_name = "ixt_dx" } },
       L.sql(db, "", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'durox' AND"
         .. " table_name LIKE 'ix%' ORDER BY 1"))
     assert.is_true(assert(dx:index_verify()).ok)
@@ -250,6 +250,37 @@ describe_pg("the PostgreSQL visibility index", function()
     assert.is_false(v.ok)
     assert.are.equal(2, v.digests_mismatched)
     assert.truthy(v.first:find("history", 1, true), v.first)
+    assert(dx:index_build { rebuild = true })
+    assert.is_true(assert(dx:index_verify()).ok)
+    -- the status totals: the rows they count, computed here from the index table itself
+    local function kept_totals()
+      return L.sql(db, "", "SELECT name, vnull::text AS vnull, version, status, n::text AS n FROM durox.ixc_dx"
+        .. " WHERE n <> 0 ORDER BY 1, 2, 3, 4")
+    end
+    local counted = L.sql(db, "", "SELECT COALESCE(name, '') AS name, (version IS NULL)::text AS vnull,"
+      .. " COALESCE(version, '') AS version, status, count(*)::text AS n FROM durox.ix_dx GROUP BY 1, 2, 3, 4"
+      .. " ORDER BY 1, 2, 3, 4")
+    assert.truthy(#counted >= 2)
+    assert.are.same(counted, kept_totals())
+    -- one total drifts: verify names it; the metrics of a fresh handle show the drift (they
+    -- read the totals, not the rows)
+    local g = counted[1]
+    L.psql(name, ("UPDATE durox.ixc_dx SET n = n + 1 WHERE name = %s AND status = %s AND version = %s")
+      :format(L.lit(g.name), L.lit(g.status), L.lit(g.version)))
+    v = assert(dx:index_verify())
+    assert.is_false(v.ok)
+    assert.are.equal(0, v.mismatched)
+    assert.are.equal(1, v.digests_mismatched)
+    assert.truthy(v.first:find("status totals", 1, true), v.first)
+    local fresh = assert(durox.open(db))
+    local plain = assert(durox.open(db, { index = false }))
+    assert.are.equal(assert(plain:get_runtime_metrics()).total_instances_started + 1,
+      assert(fresh:get_runtime_metrics()).total_instances_started)
+    fresh:close()
+    plain:close()
+    assert(dx:index_build { rebuild = true })
+    assert.is_true(assert(dx:index_verify()).ok)
+    assert.are.same(counted, kept_totals())
     dx:close()
   end)
 
