@@ -7,7 +7,8 @@
 #   with    a duroxlua process polls the store at 10 Hz meanwhile: get_runtime_metrics and
 #           get_queue_metrics recomputed every tick (fresh = true), which syncs the visibility
 #           index first when the handle has one ($READER_OPTS: open options, a Lua table body,
-#           e.g. "index = false" for the reader that scans the store). The reader's index is
+#           e.g. "index = false" for the reader that scans the store; $READER_NICE: run the reader
+#           at that nice level, e.g. 10, as `duroxlua --nice 10` does). The reader's index is
 #           built before the runtime starts (as an operator's would have been long before),
 #           so the runs measure what keeping it current costs, not the first build.
 # The two runs of a pair follow each other and alternate their order (alone first in odd pairs),
@@ -82,7 +83,7 @@ run() { # kind pair -> appends to the arrays
   local t0 t1 rpid=""
   t0=$(ms)
   if [ "$kind" = with ]; then
-    "$bin" "$work/reader.lua" "$db" "$work/stop" >"$work/reader.out" 2>&1 &
+    ${READER_NICE:+nice -n "$READER_NICE"} "$bin" "$work/reader.lua" "$db" "$work/stop" >"$work/reader.out" 2>&1 &
     rpid=$!
   fi
   local n=0
@@ -124,7 +125,8 @@ done
 sum() { local s=0; for v in "$@"; do s=$((s + v)); done; echo "$s"; }
 nz() { local c=0; for v in "$@"; do [ "$v" -gt 0 ] && c=$((c + 1)); done; echo "$c"; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-printf '\n%d pairs, %d Sequence instances per run (reader: %s)\n' "$PAIRS" "$K" "${READER_OPTS:-default options}"
+printf '\n%d pairs, %d Sequence instances per run (reader: %s%s)\n' "$PAIRS" "$K" "${READER_OPTS:-default options}" \
+  "${READER_NICE:+, nice $READER_NICE}"
 printf '%-34s %12s %12s\n' "" "alone" "with reader"
 printf '%-34s %12s %12s\n' "instances failed by the runtime" "$(sum "${A_FAILED[@]}")" "$(sum "${W_FAILED[@]}")"
 printf '%-34s %12s %12s\n' "runs with a failed instance" "$(nz "${A_FAILED[@]}")/$PAIRS" "$(nz "${W_FAILED[@]}")/$PAIRS"

@@ -1,8 +1,9 @@
 /*
  * main.c - duroxlua, the Lua 5.4 interpreter with the durox module built in:
  *
- *   duroxlua [--store URL] [--config FILE] [--no-index] [access options] [-e CODE] [-l [G=]MOD] [-i] [-v] [-E] [-W]
- * [SCRIPT [ARGS]] duroxlua [--store URL] [--config FILE] COMMAND [ARGS]     (list, show, cancel, ...: lua/durox/cli)
+ *   duroxlua [--store URL] [--config FILE] [--no-index] [--nice N] [access options] [-e CODE] [-l [G=]MOD] [-i] [-v]
+ * [-E] [-W] [SCRIPT [ARGS]] duroxlua [--store URL] [--config FILE] COMMAND [ARGS]     (list, show, cancel, ...:
+ * lua/durox/cli)
  *
  * The front end reads its own options, then hands over: a COMMAND to durox.cli.main, a
  * SCRIPT (or standard input that is no terminal) to the interpreter, and with no script on a
@@ -14,10 +15,12 @@
  * (durox_luaopen) and term.c; the subcommands are the embedded lua/durox/cli modules.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -53,6 +56,7 @@ typedef struct frontend {
 	int first; /* index of the script or command; argc when there is none */
 	int interactive, version, help, no_env, has_code, stdin_script;
 	const char *store, *config;
+	const char *nice; /* --nice N, else $DUROX_NICE: the process's scheduling priority */
 	access_opts access;
 	const char *bad; /* an option we do not know, or one missing its value */
 } frontend;
@@ -60,8 +64,8 @@ typedef struct frontend {
 /* The options that take a value (skipped when the actions are run in order). */
 static int takes_value(const char *a)
 {
-	static const char *const names[] = {"--store", "--config",     "--policy",        "--user",
-	                                    "--role",  "--audit-file", "--access-reason", NULL};
+	static const char *const names[] = {"--store",      "--config",        "--policy", "--user", "--role",
+	                                    "--audit-file", "--access-reason", "--nice",   NULL};
 	for (int k = 0; names[k] != NULL; k++)
 		if (strcmp(a, names[k]) == 0)
 			return 1;
@@ -130,6 +134,9 @@ static void read_command_line(frontend *f)
 			f->access.roles[f->access.n_roles++] = r;
 		} else if (strcmp(a, "--no-index") == 0) {
 			f->access.no_index = 1;
+		} else if (strcmp(a, "--nice") == 0 || strncmp(a, "--nice=", 7) == 0) {
+			if ((f->nice = option_value(f, &i, "--nice")) == NULL)
+				return;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			f->help = 1;
 		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
@@ -167,6 +174,30 @@ static void print_usage(lua_State *L, FILE *out)
 	else
 		fprintf(out, "usage: %s [options] [script [args]]\n", PROGRAM);
 	lua_settop(L, 2);
+}
+
+/* Lowers the process's CPU priority to nice level text (0..19), as `nice -n` does from 0:
+ * a reader that polls yields the CPU to the runtime on a busy machine (docs/operations.md,
+ * "Reads and the live runtime"). A level at or below the current one changes nothing (raising
+ * a priority needs privileges). Returns 0, or prints why not and returns EXIT_USAGE / 1. */
+static int apply_nice(const char *text)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || v < 0 || v > 19) {
+		fprintf(stderr, "%s: --nice takes a level from 0 to 19, not '%s'\n", PROGRAM, text);
+		return EXIT_USAGE;
+	}
+	errno = 0;
+	int cur = getpriority(PRIO_PROCESS, 0);
+	if (errno == 0 && cur >= (int)v)
+		return 0;
+	if (setpriority(PRIO_PROCESS, 0, (int)v) != 0) {
+		fprintf(stderr, "%s: cannot set nice level %ld: %s\n", PROGRAM, v, strerror(errno));
+		return 1;
+	}
+	return 0;
 }
 
 /* ---- running Lua code ------------------------------------------------------------------------ */
@@ -513,6 +544,12 @@ static int frontend_main(lua_State *L)
 		print_usage(L, stdout);
 		return 0;
 	}
+	/* the option's value always counts; an empty $DUROX_NICE is no setting, as for the others */
+	int nice_given = f->nice != NULL;
+	if (!nice_given && !f->no_env)
+		f->nice = getenv("DUROX_NICE");
+	if (f->nice != NULL && (nice_given || f->nice[0] != '\0') && (*exit_code = apply_nice(f->nice)) != 0)
+		return 0;
 	if (f->store == NULL && !f->no_env)
 		f->store = getenv("DUROX_STORE");
 	if (f->store != NULL && f->store[0] == '\0')

@@ -124,6 +124,41 @@ describe("duroxlua commands", function()
     end)
   end)
 
+  describe("--nice", function()
+    -- the nice level of a process from /proc/<pid>/stat (field 19)
+    local function nice_of(stat)
+      local f = {}
+      for w in stat:match("%) (.*)$"):gmatch("%S+") do f[#f + 1] = w end
+      return tonumber(f[17])
+    end
+    local base = nice_of(io.open("/proc/self/stat"):read("a")) -- the suite's own level (inherited)
+    local probe = "io.write(io.open('/proc/self/stat'):read('a'))"
+    it("lowers the process's priority to level N, before the script or command runs", function()
+      local r = run { "--nice", "19", "-e", probe }
+      expect(r, 0, nil, "")
+      assert.are.equal(19, nice_of(r.out))
+      r = run { "--nice=18", "-e", probe }
+      assert.are.equal(math.max(base, 18), nice_of(r.out))
+      -- $DUROX_NICE when the option is not given; -E ignores it
+      r = run({ "-e", probe }, { env = { DUROX_NICE = "17" } })
+      assert.are.equal(math.max(base, 17), nice_of(r.out))
+      r = run({ "-E", "-e", probe }, { env = { DUROX_NICE = "17" } })
+      assert.are.equal(base, nice_of(r.out))
+      -- a level below the current one changes nothing (no privilege is needed or asked for)
+      r = run { "--nice", "0", "-e", probe }
+      expect(r, 0, nil, "")
+      assert.are.equal(base, nice_of(r.out))
+    end)
+    it("rejects a level outside 0-19 or not a number, exit 2, one line", function()
+      for _, v in ipairs { "20", "-1", "ten", "", "5x" } do
+        expect(run { "--nice", v, "-e", "print('ran')" }, 2, "",
+          "duroxlua: --nice takes a level from 0 to 19, not '" .. v .. "'\n")
+      end
+      expect(run({ "-e", "print('ran')" }, { env = { DUROX_NICE = "high" } }), 2, "",
+        "duroxlua: --nice takes a level from 0 to 19, not 'high'\n")
+    end)
+  end)
+
   describe("stores", function()
     it("needs a store", function()
       expect(run { "list" }, 2, "", "duroxlua list: no store given (use --store URL or set DUROX_STORE)\n")

@@ -41,6 +41,7 @@ M.INTERPRETER_OPTIONS = {
   { "--store URL", "open this Duroxide store as the global 'dx' (default: $DUROX_STORE)" },
   { "--config FILE", "its ManagementConfig file (default: $DUROX_CONFIG)" },
   { "--no-index", "read the store without the visibility index (docs/index.md)" },
+  { "--nice N", "run at CPU nice level N, 0-19 (default: $DUROX_NICE): a poller yields to the runtime" },
   { "--policy FILE", "access-control policy (default: $DUROX_POLICY; docs/access-control.md)" },
   { "--user NAME", "the caller's user id for the policy (default: $DUROX_USER)" },
   { "--role R1,R2", "the caller's roles, repeatable (default: $DUROX_ROLES)" },

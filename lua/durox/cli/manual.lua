@@ -47,6 +47,7 @@ M.ENVIRONMENT = {
   { "DUROX_CONFIG", "the ManagementConfig file when --config is not given" },
   { "DUROX_HISTORY", "the REPL's history file (default ~/.duroxlua_history; empty: no history kept)" },
   { "DUROX_DEBUG", "set: an error inside a command prints a Lua traceback" },
+  { "DUROX_NICE", "the CPU nice level (0-19) when --nice is not given: a poller that yields to the runtime" },
   { "DUROX_POLICY", "the access-control policy file when --policy is not given (docs/access-control.md)" },
   { "DUROX_USER, DUROX_ROLES", "the caller's user id and roles (comma-separated) for the policy" },
   { "DUROX_AUDIT_FILE", "the JSON Lines audit log of a read-only handle when --audit-file is not given" },
