@@ -153,19 +153,23 @@ void metrics_queue_params(const durox *dx, int64_t now, store_queue_params *p)
 	p->timer_overdue_ms = dx->cfg.timer_overdue_ms;
 	p->near_poison = dx->cfg.near_poison_attempts;
 	p->max_attempts = dx->cfg.max_attempts;
+	p->no_orphan_count = 0;
 }
 
 /* The queue snapshot as of m->now: cached only when now is implicit (the snapshot then holds
- * as of the time it was taken) and the thresholds have not changed since. */
+ * as of the time it was taken) and the thresholds have not changed since. orphans: the caller
+ * reads the orphans count (a snapshot taken without it does not serve such a caller). */
 static int get_queues(metrics_ctx *m, store_queue_snapshot *scratch, const store_queue_snapshot **out,
-                      store_queue_params *used)
+                      store_queue_params *used, int orphans)
 {
 	metrics_cache *c = m->dx->metrics;
 	store_queue_params p;
 	metrics_queue_params(m->dx, m->now, &p);
+	p.no_orphan_count = !orphans;
 	int same = c->has_queue && c->queue_params.stall_ms == p.stall_ms &&
 	           c->queue_params.timer_overdue_ms == p.timer_overdue_ms &&
-	           c->queue_params.near_poison == p.near_poison && c->queue_params.max_attempts == p.max_attempts;
+	           c->queue_params.near_poison == p.near_poison && c->queue_params.max_attempts == p.max_attempts &&
+	           (!orphans || !c->queue_params.no_orphan_count);
 	if (!m->explicit_now && same && usable(m, 1, c->queue_mono)) {
 		seen(m, c->queue_at);
 		*out = &c->queue;
@@ -213,7 +217,7 @@ int durox_get_runtime_metrics(durox *dx, const durox_metrics_request *req, durox
 	store_queue_snapshot scratch;
 	store_queue_params qp;
 	if ((rc = metrics_instances(&m, &in)) != DUROX_OK || (rc = metrics_history(&m, 0, &h)) != DUROX_OK ||
-	    (rc = get_meta(&m, &meta)) != DUROX_OK || (rc = get_queues(&m, &scratch, &q, &qp)) != DUROX_OK)
+	    (rc = get_meta(&m, &meta)) != DUROX_OK || (rc = get_queues(&m, &scratch, &q, &qp, 0)) != DUROX_OK)
 		return rc;
 	for (size_t k = 0; k < in->n; k++) {
 		const store_instance_group *g = &in->groups[k];
@@ -316,7 +320,7 @@ int durox_get_queue_metrics(durox *dx, const durox_metrics_request *req, durox_q
 	store_queue_snapshot scratch;
 	const store_history_digest *h = NULL;
 	store_queue_params qp;
-	if ((rc = get_queues(&m, &scratch, &q, &qp)) != DUROX_OK ||
+	if ((rc = get_queues(&m, &scratch, &q, &qp, 1)) != DUROX_OK ||
 	    (rc = metrics_history(&m, STORE_DIGEST_ROUND_TRIPS, &h)) != DUROX_OK)
 		return rc;
 	int64_t now = qp.now;

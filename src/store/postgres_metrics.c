@@ -409,6 +409,7 @@ typedef struct qm_wrow {
 struct pg_qmemo {
 	char gate[QM_GATE];
 	int valid, has_attempts;
+	int has_orphans; /* orphans was counted at the gate (a caller may not need it) */
 	qm_orow *o;
 	size_t no, co;
 	qm_wrow *w;
@@ -436,18 +437,27 @@ static size_t qm_max(void)
 	" THEN 4 ELSE 0 END | CASE WHEN q.lock_token IS NULL THEN 8 ELSE 0 END)"                      \
 	" FROM (SELECT instance_id, visible_at, created_at, " attempts " AS att, lock_token,"         \
 	" " WI_IS("work_item", "TimerFired") " AS tm FROM orchestrator_queue OFFSET 0) q"             \
-	" LEFT JOIN instance_locks l ON l.instance_id=q.instance_id"                                  \
-	" UNION ALL SELECT 3, count(*), NULL, NULL, NULL, 0 FROM orchestrator_queue q WHERE NOT EXISTS" \
+	" LEFT JOIN instance_locks l ON l.instance_id=q.instance_id"
+/* the orphans: no instance and no start queued for it (a probe of instances per queue row) */
+#define QM_ORPHANS_FROM                                                                              \
+	" FROM orchestrator_queue q WHERE NOT EXISTS"                                                 \
 	" (SELECT 1 FROM instances x WHERE x.instance_id=q.instance_id) AND NOT EXISTS (SELECT 1 FROM" \
 	" orchestrator_queue y WHERE y.instance_id=q.instance_id AND " WI_IS("y.work_item", "StartOrchestration") ")"
+#define QM_ORPHANS " UNION ALL SELECT 3, count(*), NULL, NULL, NULL, 0" QM_ORPHANS_FROM
 #define QM_WORKER(attempts)                                                                          \
 	" UNION ALL SELECT 1, " PG_MS("w.visible_at") ", NULL, " attempts ", w.locked_until,"        \
 	" CASE WHEN w.lock_token IS NULL THEN 8 ELSE 0 END FROM worker_queue w"                       \
 	" UNION ALL SELECT 2, NULL, NULL, NULL, locked_until, 0 FROM instance_locks"
 /* clang-format on */
 
-static const char qm_sql_attempts[] = QM_ORCH("attempt_count") QM_WORKER("w.attempt_count");
-static const char qm_sql_plain[] = QM_ORCH("0") QM_WORKER("0");
+static const char qm_sql_attempts[] = QM_ORCH("attempt_count") QM_ORPHANS QM_WORKER("w.attempt_count");
+static const char qm_sql_plain[] = QM_ORCH("0") QM_ORPHANS QM_WORKER("0");
+/* the same without the orphans (a caller that reads no orphans count: runtime metrics) */
+static const char qm_sql_rows_attempts[] = QM_ORCH("attempt_count") QM_WORKER("w.attempt_count");
+static const char qm_sql_rows_plain[] = QM_ORCH("0") QM_WORKER("0");
+/* the orphans alone, with the statement's snapshot (they belong to the kept rows only when
+ * it is still the snapshot the rows were kept at) */
+static const char qm_sql_orphans[] = "SELECT count(*), pg_current_snapshot()::text" QM_ORPHANS_FROM;
 
 static int qm_gate_row(void *ud, const PGresult *r)
 {
@@ -592,10 +602,25 @@ static void qm_free(struct pg_qmemo *m)
 
 static void qm_clear(struct pg_qmemo *m)
 {
-	m->valid = 0;
+	m->valid = m->has_orphans = 0;
 	m->no = m->nw = m->nl = 0;
 	m->orphans = 0;
 	m->oom = m->over = 0;
+}
+
+struct orphans_ud {
+	uint64_t n;
+	char snap[QM_GATE];
+};
+
+static int orphans_row(void *ud, const PGresult *r)
+{
+	struct orphans_ud *u = ud;
+	u->n = (uint64_t)pq_int(r, 0);
+	const char *t = pq_text(r, 1);
+	if (t != NULL && strlen(t) < QM_GATE)
+		memcpy(u->snap, t, strlen(t) + 1);
+	return 1;
 }
 
 /* The snapshot from the kept rows, read again first when the gate moved. Returns DUROX_OK,
@@ -615,10 +640,28 @@ static int qm_get(pg_store *s, const store_queue_params *qp, store_queue_snapsho
 	if (rc != DUROX_OK)
 		return rc;
 	int has_attempts = s->base.info.has_attempt_count;
+	int orphans = !qp->no_orphan_count;
+	if (m->valid && orphans && !m->has_orphans && m->has_attempts == has_attempts && gate[0] != '\0' &&
+	    strcmp(gate, m->gate) == 0) {
+		/* the rows are kept, the orphans were not counted: counted now, and kept when nothing
+		 * ended since the rows were read (else everything is read again below, in one statement) */
+		struct orphans_ud u = {0, ""};
+		if ((rc = pq_query(s, 0, qm_sql_orphans, NULL, orphans_row, &u, NULL, "reading the queues")) !=
+		    DUROX_OK)
+			return rc;
+		if (strcmp(u.snap, m->gate) == 0) {
+			m->orphans = u.n;
+			m->has_orphans = 1;
+		} else {
+			m->valid = 0;
+		}
+	}
 	if (!m->valid || m->has_attempts != has_attempts || gate[0] == '\0' || strcmp(gate, m->gate) != 0) {
 		qm_clear(m);
-		rc = pq_query(s, 0, has_attempts ? qm_sql_attempts : qm_sql_plain, NULL, qm_row, m, NULL,
-		              "reading the queues");
+		const char *sql = orphans ? (has_attempts ? qm_sql_attempts : qm_sql_plain)
+		                          : (has_attempts ? qm_sql_rows_attempts : qm_sql_rows_plain);
+		rc = pq_query(s, 0, sql, NULL, qm_row, m, NULL, "reading the queues");
+		m->has_orphans = orphans;
 		if (rc == DUROX_OK && m->oom)
 			rc = store_fail(&s->base, DUROX_ENOMEM, "out of memory");
 		if (rc != DUROX_OK || m->over) {

@@ -101,6 +101,9 @@ typedef struct store_queue_params {
 	int64_t now;
 	int64_t stall_ms, timer_overdue_ms;
 	uint32_t near_poison, max_attempts;
+	/* 1: the caller reads no orchestrator.orphans, which a provider may then leave 0 (its
+	 * orphans_blocking stays exact); 0: every figure */
+	int no_orphan_count;
 } store_queue_params;
 
 typedef struct store_queue_snapshot {

@@ -509,6 +509,33 @@ describe_pg("the PostgreSQL visibility index", function()
     assert(L.client(db, "raise", "qmemo-nobody", "ping", '"x"'))
     local orphan = same("an orphan enqueued")
     assert.are.equal(enq.orchestrator.orphans + 1, orphan.orchestrator.orphans)
+    -- runtime metrics read no orphans count, so a handle whose first call they are keeps the
+    -- rows without it: a later queue metrics call counts the orphans (nothing ended since), or
+    -- reads everything again (an orphan enqueued in between)
+    for _, between in ipairs { false, true } do
+      local h = assert(durox.open(db, { index = false }))
+      assert(h:get_runtime_metrics { now = durox.now() })
+      if between then assert(L.client(db, "raise", "qmemo-nobody-2", "ping", '"x"')) end
+      local now = durox.now()
+      local g, w = ours(h, now)
+      assert.are.same(w, g, "queue metrics after runtime metrics" .. (between and ", an orphan between" or ""))
+      assert.are.equal(orphan.orchestrator.orphans + (between and 1 or 0), g.orchestrator.orphans)
+      -- and the other way round: the rows kept with the count serve runtime metrics too
+      assert(h:get_runtime_metrics { now = durox.now() })
+      g, w = ours(h, durox.now())
+      assert.are.same(w, g, "queue metrics again")
+      h:close()
+    end
+    -- the same through the engine's metrics cache (no explicit now): a snapshot cached by
+    -- runtime metrics, taken without the count, must not answer queue metrics
+    local h = assert(durox.open(db, { index = false }))
+    assert(h:get_runtime_metrics())
+    assert.are.equal(tonumber(L.sql_value(db, "", "SELECT count(*) AS n FROM orchestrator_queue q WHERE NOT EXISTS"
+      .. " (SELECT 1 FROM instances i WHERE i.instance_id = q.instance_id) AND NOT EXISTS (SELECT 1 FROM"
+      .. " orchestrator_queue s WHERE s.instance_id = q.instance_id AND s.work_item LIKE '%StartOrchestration%')")),
+      assert(h:get_queue_metrics()).orchestrator.orphans)
+    h:close()
+    orphan = same("orphans enqueued")
     -- the runtime's own fetch (its procedure, as its dispatcher calls it) locks an instance's
     -- rows: lock_token, instance_locks, attempt_count + 1, all in place
     local f = L.sql(db, "", ("SELECT out_lock_token AS token, out_instance_id AS id FROM"
