@@ -274,11 +274,19 @@ describe("find_stuck_instances on the " .. B.name, function()
     local function count(q, pgq)
       return sql(q, db, pgq, pgdb)[1].n
     end
+    -- on PostgreSQL a handle computes these from the queue rows it keeps; the server-side
+    -- statements (inside a handle's own transaction, beyond 500,000 rows a queue) are checked
+    -- at the same instants in a process with the kept rows turned off
+    local server_side = {}
+    local function check_server_side(t, field, want)
+      if pgdb then server_side[#server_side + 1] = { t = t, field = field, want = want } end
+    end
     for _, r in ipairs(sql("SELECT locked_until AS lu FROM instance_locks ORDER BY 1 LIMIT 2", db, nil, pgdb)) do
       for _, t in ipairs({ r.lu + T.stall - 1, r.lu + T.stall }) do
         local rm = assert(dx:get_runtime_metrics { now = t, fresh = true })
-        assert.are.equal(count("SELECT count(*) AS n FROM instance_locks WHERE locked_until <= " .. (t - T.stall)),
-          rm.expired_instance_locks, "expired_instance_locks at " .. t)
+        local want = count("SELECT count(*) AS n FROM instance_locks WHERE locked_until <= " .. (t - T.stall))
+        assert.are.equal(want, rm.expired_instance_locks, "expired_instance_locks at " .. t)
+        check_server_side(t, "expired_instance_locks", want)
       end
     end
     for _, r in ipairs(sql("SELECT visible_at AS vis, locked_until AS lu FROM worker_queue ORDER BY id LIMIT 3", db,
@@ -289,10 +297,35 @@ describe("find_stuck_instances on the " .. B.name, function()
         local since = "max(visible_at, COALESCE(locked_until, 0))"
         local pgsince = "GREATEST(" .. pgms("visible_at") .. ", COALESCE(locked_until, 0))"
         local where = "(lock_token IS NULL OR locked_until <= " .. t .. ") AND %s <= " .. (t - T.stall)
-        assert.are.equal(count("SELECT count(*) AS n FROM worker_queue WHERE " .. where:format(since),
-          "SELECT count(*) AS n FROM worker_queue WHERE " .. where:format(pgsince)), rm.stalled_worker_items,
-          "stalled_worker_items at " .. t)
+        local want = count("SELECT count(*) AS n FROM worker_queue WHERE " .. where:format(since),
+          "SELECT count(*) AS n FROM worker_queue WHERE " .. where:format(pgsince))
+        assert.are.equal(want, rm.stalled_worker_items, "stalled_worker_items at " .. t)
+        check_server_side(t, "stalled_worker_items", want)
       end
+    end
+    if #server_side > 0 then
+      local script, lines = os.tmpname(), {}
+      for _, c in ipairs(server_side) do lines[#lines + 1] = ("{%d,%q}"):format(c.t, c.field) end
+      local f = assert(io.open(script, "w"))
+      f:write('local durox = require "durox"\n'
+        .. 'local dx = assert(durox.open(arg[1], { readonly = true }))\n'
+        .. 'for _, c in ipairs { ' .. table.concat(lines, ", ") .. ' } do\n'
+        .. '  local rm = assert(dx:get_runtime_metrics { now = c[1], fresh = true })\n'
+        .. '  print(rm[c[2]])\nend\n')
+      f:close()
+      local p = assert(io.popen(("DUROX_PG_QUEUE_MEMO_OFF=1 %q %q %q 2>&1"):format(os.getenv("DUROXLUA"), script, B.url)))
+      local out = p:read("a")
+      local ok = p:close()
+      os.remove(script)
+      assert(ok, out)
+      local k = 0
+      for v in out:gmatch("[^\n]+") do
+        k = k + 1
+        local c = server_side[k]
+        assert(c, out)
+        assert.are.equal(c.want, tonumber(v), "server-side " .. c.field .. " at " .. c.t)
+      end
+      assert.are.equal(#server_side, k, out)
     end
   end)
 
