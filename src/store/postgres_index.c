@@ -1028,7 +1028,7 @@ static int ix_sync(pg_index *ix)
 		moved = 1;
 		ix->scans++;
 		pruned |= res.reset == STORE_FEED_RESET_DELETED;
-		if (ids.n > 0) {
+		if (rc == DUROX_OK && ids.n > 0) {
 			rc = apply(ix, &ids, 0, 0, fu.rows);
 			saved = 1;
 		}
