@@ -912,7 +912,9 @@ static int save_position(pg_index *ix, uint64_t rows, int64_t delta)
 	pqp_int(&p, now_ms());
 	pqp_int(&p, (int64_t)rows);
 	pqp_int(&p, delta);
-	pqp_int(&p, ix->exec_now);
+	/* every save follows this sync's exec_check (it saves only after the gate opened), so
+	 * n_exec is the count just taken (-1 when not known: the saved one stays) */
+	pqp_int(&p, ix->n_exec);
 	rc = pgi_q(ix, PQ_WRITE,
 	           "UPDATE @M SET feed_pos=decode($2,'hex'), synced_at=$3, history_rows=history_rows+$4,"
 	           " n_inst=n_inst+$5, n_exec=CASE WHEN $6::int8 < 0 THEN n_exec ELSE $6::int8 END"
@@ -977,7 +979,7 @@ static int exec_check(pg_index *ix, int *pruned)
 	free(sql);
 	pqp_free(&p);
 	if (rc == DUROX_OK) {
-		ix->exec_now = ix->n_exec = v[0];
+		ix->n_exec = v[0];
 		if (v[1] >= 0 && v[0] < v[1])
 			*pruned = 1;
 	}
@@ -993,7 +995,6 @@ static int ix_sync(pg_index *ix)
 	int fresh = !ix->feed_placed; /* the position comes from ix_meta now (a new handle) */
 	int rc = place_feed(ix);
 	int moved = 0, pruned = 0, saved = 0;
-	ix->exec_now = -1;
 	for (int rounds = 0; rc == DUROX_OK && rounds < 100000; rounds++) {
 		idlist ids = {0};
 		struct feed_ud fu = {&ids, 0};

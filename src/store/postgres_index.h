@@ -37,7 +37,6 @@ typedef struct pg_index {
 	int64_t n_inst, build_done, build_total, built_at, synced_at, history_rows, size_bytes;
 	uint64_t scans;        /* syncs of this handle that found the feed's gate open and scanned the store */
 	uint64_t digest_rows;  /* history rows this handle read to compute instances' digest rows */
-	int64_t exec_now;      /* executions rows counted at this sync's first round that moved, or -1 */
 	int64_t n_exec;        /* executions rows as of the feed's position: counted when the gate last
 	                        * opened, or saved with the position read back; -1 when not known. Exact
 	                        * while the gate stays closed (no transaction ended since) */
