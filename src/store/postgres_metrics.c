@@ -459,12 +459,17 @@ static const char qm_sql_rows_plain[] = QM_ORCH("0") QM_WORKER("0");
  * it is still the snapshot the rows were kept at) */
 static const char qm_sql_orphans[] = "SELECT count(*), pg_current_snapshot()::text" QM_ORPHANS_FROM;
 
+/* A snapshot's text into gate (QM_GATE bytes); one too long to keep whole is no gate (left
+ * empty: the rows are read every time). */
+static void qm_gate_copy(char *gate, const char *t)
+{
+	if (t != NULL && strlen(t) < QM_GATE)
+		memcpy(gate, t, strlen(t) + 1);
+}
+
 static int qm_gate_row(void *ud, const PGresult *r)
 {
-	/* (a snapshot too long to keep whole is no gate: the rows are read every time) */
-	const char *t = pq_text(r, 0);
-	if (t != NULL && strlen(t) < QM_GATE)
-		memcpy(ud, t, strlen(t) + 1);
+	qm_gate_copy(ud, pq_text(r, 0));
 	return 1;
 }
 
@@ -617,9 +622,7 @@ static int orphans_row(void *ud, const PGresult *r)
 {
 	struct orphans_ud *u = ud;
 	u->n = (uint64_t)pq_int(r, 0);
-	const char *t = pq_text(r, 1);
-	if (t != NULL && strlen(t) < QM_GATE)
-		memcpy(u->snap, t, strlen(t) + 1);
+	qm_gate_copy(u->snap, pq_text(r, 1));
 	return 1;
 }
 
@@ -641,8 +644,9 @@ static int qm_get(pg_store *s, const store_queue_params *qp, store_queue_snapsho
 		return rc;
 	int has_attempts = s->base.info.has_attempt_count;
 	int orphans = !qp->no_orphan_count;
-	if (m->valid && orphans && !m->has_orphans && m->has_attempts == has_attempts && gate[0] != '\0' &&
-	    strcmp(gate, m->gate) == 0) {
+	/* the kept rows are those of the store now: nothing ended since they were read */
+	int kept = m->valid && m->has_attempts == has_attempts && gate[0] != '\0' && strcmp(gate, m->gate) == 0;
+	if (kept && orphans && !m->has_orphans) {
 		/* the rows are kept, the orphans were not counted: counted now, and kept when nothing
 		 * ended since the rows were read (else everything is read again below, in one statement) */
 		struct orphans_ud u = {0, ""};
@@ -653,10 +657,10 @@ static int qm_get(pg_store *s, const store_queue_params *qp, store_queue_snapsho
 			m->orphans = u.n;
 			m->has_orphans = 1;
 		} else {
-			m->valid = 0;
+			kept = 0;
 		}
 	}
-	if (!m->valid || m->has_attempts != has_attempts || gate[0] == '\0' || strcmp(gate, m->gate) != 0) {
+	if (!kept) {
 		qm_clear(m);
 		const char *sql = orphans ? (has_attempts ? qm_sql_attempts : qm_sql_plain)
 		                          : (has_attempts ? qm_sql_rows_attempts : qm_sql_rows_plain);

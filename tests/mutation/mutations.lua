@@ -477,8 +477,8 @@ return {
   -- the PostgreSQL queue rows a handle keeps between snapshots (postgres_metrics.c)
   { id = "pg-queue/memo-ignores-gate", file = "src/store/postgres_metrics.c", tests = "spec_pg_index$",
     why = "the kept queue rows are reused although a transaction ended since they were read",
-    from = [[gate[0] == '\0' || strcmp(gate, m->gate) != 0) {]],
-    to = [[gate[0] == '\0') {]] },
+    from = [[gate[0] != '\0' && strcmp(gate, m->gate) == 0;]],
+    to = [[gate[0] != '\0';]] },
   { id = "pg-queue/memo-instance-lock-kept", file = "src/store/postgres_metrics.c", tests = "spec_pg_index$",
     why = "a kept orchestrator row counts as in progress while its instance lock has expired (lock time ignored)",
     from = [[int st = !(r->f & QO_LOCK) || r->lu <= now ? 0 : (r->f & QO_TOK_EQ) ? 1 : 2;]],
