@@ -217,6 +217,9 @@ static const char tables_sql[] =
         " version text COLLATE \"C\" NOT NULL, status text COLLATE \"C\" NOT NULL, n int8 NOT NULL,"
         " PRIMARY KEY (name, vnull, version, status))";
 
+/* Every table of an index but the meta table (what a rebuild and a drop remove). */
+#define IX_TABLES "@X, @D, @T, @G, @C"
+
 /* The listing indexes (created after a build's last chunk: loading is faster without them). */
 static const char *const index_sql[] = {
         "CREATE INDEX IF NOT EXISTS @I_c ON @X (created_at, instance_id)",
@@ -602,7 +605,7 @@ static int build_start(pg_index *ix)
 		rc = ix_exec(ix, tables_sql, "creating the index's tables");
 	/* a new table (an older layout goes with it), its listing indexes made after the last chunk */
 	if (rc == DUROX_OK)
-		rc = ix_exec(ix, "DROP TABLE IF EXISTS @X, @D, @T, @G, @C", "emptying the index");
+		rc = ix_exec(ix, "DROP TABLE IF EXISTS " IX_TABLES, "emptying the index");
 	if (rc == DUROX_OK)
 		rc = ix_exec(ix, tables_sql, "creating the index's tables");
 	int64_t total = 0, o[2] = {0, 0};
@@ -1210,7 +1213,7 @@ static int pgi_drop(store *base)
 		pqp_text(&p, s->schema);
 		rc = ix_begin(ix);
 		if (rc == DUROX_OK)
-			rc = ix_exec(ix, "DROP TABLE IF EXISTS @X, @D, @T, @G, @C", "dropping the index");
+			rc = ix_exec(ix, "DROP TABLE IF EXISTS " IX_TABLES, "dropping the index");
 		if (rc == DUROX_OK)
 			rc = pgi_q(ix, PQ_WRITE, "DELETE FROM @M WHERE runtime_schema=$1", &p, NULL, NULL, NULL,
 			           "dropping the index");
