@@ -1,9 +1,9 @@
 /*
  * main.c - duroxlua, the Lua 5.4 interpreter with the durox module built in:
  *
- *   duroxlua [--store URL] [--config FILE] [--no-index] [--nice N] [access options] [-e CODE] [-l [G=]MOD] [-i] [-v]
- * [-E] [-W] [SCRIPT [ARGS]] duroxlua [--store URL] [--config FILE] COMMAND [ARGS]     (list, show, cancel, ...:
- * lua/durox/cli)
+ *   duroxlua [--store URL] [--config FILE] [--no-index] [--nice N] [access options]
+ *            [-e CODE] [-l [G=]MOD] [-i] [-v] [-E] [-W] [SCRIPT [ARGS]]
+ *   duroxlua [--store URL] [--config FILE] COMMAND [ARGS]   (list, show, cancel, ...: lua/durox/cli)
  *
  * The front end reads its own options, then hands over: a COMMAND to durox.cli.main, a
  * SCRIPT (or standard input that is no terminal) to the interpreter, and with no script on a
